@@ -1,0 +1,202 @@
+package certification
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/storage"
+	"go.uber.org/zap"
+)
+
+// ApplierConfig configures an Applier.
+type ApplierConfig struct {
+	Certification Config
+	Logger        *zap.Logger
+	// OnOutcome, if set, is called on the apply goroutine once the outcome of
+	// a write-set with an id is durable (its writes applied, if it committed).
+	// It must not block.
+	OnOutcome func(id []byte, o Outcome)
+}
+
+// Stats are the Applier's running counts since it was opened.
+type Stats struct {
+	Commits      uint64 // write-sets certified and applied
+	CertFailures uint64 // write-sets that failed certification
+	Duplicates   uint64 // repeated ids answered with their first outcome
+}
+
+// Applier certifies ordered write-sets and applies the committed ones to
+// storage, one storage batch per delivered batch. It implements
+// groupcomm.Deliverer. Deliver, Snapshot and Restore run on the apply
+// goroutine; Stats, Digest and Applied are safe to call concurrently.
+type Applier struct {
+	cfg   ApplierConfig
+	lg    *zap.Logger
+	store *storage.Store
+	cert  *Certifier
+
+	mu     sync.Mutex // guards digest for readers
+	digest [sha256.Size]byte
+
+	commits, failures, dups atomic.Uint64
+
+	ws   galenapb.WriteSet // reused decode buffer
+	recs []storage.Record
+	ids  [][]byte
+	outs []Outcome
+}
+
+var _ groupcomm.Deliverer = (*Applier)(nil)
+
+// NewApplier returns an Applier that resumes from the store's applied state.
+func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
+	cert, err := NewCertifier(cfg.Certification, store)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	a := &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert}
+	copy(a.digest[:], store.Applied().Meta)
+	return a, nil
+}
+
+// Applied is the highest seqno applied to storage.
+func (a *Applier) Applied() uint64 { return a.store.Applied().Seqno }
+
+// Stats returns the running counts.
+func (a *Applier) Stats() Stats {
+	return Stats{Commits: a.commits.Load(), CertFailures: a.failures.Load(), Duplicates: a.dups.Load()}
+}
+
+// Digest returns the applied seqno and the running digest of every
+// (seqno, id, outcome) applied up to it. Members with equal seqnos must have
+// equal digests.
+func (a *Applier) Digest() (uint64, [sha256.Size]byte) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.store.Applied().Seqno, a.digest
+}
+
+// Deliver certifies entries in order and applies the batch to storage.
+func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
+	applied := a.store.Applied()
+	if last <= applied.Seqno {
+		return nil // delivered before a restart
+	}
+	a.recs, a.ids, a.outs = a.recs[:0], a.ids[:0], a.outs[:0]
+	digest := a.digest
+	for _, e := range entries {
+		if e.Index <= applied.Seqno {
+			continue
+		}
+		rec, id, o, err := a.certify(e)
+		if err != nil {
+			return err
+		}
+		digest = chain(digest, rec.Seqno, id, rec.Outcome)
+		a.recs = append(a.recs, rec)
+		a.ids = append(a.ids, id)
+		a.outs = append(a.outs, o)
+	}
+	st := storage.AppliedState{Seqno: last, MinReadable: applied.MinReadable, Meta: digest[:]}
+	if err := a.store.ApplyBatch(a.recs, st); err != nil {
+		return fmt.Errorf("certification: apply through seqno %d: %w", last, err)
+	}
+	a.mu.Lock()
+	a.digest = digest
+	a.mu.Unlock()
+	a.cert.Persisted(last)
+	a.report()
+	return nil
+}
+
+// certify decides one entry and turns it into a storage record; it also
+// returns the write-set's id and outcome for OnOutcome.
+func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, Outcome, error) {
+	ws := &a.ws
+	ws.Reset()
+	if err := DecodeEntry(e.Data, ws); err != nil {
+		return storage.Record{}, nil, Outcome{}, fmt.Errorf("certification: entry at seqno %d: %w", e.Index, err)
+	}
+	o, err := a.cert.Certify(ws, e.Index)
+	if err != nil {
+		return storage.Record{}, nil, Outcome{}, err
+	}
+	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: EncodeOutcome(o)}
+	switch {
+	case o.Duplicate:
+		a.dups.Add(1)
+		rec.ID = nil // keep the first outcome stored under the id
+	case o.Verdict == Commit:
+		a.commits.Add(1)
+		rec.Writes = make([]storage.Write, len(ws.GetWrites()))
+		for i, w := range ws.GetWrites() {
+			rec.Writes[i] = storage.Write{Key: w.GetKey(), Value: w.GetValue(), Delete: w.GetDelete()}
+		}
+	default:
+		a.failures.Add(1)
+	}
+	return rec, ws.GetId(), o, nil
+}
+
+// report hands the batch's outcomes to OnOutcome.
+func (a *Applier) report() {
+	if a.cfg.OnOutcome == nil {
+		return
+	}
+	for i, id := range a.ids {
+		if len(id) > 0 {
+			a.cfg.OnOutcome(id, a.outs[i])
+		}
+	}
+}
+
+// chain folds one applied write-set into the running digest.
+func chain(prev [sha256.Size]byte, seqno uint64, id, outcome []byte) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], seqno)
+	h.Write(n[:])
+	h.Write(id)
+	h.Write(outcome)
+	var out [sha256.Size]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// Snapshot pins the current state for a Raft snapshot or a state transfer.
+func (a *Applier) Snapshot() (groupcomm.Snapshot, error) {
+	sn, err := a.store.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snapshot{sn}, nil
+}
+
+type snapshot struct{ *storage.Snapshot }
+
+func (s snapshot) Index() uint64 { return s.State().Seqno }
+
+// Restore replaces the state with a snapshot's, unless the store already
+// holds that state or a later one (a restart replays the local snapshot).
+func (a *Applier) Restore(r io.Reader) error {
+	st, err := a.store.Import(r)
+	if err != nil {
+		return fmt.Errorf("certification: restore: %w", err)
+	}
+	a.cert.Reset()
+	a.mu.Lock()
+	copy(a.digest[:], st.Meta)
+	a.mu.Unlock()
+	a.lg.Info("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
+	return nil
+}

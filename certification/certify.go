@@ -1,0 +1,231 @@
+package certification
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// Errors a write-set's outcome can carry. They are deterministic: every member
+// reports the same one for the same write-set.
+var (
+	// ErrConflict: a key the write-set writes was written after its snapshot.
+	// The write-set was not applied. Outcome.Err returns a *ConflictError.
+	ErrConflict = errors.New("certification: conflict")
+	// ErrSnapshotTooOld: the write-set's snapshot is below the certification
+	// window. It was not applied; the transaction should restart.
+	ErrSnapshotTooOld = errors.New("certification: snapshot is older than the certification window")
+	// ErrInvalidSnapshot: the write-set claims a snapshot at or after its own
+	// seqno, which no honest transaction can have read. It was not applied.
+	ErrInvalidSnapshot = errors.New("certification: snapshot is not before the write-set's seqno")
+)
+
+// ConflictError is the error of a write-set that lost to an earlier committer.
+// errors.Is(err, ErrConflict) holds for it.
+type ConflictError struct {
+	Key   []byte // the first conflicting key, in write-set order
+	Seqno uint64 // the seqno of the write-set that wrote Key after the snapshot
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("certification: conflict on key %q written at seqno %d", e.Key, e.Seqno)
+}
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// Verdict is the decision for one write-set.
+type Verdict uint8
+
+// The verdicts. Only Commit means the writes were applied.
+const (
+	Commit Verdict = iota + 1
+	Conflict
+	TooOld
+	InvalidSnapshot
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Commit:
+		return "commit"
+	case Conflict:
+		return "conflict"
+	case TooOld:
+		return "too-old"
+	case InvalidSnapshot:
+		return "invalid-snapshot"
+	}
+	return fmt.Sprintf("verdict(%d)", uint8(v))
+}
+
+// Outcome is what certification decided for a write-set.
+type Outcome struct {
+	Seqno    uint64  // the seqno the write-set was (first) ordered at
+	Verdict  Verdict //
+	Key      []byte  // on Conflict: the first conflicting key
+	KeySeqno uint64  // on Conflict: the seqno that wrote Key
+	// Duplicate is set when this delivery repeated an id already ordered in
+	// the window; the outcome is then the first one, and nothing was applied.
+	Duplicate bool
+}
+
+// Err returns nil for a commit and the matching sentinel (or *ConflictError)
+// otherwise.
+func (o Outcome) Err() error {
+	switch o.Verdict {
+	case Commit:
+		return nil
+	case Conflict:
+		return &ConflictError{Key: o.Key, Seqno: o.KeySeqno}
+	case TooOld:
+		return ErrSnapshotTooOld
+	case InvalidSnapshot:
+		return ErrInvalidSnapshot
+	}
+	return fmt.Errorf("certification: unknown verdict %d", o.Verdict)
+}
+
+// Store is what certification needs of storage: the latest version of a key
+// below a seqno (deletes included), and the outcome recorded for an id.
+type Store interface {
+	LatestVersion(key []byte, before uint64) (seqno uint64, ok bool, err error)
+	LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error)
+}
+
+// Config sets the certification window. It is part of the replicated state
+// machine's definition: every member of a cluster must use the same value.
+type Config struct {
+	// Window, in seqnos: snapshots older than seqno-Window are too old and
+	// ids are deduplicated over the last Window seqnos.
+	Window uint64
+	// IndexSize bounds the in-memory index of recent writes, in keys; older
+	// keys are looked up in the Store. It changes speed, never decisions.
+	IndexSize int
+}
+
+// DefaultWindow is the certification window every member uses.
+const DefaultWindow = 1 << 20
+
+// DefaultConfig returns the configuration members use.
+func DefaultConfig() Config {
+	return Config{Window: DefaultWindow, IndexSize: 1 << 16}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Window == 0 {
+		return errors.New("certification: Window must be positive")
+	}
+	if c.IndexSize <= 0 {
+		return errors.New("certification: IndexSize must be positive")
+	}
+	return nil
+}
+
+// Certifier applies the first-committer-wins rule to write-sets in seqno
+// order. It is not safe for concurrent use: one apply loop owns it.
+type Certifier struct {
+	cfg   Config
+	store Store
+	idx   *index
+}
+
+// NewCertifier returns a Certifier that falls back to st for keys and ids its
+// in-memory index no longer holds. st must reflect every write-set certified
+// so far once Persisted is called.
+func NewCertifier(cfg Config, st Store) (*Certifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Certifier{cfg: cfg, store: st, idx: newIndex(cfg.IndexSize)}, nil
+}
+
+// Certify decides the write-set ordered at seqno and, on commit, records its
+// writes in the index so later write-sets see them before they reach storage.
+// seqnos must be strictly increasing across calls. An error means the Store
+// failed; the caller must stop rather than guess.
+func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
+	if len(ws.GetId()) > 0 {
+		if o, ok, err := c.lookupID(ws.GetId(), seqno); err != nil || ok {
+			return o, err
+		}
+	}
+	o, err := c.decide(ws, seqno)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if o.Verdict == Commit {
+		for _, w := range ws.GetWrites() {
+			c.idx.putKey(w.GetKey(), seqno)
+		}
+	}
+	if len(ws.GetId()) > 0 {
+		c.idx.putID(ws.GetId(), o)
+	}
+	return o, nil
+}
+
+// decide is the rule itself.
+func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
+	snap := ws.GetSnapshot()
+	switch {
+	case snap >= seqno:
+		return Outcome{Seqno: seqno, Verdict: InvalidSnapshot}, nil
+	case seqno > c.cfg.Window && snap < seqno-c.cfg.Window:
+		return Outcome{Seqno: seqno, Verdict: TooOld}, nil
+	}
+	for _, w := range ws.GetWrites() {
+		last, ok, err := c.lastWrite(w.GetKey(), seqno)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if ok && last > snap {
+			return Outcome{Seqno: seqno, Verdict: Conflict, Key: w.GetKey(), KeySeqno: last}, nil
+		}
+	}
+	return Outcome{Seqno: seqno, Verdict: Commit}, nil
+}
+
+// lastWrite is the seqno of the latest committed write of key before seqno.
+func (c *Certifier) lastWrite(key []byte, seqno uint64) (uint64, bool, error) {
+	if s, ok := c.idx.key(key); ok && s < seqno {
+		return s, true, nil
+	}
+	s, ok, err := c.store.LatestVersion(key, seqno)
+	if err != nil {
+		return 0, false, fmt.Errorf("certification: latest version of %q: %w", key, err)
+	}
+	return s, ok, nil
+}
+
+// lookupID finds an earlier outcome for id within the window.
+func (c *Certifier) lookupID(id []byte, seqno uint64) (Outcome, bool, error) {
+	o, ok := c.idx.id(id)
+	if !ok {
+		raw, _, found, err := c.store.LookupID(id, seqno)
+		if err != nil {
+			return Outcome{}, false, fmt.Errorf("certification: lookup id: %w", err)
+		}
+		if !found {
+			return Outcome{}, false, nil
+		}
+		if o, err = DecodeOutcome(raw); err != nil {
+			return Outcome{}, false, err
+		}
+	}
+	if o.Seqno >= seqno || (seqno > c.cfg.Window && o.Seqno <= seqno-c.cfg.Window) {
+		return Outcome{}, false, nil
+	}
+	o.Duplicate = true
+	return o, true, nil
+}
+
+// Persisted tells the Certifier that the Store now holds every write-set up
+// to seqno, so index entries at or below it may be forgotten when the index
+// is full.
+func (c *Certifier) Persisted(seqno uint64) { c.idx.trim(seqno) }
+
+// Reset forgets the index; call it after the Store's contents were replaced.
+func (c *Certifier) Reset() { c.idx = newIndex(c.cfg.IndexSize) }

@@ -1,0 +1,219 @@
+package certification
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/galenadb/galena/api/galenapb"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// memStore is a Store over maps, for testing the rule alone.
+type memStore struct {
+	versions map[string][]uint64 // ascending
+	ids      map[string]Outcome
+}
+
+func newMemStore() *memStore {
+	return &memStore{versions: map[string][]uint64{}, ids: map[string]Outcome{}}
+}
+
+func (m *memStore) LatestVersion(key []byte, before uint64) (uint64, bool, error) {
+	vs := m.versions[string(key)]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i] < before {
+			return vs[i], true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+func (m *memStore) LookupID(id []byte, before uint64) ([]byte, uint64, bool, error) {
+	o, ok := m.ids[string(id)]
+	if !ok || o.Seqno >= before {
+		return nil, 0, false, nil
+	}
+	return EncodeOutcome(o), o.Seqno, true, nil
+}
+
+func ws(id string, snap uint64, keys ...string) *galenapb.WriteSet {
+	w := &galenapb.WriteSet{Id: []byte(id), Snapshot: snap}
+	for _, k := range keys {
+		w.Writes = append(w.Writes, &galenapb.Write{Key: []byte(k), Value: []byte("v")})
+	}
+	return w
+}
+
+type step struct {
+	ws    *galenapb.WriteSet
+	seqno uint64
+	want  Verdict
+	key   string // conflicting key, when want == Conflict
+	at    uint64 // seqno of the conflicting write
+	dup   bool
+}
+
+func TestCertifyRule(t *testing.T) {
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"disjoint keys from one snapshot both commit", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("b", 0, "y"), seqno: 2, want: Commit},
+		}},
+		{"same key from one snapshot: first committer wins", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("b", 0, "x"), seqno: 2, want: Conflict, key: "x", at: 1},
+		}},
+		{"same key after seeing the first write commits", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("b", 1, "x"), seqno: 2, want: Commit},
+		}},
+		{"aborted write-sets leave no trace", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("b", 0, "x", "y"), seqno: 2, want: Conflict, key: "x", at: 1},
+			{ws: ws("c", 1, "y"), seqno: 3, want: Commit},
+		}},
+		{"first conflicting key in write order is reported", []step{
+			{ws: ws("a", 0, "p"), seqno: 1, want: Commit},
+			{ws: ws("b", 1, "q"), seqno: 2, want: Commit},
+			{ws: ws("c", 0, "z", "q", "p"), seqno: 3, want: Conflict, key: "q", at: 2},
+		}},
+		{"gaps in seqnos (raft's own entries)", []step{
+			{ws: ws("a", 0, "x"), seqno: 5, want: Commit},
+			{ws: ws("b", 3, "x"), seqno: 9, want: Conflict, key: "x", at: 5},
+			{ws: ws("c", 7, "x"), seqno: 12, want: Commit},
+		}},
+		{"snapshot at or after own seqno is invalid", []step{
+			{ws: ws("a", 4, "x"), seqno: 4, want: InvalidSnapshot},
+			{ws: ws("b", 9, "x"), seqno: 5, want: InvalidSnapshot},
+		}},
+		{"snapshot below the window is too old", []step{
+			{ws: ws("a", 0, "x"), seqno: 100, want: Commit},
+			{ws: ws("b", 10, "y"), seqno: 200, want: TooOld},
+			{ws: ws("c", 100, "y"), seqno: 201, want: TooOld},
+			{ws: ws("d", 101, "y"), seqno: 201, want: Commit},
+		}},
+		{"repeated id reports the first outcome", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("a", 0, "x"), seqno: 2, want: Commit, dup: true},
+			{ws: ws("b", 0, "x"), seqno: 3, want: Conflict, key: "x", at: 1},
+			{ws: ws("b", 0, "x"), seqno: 4, want: Conflict, key: "x", at: 1, dup: true},
+		}},
+		{"repeated id beyond the window is certified afresh", []step{
+			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
+			{ws: ws("a", 150, "x"), seqno: 200, want: Commit},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCertifier(Config{Window: 100, IndexSize: 16}, newMemStore())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range tc.steps {
+				o, err := c.Certify(s.ws, s.seqno)
+				if err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+				if o.Verdict != s.want || o.Duplicate != s.dup {
+					t.Fatalf("step %d: got %v dup=%v, want %v dup=%v", i, o.Verdict, o.Duplicate, s.want, s.dup)
+				}
+				if s.want == Conflict && (string(o.Key) != s.key || o.KeySeqno != s.at) {
+					t.Fatalf("step %d: conflict on %q@%d, want %q@%d", i, o.Key, o.KeySeqno, s.key, s.at)
+				}
+			}
+		})
+	}
+}
+
+// The index is a cache: with it nearly empty, answers come from the store and
+// must be the same.
+func TestIndexFallsBackToStore(t *testing.T) {
+	st := newMemStore()
+	c, err := NewCertifier(Config{Window: 1000, IndexSize: 1}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(w *galenapb.WriteSet, seqno uint64) Outcome {
+		t.Helper()
+		o, err := c.Certify(w, seqno)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Verdict == Commit && !o.Duplicate {
+			for _, wr := range w.Writes {
+				st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
+			}
+		}
+		if !o.Duplicate {
+			st.ids[string(w.Id)] = o
+		}
+		c.Persisted(seqno)
+		return o
+	}
+	apply(ws("a", 0, "x"), 1)
+	for i := uint64(2); i < 50; i++ {
+		apply(ws(string(rune('A'+i)), i-1, "filler"), i)
+	}
+	if len(c.idx.keys) > 2 {
+		t.Fatalf("index holds %d keys, want it trimmed", len(c.idx.keys))
+	}
+	if o := apply(ws("late", 0, "x"), 60); o.Verdict != Conflict || o.KeySeqno != 1 {
+		t.Fatalf("got %+v, want conflict with seqno 1 from the store", o)
+	}
+	if o := apply(ws("a", 0, "x"), 61); !o.Duplicate || o.Seqno != 1 {
+		t.Fatalf("got %+v, want the first outcome of id a from the store", o)
+	}
+}
+
+func TestOutcomeErr(t *testing.T) {
+	err := Outcome{Verdict: Conflict, Key: []byte("k"), KeySeqno: 7}.Err()
+	var ce *ConflictError
+	if !errors.Is(err, ErrConflict) || !errors.As(err, &ce) || string(ce.Key) != "k" || ce.Seqno != 7 {
+		t.Fatalf("conflict error %v does not carry its key and seqno", err)
+	}
+	if !errors.Is(Outcome{Verdict: TooOld}.Err(), ErrSnapshotTooOld) {
+		t.Fatal("too-old outcome does not match ErrSnapshotTooOld")
+	}
+	if (Outcome{Verdict: Commit}).Err() != nil {
+		t.Fatal("commit has an error")
+	}
+}
+
+func TestOutcomeEncoding(t *testing.T) {
+	for _, o := range []Outcome{
+		{Seqno: 1, Verdict: Commit},
+		{Seqno: 1 << 40, Verdict: Conflict, Key: []byte("key\x00"), KeySeqno: 1<<40 - 1},
+		{Seqno: 3, Verdict: TooOld},
+	} {
+		got, err := DecodeOutcome(EncodeOutcome(o))
+		if err != nil || got.Seqno != o.Seqno || got.Verdict != o.Verdict || string(got.Key) != string(o.Key) || got.KeySeqno != o.KeySeqno {
+			t.Fatalf("round trip of %+v gave %+v, %v", o, got, err)
+		}
+	}
+	for _, bad := range [][]byte{nil, {9}, {outcomeFormat, 99, 1, 0}, {outcomeFormat, 1}} {
+		if _, err := DecodeOutcome(bad); err == nil {
+			t.Fatalf("DecodeOutcome(%v) accepted garbage", bad)
+		}
+	}
+}
+
+func TestEntryEncoding(t *testing.T) {
+	b, err := EncodeEntry(ws("id", 3, "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got galenapb.WriteSet
+	if err := DecodeEntry(b, &got); err != nil || string(got.Id) != "id" || got.Snapshot != 3 {
+		t.Fatalf("round trip: %v %v", &got, err)
+	}
+	for _, bad := range [][]byte{nil, {0}, {entryWriteSet, 0xff, 0xff}} {
+		if err := DecodeEntry(bad, &got); !errors.Is(err, ErrMalformedEntry) {
+			t.Fatalf("DecodeEntry(%v) = %v, want ErrMalformedEntry", bad, err)
+		}
+	}
+}

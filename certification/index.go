@@ -1,0 +1,64 @@
+package certification
+
+// index remembers recent committed writes (key → seqno) and recent outcomes
+// (id → Outcome) so certification rarely reads storage. It is a cache: an
+// entry is only dropped once storage holds it (seqno <= persisted), so a
+// lookup that misses here and falls back to storage gets the same answer.
+type index struct {
+	max   int
+	keys  map[string]uint64
+	ids   map[string]Outcome
+	order []entry // insertion order, oldest first, for eviction
+	head  int     // order[head:] are live
+}
+
+type entry struct {
+	seqno uint64
+	key   string
+	isID  bool
+}
+
+func newIndex(max int) *index {
+	return &index{max: max, keys: make(map[string]uint64), ids: make(map[string]Outcome)}
+}
+
+func (x *index) key(k []byte) (uint64, bool) {
+	s, ok := x.keys[string(k)]
+	return s, ok
+}
+
+func (x *index) id(id []byte) (Outcome, bool) {
+	o, ok := x.ids[string(id)]
+	return o, ok
+}
+
+func (x *index) putKey(k []byte, seqno uint64) {
+	x.keys[string(k)] = seqno
+	x.order = append(x.order, entry{seqno: seqno, key: string(k)})
+}
+
+func (x *index) putID(id []byte, o Outcome) {
+	x.ids[string(id)] = o
+	x.order = append(x.order, entry{seqno: o.Seqno, key: string(id), isID: true})
+}
+
+// trim evicts the oldest entries at or below persisted while the index holds
+// more than max of them.
+func (x *index) trim(persisted uint64) {
+	for len(x.order)-x.head > x.max && x.order[x.head].seqno <= persisted {
+		e := x.order[x.head]
+		x.order[x.head] = entry{}
+		x.head++
+		if e.isID {
+			if o, ok := x.ids[e.key]; ok && o.Seqno == e.seqno {
+				delete(x.ids, e.key)
+			}
+		} else if s, ok := x.keys[e.key]; ok && s == e.seqno {
+			delete(x.keys, e.key)
+		}
+	}
+	if x.head > len(x.order)/2 && x.head > 1024 {
+		x.order = append(x.order[:0:0], x.order[x.head:]...)
+		x.head = 0
+	}
+}

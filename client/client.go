@@ -1,0 +1,278 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// Client talks to a Galena cluster. It keeps one gRPC connection per
+// endpoint, prefers the endpoint that last answered, fails over to the next
+// one, and tracks the highest seqno it has seen so that its transactions never
+// read older state than it already observed (session causality).
+//
+// A Client is safe for concurrent use; its transactions are not.
+type Client struct {
+	cfg       Config
+	lg        *zap.Logger
+	endpoints []endpoint
+
+	preferred atomic.Int64  // index into endpoints of the last one that answered
+	seen      atomic.Uint64 // highest seqno observed by this session
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// endpoint is one cluster member and the connection to it.
+type endpoint struct {
+	addr string
+	conn *grpc.ClientConn
+	kv   galenapb.KVClient
+}
+
+// New validates cfg and returns a Client. It does not contact the cluster:
+// connections are made by the first call to each endpoint. It fails with an
+// error wrapping ErrInvalidArgument when cfg is invalid.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{cfg: cfg, lg: cfg.Logger.Named("client")}
+	opts := dialOptions(cfg)
+	for _, addr := range cfg.Endpoints {
+		conn, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			c.closeConns()
+			return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidArgument, addr, err)
+		}
+		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn, kv: galenapb.NewKVClient(conn)})
+	}
+	return c, nil
+}
+
+// dialOptions are the gRPC options of every connection. Calls do not wait
+// for a connection to become ready (no WaitForReady), so an unreachable
+// endpoint fails within DialTimeout and the call moves on.
+func dialOptions(cfg Config) []grpc.DialOption {
+	bo := backoff.DefaultConfig
+	bo.BaseDelay = 100 * time.Millisecond
+	bo.MaxDelay = max(cfg.DialTimeout, time.Second)
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
+		grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(cfg.MaxCallSize),
+			grpc.MaxCallSendMsgSize(cfg.MaxCallSize),
+		),
+	}
+}
+
+// Close closes every connection. Calls in flight fail (a commit in flight
+// with ErrIndeterminate); later calls fail with ErrClosed. Close is
+// idempotent and returns the first error of the first call.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		c.closeErr = c.closeConns()
+	})
+	return c.closeErr
+}
+
+func (c *Client) closeConns() error {
+	var errs []error
+	for _, ep := range c.endpoints {
+		errs = append(errs, ep.conn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Begin starts a read-write transaction. It makes no round trip: the
+// snapshot is chosen by the first read. Close the transaction with Commit or
+// Rollback. Begin fails only with ErrClosed or the context's error.
+func (c *Client) Begin(ctx context.Context) (*Txn, error) {
+	if err := c.check(ctx); err != nil {
+		return nil, err
+	}
+	return c.newTxn(false), nil
+}
+
+// Update runs fn in a read-write transaction and commits it. If fn or the
+// commit fails with ErrConflict or ErrSnapshotTooOld, it waits (a backoff
+// starting at Config.ConflictBackoff) and runs fn again in a new
+// transaction, until it succeeds, ctx is done or Config.MaxConflictRetries
+// is exceeded; fn must therefore have no effect other than on tx. Any other
+// error, notably ErrIndeterminate, is returned at once. fn must not call
+// Commit or Rollback.
+func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error) error {
+	wait := c.cfg.ConflictBackoff
+	for retries := 0; ; retries++ {
+		err := c.attempt(ctx, fn)
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if limit := c.cfg.MaxConflictRetries; limit > 0 && retries >= limit {
+			return fmt.Errorf("client: update gave up after %d retries: %w", retries, err)
+		}
+		c.lg.Debug("update retry", zap.Int("retries", retries), zap.Duration("backoff", wait), zap.Error(err))
+		if werr := sleep(ctx, jitter(wait)); werr != nil {
+			return fmt.Errorf("client: update gave up after %d retries: %w: %w", retries, werr, err)
+		}
+		wait = min(2*wait, max(MaxConflictBackoff, c.cfg.ConflictBackoff))
+	}
+}
+
+// attempt runs fn once in a new transaction and commits it.
+func (c *Client) attempt(ctx context.Context, fn func(tx *Txn) error) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	tx := c.newTxn(false)
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	_, err := tx.Commit(ctx)
+	return err
+}
+
+// retryable reports whether Update may run a transaction again after err.
+func retryable(err error) bool {
+	if errors.Is(err, ErrIndeterminate) {
+		return false
+	}
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrSnapshotTooOld)
+}
+
+// jitter returns a duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d or until ctx is done, returning ctx's error then.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// View runs fn in a read-only transaction: Put and Delete return
+// ErrReadOnly. It does not retry; it returns fn's error.
+func (c *Client) View(ctx context.Context, fn func(tx *Txn) error) error {
+	if err := c.check(ctx); err != nil {
+		return err
+	}
+	tx := c.newTxn(true)
+	defer tx.Rollback()
+	return fn(tx)
+}
+
+// Get reads key in a transaction of its own. It returns ErrNotFound when
+// the key is absent.
+func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
+	var v []byte
+	err := c.View(ctx, func(tx *Txn) error {
+		var err error
+		v, err = tx.Get(ctx, key)
+		return err
+	})
+	return v, err
+}
+
+// Put writes key=value through Update (so a conflict is retried).
+func (c *Client) Put(ctx context.Context, key, value []byte) error {
+	return c.Update(ctx, func(tx *Txn) error { return tx.Put(key, value) })
+}
+
+// Delete deletes key through Update. Deleting an absent key is not an error.
+func (c *Client) Delete(ctx context.Context, key []byte) error {
+	return c.Update(ctx, func(tx *Txn) error { return tx.Delete(key) })
+}
+
+// check returns ErrClosed after Close, else ctx's error if it is done.
+func (c *Client) check(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return ctx.Err()
+}
+
+// observe raises the session's highest seen seqno to seq.
+func (c *Client) observe(seq uint64) {
+	for {
+		cur := c.seen.Load()
+		if seq <= cur || c.seen.CompareAndSwap(cur, seq) {
+			return
+		}
+	}
+}
+
+// rpc is one call to one endpoint.
+type rpc func(ctx context.Context, kv galenapb.KVClient) error
+
+// call sends fn to the endpoints in turn, starting at index start, until one
+// answers or fails with an error that another endpoint would not fix. It
+// returns the index of the endpoint that answered. When every endpoint fails
+// the error wraps ErrUnavailable and the last endpoint's error.
+func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
+	var last error
+	n := len(c.endpoints)
+	for i := range n {
+		idx := (start + i) % n
+		err := fn(ctx, c.endpoints[idx].kv)
+		if err == nil {
+			c.preferred.Store(int64(idx))
+			return idx, nil
+		}
+		if c.closed.Load() {
+			return idx, ErrClosed
+		}
+		if ctx.Err() != nil || !shouldFailover(err) {
+			return idx, fromStatus(err)
+		}
+		c.lg.Debug("endpoint failed", zap.String("endpoint", c.endpoints[idx].addr), zap.Error(err))
+		last = err
+	}
+	return -1, c.unavailable(last)
+}
+
+// unavailable is the error of a call that no endpoint answered.
+func (c *Client) unavailable(last error) error {
+	cause := fromStatus(last)
+	if errors.Is(cause, ErrUnavailable) {
+		cause = last // no more precise reason: keep the transport's message
+	}
+	return fmt.Errorf("%w: no endpoint answered (tried %s): %w", ErrUnavailable, c.addrs(), cause)
+}
+
+func (c *Client) addrs() string {
+	addrs := make([]string, len(c.endpoints))
+	for i, ep := range c.endpoints {
+		addrs[i] = ep.addr
+	}
+	return strings.Join(addrs, ", ")
+}
+
+// start returns the endpoint a new transaction tries first.
+func (c *Client) start() int { return int(c.preferred.Load()) }

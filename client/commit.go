@@ -1,0 +1,88 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// newID returns a fresh random write-set id.
+func newID() ([]byte, error) {
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("client: write-set id: %w", err)
+	}
+	return id, nil
+}
+
+// commit sends ws to the endpoints in turn, starting at the pinned one (or
+// the preferred one), until one gives an answer. A transport failure moves to
+// the next endpoint with the same write-set id: servers treat a repeated id as
+// a no-op that reports the first outcome.
+func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) (CommitInfo, error) {
+	start := pinned
+	if start < 0 {
+		start = c.start()
+	}
+	n := len(c.endpoints)
+	var last error
+	for i := range n {
+		idx := (start + i) % n
+		req := &galenapb.CommitRequest{WriteSet: ws, MinSeqno: c.seen.Load()}
+		resp, err := c.endpoints[idx].kv.Commit(ctx, req)
+		if err == nil {
+			c.preferred.Store(int64(idx))
+			return c.outcome(ws, resp)
+		}
+		if done, derr := c.commitFailed(ctx, ws, i > 0, err); done {
+			return CommitInfo{}, derr
+		}
+		c.lg.Debug("commit: endpoint failed, resending",
+			zap.String("endpoint", c.endpoints[idx].addr), zap.Binary("id", ws.Id), zap.Error(err))
+		last = err
+	}
+	return CommitInfo{}, c.indeterminate(ws,
+		fmt.Errorf("no endpoint answered (tried %s): %w", c.addrs(), last))
+}
+
+// commitFailed classifies a failed commit attempt: it returns done=false
+// when the write-set should be resent to the next endpoint, else the error
+// to return. resent tells whether an earlier attempt may have been applied.
+func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent bool, err error) (bool, error) {
+	switch code := status.Code(err); {
+	case c.closed.Load():
+		return true, c.indeterminate(ws, ErrClosed)
+	case ctx.Err() != nil:
+		return true, c.indeterminate(ws, ctx.Err())
+	case shouldFailover(err):
+		return false, nil
+	case code == codes.DeadlineExceeded || code == codes.Canceled || resent:
+		return true, c.indeterminate(ws, err)
+	}
+	return true, fromStatus(err)
+}
+
+// indeterminate is the error of a commit without an answer.
+func (c *Client) indeterminate(ws *galenapb.WriteSet, cause error) error {
+	c.lg.Warn("commit outcome indeterminate", zap.Binary("id", ws.Id), zap.Error(cause))
+	return fmt.Errorf("%w: write-set %x: %w", ErrIndeterminate, ws.Id, cause)
+}
+
+// outcome turns a server's verdict into Commit's result.
+func (c *Client) outcome(ws *galenapb.WriteSet, resp *galenapb.CommitResponse) (CommitInfo, error) {
+	c.observe(resp.GetSeqno())
+	switch resp.GetOutcome() {
+	case galenapb.Outcome_OUTCOME_COMMITTED:
+		return CommitInfo{Seqno: resp.GetSeqno()}, nil
+	case galenapb.Outcome_OUTCOME_CONFLICT:
+		c.observe(resp.GetConflictSeqno())
+		return CommitInfo{}, &ConflictError{Key: resp.GetConflictKey(), Seqno: resp.GetConflictSeqno()}
+	}
+	return CommitInfo{}, c.indeterminate(ws, fmt.Errorf("unexpected outcome %v", resp.GetOutcome()))
+}

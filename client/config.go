@@ -1,0 +1,90 @@
+package client
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults used by DefaultConfig and for zero fields of a Config given to New.
+const (
+	DefaultDialTimeout     = 5 * time.Second
+	DefaultMaxCallSize     = 20 << 20 // 20 MiB
+	DefaultConflictBackoff = 2 * time.Millisecond
+	// MaxConflictBackoff caps the doubling of Config.ConflictBackoff.
+	MaxConflictBackoff = 200 * time.Millisecond
+)
+
+// Config configures a Client. New copies it; changing it afterwards has no
+// effect. Zero fields take the defaults of DefaultConfig.
+type Config struct {
+	// Endpoints are the gRPC addresses ("host:port") of cluster members,
+	// tried in order starting with the first. At least one is required.
+	Endpoints []string
+	// DialTimeout bounds one connection attempt to an endpoint, so a call to
+	// an unreachable endpoint fails over within about this long.
+	DialTimeout time.Duration
+	// MaxCallSize is the largest gRPC message sent or received, in bytes. A
+	// write-set over it fails with ErrTooLarge.
+	MaxCallSize int
+	// Logger receives the client's logs; nil logs nothing.
+	Logger *zap.Logger
+	// ConflictBackoff is Update's first wait after a conflict; it doubles,
+	// with jitter, after each further conflict up to MaxConflictBackoff.
+	ConflictBackoff time.Duration
+	// MaxConflictRetries bounds how often Update retries after a conflict;
+	// 0 retries until the context is done.
+	MaxConflictRetries int
+}
+
+// DefaultConfig returns a Config with every default set and no endpoints.
+func DefaultConfig() Config {
+	return Config{
+		DialTimeout:     DefaultDialTimeout,
+		MaxCallSize:     DefaultMaxCallSize,
+		ConflictBackoff: DefaultConflictBackoff,
+	}
+}
+
+// withDefaults returns a copy of c with zero fields defaulted.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DialTimeout == 0 {
+		c.DialTimeout = d.DialTimeout
+	}
+	if c.MaxCallSize == 0 {
+		c.MaxCallSize = d.MaxCallSize
+	}
+	if c.ConflictBackoff == 0 {
+		c.ConflictBackoff = d.ConflictBackoff
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	c.Endpoints = append([]string(nil), c.Endpoints...)
+	return c
+}
+
+// Validate reports the first problem of c as an error wrapping
+// ErrInvalidArgument. Zero durations and sizes are valid (they mean default).
+func (c Config) Validate() error {
+	switch {
+	case len(c.Endpoints) == 0:
+		return fmt.Errorf("%w: config: no endpoints", ErrInvalidArgument)
+	case c.DialTimeout < 0:
+		return fmt.Errorf("%w: config: negative DialTimeout %v", ErrInvalidArgument, c.DialTimeout)
+	case c.MaxCallSize < 0:
+		return fmt.Errorf("%w: config: negative MaxCallSize %d", ErrInvalidArgument, c.MaxCallSize)
+	case c.ConflictBackoff < 0:
+		return fmt.Errorf("%w: config: negative ConflictBackoff %v", ErrInvalidArgument, c.ConflictBackoff)
+	case c.MaxConflictRetries < 0:
+		return fmt.Errorf("%w: config: negative MaxConflictRetries %d", ErrInvalidArgument, c.MaxConflictRetries)
+	}
+	for i, ep := range c.Endpoints {
+		if ep == "" {
+			return fmt.Errorf("%w: config: endpoint %d is empty", ErrInvalidArgument, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+// Package client is the Go client of a Galena cluster: transactions with
+// snapshot isolation over gRPC, automatic retry of conflicts, endpoint
+// failover and session causality. It depends only on the wire contract in
+// package api.
+//
+// # Transactions
+//
+// A transaction reads at one snapshot, chosen by the server that answers its
+// first read; its writes are buffered in the client and sent at Commit as one
+// write-set, which every member certifies identically (first committer wins).
+// Servers keep no per-transaction state: Begin and Rollback make no round
+// trip, and a transaction's reads see its own buffered writes.
+//
+// Update runs a function in a transaction and commits it, running it again
+// (after a backoff) when the commit conflicts with a concurrent one. View runs
+// a read-only function. Get, Put and Delete are one-shot helpers.
+//
+//	err := c.Update(ctx, func(tx *client.Txn) error {
+//		v, err := tx.Get(ctx, []byte("k"))
+//		if err != nil && !errors.Is(err, client.ErrNotFound) {
+//			return err
+//		}
+//		return tx.Put([]byte("k"), append(v, '!'))
+//	})
+//
+// # Commit outcomes
+//
+// A commit has three outcomes: nil (applied), ErrConflict (a *ConflictError
+// naming the key and the seqno that wrote it; definitely not applied) and
+// ErrIndeterminate (no answer; it may or may not have been applied). Update
+// retries only conflicts (and ErrSnapshotTooOld). When the connection to a
+// member fails during a commit, the client resends the same write-set, with
+// the same id, to the next member: the cluster applies an id at most once.
+//
+// # Failover and causality
+//
+// The client keeps one connection per endpoint and prefers the one that last
+// answered. A transaction stays on the endpoint of its first read; when that
+// endpoint is unavailable (or not primary) its reads move to the next one at
+// the same snapshot. When no endpoint answers, calls fail with ErrUnavailable
+// after at most about Config.DialTimeout per endpoint.
+//
+// The client remembers the highest seqno it has seen (snapshots read and
+// commits) and asks every new transaction's first read and every commit to
+// wait until the serving member has applied it, so a session never observes
+// the cluster going backwards, even across members.
+//
+// # Concurrency
+//
+// A Client is safe for concurrent use and starts no goroutines of its own; a
+// Txn is not safe for concurrent use.
+package client

@@ -1,0 +1,150 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/galenadb/galena/api"
+)
+
+// Errors returned by the client. Match them with errors.Is: most are wrapped
+// with the server's message or with the endpoints tried.
+var (
+	// ErrNotFound is returned by Get when the key has no value at the
+	// transaction's snapshot (or the transaction itself deleted it).
+	ErrNotFound = errors.New("client: key not found")
+	// ErrConflict means a commit was certified as a conflict: it was
+	// definitely not applied. The error is a *ConflictError. Update retries it.
+	ErrConflict = errors.New("client: conflict")
+	// ErrIndeterminate means no answer was received for a commit (deadline,
+	// connection lost after sending, or the server could not tell): it may or
+	// may not have been applied. Check it before any other error of a commit.
+	// Update never retries it.
+	ErrIndeterminate = errors.New("client: commit outcome indeterminate")
+	// ErrNotPrimary means the node is cut off from the cluster majority.
+	ErrNotPrimary = errors.New("client: node is not primary")
+	// ErrTooLarge means a key, value, write-set or message is over a limit
+	// (the server's, or Config.MaxCallSize).
+	ErrTooLarge = errors.New("client: too large")
+	// ErrInvalidKey means a key is empty or malformed.
+	ErrInvalidKey = errors.New("client: invalid key")
+	// ErrInvalidArgument is any other invalid request or configuration.
+	ErrInvalidArgument = errors.New("client: invalid argument")
+	// ErrSnapshotTooOld means the transaction's snapshot is below the
+	// server's certification bound. Update retries it.
+	ErrSnapshotTooOld = errors.New("client: snapshot too old")
+	// ErrSnapshotUnavailable means the snapshot (or the session's min seqno)
+	// is newer than the serving node has applied within its wait bound.
+	ErrSnapshotUnavailable = errors.New("client: snapshot unavailable")
+	// ErrUnavailable means no endpoint could serve the call.
+	ErrUnavailable = errors.New("client: unavailable")
+	// ErrReadOnly is returned by Put and Delete inside View.
+	ErrReadOnly = errors.New("client: write in read-only transaction")
+	// ErrTxnDone is returned by a transaction after Commit or Rollback.
+	ErrTxnDone = errors.New("client: transaction already committed or rolled back")
+	// ErrClosed is returned by every call after Client.Close.
+	ErrClosed = errors.New("client: closed")
+)
+
+// ConflictError is the error of a commit certified as a conflict: another
+// write-set, committed at Seqno after this transaction's snapshot, wrote Key.
+// errors.Is(err, ErrConflict) holds for it.
+type ConflictError struct {
+	Key   []byte
+	Seqno uint64
+}
+
+// Error implements error.
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("client: conflict on key %q written at seqno %d", e.Key, e.Seqno)
+}
+
+// Is reports whether target is ErrConflict.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// statusErrors is the one table mapping a server's gRPC status back to a
+// sentinel. A row with a reason matches an ErrorInfo of api.ErrorDomain with
+// that reason, whatever the code (code documents what servers send with it);
+// rows without a reason match by code alone and are consulted only when no
+// reason row matched.
+var statusErrors = []struct {
+	code   codes.Code
+	reason string
+	err    error
+}{
+	{codes.InvalidArgument, api.ReasonInvalidKey, ErrInvalidKey},
+	{codes.InvalidArgument, api.ReasonTooLarge, ErrTooLarge},
+	{codes.InvalidArgument, api.ReasonInvalidWriteSet, ErrInvalidArgument},
+	{codes.FailedPrecondition, api.ReasonSnapshotTooOld, ErrSnapshotTooOld},
+	{codes.FailedPrecondition, api.ReasonSnapshotUnavailable, ErrSnapshotUnavailable},
+	{codes.Unavailable, api.ReasonNotPrimary, ErrNotPrimary},
+	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
+	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
+
+	{codes.InvalidArgument, "", ErrInvalidArgument},
+	{codes.ResourceExhausted, "", ErrTooLarge},
+	{codes.Unavailable, "", ErrUnavailable},
+	{codes.NotFound, "", ErrNotFound},
+	{codes.DeadlineExceeded, "", context.DeadlineExceeded},
+	{codes.Canceled, "", context.Canceled},
+}
+
+// reasonOf returns the Galena reason attached to st, or "".
+func reasonOf(st *status.Status) string {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == api.ErrorDomain {
+			return info.GetReason()
+		}
+	}
+	return ""
+}
+
+// sentinelOf returns the sentinel for st, or nil when the table has none.
+func sentinelOf(st *status.Status) error {
+	if reason := reasonOf(st); reason != "" {
+		for _, row := range statusErrors {
+			if row.reason == reason {
+				return row.err
+			}
+		}
+	}
+	for _, row := range statusErrors {
+		if row.reason == "" && row.code == st.Code() {
+			return row.err
+		}
+	}
+	return nil
+}
+
+// fromStatus translates an error of a gRPC call into the client's errors,
+// keeping the server's message. Errors that are not statuses, and statuses
+// the table does not know, are returned wrapped but otherwise unchanged.
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if sentinel := sentinelOf(st); sentinel != nil {
+		return fmt.Errorf("%w: %s", sentinel, st.Message())
+	}
+	return fmt.Errorf("client: %w", err)
+}
+
+// shouldFailover reports whether a call that failed with err may be sent to
+// another endpoint: the transport failed or the node cannot serve.
+func shouldFailover(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	switch reasonOf(st) {
+	case api.ReasonNotPrimary, api.ReasonShuttingDown:
+		return true
+	}
+	return st.Code() == codes.Unavailable
+}

@@ -1,0 +1,113 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/galenadb/galena/client"
+)
+
+// These examples need a running cluster, so they are compiled but not run.
+
+func Example() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001", "127.0.0.1:7002"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	if err := c.Put(ctx, []byte("greeting"), []byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	v, err := c.Get(ctx, []byte("greeting"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", v)
+}
+
+func ExampleClient_Update() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	// Move 10 from one account to another; a conflict with a concurrent
+	// transfer reruns the function on a fresh snapshot.
+	err = c.Update(ctx, func(tx *client.Txn) error {
+		var a, b int
+		for key, dst := range map[string]*int{"alice": &a, "bob": &b} {
+			v, err := tx.Get(ctx, []byte(key))
+			if err != nil && !errors.Is(err, client.ErrNotFound) {
+				return err
+			}
+			fmt.Sscan(string(v), dst)
+		}
+		if err := tx.Put([]byte("alice"), fmt.Append(nil, a-10)); err != nil {
+			return err
+		}
+		return tx.Put([]byte("bob"), fmt.Append(nil, b+10))
+	})
+	if errors.Is(err, client.ErrIndeterminate) {
+		log.Print("the transfer may or may not have happened: check before retrying")
+	} else if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleClient_View() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	err = c.View(ctx, func(tx *client.Txn) error {
+		kvs, err := tx.Scan(ctx, []byte("user/"), []byte("user0"), 100)
+		for _, kv := range kvs {
+			fmt.Printf("%s = %s\n", kv.Key, kv.Value)
+		}
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+func ExampleTxn_Commit() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer tx.Rollback()
+	if err := tx.Put([]byte("k"), []byte("v")); err != nil {
+		log.Fatal(err)
+	}
+	info, err := tx.Commit(ctx)
+	var conflict *client.ConflictError
+	switch {
+	case err == nil:
+		fmt.Println("committed at seqno", info.Seqno)
+	case errors.As(err, &conflict):
+		fmt.Printf("not applied: %q was written at seqno %d\n", conflict.Key, conflict.Seqno)
+	case errors.Is(err, client.ErrIndeterminate):
+		fmt.Println("outcome unknown")
+	default:
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,325 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"slices"
+	"sync"
+	"testing"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/galenadb/galena/api"
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// version is one committed value of a key in the fake store.
+type version struct {
+	seq   uint64
+	value []byte
+	del   bool
+}
+
+// fakeStore is the replicated state of a fake cluster: every fakeNode
+// sharing it has applied everything. It keeps every version, certifies
+// first-committer-wins and remembers each write-set id's outcome.
+type fakeStore struct {
+	mu       sync.Mutex
+	seq      uint64
+	data     map[string][]version
+	outcomes map[string]*galenapb.CommitResponse
+}
+
+// newFakeStore returns an empty store at seqno 1: like a Raft log, whose
+// first entry is the cluster configuration, it never serves snapshot 0 (which
+// the wire contract reserves for "no snapshot yet").
+func newFakeStore() *fakeStore {
+	return &fakeStore{seq: 1, data: map[string][]version{}, outcomes: map[string]*galenapb.CommitResponse{}}
+}
+
+func (s *fakeStore) appliedSeqno() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// snapshotLocked picks the snapshot of a read.
+func (s *fakeStore) snapshotLocked(snap, minSeqno uint64) (uint64, error) {
+	switch {
+	case snap == 0 && minSeqno > s.seq, snap > s.seq:
+		return 0, reasonErr(codes.FailedPrecondition, api.ReasonSnapshotUnavailable, "not applied yet")
+	case snap == 0:
+		return s.seq, nil
+	}
+	return snap, nil
+}
+
+// visibleLocked returns the version of key at snap, if any and not deleted.
+func (s *fakeStore) visibleLocked(key string, snap uint64) (version, bool) {
+	vs := s.data[key]
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i].seq <= snap {
+			return vs[i], !vs[i].del
+		}
+	}
+	return version{}, false
+}
+
+func (s *fakeStore) get(req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.snapshotLocked(req.Snapshot, req.MinSeqno)
+	if err != nil {
+		return nil, err
+	}
+	v, ok := s.visibleLocked(string(req.Key), snap)
+	return &galenapb.GetResponse{Found: ok, Value: v.value, Snapshot: snap}, nil
+}
+
+func (s *fakeStore) scan(req *galenapb.ScanRequest, pageCap int) (*galenapb.ScanResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, err := s.snapshotLocked(req.Snapshot, req.MinSeqno)
+	if err != nil {
+		return nil, err
+	}
+	resp := &galenapb.ScanResponse{Snapshot: snap}
+	for _, k := range s.keysLocked(req.Start, req.End, snap) {
+		if req.Limit > 0 && len(resp.Kvs) == int(req.Limit) {
+			break
+		}
+		if pageCap > 0 && len(resp.Kvs) == pageCap {
+			resp.More = true
+			break
+		}
+		v, _ := s.visibleLocked(k, snap)
+		resp.Kvs = append(resp.Kvs, &galenapb.KeyValue{Key: []byte(k), Value: v.value})
+	}
+	return resp, nil
+}
+
+// keysLocked returns the keys visible at snap in [start, end), sorted.
+func (s *fakeStore) keysLocked(start, end []byte, snap uint64) []string {
+	var keys []string
+	for k := range s.data {
+		kb := []byte(k)
+		if bytes.Compare(kb, start) < 0 || (len(end) > 0 && bytes.Compare(kb, end) >= 0) {
+			continue
+		}
+		if _, ok := s.visibleLocked(k, snap); ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (s *fakeStore) commit(ws *galenapb.WriteSet) (*galenapb.CommitResponse, error) {
+	if len(ws.GetId()) == 0 || len(ws.GetWrites()) == 0 {
+		return nil, reasonErr(codes.InvalidArgument, api.ReasonInvalidWriteSet, "no id or no writes")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if out, ok := s.outcomes[string(ws.Id)]; ok {
+		return out, nil
+	}
+	snap := ws.Snapshot
+	if snap == 0 {
+		snap = s.seq
+	}
+	s.seq++
+	out := &galenapb.CommitResponse{Outcome: galenapb.Outcome_OUTCOME_COMMITTED, Seqno: s.seq}
+	for _, w := range ws.Writes {
+		vs := s.data[string(w.Key)]
+		if n := len(vs); n > 0 && vs[n-1].seq > snap {
+			out = &galenapb.CommitResponse{Outcome: galenapb.Outcome_OUTCOME_CONFLICT, Seqno: s.seq,
+				ConflictKey: w.Key, ConflictSeqno: vs[n-1].seq}
+			break
+		}
+	}
+	if out.Outcome == galenapb.Outcome_OUTCOME_COMMITTED {
+		for _, w := range ws.Writes {
+			s.data[string(w.Key)] = append(s.data[string(w.Key)], version{seq: s.seq, value: w.Value, del: w.Delete})
+		}
+	}
+	s.outcomes[string(ws.Id)] = out
+	return out, nil
+}
+
+// reasonErr is a status as a Galena server sends it.
+func reasonErr(code codes.Code, reason, msg string) error {
+	st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Domain: api.ErrorDomain, Reason: reason})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+// hook may fail a call: a non-nil error is returned to the client instead of
+// the answer. before runs before the call is served, after once it was
+// served (a commit is then applied).
+type hook func(ctx context.Context, method string, req proto.Message) error
+
+// call is a request a fakeNode received.
+type call struct {
+	method string
+	req    proto.Message
+}
+
+// fakeNode serves galenapb.KVServer over a real loopback listener.
+type fakeNode struct {
+	galenapb.UnimplementedKVServer
+	store   *fakeStore
+	addr    string
+	srv     *grpc.Server
+	lis     *trackingListener
+	pageCap int // max keys per scan response; 0 = none
+
+	mu     sync.Mutex
+	calls  []call
+	before hook
+	after  hook
+}
+
+func newFakeNode(t *testing.T, store *fakeStore) *fakeNode {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &fakeNode{store: store, addr: lis.Addr().String(), srv: grpc.NewServer(),
+		lis: &trackingListener{Listener: lis, conns: map[net.Conn]struct{}{}}}
+	galenapb.RegisterKVServer(n.srv, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = n.srv.Serve(n.lis)
+	}()
+	t.Cleanup(func() {
+		n.srv.Stop()
+		<-done
+	})
+	return n
+}
+
+// newFakeCluster starts n nodes sharing one store.
+func newFakeCluster(t *testing.T, n int) []*fakeNode {
+	store := newFakeStore()
+	nodes := make([]*fakeNode, n)
+	for i := range nodes {
+		nodes[i] = newFakeNode(t, store)
+	}
+	return nodes
+}
+
+// stop stops the node; its address then refuses connections.
+func (n *fakeNode) stop() { n.srv.Stop() }
+
+// dropConns closes every connection the node accepted, abruptly.
+func (n *fakeNode) dropConns() { n.lis.closeAll() }
+
+func (n *fakeNode) setHooks(before, after hook) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.before, n.after = before, after
+}
+
+// callsOf returns the requests of method the node received, in order.
+func (n *fakeNode) callsOf(method string) []proto.Message {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []proto.Message
+	for _, c := range n.calls {
+		if c.method == method {
+			out = append(out, c.req)
+		}
+	}
+	return out
+}
+
+func (n *fakeNode) enter(ctx context.Context, method string, req proto.Message) error {
+	n.mu.Lock()
+	n.calls = append(n.calls, call{method: method, req: proto.Clone(req)})
+	h := n.before
+	n.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h(ctx, method, req)
+}
+
+func (n *fakeNode) leave(ctx context.Context, method string, req proto.Message) error {
+	n.mu.Lock()
+	h := n.after
+	n.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	return h(ctx, method, req)
+}
+
+// serve runs one call between the hooks.
+func serve[Req proto.Message, Resp any](n *fakeNode, ctx context.Context, method string, req Req, do func(Req) (Resp, error)) (Resp, error) {
+	var zero Resp
+	if err := n.enter(ctx, method, req); err != nil {
+		return zero, err
+	}
+	resp, err := do(req)
+	if err != nil {
+		return zero, err
+	}
+	if err := n.leave(ctx, method, req); err != nil {
+		return zero, err
+	}
+	return resp, nil
+}
+
+func (n *fakeNode) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
+	return serve(n, ctx, "Get", req, n.store.get)
+}
+
+func (n *fakeNode) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galenapb.ScanResponse, error) {
+	return serve(n, ctx, "Scan", req, func(r *galenapb.ScanRequest) (*galenapb.ScanResponse, error) {
+		return n.store.scan(r, n.pageCap)
+	})
+}
+
+func (n *fakeNode) Commit(ctx context.Context, req *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
+	return serve(n, ctx, "Commit", req, func(r *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
+		if r.MinSeqno > n.store.appliedSeqno() {
+			return nil, reasonErr(codes.FailedPrecondition, api.ReasonSnapshotUnavailable, "min seqno not applied")
+		}
+		return n.store.commit(r.GetWriteSet())
+	})
+}
+
+// trackingListener remembers accepted connections so a test can drop them.
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		_ = c.Close()
+		delete(l.conns, c)
+	}
+}

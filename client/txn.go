@@ -1,0 +1,230 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"maps"
+	"slices"
+
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// Txn is a transaction: its reads see one snapshot, chosen by its first read
+// on the endpoint the transaction is then pinned to, and its writes are
+// buffered here until Commit sends them as one write-set. Its reads see its
+// own buffered writes.
+//
+// A Txn is not safe for concurrent use. Once Commit or Rollback is called,
+// every method returns ErrTxnDone (Rollback is always safe).
+type Txn struct {
+	c        *Client
+	readOnly bool
+	done     bool
+	ep       int    // endpoint index the reads are pinned to; -1 before the first read
+	snapshot uint64 // 0 before the first read
+	writes   map[string]write
+}
+
+// write is one buffered put or delete.
+type write struct {
+	value []byte
+	del   bool
+}
+
+// KV is one key and its value, as returned by Scan.
+type KV struct {
+	Key   []byte
+	Value []byte
+}
+
+// CommitInfo describes a successful commit.
+type CommitInfo struct {
+	// Seqno is the seqno the write-set was committed at; for a transaction
+	// with no writes, the snapshot it read at (0 if it read nothing).
+	Seqno uint64
+}
+
+func (c *Client) newTxn(readOnly bool) *Txn {
+	return &Txn{c: c, readOnly: readOnly, ep: -1}
+}
+
+// Get returns the value of key at the transaction's snapshot, or the value
+// the transaction itself wrote. It returns ErrNotFound when the key is absent
+// or deleted, ErrInvalidKey for an empty key (without a round trip),
+// ErrUnavailable when no endpoint answers, and the server's errors (such as
+// ErrSnapshotTooOld) mapped to this package's sentinels.
+func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
+	if err := tx.checkRead(ctx, key); err != nil {
+		return nil, err
+	}
+	if w, ok := tx.writes[string(key)]; ok {
+		if w.del {
+			return nil, ErrNotFound
+		}
+		return bytes.Clone(w.value), nil
+	}
+	req := &galenapb.GetRequest{Key: key}
+	tx.stamp(&req.Snapshot, &req.MinSeqno)
+	var resp *galenapb.GetResponse
+	err := tx.read(ctx, func(ctx context.Context, kv galenapb.KVClient) (err error) {
+		resp, err = kv.Get(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	tx.pin(resp.GetSnapshot())
+	if !resp.GetFound() {
+		return nil, ErrNotFound
+	}
+	if resp.Value == nil {
+		return []byte{}, nil
+	}
+	return resp.Value, nil
+}
+
+// Put buffers a write of key=value; value may be empty. Key and value are
+// copied. It returns ErrReadOnly inside View and ErrInvalidKey for an empty
+// key; it makes no round trip.
+func (tx *Txn) Put(key, value []byte) error {
+	if err := tx.checkWrite(key); err != nil {
+		return err
+	}
+	tx.buffer(key, write{value: bytes.Clone(nonNil(value))})
+	return nil
+}
+
+// Delete buffers a delete of key. It returns ErrReadOnly inside View and
+// ErrInvalidKey for an empty key; it makes no round trip.
+func (tx *Txn) Delete(key []byte) error {
+	if err := tx.checkWrite(key); err != nil {
+		return err
+	}
+	tx.buffer(key, write{del: true})
+	return nil
+}
+
+func (tx *Txn) buffer(key []byte, w write) {
+	if tx.writes == nil {
+		tx.writes = make(map[string]write)
+	}
+	tx.writes[string(key)] = w
+}
+
+// Commit sends the buffered writes as one write-set and ends the
+// transaction. It has three outcomes:
+//
+//   - nil: committed at info.Seqno;
+//   - an error matching ErrConflict (a *ConflictError): certification
+//     rejected it, it was definitely not applied;
+//   - an error matching ErrIndeterminate: no answer came (deadline, Close,
+//     or the connection was lost after sending and no other endpoint
+//     answered), it may or may not have been applied.
+//
+// A transport failure resends the same write-set (same id, so it is applied
+// at most once) to the next endpoint. Other errors (ErrTooLarge,
+// ErrInvalidKey, ErrSnapshotTooOld, ...) mean the write-set was refused. A
+// transaction without writes commits at once, with no round trip.
+func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
+	if tx.done {
+		return CommitInfo{}, ErrTxnDone
+	}
+	tx.done = true
+	if err := tx.c.check(ctx); err != nil {
+		return CommitInfo{}, err
+	}
+	if len(tx.writes) == 0 {
+		return CommitInfo{Seqno: tx.snapshot}, nil
+	}
+	ws, err := tx.writeSet()
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	tx.writes = nil
+	return tx.c.commit(ctx, tx.ep, ws)
+}
+
+// writeSet builds the write-set to commit, writes in key order.
+func (tx *Txn) writeSet() (*galenapb.WriteSet, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	ws := &galenapb.WriteSet{Id: id, Snapshot: tx.snapshot}
+	for _, k := range slices.Sorted(maps.Keys(tx.writes)) {
+		w := tx.writes[k]
+		ws.Writes = append(ws.Writes, &galenapb.Write{Key: []byte(k), Value: w.value, Delete: w.del})
+	}
+	return ws, nil
+}
+
+// Rollback discards the transaction. It makes no round trip and is safe to
+// call at any time, also after Commit and more than once.
+func (tx *Txn) Rollback() {
+	tx.done = true
+	tx.writes = nil
+}
+
+func (tx *Txn) checkRead(ctx context.Context, key []byte) error {
+	if err := tx.checkState(ctx); err != nil {
+		return err
+	}
+	if len(key) == 0 {
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+func (tx *Txn) checkState(ctx context.Context) error {
+	if tx.done {
+		return ErrTxnDone
+	}
+	return tx.c.check(ctx)
+}
+
+func (tx *Txn) checkWrite(key []byte) error {
+	switch {
+	case tx.done:
+		return ErrTxnDone
+	case tx.c.closed.Load():
+		return ErrClosed
+	case tx.readOnly:
+		return ErrReadOnly
+	case len(key) == 0:
+		return ErrInvalidKey
+	}
+	return nil
+}
+
+// stamp fills a read request's snapshot, or, for the first read, its
+// min_seqno so the server picks a snapshot no older than the session saw.
+func (tx *Txn) stamp(snapshot, minSeqno *uint64) {
+	*snapshot = tx.snapshot
+	if tx.snapshot == 0 {
+		*minSeqno = tx.c.seen.Load()
+	}
+}
+
+// pin records the snapshot the server chose for the first read.
+func (tx *Txn) pin(snapshot uint64) {
+	if tx.snapshot == 0 {
+		tx.snapshot = snapshot
+		tx.c.observe(snapshot)
+	}
+}
+
+// read runs fn on the transaction's endpoint, failing over to the next ones
+// (safe: the request carries the same snapshot), and pins the transaction to
+// the endpoint that answered.
+func (tx *Txn) read(ctx context.Context, fn rpc) error {
+	start := tx.ep
+	if start < 0 {
+		start = tx.c.start()
+	}
+	idx, err := tx.c.call(ctx, start, fn)
+	if err != nil {
+		return err
+	}
+	tx.ep = idx
+	return nil
+}

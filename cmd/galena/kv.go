@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/galenadb/galena/client"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// globalFlags are the flags every client command shares.
+type globalFlags struct {
+	endpoints string
+	timeout   time.Duration
+}
+
+func addGlobalFlags(root *cobra.Command) *globalFlags {
+	g := &globalFlags{}
+	def := os.Getenv("GALENA_ENDPOINTS")
+	if def == "" {
+		def = "127.0.0.1:7001"
+	}
+	root.PersistentFlags().StringVar(&g.endpoints, "endpoints", def,
+		"comma-separated host:port of cluster members (env GALENA_ENDPOINTS)")
+	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on a whole client command")
+	return g
+}
+
+// endpointList validates and splits --endpoints.
+func (g *globalFlags) endpointList() ([]string, error) {
+	var eps []string
+	for _, ep := range strings.Split(g.endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, usagef("--endpoints lists no endpoint")
+	}
+	if g.timeout <= 0 {
+		return nil, usagef("--timeout must be positive, got %v", g.timeout)
+	}
+	return eps, nil
+}
+
+// withClient runs fn with a client of --endpoints and a context bounded by
+// --timeout, and explains the errors a user can act on.
+func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
+	eps, err := g.endpointList()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.timeout})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	defer cancel()
+	return explain(fn(ctx, c), eps, g.timeout)
+}
+
+// explain rewords the errors of an unreachable cluster.
+func explain(err error, eps []string, timeout time.Duration) error {
+	list := strings.Join(eps, ",")
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, client.ErrUnavailable):
+		return fmt.Errorf("no endpoint reachable (%s): %s", list, cause(err))
+	case errors.Is(err, client.ErrIndeterminate) && grpcCause(err).Code() == codes.Unavailable:
+		return fmt.Errorf("no endpoint reachable (%s); the write may or may not have been applied: %s", list, cause(err))
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer within %v (%s): %w", timeout, list, err)
+	}
+	return err
+}
+
+// cause is the message of the gRPC status inside err, or err's own message.
+func cause(err error) string {
+	if st := grpcCause(err); st != nil {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// grpcCause returns the gRPC status err wraps, or nil.
+func grpcCause(err error) *status.Status {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus()
+	}
+	return nil
+}
+
+func newPutCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "put KEY VALUE",
+		Short: "Write a key",
+		Args:  cobra.ExactArgs(2),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.Put(ctx, []byte(args[0]), []byte(args[1])); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "OK")
+				return err
+			})
+		}),
+	}
+}
+
+func newGetCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get KEY",
+		Short: "Print the value of a key",
+		Args:  cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				v, err := c.Get(ctx, []byte(args[0]))
+				if errors.Is(err, client.ErrNotFound) {
+					return fmt.Errorf("key not found: %s", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
+				return err
+			})
+		}),
+	}
+}
+
+func newDelCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "del KEY",
+		Short: "Delete a key (deleting an absent key is not an error)",
+		Args:  cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				if err := c.Delete(ctx, []byte(args[0])); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "OK")
+				return err
+			})
+		}),
+	}
+}
+
+// scanFlags are the flags of `galena scan`.
+type scanFlags struct {
+	prefix, start, end string
+	limit              int
+}
+
+// bounds returns the key range to scan.
+func (f scanFlags) bounds(cmd *cobra.Command) (start, end []byte, err error) {
+	fl := cmd.Flags()
+	switch {
+	case fl.Changed("prefix") && (fl.Changed("start") || fl.Changed("end")):
+		return nil, nil, usagef("--prefix cannot be combined with --start or --end")
+	case f.limit < 0:
+		return nil, nil, usagef("--limit must not be negative, got %d", f.limit)
+	case fl.Changed("prefix"):
+		return []byte(f.prefix), prefixEnd([]byte(f.prefix)), nil
+	}
+	return []byte(f.start), []byte(f.end), nil
+}
+
+// prefixEnd is the first key after every key with prefix p; nil means none.
+func prefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func newScanCmd(g *globalFlags) *cobra.Command {
+	var f scanFlags
+	cmd := &cobra.Command{
+		Use:   "scan",
+		Short: "Print key<TAB>value lines of a key range, in key order",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			start, end, err := f.bounds(cmd)
+			if err != nil {
+				return err
+			}
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				return scan(ctx, c, cmd, start, end, f.limit)
+			})
+		}),
+	}
+	cmd.Flags().StringVar(&f.prefix, "prefix", "", "scan the keys with this prefix")
+	cmd.Flags().StringVar(&f.start, "start", "", "first key (inclusive)")
+	cmd.Flags().StringVar(&f.end, "end", "", "last key (exclusive); empty: no upper bound")
+	cmd.Flags().IntVar(&f.limit, "limit", 0, "at most this many keys; 0: no limit")
+	return cmd
+}
+
+func scan(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end []byte, limit int) error {
+	return c.View(ctx, func(tx *client.Txn) error {
+		kvs, err := tx.Scan(ctx, start, end, limit)
+		if err != nil {
+			return err
+		}
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		for _, kv := range kvs {
+			fmt.Fprintf(w, "%s\t%s\n", kv.Key, kv.Value)
+		}
+		return w.Flush()
+	})
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/galenadb/galena/node/nodetest"
+)
+
+func TestCommandsAgainstCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := nodetest.MakeCluster(t, 3)
+	c.Leader()
+	eps := strings.Join(c.Endpoints(), ",")
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, append([]string{"--endpoints", eps}, args...)...)
+	}
+	mustRun := func(want string, args ...string) {
+		t.Helper()
+		code, out, errs := cli(args...)
+		if code != 0 || out != want {
+			t.Fatalf("galena %v: exit %d, stdout %q, stderr %q; want 0 and %q", args, code, out, errs, want)
+		}
+	}
+	mustRun("OK\n", "put", "fruit/apple", "red")
+	mustRun("OK\n", "put", "fruit/banana", "yellow")
+	mustRun("OK\n", "put", "veg/carrot", "orange")
+	mustRun("red\n", "get", "fruit/apple")
+	mustRun("fruit/apple\tred\nfruit/banana\tyellow\n", "scan", "--prefix", "fruit/")
+	mustRun("fruit/banana\tyellow\n", "scan", "--start", "fruit/b", "--end", "veg/")
+	mustRun("fruit/apple\tred\n", "scan", "--limit", "1")
+	mustRun("OK\n", "del", "fruit/apple")
+	mustRun("OK\n", "del", "fruit/apple")
+
+	code, out, errs := cli("get", "fruit/apple")
+	if code != 1 || out != "" || errs != "galena: key not found: fruit/apple\n" {
+		t.Errorf("get deleted key: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+
+	c.EnsureSame()
+	code, out, errs = cli("status")
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); code != 0 || len(lines) != 4 ||
+		!strings.HasPrefix(lines[0], "ID") || strings.Count(out, "SYNCED") != 3 {
+		t.Errorf("status: exit %d, stdout:\n%s\nstderr: %s", code, out, errs)
+	}
+
+	c.Stop(2)
+	code, out, errs = cli("status", "--json")
+	if code != 0 {
+		t.Fatalf("status --json: exit %d, stderr %s", code, errs)
+	}
+	states := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m memberStatus
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		states[m.ID] = m.State
+	}
+	if len(states) != 3 || states["n3"] != stateUnreachable || states["n1"] == stateUnreachable {
+		t.Errorf("states %v; want n3 %s and n1, n2 answering", states, stateUnreachable)
+	}
+}

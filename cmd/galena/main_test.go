@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCLI runs a command line in-process and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(t.Context(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestStartFlagsRejected(t *testing.T) {
+	const cluster = "n1=127.0.0.1:7001,n2=127.0.0.1:7002"
+	tests := []struct {
+		name string
+		args []string // after start --data DIR
+		want string
+	}{
+		{"missing id", []string{"--initial-cluster", cluster}, "--id is required"},
+		{"missing initial cluster", []string{"--id", "n1"}, "--initial-cluster is required"},
+		{"initial cluster without address", []string{"--id", "n1", "--initial-cluster", "n1"}, "not id=host:port"},
+		{"initial cluster bad address", []string{"--id", "n1", "--initial-cluster", "n1=localhost"}, "missing port"},
+		{"initial cluster empty", []string{"--id", "n1", "--initial-cluster", ","}, "initial cluster is empty"},
+		{"initial cluster without this node", []string{"--id", "n3", "--addr", "127.0.0.1:7003", "--initial-cluster", cluster}, "does not list this member"},
+		{"initial cluster other address", []string{"--id", "n1", "--addr", "127.0.0.1:9999", "--initial-cluster", cluster}, "this member's address is 127.0.0.1:9999"},
+		{"initial cluster duplicate", []string{"--id", "n1", "--initial-cluster", cluster + ",n1=127.0.0.1:7003"}, "listed twice"},
+		{"bad id", []string{"--id", "n 1", "--initial-cluster", cluster}, "must not contain"},
+		{"bad addr", []string{"--id", "n1", "--addr", "nowhere", "--initial-cluster", cluster}, "address \"nowhere\""},
+		{"bad log level", []string{"--id", "n1", "--initial-cluster", cluster, "--log-level", "loud"}, "--log-level"},
+		{"bad log format", []string{"--id", "n1", "--initial-cluster", cluster, "--log-format", "xml"}, "--log-format must be console or json"},
+		{"zero heartbeat", []string{"--id", "n1", "--initial-cluster", cluster, "--heartbeat-timeout", "0s"}, "--heartbeat-timeout must be positive"},
+		{"unparsable election", []string{"--id", "n1", "--initial-cluster", cluster, "--election-timeout", "soon"}, "invalid argument \"soon\""},
+		{"unknown flag", []string{"--id", "n1", "--initial-cluster", cluster, "--bogus"}, "unknown flag: --bogus"},
+		{"positional argument", []string{"--id", "n1", "--initial-cluster", cluster, "extra"}, "unknown command \"extra\""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := filepath.Join(t.TempDir(), "data")
+			code, _, stderr := runCLI(t, append([]string{"start", "--data", data}, tt.args...)...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2; stderr:\n%s", code, stderr)
+			}
+			if !strings.HasPrefix(stderr, "galena: ") || !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr %q does not contain %q", stderr, tt.want)
+			}
+			if _, err := os.Stat(data); !os.IsNotExist(err) {
+				t.Errorf("data directory was created (stat: %v)", err)
+			}
+		})
+	}
+}
+
+func TestStartMissingData(t *testing.T) {
+	code, _, stderr := runCLI(t, "start", "--id", "n1", "--initial-cluster", "n1=127.0.0.1:7001")
+	if code != 2 || !strings.Contains(stderr, "--data is required") {
+		t.Fatalf("exit code %d, stderr %q", code, stderr)
+	}
+}
+
+func TestStartConfig(t *testing.T) {
+	f := startFlags{
+		id: "n2", addr: "127.0.0.1:7002", data: "/tmp/x",
+		initialCluster: "n1=127.0.0.1:7001, n2=127.0.0.1:7002,n3=127.0.0.1:7003",
+		logLevel:       "debug", logFormat: "json",
+		heartbeatTimeout: 200 * time.Millisecond, electionTimeout: 400 * time.Millisecond,
+	}
+	cfg, err := f.config(&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ID != "n2" || cfg.Addr != "127.0.0.1:7002" || cfg.DataDir != "/tmp/x" || len(cfg.InitialCluster) != 3 {
+		t.Errorf("config %+v", cfg)
+	}
+	if cfg.HeartbeatTimeout != 200*time.Millisecond || cfg.ElectionTimeout != 400*time.Millisecond ||
+		cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
+		t.Errorf("timeouts: heartbeat %v election %v lease %v", cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout)
+	}
+	if cfg.Logger == nil {
+		t.Error("no logger")
+	}
+}
+
+func TestClientUsageErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"get without key", []string{"get"}, "accepts 1 arg(s)"},
+		{"put without value", []string{"put", "k"}, "accepts 2 arg(s)"},
+		{"del two keys", []string{"del", "a", "b"}, "accepts 1 arg(s)"},
+		{"scan prefix and start", []string{"scan", "--prefix", "a", "--start", "b"}, "--prefix cannot be combined"},
+		{"scan negative limit", []string{"scan", "--limit", "-1"}, "--limit must not be negative"},
+		{"no endpoints", []string{"--endpoints", " , ", "get", "k"}, "--endpoints lists no endpoint"},
+		{"zero timeout", []string{"--timeout", "0s", "status"}, "--timeout must be positive"},
+		{"unknown command", []string{"frobnicate"}, "unknown command \"frobnicate\""},
+		{"demo without clients", []string{"demo", "--clients", "0"}, "--clients must be at least 1"},
+		{"demo one account", []string{"demo", "--accounts", "1"}, "--accounts must be in 2..10000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, stderr := runCLI(t, tt.args...)
+			if code != 2 || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit code %d, stderr %q; want 2 and %q", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestNoEndpointReachable(t *testing.T) {
+	addr := closedAddr(t)
+	for _, args := range [][]string{
+		{"get", "k"}, {"put", "k", "v"}, {"del", "k"}, {"scan"}, {"status"},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			began := time.Now()
+			code, _, stderr := runCLI(t, append([]string{"--endpoints", addr, "--timeout", "3s"}, args...)...)
+			want := "galena: no endpoint reachable (" + addr + ")"
+			if code != 1 || !strings.HasPrefix(stderr, want) {
+				t.Errorf("exit code %d, stderr %q; want 1 and prefix %q", code, stderr, want)
+			}
+			if d := time.Since(began); d > 3500*time.Millisecond {
+				t.Errorf("took %v, more than the timeout", d)
+			}
+		})
+	}
+}
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a", "b"},
+		{"acct/", "acct0"},
+		{"a\xff", "b"},
+		{"\xff\xff", ""},
+	}
+	for _, tt := range tests {
+		if got := prefixEnd([]byte(tt.in)); string(got) != tt.want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPercentiles(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	p50, p99 := percentiles(lat)
+	if p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
+		t.Errorf("p50 %v p99 %v, want 50ms 99ms", p50, p99)
+	}
+	if p50, p99 := percentiles(nil); p50 != 0 || p99 != 0 {
+		t.Errorf("empty: %v %v", p50, p99)
+	}
+}

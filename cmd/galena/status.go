@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// statusCallTimeout bounds one Status call to one member.
+const statusCallTimeout = 3 * time.Second
+
+// stateUnreachable is the state shown for a member that did not answer.
+const stateUnreachable = "UNREACHABLE"
+
+// memberStatus is one row of `galena status`.
+type memberStatus struct {
+	ID           string `json:"id"`
+	Address      string `json:"address"`
+	RaftState    string `json:"raft_state,omitempty"`
+	LeaderID     string `json:"leader_id,omitempty"`
+	AppliedSeqno uint64 `json:"applied_seqno"`
+	Commits      uint64 `json:"commits"`
+	CertFailures uint64 `json:"cert_failures"`
+	State        string `json:"state"`
+	Error        string `json:"error,omitempty"`
+}
+
+func newStatusCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the state of every member of the cluster",
+		Long: `Show the state of every member of the cluster: the members are those listed
+by the first reachable endpoint; each is asked for its own status.`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			eps, err := g.endpointList()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			defer cancel()
+			rows, err := clusterStatus(ctx, eps)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printStatusJSON(cmd.OutOrStdout(), rows)
+			}
+			return printStatusTable(cmd.OutOrStdout(), rows)
+		}),
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
+	return cmd
+}
+
+// clusterStatus asks the endpoints in turn for the member list, then every
+// member for its status.
+func clusterStatus(ctx context.Context, eps []string) ([]memberStatus, error) {
+	var first *galenapb.StatusResponse
+	var errs []string
+	for _, ep := range eps {
+		resp, err := fetchStatus(ctx, ep)
+		if err == nil {
+			first = resp
+			break
+		}
+		errs = append(errs, fmt.Sprintf("%s: %s", ep, cause(err)))
+	}
+	if first == nil {
+		return nil, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
+	}
+	members := first.GetMembers()
+	if len(members) == 0 {
+		return []memberStatus{rowOf(first)}, nil
+	}
+	rows := make([]memberStatus, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() { rows[i] = memberRow(ctx, m) })
+	}
+	wg.Wait()
+	return rows, nil
+}
+
+// memberRow is the status row of member m.
+func memberRow(ctx context.Context, m *galenapb.Member) memberStatus {
+	resp, err := fetchStatus(ctx, m.GetAddress())
+	if err != nil {
+		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), State: stateUnreachable, Error: cause(err)}
+	}
+	return rowOf(resp)
+}
+
+// fetchStatus calls Status on one address.
+func fetchStatus(ctx context.Context, addr string) (*galenapb.StatusResponse, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
+	defer cancel()
+	return galenapb.NewKVClient(conn).Status(ctx, &galenapb.StatusRequest{})
+}
+
+func rowOf(r *galenapb.StatusResponse) memberStatus {
+	return memberStatus{
+		ID: r.GetId(), Address: r.GetAddress(), RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(),
+		AppliedSeqno: r.GetAppliedSeqno(), Commits: r.GetCommits(), CertFailures: r.GetCertFailures(),
+		State: r.GetState(),
+	}
+}
+
+func printStatusTable(w io.Writer, rows []memberStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT\tAPPLIED\tCOMMITS\tCERT_FAIL\tSTATE")
+	for _, r := range rows {
+		if r.State == stateUnreachable {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", r.ID, r.Address, r.State)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
+			r.ID, r.Address, r.RaftState, r.AppliedSeqno, r.Commits, r.CertFailures, r.State)
+	}
+	return tw.Flush()
+}
+
+func printStatusJSON(w io.Writer, rows []memberStatus) error {
+	enc := json.NewEncoder(w)
+	for _, r := range rows {
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package groupcomm
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Peer is one voting member of the initial configuration.
+type Peer struct {
+	ID   string
+	Addr string // host:port other members reach it at
+}
+
+// Config configures a Group.
+type Config struct {
+	ID   string // this member's id; unique in the cluster
+	Addr string // address peers reach this member at (the node's one port)
+	Dir  string // directory for the Raft log and snapshots
+
+	// Bootstrap is the initial configuration. Every member listed bootstraps
+	// the same one the first time it starts; it is ignored when Dir already
+	// holds Raft state.
+	Bootstrap []Peer
+
+	Logger *zap.Logger // nil → zap.NewNop()
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// NotPrimaryTimeout bounds how long Broadcast waits for a reachable leader
+	// before it answers ErrNotPrimary.
+	NotPrimaryTimeout time.Duration
+	DialTimeout       time.Duration
+
+	MaxAppendEntries  int
+	SnapshotThreshold uint64 // entries between snapshots
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64 // entries kept after a snapshot for followers to catch up from
+}
+
+// DefaultConfig returns settings fit for a LAN.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		NotPrimaryTimeout:  2 * time.Second,
+		DialTimeout:        2 * time.Second,
+		MaxAppendEntries:   256,
+		SnapshotThreshold:  16384,
+		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       10240,
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("groupcomm: ID is required")
+	case c.Addr == "":
+		return errors.New("groupcomm: Addr is required")
+	case c.Dir == "":
+		return errors.New("groupcomm: Dir is required")
+	case c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0:
+		return errors.New("groupcomm: timeouts must be positive")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return errors.New("groupcomm: LeaderLeaseTimeout must not exceed HeartbeatTimeout")
+	case c.NotPrimaryTimeout <= 0 || c.DialTimeout <= 0:
+		return errors.New("groupcomm: NotPrimaryTimeout and DialTimeout must be positive")
+	case c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024:
+		return errors.New("groupcomm: MaxAppendEntries must be in 1..1024")
+	}
+	return validatePeers(c.ID, c.Addr, c.Bootstrap)
+}
+
+func validatePeers(self, addr string, peers []Peer) error {
+	if len(peers) == 0 {
+		return nil
+	}
+	ids, addrs := map[string]bool{}, map[string]bool{}
+	found := false
+	for _, p := range peers {
+		if p.ID == "" || p.Addr == "" {
+			return fmt.Errorf("groupcomm: bootstrap peer %q=%q: id and address are required", p.ID, p.Addr)
+		}
+		if ids[p.ID] || addrs[p.Addr] {
+			return fmt.Errorf("groupcomm: bootstrap peer %s=%s is listed twice", p.ID, p.Addr)
+		}
+		ids[p.ID], addrs[p.Addr] = true, true
+		if p.ID == self {
+			if p.Addr != addr {
+				return fmt.Errorf("groupcomm: bootstrap lists %s at %s but this member's address is %s", self, p.Addr, addr)
+			}
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("groupcomm: bootstrap configuration does not list this member (%s)", self)
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+// Package groupcomm gives Galena its total order: every member sees the same
+// entries in the same order, each with a unique, increasing seqno (its Raft log
+// index).
+//
+// It wraps hashicorp/raft: the transport runs over the member's one listener
+// (a cmux sub-listener picked by the first byte of each connection), the log is
+// kept in a durable log store, snapshots stream the Deliverer's state, and
+// followers forward entries to the leader over one pipelined stream per leader
+// rather than one request per entry. Broadcast carries opaque bytes: groupcomm
+// knows nothing of write-sets, storage or gRPC.
+//
+// Committed entries reach the Deliverer in log order, in batches (raft's
+// BatchingFSM), on one goroutine. Broadcast returns once its entry has been
+// delivered on the calling member, so a caller that then reads locally sees the
+// effect of its own entry.
+package groupcomm

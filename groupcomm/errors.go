@@ -1,0 +1,23 @@
+package groupcomm
+
+import "errors"
+
+// Errors returned by Group. Broadcast's errors say whether the entry may have
+// been ordered: only ErrIndeterminate leaves that open.
+var (
+	// ErrNotPrimary: no leader could be reached within Config.NotPrimaryTimeout;
+	// this member is cut off from the majority. The entry was not ordered.
+	ErrNotPrimary = errors.New("groupcomm: not primary: no reachable leader in a majority")
+	// ErrIndeterminate: the entry may or may not have been ordered (leadership
+	// was lost, the connection to the leader broke, or ctx ended while waiting).
+	ErrIndeterminate = errors.New("groupcomm: outcome unknown")
+	// ErrClosed: the Group is closed (or closing). The entry was not ordered
+	// unless Broadcast said ErrIndeterminate.
+	ErrClosed = errors.New("groupcomm: closed")
+	// ErrStopped: the apply loop stopped on a fatal error; the member can no
+	// longer vouch for its state.
+	ErrStopped = errors.New("groupcomm: apply loop stopped")
+)
+
+// errNotLeader is the internal "definitely not appended, try the leader".
+var errNotLeader = errors.New("groupcomm: not the leader")

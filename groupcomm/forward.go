@@ -1,0 +1,315 @@
+package groupcomm
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// Forwarding: a follower sends entries to the leader over one long-lived
+// connection per leader, pipelined (many requests in flight) and batched (the
+// writer flushes once per burst). The leader answers each with the entry's
+// index once it is committed, in request order.
+//
+//	request:  id uint64 | len uint32 | data
+//	response: id uint64 | index uint64 | code uint8 | len uint32 | message
+const (
+	fwdOK            byte = 0 // committed at index
+	fwdNotLeader     byte = 1 // never appended: ask the current leader
+	fwdIndeterminate byte = 2 // may or may not be committed
+)
+
+// maxForwardFrame bounds one forwarded entry.
+const maxForwardFrame = 256 << 20
+
+type fwdReq struct {
+	id   uint64
+	data []byte
+}
+
+type fwdResp struct {
+	index uint64
+	err   error
+}
+
+// forwarder owns the follower side: at most one live connection per leader
+// address.
+type forwarder struct {
+	g      *Group
+	mu     sync.Mutex
+	conns  map[string]*fwdConn
+	closed bool
+}
+
+func newForwarder(g *Group) *forwarder {
+	return &forwarder{g: g, conns: make(map[string]*fwdConn)}
+}
+
+// forward sends data to the leader at addr and waits for its index.
+func (f *forwarder) forward(ctx context.Context, addr string, data []byte) (uint64, error) {
+	c, err := f.conn(addr)
+	if err != nil {
+		f.g.lg.Debug("cannot reach leader", zap.String("leader", addr), zap.Error(err))
+		return 0, errNotLeader // nothing was sent
+	}
+	return c.call(ctx, data)
+}
+
+func (f *forwarder) conn(addr string) (*fwdConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil, ErrClosed
+	}
+	if c := f.conns[addr]; c != nil {
+		return c, nil
+	}
+	nc, err := dialPrefixed(tcpDial, addr, f.g.cfg.DialTimeout, prefixForward)
+	if err != nil {
+		return nil, err
+	}
+	c := &fwdConn{
+		f: f, addr: addr, nc: nc,
+		pending: make(map[uint64]chan fwdResp),
+		sendq:   make(chan fwdReq, 1024),
+		done:    make(chan struct{}),
+	}
+	f.conns[addr] = c
+	if !f.g.goTracked(c.writeLoop) || !f.g.goTracked(c.readLoop) {
+		c.fail(ErrClosed)
+	}
+	return c, nil
+}
+
+func (f *forwarder) drop(c *fwdConn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conns[c.addr] == c {
+		delete(f.conns, c.addr)
+	}
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	f.closed = true
+	conns := make([]*fwdConn, 0, len(f.conns))
+	for _, c := range f.conns {
+		conns = append(conns, c)
+	}
+	f.mu.Unlock()
+	for _, c := range conns {
+		c.fail(ErrClosed)
+	}
+}
+
+// fwdConn is one follower→leader stream.
+type fwdConn struct {
+	f    *forwarder
+	addr string
+	nc   net.Conn
+
+	mu      sync.Mutex
+	pending map[uint64]chan fwdResp
+	next    uint64
+	err     error
+
+	sendq    chan fwdReq
+	done     chan struct{}
+	failOnce sync.Once
+}
+
+func (c *fwdConn) call(ctx context.Context, data []byte) (uint64, error) {
+	ch := make(chan fwdResp, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return 0, errNotLeader
+	}
+	c.next++
+	id := c.next
+	c.pending[id] = ch
+	c.mu.Unlock()
+	select {
+	case c.sendq <- fwdReq{id: id, data: data}:
+	case <-c.done:
+		if c.forget(id) {
+			return 0, errNotLeader
+		}
+	case <-ctx.Done():
+		if c.forget(id) {
+			return 0, fmt.Errorf("groupcomm: not sent: %w", ctx.Err())
+		}
+	}
+	select {
+	case r := <-ch:
+		return r.index, r.err
+	case <-ctx.Done():
+		c.forget(id)
+		return 0, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
+	}
+}
+
+// forget removes a pending request; false if a response already claimed it.
+func (c *fwdConn) forget(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[id]
+	delete(c.pending, id)
+	return ok
+}
+
+func (c *fwdConn) resolve(id uint64, r fwdResp) {
+	c.mu.Lock()
+	ch, ok := c.pending[id]
+	delete(c.pending, id)
+	c.mu.Unlock()
+	if ok {
+		ch <- r
+	}
+}
+
+// fail closes the stream; every request still pending may have been sent.
+func (c *fwdConn) fail(err error) {
+	c.failOnce.Do(func() {
+		c.f.drop(c)
+		close(c.done)
+		c.nc.Close()
+		c.mu.Lock()
+		c.err = err
+		pending := c.pending
+		c.pending = nil
+		c.mu.Unlock()
+		for _, ch := range pending {
+			ch <- fwdResp{err: fmt.Errorf("%w: stream to leader %s broke: %v", ErrIndeterminate, c.addr, err)}
+		}
+	})
+}
+
+func (c *fwdConn) writeLoop() {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var hdr [12]byte
+	for {
+		var r fwdReq
+		select {
+		case r = <-c.sendq:
+		case <-c.done:
+			return
+		}
+		for {
+			binary.BigEndian.PutUint64(hdr[:8], r.id)
+			binary.BigEndian.PutUint32(hdr[8:], uint32(len(r.data)))
+			w.Write(hdr[:])
+			w.Write(r.data)
+			if len(c.sendq) == 0 {
+				break
+			}
+			r = <-c.sendq
+		}
+		if err := w.Flush(); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *fwdConn) readLoop() {
+	r := bufio.NewReaderSize(c.nc, 16<<10)
+	var hdr [21]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			c.fail(err)
+			return
+		}
+		id := binary.BigEndian.Uint64(hdr[:8])
+		resp := fwdResp{index: binary.BigEndian.Uint64(hdr[8:16])}
+		msg := make([]byte, binary.BigEndian.Uint32(hdr[17:21]))
+		if _, err := io.ReadFull(r, msg); err != nil {
+			c.fail(err)
+			return
+		}
+		switch hdr[16] {
+		case fwdOK:
+		case fwdNotLeader:
+			resp.err = errNotLeader
+		default:
+			resp.err = fmt.Errorf("%w: leader %s: %s", ErrIndeterminate, c.addr, msg)
+		}
+		c.resolve(id, resp)
+	}
+}
+
+// serveForward is the leader side of one follower's stream.
+func (g *Group) serveForward(nc net.Conn) {
+	stop := context.AfterFunc(g.ctx, func() { nc.Close() })
+	defer stop()
+	defer nc.Close()
+	q := make(chan raftCall, 1024)
+	if !g.goTracked(func() { g.respondForward(nc, q) }) {
+		return
+	}
+	defer close(q)
+	r := bufio.NewReaderSize(nc, 64<<10)
+	var hdr [12]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[8:])
+		if n > maxForwardFrame {
+			g.lg.Warn("forwarded entry too large; closing stream", zap.Uint32("bytes", n))
+			return
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return
+		}
+		call := raftCall{id: binary.BigEndian.Uint64(hdr[:8])}
+		if g.raft.State() == raft.Leader {
+			call.f = g.raft.Apply(data, 0)
+		}
+		q <- call
+	}
+}
+
+type raftCall struct {
+	id uint64
+	f  raft.ApplyFuture // nil: not the leader, never appended
+}
+
+// respondForward answers forwarded entries in order as they commit.
+func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
+	w := bufio.NewWriterSize(nc, 16<<10)
+	var hdr [21]byte
+	for call := range q {
+		code, idx, msg := fwdNotLeader, uint64(0), ""
+		if call.f != nil {
+			err := call.f.Error()
+			switch {
+			case err == nil:
+				code, idx = fwdOK, call.f.Index()
+			case errors.Is(translateApplyErr(err), errNotLeader):
+			default:
+				code, msg = fwdIndeterminate, err.Error()
+			}
+		}
+		binary.BigEndian.PutUint64(hdr[:8], call.id)
+		binary.BigEndian.PutUint64(hdr[8:16], idx)
+		hdr[16] = code
+		binary.BigEndian.PutUint32(hdr[17:], uint32(len(msg)))
+		w.Write(hdr[:])
+		w.WriteString(msg)
+		if len(q) == 0 {
+			if err := w.Flush(); err != nil {
+				nc.Close() // the reader sees it and stops; keep draining q
+			}
+		}
+	}
+}

@@ -1,0 +1,164 @@
+package groupcomm
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// snapshotMagic starts every snapshot groupcomm writes, followed by the
+// applied index the snapshot reflects and then the Deliverer's stream.
+const snapshotMagic = "GLNSNAP1"
+
+// fsm adapts a Deliverer to raft's BatchingFSM and tracks the applied index
+// so that callers can wait for their entry to be delivered locally.
+type fsm struct {
+	d     Deliverer
+	lg    *zap.Logger
+	fatal func(error)
+
+	applied atomic.Uint64
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced each time applied grows
+	failed  atomic.Pointer[error]
+
+	entries []Entry // reused across batches
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(d Deliverer, lg *zap.Logger, fatal func(error)) *fsm {
+	f := &fsm{d: d, lg: lg, fatal: fatal, advance: make(chan struct{})}
+	f.applied.Store(d.Applied())
+	return f
+}
+
+func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch delivers the commands in logs as one batch.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	resp := make([]interface{}, len(logs))
+	if f.failed.Load() != nil || len(logs) == 0 {
+		return resp
+	}
+	f.entries = f.entries[:0]
+	for _, l := range logs {
+		if l.Type == raft.LogCommand {
+			f.entries = append(f.entries, Entry{Index: l.Index, Data: l.Data})
+		}
+	}
+	last := logs[len(logs)-1].Index
+	if err := f.d.Deliver(f.entries, last); err != nil {
+		f.fail(fmt.Errorf("deliver through index %d: %w", last, err))
+		return resp
+	}
+	f.setApplied(last)
+	return resp
+}
+
+// fail stops delivery for good: a member whose state may differ from its
+// peers' must not go on.
+func (f *fsm) fail(err error) {
+	f.failed.Store(&err)
+	f.lg.Error("apply loop stopped: this member's state can no longer be trusted", zap.Error(err))
+	f.mu.Lock()
+	close(f.advance)
+	f.advance = make(chan struct{})
+	f.mu.Unlock()
+	if f.fatal != nil {
+		f.fatal(err)
+	}
+}
+
+func (f *fsm) setApplied(idx uint64) {
+	if idx <= f.applied.Load() {
+		return
+	}
+	f.applied.Store(idx)
+	f.mu.Lock()
+	close(f.advance)
+	f.advance = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// waitApplied blocks until index idx has been delivered locally.
+func (f *fsm) waitApplied(ctx context.Context, idx uint64, closing <-chan struct{}) error {
+	for {
+		f.mu.Lock()
+		ch := f.advance
+		f.mu.Unlock()
+		if err := f.failed.Load(); err != nil {
+			return fmt.Errorf("%w: %v", ErrStopped, *err)
+		}
+		if f.applied.Load() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-closing:
+			return ErrClosed
+		}
+	}
+}
+
+// Snapshot pins the Deliverer's state; Persist streams it later.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	sn, err := f.d.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{sn: sn}, nil
+}
+
+// Restore replaces the state with a snapshot's. On start, raft restores the
+// latest local snapshot; when the Deliverer's durable state is already at or
+// past it, there is nothing to do and the stream is not read further.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var hdr [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
+		return fmt.Errorf("groupcomm: read snapshot header: %w", err)
+	}
+	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+		return fmt.Errorf("groupcomm: not a galena snapshot")
+	}
+	idx := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
+	if have := f.d.Applied(); idx <= have {
+		f.lg.Info("snapshot already reflected in local state", zap.Uint64("snapshot", idx), zap.Uint64("applied", have))
+		return nil
+	}
+	f.lg.Info("restoring state from snapshot", zap.Uint64("snapshot", idx))
+	if err := f.d.Restore(rc); err != nil {
+		return err
+	}
+	f.applied.Store(0)
+	f.setApplied(f.d.Applied())
+	return nil
+}
+
+type fsmSnapshot struct{ sn Snapshot }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	var hdr [len(snapshotMagic) + 8]byte
+	copy(hdr[:], snapshotMagic)
+	binary.BigEndian.PutUint64(hdr[len(snapshotMagic):], s.sn.Index())
+	if _, err := sink.Write(hdr[:]); err != nil {
+		sink.Cancel()
+		return err
+	}
+	if _, err := s.sn.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() { s.sn.Release() }

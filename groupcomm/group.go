@@ -1,0 +1,283 @@
+package groupcomm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// Group is one member's handle on the totally ordered log. Broadcast, Status
+// and WaitApplied are safe for concurrent use.
+type Group struct {
+	cfg    Config
+	lg     *zap.Logger
+	raft   *raft.Raft
+	trans  *raft.NetworkTransport
+	stream *streamLayer
+	fsm    *fsm
+	logs   closableLogStore
+	fwd    *forwarder
+
+	closing   chan struct{}
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
+	mu        sync.Mutex // guards wg.Add against Close
+	closed    bool
+	wg        sync.WaitGroup
+}
+
+// New starts a member on ln (a listener that only receives connections Match
+// accepts) and delivers committed entries to d. fatal, if non-nil, is called
+// when the apply loop stops on an error; the member is useless afterwards.
+func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{})}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if err := g.open(ln, d, fatal); err != nil {
+		g.cancel()
+		g.teardown()
+		return nil, err
+	}
+	g.goTracked(func() { g.serve(ln) })
+	g.goTracked(func() { <-g.closing; ln.Close() })
+	return g, nil
+}
+
+func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
+	if err := os.MkdirAll(g.cfg.Dir, 0o755); err != nil {
+		return fmt.Errorf("groupcomm: %w", err)
+	}
+	hl := newRaftLogger(g.lg)
+	logs, cache, err := openLogStore(filepath.Join(g.cfg.Dir, "wal"), hl.Named("wal"))
+	if err != nil {
+		return err
+	}
+	g.logs = logs
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
+	if err != nil {
+		return fmt.Errorf("groupcomm: snapshot store: %w", err)
+	}
+	g.stream = newStreamLayer(ln.Addr(), tcpDial)
+	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
+	})
+	g.fsm = newFSM(d, g.lg, fatal)
+	rc := g.raftConfig()
+	if err := g.bootstrap(rc, logs, snaps); err != nil {
+		return err
+	}
+	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, g.trans); err != nil {
+		return fmt.Errorf("groupcomm: start raft: %w", err)
+	}
+	g.fwd = newForwarder(g)
+	return nil
+}
+
+func (g *Group) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(g.cfg.ID)
+	rc.HeartbeatTimeout = g.cfg.HeartbeatTimeout
+	rc.ElectionTimeout = g.cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = g.cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = g.cfg.CommitTimeout
+	rc.MaxAppendEntries = g.cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	if g.cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = g.cfg.SnapshotThreshold
+	}
+	if g.cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = g.cfg.SnapshotInterval
+	}
+	if g.cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = g.cfg.TrailingLogs
+	}
+	rc.Logger = newRaftLogger(g.lg)
+	return rc
+}
+
+// bootstrap writes the initial configuration when this member has no state.
+func (g *Group) bootstrap(rc *raft.Config, logs closableLogStore, snaps raft.SnapshotStore) error {
+	if len(g.cfg.Bootstrap) == 0 {
+		return nil
+	}
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil || has {
+		return err
+	}
+	var conf raft.Configuration
+	for _, p := range g.cfg.Bootstrap {
+		conf.Servers = append(conf.Servers, raft.Server{
+			Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr),
+		})
+	}
+	if err := raft.BootstrapCluster(rc, logs, logs, snaps, g.trans, conf); err != nil {
+		return fmt.Errorf("groupcomm: bootstrap: %w", err)
+	}
+	g.lg.Info("bootstrapped cluster configuration", zap.Int("voters", len(conf.Servers)))
+	return nil
+}
+
+// goTracked runs fn on a goroutine the Group waits for in Close. It reports
+// false, without running fn, once the Group is closing.
+func (g *Group) goTracked(fn func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Broadcast orders data in the log and returns its seqno once the entry has
+// been delivered on this member. A follower forwards data to the leader. On
+// error the entry was not ordered, unless the error is ErrIndeterminate.
+func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
+	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
+	for {
+		idx, err := g.order(ctx, data)
+		if errors.Is(err, errNotLeader) {
+			if err := g.awaitLeader(ctx, deadline); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if err := g.fsm.waitApplied(ctx, idx, g.closing); err != nil {
+			return idx, fmt.Errorf("%w: ordered at seqno %d but not yet applied here: %v", ErrIndeterminate, idx, err)
+		}
+		return idx, nil
+	}
+}
+
+// order appends data through the leader and returns its index once committed.
+func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
+	select {
+	case <-g.closing:
+		return 0, ErrClosed
+	default:
+	}
+	if g.raft.State() == raft.Leader {
+		return g.applyLocal(ctx, data)
+	}
+	addr, _ := g.raft.LeaderWithID()
+	if addr == "" {
+		return 0, errNotLeader
+	}
+	return g.fwd.forward(ctx, string(addr), data)
+}
+
+// applyLocal appends data as the leader.
+func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
+	var timeout time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := g.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return 0, translateApplyErr(err)
+	}
+	return f.Index(), nil
+}
+
+// translateApplyErr tells raft's "never appended" errors from the ones that
+// leave the entry's fate open.
+func translateApplyErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+		return errNotLeader
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
+	default:
+		return fmt.Errorf("%w: %v", ErrIndeterminate, err)
+	}
+}
+
+// awaitLeader pauses before the next attempt to reach a leader, and gives up
+// with ErrNotPrimary at deadline.
+func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if time.Now().After(deadline) {
+			return ErrNotPrimary
+		}
+		select {
+		case <-t.C:
+			if addr, _ := g.raft.LeaderWithID(); addr != "" {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNotPrimary, ctx.Err())
+		case <-g.closing:
+			return ErrClosed
+		}
+	}
+}
+
+// WaitApplied blocks until this member has delivered seqno.
+func (g *Group) WaitApplied(ctx context.Context, seqno uint64) error {
+	return g.fsm.waitApplied(ctx, seqno, g.closing)
+}
+
+// Applied is the highest seqno delivered on this member.
+func (g *Group) Applied() uint64 { return g.fsm.applied.Load() }
+
+// Close stops the member: forwarding, Raft, the transport and the log store,
+// in that order. It is idempotent and returns after every goroutine exited.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.mu.Lock()
+		g.closed = true
+		g.mu.Unlock()
+		close(g.closing)
+		g.cancel()
+		g.closeErr = g.teardown()
+		g.wg.Wait()
+	})
+	return g.closeErr
+}
+
+func (g *Group) teardown() error {
+	var errs []error
+	if g.fwd != nil {
+		g.fwd.close()
+	}
+	if g.raft != nil {
+		if err := g.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if g.trans != nil {
+		g.trans.CloseStreams() // outgoing pooled connections
+		errs = append(errs, g.trans.Close())
+	}
+	if g.stream != nil {
+		g.stream.Close() // incoming connections
+	}
+	if g.logs != nil {
+		errs = append(errs, g.logs.Close())
+	}
+	return errors.Join(errs...)
+}

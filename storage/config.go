@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"errors"
+	"math"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+	"go.uber.org/zap"
+)
+
+// Badger tuning: modest memory, every version kept (no MVCC GC yet), no
+// fsync per write (the Raft log is the durable record), no badger-level
+// conflict detection (certification decides conflicts).
+const (
+	defaultMemTableSize = 32 << 20
+	numMemtables        = 3
+	blockCacheSize      = 64 << 20
+	numCompactors       = 2
+)
+
+// Config configures a Store. The zero value, with Dir set, is valid.
+type Config struct {
+	// Dir is the data directory (badger's files live directly in it). It is
+	// required unless InMemory is set, and must be empty if it is.
+	Dir string
+	// InMemory keeps everything in memory (tests). Values are then limited to
+	// badger's value threshold (1 MiB).
+	InMemory bool
+	// Logger receives the store's logs and badger's own (badger's Info
+	// messages at Debug level). Nil means zap.NewNop().
+	Logger *zap.Logger
+
+	// memTableSize overrides the memtable size; tests shrink it to force
+	// flushes to SSTables. Zero means defaultMemTableSize.
+	memTableSize int64
+}
+
+// DefaultConfig returns the default configuration. Callers must still set Dir
+// or InMemory.
+func DefaultConfig() Config {
+	return Config{}
+}
+
+// Validate reports whether c can be used to open a Store.
+func (c Config) Validate() error {
+	switch {
+	case c.InMemory && c.Dir != "":
+		return errors.New("storage: config: Dir must be empty when InMemory is set")
+	case !c.InMemory && c.Dir == "":
+		return errors.New("storage: config: Dir is required unless InMemory is set")
+	case c.memTableSize < 0:
+		return errors.New("storage: config: negative memtable size")
+	}
+	return nil
+}
+
+// badgerOptions translates c into badger options; lg is the store's logger.
+func (c Config) badgerOptions(lg *zap.Logger) badger.Options {
+	mem := c.memTableSize
+	if mem == 0 {
+		mem = defaultMemTableSize
+	}
+	opts := badger.DefaultOptions(c.Dir)
+	if maxBatch := mem * 15 / 100; opts.ValueThreshold > maxBatch/2 {
+		// Only small test memtables: badger requires the threshold to be
+		// below its maximum batch size (15% of the memtable).
+		opts.ValueThreshold = maxBatch / 2
+	}
+	return opts.
+		WithInMemory(c.InMemory).
+		WithLogger(badgerLogger{lg.Named("badger").Sugar()}).
+		WithSyncWrites(false).
+		WithNumVersionsToKeep(math.MaxInt).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithCompression(options.None).
+		WithMemTableSize(mem).
+		WithNumMemtables(numMemtables).
+		WithBlockCacheSize(blockCacheSize).
+		WithNumCompactors(numCompactors)
+}
+
+// maxValueSize is the largest value badger accepts with opts.
+func maxValueSize(opts badger.Options) int64 {
+	if opts.InMemory {
+		return opts.ValueThreshold
+	}
+	return opts.ValueLogFileSize
+}
+
+// badgerLogger routes badger's logger into zap. Badger's Info messages are
+// chatty (compactions, flushes), so they go to Debug.
+type badgerLogger struct{ s *zap.SugaredLogger }
+
+func (l badgerLogger) Errorf(f string, args ...any)   { l.s.Errorf(trimNL(f), args...) }
+func (l badgerLogger) Warningf(f string, args ...any) { l.s.Warnf(trimNL(f), args...) }
+func (l badgerLogger) Infof(f string, args ...any)    { l.s.Debugf(trimNL(f), args...) }
+func (l badgerLogger) Debugf(f string, args ...any)   { l.s.Debugf(trimNL(f), args...) }
+
+func trimNL(f string) string { return strings.TrimRight(f, "\n") }

@@ -1,0 +1,327 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
+)
+
+// Errors returned by the store. Match them with errors.Is; most are wrapped
+// with detail.
+var (
+	// ErrNotFound: the key has no live value at the snapshot (no version at or
+	// below it, or the latest such version is a delete).
+	ErrNotFound = errors.New("storage: key not found")
+	// ErrClosed: the Store was closed (or the Snapshot released).
+	ErrClosed = errors.New("storage: closed")
+	// ErrSnapshotTooOld: the snapshot is below Applied().MinReadable (older
+	// versions were not transferred by Import), or a Snapshot was taken before
+	// an Import replaced the contents.
+	ErrSnapshotTooOld = errors.New("storage: snapshot is older than the oldest readable seqno")
+	// ErrBadSnapshot: Import was given a stream that is not a complete, intact
+	// WriteTo stream (bad magic or format, truncation, checksum mismatch, ...).
+	ErrBadSnapshot = errors.New("storage: malformed snapshot stream")
+	// ErrInvalidBatch: ApplyBatch was given seqnos out of order or not above
+	// the applied seqno, an empty or oversized key or id, or an oversized
+	// value. Nothing was written.
+	ErrInvalidBatch = errors.New("storage: invalid batch")
+)
+
+// Key spaces: the first byte of every badger key. See the package comment.
+const (
+	spaceData  byte = 'd'
+	spaceID    byte = 'i'
+	spaceState byte = 's'
+
+	// metaTombstone is the badger UserMeta bit marking a delete.
+	metaTombstone byte = 1
+	// appliedVersion is the fixed version of the applied-state record.
+	appliedVersion uint64 = 1
+	// maxKeySize is the longest user key or id: badger's 65000 minus the
+	// space byte.
+	maxKeySize = 65000 - 1
+)
+
+var appliedKey = []byte{spaceState, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
+
+// internalKey returns space followed by k, in a new slice.
+func internalKey(space byte, k []byte) []byte {
+	b := make([]byte, 1+len(k))
+	b[0] = space
+	copy(b[1:], k)
+	return b
+}
+
+// KV is one live key and its value, as returned by Scan.
+type KV struct {
+	Key, Value []byte
+}
+
+// Store is Galena's MVCC key-value store. Create it with Open; it is safe for
+// concurrent use (see the package comment for what runs concurrently).
+type Store struct {
+	lg       *zap.Logger
+	dir      string
+	db       *badger.DB
+	maxValue int64
+
+	applyMu sync.Mutex // serialises ApplyBatch and Import; taken before mu
+
+	mu     sync.RWMutex // read-held while using db; write-held by Close and Import
+	closed bool         // guarded by mu
+	gen    uint64       // guarded by mu; incremented when Import replaces contents
+
+	applied atomic.Pointer[AppliedState] // never nil after Open
+}
+
+// Open opens (or creates) the store described by cfg and loads its applied
+// state. If a previous Import was interrupted by a crash, Open empties the
+// store first. It fails if cfg is invalid, if badger cannot open Dir (for
+// example because another process holds it) or if the applied-state record
+// is unreadable.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	lg = lg.Named("storage")
+	opts := cfg.badgerOptions(lg)
+	db, err := badger.OpenManaged(opts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
+	}
+	s := &Store{lg: lg, dir: cfg.Dir, db: db, maxValue: maxValueSize(opts)}
+	st, err := s.recover()
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.applied.Store(st)
+	lg.Info("opened", zap.String("dir", cfg.Dir), zap.Bool("in_memory", cfg.InMemory),
+		zap.Uint64("applied_seqno", st.Seqno), zap.Uint64("min_readable", st.MinReadable))
+	return s, nil
+}
+
+// recover finishes an interrupted import, if any, and loads the applied state.
+func (s *Store) recover() (*AppliedState, error) {
+	interrupted, err := s.importMarked()
+	if err != nil {
+		return nil, err
+	}
+	if interrupted {
+		s.lg.Warn("previous import was interrupted; emptying the store")
+		if err := s.dropAll(); err != nil {
+			return nil, err
+		}
+		if err := s.clearImportMarker(); err != nil {
+			return nil, err
+		}
+	}
+	return s.loadApplied()
+}
+
+// loadApplied reads the applied-state record (the zero state if none).
+func (s *Store) loadApplied() (*AppliedState, error) {
+	txn := s.db.NewTransactionAt(math.MaxUint64, false)
+	defer txn.Discard()
+	item, err := txn.Get(appliedKey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return &AppliedState{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: read applied state: %w", err)
+	}
+	var st *AppliedState
+	err = item.Value(func(v []byte) error {
+		st, err = decodeApplied(v)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: read applied state: %w", err)
+	}
+	return st, nil
+}
+
+// Close closes the store. It waits for calls in flight (including running
+// Snapshot.WriteTo streams). It is idempotent; afterwards every method
+// returns ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	s.lg.Info("closed", zap.Uint64("applied_seqno", s.applied.Load().Seqno))
+	return nil
+}
+
+// Applied returns the applied state. It is cheap (no I/O, no lock) and still
+// answers after Close (the last state).
+func (s *Store) Applied() AppliedState {
+	return s.applied.Load().clone()
+}
+
+// readable reports whether a read at snapshot is allowed. The caller holds mu.
+func (s *Store) readable(snapshot uint64) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if minr := s.applied.Load().MinReadable; snapshot < minr {
+		return fmt.Errorf("%w: snapshot %d, oldest readable %d", ErrSnapshotTooOld, snapshot, minr)
+	}
+	return nil
+}
+
+// Get returns the value of key's latest version at or below snapshot. It
+// returns ErrNotFound if there is none or it is a delete, ErrSnapshotTooOld if
+// snapshot < Applied().MinReadable. The returned slice belongs to the caller.
+// Reads above Applied().Seqno may observe a batch being applied.
+func (s *Store) Get(key []byte, snapshot uint64) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.readable(snapshot); err != nil {
+		return nil, err
+	}
+	txn := s.db.NewTransactionAt(snapshot, false)
+	defer txn.Discard()
+	item, err := txn.Get(internalKey(spaceData, key))
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("storage: get: %w", err)
+	case item.UserMeta()&metaTombstone != 0:
+		return nil, ErrNotFound
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("storage: get: %w", err)
+	}
+	return v, nil
+}
+
+// Scan returns the live keys in [start, end) at snapshot, in key order, at most
+// limit of them (limit <= 0: no limit). A nil or empty end means no upper
+// bound. Errors are as for Get; the returned slices belong to the caller.
+func (s *Store) Scan(start, end []byte, limit int, snapshot uint64) ([]KV, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.readable(snapshot); err != nil {
+		return nil, err
+	}
+	txn := s.db.NewTransactionAt(snapshot, false)
+	defer txn.Discard()
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte{spaceData}
+	if limit > 0 && limit < opts.PrefetchSize {
+		opts.PrefetchSize = limit
+	}
+	it := txn.NewIterator(opts)
+	defer it.Close()
+
+	var upper []byte
+	if len(end) > 0 {
+		upper = internalKey(spaceData, end)
+	}
+	var out []KV
+	for it.Seek(internalKey(spaceData, start)); it.Valid(); it.Next() {
+		item := it.Item()
+		if upper != nil && bytes.Compare(item.Key(), upper) >= 0 {
+			break
+		}
+		if item.UserMeta()&metaTombstone != 0 {
+			continue
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return nil, fmt.Errorf("storage: scan: %w", err)
+		}
+		out = append(out, KV{Key: bytes.Clone(item.Key()[1:]), Value: v})
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// LatestVersion returns the seqno of key's latest version below before,
+// deletes included; ok is false if there is none. It returns
+// ErrSnapshotTooOld if before <= Applied().MinReadable, since versions older
+// than an import are unknown. Certification calls it with before = the seqno
+// being certified, so versions written at or above it (a batch being applied,
+// or left by a crash) are ignored.
+func (s *Store) LatestVersion(key []byte, before uint64) (seqno uint64, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	item, txn, err := s.latestBelow(internalKey(spaceData, key), before)
+	if item == nil || err != nil {
+		return 0, false, err
+	}
+	defer txn.Discard()
+	return item.Version(), true, nil
+}
+
+// LookupID returns the outcome stored for write-set id by a record with a
+// seqno below before, and that seqno; ok is false if there is none. If the id
+// was recorded more than once, the latest outcome below before wins. Errors
+// are as for LatestVersion.
+func (s *Store) LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if len(id) == 0 {
+		return nil, 0, false, s.beforeReadable(before)
+	}
+	item, txn, err := s.latestBelow(internalKey(spaceID, id), before)
+	if item == nil || err != nil {
+		return nil, 0, false, err
+	}
+	defer txn.Discard()
+	if outcome, err = item.ValueCopy(nil); err != nil {
+		return nil, 0, false, fmt.Errorf("storage: lookup id: %w", err)
+	}
+	return outcome, item.Version(), true, nil
+}
+
+// beforeReadable is readable for the exclusive bound of LatestVersion and
+// LookupID. The caller holds mu.
+func (s *Store) beforeReadable(before uint64) error {
+	if s.closed {
+		return ErrClosed
+	}
+	if minr := s.applied.Load().MinReadable; minr > 0 && before <= minr {
+		return fmt.Errorf("%w: before %d, oldest readable %d", ErrSnapshotTooOld, before, minr)
+	}
+	return nil
+}
+
+// latestBelow finds ikey's latest version below before. When it returns a
+// non-nil item the caller must Discard txn after using the item; otherwise
+// txn is nil. The caller holds mu.
+func (s *Store) latestBelow(ikey []byte, before uint64) (*badger.Item, *badger.Txn, error) {
+	if err := s.beforeReadable(before); err != nil || before == 0 {
+		return nil, nil, err
+	}
+	txn := s.db.NewTransactionAt(before-1, false)
+	item, err := txn.Get(ikey)
+	if err != nil {
+		txn.Discard()
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, nil, nil
+		}
+		return nil, nil, fmt.Errorf("storage: read version: %w", err)
+	}
+	return item, txn, nil
+}

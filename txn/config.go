@@ -1,0 +1,55 @@
+package txn
+
+import (
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Limits bound what one request may carry.
+type Limits struct {
+	MaxKeySize      int // bytes
+	MaxValueSize    int // bytes
+	MaxWriteSetSize int // bytes, encoded
+	MaxScanBatch    int // key-values per Scan response
+}
+
+// DefaultLimits are the limits members use unless configured otherwise.
+func DefaultLimits() Limits {
+	return Limits{MaxKeySize: 4 << 10, MaxValueSize: 1 << 20, MaxWriteSetSize: 16 << 20, MaxScanBatch: 10000}
+}
+
+// Config configures a Service.
+type Config struct {
+	Limits Limits
+	// CausalWait bounds how long a request waits for this member to apply the
+	// seqno it names (a snapshot or a session's min_seqno).
+	CausalWait time.Duration
+	// CommitTimeout bounds a commit on the server, whatever the client's
+	// deadline.
+	CommitTimeout time.Duration
+	// Window is the certification window (seqnos); commits read at older
+	// snapshots are refused early.
+	Window uint64
+	Logger *zap.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	l := c.Limits
+	switch {
+	case l.MaxKeySize <= 0 || l.MaxValueSize <= 0 || l.MaxWriteSetSize <= 0 || l.MaxScanBatch <= 0:
+		return errors.New("txn: limits must be positive")
+	case l.MaxKeySize > l.MaxWriteSetSize || l.MaxValueSize > l.MaxWriteSetSize:
+		return errors.New("txn: key and value limits must not exceed the write-set limit")
+	case c.CausalWait <= 0 || c.CommitTimeout <= 0:
+		return errors.New("txn: CausalWait and CommitTimeout must be positive")
+	}
+	return nil
+}

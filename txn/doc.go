@@ -1,0 +1,13 @@
+// Package txn is the server side of a transaction: snapshot reads from local
+// storage, and the commit path (validate → register a waiter for the
+// write-set's id → broadcast → wait for this member's own verdict).
+//
+// A server keeps no per-transaction state: the client buffers writes and
+// sends them whole at commit, and every read names its snapshot. The first
+// read of a transaction fixes the snapshot at the serving member's applied
+// seqno, after waiting (bounded) until that is at least the session's
+// min_seqno, so a session never reads older state than it already saw.
+//
+// Service holds the logic; Server adapts it to the gRPC KV service and maps
+// errors to status codes in one table.
+package txn

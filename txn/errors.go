@@ -1,0 +1,18 @@
+package txn
+
+import "errors"
+
+// Errors returned by Service. Each maps to one gRPC status code and reason
+// (see statusFor), and each means the call changed nothing, except
+// ErrIndeterminate, whose commit may or may not have been applied.
+var (
+	ErrInvalidKey          = errors.New("txn: invalid key")
+	ErrTooLarge            = errors.New("txn: too large")
+	ErrInvalidWriteSet     = errors.New("txn: invalid write-set")
+	ErrInvalidArgument     = errors.New("txn: invalid argument")
+	ErrSnapshotTooOld      = errors.New("txn: snapshot too old")
+	ErrSnapshotUnavailable = errors.New("txn: snapshot not yet applied on this node")
+	ErrNotPrimary          = errors.New("txn: node is not primary (cut off from the majority)")
+	ErrIndeterminate       = errors.New("txn: commit outcome unknown")
+	ErrShuttingDown        = errors.New("txn: node is shutting down")
+)

@@ -1,0 +1,254 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/storage"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Store is the local state reads are served from.
+type Store interface {
+	Get(key []byte, snapshot uint64) ([]byte, error)
+	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
+}
+
+// Orderer puts write-sets in the cluster-wide order.
+type Orderer interface {
+	// Broadcast returns once the entry is delivered on this member.
+	Broadcast(ctx context.Context, data []byte) (uint64, error)
+	WaitApplied(ctx context.Context, seqno uint64) error
+	Applied() uint64
+}
+
+// Service serves reads and commits on one member. It is safe for concurrent
+// use and owns no goroutines.
+type Service struct {
+	cfg   Config
+	lg    *zap.Logger
+	store Store
+	ord   Orderer
+
+	mu      sync.Mutex
+	waiters map[string][]chan certification.Outcome
+}
+
+// New returns a Service reading from store and ordering through ord. Its
+// OnOutcome method must be wired to the certification Applier.
+func New(cfg Config, store Store, ord Orderer) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, waiters: map[string][]chan certification.Outcome{}}, nil
+}
+
+// OnOutcome wakes the commits waiting for id. It does not block; it is called
+// on the apply goroutine.
+func (s *Service) OnOutcome(id []byte, o certification.Outcome) {
+	s.mu.Lock()
+	ws := s.waiters[string(id)]
+	delete(s.waiters, string(id))
+	s.mu.Unlock()
+	for _, ch := range ws {
+		ch <- o // buffered, one send per waiter
+	}
+}
+
+func (s *Service) register(id []byte) chan certification.Outcome {
+	ch := make(chan certification.Outcome, 1)
+	s.mu.Lock()
+	s.waiters[string(id)] = append(s.waiters[string(id)], ch)
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *Service) unregister(id []byte, ch chan certification.Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ws := s.waiters[string(id)]
+	for i, c := range ws {
+		if c == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(s.waiters, string(id))
+	} else {
+		s.waiters[string(id)] = ws
+	}
+}
+
+// snapshot picks the snapshot a request reads or commits at: the one it
+// names (waiting until it is applied here), or else this member's applied
+// seqno once it has reached minSeqno. It is never 0, which on the wire means
+// "none yet": a cluster's first entry (its configuration) is seqno 1.
+func (s *Service) snapshot(ctx context.Context, snap, minSeqno uint64) (uint64, error) {
+	need := max(snap, minSeqno, 1)
+	if s.ord.Applied() < need {
+		wctx, cancel := context.WithTimeout(ctx, s.cfg.CausalWait)
+		err := s.ord.WaitApplied(wctx, need)
+		cancel()
+		if err != nil {
+			if errors.Is(err, groupcomm.ErrClosed) {
+				return 0, ErrShuttingDown
+			}
+			return 0, fmt.Errorf("%w: seqno %d requested, %d applied here: %v", ErrSnapshotUnavailable, need, s.ord.Applied(), err)
+		}
+	}
+	if snap != 0 {
+		return snap, nil
+	}
+	return s.ord.Applied(), nil
+}
+
+// Get reads key at a snapshot (see snapshot). found is false when the key
+// has no live version at it.
+func (s *Service) Get(ctx context.Context, key []byte, snap, minSeqno uint64) (val []byte, found bool, at uint64, err error) {
+	if err := s.checkKey(key); err != nil {
+		return nil, false, 0, err
+	}
+	if at, err = s.snapshot(ctx, snap, minSeqno); err != nil {
+		return nil, false, 0, err
+	}
+	val, err = s.store.Get(key, at)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, false, at, nil
+	case err != nil:
+		return nil, false, at, storageErr(err)
+	}
+	return val, true, at, nil
+}
+
+// Scan reads up to limit keys of [start, end) at a snapshot; more is set when
+// the response stopped at MaxScanBatch before limit or the end of the range.
+func (s *Service) Scan(ctx context.Context, start, end []byte, limit int, snap, minSeqno uint64) (kvs []storage.KV, more bool, at uint64, err error) {
+	if len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize {
+		return nil, false, 0, fmt.Errorf("%w: scan bound over %d bytes", ErrTooLarge, s.cfg.Limits.MaxKeySize)
+	}
+	if len(end) > 0 && string(start) >= string(end) {
+		return nil, false, 0, fmt.Errorf("%w: scan start %q is not before end %q", ErrInvalidArgument, start, end)
+	}
+	if limit < 0 {
+		return nil, false, 0, fmt.Errorf("%w: negative limit", ErrInvalidArgument)
+	}
+	if at, err = s.snapshot(ctx, snap, minSeqno); err != nil {
+		return nil, false, 0, err
+	}
+	n := s.cfg.Limits.MaxScanBatch
+	capped := limit == 0 || limit > n
+	if !capped {
+		n = limit
+	}
+	if kvs, err = s.store.Scan(start, end, n+1, at); err != nil {
+		return nil, false, at, storageErr(err)
+	}
+	if len(kvs) > n {
+		kvs, more = kvs[:n], capped
+	}
+	return kvs, more, at, nil
+}
+
+func storageErr(err error) error {
+	switch {
+	case errors.Is(err, storage.ErrSnapshotTooOld):
+		return fmt.Errorf("%w: %v", ErrSnapshotTooOld, err)
+	case errors.Is(err, storage.ErrClosed):
+		return ErrShuttingDown
+	}
+	return err
+}
+
+// Commit validates ws, orders it, and returns this member's verdict. A
+// verdict other than commit is returned as the Outcome, not as an error;
+// errors mean the write-set was not applied, except ErrIndeterminate.
+func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
+	if err := s.validate(ws); err != nil {
+		return certification.Outcome{}, err
+	}
+	snap, err := s.snapshot(ctx, ws.GetSnapshot(), minSeqno)
+	if err != nil {
+		return certification.Outcome{}, err
+	}
+	if s.cfg.Window > 0 && s.ord.Applied() > s.cfg.Window && snap < s.ord.Applied()-s.cfg.Window {
+		return certification.Outcome{}, fmt.Errorf("%w: snapshot %d is below the certification window", ErrSnapshotTooOld, snap)
+	}
+	if snap != ws.GetSnapshot() {
+		ws = &galenapb.WriteSet{Id: ws.GetId(), Snapshot: snap, Writes: ws.GetWrites()}
+	}
+	data, err := certification.EncodeEntry(ws)
+	if err != nil {
+		return certification.Outcome{}, fmt.Errorf("%w: %v", ErrInvalidWriteSet, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommitTimeout)
+	defer cancel()
+	ch := s.register(ws.GetId())
+	defer s.unregister(ws.GetId(), ch)
+	if _, err := s.ord.Broadcast(ctx, data); err != nil {
+		return certification.Outcome{}, broadcastErr(err)
+	}
+	select {
+	case o := <-ch:
+		return o, nil
+	case <-ctx.Done():
+		return certification.Outcome{}, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
+	}
+}
+
+func broadcastErr(err error) error {
+	switch {
+	case errors.Is(err, groupcomm.ErrIndeterminate):
+		return fmt.Errorf("%w: %v", ErrIndeterminate, err)
+	case errors.Is(err, groupcomm.ErrNotPrimary):
+		return fmt.Errorf("%w: %v", ErrNotPrimary, err)
+	case errors.Is(err, groupcomm.ErrClosed), errors.Is(err, groupcomm.ErrStopped):
+		return fmt.Errorf("%w: %v", ErrShuttingDown, err)
+	}
+	// Only a context error before the entry was sent is left.
+	return fmt.Errorf("%w: %v", ErrNotPrimary, err)
+}
+
+func (s *Service) checkKey(key []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty key", ErrInvalidKey)
+	}
+	if len(key) > s.cfg.Limits.MaxKeySize {
+		return fmt.Errorf("%w: key of %d bytes exceeds the %d-byte limit", ErrTooLarge, len(key), s.cfg.Limits.MaxKeySize)
+	}
+	return nil
+}
+
+// validate checks a write-set against the limits before anything is sent.
+func (s *Service) validate(ws *galenapb.WriteSet) error {
+	switch {
+	case ws == nil:
+		return fmt.Errorf("%w: missing write-set", ErrInvalidWriteSet)
+	case len(ws.GetId()) == 0 || len(ws.GetId()) > 64:
+		return fmt.Errorf("%w: id must be 1 to 64 bytes, got %d", ErrInvalidWriteSet, len(ws.GetId()))
+	case len(ws.GetWrites()) == 0:
+		return fmt.Errorf("%w: no writes", ErrInvalidWriteSet)
+	}
+	if n := proto.Size(ws); n > s.cfg.Limits.MaxWriteSetSize {
+		return fmt.Errorf("%w: write-set of %d bytes exceeds the %d-byte limit", ErrTooLarge, n, s.cfg.Limits.MaxWriteSetSize)
+	}
+	for _, w := range ws.GetWrites() {
+		if err := s.checkKey(w.GetKey()); err != nil {
+			return err
+		}
+		if len(w.GetValue()) > s.cfg.Limits.MaxValueSize {
+			return fmt.Errorf("%w: value of %d bytes for key %q exceeds the %d-byte limit", ErrTooLarge, len(w.GetValue()), w.GetKey(), s.cfg.Limits.MaxValueSize)
+		}
+	}
+	return nil
+}
