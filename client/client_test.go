@@ -232,9 +232,10 @@ func TestNoEndpointReachable(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Get took %v; want a quick failure", d)
 	}
-	// A commit that no endpoint answered may have been sent: indeterminate.
-	if err := c.Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, ErrIndeterminate) {
-		t.Fatalf("Put = %v; want ErrIndeterminate", err)
+	// A commit that never reached any member was definitely not applied:
+	// unavailable, not indeterminate.
+	if err := c.Put(ctx, []byte("k"), []byte("v")); !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrIndeterminate) {
+		t.Fatalf("Put = %v; want ErrUnavailable only", err)
 	}
 }
 

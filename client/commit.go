@@ -6,9 +6,12 @@ import (
 	"fmt"
 
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 )
 
@@ -32,28 +35,47 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 	}
 	n := len(c.endpoints)
 	var last error
+	maybeSent := false // whether any attempt may have reached a member
 	for i := range n {
 		idx := (start + i) % n
 		req := &galenapb.CommitRequest{WriteSet: ws, MinSeqno: c.seen.Load()}
-		resp, err := c.endpoints[idx].kv.Commit(ctx, req)
+		var p peer.Peer
+		resp, err := c.endpoints[idx].kv.Commit(ctx, req, grpc.Peer(&p))
 		if err == nil {
 			c.preferred.Store(int64(idx))
 			return c.outcome(ws, resp)
 		}
-		if done, derr := c.commitFailed(ctx, ws, i > 0, err); done {
+		if done, derr := c.commitFailed(ctx, ws, maybeSent, err); done {
 			return CommitInfo{}, derr
 		}
+		maybeSent = maybeSent || (p.Addr != nil && !definitelyRefused(err))
 		c.lg.Debug("commit: endpoint failed, resending",
 			zap.String("endpoint", c.endpoints[idx].addr), zap.Binary("id", ws.Id), zap.Error(err))
 		last = err
+	}
+	if !maybeSent {
+		return CommitInfo{}, c.unavailable(last)
 	}
 	return CommitInfo{}, c.indeterminate(ws,
 		fmt.Errorf("no endpoint answered (tried %s): %w", c.addrs(), last))
 }
 
+// definitelyRefused reports a member's answer that it did not order the
+// write-set. (grpc fills in the call's peer only once a stream reached a
+// member; with no peer, nothing was sent.)
+func definitelyRefused(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	r := reasonOf(st)
+	return r == api.ReasonNotPrimary || r == api.ReasonShuttingDown
+}
+
 // commitFailed classifies a failed commit attempt: it returns done=false
 // when the write-set should be resent to the next endpoint, else the error
-// to return. resent tells whether an earlier attempt may have been applied.
+// to return. resent tells whether an earlier attempt may have reached a
+// member (and so may have been applied).
 func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent bool, err error) (bool, error) {
 	switch code := status.Code(err); {
 	case c.closed.Load():

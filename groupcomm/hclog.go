@@ -1,9 +1,12 @@
 package groupcomm
 
 import (
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 )
 
@@ -22,7 +25,7 @@ func newRaftLogger(lg *zap.Logger) hclog.Logger {
 type zapSink struct{ lg *zap.Logger }
 
 func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...interface{}) {
-	if level < hclog.Info {
+	if level = demote(level, msg, args); level < hclog.Info {
 		return
 	}
 	fields := make([]zap.Field, 0, len(args)/2+1)
@@ -40,4 +43,19 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...inte
 	default:
 		s.lg.Info(msg, fields...)
 	}
+}
+
+// demote lowers raft lines that are routine here: errors caused by our own
+// shutdown, and the first election of a new cluster, which raft reports as a
+// missed heartbeat from no leader.
+func demote(level hclog.Level, msg string, args []interface{}) hclog.Level {
+	for i := 1; i < len(args); i += 2 {
+		if err, ok := args[i].(error); ok && errors.Is(err, raft.ErrTransportShutdown) {
+			return hclog.Debug
+		}
+		if k, _ := args[i-1].(string); k == "last-leader-id" && fmt.Sprint(args[i]) == "" && level == hclog.Warn {
+			return hclog.Info
+		}
+	}
+	return level
 }

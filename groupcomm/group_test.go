@@ -1,0 +1,250 @@
+package groupcomm
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/soheilhy/cmux"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// memDeliverer keeps delivered entries in memory.
+type memDeliverer struct {
+	mu      sync.Mutex
+	applied uint64
+	log     []Entry
+}
+
+func (d *memDeliverer) Deliver(entries []Entry, last uint64) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, e := range entries {
+		if e.Index > d.applied {
+			d.log = append(d.log, Entry{Index: e.Index, Data: append([]byte(nil), e.Data...)})
+		}
+	}
+	d.applied = max(d.applied, last)
+	return nil
+}
+
+func (d *memDeliverer) Applied() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applied
+}
+
+func (d *memDeliverer) entries() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var b bytes.Buffer
+	for _, e := range d.log {
+		fmt.Fprintf(&b, "%d:%s ", e.Index, e.Data)
+	}
+	return b.String()
+}
+
+type memSnapshot struct {
+	idx uint64
+	log []Entry
+}
+
+func (s memSnapshot) Index() uint64 { return s.idx }
+func (s memSnapshot) Release()      {}
+func (s memSnapshot) WriteTo(w io.Writer) (int64, error) {
+	return 0, gob.NewEncoder(w).Encode(struct {
+		Idx uint64
+		Log []Entry
+	}{s.idx, s.log})
+}
+
+func (d *memDeliverer) Snapshot() (Snapshot, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return memSnapshot{idx: d.applied, log: append([]Entry(nil), d.log...)}, nil
+}
+
+func (d *memDeliverer) Restore(r io.Reader) error {
+	var s struct {
+		Idx uint64
+		Log []Entry
+	}
+	if err := gob.NewDecoder(r).Decode(&s); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.applied, d.log = s.Idx, s.Log
+	return nil
+}
+
+type member struct {
+	g   *Group
+	d   *memDeliverer
+	mux cmux.CMux
+	ln  net.Listener
+	wg  sync.WaitGroup
+}
+
+func (m *member) close() {
+	m.g.Close()
+	m.mux.Close()
+	m.ln.Close()
+	m.wg.Wait()
+}
+
+func startGroup(t *testing.T, n int) []*member {
+	t.Helper()
+	lns := make([]net.Listener, n)
+	var peers []Peer
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		peers = append(peers, Peer{ID: fmt.Sprintf("m%d", i), Addr: ln.Addr().String()})
+	}
+	ms := make([]*member, n)
+	for i := range ms {
+		cfg := DefaultConfig()
+		cfg.ID, cfg.Addr, cfg.Dir, cfg.Bootstrap = peers[i].ID, peers[i].Addr, t.TempDir(), peers
+		cfg.Logger = zaptest.NewLogger(t).Named(cfg.ID)
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
+		cfg.NotPrimaryTimeout = time.Second
+		m := &member{d: &memDeliverer{}, ln: lns[i], mux: cmux.New(lns[i])}
+		g, err := New(cfg, m.mux.Match(Match), m.d, func(err error) { t.Errorf("fatal: %v", err) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.g = g
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.mux.Serve() }()
+		ms[i] = m
+		t.Cleanup(m.close)
+	}
+	return ms
+}
+
+func leader(t *testing.T, ms []*member) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for i, m := range ms {
+			if m.g.Status().RaftState == "Leader" {
+				return i
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no leader")
+	return -1
+}
+
+// Every member delivers every entry in the same order, and Broadcast returns
+// only once its entry is delivered on the calling member — on followers too.
+func TestBroadcastTotalOrder(t *testing.T) {
+	ms := startGroup(t, 3)
+	leader(t, ms)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 90)
+	for i, m := range ms {
+		for j := 0; j < 30; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				data := []byte(fmt.Sprintf("m%d-%d", i, j))
+				idx, err := m.g.Broadcast(ctx, data)
+				if err == nil && !bytes.Contains([]byte(m.d.entries()), []byte(fmt.Sprintf("%d:%s ", idx, data))) {
+					err = fmt.Errorf("Broadcast returned index %d before delivering %s locally", idx, data)
+				}
+				errs <- err
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := ms[0].d.entries()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, m := range ms[1:] {
+		for m.d.entries() != want && time.Now().Before(deadline) {
+			want = ms[0].d.entries()
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got := m.d.entries(); got != want {
+			t.Fatalf("members delivered different logs:\n%s\n%s", want, got)
+		}
+	}
+	if n := bytes.Count([]byte(want), []byte(" ")); n != 90 {
+		t.Fatalf("delivered %d entries, want 90", n)
+	}
+}
+
+// A member cut off from the majority answers ErrNotPrimary within its bound
+// instead of hanging.
+func TestNotPrimaryWithoutMajority(t *testing.T) {
+	ms := startGroup(t, 3)
+	ld := leader(t, ms)
+	var alone *member
+	for i, m := range ms {
+		if i != ld && alone == nil {
+			alone = m
+			continue
+		}
+		m.close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := alone.g.Broadcast(ctx, []byte("x"))
+	if !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("Broadcast without a majority = %v, want ErrNotPrimary", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("ErrNotPrimary took %v", d)
+	}
+	if alone.g.Status().Primary {
+		t.Fatal("a member alone reports itself primary")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := DefaultConfig()
+	ok.ID, ok.Addr, ok.Dir = "a", "127.0.0.1:1", t.TempDir()
+	cases := map[string]func(*Config){
+		"no id":            func(c *Config) { c.ID = "" },
+		"no dir":           func(c *Config) { c.Dir = "" },
+		"lease > hb":       func(c *Config) { c.LeaderLeaseTimeout = 2 * c.HeartbeatTimeout },
+		"self not listed":  func(c *Config) { c.Bootstrap = []Peer{{"b", "127.0.0.1:2"}} },
+		"duplicate peer":   func(c *Config) { c.Bootstrap = []Peer{{"a", "127.0.0.1:1"}, {"a", "127.0.0.1:1"}} },
+		"self elsewhere":   func(c *Config) { c.Bootstrap = []Peer{{"a", "127.0.0.1:9"}} },
+		"zero max entries": func(c *Config) { c.MaxAppendEntries = 0 },
+	}
+	for name, edit := range cases {
+		c := ok
+		edit(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

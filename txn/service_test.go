@@ -1,0 +1,203 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/galenadb/galena/api"
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/storage"
+	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeOrderer orders entries itself and reports a verdict per entry through
+// the Service's OnOutcome, as the apply loop would.
+type fakeOrderer struct {
+	mu      sync.Mutex
+	applied uint64
+	svc     *Service
+	err     error // returned by Broadcast when set
+	sent    int
+	verdict certification.Verdict
+}
+
+func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.err != nil {
+		return 0, o.err
+	}
+	var ws galenapb.WriteSet
+	if err := certification.DecodeEntry(data, &ws); err != nil {
+		return 0, err
+	}
+	o.sent++
+	o.applied++
+	o.svc.OnOutcome(ws.Id, certification.Outcome{Seqno: o.applied, Verdict: o.verdict})
+	return o.applied, nil
+}
+
+func (o *fakeOrderer) WaitApplied(ctx context.Context, s uint64) error {
+	for o.Applied() < s {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (o *fakeOrderer) Applied() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.applied
+}
+
+type emptyStore struct{}
+
+func (emptyStore) Get([]byte, uint64) ([]byte, error) { return nil, storage.ErrNotFound }
+func (emptyStore) Scan([]byte, []byte, int, uint64) ([]storage.KV, error) {
+	return nil, nil
+}
+
+func newService(t *testing.T) (*Service, *fakeOrderer) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Limits = Limits{MaxKeySize: 8, MaxValueSize: 16, MaxWriteSetSize: 64, MaxScanBatch: 10}
+	cfg.CausalWait = 50 * time.Millisecond
+	o := &fakeOrderer{applied: 1, verdict: certification.Commit}
+	s, err := New(cfg, emptyStore{}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.svc = s
+	return s, o
+}
+
+func wset(keys ...string) *galenapb.WriteSet {
+	ws := &galenapb.WriteSet{Id: []byte("id")}
+	for _, k := range keys {
+		ws.Writes = append(ws.Writes, &galenapb.Write{Key: []byte(k), Value: []byte("v")})
+	}
+	return ws
+}
+
+func TestCommitValidation(t *testing.T) {
+	cases := []struct {
+		name string
+		ws   *galenapb.WriteSet
+		want error
+	}{
+		{"nil", nil, ErrInvalidWriteSet},
+		{"no id", &galenapb.WriteSet{Writes: wset("k").Writes}, ErrInvalidWriteSet},
+		{"no writes", &galenapb.WriteSet{Id: []byte("x")}, ErrInvalidWriteSet},
+		{"empty key", wset(""), ErrInvalidKey},
+		{"key too long", wset("123456789"), ErrTooLarge},
+		{"value too long", &galenapb.WriteSet{Id: []byte("x"), Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
+		{"write-set too large", wset("a", "b", "c", "d", "e", "f", "g", "h"), ErrTooLarge},
+		{"snapshot not applied", &galenapb.WriteSet{Id: []byte("x"), Snapshot: 99, Writes: wset("k").Writes}, ErrSnapshotUnavailable},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, o := newService(t)
+			_, err := s.Commit(context.Background(), tc.ws, 0)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if o.sent != 0 {
+				t.Fatal("a rejected write-set was broadcast")
+			}
+		})
+	}
+}
+
+func TestCommitReportsOwnVerdict(t *testing.T) {
+	s, o := newService(t)
+	got, err := s.Commit(context.Background(), wset("k"), 0)
+	if err != nil || got.Verdict != certification.Commit || got.Seqno != 2 {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	o.verdict = certification.Conflict
+	if got, _ := s.Commit(context.Background(), wset("k"), 0); got.Verdict != certification.Conflict {
+		t.Fatalf("got %+v, want the conflict the apply loop reported", got)
+	}
+	if len(s.waiters) != 0 {
+		t.Fatalf("%d waiters left behind", len(s.waiters))
+	}
+}
+
+func TestBroadcastErrorsMap(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want error
+	}{
+		{groupcomm.ErrNotPrimary, ErrNotPrimary},
+		{groupcomm.ErrIndeterminate, ErrIndeterminate},
+		{groupcomm.ErrClosed, ErrShuttingDown},
+	} {
+		s, o := newService(t)
+		o.err = tc.err
+		if _, err := s.Commit(context.Background(), wset("k"), 0); !errors.Is(err, tc.want) {
+			t.Fatalf("broadcast error %v became %v, want %v", tc.err, err, tc.want)
+		}
+		if len(s.waiters) != 0 {
+			t.Fatal("waiter left behind after a failed broadcast")
+		}
+	}
+}
+
+func TestSnapshotChoice(t *testing.T) {
+	s, o := newService(t)
+	ctx := context.Background()
+	if _, _, at, err := s.Get(ctx, []byte("k"), 0, 0); err != nil || at != 1 {
+		t.Fatalf("new read at %d, %v; want the applied seqno 1", at, err)
+	}
+	go func() { o.Broadcast(ctx, mustEntry(t)) }()
+	if _, _, at, err := s.Get(ctx, []byte("k"), 0, 2); err != nil || at < 2 {
+		t.Fatalf("read with min_seqno 2 at %d, %v", at, err)
+	}
+	if _, _, _, err := s.Get(ctx, []byte("k"), 50, 0); !errors.Is(err, ErrSnapshotUnavailable) {
+		t.Fatalf("read at a future snapshot: %v", err)
+	}
+}
+
+func mustEntry(t *testing.T) []byte {
+	b, err := certification.EncodeEntry(&galenapb.WriteSet{Id: []byte("bg"), Writes: wset("k").Writes})
+	if err != nil {
+		t.Error(err)
+	}
+	return b
+}
+
+func TestStatusTable(t *testing.T) {
+	for _, e := range statusTable {
+		st := status.Convert(toStatus(errors.Join(e.err, errors.New("detail"))))
+		if st.Code() != e.code || !strings.Contains(st.Message(), "detail") {
+			t.Fatalf("%v → %v %q", e.err, st.Code(), st.Message())
+		}
+		var reason string
+		for _, d := range st.Details() {
+			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == api.ErrorDomain {
+				reason = info.Reason
+			}
+		}
+		if reason != e.reason {
+			t.Fatalf("%v carries reason %q, want %q", e.err, reason, e.reason)
+		}
+	}
+	if status.Code(toStatus(errors.New("boom"))) != codes.Internal {
+		t.Fatal("an unknown error is not Internal")
+	}
+}
