@@ -32,6 +32,7 @@ func Config(t testing.TB, id, dir string) node.Config {
 	cfg.LeaderLeaseTimeout = 150 * time.Millisecond
 	cfg.NotPrimaryTimeout = 2 * time.Second
 	cfg.ShutdownTimeout = time.Second
+	cfg.CausalWait = time.Second
 	return cfg
 }
 

@@ -1,0 +1,252 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/galenadb/galena/api/galenapb"
+)
+
+// Options configure a Cluster. Zero fields take the defaults listed.
+type Options struct {
+	// Binary is the galena binary to run (from Build). Required.
+	Binary string
+	// Members is the number of members; default 3.
+	Members int
+	// HeartbeatTimeout and ElectionTimeout are passed to every member;
+	// default 500ms each, so a lost leader is replaced within about a second.
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LogLevel is the members' --log-level; default info.
+	LogLevel string
+	// WaitTimeout bounds Start (until the member answers Status), Leader
+	// and WaitReady; default 20s.
+	WaitTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before it kills the
+	// member; default 15s.
+	StopTimeout time.Duration
+	// ExtraArgs are appended to every member's `galena start` command line.
+	ExtraArgs []string
+}
+
+func (o Options) withDefaults() Options {
+	if o.Members == 0 {
+		o.Members = 3
+	}
+	if o.HeartbeatTimeout == 0 {
+		o.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if o.ElectionTimeout == 0 {
+		o.ElectionTimeout = 500 * time.Millisecond
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = 20 * time.Second
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = 15 * time.Second
+	}
+	return o
+}
+
+// logTailLines is how many lines of each member's log a failed test shows.
+const logTailLines = 40
+
+// Cluster is a set of galena processes that bootstrapped one cluster, each
+// with its own port, data directory and log file under one directory per
+// test. Its methods are safe for concurrent use; operations on one member
+// are serialised.
+type Cluster struct {
+	t       testing.TB
+	opts    Options
+	dir     string
+	members []*member
+}
+
+// member is one galena process slot: its identity, which survives restarts,
+// and the process currently (or last) running in it.
+type member struct {
+	id, addr, dataDir, logPath string
+	conn                       *grpc.ClientConn // for Status; reconnects across restarts
+	kv                         galenapb.KVClient
+
+	op     sync.Mutex // serialises Start, Stop and Kill of this member
+	mu     sync.Mutex // guards proc and starts
+	proc   *process   // nil before the first start
+	starts int
+}
+
+// NewCluster starts opts.Members members that bootstrap one cluster, waits
+// until they are ready (see WaitReady), and stops them when the test ends.
+// On failure it fails the test, so call it from the test's goroutine.
+//
+// Member i is n<i+1>; its data directory and log (n1/ and n1.log) are under
+// a directory named after the test, removed when the test passes and kept,
+// with the tail of every log shown, when it fails.
+func NewCluster(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	c, err := newCluster(t, opts.withDefaults())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.members {
+		if err := c.Start(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitReady(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newCluster(t testing.TB, opts Options) (*Cluster, error) {
+	if opts.Binary == "" {
+		return nil, errors.New("integration: Options.Binary is required (see Build)")
+	}
+	ports, err := freePorts(opts.Members)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "galena-"+sanitize(t.Name())+"-")
+	if err != nil {
+		return nil, fmt.Errorf("integration: %w", err)
+	}
+	c := &Cluster{t: t, opts: opts, dir: dir}
+	t.Cleanup(c.cleanup)
+	for i, port := range ports {
+		id := fmt.Sprintf("n%d", i+1)
+		m := &member{
+			id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+			dataDir: filepath.Join(dir, id), logPath: filepath.Join(dir, id+".log"),
+		}
+		if m.conn, err = dialStatus(m.addr); err != nil {
+			return nil, err
+		}
+		m.kv = galenapb.NewKVClient(m.conn)
+		c.members = append(c.members, m)
+	}
+	return c, nil
+}
+
+// dialStatus opens the harness's own connection to a member, retrying
+// quickly so a restarted member is seen soon.
+func dialStatus(addr string) (*grpc.ClientConn, error) {
+	bo := backoff.DefaultConfig
+	bo.BaseDelay, bo.MaxDelay = 50*time.Millisecond, 250*time.Millisecond
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: time.Second}))
+	if err != nil {
+		return nil, fmt.Errorf("integration: connect to %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// cleanup kills every member, then removes the cluster's directory, or,
+// when the test failed, keeps it and logs where it is and each log's tail.
+func (c *Cluster) cleanup() {
+	for i, m := range c.members {
+		if err := c.Kill(i); err != nil {
+			c.t.Logf("integration: cleanup: %v", err)
+		}
+		m.conn.Close()
+	}
+	if !c.t.Failed() {
+		os.RemoveAll(c.dir)
+		return
+	}
+	c.t.Logf("integration: test failed; cluster directory kept: %s", c.dir)
+	for _, m := range c.members {
+		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, tail(m.logPath, logTailLines))
+	}
+}
+
+// Size is the number of members, running or not.
+func (c *Cluster) Size() int { return len(c.members) }
+
+// ID is member i's id, n<i+1>.
+func (c *Cluster) ID(i int) string { return c.members[i].id }
+
+// Dir is the directory holding every member's data directory and log.
+func (c *Cluster) Dir() string { return c.dir }
+
+// LogPath is member i's log file; each start appends to it.
+func (c *Cluster) LogPath(i int) string { return c.members[i].logPath }
+
+// Endpoint is member i's address, for clients, peers and the CLI.
+func (c *Cluster) Endpoint(i int) string { return c.members[i].addr }
+
+// Endpoints are the addresses of every member, running or not, in order.
+func (c *Cluster) Endpoints() []string {
+	eps := make([]string, len(c.members))
+	for i, m := range c.members {
+		eps[i] = m.addr
+	}
+	return eps
+}
+
+// EndpointsExcept are the addresses of every member but those listed.
+func (c *Cluster) EndpointsExcept(skip ...int) []string {
+	var eps []string
+	for i, m := range c.members {
+		if !containsInt(skip, i) {
+			eps = append(eps, m.addr)
+		}
+	}
+	return eps
+}
+
+// Running reports whether member i's process is running.
+func (c *Cluster) Running(i int) bool {
+	p := c.members[i].current()
+	return p != nil && !p.exited()
+}
+
+// initialCluster is the --initial-cluster value every member starts with.
+func (c *Cluster) initialCluster() string {
+	parts := make([]string, len(c.members))
+	for i, m := range c.members {
+		parts[i] = m.id + "=" + m.addr
+	}
+	return strings.Join(parts, ",")
+}
+
+func (m *member) current() *process {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.proc
+}
+
+func containsInt(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// tail returns the last n lines of the file at path, or why it cannot.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(%v)", err)
+	}
+	lines := strings.SplitAfter(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "")
+}

@@ -1,0 +1,14 @@
+// Package integration tests Galena as operators and clients see it: real
+// galena processes on loopback, each with its own data directory and log
+// file, driven through package client and the galena command line.
+//
+// The harness is the foundation for fault-injection tests (etcd's
+// tests/robustness, Jepsen): Build compiles the binary once per test binary,
+// NewCluster starts members that a test (or a nemesis goroutine) can Kill,
+// Stop, Start and Restart, and the wait helpers (Leader, WaitReady,
+// WaitConverged) poll the members' Status RPC with a deadline. Every method
+// that can fail returns an error instead of failing the test, so it may be
+// called from any goroutine; only NewCluster needs the test's goroutine.
+//
+// Every test skips under -short.
+package integration
