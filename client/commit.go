@@ -85,7 +85,9 @@ func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent
 	case shouldFailover(err):
 		return false, nil
 	case code == codes.DeadlineExceeded || code == codes.Canceled || resent:
-		return true, c.indeterminate(ws, err)
+		// fromStatus turns grpc's own deadline (which may fire before ctx's
+		// timer) into the context error, so errors.Is sees it.
+		return true, c.indeterminate(ws, fromStatus(err))
 	}
 	return true, fromStatus(err)
 }

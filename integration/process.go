@@ -28,10 +28,10 @@ type process struct {
 // the process exits; the cluster's cleanup kills every process.
 func (p *process) wait(onCrash func(error)) {
 	p.err = p.cmd.Wait()
-	close(p.done)
 	if !p.stopping.Load() {
-		onCrash(p.err)
+		onCrash(p.err) // before done: whoever sees the exit sees the crash
 	}
+	close(p.done)
 }
 
 func (p *process) exited() bool {
@@ -60,7 +60,8 @@ func (c *Cluster) Kill(i int) error {
 	m := c.members[i]
 	m.op.Lock()
 	defer m.op.Unlock()
-	return c.halt(m, syscall.SIGKILL, killTimeout)
+	_, err := c.halt(m, syscall.SIGKILL, killTimeout)
+	return err
 }
 
 // Stop sends SIGTERM to member i and waits until it has exited. It fails if
@@ -139,7 +140,7 @@ func (c *Cluster) spawn(m *member) (*process, error) {
 // waitServing polls member m's Status RPC until it answers, p exits, or
 // Options.WaitTimeout passes.
 func (c *Cluster) waitServing(m *member, p *process) error {
-	err := poll(c.opts.WaitTimeout, func() error {
+	err := WaitFor(c.opts.WaitTimeout, func() error {
 		if p.exited() {
 			return permanent(fmt.Errorf("exited: %v", p.err))
 		}
@@ -154,8 +155,8 @@ func (c *Cluster) waitServing(m *member, p *process) error {
 
 // stop is Stop with m.op held.
 func (c *Cluster) stop(m *member) error {
-	p := m.current()
-	if err := c.halt(m, syscall.SIGTERM, c.opts.StopTimeout); err != nil || p == nil {
+	p, err := c.halt(m, syscall.SIGTERM, c.opts.StopTimeout)
+	if err != nil || p == nil {
 		return err
 	}
 	if p.err != nil {
@@ -165,28 +166,29 @@ func (c *Cluster) stop(m *member) error {
 }
 
 // halt sends sig to member m's process, if it runs, and waits for it to
-// exit; after timeout it kills the process and fails.
-func (c *Cluster) halt(m *member, sig syscall.Signal, timeout time.Duration) error {
+// exit; after timeout it kills the process and fails. It returns the process
+// it signalled, or nil when none was running.
+func (c *Cluster) halt(m *member, sig syscall.Signal, timeout time.Duration) (*process, error) {
 	p := m.current()
 	if p == nil || p.exited() {
-		return nil
+		return nil, nil
 	}
 	p.stopping.Store(true)
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("integration: %v to %s: %w", sig, m.id, err)
+		return p, fmt.Errorf("integration: %v to %s: %w", sig, m.id, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	select {
 	case <-p.done:
 		c.note(m, "%v: exited (%v)", sig, p.err)
-		return nil
+		return p, nil
 	case <-ctx.Done():
 	}
 	p.cmd.Process.Kill()
 	<-p.done
 	c.note(m, "%v: still running after %v; killed", sig, timeout)
-	return fmt.Errorf("integration: %s did not exit within %v of %v; killed it\n%s", m.id, timeout, sig, tail(m.logPath, logTailLines))
+	return p, fmt.Errorf("integration: %s did not exit within %v of %v; killed it\n%s", m.id, timeout, sig, tail(m.logPath, logTailLines))
 }
 
 // note appends a harness line to member m's log.
@@ -204,13 +206,20 @@ func (c *Cluster) crashed(m *member, p *process, err error) {
 	c.note(m, "start #%d exited on its own: %v", p.start, err)
 	c.crashMu.Lock()
 	defer c.crashMu.Unlock()
-	c.crashes = append(c.crashes, fmt.Errorf("integration: %s (start #%d) exited on its own: %v", m.id, p.start, err))
+	c.crashes = append(c.crashes, fmt.Errorf("%s (start #%d) exited on its own: %v", m.id, p.start, err))
 }
 
 // Crashed reports every member process that exited without the harness
 // stopping or killing it, or nil. The waits fail as soon as there is one,
 // and so does the test when its cluster is cleaned up.
 func (c *Cluster) Crashed() error {
+	if err := c.crashErr(); err != nil {
+		return fmt.Errorf("integration: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) crashErr() error {
 	c.crashMu.Lock()
 	defer c.crashMu.Unlock()
 	return errors.Join(c.crashes...)

@@ -66,6 +66,10 @@ func (o Options) withDefaults() Options {
 // logTailLines is how many lines of each member's log a failed test shows.
 const logTailLines = 40
 
+// KeepEnv names an environment variable: when it is set, cluster
+// directories are kept even when their test passes.
+const KeepEnv = "GALENA_KEEP_TEST_DIR"
+
 // Cluster is a set of galena processes that bootstrapped one cluster, each
 // with its own port, data directory and log file under one directory per
 // test. Its methods are safe for concurrent use; operations on one member
@@ -75,6 +79,9 @@ type Cluster struct {
 	opts    Options
 	dir     string
 	members []*member
+
+	crashMu sync.Mutex
+	crashes []error // member processes that exited on their own
 }
 
 // member is one galena process slot: its identity, which survives restarts,
@@ -95,8 +102,8 @@ type member struct {
 // On failure it fails the test, so call it from the test's goroutine.
 //
 // Member i is n<i+1>; its data directory and log (n1/ and n1.log) are under
-// a directory named after the test, removed when the test passes and kept,
-// with the tail of every log shown, when it fails.
+// a directory named after the test, removed when the test passes (unless
+// KeepEnv is set) and kept, with the tail of every log shown, when it fails.
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c, err := newCluster(t, opts.withDefaults())
@@ -166,7 +173,15 @@ func (c *Cluster) cleanup() {
 		}
 		m.conn.Close()
 	}
-	if !c.t.Failed() {
+	if err := c.Crashed(); err != nil {
+		c.t.Error(err)
+	}
+	switch {
+	case c.t.Failed():
+	case os.Getenv(KeepEnv) != "":
+		c.t.Logf("integration: %s is set; cluster directory kept: %s", KeepEnv, c.dir)
+		return
+	default:
 		os.RemoveAll(c.dir)
 		return
 	}

@@ -1,0 +1,77 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+)
+
+// cliTimeout bounds one run of the command line tool.
+const cliTimeout = time.Minute
+
+// CLIResult is the outcome of one run of the galena command line tool.
+type CLIResult struct {
+	Args           []string // the arguments after the binary
+	Stdout, Stderr string
+	Code           int           // exit code; -1 if it did not exit normally
+	Elapsed        time.Duration // from start to exit
+	Err            error         // set when it could not run or was killed
+}
+
+// String summarises r for a test failure message.
+func (r CLIResult) String() string {
+	s := fmt.Sprintf("galena %s: exit %d after %v\nstdout: %q\nstderr: %q",
+		strings.Join(r.Args, " "), r.Code, r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
+	if r.Err != nil {
+		s += fmt.Sprintf("\nerror: %v", r.Err)
+	}
+	return s
+}
+
+// CLI runs the galena binary with --endpoints listing every member and then
+// args, e.g. c.CLI("put", "k", "v").
+func (c *Cluster) CLI(args ...string) CLIResult {
+	return RunCLI(c.opts.Binary, c.Endpoints(), args...)
+}
+
+// CLIOn runs the galena binary with --endpoints naming member i alone.
+func (c *Cluster) CLIOn(i int, args ...string) CLIResult {
+	return RunCLI(c.opts.Binary, []string{c.Endpoint(i)}, args...)
+}
+
+// RunCLI runs bin with --endpoints set to endpoints and then args, with
+// GALENA_ENDPOINTS removed from its environment, and waits for it to exit
+// (at most a minute).
+func RunCLI(bin string, endpoints []string, args ...string) CLIResult {
+	full := append([]string{"--endpoints", strings.Join(endpoints, ",")}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = withoutEnv(os.Environ(), "GALENA_ENDPOINTS")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	began := time.Now()
+	err := cmd.Run()
+	r := CLIResult{Args: full, Elapsed: time.Since(began), Code: cmd.ProcessState.ExitCode()}
+	r.Stdout, r.Stderr = stdout.String(), stderr.String()
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || ctx.Err() != nil) {
+		r.Err = err
+	}
+	return r
+}
+
+func withoutEnv(env []string, name string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
