@@ -103,11 +103,11 @@ func (c *Client) closeConns() error {
 // Begin starts a read-write transaction. It makes no round trip: the
 // snapshot is chosen by the first read. Close the transaction with Commit or
 // Rollback. Begin fails only with ErrClosed or the context's error.
-func (c *Client) Begin(ctx context.Context) (*Txn, error) {
+func (c *Client) Begin(ctx context.Context, opts ...TxnOption) (*Txn, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
-	return c.newTxn(false), nil
+	return c.newTxn(false, opts), nil
 }
 
 // Update runs fn in a read-write transaction and commits it. If fn or the
@@ -117,10 +117,10 @@ func (c *Client) Begin(ctx context.Context) (*Txn, error) {
 // is exceeded; fn must therefore have no effect other than on tx. Any other
 // error, notably ErrIndeterminate, is returned at once. fn must not call
 // Commit or Rollback.
-func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error) error {
+func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error, opts ...TxnOption) error {
 	wait := c.cfg.ConflictBackoff
 	for retries := 0; ; retries++ {
-		err := c.attempt(ctx, fn)
+		err := c.attempt(ctx, fn, opts)
 		if err == nil || !retryable(err) {
 			return err
 		}
@@ -136,11 +136,11 @@ func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error) error {
 }
 
 // attempt runs fn once in a new transaction and commits it.
-func (c *Client) attempt(ctx context.Context, fn func(tx *Txn) error) error {
+func (c *Client) attempt(ctx context.Context, fn func(tx *Txn) error, opts []TxnOption) error {
 	if err := c.check(ctx); err != nil {
 		return err
 	}
-	tx := c.newTxn(false)
+	tx := c.newTxn(false, opts)
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
@@ -179,24 +179,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // View runs fn in a read-only transaction: Put and Delete return
 // ErrReadOnly. It does not retry; it returns fn's error.
-func (c *Client) View(ctx context.Context, fn func(tx *Txn) error) error {
+func (c *Client) View(ctx context.Context, fn func(tx *Txn) error, opts ...TxnOption) error {
 	if err := c.check(ctx); err != nil {
 		return err
 	}
-	tx := c.newTxn(true)
+	tx := c.newTxn(true, opts)
 	defer tx.Rollback()
 	return fn(tx)
 }
 
 // Get reads key in a transaction of its own. It returns ErrNotFound when
 // the key is absent.
-func (c *Client) Get(ctx context.Context, key []byte) ([]byte, error) {
+func (c *Client) Get(ctx context.Context, key []byte, opts ...TxnOption) ([]byte, error) {
 	var v []byte
 	err := c.View(ctx, func(tx *Txn) error {
 		var err error
 		v, err = tx.Get(ctx, key)
 		return err
-	})
+	}, opts...)
 	return v, err
 }
 

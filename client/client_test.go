@@ -309,3 +309,39 @@ func TestClosedClient(t *testing.T) {
 		}
 	}
 }
+
+func TestLinearizableAsksOnTheFirstReadOnly(t *testing.T) {
+	n := newFakeCluster(t, 1)[0]
+	c := newTestClient(t, n.addr)
+	ctx := testCtx(t)
+	mustPut(t, c, "k", "1")
+	if _, err := c.Get(ctx, []byte("k"), Linearizable()); err != nil {
+		t.Fatal(err)
+	}
+	if req := lastReq[*galenapb.GetRequest](t, n, "Get"); !req.Linearizable {
+		t.Fatal("Get with Linearizable() did not ask for a linearizable snapshot")
+	}
+	tx, err := c.Begin(ctx, Linearizable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Scan(ctx, nil, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	if req := lastReq[*galenapb.ScanRequest](t, n, "Scan"); !req.Linearizable {
+		t.Fatal("first read of a Linearizable transaction did not ask for it")
+	}
+	if _, err := tx.Get(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if req := lastReq[*galenapb.GetRequest](t, n, "Get"); req.Linearizable || req.Snapshot == 0 {
+		t.Fatalf("later read sent linearizable=%v snapshot=%d; want the pinned snapshot only", req.Linearizable, req.Snapshot)
+	}
+	if _, err := c.Get(ctx, []byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if req := lastReq[*galenapb.GetRequest](t, n, "Get"); req.Linearizable {
+		t.Fatal("a plain Get asked for a linearizable snapshot")
+	}
+}

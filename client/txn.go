@@ -19,6 +19,7 @@ import (
 type Txn struct {
 	c        *Client
 	readOnly bool
+	opts     txnOptions
 	done     bool
 	ep       int    // endpoint index the reads are pinned to; -1 before the first read
 	snapshot uint64 // 0 before the first read
@@ -44,9 +45,28 @@ type CommitInfo struct {
 	Seqno uint64
 }
 
-func (c *Client) newTxn(readOnly bool) *Txn {
-	return &Txn{c: c, readOnly: readOnly, ep: -1}
+func (c *Client) newTxn(readOnly bool, opts []TxnOption) *Txn {
+	tx := &Txn{c: c, readOnly: readOnly, ep: -1}
+	for _, o := range opts {
+		o(&tx.opts)
+	}
+	return tx
 }
+
+// TxnOption sets how one transaction reads.
+type TxnOption func(*txnOptions)
+
+type txnOptions struct {
+	linearizable bool
+}
+
+// Linearizable makes the transaction's snapshot linearizable: before its
+// first read, the serving member learns the leader's commit point and waits
+// until it has applied it (Galera's wsrep_sync_wait), so the transaction sees
+// every commit acknowledged before it began, whichever member took it. It
+// costs one round trip to the leader and a majority heartbeat. Without it, a
+// transaction sees at least what its own session has seen.
+func Linearizable() TxnOption { return func(o *txnOptions) { o.linearizable = true } }
 
 // Get returns the value of key at the transaction's snapshot, or the value
 // the transaction itself wrote. It returns ErrNotFound when the key is absent
@@ -64,7 +84,7 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return bytes.Clone(w.value), nil
 	}
 	req := &galenapb.GetRequest{Key: key}
-	tx.stamp(&req.Snapshot, &req.MinSeqno)
+	tx.stamp(&req.Snapshot, &req.MinSeqno, &req.Linearizable)
 	var resp *galenapb.GetResponse
 	err := tx.read(ctx, func(ctx context.Context, kv galenapb.KVClient) (err error) {
 		resp, err = kv.Get(ctx, req)
@@ -197,11 +217,13 @@ func (tx *Txn) checkWrite(key []byte) error {
 }
 
 // stamp fills a read request's snapshot, or, for the first read, its
-// min_seqno so the server picks a snapshot no older than the session saw.
-func (tx *Txn) stamp(snapshot, minSeqno *uint64) {
+// min_seqno so the server picks a snapshot no older than the session saw,
+// and whether that snapshot must be linearizable.
+func (tx *Txn) stamp(snapshot, minSeqno *uint64, linearizable *bool) {
 	*snapshot = tx.snapshot
 	if tx.snapshot == 0 {
 		*minSeqno = tx.c.seen.Load()
+		*linearizable = tx.opts.linearizable
 	}
 }
 

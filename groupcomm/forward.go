@@ -21,6 +21,9 @@ import (
 //
 //	request:  id uint64 | len uint32 | data
 //	response: id uint64 | index uint64 | code uint8 | len uint32 | message
+//
+// A request with no data asks for a read index instead: the leader's last
+// log index, answered once the leader has confirmed it still leads.
 const (
 	fwdOK            byte = 0 // committed at index
 	fwdNotLeader     byte = 1 // never appended: ask the current leader
@@ -272,7 +275,11 @@ func (g *Group) serveForward(nc net.Conn) {
 			return
 		}
 		call := raftCall{id: binary.BigEndian.Uint64(hdr[:8])}
-		if g.raft.State() == raft.Leader {
+		switch {
+		case g.raft.State() != raft.Leader:
+		case n == 0:
+			call.f = g.readIndexFuture()
+		default:
 			call.f = g.raft.Apply(data, 0)
 		}
 		q <- call
@@ -281,7 +288,13 @@ func (g *Group) serveForward(nc net.Conn) {
 
 type raftCall struct {
 	id uint64
-	f  raft.ApplyFuture // nil: not the leader, never appended
+	f  indexFuture // nil: not the leader, never appended
+}
+
+// indexFuture is what the responder waits on: an append or a read index.
+type indexFuture interface {
+	Error() error
+	Index() uint64
 }
 
 // respondForward answers forwarded entries in order as they commit.

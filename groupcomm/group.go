@@ -152,6 +152,9 @@ func (g *Group) goTracked(fn func()) bool {
 // been delivered on this member. A follower forwards data to the leader. On
 // error the entry was not ordered, unless the error is ErrIndeterminate.
 func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
+	if len(data) == 0 {
+		return 0, errors.New("groupcomm: empty entry")
+	}
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
 	for {
 		idx, err := g.order(ctx, data)
@@ -235,6 +238,67 @@ func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
 		}
 	}
 }
+
+// ReadIndex returns a seqno that covers every entry committed before the call:
+// the leader's last log index, taken before it confirms with a majority that
+// it still leads (Raft's read index; the last index rather than the commit
+// index, so a new leader need not first commit an entry of its term). A read
+// served after WaitApplied(ReadIndex()) is linearizable. Errors are as for
+// Broadcast; nothing is ever written.
+func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
+	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
+	for {
+		idx, err := g.readIndexOnce(ctx)
+		if errors.Is(err, errNotLeader) {
+			if err := g.awaitLeader(ctx, deadline); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return idx, err
+	}
+}
+
+func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
+	select {
+	case <-g.closing:
+		return 0, ErrClosed
+	default:
+	}
+	if g.raft.State() == raft.Leader {
+		f := g.readIndexFuture()
+		switch err := f.Error(); {
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return 0, ErrClosed
+		case err != nil:
+			return 0, errNotLeader // lost leadership: ask the next leader
+		}
+		return f.Index(), nil
+	}
+	addr, _ := g.raft.LeaderWithID()
+	if addr == "" {
+		return 0, errNotLeader
+	}
+	idx, err := g.fwd.forward(ctx, string(addr), nil)
+	if errors.Is(err, ErrIndeterminate) {
+		return 0, errNotLeader // a read index has no side effect: ask again
+	}
+	return idx, err
+}
+
+// readIndexFuture takes the leader's last index, then verifies leadership.
+func (g *Group) readIndexFuture() *readIndex {
+	return &readIndex{idx: g.raft.LastIndex(), f: g.raft.VerifyLeader()}
+}
+
+type readIndex struct {
+	idx uint64
+	f   raft.Future
+}
+
+func (r *readIndex) Index() uint64 { return r.idx }
+
+func (r *readIndex) Error() error { return r.f.Error() }
 
 // WaitApplied blocks until this member has delivered seqno.
 func (g *Group) WaitApplied(ctx context.Context, seqno uint64) error {

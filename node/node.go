@@ -114,7 +114,8 @@ func (o orderer) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 func (o orderer) WaitApplied(ctx context.Context, s uint64) error {
 	return o.n.group.WaitApplied(ctx, s)
 }
-func (o orderer) Applied() uint64 { return o.n.group.Applied() }
+func (o orderer) Applied() uint64                               { return o.n.group.Applied() }
+func (o orderer) ReadIndex(ctx context.Context) (uint64, error) { return o.n.group.ReadIndex(ctx) }
 
 func (n *Node) onFatal(err error) {
 	n.failed.Store(true)

@@ -317,3 +317,24 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// A linearizable read on another member, by a client with no session, sees
+// every write acknowledged before it began.
+func TestLinearizableReadOnAnotherMember(t *testing.T) {
+	c := cluster(t, 3)
+	ctx := ctxT(t)
+	eps := c.Endpoints()
+	for i := 0; i < 30; i++ {
+		w, r := eps[i%3], eps[(i+1)%3]
+		val := []byte(fmt.Sprint(i))
+		if err := newClient(t, w).Put(ctx, []byte("reg"), val); err != nil {
+			t.Fatal(err)
+		}
+		reader := newClient(t, r) // a fresh session: no causal hint
+		got, err := reader.Get(ctx, []byte("reg"), client.Linearizable())
+		if err != nil || string(got) != string(val) {
+			t.Fatalf("round %d: linearizable read on %s = %q, %v; want %q written through %s", i, r, got, err, val, w)
+		}
+		reader.Close()
+	}
+}

@@ -25,7 +25,7 @@ func NewServer(svc *Service, status func() *galenapb.StatusResponse) *Server {
 }
 
 func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
-	v, found, at, err := s.svc.Get(ctx, req.GetKey(), req.GetSnapshot(), req.GetMinSeqno())
+	v, found, at, err := s.svc.Get(ctx, req.GetKey(), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -33,7 +33,7 @@ func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.G
 }
 
 func (s *Server) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galenapb.ScanResponse, error) {
-	kvs, more, at, err := s.svc.Scan(ctx, req.GetStart(), req.GetEnd(), int(req.GetLimit()), req.GetSnapshot(), req.GetMinSeqno())
+	kvs, more, at, err := s.svc.Scan(ctx, req.GetStart(), req.GetEnd(), int(req.GetLimit()), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable()})
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -26,6 +26,17 @@ type Orderer interface {
 	Broadcast(ctx context.Context, data []byte) (uint64, error)
 	WaitApplied(ctx context.Context, seqno uint64) error
 	Applied() uint64
+	// ReadIndex returns a seqno covering every entry committed before the call.
+	ReadIndex(ctx context.Context) (uint64, error)
+}
+
+// ReadAt says which snapshot a read uses.
+type ReadAt struct {
+	Snapshot uint64 // 0: start a transaction at this member's applied seqno
+	MinSeqno uint64 // the session's highest seen seqno
+	// Linearizable, when Snapshot is 0: first wait until this member has
+	// applied the leader's commit point (Galera's wsrep_sync_wait).
+	Linearizable bool
 }
 
 // Service serves reads and commits on one member. It is safe for concurrent
@@ -112,13 +123,25 @@ func (s *Service) snapshot(ctx context.Context, snap, minSeqno uint64) (uint64, 
 	return s.ord.Applied(), nil
 }
 
-// Get reads key at a snapshot (see snapshot). found is false when the key
-// has no live version at it.
-func (s *Service) Get(ctx context.Context, key []byte, snap, minSeqno uint64) (val []byte, found bool, at uint64, err error) {
+// readSnapshot resolves a read's snapshot.
+func (s *Service) readSnapshot(ctx context.Context, r ReadAt) (uint64, error) {
+	if r.Linearizable && r.Snapshot == 0 {
+		idx, err := s.ord.ReadIndex(ctx)
+		if err != nil {
+			return 0, broadcastErr(err)
+		}
+		r.MinSeqno = max(r.MinSeqno, idx)
+	}
+	return s.snapshot(ctx, r.Snapshot, r.MinSeqno)
+}
+
+// Get reads key at a snapshot (see ReadAt). found is false when the key has
+// no live version at it.
+func (s *Service) Get(ctx context.Context, key []byte, r ReadAt) (val []byte, found bool, at uint64, err error) {
 	if err := s.checkKey(key); err != nil {
 		return nil, false, 0, err
 	}
-	if at, err = s.snapshot(ctx, snap, minSeqno); err != nil {
+	if at, err = s.readSnapshot(ctx, r); err != nil {
 		return nil, false, 0, err
 	}
 	val, err = s.store.Get(key, at)
@@ -133,7 +156,7 @@ func (s *Service) Get(ctx context.Context, key []byte, snap, minSeqno uint64) (v
 
 // Scan reads up to limit keys of [start, end) at a snapshot; more is set when
 // the response stopped at MaxScanBatch before limit or the end of the range.
-func (s *Service) Scan(ctx context.Context, start, end []byte, limit int, snap, minSeqno uint64) (kvs []storage.KV, more bool, at uint64, err error) {
+func (s *Service) Scan(ctx context.Context, start, end []byte, limit int, r ReadAt) (kvs []storage.KV, more bool, at uint64, err error) {
 	if len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize {
 		return nil, false, 0, fmt.Errorf("%w: scan bound over %d bytes", ErrTooLarge, s.cfg.Limits.MaxKeySize)
 	}
@@ -143,7 +166,7 @@ func (s *Service) Scan(ctx context.Context, start, end []byte, limit int, snap, 
 	if limit < 0 {
 		return nil, false, 0, fmt.Errorf("%w: negative limit", ErrInvalidArgument)
 	}
-	if at, err = s.snapshot(ctx, snap, minSeqno); err != nil {
+	if at, err = s.readSnapshot(ctx, r); err != nil {
 		return nil, false, 0, err
 	}
 	n := s.cfg.Limits.MaxScanBatch

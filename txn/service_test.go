@@ -30,6 +30,7 @@ type fakeOrderer struct {
 	err     error // returned by Broadcast when set
 	sent    int
 	verdict certification.Verdict
+	ahead   uint64 // how far the leader's commit point is ahead of applied
 }
 
 func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) {
@@ -57,6 +58,12 @@ func (o *fakeOrderer) WaitApplied(ctx context.Context, s uint64) error {
 		}
 	}
 	return nil
+}
+
+func (o *fakeOrderer) ReadIndex(context.Context) (uint64, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.applied + o.ahead, o.err
 }
 
 func (o *fakeOrderer) Applied() uint64 {
@@ -161,14 +168,14 @@ func TestBroadcastErrorsMap(t *testing.T) {
 func TestSnapshotChoice(t *testing.T) {
 	s, o := newService(t)
 	ctx := context.Background()
-	if _, _, at, err := s.Get(ctx, []byte("k"), 0, 0); err != nil || at != 1 {
+	if _, _, at, err := s.Get(ctx, []byte("k"), ReadAt{}); err != nil || at != 1 {
 		t.Fatalf("new read at %d, %v; want the applied seqno 1", at, err)
 	}
 	go func() { o.Broadcast(ctx, mustEntry(t)) }()
-	if _, _, at, err := s.Get(ctx, []byte("k"), 0, 2); err != nil || at < 2 {
+	if _, _, at, err := s.Get(ctx, []byte("k"), ReadAt{MinSeqno: 2}); err != nil || at < 2 {
 		t.Fatalf("read with min_seqno 2 at %d, %v", at, err)
 	}
-	if _, _, _, err := s.Get(ctx, []byte("k"), 50, 0); !errors.Is(err, ErrSnapshotUnavailable) {
+	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Snapshot: 50}); !errors.Is(err, ErrSnapshotUnavailable) {
 		t.Fatalf("read at a future snapshot: %v", err)
 	}
 }
@@ -199,5 +206,23 @@ func TestStatusTable(t *testing.T) {
 	}
 	if status.Code(toStatus(errors.New("boom"))) != codes.Internal {
 		t.Fatal("an unknown error is not Internal")
+	}
+}
+
+func TestLinearizableReadWaitsForCommitPoint(t *testing.T) {
+	s, o := newService(t)
+	ctx := context.Background()
+	o.ahead = 1
+	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true}); !errors.Is(err, ErrSnapshotUnavailable) {
+		t.Fatalf("read with the commit point never applied: %v, want ErrSnapshotUnavailable", err)
+	}
+	go func() { o.Broadcast(ctx, mustEntry(t)) }()
+	_, _, at, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true})
+	if err != nil || at < 2 {
+		t.Fatalf("linearizable read at %d, %v; want at or after the commit point 2", at, err)
+	}
+	o.err = groupcomm.ErrNotPrimary
+	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true}); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("linearizable read without a leader: %v", err)
 	}
 }

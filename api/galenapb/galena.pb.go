@@ -208,7 +208,11 @@ type GetRequest struct {
 	Snapshot uint64 `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	// min_seqno: the node waits (bounded) until it has applied at least this
 	// seqno before choosing a snapshot, so a session never reads backwards.
-	MinSeqno      uint64 `protobuf:"varint,3,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	MinSeqno uint64 `protobuf:"varint,3,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	// linearizable, on a read that starts a transaction (snapshot 0): the node
+	// first learns the leader's commit point and waits until it has applied it,
+	// so the read sees every commit acknowledged before it began.
+	Linearizable  bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +266,13 @@ func (x *GetRequest) GetMinSeqno() uint64 {
 		return x.MinSeqno
 	}
 	return 0
+}
+
+func (x *GetRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
 }
 
 type GetResponse struct {
@@ -331,6 +342,7 @@ type ScanRequest struct {
 	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"` // 0 = no limit (the server may still cap one response)
 	Snapshot      uint64                 `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	MinSeqno      uint64                 `protobuf:"varint,5,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	Linearizable  bool                   `protobuf:"varint,6,opt,name=linearizable,proto3" json:"linearizable,omitempty"` // as in GetRequest
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +410,13 @@ func (x *ScanRequest) GetMinSeqno() uint64 {
 		return x.MinSeqno
 	}
 	return 0
+}
+
+func (x *ScanRequest) GetLinearizable() bool {
+	if x != nil {
+		return x.Linearizable
+	}
+	return false
 }
 
 type KeyValue struct {
@@ -869,22 +888,24 @@ const file_galena_proto_rawDesc = "" +
 	"\bWriteSet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12(\n" +
-	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\"W\n" +
+	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\"{\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12\x1b\n" +
-	"\tmin_seqno\x18\x03 \x01(\x04R\bminSeqno\"U\n" +
+	"\tmin_seqno\x18\x03 \x01(\x04R\bminSeqno\x12\"\n" +
+	"\flinearizable\x18\x04 \x01(\bR\flinearizable\"U\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1a\n" +
-	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"\x84\x01\n" +
+	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"\xa8\x01\n" +
 	"\vScanRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\fR\x03end\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1a\n" +
 	"\bsnapshot\x18\x04 \x01(\x04R\bsnapshot\x12\x1b\n" +
-	"\tmin_seqno\x18\x05 \x01(\x04R\bminSeqno\"2\n" +
+	"\tmin_seqno\x18\x05 \x01(\x04R\bminSeqno\x12\"\n" +
+	"\flinearizable\x18\x06 \x01(\bR\flinearizable\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"e\n" +
