@@ -3,6 +3,7 @@ package groupcomm
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"go.uber.org/zap"
@@ -26,6 +27,10 @@ type Config struct {
 	Bootstrap []Peer
 
 	Logger *zap.Logger // nil → zap.NewNop()
+
+	// Dial opens connections to peers (Raft and forwarding); nil dials TCP.
+	// Fault tests route members through proxies with it.
+	Dial func(addr string, timeout time.Duration) (net.Conn, error)
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

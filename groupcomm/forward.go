@@ -75,7 +75,7 @@ func (f *forwarder) conn(addr string) (*fwdConn, error) {
 	if c := f.conns[addr]; c != nil {
 		return c, nil
 	}
-	nc, err := dialPrefixed(tcpDial, addr, f.g.cfg.DialTimeout, prefixForward)
+	nc, err := dialPrefixed(f.g.cfg.Dial, addr, f.g.cfg.DialTimeout, prefixForward)
 	if err != nil {
 		return nil, err
 	}

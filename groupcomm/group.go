@@ -46,6 +46,9 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Dial == nil {
+		cfg.Dial = tcpDial
+	}
 	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{})}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := g.open(ln, d, fatal); err != nil {
@@ -72,7 +75,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if err != nil {
 		return fmt.Errorf("groupcomm: snapshot store: %w", err)
 	}
-	g.stream = newStreamLayer(ln.Addr(), tcpDial)
+	g.stream = newStreamLayer(ln.Addr(), g.cfg.Dial)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
 	})

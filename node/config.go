@@ -28,6 +28,10 @@ type Config struct {
 	// demo pre-open ports). The node closes it.
 	Listener net.Listener
 
+	// PeerDial, if set, opens connections to other members (fault tests
+	// route them through proxies); nil dials TCP.
+	PeerDial func(addr string, timeout time.Duration) (net.Conn, error)
+
 	Logger     *zap.Logger           // nil → zap.NewNop()
 	Registerer prometheus.Registerer // nil → a private registry
 
@@ -96,7 +100,7 @@ func (c Config) advertise() string {
 
 func (c Config) groupConfig() groupcomm.Config {
 	g := groupcomm.DefaultConfig()
-	g.ID, g.Addr, g.Bootstrap, g.Logger = c.ID, c.advertise(), c.InitialCluster, c.Logger
+	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.InitialCluster, c.Logger, c.PeerDial
 	g.Dir = c.DataDir + "/raft"
 	g.HeartbeatTimeout, g.ElectionTimeout = c.HeartbeatTimeout, c.ElectionTimeout
 	g.LeaderLeaseTimeout, g.NotPrimaryTimeout = c.LeaderLeaseTimeout, c.NotPrimaryTimeout

@@ -19,6 +19,7 @@ type startFlags struct {
 	logLevel, logFormat            string
 	heartbeatTimeout               time.Duration
 	electionTimeout                time.Duration
+	peerRoute                      string // fault builds only
 }
 
 func newStartCmd() *cobra.Command {
@@ -51,6 +52,7 @@ its first start; restarting with the same --data resumes from its stored state.`
 	d := node.DefaultConfig()
 	fl.DurationVar(&f.heartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&f.electionTimeout, "election-timeout", d.ElectionTimeout, "Raft election timeout")
+	addFaultFlags(fl, &f)
 	return cmd
 }
 
@@ -73,6 +75,9 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	}
 	if err := f.timeouts(&cfg); err != nil {
 		return cfg, err
+	}
+	if err := applyFaults(f, &cfg); err != nil {
+		return cfg, usageError{err}
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError{err}
