@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -41,8 +40,7 @@ type Applier struct {
 	store *storage.Store
 	cert  *Certifier
 
-	mu     sync.Mutex // guards digest for readers
-	digest [sha256.Size]byte
+	digest [sha256.Size]byte // the running digest; apply goroutine only
 
 	commits, failures, dups atomic.Uint64
 
@@ -80,9 +78,10 @@ func (a *Applier) Stats() Stats {
 // (seqno, id, outcome) applied up to it. Members with equal seqnos must have
 // equal digests.
 func (a *Applier) Digest() (uint64, [sha256.Size]byte) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.store.Applied().Seqno, a.digest
+	st := a.store.Applied() // seqno and digest were stored together
+	var d [sha256.Size]byte
+	copy(d[:], st.Meta)
+	return st.Seqno, d
 }
 
 // Deliver certifies entries in order and applies the batch to storage.
@@ -110,9 +109,7 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 	if err := a.store.ApplyBatch(a.recs, st); err != nil {
 		return fmt.Errorf("certification: apply through seqno %d: %w", last, err)
 	}
-	a.mu.Lock()
 	a.digest = digest
-	a.mu.Unlock()
 	a.cert.Persisted(last)
 	a.report()
 	return nil
@@ -194,9 +191,7 @@ func (a *Applier) Restore(r io.Reader) error {
 		return fmt.Errorf("certification: restore: %w", err)
 	}
 	a.cert.Reset()
-	a.mu.Lock()
 	copy(a.digest[:], st.Meta)
-	a.mu.Unlock()
 	a.lg.Info("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/storage"
 )
 
 // Errors a write-set's outcome can carry. They are deterministic: every member
@@ -19,6 +20,10 @@ var (
 	// ErrInvalidSnapshot: the write-set claims a snapshot at or after its own
 	// seqno, which no honest transaction can have read. It was not applied.
 	ErrInvalidSnapshot = errors.New("certification: snapshot is not before the write-set's seqno")
+	// ErrInvalidWriteSet: the write-set has an empty key or a key or id that
+	// storage cannot hold. Members admit no such write-set, so one in the log
+	// came from elsewhere; every member refuses it alike. Not applied.
+	ErrInvalidWriteSet = errors.New("certification: invalid write-set")
 )
 
 // ConflictError is the error of a write-set that lost to an earlier committer.
@@ -44,6 +49,7 @@ const (
 	Conflict
 	TooOld
 	InvalidSnapshot
+	InvalidWriteSet
 )
 
 func (v Verdict) String() string {
@@ -56,6 +62,8 @@ func (v Verdict) String() string {
 		return "too-old"
 	case InvalidSnapshot:
 		return "invalid-snapshot"
+	case InvalidWriteSet:
+		return "invalid-write-set"
 	}
 	return fmt.Sprintf("verdict(%d)", uint8(v))
 }
@@ -83,6 +91,8 @@ func (o Outcome) Err() error {
 		return ErrSnapshotTooOld
 	case InvalidSnapshot:
 		return ErrInvalidSnapshot
+	case InvalidWriteSet:
+		return ErrInvalidWriteSet
 	}
 	return fmt.Errorf("certification: unknown verdict %d", o.Verdict)
 }
@@ -171,6 +181,8 @@ func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error
 func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
 	snap := ws.GetSnapshot()
 	switch {
+	case !wellFormed(ws):
+		return Outcome{Seqno: seqno, Verdict: InvalidWriteSet}, nil
 	case snap >= seqno:
 		return Outcome{Seqno: seqno, Verdict: InvalidSnapshot}, nil
 	case seqno > c.cfg.Window && snap < seqno-c.cfg.Window:
@@ -186,6 +198,16 @@ func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error)
 		}
 	}
 	return Outcome{Seqno: seqno, Verdict: Commit}, nil
+}
+
+// wellFormed reports whether storage can hold every key of ws.
+func wellFormed(ws *galenapb.WriteSet) bool {
+	for _, w := range ws.GetWrites() {
+		if len(w.GetKey()) == 0 || len(w.GetKey()) > storage.MaxKeySize {
+			return false
+		}
+	}
+	return len(ws.GetId()) <= storage.MaxKeySize
 }
 
 // lastWrite is the seqno of the latest committed write of key before seqno.

@@ -87,6 +87,11 @@ func TestCertifyRule(t *testing.T) {
 			{ws: ws("b", 3, "x"), seqno: 9, want: Conflict, key: "x", at: 5},
 			{ws: ws("c", 7, "x"), seqno: 12, want: Commit},
 		}},
+		{"a key storage cannot hold makes the write-set invalid", []step{
+			{ws: ws("a", 0, "x", ""), seqno: 1, want: InvalidWriteSet},
+			{ws: ws("b", 0, "x", string(make([]byte, 65000))), seqno: 2, want: InvalidWriteSet},
+			{ws: ws("c", 0, "x"), seqno: 3, want: Commit},
+		}},
 		{"snapshot at or after own seqno is invalid", []step{
 			{ws: ws("a", 4, "x"), seqno: 4, want: InvalidSnapshot},
 			{ws: ws("b", 9, "x"), seqno: 5, want: InvalidSnapshot},

@@ -37,7 +37,7 @@ func DecodeOutcome(b []byte) (Outcome, error) {
 	if len(b[n:]) > 0 {
 		o.Key = append([]byte(nil), b[n:]...)
 	}
-	if o.Verdict < Commit || o.Verdict > InvalidSnapshot {
+	if o.Verdict < Commit || o.Verdict > InvalidWriteSet {
 		return Outcome{}, fmt.Errorf("certification: stored outcome has unknown verdict %d", o.Verdict)
 	}
 	return o, nil

@@ -45,10 +45,10 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 			c.preferred.Store(int64(idx))
 			return c.outcome(ws, resp)
 		}
-		if done, derr := c.commitFailed(ctx, ws, maybeSent, err); done {
+		if done, derr := c.commitFailed(ctx, ws, maybeSent || p.Addr != nil, err); done {
 			return CommitInfo{}, derr
 		}
-		maybeSent = maybeSent || (p.Addr != nil && !definitelyRefused(err))
+		maybeSent = maybeSent || (p.Addr != nil && !refusedUnapplied(err))
 		c.lg.Debug("commit: endpoint failed, resending",
 			zap.String("endpoint", c.endpoints[idx].addr), zap.Binary("id", ws.Id), zap.Error(err))
 		last = err
@@ -60,22 +60,10 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 		fmt.Errorf("no endpoint answered (tried %s): %w", c.addrs(), last))
 }
 
-// definitelyRefused reports a member's answer that it did not order the
-// write-set. (grpc fills in the call's peer only once a stream reached a
-// member; with no peer, nothing was sent.)
-func definitelyRefused(err error) bool {
-	st, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	r := reasonOf(st)
-	return r == api.ReasonNotPrimary || r == api.ReasonShuttingDown
-}
-
 // commitFailed classifies a failed commit attempt: it returns done=false
 // when the write-set should be resent to the next endpoint, else the error
-// to return. resent tells whether an earlier attempt may have reached a
-// member (and so may have been applied).
+// to return. resent tells whether this or an earlier attempt may have
+// reached a member (and so may have been applied).
 func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent bool, err error) (bool, error) {
 	switch code := status.Code(err); {
 	case c.closed.Load():
@@ -84,12 +72,32 @@ func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent
 		return true, c.indeterminate(ws, ctx.Err())
 	case shouldFailover(err):
 		return false, nil
-	case code == codes.DeadlineExceeded || code == codes.Canceled || resent:
+	case code == codes.DeadlineExceeded || code == codes.Canceled || (resent && !refusedUnapplied(err)):
 		// fromStatus turns grpc's own deadline (which may fire before ctx's
 		// timer) into the context error, so errors.Is sees it.
 		return true, c.indeterminate(ws, fromStatus(err))
 	}
 	return true, fromStatus(err)
+}
+
+// refusedUnapplied reports an answer that says the write-set was not applied:
+// a Galena reason (every one is a refusal, except INDETERMINATE), or grpc
+// rejecting the request before any handler ran. Anything else that comes
+// after the request may have reached a member (an HTTP/2 reset surfacing as
+// Internal, say) leaves the outcome open.
+func refusedUnapplied(err error) bool {
+	st, ok := status.FromError(err)
+	if !ok {
+		return false
+	}
+	if r := reasonOf(st); r != "" {
+		return r != api.ReasonIndeterminate
+	}
+	switch st.Code() {
+	case codes.InvalidArgument, codes.ResourceExhausted, codes.Unimplemented, codes.Unauthenticated, codes.PermissionDenied:
+		return true
+	}
+	return false
 }
 
 // indeterminate is the error of a commit without an answer.

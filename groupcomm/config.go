@@ -28,6 +28,12 @@ type Config struct {
 
 	Logger *zap.Logger // nil → zap.NewNop()
 
+	// Admit, if set, checks an entry before it is appended: Broadcast's
+	// callers and, on the leader, entries forwarded by other members (anyone
+	// who can reach the port can send those). An entry it refuses is never
+	// ordered.
+	Admit func(data []byte) error
+
 	// Dial opens connections to peers (Raft and forwarding); nil dials TCP.
 	// Fault tests route members through proxies with it.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)

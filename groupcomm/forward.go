@@ -66,14 +66,11 @@ func (f *forwarder) forward(ctx context.Context, addr string, data []byte) (uint
 	return c.call(ctx, data)
 }
 
+// conn returns the stream to addr, dialing it if there is none. It does not
+// hold f.mu while dialing, so Close is never stuck behind a slow dial.
 func (f *forwarder) conn(addr string) (*fwdConn, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		return nil, ErrClosed
-	}
-	if c := f.conns[addr]; c != nil {
-		return c, nil
+	if c, err := f.existing(addr); c != nil || err != nil {
+		return c, err
 	}
 	nc, err := dialPrefixed(f.g.cfg.Dial, addr, f.g.cfg.DialTimeout, prefixForward)
 	if err != nil {
@@ -85,11 +82,32 @@ func (f *forwarder) conn(addr string) (*fwdConn, error) {
 		sendq:   make(chan fwdReq, 1024),
 		done:    make(chan struct{}),
 	}
+	f.mu.Lock()
+	if other, err := f.existingLocked(addr); other != nil || err != nil {
+		f.mu.Unlock()
+		nc.Close() // lost a race with another dial, or closing
+		return other, err
+	}
 	f.conns[addr] = c
+	f.mu.Unlock()
 	if !f.g.goTracked(c.writeLoop) || !f.g.goTracked(c.readLoop) {
 		c.fail(ErrClosed)
+		return nil, ErrClosed
 	}
 	return c, nil
+}
+
+func (f *forwarder) existing(addr string) (*fwdConn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.existingLocked(addr)
+}
+
+func (f *forwarder) existingLocked(addr string) (*fwdConn, error) {
+	if f.closed {
+		return nil, ErrClosed
+	}
+	return f.conns[addr], nil
 }
 
 func (f *forwarder) drop(c *fwdConn) {
@@ -275,10 +293,17 @@ func (g *Group) serveForward(nc net.Conn) {
 			return
 		}
 		call := raftCall{id: binary.BigEndian.Uint64(hdr[:8])}
+		var refuse error
+		if n > 0 && g.cfg.Admit != nil {
+			refuse = g.cfg.Admit(data)
+		}
 		switch {
 		case g.raft.State() != raft.Leader:
 		case n == 0:
 			call.f = g.readIndexFuture()
+		case refuse != nil:
+			g.lg.Warn("refused a forwarded entry", zap.String("from", nc.RemoteAddr().String()), zap.Error(refuse))
+			call.f = refused{}
 		default:
 			call.f = g.raft.Apply(data, 0)
 		}
@@ -290,6 +315,14 @@ type raftCall struct {
 	id uint64
 	f  indexFuture // nil: not the leader, never appended
 }
+
+// refused answers a forwarded entry the leader would not append: the
+// follower admitted it, so the members disagree on what is admissible; the
+// follower gets "never appended" and, after retrying, ErrNotPrimary.
+type refused struct{}
+
+func (refused) Error() error  { return raft.ErrNotLeader }
+func (refused) Index() uint64 { return 0 }
 
 // indexFuture is what the responder waits on: an append or a read index.
 type indexFuture interface {

@@ -111,6 +111,9 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64, closing <-chan struct
 
 // Snapshot pins the Deliverer's state; Persist streams it later.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.failed.Load(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrStopped, *err) // the state is not what raft thinks it is
+	}
 	sn, err := f.d.Snapshot()
 	if err != nil {
 		return nil, err
@@ -137,9 +140,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.lg.Info("restoring state from snapshot", zap.Uint64("snapshot", idx))
 	if err := f.d.Restore(rc); err != nil {
+		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
 		return err
 	}
-	f.applied.Store(0)
 	f.setApplied(f.d.Applied())
 	return nil
 }

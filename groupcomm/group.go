@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -24,7 +25,9 @@ type Group struct {
 	stream *streamLayer
 	fsm    *fsm
 	logs   closableLogStore
+	cache  *raft.LogCache // logs, with recent entries in memory
 	fwd    *forwarder
+	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
 	closing   chan struct{}
 	ctx       context.Context // cancelled by Close
@@ -70,7 +73,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if err != nil {
 		return err
 	}
-	g.logs = logs
+	g.logs, g.cache = logs, cache
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("groupcomm: snapshot store: %w", err)
@@ -79,7 +82,17 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
 	})
-	g.fsm = newFSM(d, g.lg, fatal)
+	g.fsm = newFSM(d, g.lg, func(err error) {
+		// A member whose apply loop stopped must not vote, lead, snapshot or
+		// serve snapshots: shut its raft down (not from the apply goroutine,
+		// which Shutdown waits for).
+		if r := g.live.Load(); r != nil {
+			g.goTracked(func() { r.Shutdown() })
+		}
+		if fatal != nil {
+			fatal(err)
+		}
+	})
 	rc := g.raftConfig()
 	if err := g.bootstrap(rc, logs, snaps); err != nil {
 		return err
@@ -87,6 +100,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, g.trans); err != nil {
 		return fmt.Errorf("groupcomm: start raft: %w", err)
 	}
+	g.live.Store(g.raft)
 	g.fwd = newForwarder(g)
 	return nil
 }
@@ -157,6 +171,11 @@ func (g *Group) goTracked(fn func()) bool {
 func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
+	}
+	if g.cfg.Admit != nil {
+		if err := g.cfg.Admit(data); err != nil {
+			return 0, fmt.Errorf("groupcomm: entry refused: %w", err)
+		}
 	}
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
 	for {
@@ -291,7 +310,25 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 
 // readIndexFuture takes the leader's last index, then verifies leadership.
 func (g *Group) readIndexFuture() *readIndex {
-	return &readIndex{idx: g.raft.LastIndex(), f: g.raft.VerifyLeader()}
+	return &readIndex{idx: g.delivered(g.raft.LastIndex()), f: g.raft.VerifyLeader()}
+}
+
+// delivered maps a log index to the highest index at or below it that the
+// Deliverer will see: raft never delivers its no-op and barrier entries, so
+// waiting for one of those to be applied would never end.
+func (g *Group) delivered(idx uint64) uint64 {
+	var l raft.Log
+	for ; idx > 0; idx-- {
+		if err := g.cache.GetLog(idx, &l); err != nil {
+			// Compacted into a snapshot, so applied here (we lead): every
+			// delivered entry at or below it is at or below our applied index.
+			return min(idx, g.fsm.applied.Load())
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return idx
+		}
+	}
+	return 0
 }
 
 type readIndex struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -246,5 +247,63 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A read index must be reachable by the apply loop even when the log ends in
+// raft's own no-op (a new leader's first entry), with nothing written.
+func TestReadIndexWithoutWrites(t *testing.T) {
+	ms := startGroup(t, 3)
+	check := func(ms []*member) {
+		t.Helper()
+		for _, m := range ms {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			idx, err := m.g.ReadIndex(ctx)
+			if err == nil {
+				err = m.g.WaitApplied(ctx, idx)
+			}
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: read index: %v (applied %d)", m.g.cfg.ID, err, m.g.Applied())
+			}
+		}
+	}
+	ld := leader(t, ms)
+	check(ms)
+	ms[ld].close()
+	rest := append(append([]*member(nil), ms[:ld]...), ms[ld+1:]...)
+	leader(t, rest)
+	check(rest)
+}
+
+// An entry the leader's Admit refuses is never ordered, whoever sends it.
+func TestAdmitRefusesForwardedGarbage(t *testing.T) {
+	ms := startGroup(t, 3)
+	ld := leader(t, ms)
+	for _, m := range ms {
+		m.g.cfg.Admit = func(b []byte) error {
+			if bytes.HasPrefix(b, []byte("bad")) {
+				return errors.New("bad entry")
+			}
+			return nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := ms[(ld+1)%3]
+	if _, err := f.g.Broadcast(ctx, []byte("bad local")); err == nil {
+		t.Fatal("Broadcast admitted a refused entry")
+	}
+	// Bypass the follower's own check, as a stranger on the port would.
+	if _, err := f.g.fwd.forward(ctx, ms[ld].g.cfg.Addr, []byte("bad forwarded")); err == nil {
+		t.Fatal("the leader appended a forwarded entry its Admit refuses")
+	}
+	if _, err := f.g.Broadcast(ctx, []byte("good")); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if strings.Contains(m.d.entries(), "bad") {
+			t.Fatalf("%s delivered a refused entry: %s", m.g.cfg.ID, m.d.entries())
+		}
 	}
 }

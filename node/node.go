@@ -95,7 +95,7 @@ func (n *Node) open() error {
 	n.mux.SetReadTimeout(10 * time.Second)
 	gcLn := n.mux.Match(groupcomm.Match)
 	gc := n.cfg.groupConfig()
-	gc.Logger = n.lg.Named("groupcomm")
+	gc.Logger, gc.Admit = n.lg.Named("groupcomm"), n.svc.Admit
 	if n.group, err = groupcomm.New(gc, gcLn, n.applier, n.onFatal); err != nil {
 		return err
 	}

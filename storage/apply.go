@@ -122,7 +122,7 @@ func (s *Store) validateBatch(recs []Record, stSeqno, applied uint64) error {
 			return fmt.Errorf("%w: record %d has seqno %d, not above %d", ErrInvalidBatch, i, r.Seqno, prev)
 		}
 		prev = r.Seqno
-		if len(r.ID) > maxKeySize {
+		if len(r.ID) > MaxKeySize {
 			return fmt.Errorf("%w: seqno %d: id of %d bytes", ErrInvalidBatch, r.Seqno, len(r.ID))
 		}
 		if int64(len(r.Outcome)) > s.maxValue {
@@ -145,8 +145,8 @@ func (s *Store) validateWrite(w *Write) error {
 	switch {
 	case len(w.Key) == 0:
 		return fmt.Errorf("empty key")
-	case len(w.Key) > maxKeySize:
-		return fmt.Errorf("key of %d bytes exceeds %d", len(w.Key), maxKeySize)
+	case len(w.Key) > MaxKeySize:
+		return fmt.Errorf("key of %d bytes exceeds %d", len(w.Key), MaxKeySize)
 	case !w.Delete && int64(len(w.Value)) > s.maxValue:
 		return fmt.Errorf("value of %d bytes exceeds %d", len(w.Value), s.maxValue)
 	}

@@ -239,8 +239,8 @@ func TestApplyBatchRejectsInvalid(t *testing.T) {
 		{"state below last record", []Record{rec(11, "x", put("k", "v")), rec(13, "y")}, 12},
 		{"state not above applied", nil, 10},
 		{"empty key in a later record", []Record{rec(11, "x", put("k", "v")), rec(12, "y", put("", "v"))}, 12},
-		{"key too long", []Record{rec(11, "x", Write{Key: make([]byte, maxKeySize+1)})}, 11},
-		{"id too long", []Record{{Seqno: 11, ID: make([]byte, maxKeySize+1)}}, 11},
+		{"key too long", []Record{rec(11, "x", Write{Key: make([]byte, MaxKeySize+1)})}, 11},
+		{"id too long", []Record{{Seqno: 11, ID: make([]byte, MaxKeySize+1)}}, 11},
 		{"value too large", []Record{rec(11, "x", put("k", "v"), big)}, 11},
 	}
 	for _, tc := range tests {

@@ -43,10 +43,11 @@ const (
 	metaTombstone byte = 1
 	// appliedVersion is the fixed version of the applied-state record.
 	appliedVersion uint64 = 1
-	// maxKeySize is the longest user key or id: badger's 65000 minus the
-	// space byte.
-	maxKeySize = 65000 - 1
 )
+
+// MaxKeySize is the longest user key or write-set id storage accepts:
+// badger's 65000 bytes minus the key-space byte.
+const MaxKeySize = 65000 - 1
 
 var appliedKey = []byte{spaceState, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
 

@@ -246,7 +246,7 @@ func (sr *streamReader) next(maxValue int64) (e streamEntry, end bool, err error
 	default:
 		return e, false, badf("unknown tag %d", tag)
 	}
-	if e.key, err = sr.bytes(maxKeySize+1, "key"); err != nil {
+	if e.key, err = sr.bytes(MaxKeySize+1, "key"); err != nil {
 		return e, false, err
 	}
 	if e.version, err = sr.uvarint(); err != nil {

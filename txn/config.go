@@ -2,7 +2,10 @@ package txn
 
 import (
 	"errors"
+	"fmt"
 	"time"
+
+	"github.com/galenadb/galena/storage"
 
 	"go.uber.org/zap"
 )
@@ -48,6 +51,8 @@ func (c Config) Validate() error {
 		return errors.New("txn: limits must be positive")
 	case l.MaxKeySize > l.MaxWriteSetSize || l.MaxValueSize > l.MaxWriteSetSize:
 		return errors.New("txn: key and value limits must not exceed the write-set limit")
+	case l.MaxKeySize > storage.MaxKeySize:
+		return fmt.Errorf("txn: MaxKeySize must not exceed storage's %d bytes", storage.MaxKeySize)
 	case c.CausalWait <= 0 || c.CommitTimeout <= 0:
 		return errors.New("txn: CausalWait and CommitTimeout must be positive")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -18,6 +19,7 @@ import (
 type Store interface {
 	Get(key []byte, snapshot uint64) ([]byte, error)
 	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
+	LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error)
 }
 
 // Orderer puts write-sets in the cluster-wide order.
@@ -224,9 +226,28 @@ func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno ui
 	select {
 	case o := <-ch:
 		return o, nil
+	default:
+	}
+	// Delivered, but not by the apply loop: this member installed a snapshot
+	// that covers the entry. Its outcome is stored under its id.
+	if o, ok := s.storedOutcome(ws.GetId()); ok {
+		return o, nil
+	}
+	select {
+	case o := <-ch:
+		return o, nil
 	case <-ctx.Done():
 		return certification.Outcome{}, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
 	}
+}
+
+func (s *Service) storedOutcome(id []byte) (certification.Outcome, bool) {
+	raw, _, ok, err := s.store.LookupID(id, math.MaxUint64)
+	if err != nil || !ok {
+		return certification.Outcome{}, false
+	}
+	o, err := certification.DecodeOutcome(raw)
+	return o, err == nil
 }
 
 func broadcastErr(err error) error {
@@ -250,6 +271,17 @@ func (s *Service) checkKey(key []byte) error {
 		return fmt.Errorf("%w: key of %d bytes exceeds the %d-byte limit", ErrTooLarge, len(key), s.cfg.Limits.MaxKeySize)
 	}
 	return nil
+}
+
+// Admit checks a log entry as Commit checks a write-set. The leader runs it
+// on entries other members forward, since anyone who reaches the port can
+// send one.
+func (s *Service) Admit(data []byte) error {
+	var ws galenapb.WriteSet
+	if err := certification.DecodeEntry(data, &ws); err != nil {
+		return err
+	}
+	return s.validate(&ws)
 }
 
 // validate checks a write-set against the limits before anything is sent.

@@ -78,6 +78,9 @@ func (emptyStore) Get([]byte, uint64) ([]byte, error) { return nil, storage.ErrN
 func (emptyStore) Scan([]byte, []byte, int, uint64) ([]storage.KV, error) {
 	return nil, nil
 }
+func (emptyStore) LookupID([]byte, uint64) ([]byte, uint64, bool, error) {
+	return nil, 0, false, nil
+}
 
 func newService(t *testing.T) (*Service, *fakeOrderer) {
 	t.Helper()
