@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
@@ -90,7 +91,7 @@ func (f *forwarder) conn(addr string) (*fwdConn, error) {
 	}
 	f.conns[addr] = c
 	f.mu.Unlock()
-	if !f.g.goTracked(c.writeLoop) || !f.g.goTracked(c.readLoop) {
+	if !f.g.goTracked(c.writeLoop) || !f.g.goTracked(c.readLoop) || !f.g.goTracked(c.watchLoop) {
 		c.fail(ErrClosed)
 		return nil, ErrClosed
 	}
@@ -237,6 +238,34 @@ func (c *fwdConn) writeLoop() {
 		if err := w.Flush(); err != nil {
 			c.fail(err)
 			return
+		}
+	}
+}
+
+// watchLoop closes the stream once this member has stopped following its
+// peer for an election timeout: the leader changed, or this member is cut
+// off. Requests still pending then end as indeterminate at once, instead of
+// waiting out their deadlines on a connection nothing will answer.
+func (c *fwdConn) watchLoop() {
+	g := c.f.g
+	t := time.NewTicker(g.cfg.HeartbeatTimeout / 4)
+	defer t.Stop()
+	var away time.Time // when the leader was first seen to be someone else
+	for {
+		select {
+		case <-c.done:
+			return
+		case now := <-t.C:
+			addr, _ := g.raft.LeaderWithID()
+			switch {
+			case string(addr) == c.addr:
+				away = time.Time{}
+			case away.IsZero():
+				away = now
+			case now.Sub(away) >= g.cfg.ElectionTimeout:
+				c.fail(fmt.Errorf("no longer following %s (leader now %q)", c.addr, addr))
+				return
+			}
 		}
 	}
 }

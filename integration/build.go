@@ -10,10 +10,14 @@ import (
 	"strings"
 )
 
-// Build compiles ./cmd/galena of the module holding the working directory
-// into a new temporary directory and returns the binary's path and a
-// function that removes the directory. Call it once per test binary, from
-// TestMain.
+// BuildTags are the build tags of the binary Build compiles: the fault
+// build, whose `galena start` takes --peer-route (see Options.Proxy).
+const BuildTags = "faults"
+
+// Build compiles ./cmd/galena of the module holding the working directory,
+// with BuildTags, into a new temporary directory and returns the binary's
+// path and a function that removes the directory. Call it once per test
+// binary, from TestMain.
 func Build() (bin string, remove func(), err error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -25,11 +29,11 @@ func Build() (bin string, remove func(), err error) {
 	}
 	remove = func() { os.RemoveAll(dir) }
 	bin = filepath.Join(dir, "galena")
-	cmd := exec.Command(goTool(), "build", "-o", bin, "./cmd/galena")
+	cmd := exec.Command(goTool(), "build", "-tags", BuildTags, "-o", bin, "./cmd/galena")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		remove()
-		return "", nil, fmt.Errorf("integration: go build ./cmd/galena in %s: %w\n%s", root, err, out)
+		return "", nil, fmt.Errorf("integration: go build -tags %s ./cmd/galena in %s: %w\n%s", BuildTags, root, err, out)
 	}
 	return bin, remove, nil
 }

@@ -10,5 +10,13 @@
 // that can fail returns an error instead of failing the test, so it may be
 // called from any goroutine; only NewCluster needs the test's goroutine.
 //
-// Every test skips under -short.
+// Faults: Pause and Resume SIGSTOP and SIGCONT a member. A cluster started
+// with Options.Proxy routes every member-to-member link through a proxy of
+// its own (the binary is built with -tags faults, whose --peer-route points
+// a member's dials at the proxies), and its Net blocks, splits, bridges or
+// delays links. A Nemesis injects one fault of a Kind at a time and heals
+// it; a Schedule runs a mix of them in a loop while clients work, recording
+// an Event per fault; Cluster.HealAll undoes whatever is left.
+//
+// Every test that starts galena processes skips under -short.
 package integration

@@ -39,6 +39,15 @@ type Options struct {
 	StopTimeout time.Duration
 	// ExtraArgs are appended to every member's `galena start` command line.
 	ExtraArgs []string
+	// Proxy routes every member-to-member connection through a proxy of its
+	// link, which Cluster.Net controls (partitions, latency). Clients still
+	// reach members directly.
+	Proxy bool
+	// SeverAfter is how long a proxied connection that lost bytes to a
+	// blocked link lives on before the Net closes it (a sender's TCP
+	// timeout); default DefaultSeverAfter. Make it long to model a partition
+	// that never resets a connection.
+	SeverAfter time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +88,7 @@ type Cluster struct {
 	opts    Options
 	dir     string
 	members []*member
+	net     *Net // nil unless Options.Proxy
 
 	crashMu sync.Mutex
 	crashes []error // member processes that exited on their own
@@ -135,6 +145,15 @@ func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{t: t, opts: opts, dir: dir}
 	t.Cleanup(c.cleanup)
+	if opts.Proxy {
+		addrs := make([]string, len(ports))
+		for i, port := range ports {
+			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+		if c.net, err = NewNet(addrs, opts.SeverAfter); err != nil {
+			return nil, err
+		}
+	}
 	for i, port := range ports {
 		id := fmt.Sprintf("n%d", i+1)
 		m := &member{
@@ -164,9 +183,13 @@ func dialStatus(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-// cleanup kills every member, then removes the cluster's directory, or,
-// when the test failed, keeps it and logs where it is and each log's tail.
+// cleanup kills every member and closes the proxies, then removes the
+// cluster's directory, or, when the test failed, keeps it and logs where it
+// is and each log's tail.
 func (c *Cluster) cleanup() {
+	if c.net != nil {
+		defer c.net.Close() // after the members: nothing dials the proxies any more
+	}
 	for i, m := range c.members {
 		if err := c.Kill(i); err != nil {
 			c.t.Logf("integration: cleanup: %v", err)
@@ -190,6 +213,10 @@ func (c *Cluster) cleanup() {
 		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, tail(m.logPath, logTailLines))
 	}
 }
+
+// Net is the network between the members, or nil unless the cluster was
+// started with Options.Proxy. Member i of the cluster is member i of Net.
+func (c *Cluster) Net() *Net { return c.net }
 
 // Size is the number of members, running or not.
 func (c *Cluster) Size() int { return len(c.members) }
@@ -226,11 +253,21 @@ func (c *Cluster) EndpointsExcept(skip ...int) []string {
 	return eps
 }
 
-// Running reports whether member i's process is running.
+// Running reports whether member i's process is running (paused or not).
 func (c *Cluster) Running(i int) bool {
 	p := c.members[i].current()
 	return p != nil && !p.exited()
 }
+
+// Paused reports whether member i's process is running and paused.
+func (c *Cluster) Paused(i int) bool {
+	p := c.members[i].current()
+	return p != nil && !p.exited() && p.paused.Load()
+}
+
+// live reports whether member i runs and is not paused: the members the
+// waits ask.
+func (c *Cluster) live(i int) bool { return c.Running(i) && !c.Paused(i) }
 
 // initialCluster is the --initial-cluster value every member starts with.
 func (c *Cluster) initialCluster() string {
@@ -239,6 +276,16 @@ func (c *Cluster) initialCluster() string {
 		parts[i] = m.id + "=" + m.addr
 	}
 	return strings.Join(parts, ",")
+}
+
+// index is member m's index in the cluster.
+func (c *Cluster) index(m *member) int {
+	for i, x := range c.members {
+		if x == m {
+			return i
+		}
+	}
+	panic("integration: member " + m.id + " is not in the cluster")
 }
 
 func (m *member) current() *process {

@@ -22,6 +22,7 @@ type process struct {
 	done     chan struct{} // closed once the process has exited and been reaped
 	err      error         // cmd.Wait's result; read it only after done is closed
 	stopping atomic.Bool   // the harness signalled it, so its exit is expected
+	paused   atomic.Bool   // SIGSTOPped by Pause and not yet continued
 }
 
 // wait reaps the process. It runs in a goroutine of its own that ends when
@@ -54,8 +55,8 @@ func (c *Cluster) Start(i int) error {
 	return c.start(m)
 }
 
-// Kill sends SIGKILL to member i and waits until it has exited. Killing a
-// member that is not running does nothing.
+// Kill sends SIGKILL to member i and waits until it has exited, paused or
+// not. Killing a member that is not running does nothing.
 func (c *Cluster) Kill(i int) error {
 	m := c.members[i]
 	m.op.Lock()
@@ -73,6 +74,48 @@ func (c *Cluster) Stop(i int) error {
 	m.op.Lock()
 	defer m.op.Unlock()
 	return c.stop(m)
+}
+
+// Pause sends SIGSTOP to member i: the process stays alive, its connections
+// stay open, and it does nothing at all (no heartbeats, no answers), as if it
+// hung. The waits (Leader, WaitReady, WaitConverged) leave paused members
+// out, as they do stopped ones. Pausing a member that is paused or not
+// running does nothing.
+func (c *Cluster) Pause(i int) error {
+	m := c.members[i]
+	m.op.Lock()
+	defer m.op.Unlock()
+	p := m.current()
+	if p == nil || p.exited() || p.paused.Load() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("integration: pause %s: %w", m.id, err)
+	}
+	p.paused.Store(true)
+	c.note(m, "paused (SIGSTOP)")
+	return nil
+}
+
+// Resume sends SIGCONT to member i if Pause paused it.
+func (c *Cluster) Resume(i int) error {
+	m := c.members[i]
+	m.op.Lock()
+	defer m.op.Unlock()
+	return c.resume(m)
+}
+
+func (c *Cluster) resume(m *member) error {
+	p := m.current()
+	if p == nil || p.exited() || !p.paused.Load() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("integration: resume %s: %w", m.id, err)
+	}
+	p.paused.Store(false)
+	c.note(m, "resumed (SIGCONT)")
+	return nil
 }
 
 // Restart stops member i as Stop does if it is running, then starts it again
@@ -105,6 +148,9 @@ func (c *Cluster) startArgs(m *member) []string {
 		"--log-level", c.opts.LogLevel,
 		"--heartbeat-timeout", c.opts.HeartbeatTimeout.String(),
 		"--election-timeout", c.opts.ElectionTimeout.String(),
+	}
+	if c.net != nil {
+		args = append(args, "--peer-route", c.net.PeerRoute(c.index(m)))
 	}
 	return append(args, c.opts.ExtraArgs...)
 }
@@ -176,6 +222,11 @@ func (c *Cluster) halt(m *member, sig syscall.Signal, timeout time.Duration) (*p
 	p.stopping.Store(true)
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return p, fmt.Errorf("integration: %v to %s: %w", sig, m.id, err)
+	}
+	if sig != syscall.SIGKILL { // a paused process acts on SIGTERM only once continued
+		if err := c.resume(m); err != nil {
+			return p, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

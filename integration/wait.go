@@ -37,7 +37,7 @@ func statusOf(m *member) (*galenapb.StatusResponse, error) {
 }
 
 // Leader waits up to Options.WaitTimeout until exactly one running member
-// reports itself Leader, and returns its index.
+// that is not paused reports itself Leader, and returns its index.
 func (c *Cluster) Leader() (int, error) {
 	leader := -1
 	err := WaitFor(c.opts.WaitTimeout, func() error {
@@ -46,7 +46,7 @@ func (c *Cluster) Leader() (int, error) {
 		}
 		var leaders []int
 		for i, m := range c.members {
-			if !c.Running(i) {
+			if !c.live(i) {
 				continue
 			}
 			if st, err := statusOf(m); err == nil && st.GetRaftState() == raftLeader {
@@ -65,9 +65,9 @@ func (c *Cluster) Leader() (int, error) {
 	return leader, nil
 }
 
-// WaitReady waits up to Options.WaitTimeout until every running member
-// answers Status, is SYNCED (primary and caught up), and names the same
-// leader, which is a running member that reports itself Leader.
+// WaitReady waits up to Options.WaitTimeout until every running member that
+// is not paused answers Status, is SYNCED (primary and caught up), and names
+// the same leader, which is a running member that reports itself Leader.
 func (c *Cluster) WaitReady() error {
 	err := WaitFor(c.opts.WaitTimeout, func() error {
 		if err := c.crashErr(); err != nil {
@@ -107,9 +107,10 @@ func ready(sts []*galenapb.StatusResponse) error {
 	return fmt.Errorf("leader %s is not a running member that reports Leader", leader)
 }
 
-// WaitConverged waits up to timeout until every running member reports the
-// same applied seqno, and returns it. Call it once the writes of interest
-// have been acknowledged: every member has then applied them.
+// WaitConverged waits up to timeout until every running member that is not
+// paused reports the same applied seqno, and returns it. Call it once the
+// writes of interest have been acknowledged: every member has then applied
+// them.
 func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 	var seqno uint64
 	err := WaitFor(timeout, func() error {
@@ -137,11 +138,11 @@ func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 	return seqno, nil
 }
 
-// runningStatus asks every running member for its status.
+// runningStatus asks every running member that is not paused for its status.
 func (c *Cluster) runningStatus() ([]*galenapb.StatusResponse, error) {
 	var sts []*galenapb.StatusResponse
 	for i, m := range c.members {
-		if !c.Running(i) {
+		if !c.live(i) {
 			continue
 		}
 		st, err := statusOf(m)

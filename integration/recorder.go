@@ -1,0 +1,213 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/checker"
+)
+
+// Recorder collects the history of one run: one checker.Op per client
+// operation, with invocation and completion times in nanoseconds of a
+// monotonic clock since the Recorder was made (never 0, which checker.Op
+// reserves for "never completed"). It is safe for concurrent use.
+type Recorder struct {
+	start time.Time // holds a monotonic reading: time.Since is monotonic
+
+	mu  sync.Mutex
+	ops []checker.Op // in invocation order
+	// pending marks the slots of ops invoked but not yet completed.
+	pending map[int]bool
+}
+
+// NewRecorder returns an empty Recorder whose clock starts now.
+func NewRecorder() *Recorder {
+	return &Recorder{start: time.Now(), pending: map[int]bool{}}
+}
+
+// Start is the wall-clock time the Recorder's clock counts from.
+func (r *Recorder) Start() time.Time { return r.start }
+
+// Now is the Recorder's clock: nanoseconds since Start, at least 1.
+func (r *Recorder) Now() int64 { return max(1, int64(time.Since(r.start))) }
+
+// Invocation is an operation that was invoked and not yet completed.
+type Invocation struct {
+	r    *Recorder
+	slot int
+}
+
+// Invoke records that process started an operation on node (a member id).
+// payload is the operation's checker payload (*checker.BankOp, *checker.TxnOp,
+// *checker.SetOp or *checker.RegOp) or nil when it is only known at
+// completion. Complete the returned Invocation exactly once.
+func (r *Recorder) Invoke(process int, node string, payload any) *Invocation {
+	op := checker.Op{Process: process, Node: node}
+	setPayload(&op, payload)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	op.Invoke = r.Now() // under the lock: slots are in invocation-time order
+	r.ops = append(r.ops, op)
+	slot := len(r.ops) - 1
+	r.pending[slot] = true
+	return &Invocation{r: r, slot: slot}
+}
+
+// Complete records the operation's outcome t, its payload with results
+// (nil keeps the payload given to Invoke) and err, whose text becomes the
+// op's Error. It returns the recorded op. Completing twice panics.
+func (inv *Invocation) Complete(t checker.Type, payload any, err error) checker.Op {
+	now := inv.r.Now()
+	inv.r.mu.Lock()
+	defer inv.r.mu.Unlock()
+	if !inv.r.pending[inv.slot] {
+		panic("integration: recorder: operation completed twice")
+	}
+	delete(inv.r.pending, inv.slot)
+	op := &inv.r.ops[inv.slot]
+	op.Type, op.Complete = t, now
+	if payload != nil {
+		op.Bank, op.Append, op.Set, op.Reg = nil, nil, nil, nil
+		setPayload(op, payload)
+	}
+	if err != nil {
+		op.Error = err.Error()
+	}
+	return *op
+}
+
+// CompleteOp completes the invocation with the outcome, payload and error
+// text of op, as a workload's Step returns it (its Process, Node and times
+// are ignored: the Recorder's stand).
+func (inv *Invocation) CompleteOp(op checker.Op) checker.Op {
+	var err error
+	if op.Error != "" {
+		err = errors.New(op.Error)
+	}
+	return inv.Complete(op.Type, payloadOf(op), err)
+}
+
+// History returns a copy of the ops recorded so far, in invocation order.
+// An op still pending is returned as info without a completion time: it
+// may take effect at any time after its invocation.
+func (r *Recorder) History() []checker.Op {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h := slices.Clone(r.ops)
+	for slot := range r.pending {
+		h[slot].Type, h[slot].Complete = checker.TypeInfo, 0
+		if h[slot].Error == "" {
+			h[slot].Error = "never completed"
+		}
+	}
+	return h
+}
+
+// Len is the number of ops invoked so far.
+func (r *Recorder) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.ops)
+}
+
+func setPayload(op *checker.Op, payload any) {
+	switch p := payload.(type) {
+	case nil:
+	case *checker.BankOp:
+		op.Bank = p
+	case *checker.TxnOp:
+		op.Append = p
+	case *checker.SetOp:
+		op.Set = p
+	case *checker.RegOp:
+		op.Reg = p
+	default:
+		panic(fmt.Sprintf("integration: recorder: payload of type %T", payload))
+	}
+}
+
+// payloadOf returns op's payload, or nil when it has none.
+func payloadOf(op checker.Op) any {
+	switch {
+	case op.Bank != nil:
+		return op.Bank
+	case op.Append != nil:
+		return op.Append
+	case op.Set != nil:
+		return op.Set
+	case op.Reg != nil:
+		return op.Reg
+	}
+	return nil
+}
+
+// notApplied marks an error that happened before anything was sent for
+// ordering (a failed read inside a read-write transaction, say), so the
+// operation definitely had no effect whatever the error is.
+type notApplied struct{ err error }
+
+func (e notApplied) Error() string { return e.err.Error() }
+func (e notApplied) Unwrap() error { return e.err }
+
+// NotApplied wraps err (nil stays nil) to tell Classify that the operation
+// failed before its write-set could have been sent: it was not applied.
+// errors.Is and errors.As see through the wrapper.
+func NotApplied(err error) error {
+	if err == nil {
+		return nil
+	}
+	return notApplied{err}
+}
+
+// Classify maps the error of a client operation to its outcome:
+//
+//   - nil: ok;
+//   - readOnly (the operation wrote nothing, so has no effect): any error is
+//     fail;
+//   - an error wrapped by NotApplied: fail;
+//   - client.ErrIndeterminate (checked first, since it may wrap others):
+//     info;
+//   - client.ErrConflict, ErrNotPrimary, ErrUnavailable, ErrInvalidKey,
+//     ErrInvalidArgument, ErrTooLarge, ErrSnapshotTooOld,
+//     ErrSnapshotUnavailable: fail, the write-set was refused or certified
+//     as a conflict, definitely not applied;
+//   - anything else, a context deadline among them: info.
+func Classify(err error, readOnly bool) checker.Type {
+	var na notApplied
+	switch {
+	case err == nil:
+		return checker.TypeOK
+	case readOnly, errors.As(err, &na):
+		return checker.TypeFail
+	case errors.Is(err, client.ErrIndeterminate):
+		return checker.TypeInfo
+	case errors.Is(err, client.ErrConflict),
+		errors.Is(err, client.ErrNotPrimary),
+		errors.Is(err, client.ErrUnavailable),
+		errors.Is(err, client.ErrInvalidKey),
+		errors.Is(err, client.ErrInvalidArgument),
+		errors.Is(err, client.ErrTooLarge),
+		errors.Is(err, client.ErrSnapshotTooOld),
+		errors.Is(err, client.ErrSnapshotUnavailable):
+		return checker.TypeFail
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return checker.TypeInfo
+	}
+	return checker.TypeInfo
+}
+
+// outcome builds the Op a workload's Step returns: payload, the class of err
+// and its text.
+func outcome(payload any, err error, readOnly bool) checker.Op {
+	op := checker.Op{Type: Classify(err, readOnly)}
+	setPayload(&op, payload)
+	if err != nil {
+		op.Error = err.Error()
+	}
+	return op
+}

@@ -1,0 +1,575 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/checker"
+)
+
+// This file is the driver of the Jepsen-style tests: Run starts concurrent
+// clients of one Workload, spread over every member, records their history,
+// lets a Faults injector work at the same time, then heals, waits for the
+// members to converge, takes final reads on every member, checks the
+// history and compares the members' contents.
+
+// FaultEvent is one fault a Faults injected.
+type FaultEvent struct {
+	// Time is when it was injected, since Faults.Run was called (which Run
+	// does as the clients start).
+	Time time.Duration
+	// Kind names the fault (such as "kill" or "split"); Detail says what was
+	// done (such as "SIGKILL n2, restarted after 1.2s").
+	Kind, Detail string
+}
+
+// Faults injects faults while a workload runs.
+type Faults interface {
+	// Run injects faults until ctx ends, heals the one active then, and
+	// returns every fault injected.
+	Run(ctx context.Context) []FaultEvent
+	// HealAll undoes whatever fault is left: heals the network, resumes
+	// paused members and starts stopped ones. The driver (the package's
+	// Run) calls it once Faults.Run returned, then waits for the cluster to
+	// be ready.
+	HealAll() error
+}
+
+// FaultsFor returns the fault injector that -jepsen.nemesis names for
+// cluster c, or nil for none. This stub knows no injector and always returns
+// nil; the nemesis integration assigns a real one (from an init function in
+// its own file). Name "" and "none" must always give nil. The test starts
+// the cluster with Options.Proxy whenever the name is neither, so network
+// faults may use Cluster.Net.
+var FaultsFor = func(c *Cluster, name string) Faults { return nil }
+
+// Workload is one kind of Jepsen-style test: what the clients do and how the
+// history is checked. A Workload's methods are safe for concurrent use (Step
+// is called by every client at once).
+type Workload interface {
+	// Name is the workload's name, as -jepsen.workloads lists it.
+	Name() string
+	// Setup prepares the cluster's data before the clients start.
+	Setup(ctx context.Context, c *Cluster) error
+	// Step runs one operation with cl (a client bound to one member), and
+	// returns it with its payload, outcome (see Classify) and error text;
+	// Run records its process, member and times.
+	Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op
+	// Final takes the final reads on the member of s, once the cluster
+	// converged, recording each through s.Do. A read that fails is an error.
+	Final(ctx context.Context, s *Session) ([]checker.Op, error)
+	// Check checks the clients' history h against the final state.
+	Check(h []checker.Op, final FinalState) (checker.Result, error)
+}
+
+// FinalState is what Run gathered once the clients stopped and the cluster
+// converged.
+type FinalState struct {
+	// Reads are the final reads of every member (Workload.Final), in member
+	// order.
+	Reads []checker.Op
+	// Contents are every member's keys and values, by member index (nil for
+	// a member not running).
+	Contents [][]client.KV
+	// Dir is where a checker may write artefacts (such as a visualization).
+	Dir string
+}
+
+// Session is a client bound to one member, with the process id and member
+// id its operations are recorded under.
+type Session struct {
+	Client  *client.Client
+	Process int
+	Node    string
+	rec     *Recorder
+}
+
+// Do records the operation fn runs: it is invoked now and completes with the
+// outcome of the Op fn returns (see Invocation.CompleteOp).
+func (s *Session) Do(fn func() checker.Op) checker.Op {
+	inv := s.rec.Invoke(s.Process, s.Node, nil)
+	return inv.CompleteOp(fn())
+}
+
+// WorkloadNames are the workloads NewWorkload knows, in the default order.
+var WorkloadNames = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.WorkloadSet, checker.WorkloadRegister}
+
+// NewWorkload returns a new workload, with default settings, by name.
+func NewWorkload(name string) (Workload, error) {
+	switch name {
+	case checker.WorkloadBank:
+		return &BankWorkload{}, nil
+	case checker.WorkloadAppend:
+		return &AppendWorkload{}, nil
+	case checker.WorkloadSet:
+		return &SetWorkload{}, nil
+	case checker.WorkloadRegister:
+		return &RegisterWorkload{}, nil
+	}
+	return nil, fmt.Errorf("integration: unknown workload %q (want one of %s)", name, strings.Join(WorkloadNames, ", "))
+}
+
+// RunConfig configures Run. Zero fields take the defaults listed.
+type RunConfig struct {
+	// Workload is the workload's name (see NewWorkload). Required.
+	Workload string
+	// Duration is how long the clients (and the faults) run; default 6s.
+	Duration time.Duration
+	// Clients is the number of concurrent clients; default 6. Client i is
+	// bound to member i mod the cluster's size and is process i.
+	Clients int
+	// Faults injects faults while the clients run; nil for none.
+	Faults Faults
+	// HistoryDir is where history.jsonl and report.txt are written (and kept).
+	// Empty: a new temporary directory, removed when the test passes unless
+	// KeepEnv is set.
+	HistoryDir string
+	// OpTimeout bounds one operation; default 5s. An operation in flight
+	// when the run ends completes within it.
+	OpTimeout time.Duration
+	// ConvergeTimeout bounds the wait for the members to converge after the
+	// run, and for the setup to reach every member; default 30s.
+	ConvergeTimeout time.Duration
+	// Seed seeds the clients' random choices; 0 picks one (the report names
+	// it).
+	Seed uint64
+}
+
+func (cfg RunConfig) withDefaults() RunConfig {
+	if cfg.Duration == 0 {
+		cfg.Duration = 6 * time.Second
+	}
+	if cfg.Clients == 0 {
+		cfg.Clients = 6
+	}
+	if cfg.OpTimeout == 0 {
+		cfg.OpTimeout = 5 * time.Second
+	}
+	if cfg.ConvergeTimeout == 0 {
+		cfg.ConvergeTimeout = 30 * time.Second
+	}
+	if cfg.Seed == 0 {
+		cfg.Seed = rand.Uint64()
+	}
+	return cfg
+}
+
+// Report is the outcome of one Run.
+type Report struct {
+	Workload string
+	Seed     uint64
+	// Ops counts the clients' operations by outcome (final reads excluded).
+	Ops checker.Counts
+	// Faults are the faults injected.
+	Faults []FaultEvent
+	// Result is the checker's verdict; CheckErr is set when it could not
+	// decide (and Result is then empty).
+	Result   checker.Result
+	CheckErr error
+	// Seqno is the seqno the members converged at; Convergence is how long
+	// that took once the faults were healed and the cluster was ready.
+	Seqno       uint64
+	Convergence time.Duration
+	// Members is the number of members whose contents were compared;
+	// ContentsDiff describes how they differ ("" when identical), Keys is
+	// how many keys they hold.
+	Members      int
+	Keys         int
+	ContentsDiff string
+	// HistoryDir holds history.jsonl (the clients' ops, then the final
+	// reads) and report.txt.
+	HistoryDir string
+	// Elapsed is the wall time of the whole Run.
+	Elapsed time.Duration
+	// Errors are failures of the run itself: setup, healing, readiness,
+	// convergence, final reads, contents, writing the history.
+	Errors []error
+}
+
+// Valid reports whether the run worked, the checker found no anomaly and
+// every member holds the same contents.
+func (r Report) Valid() bool {
+	return len(r.Errors) == 0 && r.CheckErr == nil && r.Result.Valid && r.ContentsDiff == ""
+}
+
+// Anomalies is the number of anomalies the checker found.
+func (r Report) Anomalies() int { return len(r.Result.Anomalies) }
+
+// Summary is the report on one line.
+func (r Report) Summary() string {
+	verdict := "valid"
+	switch {
+	case r.CheckErr != nil:
+		verdict = "UNDECIDED: " + r.CheckErr.Error()
+	case !r.Result.Valid:
+		verdict = fmt.Sprintf("INVALID: %d anomalies %v", r.Anomalies(), r.Result.Kinds())
+	}
+	contents := fmt.Sprintf("contents identical on %d members (%d keys)", r.Members, r.Keys)
+	if r.ContentsDiff != "" {
+		contents = "CONTENTS DIFFER: " + r.ContentsDiff
+	}
+	s := fmt.Sprintf("%s: ops ok/fail/info=%s, %d faults, %s, %d anomalies, converged in %v at seqno %d, %s, %v, seed %d",
+		r.Workload, r.Ops, len(r.Faults), verdict, r.Anomalies(), r.Convergence.Round(time.Millisecond), r.Seqno,
+		contents, r.Elapsed.Round(time.Millisecond), r.Seed)
+	if len(r.Errors) > 0 {
+		s += fmt.Sprintf("; %d RUN ERRORS: %v", len(r.Errors), errors.Join(r.Errors...))
+	}
+	return s
+}
+
+// String is the summary, then the faults, the checker's counts and
+// anomalies, and where the history is.
+func (r Report) String() string {
+	var b strings.Builder
+	b.WriteString(r.Summary())
+	for _, e := range r.Faults {
+		fmt.Fprintf(&b, "\n  fault %6.1fs %-14s %s", e.Time.Seconds(), e.Kind, e.Detail)
+	}
+	if r.CheckErr == nil {
+		b.WriteString("\n  check: " + describeResult(r.Result))
+	}
+	if r.HistoryDir != "" {
+		fmt.Fprintf(&b, "\n  history: %s", filepath.Join(r.HistoryDir, "history.jsonl"))
+	}
+	return b.String()
+}
+
+const (
+	// runDialTimeout is the DialTimeout of the workload's clients.
+	runDialTimeout = 2 * time.Second
+	// setupTimeout bounds Workload.Setup and each final read.
+	setupTimeout = 30 * time.Second
+	// failPause is how long a client waits after an op that did not succeed
+	// with an error other than a conflict, so a down member is not hammered.
+	failPause = 20 * time.Millisecond
+	// finalAttempts bounds how often the final state is taken again because
+	// the members moved on while it was taken.
+	finalAttempts = 3
+)
+
+// Run runs cfg.Workload against c: it sets the workload up, runs
+// cfg.Clients clients and cfg.Faults for cfg.Duration, stops them, heals,
+// waits until the cluster is ready and converged, takes the final reads and
+// every member's contents, checks, writes the history, and logs the
+// report's summary. It never fails the test itself: the caller asserts on
+// the Report. Call it with every member running.
+func Run(t testing.TB, c *Cluster, cfg RunConfig) (rep Report) {
+	t.Helper()
+	cfg = cfg.withDefaults()
+	began := time.Now()
+	rep = Report{Workload: cfg.Workload, Seed: cfg.Seed}
+	defer func() { rep.Elapsed = time.Since(began) }()
+	fail := func(err error) { rep.Errors = append(rep.Errors, err) }
+
+	w, err := NewWorkload(cfg.Workload)
+	if err != nil {
+		fail(err)
+		return rep
+	}
+	dir, err := historyDir(t, cfg)
+	if err != nil {
+		fail(err)
+		return rep
+	}
+	rep.HistoryDir = dir
+	base := t.Context()
+
+	sctx, cancel := context.WithTimeout(base, setupTimeout)
+	err = w.Setup(sctx, c)
+	cancel()
+	if err != nil {
+		fail(fmt.Errorf("setup: %w", err))
+		return rep
+	}
+	if _, err := c.WaitConverged(cfg.ConvergeTimeout); err != nil { // every member sees the setup
+		fail(fmt.Errorf("after setup: %w", err))
+		return rep
+	}
+
+	rec := NewRecorder()
+	h, events, errs := runClients(base, c, w, rec, cfg)
+	rep.Faults = events
+	rep.Errors = append(rep.Errors, errs...)
+	rep.Ops = countOps(h)
+
+	if err := c.WaitReady(); err != nil {
+		fail(err)
+	}
+	final, err := takeFinal(base, c, w, rec, cfg, &rep)
+	if err != nil {
+		fail(err)
+	}
+	final.Dir = dir
+	rep.Result, rep.CheckErr = w.Check(h, final)
+	rep.Elapsed = time.Since(began)
+	if err := writeRun(dir, slices.Concat(h, final.Reads), rep); err != nil {
+		fail(err)
+	}
+	t.Logf("jepsen %s", rep.Summary())
+	return rep
+}
+
+// historyDir is cfg.HistoryDir, made if needed, or a new temporary directory
+// removed when the test passes (unless KeepEnv is set).
+func historyDir(t testing.TB, cfg RunConfig) (string, error) {
+	if cfg.HistoryDir != "" {
+		if err := os.MkdirAll(cfg.HistoryDir, 0o755); err != nil {
+			return "", fmt.Errorf("integration: history dir: %w", err)
+		}
+		return cfg.HistoryDir, nil
+	}
+	dir, err := os.MkdirTemp("", "galena-jepsen-"+fileSafe(cfg.Workload)+"-")
+	if err != nil {
+		return "", fmt.Errorf("integration: history dir: %w", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv(KeepEnv) == "" {
+			os.RemoveAll(dir)
+			return
+		}
+		t.Logf("jepsen: history kept in %s", dir)
+	})
+	return dir, nil
+}
+
+// runClients runs the clients and the faults for cfg.Duration, then heals
+// and waits for every client's last operation. It returns the clients'
+// history, the faults injected and the errors of healing.
+func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
+	var errs []error
+	sessions := make([]*Session, cfg.Clients)
+	for i := range sessions {
+		m := i % c.Size()
+		cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(m)}, DialTimeout: runDialTimeout})
+		if err != nil {
+			for _, s := range sessions[:i] {
+				s.Client.Close()
+			}
+			return nil, nil, []error{fmt.Errorf("client %d: %w", i, err)}
+		}
+		sessions[i] = &Session{Client: cl, Process: i, Node: c.ID(m), rec: rec}
+	}
+	runCtx, stop := context.WithTimeout(base, cfg.Duration)
+	defer stop()
+
+	var events []FaultEvent
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		if cfg.Faults != nil {
+			events = cfg.Faults.Run(runCtx)
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() {
+			defer s.Client.Close()
+			rng := rand.New(rand.NewPCG(cfg.Seed, uint64(s.Process)))
+			for runCtx.Err() == nil {
+				op := s.Do(func() checker.Op {
+					ctx, cancel := context.WithTimeout(base, cfg.OpTimeout)
+					defer cancel()
+					return w.Step(ctx, s.Client, rng)
+				})
+				if op.Type != checker.TypeOK && !strings.Contains(op.Error, client.ErrConflict.Error()) {
+					sleepCtx(runCtx, failPause)
+				}
+			}
+		})
+	}
+	<-runCtx.Done()
+	<-faultsDone
+	if cfg.Faults != nil {
+		if err := cfg.Faults.HealAll(); err != nil {
+			errs = append(errs, fmt.Errorf("heal: %w", err))
+		}
+	}
+	wg.Wait()
+	return rec.History(), events, errs
+}
+
+// takeFinal waits until the members converge, then takes every running
+// member's final reads and contents; when the members moved on meanwhile it
+// takes them again. It fills rep's Seqno, Convergence, Members, Keys and
+// ContentsDiff.
+func takeFinal(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig, rep *Report) (FinalState, error) {
+	ready := time.Now()
+	seqno, err := c.WaitConverged(cfg.ConvergeTimeout)
+	rep.Convergence = time.Since(ready)
+	if err != nil {
+		return FinalState{}, err
+	}
+	var final FinalState
+	for attempt := 1; ; attempt++ {
+		rep.Seqno = seqno
+		if final, err = finalState(base, c, w, rec, cfg); err != nil {
+			return final, err
+		}
+		again, err := c.WaitConverged(cfg.ConvergeTimeout)
+		if err != nil {
+			return final, err
+		}
+		if again == seqno {
+			break
+		}
+		if attempt == finalAttempts {
+			return final, fmt.Errorf("final state: members kept applying (seqno %d, then %d)", seqno, again)
+		}
+		seqno = again
+	}
+	compareContents(c, final.Contents, rep)
+	return final, nil
+}
+
+// finalState takes the final reads and contents of every running member.
+func finalState(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig) (FinalState, error) {
+	final := FinalState{Contents: make([][]client.KV, c.Size())}
+	for i := range c.Size() {
+		if !c.Running(i) {
+			continue
+		}
+		cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: runDialTimeout})
+		if err != nil {
+			return final, err
+		}
+		ctx, cancel := context.WithTimeout(base, setupTimeout)
+		reads, err := w.Final(ctx, &Session{Client: cl, Process: cfg.Clients + i, Node: c.ID(i), rec: rec})
+		cancel()
+		cl.Close()
+		if err != nil {
+			return final, err
+		}
+		final.Reads = append(final.Reads, reads...)
+		if final.Contents[i], err = c.Contents(i); err != nil {
+			return final, err
+		}
+	}
+	return final, nil
+}
+
+// compareContents fills rep's Members, Keys and ContentsDiff.
+func compareContents(c *Cluster, contents [][]client.KV, rep *Report) {
+	ref := -1
+	var diffs []string
+	for i, kvs := range contents {
+		if kvs == nil && !c.Running(i) {
+			continue
+		}
+		rep.Members++
+		if ref < 0 {
+			ref, rep.Keys = i, len(kvs)
+			continue
+		}
+		if d := DiffContents(contents[ref], kvs); d != "" {
+			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", c.ID(ref), c.ID(i), d))
+		}
+	}
+	rep.ContentsDiff = strings.Join(diffs, "; ")
+}
+
+func countOps(h []checker.Op) checker.Counts {
+	var n checker.Counts
+	for _, o := range h {
+		switch o.Type {
+		case checker.TypeOK:
+			n.OK++
+		case checker.TypeFail:
+			n.Fail++
+		case checker.TypeInfo:
+			n.Info++
+		}
+	}
+	return n
+}
+
+// writeRun writes h to dir/history.jsonl and rep to dir/report.txt.
+func writeRun(dir string, h []checker.Op, rep Report) error {
+	f, err := os.Create(filepath.Join(dir, "history.jsonl"))
+	if err != nil {
+		return fmt.Errorf("integration: write history: %w", err)
+	}
+	err = checker.WriteHistory(f, h)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("integration: write history: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.txt"), []byte(rep.String()+"\n"), 0o644); err != nil {
+		return fmt.Errorf("integration: write report: %w", err)
+	}
+	return nil
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// fileSafe turns a name into something safe in a file name.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+			return r
+		}
+		return '_'
+	}, name)
+}
+
+const (
+	// reportAnomalies is how many anomalies Report.String shows in full.
+	reportAnomalies = 10
+	// reportLine caps one anomaly's text in Report.String.
+	reportLine = 4000
+)
+
+// describeResult renders res for a report: the verdict and counts, the
+// first anomalies (each capped), and how many allowed patterns of each kind
+// (such as G2 cycles under snapshot isolation) were seen.
+func describeResult(res checker.Result) string {
+	short := res
+	short.Anomalies, short.Allowed = nil, nil
+	head := short.String()
+	if !res.Valid {
+		head = fmt.Sprintf("invalid: %d anomalies %v", len(res.Anomalies), res.Kinds()) +
+			strings.TrimPrefix(head, "valid")
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	for i, a := range res.Anomalies {
+		if i == reportAnomalies {
+			fmt.Fprintf(&b, "\n  ... %d more anomalies (see the history)", len(res.Anomalies)-i)
+			break
+		}
+		text := a.String()
+		if len(text) > reportLine {
+			text = text[:reportLine] + " ..."
+		}
+		b.WriteString("\n  " + strings.ReplaceAll(text, "\n", "\n  "))
+	}
+	allowed := map[string]int{}
+	for _, a := range res.Allowed {
+		allowed[a.Kind]++
+	}
+	for _, k := range slices.Sorted(maps.Keys(allowed)) {
+		fmt.Fprintf(&b, "\n  allowed: %d %s", allowed[k], k)
+	}
+	return b.String()
+}

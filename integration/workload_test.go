@@ -1,0 +1,247 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/checker"
+)
+
+// Flags of TestJepsen, e.g.
+//
+//	go test ./integration -run TestJepsen -v -jepsen.duration 30s -jepsen.workloads append,register
+var (
+	jepsenDuration   = flag.Duration("jepsen.duration", 6*time.Second, "how long each Jepsen workload's clients run")
+	jepsenClients    = flag.Int("jepsen.clients", 6, "concurrent clients per Jepsen workload, spread over the members")
+	jepsenWorkloads  = flag.String("jepsen.workloads", strings.Join(WorkloadNames, ","), "comma-separated Jepsen workloads to run: "+strings.Join(WorkloadNames, ", "))
+	jepsenNemesis    = flag.String("jepsen.nemesis", "all", `faults injected while a Jepsen workload runs, passed to FaultsFor; "" or "none" for none`)
+	jepsenHistoryDir = flag.String("jepsen.history-dir", "", "directory to keep each Jepsen workload's history in (a subdirectory per workload); default: a temporary directory, kept only on failure")
+	jepsenSeed       = flag.Uint64("jepsen.seed", 0, "seed of the Jepsen clients' random choices; 0 picks one")
+)
+
+// TestJepsen runs each workload of -jepsen.workloads on a cluster of its
+// own, with the faults -jepsen.nemesis names, and requires a valid history,
+// identical contents on every member and some successful operations.
+func TestJepsen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: starts real galena processes")
+	}
+	var names []string
+	for _, name := range strings.Split(*jepsenWorkloads, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if _, err := NewWorkload(name); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, name)
+	}
+	nemesis := strings.TrimSpace(*jepsenNemesis)
+	withFaults := nemesis != "" && nemesis != "none"
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			c := NewCluster(t, Options{Binary: galenaBin, Proxy: withFaults})
+			faults := FaultsFor(c, nemesis)
+			if withFaults && faults == nil {
+				t.Fatalf("-jepsen.nemesis=%q: FaultsFor has no fault injector for it", nemesis)
+			}
+			cfg := RunConfig{
+				Workload: name,
+				Duration: *jepsenDuration,
+				Clients:  *jepsenClients,
+				Faults:   faults,
+				Seed:     *jepsenSeed,
+			}
+			if *jepsenHistoryDir != "" {
+				cfg.HistoryDir = filepath.Join(*jepsenHistoryDir, name)
+			}
+			rep := Run(t, c, cfg)
+			if !rep.Valid() || testing.Verbose() {
+				t.Logf("jepsen report:\n%s", rep)
+			}
+			for _, err := range rep.Errors {
+				t.Errorf("run: %v", err)
+			}
+			switch {
+			case rep.CheckErr != nil:
+				t.Errorf("check could not decide: %v", rep.CheckErr)
+			case !rep.Result.Valid:
+				t.Errorf("%d anomalies %v (history: %s)", rep.Anomalies(), rep.Result.Kinds(), rep.HistoryDir)
+			}
+			if rep.ContentsDiff != "" {
+				t.Errorf("members' contents differ at seqno %d: %s", rep.Seqno, rep.ContentsDiff)
+			}
+			if rep.Ops.OK == 0 {
+				t.Errorf("no operation succeeded: ok/fail/info=%s", rep.Ops)
+			}
+		})
+	}
+}
+
+// Classify maps every client error to the outcome the checkers assume.
+func TestClassify(t *testing.T) {
+	conflict := &client.ConflictError{Key: []byte("k"), Seqno: 7}
+	indeterminateUnavailable := fmt.Errorf("%w: no answer: %w", client.ErrIndeterminate, client.ErrUnavailable)
+	for _, tc := range []struct {
+		name     string
+		err      error
+		readOnly bool
+		want     checker.Type
+	}{
+		{"nil", nil, false, checker.TypeOK},
+		{"nil read", nil, true, checker.TypeOK},
+		{"conflict", conflict, false, checker.TypeFail},
+		{"wrapped conflict", fmt.Errorf("update gave up: %w: %w", context.DeadlineExceeded, conflict), false, checker.TypeFail},
+		{"not primary", fmt.Errorf("%w: cut off", client.ErrNotPrimary), false, checker.TypeFail},
+		{"unavailable", fmt.Errorf("%w: no endpoint", client.ErrUnavailable), false, checker.TypeFail},
+		{"invalid key", client.ErrInvalidKey, false, checker.TypeFail},
+		{"invalid argument", client.ErrInvalidArgument, false, checker.TypeFail},
+		{"too large", client.ErrTooLarge, false, checker.TypeFail},
+		{"snapshot too old", client.ErrSnapshotTooOld, false, checker.TypeFail},
+		{"snapshot unavailable", client.ErrSnapshotUnavailable, false, checker.TypeFail},
+		{"indeterminate", client.ErrIndeterminate, false, checker.TypeInfo},
+		{"indeterminate before unavailable", indeterminateUnavailable, false, checker.TypeInfo},
+		{"deadline", context.DeadlineExceeded, false, checker.TypeInfo},
+		{"canceled", context.Canceled, false, checker.TypeInfo},
+		{"unknown", errors.New("boom"), false, checker.TypeInfo},
+		{"read deadline", context.DeadlineExceeded, true, checker.TypeFail},
+		{"read indeterminate", client.ErrIndeterminate, true, checker.TypeFail},
+		{"not applied deadline", NotApplied(context.DeadlineExceeded), false, checker.TypeFail},
+		{"not applied wrapped", fmt.Errorf("step: %w", NotApplied(errors.New("boom"))), false, checker.TypeFail},
+	} {
+		if got := Classify(tc.err, tc.readOnly); got != tc.want {
+			t.Errorf("%s: Classify(%v, %v) = %s, want %s", tc.name, tc.err, tc.readOnly, got, tc.want)
+		}
+	}
+	if !errors.Is(NotApplied(client.ErrConflict), client.ErrConflict) || NotApplied(nil) != nil {
+		t.Error("NotApplied must keep errors.Is and map nil to nil")
+	}
+}
+
+// The Recorder keeps invocation order and monotonic times, under
+// concurrency, and reports ops still pending as info without completion.
+func TestRecorder(t *testing.T) {
+	rec := NewRecorder()
+	var wg sync.WaitGroup
+	for p := range 8 {
+		wg.Go(func() {
+			for v := range 50 {
+				inv := rec.Invoke(p, "n1", &checker.SetOp{F: checker.SetAdd, Value: p*1000 + v})
+				inv.Complete(checker.TypeOK, nil, nil)
+			}
+		})
+	}
+	wg.Wait()
+	pending := rec.Invoke(99, "n2", &checker.SetOp{F: checker.SetAdd, Value: 1})
+	done := rec.Invoke(98, "n3", nil)
+	got := done.Complete(checker.TypeFail, &checker.RegOp{F: checker.RegWrite, Key: "x", Value: 2}, client.ErrConflict)
+	if got.Reg == nil || got.Error != client.ErrConflict.Error() || got.Process != 98 || got.Node != "n3" {
+		t.Errorf("Complete returned %+v", got)
+	}
+	h := rec.History()
+	if len(h) != 8*50+2 {
+		t.Fatalf("%d ops, want %d", len(h), 8*50+2)
+	}
+	for i, o := range h {
+		if i > 0 && o.Invoke < h[i-1].Invoke {
+			t.Errorf("op %d invoked at %d, before op %d at %d", i, o.Invoke, i-1, h[i-1].Invoke)
+		}
+		if o.Type != checker.TypeInfo && (o.Invoke <= 0 || o.Complete < o.Invoke) {
+			t.Errorf("op %d: invoke %d complete %d", i, o.Invoke, o.Complete)
+		}
+		if err := o.Validate(); err != nil {
+			t.Errorf("op %d: %v", i, err)
+		}
+	}
+	if p := h[len(h)-2]; p.Type != checker.TypeInfo || p.Complete != 0 || p.Process != 99 {
+		t.Errorf("pending op recorded as %+v, want info without completion", p)
+	}
+	pending.Complete(checker.TypeOK, nil, nil)
+	if p := rec.History()[len(h)-2]; p.Type != checker.TypeOK {
+		t.Errorf("completed op recorded as %v", p)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("completing twice did not panic")
+		}
+	}()
+	pending.Complete(checker.TypeOK, nil, nil)
+}
+
+// Each workload's Check sees an anomaly planted in a history recorded the
+// way Run records it (final reads included): the wiring from the
+// workloads to the checkers loses nothing.
+func TestWorkloadChecksCatchAnomalies(t *testing.T) {
+	do := func(rec *Recorder, p int, node string, op checker.Op) checker.Op {
+		return rec.Invoke(p, node, nil).CompleteOp(op)
+	}
+	check := func(name string, w Workload, h []checker.Op, final FinalState, want string) {
+		t.Helper()
+		res, err := w.Check(h, final)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Valid || !slices.Contains(res.Kinds(), want) {
+			t.Errorf("%s: want a %s anomaly, got %s", name, want, res)
+		}
+	}
+	ok := func(payload any) checker.Op { return outcome(payload, nil, false) }
+
+	bank := &BankWorkload{Accounts: 2, Initial: 10}
+	rec := NewRecorder()
+	do(rec, 0, "n1", ok(&checker.BankOp{F: checker.BankTransfer, From: "a0", To: "a1", Amount: 3}))
+	h := rec.History()
+	final := []checker.Op{
+		do(rec, 6, "n1", ok(&checker.BankOp{F: checker.BankRead, Balances: map[string]int64{"a0": 7, "a1": 13}})),
+		do(rec, 7, "n2", ok(&checker.BankOp{F: checker.BankRead, Balances: map[string]int64{"a0": 10, "a1": 10}})),
+	}
+	check("bank", bank, h, FinalState{Reads: final}, checker.KindFinalDivergence)
+
+	rec = NewRecorder()
+	do(rec, 0, "n1", ok(&checker.SetOp{F: checker.SetAdd, Value: 1}))
+	do(rec, 1, "n2", ok(&checker.SetOp{F: checker.SetAdd, Value: 2}))
+	h = rec.History()
+	final = []checker.Op{do(rec, 6, "n3", ok(&checker.SetOp{F: checker.SetRead, Values: []int{1}}))}
+	check("set", &SetWorkload{}, h, FinalState{Reads: final}, checker.KindLost)
+
+	rec = NewRecorder()
+	do(rec, 0, "n1", ok(&checker.RegOp{F: checker.RegWrite, Key: "0", Value: 1}))
+	h = rec.History()
+	final = []checker.Op{do(rec, 6, "n2", ok(&checker.RegOp{F: checker.RegRead, Key: "0", Result: checker.Absent}))}
+	check("register", &RegisterWorkload{}, h, FinalState{Reads: final}, checker.KindNonlinearizable)
+
+	rec = NewRecorder()
+	do(rec, 0, "n1", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopAppend, Key: "0", Value: 1}}}))
+	do(rec, 1, "n2", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopAppend, Key: "0", Value: 2}}}))
+	h = rec.History()
+	final = []checker.Op{do(rec, 6, "n3", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "0", List: []int{2}}}}))}
+	check("append", &AppendWorkload{}, h, FinalState{Reads: final}, checker.KindLostAppend)
+}
+
+// Lists round-trip through their encoding, and prefixEnd bounds a prefix.
+func TestAppendListEncoding(t *testing.T) {
+	for _, l := range [][]int{nil, {1}, {3, 1, 2}} {
+		got, err := decodeList(encodeList(l))
+		if err != nil || !slices.Equal(got, l) {
+			t.Errorf("%v -> %q -> %v, %v", l, encodeList(l), got, err)
+		}
+	}
+	if _, err := decodeList([]byte("1,x")); err == nil {
+		t.Error("decodeList accepted garbage")
+	}
+	for _, tc := range []struct{ in, want string }{{"bank/", "bank0"}, {"a\xff", "b"}, {"\xff", ""}} {
+		if got := string(prefixEnd([]byte(tc.in))); got != tc.want {
+			t.Errorf("prefixEnd(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
