@@ -40,14 +40,13 @@ type Applier struct {
 	store *storage.Store
 	cert  *Certifier
 
-	digest [sha256.Size]byte // the running digest; apply goroutine only
-
 	commits, failures, dups atomic.Uint64
 
-	ws   galenapb.WriteSet // reused decode buffer
-	recs []storage.Record
-	ids  [][]byte
-	outs []Outcome
+	ws     galenapb.WriteSet // reused decode buffer
+	recs   []storage.Record
+	writes []storage.Write // backs the batch's records' Writes, reused across batches
+	ids    [][]byte
+	outs   []Outcome
 }
 
 var _ groupcomm.Deliverer = (*Applier)(nil)
@@ -61,9 +60,7 @@ func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	a := &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert}
-	copy(a.digest[:], store.Applied().Meta)
-	return a, nil
+	return &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert}, nil
 }
 
 // Applied is the highest seqno applied to storage.
@@ -90,8 +87,9 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 	if last <= applied.Seqno {
 		return nil // delivered before a restart
 	}
-	a.recs, a.ids, a.outs = a.recs[:0], a.ids[:0], a.outs[:0]
-	digest := a.digest
+	a.recs, a.ids, a.outs, a.writes = a.recs[:0], a.ids[:0], a.outs[:0], a.writes[:0]
+	var digest [sha256.Size]byte // the running digest is stored with the applied seqno
+	copy(digest[:], applied.Meta)
 	for _, e := range entries {
 		if e.Index <= applied.Seqno {
 			continue
@@ -109,7 +107,6 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 	if err := a.store.ApplyBatch(a.recs, st); err != nil {
 		return fmt.Errorf("certification: apply through seqno %d: %w", last, err)
 	}
-	a.digest = digest
 	a.cert.Persisted(last)
 	a.report()
 	return nil
@@ -134,10 +131,11 @@ func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, Outcome, e
 		rec.ID = nil // keep the first outcome stored under the id
 	case o.Verdict == Commit:
 		a.commits.Add(1)
-		rec.Writes = make([]storage.Write, len(ws.GetWrites()))
-		for i, w := range ws.GetWrites() {
-			rec.Writes[i] = storage.Write{Key: w.GetKey(), Value: w.GetValue(), Delete: w.GetDelete()}
+		start := len(a.writes)
+		for _, w := range ws.GetWrites() {
+			a.writes = append(a.writes, storage.Write{Key: w.GetKey(), Value: w.GetValue(), Delete: w.GetDelete()})
 		}
+		rec.Writes = a.writes[start:len(a.writes):len(a.writes)]
 	default:
 		a.failures.Add(1)
 	}
@@ -191,7 +189,6 @@ func (a *Applier) Restore(r io.Reader) error {
 		return fmt.Errorf("certification: restore: %w", err)
 	}
 	a.cert.Reset()
-	copy(a.digest[:], st.Meta)
 	a.lg.Info("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
 	return nil
 }

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"go.uber.org/zap"
@@ -103,6 +104,9 @@ func refusedUnapplied(err error) bool {
 // indeterminate is the error of a commit without an answer.
 func (c *Client) indeterminate(ws *galenapb.WriteSet, cause error) error {
 	c.lg.Warn("commit outcome indeterminate", zap.Binary("id", ws.Id), zap.Error(cause))
+	if errors.Is(cause, ErrIndeterminate) { // the server said so: don't say it twice
+		return fmt.Errorf("write-set %x: %w", ws.Id, cause)
+	}
 	return fmt.Errorf("%w: write-set %x: %w", ErrIndeterminate, ws.Id, cause)
 }
 

@@ -28,10 +28,11 @@ type Config struct {
 
 	Logger *zap.Logger // nil → zap.NewNop()
 
-	// Admit, if set, checks an entry before it is appended: Broadcast's
-	// callers and, on the leader, entries forwarded by other members (anyone
-	// who can reach the port can send those). An entry it refuses is never
-	// ordered.
+	// Admit, if set, is the leader's check of an entry forwarded by another
+	// member (anyone who can reach the port can send one) before it is
+	// appended; a refused entry is never ordered. Broadcast's own callers are
+	// trusted to have checked theirs, so a member's commits are decoded once
+	// less on the way in.
 	Admit func(data []byte) error
 
 	// Dial opens connections to peers (Raft and forwarding); nil dials TCP.

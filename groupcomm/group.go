@@ -172,11 +172,6 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
 	}
-	if g.cfg.Admit != nil {
-		if err := g.cfg.Admit(data); err != nil {
-			return 0, fmt.Errorf("groupcomm: entry refused: %w", err)
-		}
-	}
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
 	for {
 		idx, err := g.order(ctx, data)

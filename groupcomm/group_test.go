@@ -292,7 +292,7 @@ func TestAdmitRefusesForwardedGarbage(t *testing.T) {
 	defer cancel()
 	f := ms[(ld+1)%3]
 	if _, err := f.g.Broadcast(ctx, []byte("bad local")); err == nil {
-		t.Fatal("Broadcast admitted a refused entry")
+		t.Fatal("a follower's Broadcast got a refused entry ordered")
 	}
 	// Bypass the follower's own check, as a stranger on the port would.
 	if _, err := f.g.fwd.forward(ctx, ms[ld].g.cfg.Addr, []byte("bad forwarded")); err == nil {

@@ -178,14 +178,7 @@ func TestCLI(t *testing.T) {
 // all SYNCED, one leader.
 func checkStatus(t *testing.T, c *Cluster) {
 	t.Helper()
-	r := c.CLI("status", "--json")
-	if r.Err != nil || r.Code != 0 {
-		t.Fatalf("%v\nwant exit 0", r)
-	}
-	rows := decodeStatus(t, r.Stdout)
-	if len(rows) != c.Size() {
-		t.Fatalf("status lists %d members, want %d:\n%s", len(rows), c.Size(), r.Stdout)
-	}
+	rows, out := statusRows(t, c)
 	leaders := 0
 	for i, row := range rows {
 		if row.ID != c.ID(i) || row.Address != c.Endpoint(i) || row.State != stateSynced {
@@ -196,9 +189,9 @@ func checkStatus(t *testing.T, c *Cluster) {
 		}
 	}
 	if leaders != 1 {
-		t.Errorf("%d members report Leader:\n%s", leaders, r.Stdout)
+		t.Errorf("%d members report Leader:\n%s", leaders, out)
 	}
-	r = c.CLI("status")
+	r := c.CLI("status")
 	lines := strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n")
 	if r.Code != 0 || len(lines) != 1+c.Size() || !strings.HasPrefix(lines[0], "ID") {
 		t.Fatalf("%v\nwant a header and %d rows", r, c.Size())
@@ -219,6 +212,21 @@ type statusRow struct {
 	AppliedSeqno uint64 `json:"applied_seqno"`
 	State        string `json:"state"`
 	Error        string `json:"error"`
+}
+
+// statusRows runs `galena status --json` and returns one row per member (it
+// fails the test unless there is one per member) and the raw output.
+func statusRows(t *testing.T, c *Cluster) ([]statusRow, string) {
+	t.Helper()
+	r := c.CLI("status", "--json")
+	if r.Err != nil || r.Code != 0 {
+		t.Fatalf("%v\nwant exit 0", r)
+	}
+	rows := decodeStatus(t, r.Stdout)
+	if len(rows) != c.Size() {
+		t.Fatalf("status lists %d members, want %d:\n%s", len(rows), c.Size(), r.Stdout)
+	}
+	return rows, r.Stdout
 }
 
 func decodeStatus(t *testing.T, out string) []statusRow {
@@ -350,14 +358,7 @@ func increment(ctx context.Context, tx *client.Txn, i, n int) error {
 // UNREACHABLE and the others as SYNCED.
 func checkStatusShowsDown(t *testing.T, c *Cluster, down int) {
 	t.Helper()
-	r := c.CLI("status", "--json")
-	if r.Err != nil || r.Code != 0 {
-		t.Fatalf("%v\nwant exit 0", r)
-	}
-	rows := decodeStatus(t, r.Stdout)
-	if len(rows) != c.Size() {
-		t.Fatalf("status lists %d members, want %d:\n%s", len(rows), c.Size(), r.Stdout)
-	}
+	rows, _ := statusRows(t, c)
 	for i, row := range rows {
 		wantState := stateSynced
 		if i == down {

@@ -418,7 +418,7 @@ func (s Schedule) step(ctx context.Context, n *Nemesis) Event {
 	return e
 }
 
-// pause waits d or until ctx ends: the schedule's own pacing.
+// pause waits d or until ctx ends: the pacing of schedules and clients.
 func pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()

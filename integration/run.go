@@ -383,7 +383,7 @@ func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 					return w.Step(ctx, s.Client, rng)
 				})
 				if op.Type != checker.TypeOK && !strings.Contains(op.Error, client.ErrConflict.Error()) {
-					sleepCtx(runCtx, failPause)
+					pause(runCtx, failPause)
 				}
 			}
 		})
@@ -510,16 +510,6 @@ func writeRun(dir string, h []checker.Op, rep Report) error {
 		return fmt.Errorf("integration: write report: %w", err)
 	}
 	return nil
-}
-
-// sleepCtx waits d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // fileSafe turns a name into something safe in a file name.

@@ -53,7 +53,8 @@ func TestJepsen(t *testing.T) {
 			c := NewCluster(t, Options{Binary: galenaBin, Proxy: withFaults})
 			faults := FaultsFor(c, nemesis)
 			if withFaults && faults == nil {
-				t.Fatalf("-jepsen.nemesis=%q: FaultsFor has no fault injector for it", nemesis)
+				_, err := ParseKinds(nemesis)
+				t.Fatalf("-jepsen.nemesis=%q: FaultsFor has no fault injector for it (%v)", nemesis, err)
 			}
 			cfg := RunConfig{
 				Workload: name,

@@ -243,11 +243,16 @@ func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno ui
 
 func (s *Service) storedOutcome(id []byte) (certification.Outcome, bool) {
 	raw, _, ok, err := s.store.LookupID(id, math.MaxUint64)
-	if err != nil || !ok {
-		return certification.Outcome{}, false
+	if err == nil && ok {
+		var o certification.Outcome
+		if o, err = certification.DecodeOutcome(raw); err == nil {
+			return o, true
+		}
 	}
-	o, err := certification.DecodeOutcome(raw)
-	return o, err == nil
+	if err != nil {
+		s.lg.Warn("cannot read a delivered write-set's stored outcome", zap.Binary("id", id), zap.Error(err))
+	}
+	return certification.Outcome{}, false
 }
 
 func broadcastErr(err error) error {
