@@ -21,6 +21,22 @@ type ApplierConfig struct {
 	// a write-set with an id is durable (its writes applied, if it committed).
 	// It must not block.
 	OnOutcome func(id []byte, o Outcome)
+
+	// Member is this member's id, as it signs its checkpoint announcements.
+	Member string
+	// CheckpointInterval: the running digest is recorded at every multiple of
+	// it, and compared with the digests other members announce for the same
+	// seqno (see EncodeCheckpoint). Zero records none.
+	CheckpointInterval uint64
+	// OnCheckpoint, if set, is called on the apply goroutine with each
+	// checkpoint recorded; the member announces it through the log. It must
+	// not block.
+	OnCheckpoint func(Checkpoint)
+
+	// FaultDivergeAt, for fault tests only: from this seqno on, the member
+	// records write-sets that commit as conflicts, as a certification bug
+	// would. Zero (always, outside those tests) disables it.
+	FaultDivergeAt uint64
 }
 
 // Stats are the Applier's running counts since it was opened.
@@ -39,6 +55,7 @@ type Applier struct {
 	lg    *zap.Logger
 	store *storage.Store
 	cert  *Certifier
+	cps   *checkpoints
 
 	commits, failures, dups atomic.Uint64
 
@@ -60,8 +77,12 @@ func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert}, nil
+	cps := newCheckpoints(cfg.CheckpointInterval, cfg.Member, store.Applied().Seqno, cfg.Logger)
+	return &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert, cps: cps}, nil
 }
+
+// Checkpoints returns the recent checkpoints, oldest first.
+func (a *Applier) Checkpoints() []Checkpoint { return a.cps.Recent() }
 
 // Applied is the highest seqno applied to storage.
 func (a *Applier) Applied() uint64 { return a.store.Applied().Seqno }
@@ -94,14 +115,28 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 		if e.Index <= applied.Seqno {
 			continue
 		}
+		if err := a.passCheckpoint(e.Index-1, digest); err != nil {
+			return err
+		}
+		if IsCheckpoint(e.Data) {
+			member, cp, err := DecodeCheckpoint(e.Data)
+			if err != nil {
+				return fmt.Errorf("certification: entry at seqno %d: %w", e.Index, err)
+			}
+			a.cps.report(member, cp)
+			continue
+		}
 		rec, id, o, err := a.certify(e)
 		if err != nil {
 			return err
 		}
-		digest = chain(digest, rec.Seqno, id, rec.Outcome)
+		digest = chain(digest, rec.Seqno, rec.Outcome, e.Data)
 		a.recs = append(a.recs, rec)
 		a.ids = append(a.ids, id)
 		a.outs = append(a.outs, o)
+	}
+	if err := a.passCheckpoint(last, digest); err != nil {
+		return err
 	}
 	st := storage.AppliedState{Seqno: last, MinReadable: applied.MinReadable, Meta: digest[:]}
 	if err := a.store.ApplyBatch(a.recs, st); err != nil {
@@ -123,6 +158,9 @@ func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, Outcome, e
 	o, err := a.cert.Certify(ws, e.Index)
 	if err != nil {
 		return storage.Record{}, nil, Outcome{}, err
+	}
+	if a.cfg.FaultDivergeAt > 0 && e.Index >= a.cfg.FaultDivergeAt && o.Verdict == Commit && !o.Duplicate {
+		o = Outcome{Verdict: Conflict, Seqno: e.Index}
 	}
 	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: EncodeOutcome(o)}
 	switch {
@@ -154,15 +192,33 @@ func (a *Applier) report() {
 	}
 }
 
-// chain folds one applied write-set into the running digest.
-func chain(prev [sha256.Size]byte, seqno uint64, id, outcome []byte) [sha256.Size]byte {
+// passCheckpoint records a checkpoint if seqno reached one, announces it,
+// and stops the member if the previous one shows it diverged.
+func (a *Applier) passCheckpoint(seqno uint64, digest [sha256.Size]byte) error {
+	cp, ok, err := a.cps.pass(seqno, digest)
+	if err != nil {
+		a.lg.Error("stopping: this member's state diverged from the cluster's", zap.Error(err))
+		return err
+	}
+	if ok && a.cfg.OnCheckpoint != nil {
+		a.cfg.OnCheckpoint(cp)
+	}
+	return nil
+}
+
+// chain folds one certified write-set into the running digest: its seqno,
+// the decision and the write-set's bytes as ordered.
+func chain(prev [sha256.Size]byte, seqno uint64, outcome, entry []byte) [sha256.Size]byte {
 	h := sha256.New()
 	h.Write(prev[:])
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], seqno)
 	h.Write(n[:])
-	h.Write(id)
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(outcome)))
+	h.Write(l[:])
 	h.Write(outcome)
+	h.Write(entry)
 	var out [sha256.Size]byte
 	h.Sum(out[:0])
 	return out

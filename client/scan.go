@@ -73,7 +73,7 @@ func (tx *Txn) scanServer(ctx context.Context, start, end []byte, want int) (kvs
 		if want > 0 {
 			req.Limit = uint32(min(uint64(want-len(kvs)), math.MaxUint32))
 		}
-		tx.stamp(&req.Snapshot, &req.MinSeqno, &req.Linearizable)
+		tx.stamp(&req.Snapshot, &req.MinSeqno, &req.Linearizable, &req.AllowStale)
 		var resp *galenapb.ScanResponse
 		err := tx.read(ctx, func(ctx context.Context, kv galenapb.KVClient) (err error) {
 			resp, err = kv.Scan(ctx, req)

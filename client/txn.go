@@ -58,6 +58,7 @@ type TxnOption func(*txnOptions)
 
 type txnOptions struct {
 	linearizable bool
+	allowStale   bool
 }
 
 // Linearizable makes the transaction's snapshot linearizable: before its
@@ -67,6 +68,13 @@ type txnOptions struct {
 // costs one round trip to the leader and a majority heartbeat. Without it, a
 // transaction sees at least what its own session has seen.
 func Linearizable() TxnOption { return func(o *txnOptions) { o.linearizable = true } }
+
+// AllowStale lets a member cut off from the majority (NON_PRIMARY) serve the
+// transaction's reads from its local state, which may miss commits the rest
+// of the cluster made since (Galera's wsrep_dirty_reads). Without it such a
+// member refuses reads with ErrNotPrimary and the client tries the next
+// endpoint. Commits still need the majority.
+func AllowStale() TxnOption { return func(o *txnOptions) { o.allowStale = true } }
 
 // Get returns the value of key at the transaction's snapshot, or the value
 // the transaction itself wrote. It returns ErrNotFound when the key is absent
@@ -84,7 +92,7 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return bytes.Clone(w.value), nil
 	}
 	req := &galenapb.GetRequest{Key: key}
-	tx.stamp(&req.Snapshot, &req.MinSeqno, &req.Linearizable)
+	tx.stamp(&req.Snapshot, &req.MinSeqno, &req.Linearizable, &req.AllowStale)
 	var resp *galenapb.GetResponse
 	err := tx.read(ctx, func(ctx context.Context, kv galenapb.KVClient) (err error) {
 		resp, err = kv.Get(ctx, req)
@@ -218,9 +226,10 @@ func (tx *Txn) checkWrite(key []byte) error {
 
 // stamp fills a read request's snapshot, or, for the first read, its
 // min_seqno so the server picks a snapshot no older than the session saw,
-// and whether that snapshot must be linearizable.
-func (tx *Txn) stamp(snapshot, minSeqno *uint64, linearizable *bool) {
-	*snapshot = tx.snapshot
+// and whether that snapshot must be linearizable; and whether a stale read
+// is acceptable.
+func (tx *Txn) stamp(snapshot, minSeqno *uint64, linearizable, allowStale *bool) {
+	*snapshot, *allowStale = tx.snapshot, tx.opts.allowStale
 	if tx.snapshot == 0 {
 		*minSeqno = tx.c.seen.Load()
 		*linearizable = tx.opts.linearizable

@@ -21,6 +21,17 @@ type Config struct {
 	Addr string // address peers reach this member at (the node's one port)
 	Dir  string // directory for the Raft log and snapshots
 
+	// ClusterID is sent on every connection this member opens to a peer, and
+	// a connection that brings another cluster's id is refused: a member
+	// started on another cluster's data directory must not take part.
+	ClusterID uint64
+
+	// Arbitrator makes this member vote without a Deliverer: it keeps the log
+	// and takes header-only snapshots. It hands leadership to another member
+	// whenever it gets it, since it could not be the source of a state
+	// transfer; data members refuse its snapshots.
+	Arbitrator bool
+
 	// Bootstrap is the initial configuration. Every member listed bootstraps
 	// the same one the first time it starts; it is ignored when Dir already
 	// holds Raft state.
@@ -44,7 +55,8 @@ type Config struct {
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
 	// NotPrimaryTimeout bounds how long Broadcast waits for a reachable leader
-	// before it answers ErrNotPrimary.
+	// before it answers ErrNotPrimary, and how long a follower may go without
+	// hearing from its leader and still count itself primary.
 	NotPrimaryTimeout time.Duration
 	DialTimeout       time.Duration
 

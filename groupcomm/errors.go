@@ -20,4 +20,4 @@ var (
 )
 
 // errNotLeader is the internal "definitely not appended, try the leader".
-var errNotLeader = errors.New("groupcomm: not the leader")
+var errNotLeader = ErrNotLeader

@@ -73,7 +73,7 @@ func (f *forwarder) conn(addr string) (*fwdConn, error) {
 	if c, err := f.existing(addr); c != nil || err != nil {
 		return c, err
 	}
-	nc, err := dialPrefixed(f.g.cfg.Dial, addr, f.g.cfg.DialTimeout, prefixForward)
+	nc, err := dialPrefixed(f.g.cfg.Dial, addr, f.g.cfg.DialTimeout, prefixForward, f.g.cfg.ClusterID)
 	if err != nil {
 		return nil, err
 	}

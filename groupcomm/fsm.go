@@ -3,6 +3,7 @@ package groupcomm
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -12,16 +13,29 @@ import (
 	"go.uber.org/zap"
 )
 
-// snapshotMagic starts every snapshot groupcomm writes, followed by the
-// applied index the snapshot reflects and then the Deliverer's stream.
-const snapshotMagic = "GLNSNAP1"
+// snapshotMagic starts every snapshot a data member writes, followed by the
+// applied index the snapshot reflects and then the Deliverer's stream. An
+// arbitrator's snapshots start with arbitratorMagic and the index, and hold
+// nothing else: a data member must never restore one.
+const (
+	snapshotMagic   = "GLNSNAP1"
+	arbitratorMagic = "GLNARBT1"
+)
+
+// errArbitratorSnapshot refuses an arbitrator's snapshot on a data member.
+// The state is left as it was; the leader retries, and an arbitrator does
+// not stay leader.
+var errArbitratorSnapshot = errors.New("groupcomm: refusing an arbitrator's snapshot: it holds no data")
 
 // fsm adapts a Deliverer to raft's BatchingFSM and tracks the applied index
 // so that callers can wait for their entry to be delivered locally.
 type fsm struct {
-	d     Deliverer
-	lg    *zap.Logger
-	fatal func(error)
+	d          Deliverer
+	lg         *zap.Logger
+	fatal      func(error)
+	arbitrator bool // d is an arbitratorState
+
+	restoring atomic.Bool // a snapshot is being restored (state transfer)
 
 	applied atomic.Uint64
 	mu      sync.Mutex
@@ -34,7 +48,8 @@ type fsm struct {
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(d Deliverer, lg *zap.Logger, fatal func(error)) *fsm {
-	f := &fsm{d: d, lg: lg, fatal: fatal, advance: make(chan struct{})}
+	_, arb := d.(*arbitratorState)
+	f := &fsm{d: d, lg: lg, fatal: fatal, arbitrator: arb, advance: make(chan struct{})}
 	f.applied.Store(d.Applied())
 	return f
 }
@@ -118,7 +133,11 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fsmSnapshot{sn: sn}, nil
+	magic := snapshotMagic
+	if f.arbitrator {
+		magic = arbitratorMagic
+	}
+	return &fsmSnapshot{sn: sn, magic: magic}, nil
 }
 
 // Restore replaces the state with a snapshot's. On start, raft restores the
@@ -130,7 +149,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
 		return fmt.Errorf("groupcomm: read snapshot header: %w", err)
 	}
-	if string(hdr[:len(snapshotMagic)]) != snapshotMagic {
+	magic := string(hdr[:len(snapshotMagic)])
+	if magic != snapshotMagic && magic != arbitratorMagic {
 		return fmt.Errorf("groupcomm: not a galena snapshot")
 	}
 	idx := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
@@ -138,20 +158,30 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		f.lg.Info("snapshot already reflected in local state", zap.Uint64("snapshot", idx), zap.Uint64("applied", have))
 		return nil
 	}
+	if magic == arbitratorMagic && !f.arbitrator {
+		f.lg.Warn("refused a snapshot taken by an arbitrator; waiting for one from a data member", zap.Uint64("snapshot", idx))
+		return errArbitratorSnapshot
+	}
+	f.restoring.Store(true)
+	defer f.restoring.Store(false)
 	f.lg.Info("restoring state from snapshot", zap.Uint64("snapshot", idx))
 	if err := f.d.Restore(rc); err != nil {
 		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
 		return err
 	}
 	f.setApplied(f.d.Applied())
+	f.lg.Info("restored state from snapshot", zap.Uint64("snapshot", idx))
 	return nil
 }
 
-type fsmSnapshot struct{ sn Snapshot }
+type fsmSnapshot struct {
+	sn    Snapshot
+	magic string
+}
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	var hdr [len(snapshotMagic) + 8]byte
-	copy(hdr[:], snapshotMagic)
+	copy(hdr[:], s.magic)
 	binary.BigEndian.PutUint64(hdr[len(snapshotMagic):], s.sn.Index())
 	if _, err := sink.Write(hdr[:]); err != nil {
 		sink.Cancel()

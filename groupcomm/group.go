@@ -27,6 +27,7 @@ type Group struct {
 	logs   closableLogStore
 	cache  *raft.LogCache // logs, with recent entries in memory
 	fwd    *forwarder
+	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
 	closing   chan struct{}
@@ -42,6 +43,7 @@ type Group struct {
 // New starts a member on ln (a listener that only receives connections Match
 // accepts) and delivers committed entries to d. fatal, if non-nil, is called
 // when the apply loop stops on an error; the member is useless afterwards.
+// An arbitrator (cfg.Arbitrator) delivers nothing; its d must be nil.
 func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -52,6 +54,14 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	if cfg.Dial == nil {
 		cfg.Dial = tcpDial
 	}
+	switch {
+	case cfg.Arbitrator && d != nil:
+		return nil, errors.New("groupcomm: an arbitrator takes no Deliverer")
+	case cfg.Arbitrator:
+		d = &arbitratorState{}
+	case d == nil:
+		return nil, errors.New("groupcomm: a Deliverer is required")
+	}
 	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{})}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := g.open(ln, d, fatal); err != nil {
@@ -61,6 +71,9 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	}
 	g.goTracked(func() { g.serve(ln) })
 	g.goTracked(func() { <-g.closing; ln.Close() })
+	if cfg.Arbitrator {
+		g.goTracked(g.handOff)
+	}
 	return g, nil
 }
 
@@ -74,11 +87,13 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 		return err
 	}
 	g.logs, g.cache = logs, cache
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
+	files, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("groupcomm: snapshot store: %w", err)
 	}
-	g.stream = newStreamLayer(ln.Addr(), g.cfg.Dial)
+	snaps := &donorStore{SnapshotStore: files}
+	g.snaps = snaps
+	g.stream = newStreamLayer(ln.Addr(), g.cfg.ClusterID, g.cfg.Dial)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
 	})

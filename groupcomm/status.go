@@ -21,11 +21,18 @@ type Status struct {
 	LeaderID    string
 	LeaderAddr  string
 	Primary     bool          // part of a majority with a live leader
-	LastContact time.Duration // since the leader was last heard from (0 on the leader)
+	LastContact time.Duration // since the leader was last heard from (0 on the leader, -1 never)
 	Applied     uint64
 	CommitIndex uint64
 	LastIndex   uint64
 	Members     []Member
+
+	ClusterID  uint64
+	Arbitrator bool
+	Voter      bool // this member votes (false while it catches up as a non-voter)
+	Member     bool // this member is in the configuration it knows of
+	Donor      bool // sending a snapshot to a member too far behind for the log
+	Restoring  bool // receiving state: restoring a snapshot
 }
 
 // Status reports the member's current view. It does not block on the network.
@@ -38,30 +45,50 @@ func (g *Group) Status() Status {
 		Applied:     g.Applied(),
 		CommitIndex: g.raft.CommitIndex(),
 		LastIndex:   g.raft.LastIndex(),
+		ClusterID:   g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
+		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
 	}
 	if g.raft.State() != raft.Leader {
+		st.LastContact = -1
 		if lc := g.raft.LastContact(); !lc.IsZero() {
 			st.LastContact = time.Since(lc)
 		}
 	}
 	st.Primary = g.primary(st)
-	if f := g.raft.GetConfiguration(); f.Error() == nil {
-		for _, s := range f.Configuration().Servers {
-			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+	st.Members, _ = g.Members()
+	for _, m := range st.Members {
+		if m.ID == g.cfg.ID {
+			st.Member, st.Voter = true, m.Voter
 		}
 	}
 	return st
 }
 
 // primary: the leader is primary while it holds its lease (raft steps down
-// when it loses the majority); a follower is while it hears from a leader.
+// when it loses the majority); a follower is while it hears from a leader,
+// within NotPrimaryTimeout.
 func (g *Group) primary(st Status) bool {
 	switch {
 	case st.RaftState == raft.Leader.String():
 		return true
-	case st.LeaderID == "":
+	case st.LeaderID == "" || st.LastContact < 0:
 		return false
 	default:
-		return st.LastContact < g.cfg.HeartbeatTimeout+g.cfg.ElectionTimeout
+		return st.LastContact < g.cfg.NotPrimaryTimeout
 	}
 }
+
+// Primary reports whether this member is part of a majority with a live
+// leader, as Status().Primary does, more cheaply.
+func (g *Group) Primary() bool {
+	st := Status{RaftState: g.raft.State().String(), LastContact: -1}
+	_, id := g.raft.LeaderWithID()
+	st.LeaderID = string(id)
+	if lc := g.raft.LastContact(); !lc.IsZero() {
+		st.LastContact = time.Since(lc)
+	}
+	return g.primary(st)
+}
+
+// Restoring reports whether this member is restoring a snapshot it received.
+func (g *Group) Restoring() bool { return g.fsm.restoring.Load() }

@@ -1,6 +1,7 @@
 package groupcomm
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -29,10 +30,16 @@ func Match(r io.Reader) bool {
 	return b[0] == prefixRaft || b[0] == prefixForward
 }
 
+// After the prefix byte, a connection carries the dialling member's 8-byte
+// cluster id (big-endian); the accepting member closes a connection from
+// another cluster.
+const handshakeLen = 1 + 8
+
 // streamLayer is raft's view of the node's listener: connections that began
-// with prefixRaft, and a Dial that writes the prefix.
+// with prefixRaft, and a Dial that writes the handshake.
 type streamLayer struct {
 	addr    net.Addr
+	cluster uint64
 	dial    func(addr string, timeout time.Duration) (net.Conn, error)
 	conns   chan net.Conn
 	closing chan struct{}
@@ -42,8 +49,8 @@ type streamLayer struct {
 	open map[*trackedConn]struct{} // accepted connections raft still holds
 }
 
-func newStreamLayer(addr net.Addr, dial func(string, time.Duration) (net.Conn, error)) *streamLayer {
-	return &streamLayer{addr: addr, dial: dial, conns: make(chan net.Conn), closing: make(chan struct{}),
+func newStreamLayer(addr net.Addr, cluster uint64, dial func(string, time.Duration) (net.Conn, error)) *streamLayer {
+	return &streamLayer{addr: addr, cluster: cluster, dial: dial, conns: make(chan net.Conn), closing: make(chan struct{}),
 		open: make(map[*trackedConn]struct{})}
 }
 
@@ -73,7 +80,7 @@ func (s *streamLayer) Close() error {
 func (s *streamLayer) Addr() net.Addr { return s.addr }
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialPrefixed(s.dial, string(addr), timeout, prefixRaft)
+	return dialPrefixed(s.dial, string(addr), timeout, prefixRaft, s.cluster)
 }
 
 // hand passes an accepted raft connection to raft, or closes it if raft is
@@ -108,13 +115,16 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func dialPrefixed(dial func(string, time.Duration) (net.Conn, error), addr string, timeout time.Duration, prefix byte) (net.Conn, error) {
+func dialPrefixed(dial func(string, time.Duration) (net.Conn, error), addr string, timeout time.Duration, prefix byte, cluster uint64) (net.Conn, error) {
 	c, err := dial(addr, timeout)
 	if err != nil {
 		return nil, err
 	}
+	var hs [handshakeLen]byte
+	hs[0] = prefix
+	binary.BigEndian.PutUint64(hs[1:], cluster)
 	c.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{prefix}); err != nil {
+	if _, err := c.Write(hs[:]); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -145,13 +155,20 @@ func (g *Group) serve(ln net.Listener) {
 }
 
 func (g *Group) route(c net.Conn) {
-	var b [1]byte
+	var b [handshakeLen]byte
 	c.SetReadDeadline(time.Now().Add(g.cfg.DialTimeout))
 	if _, err := io.ReadFull(c, b[:]); err != nil {
 		c.Close()
 		return
 	}
 	c.SetReadDeadline(time.Time{})
+	if id := binary.BigEndian.Uint64(b[1:]); id != g.cfg.ClusterID {
+		g.lg.Warn("refused a connection from a member of another cluster",
+			zap.String("from", c.RemoteAddr().String()),
+			zap.String("their_cluster", FormatClusterID(id)), zap.String("our_cluster", FormatClusterID(g.cfg.ClusterID)))
+		c.Close()
+		return
+	}
 	switch b[0] {
 	case prefixRaft:
 		g.stream.hand(c)

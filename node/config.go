@@ -23,6 +23,28 @@ type Config struct {
 	// included). Each listed member bootstraps the same configuration on its
 	// first start; on later starts the stored configuration is used.
 	InitialCluster []groupcomm.Peer
+	// ClusterToken tells apart clusters bootstrapped from the same
+	// InitialCluster: the cluster id is derived from both. Empty means
+	// DefaultClusterToken.
+	ClusterToken string
+
+	// Join is the address of a member of a running cluster. A member with no
+	// state asks it to be added, catches up as a non-voter (state transfer
+	// from a data member, then the log) and is promoted to voter once caught
+	// up. With state, it only checks that the cluster is its own.
+	Join string
+
+	// Arbitrator makes the member vote without storing user data (Galera's
+	// garbd): two data members and an arbitrator survive the loss of either
+	// data member. An arbitrator hands leadership over to a data member and
+	// is never the source of a state transfer.
+	Arbitrator bool
+
+	// CheckpointInterval is how often, in seqnos, members record their running
+	// digest and announce it through the log; a member that finds a majority
+	// of the others disagreeing with it stops. Zero means
+	// DefaultCheckpointInterval.
+	CheckpointInterval uint64
 
 	// Listener, if set, is used instead of listening on Addr (tests and the
 	// demo pre-open ports). The node closes it.
@@ -42,12 +64,22 @@ type Config struct {
 	SnapshotThreshold  uint64
 	TrailingLogs       uint64
 
+	// FaultDivergeAt, for fault tests only, makes the member certify wrongly
+	// from this seqno on (see certification.ApplierConfig). Zero disables it.
+	FaultDivergeAt uint64
+
 	Limits        txn.Limits
 	CausalWait    time.Duration
 	CommitTimeout time.Duration
 	// ShutdownTimeout bounds how long Close lets in-flight requests finish.
 	ShutdownTimeout time.Duration
 }
+
+// DefaultClusterToken is the cluster token when none is given.
+const DefaultClusterToken = "galena"
+
+// DefaultCheckpointInterval is the default CheckpointInterval.
+const DefaultCheckpointInterval = 4096
 
 // DefaultConfig returns defaults for everything but ID, Addr, DataDir and
 // InitialCluster.
@@ -64,24 +96,43 @@ func DefaultConfig() Config {
 		CausalWait:         t.CausalWait,
 		CommitTimeout:      t.CommitTimeout,
 		ShutdownTimeout:    5 * time.Second,
+		ClusterToken:       DefaultClusterToken,
+		CheckpointInterval: DefaultCheckpointInterval,
 	}
 }
 
-// Validate reports a configuration that cannot work.
-func (c Config) Validate() error {
+// validateIdentity checks the member's id and address.
+func (c Config) validateIdentity() error {
 	switch {
 	case c.ID == "":
 		return errors.New("node: an id is required")
-	case strings.ContainsAny(c.ID, "=, \t\n"):
-		return fmt.Errorf("node: id %q must not contain '=', ',' or spaces", c.ID)
+	case len(c.ID) > 64 || strings.ContainsAny(c.ID, "=, \t\n"):
+		return fmt.Errorf("node: id %q must be at most 64 bytes, without '=', ',' or spaces", c.ID)
 	case c.Addr == "" && c.Listener == nil:
 		return errors.New("node: an address is required")
-	case c.DataDir == "":
-		return errors.New("node: a data directory is required")
 	}
 	if c.Addr != "" {
 		if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 			return fmt.Errorf("node: address %q: %w", c.Addr, err)
+		}
+	}
+	return nil
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if err := c.validateIdentity(); err != nil {
+		return err
+	}
+	switch {
+	case c.DataDir == "":
+		return errors.New("node: a data directory is required")
+	case len(c.InitialCluster) > 0 && c.Join != "":
+		return errors.New("node: give either an initial cluster (to bootstrap a new cluster) or an address to join, not both")
+	}
+	if c.Join != "" {
+		if _, _, err := net.SplitHostPort(c.Join); err != nil {
+			return fmt.Errorf("node: join address %q: %w", c.Join, err)
 		}
 	}
 	if err := c.groupConfig().Validate(); err != nil {
@@ -105,6 +156,7 @@ func (c Config) groupConfig() groupcomm.Config {
 	g.HeartbeatTimeout, g.ElectionTimeout = c.HeartbeatTimeout, c.ElectionTimeout
 	g.LeaderLeaseTimeout, g.NotPrimaryTimeout = c.LeaderLeaseTimeout, c.NotPrimaryTimeout
 	g.SnapshotThreshold, g.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
+	g.Arbitrator = c.Arbitrator
 	return g
 }
 

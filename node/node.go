@@ -37,9 +37,15 @@ type Node struct {
 	grpc    *grpc.Server
 	http    *http.Server
 
+	clusterID uint64
 	fatal     chan error // receives the apply loop's fatal error, once
 	fatalOnce sync.Once
 	failed    atomic.Bool
+	failure   atomic.Pointer[error] // why the member stopped
+	joining   atomic.Bool           // catching up before it can serve (see monitor)
+	announce  chan certification.Checkpoint
+	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
+	cancel    context.CancelFunc
 
 	closeOnce sync.Once
 	closeErr  error
@@ -59,13 +65,31 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
-	n := &Node{cfg: cfg, lg: cfg.Logger, fatal: make(chan error, 1)}
+	n := &Node{cfg: cfg, lg: cfg.Logger, fatal: make(chan error, 1),
+		announce: make(chan certification.Checkpoint, 4)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	// Everything that can refuse the data directory or the configuration
+	// runs before anything on disk is created or changed.
+	var err error
+	if n.clusterID, err = cfg.resolveCluster(n.ctx); err != nil {
+		n.cancel()
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
+		return nil, err
+	}
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err
 	}
 	n.serve()
-	n.lg.Info("member started", zap.String("addr", n.addr), zap.Uint64("applied", n.applier.Applied()))
+	n.joining.Store(cfg.Join != "")
+	n.goTracked(n.monitor)
+	if !cfg.Arbitrator {
+		n.goTracked(n.announceLoop)
+	}
+	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),
+		zap.Bool("arbitrator", cfg.Arbitrator), zap.Uint64("applied", n.group.Applied()))
 	return n, nil
 }
 
@@ -77,26 +101,45 @@ func (n *Node) open() error {
 		}
 	}
 	n.addr = n.cfg.advertise()
+	if err := writeClusterID(n.cfg.DataDir, n.clusterID); err != nil {
+		return err
+	}
+	tc := n.cfg.txnConfig()
+	tc.Window, tc.Logger = certification.DefaultWindow, n.lg.Named("txn")
+	gc := n.cfg.groupConfig()
+	gc.Logger, gc.ClusterID = n.lg.Named("groupcomm"), n.clusterID
+	if n.cfg.Arbitrator {
+		// No user data: the txn service only admits forwarded entries while
+		// this member leads, and refuses clients.
+		if n.svc, err = txn.New(tc, nil, orderer{n}); err != nil {
+			return err
+		}
+		gc.Admit = n.svc.Admit
+		n.mux = cmux.New(n.ln)
+		n.mux.SetReadTimeout(10 * time.Second)
+		n.group, err = groupcomm.New(gc, n.mux.Match(groupcomm.Match), nil, n.onFatal)
+		return err
+	}
 	sc := storage.DefaultConfig()
 	sc.Dir, sc.Logger = filepath.Join(n.cfg.DataDir, "data"), n.lg.Named("storage")
 	if n.store, err = storage.Open(sc); err != nil {
 		return err
 	}
-	tc := n.cfg.txnConfig()
-	tc.Window, tc.Logger = certification.DefaultWindow, n.lg.Named("txn")
 	if n.svc, err = txn.New(tc, n.store, orderer{n}); err != nil {
 		return err
 	}
-	ac := certification.ApplierConfig{Certification: certification.DefaultConfig(), Logger: n.lg.Named("certification"), OnOutcome: n.svc.OnOutcome}
+	ac := certification.ApplierConfig{
+		Certification: certification.DefaultConfig(), Logger: n.lg.Named("certification"), OnOutcome: n.svc.OnOutcome,
+		Member: n.cfg.ID, CheckpointInterval: n.cfg.CheckpointInterval, OnCheckpoint: n.onCheckpoint,
+		FaultDivergeAt: n.cfg.FaultDivergeAt,
+	}
 	if n.applier, err = certification.NewApplier(ac, n.store); err != nil {
 		return err
 	}
 	n.mux = cmux.New(n.ln)
 	n.mux.SetReadTimeout(10 * time.Second)
-	gcLn := n.mux.Match(groupcomm.Match)
-	gc := n.cfg.groupConfig()
-	gc.Logger, gc.Admit = n.lg.Named("groupcomm"), n.svc.Admit
-	if n.group, err = groupcomm.New(gc, gcLn, n.applier, n.onFatal); err != nil {
+	gc.Admit = n.svc.Admit
+	if n.group, err = groupcomm.New(gc, n.mux.Match(groupcomm.Match), n.applier, n.onFatal); err != nil {
 		return err
 	}
 	return nil
@@ -116,14 +159,40 @@ func (o orderer) WaitApplied(ctx context.Context, s uint64) error {
 }
 func (o orderer) Applied() uint64                               { return o.n.group.Applied() }
 func (o orderer) ReadIndex(ctx context.Context) (uint64, error) { return o.n.group.ReadIndex(ctx) }
+func (o orderer) Serving(stale bool) error                      { return o.n.serving(stale) }
+
+// serving says whether the member may serve clients now. It is on every
+// read's path, so it only reads flags.
+func (n *Node) serving(stale bool) error {
+	switch {
+	case n.failed.Load():
+		return fmt.Errorf("%w: this member stopped: %v", txn.ErrShuttingDown, *n.failure.Load())
+	case n.cfg.Arbitrator:
+		return fmt.Errorf("%w: %s is an arbitrator and stores no data; use a data member", txn.ErrNotPrimary, n.cfg.ID)
+	case n.joining.Load() || n.group.Restoring():
+		return fmt.Errorf("%w: %s is %s: still catching up with the cluster", txn.ErrNotPrimary, n.cfg.ID, StateJoining)
+	case !stale && !n.group.Primary():
+		return fmt.Errorf("%w: %s has no live leader in a majority; allow stale reads to read its local state", txn.ErrNotPrimary, n.cfg.ID)
+	}
+	return nil
+}
 
 func (n *Node) onFatal(err error) {
+	n.failure.Store(&err)
 	n.failed.Store(true)
 	n.fatalOnce.Do(func() { n.fatal <- err })
 }
 
-// Fatal delivers the error that stopped the apply loop, if one ever does. The
-// member then refuses commits; its process should exit.
+// removed stops a member that is no longer in the configuration.
+func (n *Node) removed() {
+	n.lg.Warn("this member was removed from the cluster; it no longer serves")
+	n.onFatal(ErrRemoved)
+}
+
+// Fatal delivers the error that stopped the member, if one ever does: its
+// apply loop failed (its state diverged or cannot be trusted), or it was
+// removed from the cluster (ErrRemoved). The member then refuses clients; its
+// process should exit.
 func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // serve starts gRPC, HTTP and the connection multiplexer.
@@ -133,6 +202,7 @@ func (n *Node) serve() {
 	max := n.cfg.Limits.MaxWriteSetSize + 1<<20
 	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max))
 	galenapb.RegisterKVServer(n.grpc, txn.NewServer(n.svc, n.statusProto))
+	galenapb.RegisterClusterServer(n.grpc, admin{n: n})
 	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	n.goTracked(func() { n.grpc.Serve(grpcLn) })
 	n.goTracked(func() { n.http.Serve(httpLn) })
@@ -158,11 +228,17 @@ func (n *Node) Addr() string { return n.addr }
 func (n *Node) ID() string { return n.cfg.ID }
 
 // Applied is the highest seqno applied on this member.
-func (n *Node) Applied() uint64 { return n.applier.Applied() }
+func (n *Node) Applied() uint64 { return n.group.Applied() }
 
 // Digest is the applied seqno and the running digest of every outcome
-// applied up to it; members at the same seqno must have the same digest.
-func (n *Node) Digest() (uint64, [32]byte) { return n.applier.Digest() }
+// applied up to it; members at the same seqno must have the same digest. An
+// arbitrator has none.
+func (n *Node) Digest() (uint64, [32]byte) {
+	if n.applier == nil {
+		return n.group.Applied(), [32]byte{}
+	}
+	return n.applier.Digest()
+}
 
 // Close stops serving and releases everything, in reverse order of New:
 // client traffic first, then the group, then storage. It is idempotent.
@@ -172,6 +248,7 @@ func (n *Node) Close() error {
 }
 
 func (n *Node) close() error {
+	n.cancel()
 	var errs []error
 	if n.grpc != nil {
 		stopped := make(chan struct{})

@@ -13,10 +13,12 @@ import (
 
 // Member states, after Galera's.
 const (
+	StateJoining    = "JOINING"     // receiving state: joining, or restoring a snapshot; serves nothing
+	StateDonor      = "DONOR"       // sending a snapshot to a member too far behind for the log
+	StateJoined     = "JOINED"      // has the state, applying a backlog (or awaiting promotion to voter)
 	StateSynced     = "SYNCED"      // primary and caught up
-	StateJoined     = "JOINED"      // primary, applying a backlog
 	StateNonPrimary = "NON_PRIMARY" // cut off from the majority
-	StateFailed     = "FAILED"      // apply loop stopped; restart the member
+	StateFailed     = "FAILED"      // stopped: its state diverged or cannot be trusted, or it was removed
 )
 
 // syncedLag is how many committed-but-unapplied entries a member may have
@@ -27,21 +29,33 @@ const syncedLag = 1024
 type Status struct {
 	groupcomm.Status
 	State        string
+	ApplyLag     uint64 // committed entries not yet applied here
 	Commits      uint64
 	CertFailures uint64
+	Error        string // why the member stopped, in StateFailed
 }
 
 // Status reports the member's current state without blocking on the network.
 func (n *Node) Status() Status {
 	gs := n.group.Status()
-	st := n.applier.Stats()
-	s := Status{Status: gs, Commits: st.Commits, CertFailures: st.CertFailures}
+	s := Status{Status: gs}
+	if gs.CommitIndex > gs.Applied {
+		s.ApplyLag = gs.CommitIndex - gs.Applied
+	}
+	if n.applier != nil {
+		st := n.applier.Stats()
+		s.Commits, s.CertFailures = st.Commits, st.CertFailures
+	}
 	switch {
 	case n.failed.Load():
-		s.State = StateFailed
+		s.State, s.Error = StateFailed, (*n.failure.Load()).Error()
+	case n.joining.Load() || gs.Restoring:
+		s.State = StateJoining
 	case !gs.Primary:
 		s.State = StateNonPrimary
-	case gs.CommitIndex > gs.Applied+syncedLag:
+	case gs.Donor:
+		s.State = StateDonor
+	case s.ApplyLag > syncedLag || !gs.Voter:
 		s.State = StateJoined
 	default:
 		s.State = StateSynced
@@ -55,9 +69,11 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		Id: s.ID, Address: s.Addr, RaftState: s.RaftState, LeaderId: s.LeaderID,
 		AppliedSeqno: s.Applied, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
+		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
+		LastContactMs: -1, Error: s.Error, Members: membersProto(s.Members),
 	}
-	for _, m := range s.Members {
-		resp.Members = append(resp.Members, &galenapb.Member{Id: m.ID, Address: m.Addr, Voter: m.Voter})
+	if s.LastContact >= 0 {
+		resp.LastContactMs = s.LastContact.Milliseconds()
 	}
 	return resp
 }

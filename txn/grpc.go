@@ -25,7 +25,7 @@ func NewServer(svc *Service, status func() *galenapb.StatusResponse) *Server {
 }
 
 func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
-	v, found, at, err := s.svc.Get(ctx, req.GetKey(), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable()})
+	v, found, at, err := s.svc.Get(ctx, req.GetKey(), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable(), req.GetAllowStale()})
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -33,7 +33,7 @@ func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.G
 }
 
 func (s *Server) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galenapb.ScanResponse, error) {
-	kvs, more, at, err := s.svc.Scan(ctx, req.GetStart(), req.GetEnd(), int(req.GetLimit()), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable()})
+	kvs, more, at, err := s.svc.Scan(ctx, req.GetStart(), req.GetEnd(), int(req.GetLimit()), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable(), req.GetAllowStale()})
 	if err != nil {
 		return nil, toStatus(err)
 	}

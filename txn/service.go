@@ -30,6 +30,10 @@ type Orderer interface {
 	Applied() uint64
 	// ReadIndex returns a seqno covering every entry committed before the call.
 	ReadIndex(ctx context.Context) (uint64, error)
+	// Serving says whether this member may serve reads now: nil, or why not
+	// (wrapping ErrNotPrimary or ErrShuttingDown). With stale set, a member
+	// cut off from the majority may still serve from its local state.
+	Serving(stale bool) error
 }
 
 // ReadAt says which snapshot a read uses.
@@ -39,6 +43,9 @@ type ReadAt struct {
 	// Linearizable, when Snapshot is 0: first wait until this member has
 	// applied the leader's commit point (Galera's wsrep_sync_wait).
 	Linearizable bool
+	// AllowStale lets a member cut off from the majority serve the read from
+	// its local state (Galera's wsrep_dirty_reads); it is refused otherwise.
+	AllowStale bool
 }
 
 // Service serves reads and commits on one member. It is safe for concurrent
@@ -127,6 +134,9 @@ func (s *Service) snapshot(ctx context.Context, snap, minSeqno uint64) (uint64, 
 
 // readSnapshot resolves a read's snapshot.
 func (s *Service) readSnapshot(ctx context.Context, r ReadAt) (uint64, error) {
+	if err := s.ord.Serving(r.AllowStale); err != nil {
+		return 0, err
+	}
 	if r.Linearizable && r.Snapshot == 0 {
 		idx, err := s.ord.ReadIndex(ctx)
 		if err != nil {
@@ -200,6 +210,11 @@ func storageErr(err error) error {
 // errors mean the write-set was not applied, except ErrIndeterminate.
 func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
 	if err := s.validate(ws); err != nil {
+		return certification.Outcome{}, err
+	}
+	// A member cut off from the majority learns so from Broadcast, within
+	// its bound; one that cannot serve at all says so at once.
+	if err := s.ord.Serving(true); err != nil {
 		return certification.Outcome{}, err
 	}
 	snap, err := s.snapshot(ctx, ws.GetSnapshot(), minSeqno)
@@ -282,6 +297,10 @@ func (s *Service) checkKey(key []byte) error {
 // on entries other members forward, since anyone who reaches the port can
 // send one.
 func (s *Service) Admit(data []byte) error {
+	if certification.IsCheckpoint(data) {
+		_, _, err := certification.DecodeCheckpoint(data)
+		return err
+	}
 	var ws galenapb.WriteSet
 	if err := certification.DecodeEntry(data, &ws); err != nil {
 		return err

@@ -3,6 +3,7 @@ package txn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ type fakeOrderer struct {
 	sent    int
 	verdict certification.Verdict
 	ahead   uint64 // how far the leader's commit point is ahead of applied
+	cutOff  bool   // not primary: Serving refuses unless stale
 }
 
 func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) {
@@ -64,6 +66,15 @@ func (o *fakeOrderer) ReadIndex(context.Context) (uint64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.applied + o.ahead, o.err
+}
+
+func (o *fakeOrderer) Serving(stale bool) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cutOff && !stale {
+		return fmt.Errorf("%w: no leader", ErrNotPrimary)
+	}
+	return nil
 }
 
 func (o *fakeOrderer) Applied() uint64 {
@@ -227,5 +238,24 @@ func TestLinearizableReadWaitsForCommitPoint(t *testing.T) {
 	o.err = groupcomm.ErrNotPrimary
 	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true}); !errors.Is(err, ErrNotPrimary) {
 		t.Fatalf("linearizable read without a leader: %v", err)
+	}
+}
+
+// A member cut off from the majority refuses reads unless they allow stale
+// state; its commits are left to Broadcast, which bounds the wait.
+func TestReadsRefusedWhenNotPrimary(t *testing.T) {
+	s, o := newService(t)
+	o.mu.Lock()
+	o.cutOff = true
+	o.mu.Unlock()
+	ctx := context.Background()
+	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{}); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("Get on a cut-off member: %v, want ErrNotPrimary", err)
+	}
+	if _, _, _, err := s.Scan(ctx, nil, nil, 0, ReadAt{}); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("Scan on a cut-off member: %v, want ErrNotPrimary", err)
+	}
+	if _, _, at, err := s.Get(ctx, []byte("k"), ReadAt{AllowStale: true}); err != nil || at != 1 {
+		t.Fatalf("stale Get: at %d, %v; want a read at the applied seqno", at, err)
 	}
 }

@@ -212,7 +212,10 @@ type GetRequest struct {
 	// linearizable, on a read that starts a transaction (snapshot 0): the node
 	// first learns the leader's commit point and waits until it has applied it,
 	// so the read sees every commit acknowledged before it began.
-	Linearizable  bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	Linearizable bool `protobuf:"varint,4,opt,name=linearizable,proto3" json:"linearizable,omitempty"`
+	// allow_stale lets a member cut off from the majority (NON_PRIMARY) serve
+	// the read from its local state, which may be behind the cluster's.
+	AllowStale    bool `protobuf:"varint,5,opt,name=allow_stale,json=allowStale,proto3" json:"allow_stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +274,13 @@ func (x *GetRequest) GetMinSeqno() uint64 {
 func (x *GetRequest) GetLinearizable() bool {
 	if x != nil {
 		return x.Linearizable
+	}
+	return false
+}
+
+func (x *GetRequest) GetAllowStale() bool {
+	if x != nil {
+		return x.AllowStale
 	}
 	return false
 }
@@ -342,7 +352,8 @@ type ScanRequest struct {
 	Limit         uint32                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"` // 0 = no limit (the server may still cap one response)
 	Snapshot      uint64                 `protobuf:"varint,4,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	MinSeqno      uint64                 `protobuf:"varint,5,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
-	Linearizable  bool                   `protobuf:"varint,6,opt,name=linearizable,proto3" json:"linearizable,omitempty"` // as in GetRequest
+	Linearizable  bool                   `protobuf:"varint,6,opt,name=linearizable,proto3" json:"linearizable,omitempty"`               // as in GetRequest
+	AllowStale    bool                   `protobuf:"varint,7,opt,name=allow_stale,json=allowStale,proto3" json:"allow_stale,omitempty"` // as in GetRequest
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +426,13 @@ func (x *ScanRequest) GetMinSeqno() uint64 {
 func (x *ScanRequest) GetLinearizable() bool {
 	if x != nil {
 		return x.Linearizable
+	}
+	return false
+}
+
+func (x *ScanRequest) GetAllowStale() bool {
+	if x != nil {
+		return x.AllowStale
 	}
 	return false
 }
@@ -696,7 +714,7 @@ type Member struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Voter         bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	Voter         bool                   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"` // false: a non-voter, catching up before promotion
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -763,8 +781,13 @@ type StatusResponse struct {
 	CertFailures  uint64                 `protobuf:"varint,7,opt,name=cert_failures,json=certFailures,proto3" json:"cert_failures,omitempty"` // write-sets this node certified as conflicts
 	State         string                 `protobuf:"bytes,8,opt,name=state,proto3" json:"state,omitempty"`                                    // SYNCED, JOINED, JOINING, NON_PRIMARY
 	Members       []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
-	CommitIndex   uint64                 `protobuf:"varint,10,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"` // raft commit index known to this node
-	LastIndex     uint64                 `protobuf:"varint,11,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`       // raft last log index
+	CommitIndex   uint64                 `protobuf:"varint,10,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`         // raft commit index known to this node
+	LastIndex     uint64                 `protobuf:"varint,11,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`               // raft last log index
+	ClusterId     string                 `protobuf:"bytes,12,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`                // the cluster this member belongs to
+	Arbitrator    bool                   `protobuf:"varint,13,opt,name=arbitrator,proto3" json:"arbitrator,omitempty"`                              // votes, stores no user data
+	ApplyLag      uint64                 `protobuf:"varint,14,opt,name=apply_lag,json=applyLag,proto3" json:"apply_lag,omitempty"`                  // commit_index minus applied_seqno
+	LastContactMs int64                  `protobuf:"varint,15,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"` // since the leader was last heard from; -1 never
+	Error         string                 `protobuf:"bytes,16,opt,name=error,proto3" json:"error,omitempty"`                                         // why the member stopped, in state FAILED
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -876,6 +899,516 @@ func (x *StatusResponse) GetLastIndex() uint64 {
 	return 0
 }
 
+func (x *StatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetArbitrator() bool {
+	if x != nil {
+		return x.Arbitrator
+	}
+	return false
+}
+
+func (x *StatusResponse) GetApplyLag() uint64 {
+	if x != nil {
+		return x.ApplyLag
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetLastContactMs() int64 {
+	if x != nil {
+		return x.LastContactMs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type MemberListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListRequest) Reset() {
+	*x = MemberListRequest{}
+	mi := &file_galena_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListRequest) ProtoMessage() {}
+
+func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
+func (*MemberListRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{12}
+}
+
+type MemberListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	LeaderId      string                 `protobuf:"bytes,2,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	Members       []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberListResponse) Reset() {
+	*x = MemberListResponse{}
+	mi := &file_galena_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberListResponse) ProtoMessage() {}
+
+func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
+func (*MemberListResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MemberListResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *MemberListResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *MemberListResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type MemberAddRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Address string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// voter promotes a member that is already a non-voter.
+	Voter bool `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	// cluster_id, if set, must be the cluster's: a member of another cluster
+	// is refused.
+	ClusterId     string `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddRequest) Reset() {
+	*x = MemberAddRequest{}
+	mi := &file_galena_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddRequest) ProtoMessage() {}
+
+func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
+func (*MemberAddRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *MemberAddRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MemberAddRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *MemberAddRequest) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *MemberAddRequest) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+type MemberAddResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Members       []*Member              `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberAddResponse) Reset() {
+	*x = MemberAddResponse{}
+	mi := &file_galena_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberAddResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberAddResponse) ProtoMessage() {}
+
+func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
+func (*MemberAddResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MemberAddResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *MemberAddResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type MemberRemoveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveRequest) Reset() {
+	*x = MemberRemoveRequest{}
+	mi := &file_galena_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveRequest) ProtoMessage() {}
+
+func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
+func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MemberRemoveRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type MemberRemoveResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Members       []*Member              `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberRemoveResponse) Reset() {
+	*x = MemberRemoveResponse{}
+	mi := &file_galena_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberRemoveResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberRemoveResponse) ProtoMessage() {}
+
+func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
+func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *MemberRemoveResponse) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type DigestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestRequest) Reset() {
+	*x = DigestRequest{}
+	mi := &file_galena_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestRequest) ProtoMessage() {}
+
+func (x *DigestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
+func (*DigestRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{18}
+}
+
+// Checkpoint is the running digest after every entry at or below seqno.
+type Checkpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seqno         uint64                 `protobuf:"varint,1,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	Digest        []byte                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Checkpoint) Reset() {
+	*x = Checkpoint{}
+	mi := &file_galena_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Checkpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Checkpoint) ProtoMessage() {}
+
+func (x *Checkpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
+func (*Checkpoint) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Checkpoint) GetSeqno() uint64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *Checkpoint) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+type DigestResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	AppliedSeqno uint64                 `protobuf:"varint,2,opt,name=applied_seqno,json=appliedSeqno,proto3" json:"applied_seqno,omitempty"`
+	Digest       []byte                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"` // after applied_seqno
+	// the most recent checkpoints, oldest first: every member records one at
+	// each multiple of the checkpoint interval, so members can be compared at
+	// a common seqno while they apply.
+	Checkpoints   []*Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	State         string        `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DigestResponse) Reset() {
+	*x = DigestResponse{}
+	mi := &file_galena_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DigestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DigestResponse) ProtoMessage() {}
+
+func (x *DigestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
+func (*DigestResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *DigestResponse) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DigestResponse) GetAppliedSeqno() uint64 {
+	if x != nil {
+		return x.AppliedSeqno
+	}
+	return 0
+}
+
+func (x *DigestResponse) GetDigest() []byte {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+func (x *DigestResponse) GetCheckpoints() []*Checkpoint {
+	if x != nil {
+		return x.Checkpoints
+	}
+	return nil
+}
+
+func (x *DigestResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
 var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
@@ -888,24 +1421,28 @@ const file_galena_proto_rawDesc = "" +
 	"\bWriteSet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12(\n" +
-	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\"{\n" +
+	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\"\x9c\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12\x1b\n" +
 	"\tmin_seqno\x18\x03 \x01(\x04R\bminSeqno\x12\"\n" +
-	"\flinearizable\x18\x04 \x01(\bR\flinearizable\"U\n" +
+	"\flinearizable\x18\x04 \x01(\bR\flinearizable\x12\x1f\n" +
+	"\vallow_stale\x18\x05 \x01(\bR\n" +
+	"allowStale\"U\n" +
 	"\vGetResponse\x12\x14\n" +
 	"\x05found\x18\x01 \x01(\bR\x05found\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x1a\n" +
-	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"\xa8\x01\n" +
+	"\bsnapshot\x18\x03 \x01(\x04R\bsnapshot\"\xc9\x01\n" +
 	"\vScanRequest\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
 	"\x03end\x18\x02 \x01(\fR\x03end\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\rR\x05limit\x12\x1a\n" +
 	"\bsnapshot\x18\x04 \x01(\x04R\bsnapshot\x12\x1b\n" +
 	"\tmin_seqno\x18\x05 \x01(\x04R\bminSeqno\x12\"\n" +
-	"\flinearizable\x18\x06 \x01(\bR\flinearizable\"2\n" +
+	"\flinearizable\x18\x06 \x01(\bR\flinearizable\x12\x1f\n" +
+	"\vallow_stale\x18\a \x01(\bR\n" +
+	"allowStale\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"e\n" +
@@ -925,7 +1462,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xdf\x02\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xf9\x03\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -940,7 +1477,46 @@ const file_galena_proto_rawDesc = "" +
 	"\fcommit_index\x18\n" +
 	" \x01(\x04R\vcommitIndex\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\v \x01(\x04R\tlastIndex*O\n" +
+	"last_index\x18\v \x01(\x04R\tlastIndex\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\f \x01(\tR\tclusterId\x12\x1e\n" +
+	"\n" +
+	"arbitrator\x18\r \x01(\bR\n" +
+	"arbitrator\x12\x1b\n" +
+	"\tapply_lag\x18\x0e \x01(\x04R\bapplyLag\x12&\n" +
+	"\x0flast_contact_ms\x18\x0f \x01(\x03R\rlastContactMs\x12\x14\n" +
+	"\x05error\x18\x10 \x01(\tR\x05error\"\x13\n" +
+	"\x11MemberListRequest\"}\n" +
+	"\x12MemberListResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1b\n" +
+	"\tleader_id\x18\x02 \x01(\tR\bleaderId\x12+\n" +
+	"\amembers\x18\x03 \x03(\v2\x11.galena.v1.MemberR\amembers\"q\n" +
+	"\x10MemberAddRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x04 \x01(\tR\tclusterId\"_\n" +
+	"\x11MemberAddResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12+\n" +
+	"\amembers\x18\x02 \x03(\v2\x11.galena.v1.MemberR\amembers\"%\n" +
+	"\x13MemberRemoveRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
+	"\x14MemberRemoveResponse\x12+\n" +
+	"\amembers\x18\x01 \x03(\v2\x11.galena.v1.MemberR\amembers\"\x0f\n" +
+	"\rDigestRequest\":\n" +
+	"\n" +
+	"Checkpoint\x12\x14\n" +
+	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xac\x01\n" +
+	"\x0eDigestResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
+	"\rapplied_seqno\x18\x02 \x01(\x04R\fappliedSeqno\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\fR\x06digest\x127\n" +
+	"\vcheckpoints\x18\x04 \x03(\v2\x15.galena.v1.CheckpointR\vcheckpoints\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state*O\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +
@@ -949,7 +1525,13 @@ const file_galena_proto_rawDesc = "" +
 	"\x03Get\x12\x15.galena.v1.GetRequest\x1a\x16.galena.v1.GetResponse\x127\n" +
 	"\x04Scan\x12\x16.galena.v1.ScanRequest\x1a\x17.galena.v1.ScanResponse\x12=\n" +
 	"\x06Commit\x12\x18.galena.v1.CommitRequest\x1a\x19.galena.v1.CommitResponse\x12=\n" +
-	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponseB)Z'github.com/galenadb/galena/api/galenapbb\x06proto3"
+	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse2\xac\x02\n" +
+	"\aCluster\x12I\n" +
+	"\n" +
+	"MemberList\x12\x1c.galena.v1.MemberListRequest\x1a\x1d.galena.v1.MemberListResponse\x12F\n" +
+	"\tMemberAdd\x12\x1b.galena.v1.MemberAddRequest\x1a\x1c.galena.v1.MemberAddResponse\x12O\n" +
+	"\fMemberRemove\x12\x1e.galena.v1.MemberRemoveRequest\x1a\x1f.galena.v1.MemberRemoveResponse\x12=\n" +
+	"\x06Digest\x12\x18.galena.v1.DigestRequest\x1a\x19.galena.v1.DigestResponseB)Z'github.com/galenadb/galena/api/galenapbb\x06proto3"
 
 var (
 	file_galena_proto_rawDescOnce sync.Once
@@ -964,21 +1546,30 @@ func file_galena_proto_rawDescGZIP() []byte {
 }
 
 var file_galena_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_galena_proto_goTypes = []any{
-	(Outcome)(0),           // 0: galena.v1.Outcome
-	(*Write)(nil),          // 1: galena.v1.Write
-	(*WriteSet)(nil),       // 2: galena.v1.WriteSet
-	(*GetRequest)(nil),     // 3: galena.v1.GetRequest
-	(*GetResponse)(nil),    // 4: galena.v1.GetResponse
-	(*ScanRequest)(nil),    // 5: galena.v1.ScanRequest
-	(*KeyValue)(nil),       // 6: galena.v1.KeyValue
-	(*ScanResponse)(nil),   // 7: galena.v1.ScanResponse
-	(*CommitRequest)(nil),  // 8: galena.v1.CommitRequest
-	(*CommitResponse)(nil), // 9: galena.v1.CommitResponse
-	(*StatusRequest)(nil),  // 10: galena.v1.StatusRequest
-	(*Member)(nil),         // 11: galena.v1.Member
-	(*StatusResponse)(nil), // 12: galena.v1.StatusResponse
+	(Outcome)(0),                 // 0: galena.v1.Outcome
+	(*Write)(nil),                // 1: galena.v1.Write
+	(*WriteSet)(nil),             // 2: galena.v1.WriteSet
+	(*GetRequest)(nil),           // 3: galena.v1.GetRequest
+	(*GetResponse)(nil),          // 4: galena.v1.GetResponse
+	(*ScanRequest)(nil),          // 5: galena.v1.ScanRequest
+	(*KeyValue)(nil),             // 6: galena.v1.KeyValue
+	(*ScanResponse)(nil),         // 7: galena.v1.ScanResponse
+	(*CommitRequest)(nil),        // 8: galena.v1.CommitRequest
+	(*CommitResponse)(nil),       // 9: galena.v1.CommitResponse
+	(*StatusRequest)(nil),        // 10: galena.v1.StatusRequest
+	(*Member)(nil),               // 11: galena.v1.Member
+	(*StatusResponse)(nil),       // 12: galena.v1.StatusResponse
+	(*MemberListRequest)(nil),    // 13: galena.v1.MemberListRequest
+	(*MemberListResponse)(nil),   // 14: galena.v1.MemberListResponse
+	(*MemberAddRequest)(nil),     // 15: galena.v1.MemberAddRequest
+	(*MemberAddResponse)(nil),    // 16: galena.v1.MemberAddResponse
+	(*MemberRemoveRequest)(nil),  // 17: galena.v1.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil), // 18: galena.v1.MemberRemoveResponse
+	(*DigestRequest)(nil),        // 19: galena.v1.DigestRequest
+	(*Checkpoint)(nil),           // 20: galena.v1.Checkpoint
+	(*DigestResponse)(nil),       // 21: galena.v1.DigestResponse
 }
 var file_galena_proto_depIdxs = []int32{
 	1,  // 0: galena.v1.WriteSet.writes:type_name -> galena.v1.Write
@@ -986,19 +1577,31 @@ var file_galena_proto_depIdxs = []int32{
 	2,  // 2: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
 	0,  // 3: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
 	11, // 4: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
-	3,  // 5: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
-	5,  // 6: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
-	8,  // 7: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
-	10, // 8: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
-	4,  // 9: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
-	7,  // 10: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
-	9,  // 11: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
-	12, // 12: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 5: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
+	11, // 6: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
+	11, // 7: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
+	20, // 8: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
+	3,  // 9: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
+	5,  // 10: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
+	8,  // 11: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
+	10, // 12: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
+	13, // 13: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
+	15, // 14: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
+	17, // 15: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
+	19, // 16: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
+	4,  // 17: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
+	7,  // 18: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
+	9,  // 19: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
+	12, // 20: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
+	14, // 21: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
+	16, // 22: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
+	18, // 23: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
+	21, // 24: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_galena_proto_init() }
@@ -1012,9 +1615,9 @@ func file_galena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_galena_proto_rawDesc), len(file_galena_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   12,
+			NumMessages:   21,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_galena_proto_goTypes,
 		DependencyIndexes: file_galena_proto_depIdxs,

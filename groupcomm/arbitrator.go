@@ -1,0 +1,64 @@
+package groupcomm
+
+import (
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// arbitratorState is an arbitrator's Deliverer: it keeps no state but the
+// applied index, so its snapshots are a header alone.
+type arbitratorState struct{ applied atomic.Uint64 }
+
+func (a *arbitratorState) Deliver(_ []Entry, last uint64) error {
+	a.applied.Store(last)
+	return nil
+}
+
+func (a *arbitratorState) Applied() uint64 { return a.applied.Load() }
+
+func (a *arbitratorState) Snapshot() (Snapshot, error) { return arbitratorSnapshot(a.Applied()), nil }
+
+// Restore takes the index from the header fsm.Restore read; the data a data
+// member's snapshot carries is read and dropped.
+func (a *arbitratorState) Restore(r io.Reader) error {
+	_, err := io.Copy(io.Discard, r)
+	return err
+}
+
+type arbitratorSnapshot uint64
+
+func (s arbitratorSnapshot) Index() uint64                   { return uint64(s) }
+func (arbitratorSnapshot) WriteTo(io.Writer) (int64, error) { return 0, nil }
+func (arbitratorSnapshot) Release()                         {}
+
+// handOff runs on an arbitrator: whenever it leads, it transfers leadership
+// to the most up-to-date other voter, retrying each election timeout until
+// it succeeds or no longer leads. Until then it serves as leader, which is
+// safe: it orders entries like any leader, and data members refuse its
+// header-only snapshots.
+func (g *Group) handOff() {
+	t := time.NewTicker(g.cfg.HeartbeatTimeout / 2)
+	defer t.Stop()
+	var next time.Time
+	for {
+		select {
+		case <-g.closing:
+			return
+		case now := <-t.C:
+			if g.raft.State() != raft.Leader || now.Before(next) {
+				continue
+			}
+			next = now.Add(g.cfg.ElectionTimeout)
+			if err := g.raft.LeadershipTransfer().Error(); err != nil {
+				g.lg.Warn("arbitrator leads and could not hand leadership over yet", zap.Error(err))
+				continue
+			}
+			addr, id := g.raft.LeaderWithID()
+			g.lg.Info("arbitrator handed leadership over", zap.String("to", string(id)), zap.String("addr", string(addr)))
+		}
+	}
+}

@@ -1,0 +1,152 @@
+package node
+
+import (
+	"context"
+	"time"
+
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/groupcomm"
+	"go.uber.org/zap"
+)
+
+const (
+	// monitorInterval is how often a member looks at its own state.
+	monitorInterval = 200 * time.Millisecond
+	// askInterval spaces a member's requests to be added or promoted, and its
+	// checks, while cut off, that it is still a member.
+	askInterval = 2 * time.Second
+)
+
+// monitor runs for the member's life. It keeps the flag that stops a
+// catching-up member from serving, asks for this member to be added (after
+// --join) and then promoted to voter once caught up, logs state changes, and
+// stops the member once it learns it was removed.
+func (n *Node) monitor() {
+	t := time.NewTicker(monitorInterval)
+	defer t.Stop()
+	var (
+		wasMember bool
+		lastAsk   time.Time
+		cutSince  time.Time
+		state     string
+	)
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n.failed.Load() {
+			return
+		}
+		st := n.group.Status()
+		caughtUp := st.Primary && !st.Restoring && st.CommitIndex > 0 && st.Applied+syncedLag >= st.CommitIndex
+		n.joining.Store(st.Restoring || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
+		if s := n.Status().State; s != state {
+			n.lg.Info("member state", zap.String("from", state), zap.String("to", s),
+				zap.Uint64("applied", st.Applied), zap.Uint64("commit_index", st.CommitIndex))
+			state = s
+		}
+		now := time.Now()
+		switch {
+		case st.Member:
+			wasMember = true
+		case wasMember && len(st.Members) > 0:
+			n.removed()
+			return
+		}
+		if st.Primary || !st.Member {
+			cutSince = time.Time{}
+		} else if cutSince.IsZero() {
+			cutSince = now
+		}
+		if now.Sub(lastAsk) < askInterval {
+			continue
+		}
+		switch {
+		case !st.Member && !wasMember && n.cfg.Join != "":
+			lastAsk = now
+			n.ask(n.cfg.Join, false)
+		case st.Member && !st.Voter && caughtUp:
+			lastAsk = now
+			n.ask("", true)
+		case !cutSince.IsZero() && now.Sub(cutSince) > 3*n.cfg.NotPrimaryTimeout:
+			lastAsk = now
+			if n.removedElsewhere(st.Members) {
+				n.removed()
+				return
+			}
+		}
+	}
+}
+
+// ask asks to add this member as a non-voter (through the member at addr) or
+// to promote it to voter (through the leader).
+func (n *Node) ask(addr string, voter bool) {
+	req := &galenapb.MemberAddRequest{Id: n.cfg.ID, Address: n.addr, Voter: voter, ClusterId: groupcomm.FormatClusterID(n.clusterID)}
+	ctx, cancel := context.WithTimeout(n.ctx, joinTimeout)
+	defer cancel()
+	var err error
+	if addr == "" {
+		_, err = admin{n: n}.MemberAdd(ctx, req)
+	} else {
+		err = withCluster(ctx, addr, func(ctx context.Context, cc galenapb.ClusterClient) error {
+			_, err := cc.MemberAdd(ctx, req)
+			return err
+		})
+	}
+	what := map[bool]string{false: "to be added as a non-voter", true: "to be promoted to voter"}[voter]
+	if err != nil {
+		n.lg.Warn("asked "+what+"; will ask again", zap.Error(err))
+		return
+	}
+	n.lg.Info("asked " + what)
+}
+
+// removedElsewhere asks the other members whether this one is still in the
+// configuration: a member removed while it was running is not told.
+func (n *Node) removedElsewhere(members []groupcomm.Member) bool {
+	for _, m := range members {
+		if m.ID == n.cfg.ID {
+			continue
+		}
+		ml, err := memberList(n.ctx, m.Addr)
+		if err != nil || ml.GetLeaderId() == "" || ml.GetClusterId() != groupcomm.FormatClusterID(n.clusterID) {
+			continue
+		}
+		for _, x := range ml.GetMembers() {
+			if x.GetId() == n.cfg.ID {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// onCheckpoint hands a recorded checkpoint to announceLoop; it is called on
+// the apply goroutine and must not block, so a backlog drops announcements.
+func (n *Node) onCheckpoint(cp certification.Checkpoint) {
+	select {
+	case n.announce <- cp:
+	default:
+	}
+}
+
+// announceLoop announces this member's checkpoints through the log, for the
+// others to compare with theirs.
+func (n *Node) announceLoop() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case cp := <-n.announce:
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.CommitTimeout)
+			if _, err := n.group.Broadcast(ctx, certification.EncodeCheckpoint(n.cfg.ID, cp)); err != nil {
+				n.lg.Debug("checkpoint not announced", zap.Uint64("seqno", cp.Seqno), zap.Error(err))
+			}
+			cancel()
+		}
+	}
+}
