@@ -31,7 +31,7 @@ func (a *arbitratorState) Restore(r io.Reader) error {
 
 type arbitratorSnapshot uint64
 
-func (s arbitratorSnapshot) Index() uint64                   { return uint64(s) }
+func (s arbitratorSnapshot) Index() uint64                  { return uint64(s) }
 func (arbitratorSnapshot) WriteTo(io.Writer) (int64, error) { return 0, nil }
 func (arbitratorSnapshot) Release()                         {}
 

@@ -202,4 +202,3 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
-
