@@ -38,9 +38,10 @@ type Client struct {
 
 // endpoint is one cluster member and the connection to it.
 type endpoint struct {
-	addr string
-	conn *grpc.ClientConn
-	kv   galenapb.KVClient
+	addr    string
+	conn    *grpc.ClientConn
+	kv      galenapb.KVClient
+	cluster galenapb.ClusterClient
 }
 
 // New validates cfg and returns a Client. It does not contact the cluster:
@@ -59,7 +60,8 @@ func New(cfg Config) (*Client, error) {
 			c.closeConns()
 			return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidArgument, addr, err)
 		}
-		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn, kv: galenapb.NewKVClient(conn)})
+		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn,
+			kv: galenapb.NewKVClient(conn), cluster: galenapb.NewClusterClient(conn)})
 	}
 	return c, nil
 }
@@ -228,7 +230,7 @@ func (c *Client) observe(seq uint64) {
 	}
 }
 
-// rpc is one call to one endpoint.
+// rpc is one call to one endpoint's KV service.
 type rpc func(ctx context.Context, kv galenapb.KVClient) error
 
 // call sends fn to the endpoints in turn, starting at index start, until one
@@ -236,11 +238,18 @@ type rpc func(ctx context.Context, kv galenapb.KVClient) error
 // returns the index of the endpoint that answered. When every endpoint fails
 // the error wraps ErrUnavailable and the last endpoint's error.
 func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
+	return c.callEndpoints(ctx, start, func(ctx context.Context, ep *endpoint) error { return fn(ctx, ep.kv) })
+}
+
+// callEndpoints is call for a function of the whole endpoint, whichever of
+// its services it uses. An error of fn that is not a gRPC status is returned
+// as it is, without failing over.
+func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
 	var last error
 	n := len(c.endpoints)
 	for i := range n {
 		idx := (start + i) % n
-		err := fn(ctx, c.endpoints[idx].kv)
+		err := fn(ctx, &c.endpoints[idx])
 		if err == nil {
 			c.preferred.Store(int64(idx))
 			return idx, nil

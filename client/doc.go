@@ -45,6 +45,16 @@
 // wait until the serving member has applied it, so a session never observes
 // the cluster going backwards, even across members.
 //
+// # Membership
+//
+// Members lists the cluster's configuration; AddMember adds a member as a
+// non-voter, which the cluster promotes once it has caught up; RemoveMember
+// removes a member, running or not. Any member takes a change and passes it
+// to the leader. Refusals come back as ErrMemberExists, ErrMemberNotFound or
+// ErrMemberRefused with the server's message. A change is sent to another
+// endpoint only while no member can have received it; one that may have
+// arrived without an answer fails with ErrIndeterminate.
+//
 // # Concurrency
 //
 // A Client is safe for concurrent use and starts no goroutines of its own; a

@@ -24,8 +24,9 @@ var (
 	// ErrIndeterminate means no answer was received for a commit (deadline,
 	// connection lost after sending, or the server could not tell): it may or
 	// may not have been applied. Check it before any other error of a commit.
-	// Update never retries it.
-	ErrIndeterminate = errors.New("client: commit outcome indeterminate")
+	// Update never retries it. A membership change (AddMember, RemoveMember)
+	// without an answer fails with it too: check with Members.
+	ErrIndeterminate = errors.New("client: outcome indeterminate")
 	// ErrNotPrimary means the node is cut off from the cluster majority.
 	ErrNotPrimary = errors.New("client: node is not primary")
 	// ErrTooLarge means a key, value, write-set or message is over a limit
@@ -49,6 +50,15 @@ var (
 	ErrTxnDone = errors.New("client: transaction already committed or rolled back")
 	// ErrClosed is returned by every call after Client.Close.
 	ErrClosed = errors.New("client: closed")
+	// ErrMemberNotFound means a membership change names a member the
+	// cluster does not have.
+	ErrMemberNotFound = errors.New("client: member not found")
+	// ErrMemberExists means AddMember names an id or address already in use.
+	ErrMemberExists = errors.New("client: member already exists")
+	// ErrMemberRefused means the cluster refused a membership change in its
+	// current state: removing the last voter, adding a member of another
+	// cluster, and the like. The server's message says which.
+	ErrMemberRefused = errors.New("client: membership change refused")
 )
 
 // ConflictError is the error of a commit certified as a conflict: another
@@ -92,6 +102,35 @@ var statusErrors = []struct {
 	{codes.NotFound, "", ErrNotFound},
 	{codes.DeadlineExceeded, "", context.DeadlineExceeded},
 	{codes.Canceled, "", context.Canceled},
+}
+
+// memberErrors maps the refusals of the Cluster service, which carry no
+// Galena reason, by code. Only membership calls consult it, before
+// statusErrors: a NotFound there is a member, not a key. Unimplemented is a
+// server without the Cluster service.
+var memberErrors = []struct {
+	code codes.Code
+	err  error
+}{
+	{codes.NotFound, ErrMemberNotFound},
+	{codes.AlreadyExists, ErrMemberExists},
+	{codes.FailedPrecondition, ErrMemberRefused},
+	{codes.Unimplemented, errors.ErrUnsupported},
+}
+
+// memberRefusal translates err when it is a refusal of the Cluster
+// service, keeping the server's message; otherwise it returns nil.
+func memberRefusal(err error) error {
+	st, ok := status.FromError(err)
+	if !ok || reasonOf(st) != "" {
+		return nil
+	}
+	for _, row := range memberErrors {
+		if row.code == st.Code() {
+			return fmt.Errorf("%w: %s", row.err, st.Message())
+		}
+	}
+	return nil
 }
 
 // reasonOf returns the Galena reason attached to st, or "".

@@ -111,3 +111,29 @@ func ExampleTxn_Commit() {
 		log.Fatal(err)
 	}
 }
+
+func ExampleClient_AddMember() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	err = c.AddMember(ctx, "n4", "127.0.0.1:7004")
+	switch {
+	case errors.Is(err, client.ErrMemberExists):
+		log.Fatal(err) // the message names the id or address in use
+	case errors.Is(err, client.ErrIndeterminate):
+		log.Print("no answer: check the member list before retrying")
+	case err != nil:
+		log.Fatal(err)
+	}
+	m, err := c.Members(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, mb := range m.Members {
+		fmt.Println(mb.ID, mb.Addr, mb.Voter, mb.ID == m.LeaderID)
+	}
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -33,6 +34,7 @@ type fakeStore struct {
 	seq      uint64
 	data     map[string][]version
 	outcomes map[string]*galenapb.CommitResponse
+	members  []*galenapb.Member // the configuration; fakeNodes add themselves
 }
 
 // newFakeStore returns an empty store at seqno 1: like a Raft log, whose
@@ -171,7 +173,8 @@ type call struct {
 	req    proto.Message
 }
 
-// fakeNode serves galenapb.KVServer over a real loopback listener.
+// fakeNode serves galenapb.KVServer, and galenapb.ClusterServer through
+// fakeCluster, over a real loopback listener.
 type fakeNode struct {
 	galenapb.UnimplementedKVServer
 	store   *fakeStore
@@ -195,6 +198,8 @@ func newFakeNode(t *testing.T, store *fakeStore) *fakeNode {
 	n := &fakeNode{store: store, addr: lis.Addr().String(), srv: grpc.NewServer(),
 		lis: &trackingListener{Listener: lis, conns: map[net.Conn]struct{}{}}}
 	galenapb.RegisterKVServer(n.srv, n)
+	galenapb.RegisterClusterServer(n.srv, fakeCluster{n: n})
+	store.addSelf(n.addr)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -322,4 +327,107 @@ func (l *trackingListener) closeAll() {
 		_ = c.Close()
 		delete(l.conns, c)
 	}
+}
+
+// fakeClusterID is the cluster id of every fake cluster.
+const fakeClusterID = "fake-cluster"
+
+// addSelf lists a new fakeNode as a voter n1, n2, ... of the configuration.
+func (s *fakeStore) addSelf(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := fmt.Sprintf("n%d", len(s.members)+1)
+	s.members = append(s.members, &galenapb.Member{Id: id, Address: addr, Voter: true})
+}
+
+// leaderLocked is the first voter: the fake has no elections.
+func (s *fakeStore) leaderLocked() string {
+	for _, m := range s.members {
+		if m.Voter {
+			return m.Id
+		}
+	}
+	return ""
+}
+
+func (s *fakeStore) memberList(*galenapb.MemberListRequest) (*galenapb.MemberListResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &galenapb.MemberListResponse{ClusterId: fakeClusterID, LeaderId: s.leaderLocked(), Members: s.cloneMembersLocked()}, nil
+}
+
+func (s *fakeStore) cloneMembersLocked() []*galenapb.Member {
+	out := make([]*galenapb.Member, len(s.members))
+	for i, m := range s.members {
+		out[i] = proto.Clone(m).(*galenapb.Member)
+	}
+	return out
+}
+
+// memberAdd refuses as a Galena server does: AlreadyExists for an id or
+// address in use, FailedPrecondition for another cluster or promoting a
+// voter, NotFound for promoting an unknown member.
+func (s *fakeStore) memberAdd(req *galenapb.MemberAddRequest) (*galenapb.MemberAddResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.ClusterId != "" && req.ClusterId != fakeClusterID {
+		return nil, status.Errorf(codes.FailedPrecondition, "member of cluster %s, this is %s", req.ClusterId, fakeClusterID)
+	}
+	i := slices.IndexFunc(s.members, func(m *galenapb.Member) bool { return m.Id == req.Id })
+	switch {
+	case req.Voter && i < 0:
+		return nil, status.Errorf(codes.NotFound, "no member %s to promote", req.Id)
+	case req.Voter && s.members[i].Voter:
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is a voter already", req.Id)
+	case req.Voter:
+		s.members[i].Voter = true
+	case i >= 0:
+		return nil, status.Errorf(codes.AlreadyExists, "id %s is in use by %s", req.Id, s.members[i].Address)
+	case slices.ContainsFunc(s.members, func(m *galenapb.Member) bool { return m.Address == req.Address }):
+		return nil, status.Errorf(codes.AlreadyExists, "address %s is in use", req.Address)
+	default:
+		s.members = append(s.members, &galenapb.Member{Id: req.Id, Address: req.Address})
+	}
+	return &galenapb.MemberAddResponse{ClusterId: fakeClusterID, Members: s.cloneMembersLocked()}, nil
+}
+
+// memberRemove refuses an unknown id (NotFound) and the last voter
+// (FailedPrecondition).
+func (s *fakeStore) memberRemove(req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.members, func(m *galenapb.Member) bool { return m.Id == req.Id })
+	voters := 0
+	for _, m := range s.members {
+		if m.Voter {
+			voters++
+		}
+	}
+	switch {
+	case i < 0:
+		return nil, status.Errorf(codes.NotFound, "no member %s", req.Id)
+	case s.members[i].Voter && voters == 1:
+		return nil, status.Errorf(codes.FailedPrecondition, "%s is the last voter", req.Id)
+	}
+	s.members = slices.Delete(s.members, i, i+1)
+	return &galenapb.MemberRemoveResponse{Members: s.cloneMembersLocked()}, nil
+}
+
+// fakeCluster serves galenapb.ClusterServer for a fakeNode, through the
+// node's hooks. It has no Digest.
+type fakeCluster struct {
+	galenapb.UnimplementedClusterServer
+	n *fakeNode
+}
+
+func (f fakeCluster) MemberList(ctx context.Context, req *galenapb.MemberListRequest) (*galenapb.MemberListResponse, error) {
+	return serve(f.n, ctx, "MemberList", req, f.n.store.memberList)
+}
+
+func (f fakeCluster) MemberAdd(ctx context.Context, req *galenapb.MemberAddRequest) (*galenapb.MemberAddResponse, error) {
+	return serve(f.n, ctx, "MemberAdd", req, f.n.store.memberAdd)
+}
+
+func (f fakeCluster) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
+	return serve(f.n, ctx, "MemberRemove", req, f.n.store.memberRemove)
 }

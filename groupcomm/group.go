@@ -101,8 +101,10 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
 		// serve snapshots: shut its raft down (not from the apply goroutine,
 		// which Shutdown waits for).
+		// Its Raft connections are closed too: peers would otherwise wait
+		// out their I/O deadlines on a connection nothing serves.
 		if r := g.live.Load(); r != nil {
-			g.goTracked(func() { r.Shutdown() })
+			g.goTracked(func() { r.Shutdown(); g.stream.Close() })
 		}
 		if fatal != nil {
 			fatal(err)

@@ -44,6 +44,7 @@ type Node struct {
 	failure   atomic.Pointer[error] // why the member stopped
 	joining   atomic.Bool           // catching up before it can serve (see monitor)
 	announce  chan certification.Checkpoint
+	metrics   *collector // registered on cfg.Registerer until Close
 	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
 	cancel    context.CancelFunc
 
@@ -82,8 +83,14 @@ func New(cfg Config) (*Node, error) {
 		n.Close()
 		return nil, err
 	}
+	n.metrics = newCollector(n)
+	if err := cfg.Registerer.Register(n.metrics); err != nil {
+		n.metrics = nil
+		n.Close()
+		return nil, fmt.Errorf("node: register metrics: %w", err)
+	}
+	n.joining.Store(cfg.Join != "") // until monitor finds this member caught up
 	n.serve()
-	n.joining.Store(cfg.Join != "")
 	n.goTracked(n.monitor)
 	if !cfg.Arbitrator {
 		n.goTracked(n.announceLoop)
@@ -249,6 +256,9 @@ func (n *Node) Close() error {
 
 func (n *Node) close() error {
 	n.cancel()
+	if n.metrics != nil {
+		n.cfg.Registerer.Unregister(n.metrics)
+	}
 	var errs []error
 	if n.grpc != nil {
 		stopped := make(chan struct{})

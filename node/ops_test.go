@@ -3,6 +3,8 @@ package node_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -123,6 +125,7 @@ func TestRemoveMembers(t *testing.T) {
 		t.Fatalf("self-removed member stopped with %v", err)
 	}
 	c.Stop(rest[1])
+	c.WaitFor(20*time.Second, "the last member to lead", func() bool { return c.Nodes[rest[0]].Status().RaftState == "Leader" })
 	last := clusterAdmin(t, c.Endpoints()[rest[0]])
 	_, err := last.MemberRemove(ctxT(t), &galenapb.MemberRemoveRequest{Id: c.Nodes[rest[0]].ID()})
 	if status.Code(err) != codes.FailedPrecondition || !containsAll(err.Error(), "last voter") {
@@ -201,4 +204,21 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// The member's state is exported to Prometheus under Galera's names.
+func TestStateMetrics(t *testing.T) {
+	c := cluster(t, 1)
+	putN(t, newClient(t, c.Endpoints()...), "m", 3)
+	resp, err := http.Get("http://" + c.Endpoints()[0] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"galena_local_state 4", "galena_cluster_status 1", "galena_cluster_size 1", "galena_local_commits_total 3", "galena_apply_lag 0"} {
+		if !strings.Contains(string(body), want+"\n") {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
 }

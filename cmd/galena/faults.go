@@ -14,14 +14,18 @@ import (
 
 // Fault builds (go build -tags faults) add --peer-route, which sends this
 // member's connections to chosen peers through other addresses: the fault
-// tests put a controllable proxy on every link between members. Release
-// builds have no such flag.
+// tests put a controllable proxy on every link between members; and
+// --fault-diverge-at, which makes the member certify wrongly from a seqno on,
+// as a bug would, to show that divergence is detected. Release builds have no
+// such flags.
 
 func addFaultFlags(fl *pflag.FlagSet, f *startFlags) {
 	fl.StringVar(&f.peerRoute, "peer-route", "", "fault tests: dial peer addresses through others: peer=via,...")
+	fl.Uint64Var(&f.divergeAt, "fault-diverge-at", 0, "fault tests: from this seqno on, record commits as conflicts (0: never)")
 }
 
 func applyFaults(f startFlags, cfg *node.Config) error {
+	cfg.FaultDivergeAt = f.divergeAt
 	if f.peerRoute == "" {
 		return nil
 	}

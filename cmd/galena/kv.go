@@ -117,25 +117,51 @@ func newPutCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
+// staleFlag adds --stale to a read command.
+func staleFlag(cmd *cobra.Command, stale *bool) {
+	cmd.Flags().BoolVar(stale, "stale", false,
+		"let a member cut off from the majority (NON_PRIMARY) answer from its own, possibly outdated, state")
+}
+
+// staleHint points at --stale when a read failed because the members tried
+// are cut off from the majority.
+func staleHint(err error, stale bool) error {
+	if err != nil && !stale && errors.Is(err, client.ErrNotPrimary) {
+		return fmt.Errorf("%w (--stale reads a cut-off member's own, possibly outdated, state)", err)
+	}
+	return err
+}
+
+// readOptions are the transaction options of a read command.
+func readOptions(stale bool) []client.TxnOption {
+	if stale {
+		return []client.TxnOption{client.AllowStale()}
+	}
+	return nil
+}
+
 func newGetCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var stale bool
+	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value of a key",
 		Args:  cobra.ExactArgs(1),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				v, err := c.Get(ctx, []byte(args[0]))
+				v, err := c.Get(ctx, []byte(args[0]), readOptions(stale)...)
 				if errors.Is(err, client.ErrNotFound) {
 					return fmt.Errorf("key not found: %s", args[0])
 				}
 				if err != nil {
-					return err
+					return staleHint(err, stale)
 				}
 				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
 				return err
 			})
 		}),
 	}
+	staleFlag(cmd, &stale)
+	return cmd
 }
 
 func newDelCmd(g *globalFlags) *cobra.Command {
@@ -159,6 +185,7 @@ func newDelCmd(g *globalFlags) *cobra.Command {
 type scanFlags struct {
 	prefix, start, end string
 	limit              int
+	stale              bool
 }
 
 // bounds returns the key range to scan.
@@ -199,7 +226,7 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				return scan(ctx, c, cmd, start, end, f.limit)
+				return staleHint(scan(ctx, c, cmd, start, end, f.limit, readOptions(f.stale)), f.stale)
 			})
 		}),
 	}
@@ -207,10 +234,11 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&f.start, "start", "", "first key (inclusive)")
 	cmd.Flags().StringVar(&f.end, "end", "", "last key (exclusive); empty: no upper bound")
 	cmd.Flags().IntVar(&f.limit, "limit", 0, "at most this many keys; 0: no limit")
+	staleFlag(cmd, &f.stale)
 	return cmd
 }
 
-func scan(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end []byte, limit int) error {
+func scan(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end []byte, limit int, opts []client.TxnOption) error {
 	return c.View(ctx, func(tx *client.Txn) error {
 		kvs, err := tx.Scan(ctx, start, end, limit)
 		if err != nil {
@@ -221,5 +249,5 @@ func scan(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end 
 			fmt.Fprintf(w, "%s\t%s\n", kv.Key, kv.Value)
 		}
 		return w.Flush()
-	})
+	}, opts...)
 }

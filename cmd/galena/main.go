@@ -1,7 +1,8 @@
 // Command galena runs and operates a Galena cluster: `start` runs a member,
-// `demo` runs a three-member cluster in-process under a bank workload, and
+// `demo` runs a three-member cluster in-process under a bank workload;
 // `get`, `put`, `del`, `scan` and `status` talk to a running cluster through
-// package client.
+// package client, `member` lists, adds and removes members, and `check`
+// compares the members' digests of what they applied.
 //
 // Exit codes: 0 on success, 1 when a command fails, 2 on a usage error (bad
 // flags or arguments; nothing was done).
@@ -101,7 +102,7 @@ func newRootCmd() *cobra.Command {
 		newStartCmd(),
 		newDemoCmd(),
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
-		newStatusCmd(g),
+		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g),
 	)
 	return root
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/galenadb/galena/node"
 )
 
 // runCLI runs a command line in-process and returns its exit code and output.
@@ -26,14 +28,21 @@ func TestStartFlagsRejected(t *testing.T) {
 		want string
 	}{
 		{"missing id", []string{"--initial-cluster", cluster}, "--id is required"},
-		{"missing initial cluster", []string{"--id", "n1"}, "--initial-cluster is required"},
+		{"initial cluster and join", []string{"--id", "n1", "--initial-cluster", cluster, "--join", "127.0.0.1:7002"}, "--initial-cluster (bootstrap a new cluster) and --join (join a running one) exclude each other"},
+		{"bad join address", []string{"--id", "n4", "--join", "nowhere"}, "join address \"nowhere\""},
+		{"empty cluster token", []string{"--id", "n1", "--initial-cluster", cluster, "--cluster-token", ""}, "--cluster-token must not be empty"},
+		{"zero not primary timeout", []string{"--id", "n1", "--initial-cluster", cluster, "--not-primary-timeout", "0s"}, "--not-primary-timeout must be positive"},
+		{"zero snapshot threshold", []string{"--id", "n1", "--initial-cluster", cluster, "--snapshot-threshold", "0"}, "--snapshot-threshold must be positive"},
+		{"negative snapshot threshold", []string{"--id", "n1", "--initial-cluster", cluster, "--snapshot-threshold", "-5"}, "invalid argument \"-5\""},
+		{"zero trailing logs", []string{"--id", "n1", "--initial-cluster", cluster, "--trailing-logs", "0"}, "--trailing-logs must be positive"},
+		{"zero checkpoint interval", []string{"--id", "n1", "--initial-cluster", cluster, "--checkpoint-interval", "0"}, "--checkpoint-interval must be positive"},
 		{"initial cluster without address", []string{"--id", "n1", "--initial-cluster", "n1"}, "not id=host:port"},
 		{"initial cluster bad address", []string{"--id", "n1", "--initial-cluster", "n1=localhost"}, "missing port"},
 		{"initial cluster empty", []string{"--id", "n1", "--initial-cluster", ","}, "initial cluster is empty"},
 		{"initial cluster without this node", []string{"--id", "n3", "--addr", "127.0.0.1:7003", "--initial-cluster", cluster}, "does not list this member"},
 		{"initial cluster other address", []string{"--id", "n1", "--addr", "127.0.0.1:9999", "--initial-cluster", cluster}, "this member's address is 127.0.0.1:9999"},
 		{"initial cluster duplicate", []string{"--id", "n1", "--initial-cluster", cluster + ",n1=127.0.0.1:7003"}, "listed twice"},
-		{"bad id", []string{"--id", "n 1", "--initial-cluster", cluster}, "must not contain"},
+		{"bad id", []string{"--id", "n 1", "--initial-cluster", cluster}, "without '=', ',' or spaces"},
 		{"bad addr", []string{"--id", "n1", "--addr", "nowhere", "--initial-cluster", cluster}, "address \"nowhere\""},
 		{"bad log level", []string{"--id", "n1", "--initial-cluster", cluster, "--log-level", "loud"}, "--log-level"},
 		{"bad log format", []string{"--id", "n1", "--initial-cluster", cluster, "--log-format", "xml"}, "--log-format must be console or json"},
@@ -70,22 +79,60 @@ func TestStartConfig(t *testing.T) {
 	f := startFlags{
 		id: "n2", addr: "127.0.0.1:7002", data: "/tmp/x",
 		initialCluster: "n1=127.0.0.1:7001, n2=127.0.0.1:7002,n3=127.0.0.1:7003",
-		logLevel:       "debug", logFormat: "json",
+		clusterToken:   "prod", arbitrator: true,
+		logLevel: "debug", logFormat: "json",
 		heartbeatTimeout: 200 * time.Millisecond, electionTimeout: 400 * time.Millisecond,
+		notPrimaryTimeout: 3 * time.Second, snapshotThreshold: 100, trailingLogs: 50, checkpointInterval: 64,
 	}
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.ID != "n2" || cfg.Addr != "127.0.0.1:7002" || cfg.DataDir != "/tmp/x" || len(cfg.InitialCluster) != 3 {
+	if cfg.ID != "n2" || cfg.Addr != "127.0.0.1:7002" || cfg.DataDir != "/tmp/x" || len(cfg.InitialCluster) != 3 ||
+		cfg.Join != "" || cfg.ClusterToken != "prod" || !cfg.Arbitrator {
 		t.Errorf("config %+v", cfg)
 	}
 	if cfg.HeartbeatTimeout != 200*time.Millisecond || cfg.ElectionTimeout != 400*time.Millisecond ||
 		cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
 		t.Errorf("timeouts: heartbeat %v election %v lease %v", cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout)
 	}
+	if cfg.NotPrimaryTimeout != 3*time.Second || cfg.SnapshotThreshold != 100 || cfg.TrailingLogs != 50 || cfg.CheckpointInterval != 64 {
+		t.Errorf("not primary %v, snapshot threshold %d, trailing logs %d, checkpoint interval %d",
+			cfg.NotPrimaryTimeout, cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.CheckpointInterval)
+	}
 	if cfg.Logger == nil {
 		t.Error("no logger")
+	}
+}
+
+// The flags' defaults are node.DefaultConfig's, and --join alone is a
+// valid configuration.
+func TestStartFlagDefaults(t *testing.T) {
+	cmd := newStartCmd()
+	if err := cmd.ParseFlags([]string{"--id", "n4", "--data", "/tmp/x", "--join", "127.0.0.1:7001"}); err != nil {
+		t.Fatal(err)
+	}
+	var f startFlags
+	for name, dst := range map[string]*string{"id": &f.id, "addr": &f.addr, "data": &f.data, "join": &f.join,
+		"initial-cluster": &f.initialCluster, "cluster-token": &f.clusterToken, "log-level": &f.logLevel, "log-format": &f.logFormat} {
+		*dst = cmd.Flags().Lookup(name).Value.String()
+	}
+	fl := cmd.Flags()
+	f.heartbeatTimeout, _ = fl.GetDuration("heartbeat-timeout")
+	f.electionTimeout, _ = fl.GetDuration("election-timeout")
+	f.notPrimaryTimeout, _ = fl.GetDuration("not-primary-timeout")
+	f.snapshotThreshold, _ = fl.GetUint64("snapshot-threshold")
+	f.trailingLogs, _ = fl.GetUint64("trailing-logs")
+	f.checkpointInterval, _ = fl.GetUint64("checkpoint-interval")
+	cfg, err := f.config(&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := node.DefaultConfig()
+	if cfg.Join != "127.0.0.1:7001" || cfg.InitialCluster != nil || cfg.Arbitrator || cfg.ClusterToken != d.ClusterToken ||
+		cfg.NotPrimaryTimeout != d.NotPrimaryTimeout || cfg.SnapshotThreshold != d.SnapshotThreshold ||
+		cfg.TrailingLogs != d.TrailingLogs || cfg.CheckpointInterval != d.CheckpointInterval {
+		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
 	}
 }
 
@@ -96,6 +143,13 @@ func TestClientUsageErrors(t *testing.T) {
 		want string
 	}{
 		{"get without key", []string{"get"}, "accepts 1 arg(s)"},
+		{"get stale with value", []string{"get", "--stale=maybe", "k"}, "invalid argument \"maybe\""},
+		{"member add without address", []string{"member", "add", "n4"}, "accepts 2 arg(s)"},
+		{"member add bad id", []string{"member", "add", "n 4", "127.0.0.1:7004"}, "member id \"n 4\" must be non-empty"},
+		{"member add bad address", []string{"member", "add", "n4", "localhost"}, "member address \"localhost\" is not host:port"},
+		{"member remove two", []string{"member", "remove", "n1", "n2"}, "accepts 1 arg(s)"},
+		{"member unknown", []string{"member", "frob"}, "unknown command \"frob\""},
+		{"check with argument", []string{"check", "n1"}, "unknown command \"n1\""},
 		{"put without value", []string{"put", "k"}, "accepts 2 arg(s)"},
 		{"del two keys", []string{"del", "a", "b"}, "accepts 1 arg(s)"},
 		{"scan prefix and start", []string{"scan", "--prefix", "a", "--start", "b"}, "--prefix cannot be combined"},
@@ -131,8 +185,9 @@ func TestNoEndpointReachable(t *testing.T) {
 	addr := closedAddr(t)
 	for _, args := range [][]string{
 		{"get", "k"}, {"put", "k", "v"}, {"del", "k"}, {"scan"}, {"status"},
+		{"member", "list"}, {"member", "add", "n4", "127.0.0.1:7004"}, {"member", "remove", "n4"}, {"check"},
 	} {
-		t.Run(args[0], func(t *testing.T) {
+		t.Run(strings.Join(args[:min(2, len(args))], "_"), func(t *testing.T) {
 			began := time.Now()
 			code, _, stderr := runCLI(t, append([]string{"--endpoints", addr, "--timeout", "3s"}, args...)...)
 			want := "galena: no endpoint reachable (" + addr + ")"

@@ -16,10 +16,17 @@ import (
 // startFlags are the flags of `galena start`.
 type startFlags struct {
 	id, addr, data, initialCluster string
+	join, clusterToken             string
+	arbitrator                     bool
 	logLevel, logFormat            string
 	heartbeatTimeout               time.Duration
 	electionTimeout                time.Duration
+	notPrimaryTimeout              time.Duration
+	snapshotThreshold              uint64
+	trailingLogs                   uint64
+	checkpointInterval             uint64
 	peerRoute                      string // fault builds only
+	divergeAt                      uint64 // fault builds only
 }
 
 func newStartCmd() *cobra.Command {
@@ -27,12 +34,34 @@ func newStartCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Run a cluster member until SIGINT or SIGTERM",
-		Long: `Run a cluster member until SIGINT or SIGTERM.
+		Long: `Run a cluster member until SIGINT or SIGTERM, or until it is removed from
+the cluster (then it exits with status 0).
 
-Every member listed in --initial-cluster bootstraps the same configuration on
-its first start; restarting with the same --data resumes from its stored state.`,
-		Example: `  galena start --id n1 --addr 127.0.0.1:7001 --data /var/lib/galena/n1 \
-    --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003`,
+A new cluster: every member listed in --initial-cluster bootstraps the same
+configuration on its first start. A running cluster: a new member started
+with --join and an empty --data asks the member at that address to add it,
+catches up as a non-voter (a state transfer, then the log) and is promoted to
+voter once caught up. --initial-cluster and --join are needed only on a
+member's first start: restarting with the same --data resumes from its
+stored state.
+
+An arbitrator (--arbitrator) votes but stores no data, like Galera's garbd:
+two data members and an arbitrator survive the loss of any one of them.
+
+--cluster-token tells apart clusters bootstrapped with the same
+--initial-cluster; a member refuses to join another cluster.`,
+		Example: `  # a new three-member cluster, one command per member
+  galena start --id n1 --addr 127.0.0.1:7001 --data /var/lib/galena/n1 \
+    --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
+
+  # a fourth member joins the running cluster through any member
+  galena start --id n4 --addr 127.0.0.1:7004 --data /var/lib/galena/n4 --join 127.0.0.1:7001
+
+  # two data members and an arbitrator
+  galena start --id n1 --addr 10.0.0.1:7001 --data /var/lib/galena/n1 \
+    --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,arb=10.0.0.3:7001
+  galena start --id arb --addr 10.0.0.3:7001 --data /var/lib/galena/arb --arbitrator \
+    --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,arb=10.0.0.3:7001`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd.ErrOrStderr())
@@ -46,34 +75,49 @@ its first start; restarting with the same --data resumes from its stored state.`
 	fl.StringVar(&f.id, "id", "", "unique member id, e.g. n1 (required)")
 	fl.StringVar(&f.addr, "addr", "127.0.0.1:7001", "host:port to listen on and advertise to peers and clients")
 	fl.StringVar(&f.data, "data", "", "data directory, created if absent (required)")
-	fl.StringVar(&f.initialCluster, "initial-cluster", "", "every voting member of a new cluster: id=host:port,... (required)")
+	fl.StringVar(&f.initialCluster, "initial-cluster", "", "every voting member of a new cluster: id=host:port,... (first start of a new cluster)")
+	fl.StringVar(&f.join, "join", "", "host:port of a member of the running cluster to join (first start of a new member)")
+	fl.BoolVar(&f.arbitrator, "arbitrator", false, "vote without storing data (an arbitrator)")
+	d := node.DefaultConfig()
+	fl.StringVar(&f.clusterToken, "cluster-token", d.ClusterToken, "tells apart clusters bootstrapped with the same --initial-cluster")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "console", "console or json")
-	d := node.DefaultConfig()
 	fl.DurationVar(&f.heartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&f.electionTimeout, "election-timeout", d.ElectionTimeout, "Raft election timeout")
+	fl.DurationVar(&f.notPrimaryTimeout, "not-primary-timeout", d.NotPrimaryTimeout, "how long without a majority before the member is NON_PRIMARY")
+	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.SnapshotThreshold, "Raft log entries between snapshots")
+	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
+	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
 	addFaultFlags(fl, &f)
 	return cmd
 }
 
 // config validates the flags and builds the member's configuration. It
-// touches nothing on disk; every error is a usage error.
+// touches nothing on disk; every error is a usage error. Whether a member
+// needs --initial-cluster or --join depends on its stored state, which
+// node.New checks.
 func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.Addr, cfg.DataDir = f.id, f.addr, f.data
+	cfg.Join, cfg.Arbitrator = f.join, f.arbitrator
 	switch {
 	case f.id == "":
 		return cfg, usagef("--id is required")
 	case f.data == "":
 		return cfg, usagef("--data is required")
-	case f.initialCluster == "":
-		return cfg, usagef("--initial-cluster is required (e.g. %s=%s for a single member)", f.id, f.addr)
+	case f.initialCluster != "" && f.join != "":
+		return cfg, usagef("--initial-cluster (bootstrap a new cluster) and --join (join a running one) exclude each other")
+	case f.clusterToken == "":
+		return cfg, usagef("--cluster-token must not be empty")
 	}
-	var err error
-	if cfg.InitialCluster, err = node.ParseInitialCluster(f.initialCluster); err != nil {
-		return cfg, usagef("--initial-cluster: %w", err)
+	cfg.ClusterToken = f.clusterToken
+	if f.initialCluster != "" {
+		var err error
+		if cfg.InitialCluster, err = node.ParseInitialCluster(f.initialCluster); err != nil {
+			return cfg, usagef("--initial-cluster: %w", err)
+		}
 	}
-	if err := f.timeouts(&cfg); err != nil {
+	if err := f.tuning(&cfg); err != nil {
 		return cfg, err
 	}
 	if err := applyFaults(f, &cfg); err != nil {
@@ -90,6 +134,28 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// tuning sets the Raft timeouts, log retention and checkpoint interval
+// from the flags.
+func (f startFlags) tuning(cfg *node.Config) error {
+	if err := f.timeouts(cfg); err != nil {
+		return err
+	}
+	switch {
+	case f.notPrimaryTimeout <= 0:
+		return usagef("--not-primary-timeout must be positive, got %v", f.notPrimaryTimeout)
+	case f.snapshotThreshold == 0:
+		return usagef("--snapshot-threshold must be positive")
+	case f.trailingLogs == 0:
+		return usagef("--trailing-logs must be positive")
+	case f.checkpointInterval == 0:
+		return usagef("--checkpoint-interval must be positive")
+	}
+	cfg.NotPrimaryTimeout = f.notPrimaryTimeout
+	cfg.SnapshotThreshold, cfg.TrailingLogs = f.snapshotThreshold, f.trailingLogs
+	cfg.CheckpointInterval = f.checkpointInterval
+	return nil
 }
 
 // timeouts sets the Raft timeouts from the flags. The leader lease is
@@ -126,8 +192,14 @@ func newLogger(lvl zapcore.LevelEnabler, format string, w io.Writer) (*zap.Logge
 	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
 }
 
-// serve runs a member until ctx is done (exit 0) or its apply loop fails
-// (exit 1).
+// member is what serve needs of a running node.Node.
+type member interface {
+	Fatal() <-chan error
+	Close() error
+}
+
+// serve runs a member until ctx is done (exit 0), it is removed from the
+// cluster (exit 0) or its apply loop fails (exit 1).
 func serve(ctx context.Context, cfg node.Config) error {
 	lg := cfg.Logger
 	defer lg.Sync()
@@ -135,6 +207,11 @@ func serve(ctx context.Context, cfg node.Config) error {
 	if err != nil {
 		return err
 	}
+	return serveUntil(ctx, lg, n)
+}
+
+// serveUntil waits for ctx or the member's fatal error, then closes it.
+func serveUntil(ctx context.Context, lg *zap.Logger, n member) error {
 	select {
 	case <-ctx.Done():
 		lg.Info("signal received, stopping")
@@ -143,6 +220,13 @@ func serve(ctx context.Context, cfg node.Config) error {
 		}
 		return nil
 	case ferr := <-n.Fatal():
+		if errors.Is(ferr, node.ErrRemoved) {
+			lg.Info("removed from the cluster")
+			if err := n.Close(); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+			return nil
+		}
 		lg.Error("apply loop failed, stopping", zap.Error(ferr))
 		return errors.Join(fmt.Errorf("member failed: %w", ferr), n.Close())
 	}

@@ -22,17 +22,27 @@ const statusCallTimeout = 3 * time.Second
 // stateUnreachable is the state shown for a member that did not answer.
 const stateUnreachable = "UNREACHABLE"
 
+// Member roles shown by `galena status` and `galena check`.
+const (
+	roleData       = "data"
+	roleArbitrator = "arbitrator"
+)
+
 // memberStatus is one row of `galena status`.
 type memberStatus struct {
-	ID           string `json:"id"`
-	Address      string `json:"address"`
-	RaftState    string `json:"raft_state,omitempty"`
-	LeaderID     string `json:"leader_id,omitempty"`
-	AppliedSeqno uint64 `json:"applied_seqno"`
-	Commits      uint64 `json:"commits"`
-	CertFailures uint64 `json:"cert_failures"`
-	State        string `json:"state"`
-	Error        string `json:"error,omitempty"`
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	ClusterID     string `json:"cluster_id,omitempty"`
+	Role          string `json:"role,omitempty"` // data or arbitrator
+	RaftState     string `json:"raft_state,omitempty"`
+	LeaderID      string `json:"leader_id,omitempty"`
+	AppliedSeqno  uint64 `json:"applied_seqno"`
+	ApplyLag      uint64 `json:"apply_lag"`
+	LastContactMs int64  `json:"last_contact_ms"` // since the leader was last heard from; -1 never
+	Commits       uint64 `json:"commits"`
+	CertFailures  uint64 `json:"cert_failures"`
+	State         string `json:"state"`
+	Error         string `json:"error,omitempty"` // why it stopped, or why it did not answer
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -41,7 +51,14 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Use:   "status",
 		Short: "Show the state of every member of the cluster",
 		Long: `Show the state of every member of the cluster: the members are those listed
-by the first reachable endpoint; each is asked for its own status.`,
+by the first reachable endpoint; each is asked for its own status.
+
+Columns: ROLE is data or arbitrator (votes, stores no data); APPLIED is the
+highest seqno the member applied and LAG how many committed entries it has
+yet to apply; CONTACT is how long ago a follower last heard from the leader
+("-" on the leader and before any contact); STATE is SYNCED, JOINED (applying
+a backlog), JOINING, NON_PRIMARY (cut off from the majority), FAILED or
+UNREACHABLE. A member's error, if any, follows the table.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			eps, err := g.endpointList()
@@ -97,7 +114,7 @@ func clusterStatus(ctx context.Context, eps []string) ([]memberStatus, error) {
 func memberRow(ctx context.Context, m *galenapb.Member) memberStatus {
 	resp, err := fetchStatus(ctx, m.GetAddress())
 	if err != nil {
-		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), State: stateUnreachable, Error: cause(err)}
+		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
 	}
 	return rowOf(resp)
 }
@@ -116,24 +133,50 @@ func fetchStatus(ctx context.Context, addr string) (*galenapb.StatusResponse, er
 
 func rowOf(r *galenapb.StatusResponse) memberStatus {
 	return memberStatus{
-		ID: r.GetId(), Address: r.GetAddress(), RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(),
-		AppliedSeqno: r.GetAppliedSeqno(), Commits: r.GetCommits(), CertFailures: r.GetCertFailures(),
-		State: r.GetState(),
+		ID: r.GetId(), Address: r.GetAddress(), ClusterID: r.GetClusterId(), Role: roleOf(r.GetArbitrator()),
+		RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(),
+		AppliedSeqno: r.GetAppliedSeqno(), ApplyLag: r.GetApplyLag(), LastContactMs: r.GetLastContactMs(),
+		Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
 	}
+}
+
+func roleOf(arbitrator bool) string {
+	if arbitrator {
+		return roleArbitrator
+	}
+	return roleData
+}
+
+// contact formats how long ago a follower heard from the leader.
+func (r memberStatus) contact() string {
+	if r.LastContactMs < 0 || r.RaftState == "Leader" || r.State == stateUnreachable {
+		return "-"
+	}
+	return (time.Duration(r.LastContactMs) * time.Millisecond).String()
 }
 
 func printStatusTable(w io.Writer, rows []memberStatus) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tRAFT\tAPPLIED\tCOMMITS\tCERT_FAIL\tSTATE")
+	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tRAFT\tAPPLIED\tLAG\tCONTACT\tCOMMITS\tCERT_FAIL\tSTATE")
 	for _, r := range rows {
 		if r.State == stateUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t%s\n", r.ID, r.Address, r.State)
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.ID, r.Address, r.State)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\n",
-			r.ID, r.Address, r.RaftState, r.AppliedSeqno, r.Commits, r.CertFailures, r.State)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", r.ID, r.Address, r.Role, r.RaftState,
+			r.AppliedSeqno, r.ApplyLag, r.contact(), r.Commits, r.CertFailures, r.State)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if r.Error != "" {
+			if _, err := fmt.Fprintf(w, "%s: %s\n", r.ID, r.Error); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func printStatusJSON(w io.Writer, rows []memberStatus) error {
