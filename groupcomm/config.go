@@ -77,7 +77,7 @@ func DefaultConfig() Config {
 		DialTimeout:        2 * time.Second,
 		MaxAppendEntries:   256,
 		SnapshotThreshold:  16384,
-		SnapshotInterval:   2 * time.Minute,
+		SnapshotInterval:   5 * time.Second, // how often raft checks SnapshotThreshold
 		TrailingLogs:       10240,
 	}
 }

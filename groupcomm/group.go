@@ -25,7 +25,7 @@ type Group struct {
 	stream *streamLayer
 	fsm    *fsm
 	logs   closableLogStore
-	cache  *raft.LogCache // logs, with recent entries in memory
+	cache  *logCache // logs, with recent entries in memory
 	fwd    *forwarder
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
@@ -242,7 +242,8 @@ func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 // leave the entry's fate open.
 func translateApplyErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return errNotLeader
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)

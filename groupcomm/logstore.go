@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -18,9 +19,15 @@ type closableLogStore interface {
 	Close() error
 }
 
-// logCacheSize is how many recent entries are served from memory when the
-// leader replicates them, instead of being read back from the log store.
-const logCacheSize = 1024
+// The log cache serves recent entries from memory when the leader
+// replicates them, instead of reading them back from the log store. Entries
+// larger than logCacheMaxEntry are not cached, which bounds the cache at
+// logCacheSize × logCacheMaxEntry bytes (64 MiB) whatever the write-sets'
+// sizes; the log store serves those from its memory-mapped segments.
+const (
+	logCacheSize     = 1024
+	logCacheMaxEntry = 64 << 10
+)
 
 // openLogStore opens the durable Raft log in dir.
 //
@@ -28,7 +35,7 @@ const logCacheSize = 1024
 // two it stored batches 2–3× faster for 200 B–4 KiB entries and compacted
 // 2–4× faster in logstore_bench_test.go, at equal read cost. It keeps
 // 64 MiB segment files.
-func openLogStore(dir string, lg hclog.Logger) (closableLogStore, *raft.LogCache, error) {
+func openLogStore(dir string, lg hclog.Logger) (closableLogStore, *logCache, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("groupcomm: log store: %w", err)
 	}
@@ -39,12 +46,7 @@ func openLogStore(dir string, lg hclog.Logger) (closableLogStore, *raft.LogCache
 		return nil, nil, fmt.Errorf("groupcomm: open log store: %w", err)
 	}
 	s := &walStore{WAL: w, meta: meta}
-	cache, err := raft.NewLogCache(logCacheSize, s)
-	if err != nil {
-		s.Close()
-		return nil, nil, fmt.Errorf("groupcomm: log cache: %w", err)
-	}
-	return s, cache, nil
+	return s, newLogCache(logCacheSize, logCacheMaxEntry, s), nil
 }
 
 // walStore closes the WAL's metadata store too, which WAL.Close leaves open
@@ -56,4 +58,76 @@ type walStore struct {
 
 func (s *walStore) Close() error {
 	return errors.Join(s.WAL.Close(), s.meta.Close())
+}
+
+// GetLog reports entries below the first index as missing. raft-wal can
+// still serve compacted entries from its tail segment, and raft then keeps
+// replicating a log it has compacted instead of sending the snapshot the
+// follower needs, which also leaves TrailingLogs without effect.
+func (s *walStore) GetLog(idx uint64, l *raft.Log) error {
+	first, err := s.WAL.FirstIndex()
+	if err != nil {
+		return err
+	}
+	if idx < first {
+		return raft.ErrLogNotFound
+	}
+	return s.WAL.GetLog(idx, l)
+}
+
+// logCache is raft.LogCache without its large entries: a ring of recent
+// entries indexed by seqno modulo its size.
+type logCache struct {
+	raft.LogStore
+	maxEntry int
+
+	mu    sync.RWMutex
+	cache []*raft.Log
+}
+
+func newLogCache(size, maxEntry int, store raft.LogStore) *logCache {
+	return &logCache{LogStore: store, maxEntry: maxEntry, cache: make([]*raft.Log, size)}
+}
+
+func (c *logCache) GetLog(idx uint64, l *raft.Log) error {
+	c.mu.RLock()
+	cached := c.cache[idx%uint64(len(c.cache))]
+	c.mu.RUnlock()
+	if cached != nil && cached.Index == idx {
+		*l = *cached
+		return nil
+	}
+	return c.LogStore.GetLog(idx, l)
+}
+
+func (c *logCache) StoreLog(l *raft.Log) error { return c.StoreLogs([]*raft.Log{l}) }
+
+func (c *logCache) StoreLogs(logs []*raft.Log) error {
+	if err := c.LogStore.StoreLogs(logs); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, l := range logs {
+		slot := &c.cache[l.Index%uint64(len(c.cache))]
+		if len(l.Data) > c.maxEntry {
+			*slot = nil // an older entry must not answer for this index
+			continue
+		}
+		*slot = l
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *logCache) DeleteRange(min, max uint64) error {
+	c.mu.Lock()
+	clear(c.cache)
+	c.mu.Unlock()
+	return c.LogStore.DeleteRange(min, max)
+}
+
+// IsMonotonic passes raft-wal's promise on: it never has gaps.
+func (c *logCache) IsMonotonic() bool {
+	m, ok := c.LogStore.(raft.MonotonicLogStore)
+	return ok && m.IsMonotonic()
 }

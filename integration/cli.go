@@ -53,11 +53,16 @@ func RunCLI(bin string, endpoints []string, args ...string) CLIResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Env = withoutEnv(os.Environ(), "GALENA_ENDPOINTS")
+	return runCmd(ctx, cmd, full)
+}
+
+// runCmd runs cmd, whose context is ctx and arguments args, to its end.
+func runCmd(ctx context.Context, cmd *exec.Cmd, args []string) CLIResult {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	began := time.Now()
 	err := cmd.Run()
-	r := CLIResult{Args: full, Elapsed: time.Since(began), Code: cmd.ProcessState.ExitCode()}
+	r := CLIResult{Args: args, Elapsed: time.Since(began), Code: cmd.ProcessState.ExitCode()}
 	r.Stdout, r.Stderr = stdout.String(), stderr.String()
 	var exit *exec.ExitError
 	if err != nil && (!errors.As(err, &exit) || ctx.Err() != nil) {

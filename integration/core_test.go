@@ -197,7 +197,7 @@ func checkStatus(t *testing.T, c *Cluster) {
 		t.Fatalf("%v\nwant a header and %d rows", r, c.Size())
 	}
 	for i, line := range lines[1:] {
-		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[6] != stateSynced {
+		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[len(f)-1] != stateSynced {
 			t.Errorf("status row %q, want %s ... SYNCED", line, c.ID(i))
 		}
 	}
@@ -205,13 +205,17 @@ func checkStatus(t *testing.T, c *Cluster) {
 
 // statusRow is one line of `galena status --json`.
 type statusRow struct {
-	ID           string `json:"id"`
-	Address      string `json:"address"`
-	RaftState    string `json:"raft_state"`
-	LeaderID     string `json:"leader_id"`
-	AppliedSeqno uint64 `json:"applied_seqno"`
-	State        string `json:"state"`
-	Error        string `json:"error"`
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	ClusterID     string `json:"cluster_id"`
+	Role          string `json:"role"` // data or arbitrator
+	RaftState     string `json:"raft_state"`
+	LeaderID      string `json:"leader_id"`
+	AppliedSeqno  uint64 `json:"applied_seqno"`
+	ApplyLag      uint64 `json:"apply_lag"`
+	LastContactMs int64  `json:"last_contact_ms"`
+	State         string `json:"state"`
+	Error         string `json:"error"`
 }
 
 // statusRows runs `galena status --json` and returns one row per member (it

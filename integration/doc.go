@@ -18,5 +18,13 @@
 // it; a Schedule runs a mix of them in a loop while clients work, recording
 // an Event per fault; Cluster.HealAll undoes whatever is left.
 //
+// Operations: AddMember adds a slot whose process joins the running
+// cluster (`galena start --join`); SetJoin, SetArgs and Wipe prepare a
+// member's next start; ExpectExit and WaitExit follow a member that stops on
+// its own (removed from the cluster, or diverged); StartLog, WaitLog and
+// StartedApplied read what a member's current process logged; PeakRSS,
+// ResetPeakRSS and AnonRSS measure a member's memory (Linux). RunStart runs a one-off
+// `galena start` that must be refused.
+//
 // Every test that starts galena processes skips under -short.
 package integration

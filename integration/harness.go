@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,11 +49,21 @@ type Options struct {
 	// timeout); default DefaultSeverAfter. Make it long to model a partition
 	// that never resets a connection.
 	SeverAfter time.Duration
+	// IDPrefix starts every member id: member i is <IDPrefix><i+1>;
+	// default "n". Two clusters of one test need different prefixes when
+	// their ids must not collide.
+	IDPrefix string
+	// MemberArgs[i], if present, is appended to member i's `galena start`
+	// command line after ExtraArgs, e.g. {nil, nil, {"--arbitrator"}}.
+	MemberArgs [][]string
 }
 
 func (o Options) withDefaults() Options {
 	if o.Members == 0 {
 		o.Members = 3
+	}
+	if o.IDPrefix == "" {
+		o.IDPrefix = "n"
 	}
 	if o.HeartbeatTimeout == 0 {
 		o.HeartbeatTimeout = 500 * time.Millisecond
@@ -87,8 +98,9 @@ type Cluster struct {
 	t       testing.TB
 	opts    Options
 	dir     string
-	members []*member
-	net     *Net // nil unless Options.Proxy
+	initial string    // --initial-cluster of the bootstrap members
+	members []*member // grows only through AddMember
+	net     *Net      // nil unless Options.Proxy
 
 	crashMu sync.Mutex
 	crashes []error // member processes that exited on their own
@@ -101,6 +113,11 @@ type member struct {
 	conn                       *grpc.ClientConn // for Status; reconnects across restarts
 	kv                         galenapb.KVClient
 
+	// join, when set, replaces --initial-cluster: the address of the
+	// member the process asks to be added through (see AddMember).
+	join string
+	args []string // appended to the command line (Options.MemberArgs, SetArgs)
+
 	op     sync.Mutex // serialises Start, Stop and Kill of this member
 	mu     sync.Mutex // guards proc and starts
 	proc   *process   // nil before the first start
@@ -111,9 +128,10 @@ type member struct {
 // until they are ready (see WaitReady), and stops them when the test ends.
 // On failure it fails the test, so call it from the test's goroutine.
 //
-// Member i is n<i+1>; its data directory and log (n1/ and n1.log) are under
-// a directory named after the test, removed when the test passes (unless
-// KeepEnv is set) and kept, with the tail of every log shown, when it fails.
+// Member i is n<i+1> (see Options.IDPrefix); its data directory and log
+// (n1/ and n1.log) are under a directory named after the test, removed when
+// the test passes (unless KeepEnv is set) and kept, with the tail of every
+// log shown, when it fails.
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c, err := newCluster(t, opts.withDefaults())
@@ -155,18 +173,32 @@ func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 		}
 	}
 	for i, port := range ports {
-		id := fmt.Sprintf("n%d", i+1)
-		m := &member{
-			id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			dataDir: filepath.Join(dir, id), logPath: filepath.Join(dir, id+".log"),
-		}
-		if m.conn, err = dialStatus(m.addr); err != nil {
+		m, err := c.newMember(port)
+		if err != nil {
 			return nil, err
 		}
-		m.kv = galenapb.NewKVClient(m.conn)
+		if i < len(opts.MemberArgs) {
+			m.args = slices.Clone(opts.MemberArgs[i])
+		}
 		c.members = append(c.members, m)
 	}
+	c.initial = c.initialCluster()
 	return c, nil
+}
+
+// newMember is the next member slot, <IDPrefix><n+1>, listening on port.
+func (c *Cluster) newMember(port int) (*member, error) {
+	id := fmt.Sprintf("%s%d", c.opts.IDPrefix, len(c.members)+1)
+	m := &member{
+		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"),
+	}
+	var err error
+	if m.conn, err = dialStatus(m.addr); err != nil {
+		return nil, err
+	}
+	m.kv = galenapb.NewKVClient(m.conn)
+	return m, nil
 }
 
 // dialStatus opens the harness's own connection to a member, retrying
@@ -265,11 +297,21 @@ func (c *Cluster) Paused(i int) bool {
 	return p != nil && !p.exited() && p.paused.Load()
 }
 
+// Arbitrator reports whether member i runs with --arbitrator: it votes but
+// stores no data, so the content checks leave it out.
+func (c *Cluster) Arbitrator(i int) bool {
+	m := c.members[i]
+	m.op.Lock()
+	defer m.op.Unlock()
+	return slices.Contains(m.args, "--arbitrator")
+}
+
 // live reports whether member i runs and is not paused: the members the
 // waits ask.
 func (c *Cluster) live(i int) bool { return c.Running(i) && !c.Paused(i) }
 
-// initialCluster is the --initial-cluster value every member starts with.
+// initialCluster is the --initial-cluster value of the current members;
+// the bootstrap members keep the one they were created with (c.initial).
 func (c *Cluster) initialCluster() string {
 	parts := make([]string, len(c.members))
 	for i, m := range c.members {

@@ -142,17 +142,22 @@ func (c *Cluster) start(m *member) error {
 
 // startArgs is member m's `galena start` command line.
 func (c *Cluster) startArgs(m *member) []string {
-	args := []string{
-		"start", "--id", m.id, "--addr", m.addr, "--data", m.dataDir,
-		"--initial-cluster", c.initialCluster(),
+	args := []string{"start", "--id", m.id, "--addr", m.addr, "--data", m.dataDir}
+	if m.join != "" {
+		args = append(args, "--join", m.join)
+	} else {
+		args = append(args, "--initial-cluster", c.initial)
+	}
+	args = append(args,
 		"--log-level", c.opts.LogLevel,
 		"--heartbeat-timeout", c.opts.HeartbeatTimeout.String(),
 		"--election-timeout", c.opts.ElectionTimeout.String(),
-	}
+	)
 	if c.net != nil {
 		args = append(args, "--peer-route", c.net.PeerRoute(c.index(m)))
 	}
-	return append(args, c.opts.ExtraArgs...)
+	args = append(args, c.opts.ExtraArgs...)
+	return append(args, m.args...)
 }
 
 // spawn starts member m's process with its output appended to its log.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -129,6 +130,9 @@ func (c Config) Validate() error {
 		return errors.New("node: a data directory is required")
 	case len(c.InitialCluster) > 0 && c.Join != "":
 		return errors.New("node: give either an initial cluster (to bootstrap a new cluster) or an address to join, not both")
+	}
+	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p groupcomm.Peer) bool { return p.ID == c.ID }) {
+		return fmt.Errorf("node: the initial cluster does not list this member (id %s): list every member of the new cluster, this one included", c.ID)
 	}
 	if c.Join != "" {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {

