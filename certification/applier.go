@@ -28,6 +28,10 @@ type ApplierConfig struct {
 	// it, and compared with the digests other members announce for the same
 	// seqno (see EncodeCheckpoint). Zero records none.
 	CheckpointInterval uint64
+	// IsMember says whether an id belongs to a current member; announcements
+	// signed with any other id are ignored (anyone who can forward an entry
+	// could send one). Nil ignores every announcement.
+	IsMember func(id string) bool
 	// OnCheckpoint, if set, is called on the apply goroutine with each
 	// checkpoint recorded; the member announces it through the log. It must
 	// not block.
@@ -123,7 +127,9 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 			if err != nil {
 				return fmt.Errorf("certification: entry at seqno %d: %w", e.Index, err)
 			}
-			a.cps.report(member, cp)
+			if a.cfg.IsMember != nil && a.cfg.IsMember(member) {
+				a.cps.report(member, cp)
+			}
 			continue
 		}
 		rec, id, o, err := a.certify(e)
@@ -167,6 +173,9 @@ func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, Outcome, e
 	case o.Duplicate:
 		a.dups.Add(1)
 		rec.ID = nil // keep the first outcome stored under the id
+	case o.Verdict == InvalidWriteSet:
+		a.failures.Add(1)
+		rec.ID = nil // storage may not hold the id; nothing to resend anyway
 	case o.Verdict == Commit:
 		a.commits.Add(1)
 		start := len(a.writes)

@@ -200,10 +200,10 @@ func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error)
 	return Outcome{Seqno: seqno, Verdict: Commit}, nil
 }
 
-// wellFormed reports whether storage can hold every key of ws.
+// wellFormed reports whether storage can hold every key and value of ws.
 func wellFormed(ws *galenapb.WriteSet) bool {
 	for _, w := range ws.GetWrites() {
-		if len(w.GetKey()) == 0 || len(w.GetKey()) > storage.MaxKeySize {
+		if len(w.GetKey()) == 0 || len(w.GetKey()) > storage.MaxKeySize || len(w.GetValue()) > storage.MaxValueSize {
 			return false
 		}
 	}

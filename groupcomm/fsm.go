@@ -27,6 +27,11 @@ const (
 // not stay leader.
 var errArbitratorSnapshot = errors.New("groupcomm: refusing an arbitrator's snapshot: it holds no data")
 
+// errSnapshotIndex stops a member whose restored state is not at the index
+// the snapshot's header names (the header is outside the Deliverer's
+// checksummed stream).
+var errSnapshotIndex = errors.New("groupcomm: the restored state is not at the snapshot's index")
+
 // fsm adapts a Deliverer to raft's BatchingFSM and tracks the applied index
 // so that callers can wait for their entry to be delivered locally.
 type fsm struct {
@@ -167,6 +172,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.lg.Info("restoring state from snapshot", zap.Uint64("snapshot", idx))
 	if err := f.d.Restore(rc); err != nil {
 		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
+		return err
+	}
+	if a, ok := f.d.(*arbitratorState); ok {
+		a.applied.Store(idx) // it keeps nothing but the index
+	}
+	if got := f.d.Applied(); got != idx {
+		err := fmt.Errorf("%w: header %d, state %d", errSnapshotIndex, idx, got)
+		f.fail(err)
 		return err
 	}
 	f.setApplied(f.d.Applied())

@@ -104,7 +104,11 @@ func (m *member) close() {
 	m.wg.Wait()
 }
 
-func startGroup(t *testing.T, n int) []*member {
+func startGroup(t *testing.T, n int) []*member { return startGroupWith(t, n, nil) }
+
+// startGroupWith starts n members; edit, if set, adjusts member i's
+// configuration first. An arbitrator gets no Deliverer.
+func startGroupWith(t *testing.T, n int, edit func(i int, cfg *Config)) []*member {
 	t.Helper()
 	lns := make([]net.Listener, n)
 	var peers []Peer
@@ -123,8 +127,16 @@ func startGroup(t *testing.T, n int) []*member {
 		cfg.Logger = zaptest.NewLogger(t).Named(cfg.ID)
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 100*time.Millisecond
 		cfg.NotPrimaryTimeout = time.Second
-		m := &member{d: &memDeliverer{}, ln: lns[i], mux: cmux.New(lns[i])}
-		g, err := New(cfg, m.mux.Match(Match), m.d, func(err error) { t.Errorf("fatal: %v", err) })
+		if edit != nil {
+			edit(i, &cfg)
+		}
+		m := &member{ln: lns[i], mux: cmux.New(lns[i])}
+		var d Deliverer
+		if !cfg.Arbitrator {
+			m.d = &memDeliverer{}
+			d = m.d
+		}
+		g, err := New(cfg, m.mux.Match(Match), d, func(err error) { t.Errorf("fatal: %v", err) })
 		if err != nil {
 			t.Fatal(err)
 		}

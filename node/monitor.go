@@ -41,6 +41,7 @@ func (n *Node) monitor() {
 			return
 		}
 		st := n.group.Status()
+		n.noteMembers(st.Members)
 		caughtUp := st.Primary && !st.Restoring && st.CommitIndex > 0 && st.Applied+syncedLag >= st.CommitIndex
 		n.joining.Store(st.Restoring || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
 		if s := n.Status().State; s != state {
@@ -124,6 +125,22 @@ func (n *Node) removedElsewhere(members []groupcomm.Member) bool {
 		return true
 	}
 	return false
+}
+
+// noteMembers records the configuration's ids for isMember.
+func (n *Node) noteMembers(ms []groupcomm.Member) {
+	ids := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		ids[m.ID] = true
+	}
+	n.members.Store(&ids)
+}
+
+// isMember says whether id was in the configuration when monitor last
+// looked; the apply loop asks it, so it must not wait on Raft.
+func (n *Node) isMember(id string) bool {
+	m := n.members.Load()
+	return m != nil && (*m)[id]
 }
 
 // onCheckpoint hands a recorded checkpoint to announceLoop; it is called on

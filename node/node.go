@@ -41,8 +41,9 @@ type Node struct {
 	fatal     chan error // receives the apply loop's fatal error, once
 	fatalOnce sync.Once
 	failed    atomic.Bool
-	failure   atomic.Pointer[error] // why the member stopped
-	joining   atomic.Bool           // catching up before it can serve (see monitor)
+	failure   atomic.Pointer[error]           // why the member stopped
+	joining   atomic.Bool                     // catching up before it can serve (see monitor)
+	members   atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
 	announce  chan certification.Checkpoint
 	metrics   *collector      // registered on cfg.Registerer until Close
 	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
@@ -137,7 +138,7 @@ func (n *Node) open() error {
 	}
 	ac := certification.ApplierConfig{
 		Certification: certification.DefaultConfig(), Logger: n.lg.Named("certification"), OnOutcome: n.svc.OnOutcome,
-		Member: n.cfg.ID, CheckpointInterval: n.cfg.CheckpointInterval, OnCheckpoint: n.onCheckpoint,
+		Member: n.cfg.ID, CheckpointInterval: n.cfg.CheckpointInterval, OnCheckpoint: n.onCheckpoint, IsMember: n.isMember,
 		FaultDivergeAt: n.cfg.FaultDivergeAt,
 	}
 	if n.applier, err = certification.NewApplier(ac, n.store); err != nil {

@@ -49,6 +49,11 @@ const (
 // badger's 65000 bytes minus the key-space byte.
 const MaxKeySize = 65000 - 1
 
+// MaxValueSize is the largest value an on-disk store is asked to hold; the
+// certification rule refuses larger ones, so every member refuses alike.
+// (An in-memory store, for tests, holds values up to 1 MiB only.)
+const MaxValueSize = 16 << 20
+
 var appliedKey = []byte{spaceState, 'a', 'p', 'p', 'l', 'i', 'e', 'd'}
 
 // internalKey returns space followed by k, in a new slice.

@@ -53,6 +53,8 @@ func (c Config) Validate() error {
 		return errors.New("txn: key and value limits must not exceed the write-set limit")
 	case l.MaxKeySize > storage.MaxKeySize:
 		return fmt.Errorf("txn: MaxKeySize must not exceed storage's %d bytes", storage.MaxKeySize)
+	case l.MaxValueSize > storage.MaxValueSize:
+		return fmt.Errorf("txn: MaxValueSize must not exceed storage's %d bytes", storage.MaxValueSize)
 	case c.CausalWait <= 0 || c.CommitTimeout <= 0:
 		return errors.New("txn: CausalWait and CommitTimeout must be positive")
 	}

@@ -1,0 +1,261 @@
+package groupcomm
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// Fuzz targets for the apply loop's seam with raft: what fsm does with
+// committed entries a Deliverer cannot use, and with snapshot streams. Their
+// seed corpora (testdata/fuzz/<name>/) run with every `go test`; `go test
+// -fuzz` explores further. See .ci/fuzz.
+
+var errUndecodable = errors.New("strict deliverer: undecodable entry")
+
+// strictDeliverer stands in for certification's Applier, which groupcomm
+// cannot import: it refuses an entry it cannot decode (here, one that does
+// not start with 'w') and records any breach of the Deliverer contract by
+// the fsm. Its snapshot stream is 'w' and the applied index (8 bytes).
+type strictDeliverer struct {
+	applied  uint64
+	calls    int // Deliver calls
+	got      []Entry
+	breach   string
+	restores int
+}
+
+func (d *strictDeliverer) Deliver(entries []Entry, last uint64) error {
+	d.calls++
+	prev := d.applied
+	for _, e := range entries {
+		if e.Index <= prev || e.Index > last {
+			d.breach = fmt.Sprintf("entry %d delivered after %d, through %d", e.Index, prev, last)
+		}
+		prev = e.Index
+		if len(e.Data) == 0 || e.Data[0] != 'w' {
+			return fmt.Errorf("%w at index %d", errUndecodable, e.Index)
+		}
+	}
+	for _, e := range entries {
+		d.got = append(d.got, Entry{Index: e.Index, Data: bytes.Clone(e.Data)})
+	}
+	d.applied = last
+	return nil
+}
+
+func (d *strictDeliverer) Applied() uint64 { return d.applied }
+
+func (d *strictDeliverer) Snapshot() (Snapshot, error) { return arbitratorSnapshot(d.applied), nil }
+
+func (d *strictDeliverer) Restore(r io.Reader) error {
+	d.restores++
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if len(b) != 9 || b[0] != 'w' {
+		return fmt.Errorf("%w: snapshot of %d bytes", errUndecodable, len(b))
+	}
+	d.applied = binary.BigEndian.Uint64(b[1:])
+	return nil
+}
+
+// fatalRecorder is the fatal callback of an fsm under test.
+type fatalRecorder struct{ errs []error }
+
+func (r *fatalRecorder) fatal(err error) { r.errs = append(r.errs, err) }
+
+// fuzzBatches reads raft log batches from b, two bytes and a payload per log:
+// t's low 2 bits pick the type (command, no-op, barrier, configuration), the
+// next 2 a gap before its index, bit 4 ends the batch after it; n&31 is the
+// payload length.
+func fuzzBatches(b []byte) [][]*raft.Log {
+	types := [4]raft.LogType{raft.LogCommand, raft.LogNoop, raft.LogBarrier, raft.LogConfiguration}
+	var (
+		batches [][]*raft.Log
+		cur     []*raft.Log
+		idx     uint64
+	)
+	for len(b) >= 2 {
+		t, n := b[0], min(int(b[1]&31), len(b)-2)
+		idx += 1 + uint64(t>>2&3)
+		cur = append(cur, &raft.Log{Index: idx, Type: types[t&3], Data: b[2 : 2+n]})
+		b = b[2+n:]
+		if t&0x10 != 0 {
+			batches, cur = append(batches, cur), nil
+		}
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	return batches
+}
+
+// FuzzFSMApplyBatch feeds batches of raft logs to the fsm over a strict
+// Deliverer. The fsm never panics; it hands the Deliverer the commands alone,
+// in order; and the first entry the Deliverer refuses stops it loudly: the
+// fatal callback runs once with that error, the applied index stays where it
+// was, waiters and snapshots get ErrStopped, and nothing more is delivered.
+func FuzzFSMApplyBatch(f *testing.F) {
+	f.Add([]byte("\x00\x02w1\x00\x02w2\x10\x02w3"))            // commands in two batches
+	f.Add([]byte("\x01\x00\x03\x01x\x05\x02w1\x12\x00"))       // noop, configuration, gap, barrier
+	f.Add([]byte("\x10\x02w1\x00\x03bad\x10\x02w3\x10\x02w4")) // refused in the second batch
+	f.Add([]byte("\x00\x00"))                                  // an empty command
+	f.Add([]byte("\x0c\x01w\x1c\x01w\x0c\x01w\x1c\x05wwwww"))  // wide gaps
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := &strictDeliverer{}
+		var fr fatalRecorder
+		fs := newFSM(d, zap.NewNop(), fr.fatal)
+		var want []Entry
+		stopped := false
+		for _, batch := range fuzzBatches(b) {
+			calls, before := d.calls, fs.applied.Load()
+			if resp := fs.ApplyBatch(batch); len(resp) != len(batch) {
+				t.Fatalf("%d responses for %d logs", len(resp), len(batch))
+			}
+			if stopped {
+				if d.calls != calls || fs.applied.Load() != before || len(fr.errs) != 1 {
+					t.Fatalf("a stopped fsm delivered again (%d calls, applied %d, %d fatal errors)", d.calls-calls, fs.applied.Load(), len(fr.errs))
+				}
+				continue
+			}
+			refused := false
+			var cmds []Entry
+			for _, l := range batch {
+				if l.Type == raft.LogCommand {
+					cmds = append(cmds, Entry{Index: l.Index, Data: l.Data})
+					refused = refused || len(l.Data) == 0 || l.Data[0] != 'w'
+				}
+			}
+			if !refused {
+				want = append(want, cmds...)
+				if got := fs.applied.Load(); got != batch[len(batch)-1].Index || len(fr.errs) != 0 {
+					t.Fatalf("applied %d after a good batch through %d (fatal: %v)", got, batch[len(batch)-1].Index, fr.errs)
+				}
+				continue
+			}
+			stopped = true
+			if len(fr.errs) != 1 || !errors.Is(fr.errs[0], errUndecodable) {
+				t.Fatalf("a refused entry gave fatal errors %v; want one wrapping the Deliverer's", fr.errs)
+			}
+			if fs.applied.Load() != before {
+				t.Fatalf("applied moved from %d to %d on a refused batch", before, fs.applied.Load())
+			}
+			if err := fs.waitApplied(context.Background(), before+1, nil); !errors.Is(err, ErrStopped) {
+				t.Fatalf("waitApplied on a stopped fsm = %v, want ErrStopped", err)
+			}
+			if _, err := fs.Snapshot(); !errors.Is(err, ErrStopped) {
+				t.Fatalf("Snapshot of a stopped fsm = %v, want ErrStopped", err)
+			}
+		}
+		if d.breach != "" {
+			t.Fatal(d.breach)
+		}
+		if fmt.Sprint(d.got) != fmt.Sprint(want) {
+			t.Fatalf("delivered %v, want the commands %v", d.got, want)
+		}
+	})
+}
+
+func snapshotHeader(magic string, idx uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(magic), idx)
+}
+
+// FuzzFSMRestore hands fsm.Restore arbitrary streams, on a data member and
+// on an arbitrator whose applied index is given. Restore never panics. A
+// stream too short for the header, or of another magic, is an error that
+// changes nothing; a snapshot at or below the applied index is skipped; an
+// arbitrator's snapshot is refused by a data member without stopping it;
+// otherwise the Deliverer restores, and a stream it refuses, or one that
+// restores another index than its header names, stops the fsm.
+func FuzzFSMRestore(f *testing.F) {
+	body := append([]byte{'w'}, binary.BigEndian.AppendUint64(nil, 9)...)
+	f.Add(uint64(0), append(snapshotHeader(snapshotMagic, 9), body...))
+	f.Add(uint64(9), append(snapshotHeader(snapshotMagic, 9), body...))      // already reflected
+	f.Add(uint64(0), append(snapshotHeader(snapshotMagic, 9), "garbage"...)) // refused by the Deliverer
+	f.Add(uint64(0), snapshotHeader(arbitratorMagic, 5))
+	f.Add(uint64(0), snapshotHeader("GLNSNAP2", 5))
+	f.Add(uint64(0), []byte(snapshotMagic))
+	f.Fuzz(func(t *testing.T, applied uint64, stream []byte) {
+		d := &strictDeliverer{applied: applied}
+		checkRestore(t, d, false, applied, stream)
+		a := &arbitratorState{}
+		a.applied.Store(applied)
+		checkRestore(t, a, true, applied, stream)
+	})
+}
+
+func checkRestore(t *testing.T, d Deliverer, arb bool, applied uint64, stream []byte) {
+	t.Helper()
+	var fr fatalRecorder
+	fs := newFSM(d, zap.NewNop(), fr.fatal)
+	err := fs.Restore(io.NopCloser(bytes.NewReader(stream)))
+	strict, _ := d.(*strictDeliverer)
+	unchanged := func(what string) {
+		t.Helper()
+		if len(fr.errs) != 0 || fs.failed.Load() != nil || fs.applied.Load() != applied || d.Applied() != applied {
+			t.Fatalf("%s (arbitrator=%v): fatal %v, applied %d → %d", what, arb, fr.errs, applied, fs.applied.Load())
+		}
+		if strict != nil && strict.restores != 0 {
+			t.Fatalf("%s: the Deliverer restored", what)
+		}
+	}
+	hdr := len(snapshotMagic) + 8
+	if len(stream) < hdr {
+		if err == nil {
+			t.Fatal("a stream shorter than the header was accepted")
+		}
+		unchanged("short stream")
+		return
+	}
+	magic, idx := string(stream[:len(snapshotMagic)]), binary.BigEndian.Uint64(stream[len(snapshotMagic):])
+	switch {
+	case magic != snapshotMagic && magic != arbitratorMagic:
+		if err == nil {
+			t.Fatalf("a stream with magic %q was accepted", magic)
+		}
+		unchanged("bad magic")
+	case idx <= applied:
+		if err != nil {
+			t.Fatalf("a snapshot at %d with %d applied: %v", idx, applied, err)
+		}
+		unchanged("snapshot already reflected")
+	case magic == arbitratorMagic && !arb:
+		if !errors.Is(err, errArbitratorSnapshot) {
+			t.Fatalf("a data member restoring an arbitrator's snapshot: %v", err)
+		}
+		unchanged("arbitrator's snapshot")
+	case err != nil:
+		if strict == nil || !(errors.Is(err, errUndecodable) || errors.Is(err, errSnapshotIndex)) || len(fr.errs) != 1 || fs.failed.Load() == nil {
+			t.Fatalf("a failed restore: %v; fatal %v", err, fr.errs)
+		}
+	default:
+		if len(fr.errs) != 0 || fs.applied.Load() != max(applied, d.Applied()) {
+			t.Fatalf("after a restore: applied %d, Deliverer's %d, fatal %v", fs.applied.Load(), d.Applied(), fr.errs)
+		}
+	}
+}
+
+// An arbitrator restoring a snapshot takes its index (arbitratorState.Restore
+// says it takes it from the header fsm.Restore read): its applied index, which
+// WaitApplied and its own snapshots use, covers the snapshot.
+func TestArbitratorRestoreTakesTheIndex(t *testing.T) {
+	for _, magic := range []string{snapshotMagic, arbitratorMagic} {
+		a := &arbitratorState{}
+		fs := newFSM(a, zap.NewNop(), nil)
+		if err := fs.Restore(io.NopCloser(bytes.NewReader(append(snapshotHeader(magic, 42), "data"...)))); err != nil {
+			t.Fatal(err)
+		}
+		if a.Applied() != 42 || fs.applied.Load() != 42 {
+			t.Fatalf("%s: arbitrator applied %d, fsm applied %d after restoring a snapshot at 42", magic, a.Applied(), fs.applied.Load())
+		}
+	}
+}
