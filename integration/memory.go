@@ -47,7 +47,7 @@ func RSSParts(pid int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("RssAnon %.0f MB, RssFile %.0f MB", mb(anon), mb(file)), nil
+	return fmt.Sprintf("RssAnon %d MB, RssFile %d MB", anon>>20, file>>20), nil
 }
 
 // procStatus reads the "name: N kB" line of /proc/pid/status, in bytes.
