@@ -81,6 +81,7 @@ func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	cert.Resume(store.Applied().Seqno)
 	cps := newCheckpoints(cfg.CheckpointInterval, cfg.Member, store.Applied().Seqno, cfg.Logger)
 	return &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert, cps: cps}, nil
 }
@@ -254,6 +255,7 @@ func (a *Applier) Restore(r io.Reader) error {
 		return fmt.Errorf("certification: restore: %w", err)
 	}
 	a.cert.Reset()
+	a.cert.Resume(st.Seqno)
 	a.lg.Info("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
 	return nil
 }

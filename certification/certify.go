@@ -3,6 +3,7 @@ package certification
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/storage"
@@ -140,6 +141,10 @@ type Certifier struct {
 	cfg   Config
 	store Store
 	idx   *index
+	// floor: every committed write above it is in idx (or superseded there
+	// by a later write of the same key), so a key idx lacks was last
+	// written at or below it. Unknown (the maximum) until Resume.
+	floor uint64
 }
 
 // NewCertifier returns a Certifier that falls back to st for keys and ids its
@@ -149,7 +154,17 @@ func NewCertifier(cfg Config, st Store) (*Certifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Certifier{cfg: cfg, store: st, idx: newIndex(cfg.IndexSize)}, nil
+	return &Certifier{cfg: cfg, store: st, idx: newIndex(cfg.IndexSize), floor: math.MaxUint64}, nil
+}
+
+// Resume tells a Certifier with an empty index that the Store holds every
+// write-set up to applied, and nothing after it: certification then reads
+// storage only for write-sets whose snapshot is older than what the index
+// covers.
+func (c *Certifier) Resume(applied uint64) {
+	if c.idx.empty() {
+		c.floor = applied
+	}
 }
 
 // Certify decides the write-set ordered at seqno and, on commit, records its
@@ -189,7 +204,7 @@ func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error)
 		return Outcome{Seqno: seqno, Verdict: TooOld}, nil
 	}
 	for _, w := range ws.GetWrites() {
-		last, ok, err := c.lastWrite(w.GetKey(), seqno)
+		last, ok, err := c.lastWrite(w.GetKey(), snap, seqno)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -210,10 +225,16 @@ func wellFormed(ws *galenapb.WriteSet) bool {
 	return len(ws.GetId()) <= storage.MaxKeySize
 }
 
-// lastWrite is the seqno of the latest committed write of key before seqno.
-func (c *Certifier) lastWrite(key []byte, seqno uint64) (uint64, bool, error) {
+// lastWrite is the seqno of the latest committed write of key before seqno,
+// as far as a write-set read at snap needs it: one at or below snap is no
+// conflict, so when the index covers everything after snap, a key it lacks
+// needs no storage read.
+func (c *Certifier) lastWrite(key []byte, snap, seqno uint64) (uint64, bool, error) {
 	if s, ok := c.idx.key(key); ok && s < seqno {
 		return s, true, nil
+	}
+	if snap >= c.floor {
+		return 0, false, nil
 	}
 	s, ok, err := c.store.LatestVersion(key, seqno)
 	if err != nil {
@@ -247,7 +268,8 @@ func (c *Certifier) lookupID(id []byte, seqno uint64) (Outcome, bool, error) {
 // Persisted tells the Certifier that the Store now holds every write-set up
 // to seqno, so index entries at or below it may be forgotten when the index
 // is full.
-func (c *Certifier) Persisted(seqno uint64) { c.idx.trim(seqno) }
+func (c *Certifier) Persisted(seqno uint64) { c.floor = max(c.floor, c.idx.trim(seqno)) }
 
-// Reset forgets the index; call it after the Store's contents were replaced.
-func (c *Certifier) Reset() { c.idx = newIndex(c.cfg.IndexSize) }
+// Reset forgets the index; call it after the Store's contents were
+// replaced, then Resume.
+func (c *Certifier) Reset() { c.idx, c.floor = newIndex(c.cfg.IndexSize), math.MaxUint64 }

@@ -2,6 +2,7 @@ package certification
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -220,5 +221,56 @@ func TestEntryEncoding(t *testing.T) {
 		if err := DecodeEntry(bad, &got); !errors.Is(err, ErrMalformedEntry) {
 			t.Fatalf("DecodeEntry(%v) = %v, want ErrMalformedEntry", bad, err)
 		}
+	}
+}
+
+// countingStore counts key lookups that reach storage.
+type countingStore struct {
+	*memStore
+	keyReads int
+}
+
+func (c *countingStore) LatestVersion(key []byte, before uint64) (uint64, bool, error) {
+	c.keyReads++
+	return c.memStore.LatestVersion(key, before)
+}
+
+// Once resumed, a Certifier reads storage for a key only when the
+// write-set's snapshot is older than what its index covers, and the
+// verdicts are the same either way.
+func TestIndexFloorSparesStorageReads(t *testing.T) {
+	st := &countingStore{memStore: newMemStore()}
+	st.versions["old"] = []uint64{3} // written before the restart
+	c, err := NewCertifier(Config{Window: 1000, IndexSize: 2}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Resume(10)
+	certify := func(w *galenapb.WriteSet, seqno uint64) Outcome {
+		t.Helper()
+		o, err := c.Certify(w, seqno)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Verdict == Commit {
+			for _, wr := range w.Writes {
+				st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
+			}
+		}
+		c.Persisted(seqno)
+		return o
+	}
+	if o := certify(ws("a", 10, "new"), 11); o.Verdict != Commit || st.keyReads != 0 {
+		t.Fatalf("snapshot at the floor: %+v after %d storage reads, want a commit with none", o, st.keyReads)
+	}
+	if o := certify(ws("b", 2, "old"), 12); o.Verdict != Conflict || o.KeySeqno != 3 || st.keyReads != 1 {
+		t.Fatalf("snapshot below the floor: %+v after %d storage reads, want the conflict at 3 from storage", o, st.keyReads)
+	}
+	for i := uint64(13); i < 20; i++ { // evicts "new" (11) from the index: the floor rises to 11
+		certify(ws(fmt.Sprint("f", i), i-1, fmt.Sprint("k", i)), i)
+	}
+	reads := st.keyReads
+	if o := certify(ws("c", 10, "new"), 20); o.Verdict != Conflict || o.KeySeqno != 11 || st.keyReads != reads+1 {
+		t.Fatalf("key evicted from the index: %+v after %d storage reads, want the conflict at 11 from storage", o, st.keyReads-reads)
 	}
 }

@@ -42,9 +42,12 @@ func (x *index) putID(id []byte, o Outcome) {
 	x.order = append(x.order, entry{seqno: o.Seqno, key: string(id), isID: true})
 }
 
+func (x *index) empty() bool { return len(x.order) == x.head }
+
 // trim evicts the oldest entries at or below persisted while the index holds
-// more than max of them.
-func (x *index) trim(persisted uint64) {
+// more than max of them. It returns the highest seqno of a key entry it
+// evicted (0 if none).
+func (x *index) trim(persisted uint64) (evicted uint64) {
 	for len(x.order)-x.head > x.max && x.order[x.head].seqno <= persisted {
 		e := x.order[x.head]
 		x.order[x.head] = entry{}
@@ -53,12 +56,16 @@ func (x *index) trim(persisted uint64) {
 			if o, ok := x.ids[e.key]; ok && o.Seqno == e.seqno {
 				delete(x.ids, e.key)
 			}
-		} else if s, ok := x.keys[e.key]; ok && s == e.seqno {
-			delete(x.keys, e.key)
+		} else {
+			evicted = max(evicted, e.seqno)
+			if s, ok := x.keys[e.key]; ok && s == e.seqno {
+				delete(x.keys, e.key)
+			}
 		}
 	}
 	if x.head > len(x.order)/2 && x.head > 1024 {
 		x.order = append(x.order[:0:0], x.order[x.head:]...)
 		x.head = 0
 	}
+	return evicted
 }
