@@ -93,14 +93,15 @@ func (c *demoCluster) loadAccounts(ctx context.Context, accounts int) error {
 	})
 }
 
-// bankStats are the workload's live counters.
-type bankStats struct {
+// workloadStats are a workload's live counters, shared by its loops and the
+// progress line.
+type workloadStats struct {
 	commits, conflicts, errors atomic.Int64
 	mu                         sync.Mutex
 	first                      error
 }
 
-func (s *bankStats) fail(err error) {
+func (s *workloadStats) fail(err error) {
 	s.errors.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,7 +126,7 @@ func (c *demoCluster) transfers(ctx context.Context, o demoOptions, p progress, 
 		}
 		clients = append(clients, cl)
 	}
-	var st bankStats
+	var st workloadStats
 	lats := make([][]time.Duration, len(clients))
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
@@ -148,7 +149,7 @@ func (c *demoCluster) transfers(ctx context.Context, o demoOptions, p progress, 
 
 // transferLoop runs random transfers until ctx ends, retrying a transfer
 // after a conflict, and returns the latencies of the committed ones.
-func transferLoop(ctx context.Context, c *client.Client, accounts int, st *bankStats) []time.Duration {
+func transferLoop(ctx context.Context, c *client.Client, accounts int, st *workloadStats) []time.Duration {
 	var lat []time.Duration
 	for ctx.Err() == nil {
 		from, to := pickPair(accounts)
@@ -181,11 +182,11 @@ func transfer(ctx context.Context, c *client.Client, from, to int) error {
 		return err
 	}
 	defer tx.Rollback()
-	a, err := balance(ctx, tx, from)
+	a, err := balance(ctx, tx, accountKey(from))
 	if err != nil {
 		return err
 	}
-	b, err := balance(ctx, tx, to)
+	b, err := balance(ctx, tx, accountKey(to))
 	if err != nil {
 		return err
 	}
@@ -202,14 +203,15 @@ func transfer(ctx context.Context, c *client.Client, from, to int) error {
 	return err
 }
 
-func balance(ctx context.Context, tx *client.Txn, account int) (int, error) {
-	v, err := tx.Get(ctx, accountKey(account))
+// balance reads the balance of the account at key.
+func balance(ctx context.Context, tx *client.Txn, key []byte) (int, error) {
+	v, err := tx.Get(ctx, key)
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", accountKey(account), err)
+		return 0, fmt.Errorf("read %s: %w", key, err)
 	}
 	n, err := strconv.Atoi(string(v))
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("account %s holds %q, not a balance", accountKey(account), v)
+		return 0, fmt.Errorf("account %s holds %q, not a balance", key, v)
 	}
 	return n, nil
 }
@@ -241,12 +243,16 @@ func pause(ctx context.Context, d time.Duration) {
 
 // percentiles returns the nearest-rank 50th and 99th percentiles of lat.
 func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
-	if len(lat) == 0 {
-		return 0, 0
-	}
 	slices.Sort(lat)
-	rank := func(q float64) time.Duration { return lat[max(0, int(q*float64(len(lat))+0.999999)-1)] }
-	return rank(0.50), rank(0.99)
+	return rank(lat, 0.50), rank(lat, 0.99)
+}
+
+// rank returns the nearest-rank q-quantile of sorted, 0 when it is empty.
+func rank(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[max(0, int(q*float64(len(sorted))+0.999999)-1)]
 }
 
 // totals reads all accounts from each member through a client bound to it.
@@ -269,22 +275,31 @@ func (c *demoCluster) memberTotal(ctx context.Context, i int) (accounts, total i
 		return 0, 0, err
 	}
 	defer cl.Close()
-	err = cl.View(ctx, func(tx *client.Txn) error {
-		kvs, err := tx.Scan(ctx, []byte(accountPrefix), prefixEnd([]byte(accountPrefix)), 0)
-		if err != nil {
-			return err
-		}
-		for _, kv := range kvs {
-			n, err := strconv.Atoi(string(kv.Value))
-			if err != nil {
-				return fmt.Errorf("account %s holds %q, not a balance", kv.Key, kv.Value)
-			}
-			total += n
-		}
-		accounts = len(kvs)
-		return nil
+	var bs []int
+	err = cl.View(ctx, func(tx *client.Txn) (err error) {
+		bs, err = balances(ctx, tx, accountPrefix)
+		return err
 	})
-	return accounts, total, err
+	for _, b := range bs {
+		total += b
+	}
+	return len(bs), total, err
+}
+
+// balances reads every account under prefix at tx's snapshot. A balance
+// may be negative; a value that is not a number is an error.
+func balances(ctx context.Context, tx *client.Txn, prefix string) ([]int, error) {
+	kvs, err := tx.Scan(ctx, []byte(prefix), prefixEnd([]byte(prefix)), 0)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, len(kvs))
+	for i, kv := range kvs {
+		if out[i], err = strconv.Atoi(string(kv.Value)); err != nil {
+			return nil, fmt.Errorf("account %s holds %q, not a balance", kv.Key, kv.Value)
+		}
+	}
+	return out, nil
 }
 
 // check reports a workload that committed nothing or a member whose total
@@ -328,13 +343,14 @@ func (r bankReport) print(w io.Writer) {
 
 // progress prints a live line of the workload's counters once a second.
 type progress struct {
-	w   io.Writer
-	tty bool // rewrite one line with \r instead of printing lines
+	w     io.Writer
+	tty   bool   // rewrite one line with \r instead of printing lines
+	label string // printed before the counters, if set
 }
 
 // start prints until the returned stop is called; stop returns after the
 // printing goroutine has exited.
-func (p progress) start(st *bankStats, began time.Time) (stop func()) {
+func (p progress) start(st *workloadStats, began time.Time) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -364,6 +380,9 @@ func (p progress) start(st *bankStats, began time.Time) (stop func()) {
 }
 
 func (p progress) line(s string) {
+	if p.label != "" {
+		s = p.label + "  " + s
+	}
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%-72s", s)
 		return

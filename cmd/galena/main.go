@@ -102,7 +102,7 @@ func newRootCmd() *cobra.Command {
 		newStartCmd(),
 		newDemoCmd(),
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
-		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g),
+		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
 	)
 	return root
 }
