@@ -18,4 +18,5 @@ const (
 	ReasonNotPrimary          = "NOT_PRIMARY"          // Unavailable: the node is cut off from the majority
 	ReasonIndeterminate       = "INDETERMINATE"        // Unknown: the commit's outcome is not known
 	ReasonShuttingDown        = "SHUTTING_DOWN"        // Unavailable: the node is stopping
+	ReasonOverloaded          = "OVERLOADED"           // ResourceExhausted: too many commits in flight on the node; retry after a backoff
 )

@@ -189,3 +189,29 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal("member restored from a snapshot diverged")
 	}
 }
+
+// TimeCertify brackets the certification of each batch and is told how many
+// write-sets it certified; it changes no outcome.
+func TestTimeCertifyIsToldEachBatch(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 7))
+	log := randomLog(t, r, 40)
+	var plain, timed recorder
+	a, st := openApplier(t, t.TempDir(), &plain, 1024)
+	defer st.Close()
+	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log)
+
+	b, st2 := openApplier(t, t.TempDir(), &timed, 1024)
+	defer st2.Close()
+	var started, certified int
+	b.cfg.TimeCertify = func() func(int) {
+		started++
+		return func(n int) { certified += n }
+	}
+	deliverInBatches(t, b, rand.New(rand.NewPCG(1, 1)), log)
+	if started == 0 || certified != len(log) {
+		t.Fatalf("TimeCertify: %d batches, %d write-sets; want some batches and %d write-sets", started, certified, len(log))
+	}
+	if fmt.Sprint(plain.outcomes) != fmt.Sprint(timed.outcomes) {
+		t.Fatal("timing certification changed its outcomes")
+	}
+}

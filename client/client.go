@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -73,8 +74,12 @@ func dialOptions(cfg Config) []grpc.DialOption {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = 100 * time.Millisecond
 	bo.MaxDelay = max(cfg.DialTimeout, time.Second)
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
 		grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(cfg.MaxCallSize),
@@ -113,10 +118,10 @@ func (c *Client) Begin(ctx context.Context, opts ...TxnOption) (*Txn, error) {
 }
 
 // Update runs fn in a read-write transaction and commits it. If fn or the
-// commit fails with ErrConflict or ErrSnapshotTooOld, it waits (a backoff
-// starting at Config.ConflictBackoff) and runs fn again in a new
-// transaction, until it succeeds, ctx is done or Config.MaxConflictRetries
-// is exceeded; fn must therefore have no effect other than on tx. Any other
+// commit fails with ErrConflict, ErrSnapshotTooOld or ErrOverloaded, it
+// waits (a backoff starting at Config.ConflictBackoff) and runs fn again in
+// a new transaction, until it succeeds, ctx is done or
+// Config.MaxConflictRetries is exceeded; fn must therefore have no effect other than on tx. Any other
 // error, notably ErrIndeterminate, is returned at once. fn must not call
 // Commit or Rollback.
 func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error, opts ...TxnOption) error {
@@ -156,7 +161,7 @@ func retryable(err error) bool {
 	if errors.Is(err, ErrIndeterminate) {
 		return false
 	}
-	return errors.Is(err, ErrConflict) || errors.Is(err, ErrSnapshotTooOld)
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrSnapshotTooOld) || errors.Is(err, ErrOverloaded)
 }
 
 // jitter returns a duration in [d/2, d].

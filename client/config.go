@@ -1,6 +1,7 @@
 package client
 
 import (
+	"crypto/tls"
 	"fmt"
 	"time"
 
@@ -36,6 +37,14 @@ type Config struct {
 	// MaxConflictRetries bounds how often Update retries after a conflict;
 	// 0 retries until the context is done.
 	MaxConflictRetries int
+	// TLS, if set, connects to the members over TLS: RootCAs verifies their
+	// certificates (the cluster's CA) against the endpoint's host, and
+	// Certificates, if any, is the client's own, which members that verify
+	// clients require and whose role (read, write, admin) says what the
+	// client may do. nil connects in plaintext. A handshake that fails
+	// (untrusted member, refused certificate) fails the call with
+	// ErrUnavailable once every endpoint was tried.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns a Config with every default set and no endpoints.
@@ -63,6 +72,9 @@ func (c Config) withDefaults() Config {
 		c.Logger = zap.NewNop()
 	}
 	c.Endpoints = append([]string(nil), c.Endpoints...)
+	if c.TLS != nil {
+		c.TLS = c.TLS.Clone()
+	}
 	return c
 }
 

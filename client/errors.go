@@ -42,8 +42,19 @@ var (
 	// ErrSnapshotUnavailable means the snapshot (or the session's min seqno)
 	// is newer than the serving node has applied within its wait bound.
 	ErrSnapshotUnavailable = errors.New("client: snapshot unavailable")
+	// ErrOverloaded means the member had too many commits in flight and
+	// refused this one at once: it was not applied. Update retries it after
+	// a backoff; a caller of Commit should back off too.
+	ErrOverloaded = errors.New("client: server overloaded")
 	// ErrUnavailable means no endpoint could serve the call.
 	ErrUnavailable = errors.New("client: unavailable")
+	// ErrUnauthenticated means the member verifies clients and the client
+	// presented no certificate (Config.TLS): nothing was done.
+	ErrUnauthenticated = errors.New("client: unauthenticated")
+	// ErrPermissionDenied means the role of the client's certificate does
+	// not allow the call (a read-only certificate committing, say): nothing
+	// was done.
+	ErrPermissionDenied = errors.New("client: permission denied")
 	// ErrReadOnly is returned by Put and Delete inside View.
 	ErrReadOnly = errors.New("client: write in read-only transaction")
 	// ErrTxnDone is returned by a transaction after Commit or Rollback.
@@ -95,6 +106,7 @@ var statusErrors = []struct {
 	{codes.Unavailable, api.ReasonNotPrimary, ErrNotPrimary},
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
+	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},
 
 	{codes.InvalidArgument, "", ErrInvalidArgument},
 	{codes.ResourceExhausted, "", ErrTooLarge},
@@ -102,6 +114,8 @@ var statusErrors = []struct {
 	{codes.NotFound, "", ErrNotFound},
 	{codes.DeadlineExceeded, "", context.DeadlineExceeded},
 	{codes.Canceled, "", context.Canceled},
+	{codes.Unauthenticated, "", ErrUnauthenticated},
+	{codes.PermissionDenied, "", ErrPermissionDenied},
 }
 
 // memberErrors maps the refusals of the Cluster service, which carry no
@@ -116,6 +130,8 @@ var memberErrors = []struct {
 	{codes.AlreadyExists, ErrMemberExists},
 	{codes.FailedPrecondition, ErrMemberRefused},
 	{codes.Unimplemented, errors.ErrUnsupported},
+	{codes.Unauthenticated, ErrUnauthenticated},
+	{codes.PermissionDenied, ErrPermissionDenied},
 }
 
 // memberRefusal translates err when it is a refusal of the Cluster

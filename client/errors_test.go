@@ -28,6 +28,7 @@ var statusCases = []struct {
 	{codes.Unavailable, api.ReasonNotPrimary, ErrNotPrimary},
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
+	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},  // not ErrTooLarge
 	{codes.FailedPrecondition, api.ReasonNotPrimary, ErrNotPrimary}, // reason wins over code
 	{codes.InvalidArgument, "", ErrInvalidArgument},
 	{codes.ResourceExhausted, "", ErrTooLarge},
@@ -35,6 +36,8 @@ var statusCases = []struct {
 	{codes.NotFound, "", ErrNotFound},
 	{codes.DeadlineExceeded, "", context.DeadlineExceeded},
 	{codes.Canceled, "", context.Canceled},
+	{codes.Unauthenticated, "", ErrUnauthenticated},
+	{codes.PermissionDenied, "", ErrPermissionDenied},
 }
 
 func statusErr(code codes.Code, reason, msg string) error {

@@ -151,7 +151,8 @@ func (tx *Txn) buffer(key []byte, w write) {
 //
 // A transport failure resends the same write-set (same id, so it is applied
 // at most once) to the next endpoint. Other errors (ErrTooLarge,
-// ErrInvalidKey, ErrSnapshotTooOld, ...) mean the write-set was refused. A
+// ErrInvalidKey, ErrSnapshotTooOld, ErrOverloaded, ...) mean the write-set
+// was refused; after ErrOverloaded, back off before committing again. A
 // transaction without writes commits at once, with no round trip.
 func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 	if tx.done {

@@ -178,6 +178,55 @@ func TestCommitConflictError(t *testing.T) {
 	wantValue(t, c, "k", "b")
 }
 
+func TestUpdateRetriesOverloaded(t *testing.T) {
+	n := newFakeCluster(t, 1)[0]
+	n.setHooks(once("Commit", func(context.Context, string, proto.Message) error {
+		return reasonErr(codes.ResourceExhausted, api.ReasonOverloaded, "too many commits in flight")
+	}), nil)
+	c := newTestClient(t, n.addr)
+	mustPut(t, c, "k", "v")
+	if got := len(n.callsOf("Commit")); got != 2 {
+		t.Fatalf("commits = %d; want 2", got)
+	}
+}
+
+// Commit reports an overload to its caller, without trying another
+// endpoint; after an attempt that may have been applied, the outcome is
+// unknown instead.
+func TestCommitOverloaded(t *testing.T) {
+	overloaded := func(context.Context, string, proto.Message) error {
+		return reasonErr(codes.ResourceExhausted, api.ReasonOverloaded, "too many commits in flight")
+	}
+	commit := func(c *Client) error {
+		tx, _ := c.Begin(testCtx(t))
+		_ = tx.Put([]byte("k"), []byte("v"))
+		_, err := tx.Commit(testCtx(t))
+		return err
+	}
+	t.Run("refused", func(t *testing.T) {
+		nodes := newFakeCluster(t, 2)
+		nodes[0].setHooks(once("Commit", overloaded), nil)
+		err := commit(newTestClient(t, addrsOf(nodes)...))
+		if !errors.Is(err, ErrOverloaded) || errors.Is(err, ErrIndeterminate) {
+			t.Fatalf("Commit = %v; want ErrOverloaded only", err)
+		}
+		if got := len(nodes[1].callsOf("Commit")); got != 0 {
+			t.Fatalf("commits on the other endpoint = %d; want 0", got)
+		}
+	})
+	t.Run("after a lost answer", func(t *testing.T) {
+		nodes := newFakeCluster(t, 2)
+		nodes[0].setHooks(nil, once("Commit", func(context.Context, string, proto.Message) error {
+			nodes[0].dropConns()
+			return errors.New("dropped")
+		}))
+		nodes[1].setHooks(once("Commit", overloaded), nil)
+		if err := commit(newTestClient(t, addrsOf(nodes)...)); !errors.Is(err, ErrIndeterminate) {
+			t.Fatalf("Commit = %v; want ErrIndeterminate", err)
+		}
+	})
+}
+
 func TestIndeterminateIsNotRetried(t *testing.T) {
 	for _, tc := range []struct {
 		name string

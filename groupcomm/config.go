@@ -47,8 +47,15 @@ type Config struct {
 	Admit func(data []byte) error
 
 	// Dial opens connections to peers (Raft and forwarding); nil dials TCP.
-	// Fault tests route members through proxies with it.
+	// Fault tests route members through proxies with it; a TLS member
+	// returns connections on which it has made the handshake.
 	Dial func(addr string, timeout time.Duration) (net.Conn, error)
+
+	// Authorize, if set, vets every accepted connection before its
+	// handshake is read (a TLS member checks that the peer presented a
+	// member's certificate); a connection it refuses is closed, with a
+	// warning.
+	Authorize func(net.Conn) error
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

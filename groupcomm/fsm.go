@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
@@ -169,7 +170,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.restoring.Store(true)
 	defer f.restoring.Store(false)
-	f.lg.Info("restoring state from snapshot", zap.Uint64("snapshot", idx))
+	start := time.Now()
+	f.lg.Info("state transfer: restoring state from snapshot", zap.Uint64("snapshot", idx), zap.Uint64("applied", f.d.Applied()))
 	if err := f.d.Restore(rc); err != nil {
 		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
 		return err
@@ -183,7 +185,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return err
 	}
 	f.setApplied(f.d.Applied())
-	f.lg.Info("restored state from snapshot", zap.Uint64("snapshot", idx))
+	f.lg.Info("state transfer: restored state from snapshot", zap.Uint64("snapshot", idx), zap.Duration("took", time.Since(start)))
 	return nil
 }
 

@@ -71,6 +71,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	}
 	g.goTracked(func() { g.serve(ln) })
 	g.goTracked(func() { <-g.closing; ln.Close() })
+	g.goTracked(g.watchLeader)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
 	}
@@ -114,7 +115,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if err := g.bootstrap(rc, logs, snaps); err != nil {
 		return err
 	}
-	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, g.trans); err != nil {
+	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, donorTransport{g.trans, g.lg}); err != nil {
 		return fmt.Errorf("groupcomm: start raft: %w", err)
 	}
 	g.live.Store(g.raft)

@@ -46,9 +46,13 @@ func (s zapSink) Accept(name string, level hclog.Level, msg string, args ...inte
 }
 
 // demote lowers raft lines that are routine here: errors caused by our own
-// shutdown, and the first election of a new cluster, which raft reports as a
-// missed heartbeat from no leader.
+// shutdown, the first election of a new cluster, which raft reports as a
+// missed heartbeat from no leader, and a leader stepping down for a newer
+// term, which every leadership transfer ends with.
 func demote(level hclog.Level, msg string, args []interface{}) hclog.Level {
+	if msg == "peer has newer term, stopping replication" {
+		return hclog.Info
+	}
 	for i := 1; i < len(args); i += 2 {
 		if err, ok := args[i].(error); ok && errors.Is(err, raft.ErrTransportShutdown) {
 			return hclog.Debug

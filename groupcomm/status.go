@@ -64,6 +64,20 @@ func (g *Group) Status() Status {
 	return st
 }
 
+// Backlog reports, for the state st (from Status), how many entries this
+// member has still to deliver: lag of them committed, queued in its log,
+// committed or not. Raft's own entries, which are never delivered (a new
+// leader's first entry, say), do not count.
+func (g *Group) Backlog(st Status) (lag, queued uint64) {
+	pending := func(idx uint64) uint64 {
+		if d := g.delivered(idx); d > st.Applied {
+			return d - st.Applied
+		}
+		return 0
+	}
+	return pending(st.CommitIndex), pending(st.LastIndex)
+}
+
 // primary: the leader is primary while it holds its lease (raft steps down
 // when it loses the majority); a follower is while it hears from a leader,
 // within NotPrimaryTimeout.

@@ -14,7 +14,9 @@ import (
 
 // The first byte of every groupcomm connection says what it carries. Neither
 // byte can start an HTTP/1, HTTP/2 (gRPC) or TLS connection, so a cmux
-// matcher can tell them apart from the node's other traffic.
+// matcher can tell them apart from the node's other traffic. With TLS, the
+// node's listener makes the handshake before cmux reads anything, so the
+// byte is the first of the plaintext.
 const (
 	prefixRaft    byte = 0xA1
 	prefixForward byte = 0xA2
@@ -155,6 +157,13 @@ func (g *Group) serve(ln net.Listener) {
 }
 
 func (g *Group) route(c net.Conn) {
+	if g.cfg.Authorize != nil {
+		if err := g.cfg.Authorize(c); err != nil {
+			g.lg.Warn("refused a connection from a non-member", zap.String("from", c.RemoteAddr().String()), zap.Error(err))
+			c.Close()
+			return
+		}
+	}
 	var b [handshakeLen]byte
 	c.SetReadDeadline(time.Now().Add(g.cfg.DialTimeout))
 	if _, err := io.ReadFull(c, b[:]); err != nil {

@@ -106,7 +106,7 @@ func (a admin) onLeader(ctx context.Context, local func(context.Context) error, 
 	if err != nil {
 		return err
 	}
-	return withCluster(ctx, leader, func(ctx context.Context, cc galenapb.ClusterClient) error {
+	return a.n.cfg.withCluster(ctx, leader, func(ctx context.Context, cc galenapb.ClusterClient) error {
 		ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, a.n.cfg.ID)
 		err := remote(ctx, cc)
 		if _, ok := status.FromError(err); !ok && err != nil {

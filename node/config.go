@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -55,14 +56,47 @@ type Config struct {
 	// route them through proxies); nil dials TCP.
 	PeerDial func(addr string, timeout time.Duration) (net.Conn, error)
 
+	// TLS, if set, secures everything on the member's port: the listener is
+	// wrapped in TLS before it is split by protocol, so Raft, forwarding,
+	// gRPC and HTTP are all encrypted. It presents this member's
+	// certificate, which must carry the member role (see package security:
+	// galena cert node makes one), and verifies the certificates presented
+	// with ClientCAs, only when given (tls.VerifyClientCertIfGiven): Raft
+	// and forwarding connections must present a member certificate, gRPC
+	// clients only with ClientCertAuth. security.ServerConfig builds one.
+	// PeerTLS is then required. nil serves plaintext; a member that does so
+	// on a non-loopback address logs a warning.
+	TLS *tls.Config
+	// PeerTLS is how this member dials other members (Raft, forwarding,
+	// membership changes passed to the leader, Join): it presents this
+	// member's certificate and verifies theirs with RootCAs; the member also
+	// refuses a peer whose certificate lacks the member role.
+	// security.PeerConfig builds one.
+	PeerTLS *tls.Config
+	// ClientCertAuth makes every gRPC call present a certificate, signed by
+	// the CA, whose role allows it (security.Role: read, write, admin;
+	// members may do everything); others are refused with Unauthenticated
+	// or PermissionDenied. It needs TLS. Without it, any client may do
+	// anything, as without TLS.
+	ClientCertAuth bool
+
 	Logger     *zap.Logger           // nil → zap.NewNop()
-	Registerer prometheus.Registerer // nil → a private registry
+	Registerer prometheus.Registerer // nil → a private registry; /metrics serves it if it is also a Gatherer
+
+	// RaftMetrics exports hashicorp/raft's own metrics (galena_raft_*) on
+	// Registerer. Raft reports them to the go-metrics library's one
+	// process-wide sink, which this member installs and removes on Close:
+	// at most one member per process may set it (galena start does;
+	// in-process test clusters and the demo leave it off, since raft's
+	// metrics carry no member label).
+	RaftMetrics bool
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	NotPrimaryTimeout  time.Duration
 	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration // how often Raft checks SnapshotThreshold
 	TrailingLogs       uint64
 
 	// FaultDivergeAt, for fault tests only, makes the member certify wrongly
@@ -72,8 +106,13 @@ type Config struct {
 	Limits        txn.Limits
 	CausalWait    time.Duration
 	CommitTimeout time.Duration
-	// ShutdownTimeout bounds how long Close lets in-flight requests finish.
+	// ShutdownTimeout bounds how long Close lets in-flight commits, then
+	// other in-flight requests, finish.
 	ShutdownTimeout time.Duration
+	// MaxInflightCommits bounds the commits the member serves at once;
+	// beyond it a commit is refused at once with ErrOverloaded (gRPC
+	// ResourceExhausted). See txn.Config.
+	MaxInflightCommits int
 }
 
 // DefaultClusterToken is the cluster token when none is given.
@@ -92,10 +131,12 @@ func DefaultConfig() Config {
 		LeaderLeaseTimeout: g.LeaderLeaseTimeout,
 		NotPrimaryTimeout:  g.NotPrimaryTimeout,
 		SnapshotThreshold:  g.SnapshotThreshold,
+		SnapshotInterval:   g.SnapshotInterval,
 		TrailingLogs:       g.TrailingLogs,
 		Limits:             t.Limits,
 		CausalWait:         t.CausalWait,
 		CommitTimeout:      t.CommitTimeout,
+		MaxInflightCommits: t.MaxInflightCommits,
 		ShutdownTimeout:    5 * time.Second,
 		ClusterToken:       DefaultClusterToken,
 		CheckpointInterval: DefaultCheckpointInterval,
@@ -123,6 +164,9 @@ func (c Config) validateIdentity() error {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if err := c.validateIdentity(); err != nil {
+		return err
+	}
+	if err := c.validateTLS(); err != nil {
 		return err
 	}
 	switch {
@@ -155,11 +199,14 @@ func (c Config) advertise() string {
 
 func (c Config) groupConfig() groupcomm.Config {
 	g := groupcomm.DefaultConfig()
-	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.InitialCluster, c.Logger, c.PeerDial
+	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.InitialCluster, c.Logger, c.peerDialer()
+	if c.TLS != nil {
+		g.Authorize = authorizeMember
+	}
 	g.Dir = c.DataDir + "/raft"
 	g.HeartbeatTimeout, g.ElectionTimeout = c.HeartbeatTimeout, c.ElectionTimeout
 	g.LeaderLeaseTimeout, g.NotPrimaryTimeout = c.LeaderLeaseTimeout, c.NotPrimaryTimeout
-	g.SnapshotThreshold, g.TrailingLogs = c.SnapshotThreshold, c.TrailingLogs
+	g.SnapshotThreshold, g.SnapshotInterval, g.TrailingLogs = c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs
 	g.Arbitrator = c.Arbitrator
 	return g
 }
@@ -167,6 +214,7 @@ func (c Config) groupConfig() groupcomm.Config {
 func (c Config) txnConfig() txn.Config {
 	t := txn.DefaultConfig()
 	t.Limits, t.CausalWait, t.CommitTimeout, t.Logger = c.Limits, c.CausalWait, c.CommitTimeout, c.Logger
+	t.MaxInflightCommits = c.MaxInflightCommits
 	return t
 }
 

@@ -12,7 +12,6 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // clusterIDFile, in the data directory, names the cluster the directory's
@@ -44,7 +43,7 @@ func (c Config) resolveCluster(ctx context.Context) (uint64, error) {
 		}
 		return stored, nil
 	case has && c.Join != "":
-		ml, err := memberList(ctx, c.Join)
+		ml, err := c.memberList(ctx, c.Join)
 		if err != nil {
 			return stored, nil // a restart need not reach the member it first joined through
 		}
@@ -58,7 +57,7 @@ func (c Config) resolveCluster(ctx context.Context) (uint64, error) {
 	case len(c.InitialCluster) > 0:
 		return groupcomm.ClusterIDFor(c.ClusterToken, c.InitialCluster), nil
 	case c.Join != "":
-		ml, err := memberList(ctx, c.Join)
+		ml, err := c.memberList(ctx, c.Join)
 		if err != nil {
 			return 0, fmt.Errorf("node: join %s: %w", c.Join, err)
 		}
@@ -120,18 +119,19 @@ func writeClusterID(dir string, id uint64) error {
 }
 
 // memberList asks the member at addr for the cluster's configuration.
-func memberList(ctx context.Context, addr string) (*galenapb.MemberListResponse, error) {
+func (c Config) memberList(ctx context.Context, addr string) (*galenapb.MemberListResponse, error) {
 	var ml *galenapb.MemberListResponse
-	err := withCluster(ctx, addr, func(ctx context.Context, cc galenapb.ClusterClient) (err error) {
+	err := c.withCluster(ctx, addr, func(ctx context.Context, cc galenapb.ClusterClient) (err error) {
 		ml, err = cc.MemberList(ctx, &galenapb.MemberListRequest{})
 		return err
 	})
 	return ml, err
 }
 
-// withCluster runs fn against the Cluster service of the member at addr.
-func withCluster(ctx context.Context, addr string, fn func(context.Context, galenapb.ClusterClient) error) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// withCluster runs fn against the Cluster service of the member at addr,
+// as a member: with TLS, it presents this member's certificate.
+func (c Config) withCluster(ctx context.Context, addr string, fn func(context.Context, galenapb.ClusterClient) error) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c.peerCredentials()))
 	if err != nil {
 		return err
 	}

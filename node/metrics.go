@@ -1,6 +1,12 @@
 package node
 
 import (
+	"fmt"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	gometrics "github.com/hashicorp/go-metrics/compat"
+	gmprom "github.com/hashicorp/go-metrics/compat/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -13,7 +19,7 @@ var stateCodes = map[string]float64{StateJoining: 1, StateDonor: 2, StateJoined:
 type collector struct {
 	n                                           *Node
 	state, primary, size, applied, lag, contact *prometheus.Desc
-	commits, failures                           *prometheus.Desc
+	commits, failures, recvQueue                *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -28,11 +34,13 @@ func newCollector(n *Node) *collector {
 		contact:  d("galena_last_contact_seconds", "Seconds since the leader was last heard from; 0 on the leader, -1 if never."),
 		commits:  d("galena_local_commits_total", "Write-sets this member certified as committed since it started."),
 		failures: d("galena_local_cert_failures_total", "Write-sets this member certified as conflicts since it started."),
+		recvQueue: d("galena_local_recv_queue", "Entries in this member's log not yet applied here, committed or not "+
+			"(Galera's wsrep_local_recv_queue): galena_apply_lag plus the entries not yet known to be committed."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures} {
+	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue} {
 		ch <- d
 	}
 }
@@ -53,6 +61,90 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.applied, float64(s.Applied))
 	gauge(c.lag, float64(s.ApplyLag))
 	gauge(c.contact, contact)
+	gauge(c.recvQueue, float64(s.RecvQueue))
 	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(s.Commits))
 	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(s.CertFailures))
+}
+
+// newCertifyHistogram is galena_certification_duration_seconds, observed
+// through certification.ApplierConfig.TimeCertify.
+func newCertifyHistogram() prometheus.Histogram {
+	return prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "galena_certification_duration_seconds",
+		Help:    "Time to certify one delivered batch of write-sets on this member (decode and certify, not the storage write).",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18), // 10µs to 1.3s
+	})
+}
+
+// timeCertify is the member's certification.ApplierConfig.TimeCertify.
+func (n *Node) timeCertify() func(int) {
+	start := time.Now()
+	return func(writeSets int) {
+		if writeSets > 0 {
+			n.certifyTime.Observe(time.Since(start).Seconds())
+		}
+	}
+}
+
+// newGRPCMetrics are the gRPC server's metrics (grpc_server_*), with the
+// handling-time histogram.
+func newGRPCMetrics() *grpcprom.ServerMetrics {
+	return grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets(prometheus.ExponentialBuckets(0.0005, 2, 17))))
+}
+
+// registerMetrics registers every collector of the member on the
+// configured registry; Close unregisters them.
+func (n *Node) registerMetrics() error {
+	for _, c := range []prometheus.Collector{newCollector(n), n.svc, n.grpcMetrics, n.certifyTime} {
+		if err := n.cfg.Registerer.Register(c); err != nil {
+			n.unregisterMetrics()
+			return fmt.Errorf("node: register metrics: %w", err)
+		}
+		n.registered = append(n.registered, c)
+	}
+	return nil
+}
+
+func (n *Node) unregisterMetrics() {
+	for _, c := range n.registered {
+		n.cfg.Registerer.Unregister(c)
+	}
+	n.registered = nil
+}
+
+// raftMetricsExpiration is how long a Raft series is kept without an update
+// (a removed peer's replication series, say).
+const raftMetricsExpiration = 5 * time.Minute
+
+// installRaftMetrics points go-metrics' process-wide sink, to which raft
+// reports, at a Prometheus sink registered on reg. Raft's names get the
+// galena_ prefix (raft.apply → galena_raft_apply); its timers are in
+// milliseconds.
+func installRaftMetrics(reg prometheus.Registerer) (*gmprom.PrometheusSink, error) {
+	sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{
+		Registerer: reg, Name: "galena_raft_sink", Expiration: raftMetricsExpiration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: raft metrics: %w", err)
+	}
+	if _, err := gometrics.NewGlobal(raftMetricsConfig("galena"), sink); err != nil {
+		reg.Unregister(sink)
+		return nil, fmt.Errorf("node: raft metrics: %w", err)
+	}
+	return sink, nil
+}
+
+// uninstallRaftMetrics puts back a sink that drops everything.
+func uninstallRaftMetrics(reg prometheus.Registerer, sink *gmprom.PrometheusSink) {
+	gometrics.NewGlobal(raftMetricsConfig(""), &gometrics.BlackholeSink{})
+	reg.Unregister(sink)
+}
+
+func raftMetricsConfig(service string) *gometrics.Config {
+	c := gometrics.DefaultConfig(service)
+	// No hostname in the names, and no runtime sampler: it would be a
+	// goroutine nobody stops, and the Go collector covers the runtime.
+	c.EnableHostname, c.EnableRuntimeMetrics = false, false
+	return c
 }

@@ -2,6 +2,8 @@ package node
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -30,6 +32,7 @@ func (n *Node) monitor() {
 		lastAsk   time.Time
 		cutSince  time.Time
 		state     string
+		conf      string
 	)
 	for {
 		select {
@@ -42,6 +45,7 @@ func (n *Node) monitor() {
 		}
 		st := n.group.Status()
 		n.noteMembers(st.Members)
+		conf = n.logConfiguration(conf, st.Members)
 		caughtUp := st.Primary && !st.Restoring && st.CommitIndex > 0 && st.Applied+syncedLag >= st.CommitIndex
 		n.joining.Store(st.Restoring || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
 		if s := n.Status().State; s != state {
@@ -93,7 +97,7 @@ func (n *Node) ask(addr string, voter bool) {
 	if addr == "" {
 		_, err = admin{n: n}.MemberAdd(ctx, req)
 	} else {
-		err = withCluster(ctx, addr, func(ctx context.Context, cc galenapb.ClusterClient) error {
+		err = n.cfg.withCluster(ctx, addr, func(ctx context.Context, cc galenapb.ClusterClient) error {
 			_, err := cc.MemberAdd(ctx, req)
 			return err
 		})
@@ -113,7 +117,7 @@ func (n *Node) removedElsewhere(members []groupcomm.Member) bool {
 		if m.ID == n.cfg.ID {
 			continue
 		}
-		ml, err := memberList(n.ctx, m.Addr)
+		ml, err := n.cfg.memberList(n.ctx, m.Addr)
 		if err != nil || ml.GetLeaderId() == "" || ml.GetClusterId() != groupcomm.FormatClusterID(n.clusterID) {
 			continue
 		}
@@ -134,6 +138,27 @@ func (n *Node) noteMembers(ms []groupcomm.Member) {
 		ids[m.ID] = true
 	}
 	n.members.Store(&ids)
+}
+
+// logConfiguration logs the cluster configuration when it differs from
+// prev, and returns it.
+func (n *Node) logConfiguration(prev string, ms []groupcomm.Member) string {
+	if len(ms) == 0 {
+		return prev
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+		if !m.Voter {
+			ids[i] += "(non-voter)"
+		}
+	}
+	slices.Sort(ids)
+	conf := strings.Join(ids, ",")
+	if conf != prev {
+		n.lg.Info("cluster configuration", zap.String("from", prev), zap.String("to", conf))
+	}
+	return conf
 }
 
 // isMember says whether id was in the configuration when monitor last

@@ -16,6 +16,8 @@ import (
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	gmprom "github.com/hashicorp/go-metrics/compat/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/soheilhy/cmux"
 	"go.uber.org/zap"
@@ -45,9 +47,13 @@ type Node struct {
 	joining   atomic.Bool                     // catching up before it can serve (see monitor)
 	members   atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
 	announce  chan certification.Checkpoint
-	metrics   *collector      // registered on cfg.Registerer until Close
 	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
 	cancel    context.CancelFunc
+
+	registered  []prometheus.Collector // on cfg.Registerer until Close
+	certifyTime prometheus.Histogram
+	grpcMetrics *grpcprom.ServerMetrics
+	raftSink    *gmprom.PrometheusSink // with Config.RaftMetrics
 
 	closeOnce sync.Once
 	closeErr  error
@@ -64,11 +70,12 @@ func New(cfg Config) (*Node, error) {
 		cfg.Logger = zap.NewNop()
 	}
 	cfg.Logger = cfg.Logger.With(zap.String("node", cfg.ID))
+	cfg.secure()
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
 	n := &Node{cfg: cfg, lg: cfg.Logger, fatal: make(chan error, 1),
-		announce: make(chan certification.Checkpoint, 4)}
+		announce: make(chan certification.Checkpoint, 4), certifyTime: newCertifyHistogram(), grpcMetrics: newGRPCMetrics()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Everything that can refuse the data directory or the configuration
 	// runs before anything on disk is created or changed.
@@ -80,15 +87,19 @@ func New(cfg Config) (*Node, error) {
 		}
 		return nil, err
 	}
+	if cfg.RaftMetrics {
+		if n.raftSink, err = installRaftMetrics(cfg.Registerer); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	if err := n.open(); err != nil {
 		n.Close()
 		return nil, err
 	}
-	n.metrics = newCollector(n)
-	if err := cfg.Registerer.Register(n.metrics); err != nil {
-		n.metrics = nil
+	if err := n.registerMetrics(); err != nil {
 		n.Close()
-		return nil, fmt.Errorf("node: register metrics: %w", err)
+		return nil, err
 	}
 	n.joining.Store(cfg.Join != "") // until monitor finds this member caught up
 	n.serve()
@@ -108,6 +119,7 @@ func (n *Node) open() error {
 			return fmt.Errorf("node: listen: %w", err)
 		}
 	}
+	n.secureListener()
 	n.addr = n.cfg.advertise()
 	if err := writeClusterID(n.cfg.DataDir, n.clusterID); err != nil {
 		return err
@@ -139,7 +151,7 @@ func (n *Node) open() error {
 	ac := certification.ApplierConfig{
 		Certification: certification.DefaultConfig(), Logger: n.lg.Named("certification"), OnOutcome: n.svc.OnOutcome,
 		Member: n.cfg.ID, CheckpointInterval: n.cfg.CheckpointInterval, OnCheckpoint: n.onCheckpoint, IsMember: n.isMember,
-		FaultDivergeAt: n.cfg.FaultDivergeAt,
+		FaultDivergeAt: n.cfg.FaultDivergeAt, TimeCertify: n.timeCertify,
 	}
 	if n.applier, err = certification.NewApplier(ac, n.store); err != nil {
 		return err
@@ -207,10 +219,10 @@ func (n *Node) Fatal() <-chan error { return n.fatal }
 func (n *Node) serve() {
 	grpcLn := n.mux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	httpLn := n.mux.Match(cmux.HTTP1Fast())
-	max := n.cfg.Limits.MaxWriteSetSize + 1<<20
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max))
+	n.grpc = grpc.NewServer(append(n.grpcOptions(), n.securityOptions()...)...)
 	galenapb.RegisterKVServer(n.grpc, txn.NewServer(n.svc, n.statusProto))
 	galenapb.RegisterClusterServer(n.grpc, admin{n: n})
+	n.grpcMetrics.InitializeMetrics(n.grpc)
 	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	n.goTracked(func() { n.grpc.Serve(grpcLn) })
 	n.goTracked(func() { n.http.Serve(httpLn) })
@@ -248,25 +260,30 @@ func (n *Node) Digest() (uint64, [32]byte) {
 	return n.applier.Digest()
 }
 
-// Close stops serving and releases everything, in reverse order of New:
-// client traffic first, then the group, then storage. It is idempotent.
+// Close stops the member gracefully and releases everything, in reverse
+// order of New. It first refuses new commits (ErrShuttingDown, gRPC
+// Unavailable, so clients move to another member) and lets those in flight
+// finish, then hands leadership over if the member leads, so the others
+// need not wait out an election timeout; then it stops client traffic, the
+// group and storage. In-flight requests get ShutdownTimeout in all; the
+// leadership transfer, at most an election timeout. It is idempotent.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() { n.closeErr = n.close() })
 	return n.closeErr
 }
 
 func (n *Node) close() error {
+	deadline := time.Now().Add(n.cfg.ShutdownTimeout)
+	n.handOver(deadline)
 	n.cancel()
-	if n.metrics != nil {
-		n.cfg.Registerer.Unregister(n.metrics)
-	}
+	n.unregisterMetrics()
 	var errs []error
 	if n.grpc != nil {
 		stopped := make(chan struct{})
 		go func() { n.grpc.GracefulStop(); close(stopped) }()
 		select {
 		case <-stopped:
-		case <-time.After(n.cfg.ShutdownTimeout):
+		case <-time.After(time.Until(deadline)):
 			n.grpc.Stop()
 			<-stopped
 		}
@@ -287,6 +304,32 @@ func (n *Node) close() error {
 	if n.store != nil {
 		errs = append(errs, n.store.Close())
 	}
+	if n.raftSink != nil {
+		uninstallRaftMetrics(n.cfg.Registerer, n.raftSink)
+	}
 	n.lg.Info("member stopped")
 	return errors.Join(errs...)
+}
+
+// handOver prepares a running member to stop without disturbing the
+// cluster: it refuses new commits, waits until deadline for those in flight,
+// and hands leadership over if this member leads.
+func (n *Node) handOver(deadline time.Time) {
+	if n.svc == nil || n.group == nil {
+		return // New failed before the member served
+	}
+	n.lg.Info("stopping: refusing new commits, finishing those in flight")
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := n.svc.Drain(ctx); err != nil {
+		n.lg.Warn("stopping with commits still in flight", zap.Duration("waited", n.cfg.ShutdownTimeout), zap.Error(err))
+	}
+	if n.failed.Load() {
+		return
+	}
+	// Raft bounds the transfer by its election timeout, whatever is left
+	// of the deadline.
+	if err := n.group.TransferLeadership(n.ctx); err != nil {
+		n.lg.Warn("could not hand leadership over; the others elect a leader after their election timeout", zap.Error(err))
+	}
 }

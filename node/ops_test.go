@@ -23,7 +23,9 @@ import (
 
 // smallLog makes members snapshot often and keep little log, so that a
 // member joining later must receive a snapshot.
-func smallLog(_ int, cfg *node.Config) { cfg.SnapshotThreshold, cfg.TrailingLogs = 64, 8 }
+func smallLog(_ int, cfg *node.Config) {
+	cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 64, 8, 50*time.Millisecond
+}
 
 func putN(t *testing.T, cl *client.Client, prefix string, n int) {
 	t.Helper()

@@ -30,6 +30,7 @@ type Status struct {
 	groupcomm.Status
 	State        string
 	ApplyLag     uint64 // committed entries not yet applied here
+	RecvQueue    uint64 // entries in this member's log not yet applied here, committed or not
 	Commits      uint64
 	CertFailures uint64
 	Error        string // why the member stopped, in StateFailed
@@ -39,9 +40,7 @@ type Status struct {
 func (n *Node) Status() Status {
 	gs := n.group.Status()
 	s := Status{Status: gs}
-	if gs.CommitIndex > gs.Applied {
-		s.ApplyLag = gs.CommitIndex - gs.Applied
-	}
+	s.ApplyLag, s.RecvQueue = n.group.Backlog(gs)
 	if n.applier != nil {
 		st := n.applier.Stats()
 		s.Commits, s.CertFailures = st.Commits, st.CertFailures

@@ -35,12 +35,21 @@ type Config struct {
 	// Window is the certification window (seqnos); commits read at older
 	// snapshots are refused early.
 	Window uint64
-	Logger *zap.Logger
+	// MaxInflightCommits bounds the commits this member serves at once
+	// (admission control): one more is refused at once with ErrOverloaded,
+	// so a flood of commits costs the member a bounded amount of memory and
+	// leaves it responsive to reads and status calls.
+	MaxInflightCommits int
+	Logger             *zap.Logger
 }
+
+// DefaultMaxInflightCommits is the default Config.MaxInflightCommits.
+const DefaultMaxInflightCommits = 1024
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second}
+	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second,
+		MaxInflightCommits: DefaultMaxInflightCommits}
 }
 
 // Validate reports a configuration that cannot work.
@@ -57,6 +66,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("txn: MaxValueSize must not exceed storage's %d bytes", storage.MaxValueSize)
 	case c.CausalWait <= 0 || c.CommitTimeout <= 0:
 		return errors.New("txn: CausalWait and CommitTimeout must be positive")
+	case c.MaxInflightCommits <= 0:
+		return fmt.Errorf("txn: MaxInflightCommits must be positive, got %d", c.MaxInflightCommits)
 	}
 	return nil
 }

@@ -1,6 +1,11 @@
 // Package txn is the server side of a transaction: snapshot reads from local
-// storage, and the commit path (validate → register a waiter for the
+// storage, and the commit path (admit → validate → register a waiter for the
 // write-set's id → broadcast → wait for this member's own verdict).
+//
+// Admission bounds the commits in flight on a member
+// (Config.MaxInflightCommits): one more is refused at once with ErrOverloaded
+// rather than queued. Before the member stops, Drain refuses new commits
+// while those in flight finish.
 //
 // A server keeps no per-transaction state: the client buffers writes and
 // sends them whole at commit, and every read names its snapshot. The first

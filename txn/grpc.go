@@ -83,6 +83,7 @@ var statusTable = []struct {
 	{ErrNotPrimary, codes.Unavailable, api.ReasonNotPrimary},
 	{ErrIndeterminate, codes.Unknown, api.ReasonIndeterminate},
 	{ErrShuttingDown, codes.Unavailable, api.ReasonShuttingDown},
+	{ErrOverloaded, codes.ResourceExhausted, api.ReasonOverloaded},
 }
 
 func toStatus(err error) error {

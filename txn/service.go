@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/certification"
@@ -49,12 +50,15 @@ type ReadAt struct {
 }
 
 // Service serves reads and commits on one member. It is safe for concurrent
-// use and owns no goroutines.
+// use and owns no goroutines. It is a prometheus.Collector of its commit
+// metrics: register it on the member's registry.
 type Service struct {
 	cfg   Config
 	lg    *zap.Logger
 	store Store
 	ord   Orderer
+	gate  *gate
+	m     *metrics
 
 	mu      sync.Mutex
 	waiters map[string][]chan certification.Outcome
@@ -69,7 +73,10 @@ func New(cfg Config, store Store, ord Orderer) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, waiters: map[string][]chan certification.Outcome{}}, nil
+	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits),
+		waiters: map[string][]chan certification.Outcome{}}
+	s.m = newMetrics(s.gate.inflight)
+	return s, nil
 }
 
 // OnOutcome wakes the commits waiting for id. It does not block; it is called
@@ -207,8 +214,29 @@ func storageErr(err error) error {
 
 // Commit validates ws, orders it, and returns this member's verdict. A
 // verdict other than commit is returned as the Outcome, not as an error;
-// errors mean the write-set was not applied, except ErrIndeterminate.
+// errors mean the write-set was not applied, except ErrIndeterminate. With
+// Config.MaxInflightCommits commits already in flight it fails at once with
+// ErrOverloaded; once Drain has begun, with ErrShuttingDown.
 func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
+	if err := s.gate.enter(); err != nil {
+		if errors.Is(err, ErrOverloaded) {
+			s.m.overloaded.Inc()
+		}
+		return certification.Outcome{}, err
+	}
+	defer s.gate.leave()
+	start := time.Now()
+	o, err := s.commit(ctx, ws, minSeqno)
+	s.m.observeCommit(o, err, time.Since(start))
+	return o, err
+}
+
+// Drain makes Commit refuse new commits with ErrShuttingDown and waits
+// until the commits in flight have returned, or ctx ends (then it returns
+// ctx's error). Reads are still served. A member drains before it stops.
+func (s *Service) Drain(ctx context.Context) error { return s.gate.drain(ctx) }
+
+func (s *Service) commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
 	if err := s.validate(ws); err != nil {
 		return certification.Outcome{}, err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,6 +253,9 @@ func runBench(ctx context.Context, o benchOptions, g *globalFlags, out, errOut i
 		if err != nil {
 			return err
 		}
+		if r.tls, err = g.clientTLS(); err != nil {
+			return err
+		}
 		r.eps = eps
 	}
 	results, err := r.runAll(ctx, out)
@@ -273,6 +277,7 @@ type benchRun struct {
 	errOut      io.Writer
 	tty         bool
 	dialTimeout time.Duration
+	tls         *tls.Config // --tls-*, against a running cluster
 	value       []byte
 	local       *demoCluster // with --local
 	eps         []string
@@ -335,7 +340,7 @@ func (r *benchRun) runAll(ctx context.Context, out io.Writer) ([]benchResult, er
 }
 
 func (r *benchRun) newClient(ep string) (*client.Client, error) {
-	return client.New(client.Config{Endpoints: []string{ep}, DialTimeout: r.dialTimeout})
+	return client.New(client.Config{Endpoints: []string{ep}, DialTimeout: r.dialTimeout, TLS: r.tls})
 }
 
 func (r *benchRun) closeClients() {

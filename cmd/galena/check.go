@@ -16,7 +16,7 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // checkRetryInterval is how often `galena check` asks again while the
@@ -93,8 +93,12 @@ Exit status 0 when the members agree, 1 when they do not or when no common
 seqno was found within --timeout.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			creds, err := g.credentials()
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				rep, err := checkCluster(ctx, c, checkRetryInterval)
+				rep, err := checkCluster(ctx, c, creds, checkRetryInterval)
 				if err != nil {
 					return err
 				}
@@ -116,7 +120,7 @@ seqno was found within --timeout.`,
 
 // checkCluster asks every member for its digest, again every interval while
 // they cannot be compared, until ctx is done.
-func checkCluster(ctx context.Context, c *client.Client, interval time.Duration) (checkReport, error) {
+func checkCluster(ctx context.Context, c *client.Client, creds credentials.TransportCredentials, interval time.Duration) (checkReport, error) {
 	m, err := c.Members(ctx)
 	if err != nil {
 		return checkReport{}, err
@@ -125,7 +129,7 @@ func checkCluster(ctx context.Context, c *client.Client, interval time.Duration)
 	defer tick.Stop()
 	var rep checkReport
 	for {
-		answers := fetchDigests(ctx, m.Members)
+		answers := fetchDigests(ctx, creds, m.Members)
 		if ctx.Err() != nil && rep.Verdict != "" {
 			return rep, nil // the deadline cut this round short: report the last whole one
 		}
@@ -142,11 +146,11 @@ func checkCluster(ctx context.Context, c *client.Client, interval time.Duration)
 }
 
 // fetchDigests asks every member for its digest, concurrently.
-func fetchDigests(ctx context.Context, members []client.Member) []digestAnswer {
+func fetchDigests(ctx context.Context, creds credentials.TransportCredentials, members []client.Member) []digestAnswer {
 	answers := make([]digestAnswer, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { answers[i] = fetchDigest(ctx, m) })
+		wg.Go(func() { answers[i] = fetchDigest(ctx, creds, m) })
 	}
 	wg.Wait()
 	return answers
@@ -154,9 +158,9 @@ func fetchDigests(ctx context.Context, members []client.Member) []digestAnswer {
 
 // fetchDigest asks one member for its status (to tell an arbitrator) and
 // its digest.
-func fetchDigest(ctx context.Context, m client.Member) digestAnswer {
+func fetchDigest(ctx context.Context, creds credentials.TransportCredentials, m client.Member) digestAnswer {
 	a := digestAnswer{id: m.ID, addr: m.Addr}
-	conn, err := grpc.NewClient(m.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(m.Addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		a.err = err
 		return a

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -10,15 +11,19 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/security"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
 // globalFlags are the flags every client command shares.
 type globalFlags struct {
-	endpoints string
-	timeout   time.Duration
+	endpoints              string
+	timeout                time.Duration
+	tlsCert, tlsKey, tlsCA string
 }
 
 func addGlobalFlags(root *cobra.Command) *globalFlags {
@@ -30,7 +35,44 @@ func addGlobalFlags(root *cobra.Command) *globalFlags {
 	root.PersistentFlags().StringVar(&g.endpoints, "endpoints", def,
 		"comma-separated host:port of cluster members (env GALENA_ENDPOINTS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on a whole client command")
+	root.PersistentFlags().StringVar(&g.tlsCA, "tls-ca", os.Getenv("GALENA_TLS_CA"),
+		"connect over TLS, trusting members whose certificates this CA certificate signed (env GALENA_TLS_CA)")
+	root.PersistentFlags().StringVar(&g.tlsCert, "tls-cert", os.Getenv("GALENA_TLS_CERT"),
+		"client certificate to present, with --tls-key: its role says what the client may do (env GALENA_TLS_CERT)")
+	root.PersistentFlags().StringVar(&g.tlsKey, "tls-key", os.Getenv("GALENA_TLS_KEY"),
+		"private key of --tls-cert (env GALENA_TLS_KEY)")
 	return g
+}
+
+// clientTLS is the TLS configuration of --tls-ca, --tls-cert and
+// --tls-key; nil, for plaintext, when none is given.
+func (g *globalFlags) clientTLS() (*tls.Config, error) {
+	switch {
+	case g.tlsCA == "" && g.tlsCert == "" && g.tlsKey == "":
+		return nil, nil
+	case g.tlsCA == "":
+		return nil, usagef("--tls-cert and --tls-key need --tls-ca, the CA certificate that verifies the members")
+	case (g.tlsCert == "") != (g.tlsKey == ""):
+		return nil, usagef("--tls-cert and --tls-key go together: give both or neither")
+	}
+	cfg, err := security.Files{Cert: g.tlsCert, Key: g.tlsKey, CA: g.tlsCA}.Client()
+	if err != nil {
+		return nil, usagef("--tls-*: %w", err)
+	}
+	return cfg, nil
+}
+
+// credentials are the gRPC transport credentials of the commands that call
+// members directly (status, check).
+func (g *globalFlags) credentials() (credentials.TransportCredentials, error) {
+	cfg, err := g.clientTLS()
+	switch {
+	case err != nil:
+		return nil, err
+	case cfg == nil:
+		return insecure.NewCredentials(), nil
+	}
+	return credentials.NewTLS(cfg), nil
 }
 
 // endpointList validates and splits --endpoints.
@@ -57,7 +99,11 @@ func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context
 	if err != nil {
 		return err
 	}
-	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.timeout})
+	tlsCfg, err := g.clientTLS()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.timeout, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}
@@ -79,6 +125,8 @@ func explain(err error, eps []string, timeout time.Duration) error {
 		return fmt.Errorf("no endpoint reachable (%s); the write may or may not have been applied: %s", list, cause(err))
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("no answer within %v (%s): %w", timeout, list, err)
+	case errors.Is(err, client.ErrUnauthenticated):
+		return fmt.Errorf("%w (give a client certificate: --tls-cert and --tls-key)", err)
 	}
 	return err
 }

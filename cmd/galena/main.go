@@ -2,7 +2,8 @@
 // `demo` runs a three-member cluster in-process under a bank workload;
 // `get`, `put`, `del`, `scan` and `status` talk to a running cluster through
 // package client, `member` lists, adds and removes members, and `check`
-// compares the members' digests of what they applied.
+// compares the members' digests of what they applied. `cert` makes a
+// development CA and the certificates of members and clients, for TLS.
 //
 // Exit codes: 0 on success, 1 when a command fails, 2 on a usage error (bad
 // flags or arguments; nothing was done).
@@ -103,6 +104,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
 		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
+		newCertCmd(),
 	)
 	return root
 }

@@ -36,6 +36,7 @@ func TestStartFlagsRejected(t *testing.T) {
 		{"negative snapshot threshold", []string{"--id", "n1", "--initial-cluster", cluster, "--snapshot-threshold", "-5"}, "invalid argument \"-5\""},
 		{"zero trailing logs", []string{"--id", "n1", "--initial-cluster", cluster, "--trailing-logs", "0"}, "--trailing-logs must be positive"},
 		{"zero checkpoint interval", []string{"--id", "n1", "--initial-cluster", cluster, "--checkpoint-interval", "0"}, "--checkpoint-interval must be positive"},
+		{"zero max inflight commits", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-commits", "0"}, "--max-inflight-commits must be positive"},
 		{"initial cluster without address", []string{"--id", "n1", "--initial-cluster", "n1"}, "not id=host:port"},
 		{"initial cluster bad address", []string{"--id", "n1", "--initial-cluster", "n1=localhost"}, "missing port"},
 		{"initial cluster empty", []string{"--id", "n1", "--initial-cluster", ","}, "initial cluster is empty"},
@@ -83,6 +84,7 @@ func TestStartConfig(t *testing.T) {
 		logLevel: "debug", logFormat: "json",
 		heartbeatTimeout: 200 * time.Millisecond, electionTimeout: 400 * time.Millisecond,
 		notPrimaryTimeout: 3 * time.Second, snapshotThreshold: 100, trailingLogs: 50, checkpointInterval: 64,
+		maxInflightCommits: 16,
 	}
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
@@ -95,6 +97,9 @@ func TestStartConfig(t *testing.T) {
 	if cfg.HeartbeatTimeout != 200*time.Millisecond || cfg.ElectionTimeout != 400*time.Millisecond ||
 		cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
 		t.Errorf("timeouts: heartbeat %v election %v lease %v", cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout)
+	}
+	if cfg.MaxInflightCommits != 16 {
+		t.Errorf("max inflight commits %d, want 16", cfg.MaxInflightCommits)
 	}
 	if cfg.NotPrimaryTimeout != 3*time.Second || cfg.SnapshotThreshold != 100 || cfg.TrailingLogs != 50 || cfg.CheckpointInterval != 64 {
 		t.Errorf("not primary %v, snapshot threshold %d, trailing logs %d, checkpoint interval %d",
@@ -124,6 +129,7 @@ func TestStartFlagDefaults(t *testing.T) {
 	f.snapshotThreshold, _ = fl.GetUint64("snapshot-threshold")
 	f.trailingLogs, _ = fl.GetUint64("trailing-logs")
 	f.checkpointInterval, _ = fl.GetUint64("checkpoint-interval")
+	f.maxInflightCommits, _ = fl.GetInt("max-inflight-commits")
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +137,8 @@ func TestStartFlagDefaults(t *testing.T) {
 	d := node.DefaultConfig()
 	if cfg.Join != "127.0.0.1:7001" || cfg.InitialCluster != nil || cfg.Arbitrator || cfg.ClusterToken != d.ClusterToken ||
 		cfg.NotPrimaryTimeout != d.NotPrimaryTimeout || cfg.SnapshotThreshold != d.SnapshotThreshold ||
-		cfg.TrailingLogs != d.TrailingLogs || cfg.CheckpointInterval != d.CheckpointInterval {
+		cfg.TrailingLogs != d.TrailingLogs || cfg.CheckpointInterval != d.CheckpointInterval ||
+		cfg.MaxInflightCommits != d.MaxInflightCommits || !cfg.RaftMetrics {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -25,8 +27,10 @@ type startFlags struct {
 	snapshotThreshold              uint64
 	trailingLogs                   uint64
 	checkpointInterval             uint64
+	maxInflightCommits             int
 	peerRoute                      string // fault builds only
 	divergeAt                      uint64 // fault builds only
+	tls                            tlsFlags
 }
 
 func newStartCmd() *cobra.Command {
@@ -49,7 +53,15 @@ An arbitrator (--arbitrator) votes but stores no data, like Galera's garbd:
 two data members and an arbitrator survive the loss of any one of them.
 
 --cluster-token tells apart clusters bootstrapped with the same
---initial-cluster; a member refuses to join another cluster.`,
+--initial-cluster; a member refuses to join another cluster.
+
+--tls-cert, --tls-key and --tls-ca (made with galena cert) put everything on
+the port under TLS: Raft and forwarding between members, membership calls,
+clients and HTTP. Members present their certificates to each other and
+refuse connections between members without a member certificate from the
+CA. --client-cert-auth also makes every client present a certificate from
+the CA, whose role (read, write or admin) says what it may do. Without TLS, a
+member on a non-loopback address logs a warning.`,
 		Example: `  # a new three-member cluster, one command per member
   galena start --id n1 --addr 127.0.0.1:7001 --data /var/lib/galena/n1 \
     --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
@@ -61,7 +73,12 @@ two data members and an arbitrator survive the loss of any one of them.
   galena start --id n1 --addr 10.0.0.1:7001 --data /var/lib/galena/n1 \
     --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,arb=10.0.0.3:7001
   galena start --id arb --addr 10.0.0.3:7001 --data /var/lib/galena/arb --arbitrator \
-    --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,arb=10.0.0.3:7001`,
+    --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,arb=10.0.0.3:7001
+
+  # TLS, clients verified by their certificates (see galena cert)
+  galena start --id n1 --addr 10.0.0.1:7001 --data /var/lib/galena/n1 \
+    --initial-cluster n1=10.0.0.1:7001,n2=10.0.0.2:7001,n3=10.0.0.3:7001 \
+    --tls-cert certs/n1.crt --tls-key certs/n1.key --tls-ca certs/ca.crt --client-cert-auth`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config(cmd.ErrOrStderr())
@@ -88,7 +105,9 @@ two data members and an arbitrator survive the loss of any one of them.
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.SnapshotThreshold, "Raft log entries between snapshots")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
 	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
+	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
 	addFaultFlags(fl, &f)
+	addTLSFlags(fl, &f.tls)
 	return cmd
 }
 
@@ -111,6 +130,7 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 		return cfg, usagef("--cluster-token must not be empty")
 	}
 	cfg.ClusterToken = f.clusterToken
+	cfg.Registerer, cfg.RaftMetrics = processRegistry(), true // one member per process
 	if f.initialCluster != "" {
 		var err error
 		if cfg.InitialCluster, err = node.ParseInitialCluster(f.initialCluster); err != nil {
@@ -118,6 +138,9 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 		}
 	}
 	if err := f.tuning(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.tls.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	if err := applyFaults(f, &cfg); err != nil {
@@ -151,7 +174,10 @@ func (f startFlags) tuning(cfg *node.Config) error {
 		return usagef("--trailing-logs must be positive")
 	case f.checkpointInterval == 0:
 		return usagef("--checkpoint-interval must be positive")
+	case f.maxInflightCommits <= 0:
+		return usagef("--max-inflight-commits must be positive, got %d", f.maxInflightCommits)
 	}
+	cfg.MaxInflightCommits = f.maxInflightCommits
 	cfg.NotPrimaryTimeout = f.notPrimaryTimeout
 	cfg.SnapshotThreshold, cfg.TrailingLogs = f.snapshotThreshold, f.trailingLogs
 	cfg.CheckpointInterval = f.checkpointInterval
@@ -172,6 +198,14 @@ func (f startFlags) timeouts(cfg *node.Config) error {
 		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
 	}
 	return nil
+}
+
+// processRegistry is the registry /metrics serves: the member's metrics,
+// the Go runtime's and the process's.
+func processRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
 }
 
 // newLogger builds the zap logger of a member, writing to w in format

@@ -13,7 +13,7 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 )
 
 // statusCallTimeout bounds one Status call to one member.
@@ -65,9 +65,13 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 			if err != nil {
 				return err
 			}
+			creds, err := g.credentials()
+			if err != nil {
+				return err
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			rows, err := clusterStatus(ctx, eps)
+			rows, err := clusterStatus(ctx, creds, eps)
 			if err != nil {
 				return err
 			}
@@ -83,11 +87,11 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 
 // clusterStatus asks the endpoints in turn for the member list, then every
 // member for its status.
-func clusterStatus(ctx context.Context, eps []string) ([]memberStatus, error) {
+func clusterStatus(ctx context.Context, creds credentials.TransportCredentials, eps []string) ([]memberStatus, error) {
 	var first *galenapb.StatusResponse
 	var errs []string
 	for _, ep := range eps {
-		resp, err := fetchStatus(ctx, ep)
+		resp, err := fetchStatus(ctx, creds, ep)
 		if err == nil {
 			first = resp
 			break
@@ -104,15 +108,15 @@ func clusterStatus(ctx context.Context, eps []string) ([]memberStatus, error) {
 	rows := make([]memberStatus, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { rows[i] = memberRow(ctx, m) })
+		wg.Go(func() { rows[i] = memberRow(ctx, creds, m) })
 	}
 	wg.Wait()
 	return rows, nil
 }
 
 // memberRow is the status row of member m.
-func memberRow(ctx context.Context, m *galenapb.Member) memberStatus {
-	resp, err := fetchStatus(ctx, m.GetAddress())
+func memberRow(ctx context.Context, creds credentials.TransportCredentials, m *galenapb.Member) memberStatus {
+	resp, err := fetchStatus(ctx, creds, m.GetAddress())
 	if err != nil {
 		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
 	}
@@ -120,8 +124,8 @@ func memberRow(ctx context.Context, m *galenapb.Member) memberStatus {
 }
 
 // fetchStatus calls Status on one address.
-func fetchStatus(ctx context.Context, addr string) (*galenapb.StatusResponse, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func fetchStatus(ctx context.Context, creds credentials.TransportCredentials, addr string) (*galenapb.StatusResponse, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}

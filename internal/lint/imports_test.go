@@ -16,7 +16,8 @@ var forbidden = map[string][]string{
 	"certification": {module + "txn", module + "node", module + "client", "github.com/hashicorp/raft", "google.golang.org/grpc", "time", "math/rand"},
 	"groupcomm":     {module, "github.com/dgraph-io/badger", "google.golang.org/grpc"},
 	"txn":           {module + "node", module + "client", "github.com/hashicorp/raft", "github.com/dgraph-io/badger"},
-	"client":        {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", "github.com/hashicorp/raft", "github.com/dgraph-io/badger"},
+	"client":        {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "security", "github.com/hashicorp/raft", "github.com/dgraph-io/badger"},
+	"security":      {module, "github.com/hashicorp/raft", "github.com/dgraph-io/badger", "google.golang.org/grpc", "github.com/soheilhy/cmux"},
 	"api":           {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "client"},
 	"api/galenapb":  {module},
 }

@@ -1,0 +1,41 @@
+package node
+
+import (
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+// Limits of the member's gRPC server, for clients and other members alike.
+const (
+	// grpcMaxConcurrentStreams bounds the calls one client connection has
+	// open at once; further calls wait in the client. Commits are bounded
+	// per member as well, by Config.MaxInflightCommits.
+	grpcMaxConcurrentStreams = 1024
+	// grpcKeepaliveMinTime: a client that pings more often is disconnected
+	// (GOAWAY "too_many_pings"); pings without calls in flight are allowed.
+	grpcKeepaliveMinTime = 10 * time.Second
+	// grpcKeepaliveTime and grpcKeepaliveTimeout: a connection idle for
+	// grpcKeepaliveTime is pinged and closed if the ping is not answered
+	// within grpcKeepaliveTimeout, so vanished clients do not hold
+	// connections.
+	grpcKeepaliveTime    = 30 * time.Second
+	grpcKeepaliveTimeout = 10 * time.Second
+	// grpcMessageSlack is what a message may carry beyond the largest
+	// write-set: the rest of the request or response.
+	grpcMessageSlack = 1 << 20
+)
+
+// grpcOptions are the gRPC server's limits and its metrics interceptors.
+func (n *Node) grpcOptions() []grpc.ServerOption {
+	max := n.cfg.Limits.MaxWriteSetSize + grpcMessageSlack
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max),
+		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcKeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcKeepaliveTime, Timeout: grpcKeepaliveTimeout}),
+		grpc.ChainUnaryInterceptor(n.grpcMetrics.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(n.grpcMetrics.StreamServerInterceptor()),
+	}
+}

@@ -1,0 +1,75 @@
+package txn
+
+import (
+	"time"
+
+	"github.com/galenadb/galena/certification"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the outcome label of galena_commit_duration_seconds.
+const (
+	outcomeCommitted = "committed"
+	outcomeConflict  = "conflict"
+	outcomeError     = "error"
+)
+
+// metrics are the Service's commit metrics; Service is a
+// prometheus.Collector of them.
+type metrics struct {
+	duration   *prometheus.HistogramVec
+	inflight   prometheus.GaugeFunc
+	overloaded prometheus.Counter
+}
+
+func newMetrics(inflight func() int) *metrics {
+	m := &metrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "galena_commit_duration_seconds",
+			Help: "Commit latency on this member, from admission to answer, by outcome: committed, " +
+				"conflict (certification failed) or error (refused, or outcome unknown).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 17), // 0.5ms to 33s
+		}, []string{"outcome"}),
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "galena_inflight_commits",
+			Help: "Commits admitted on this member and not yet answered (at most MaxInflightCommits).",
+		}, func() float64 { return float64(inflight()) }),
+		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "galena_commits_overloaded_total",
+			Help: "Commits refused at once because MaxInflightCommits were in flight on this member.",
+		}),
+	}
+	for _, o := range []string{outcomeCommitted, outcomeConflict, outcomeError} {
+		m.duration.WithLabelValues(o) // every series exists from the start
+	}
+	return m
+}
+
+func (m *metrics) observeCommit(o certification.Outcome, err error, d time.Duration) {
+	outcome := outcomeError
+	switch {
+	case err != nil:
+	case o.Verdict == certification.Commit:
+		outcome = outcomeCommitted
+	case o.Verdict == certification.Conflict:
+		outcome = outcomeConflict
+	}
+	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+// Describe implements prometheus.Collector.
+func (s *Service) Describe(ch chan<- *prometheus.Desc) {
+	s.m.duration.Describe(ch)
+	s.m.inflight.Describe(ch)
+	s.m.overloaded.Describe(ch)
+}
+
+// Collect implements prometheus.Collector: the member's commit latency
+// (galena_commit_duration_seconds), commits in flight
+// (galena_inflight_commits) and commits refused as overload
+// (galena_commits_overloaded_total).
+func (s *Service) Collect(ch chan<- prometheus.Metric) {
+	s.m.duration.Collect(ch)
+	s.m.inflight.Collect(ch)
+	s.m.overloaded.Collect(ch)
+}
