@@ -262,9 +262,9 @@ type snapshot struct{ *storage.Snapshot }
 
 func (s snapshot) Index() uint64 { return s.State().Seqno }
 
-// Restore replaces the state with a snapshot's, unless the store already
-// holds that state or a later one (a restart replays the local snapshot).
-func (a *Applier) Restore(r io.Reader) error {
+// Restore replaces the state with a snapshot's. The stream names its own
+// seqno; the caller checks that it is the index it expected.
+func (a *Applier) Restore(r io.Reader, _ uint64) error {
 	st, err := a.store.Import(r)
 	if err != nil {
 		return fmt.Errorf("certification: restore: %w", err)

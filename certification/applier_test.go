@@ -176,7 +176,7 @@ func TestSnapshotRestore(t *testing.T) {
 
 	b, st2 := openApplier(t, t.TempDir(), &r2, 64)
 	defer st2.Close()
-	if err := b.Restore(&buf); err != nil {
+	if err := b.Restore(&buf, sn.Index()); err != nil {
 		t.Fatal(err)
 	}
 	if b.Applied() != log[119].Index {

@@ -22,11 +22,14 @@ func (a *arbitratorState) Applied() uint64 { return a.applied.Load() }
 
 func (a *arbitratorState) Snapshot() (Snapshot, error) { return arbitratorSnapshot(a.Applied()), nil }
 
-// Restore takes the index from the header fsm.Restore read; the data a data
-// member's snapshot carries is read and dropped.
-func (a *arbitratorState) Restore(r io.Reader) error {
-	_, err := io.Copy(io.Discard, r)
-	return err
+// Restore takes the snapshot's index; the data a data member's snapshot
+// carries is read and dropped.
+func (a *arbitratorState) Restore(r io.Reader, index uint64) error {
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return err
+	}
+	a.applied.Store(index)
+	return nil
 }
 
 type arbitratorSnapshot uint64

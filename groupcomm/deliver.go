@@ -23,8 +23,9 @@ type Deliverer interface {
 	Applied() uint64
 	// Snapshot pins the current state for a state transfer.
 	Snapshot() (Snapshot, error)
-	// Restore replaces the state with one written by a Snapshot.
-	Restore(r io.Reader) error
+	// Restore replaces the state with one written by a Snapshot whose Index
+	// was index; afterwards Applied must be index.
+	Restore(r io.Reader, index uint64) error
 }
 
 // Snapshot is a pinned point-in-time state.

@@ -18,6 +18,3 @@ var (
 	// longer vouch for its state.
 	ErrStopped = errors.New("groupcomm: apply loop stopped")
 )
-
-// errNotLeader is the internal "definitely not appended, try the leader".
-var errNotLeader = ErrNotLeader

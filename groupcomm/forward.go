@@ -62,7 +62,7 @@ func (f *forwarder) forward(ctx context.Context, addr string, data []byte) (uint
 	c, err := f.conn(addr)
 	if err != nil {
 		f.g.lg.Debug("cannot reach leader", zap.String("leader", addr), zap.Error(err))
-		return 0, errNotLeader // nothing was sent
+		return 0, ErrNotLeader // nothing was sent
 	}
 	return c.call(ctx, data)
 }
@@ -153,7 +153,7 @@ func (c *fwdConn) call(ctx context.Context, data []byte) (uint64, error) {
 	c.mu.Lock()
 	if c.err != nil {
 		c.mu.Unlock()
-		return 0, errNotLeader
+		return 0, ErrNotLeader
 	}
 	c.next++
 	id := c.next
@@ -163,7 +163,7 @@ func (c *fwdConn) call(ctx context.Context, data []byte) (uint64, error) {
 	case c.sendq <- fwdReq{id: id, data: data}:
 	case <-c.done:
 		if c.forget(id) {
-			return 0, errNotLeader
+			return 0, ErrNotLeader
 		}
 	case <-ctx.Done():
 		if c.forget(id) {
@@ -288,7 +288,7 @@ func (c *fwdConn) readLoop() {
 		switch hdr[16] {
 		case fwdOK:
 		case fwdNotLeader:
-			resp.err = errNotLeader
+			resp.err = ErrNotLeader
 		default:
 			resp.err = fmt.Errorf("%w: leader %s: %s", ErrIndeterminate, c.addr, msg)
 		}
@@ -370,7 +370,7 @@ func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 			switch {
 			case err == nil:
 				code, idx = fwdOK, call.f.Index()
-			case errors.Is(translateApplyErr(err), errNotLeader):
+			case errors.Is(translateApplyErr(err), ErrNotLeader):
 			default:
 				code, msg = fwdIndeterminate, err.Error()
 			}

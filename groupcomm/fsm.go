@@ -172,12 +172,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer f.restoring.Store(false)
 	start := time.Now()
 	f.lg.Info("state transfer: restoring state from snapshot", zap.Uint64("snapshot", idx), zap.Uint64("applied", f.d.Applied()))
-	if err := f.d.Restore(rc); err != nil {
+	if err := f.d.Restore(rc, idx); err != nil {
 		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
 		return err
-	}
-	if a, ok := f.d.(*arbitratorState); ok {
-		a.applied.Store(idx) // it keeps nothing but the index
 	}
 	if got := f.d.Applied(); got != idx {
 		err := fmt.Errorf("%w: header %d, state %d", errSnapshotIndex, idx, got)

@@ -55,7 +55,7 @@ func (d *strictDeliverer) Applied() uint64 { return d.applied }
 
 func (d *strictDeliverer) Snapshot() (Snapshot, error) { return arbitratorSnapshot(d.applied), nil }
 
-func (d *strictDeliverer) Restore(r io.Reader) error {
+func (d *strictDeliverer) Restore(r io.Reader, _ uint64) error {
 	d.restores++
 	b, err := io.ReadAll(r)
 	if err != nil {

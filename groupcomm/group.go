@@ -193,7 +193,7 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
 	for {
 		idx, err := g.order(ctx, data)
-		if errors.Is(err, errNotLeader) {
+		if errors.Is(err, ErrNotLeader) {
 			if err := g.awaitLeader(ctx, deadline); err != nil {
 				return 0, err
 			}
@@ -221,7 +221,7 @@ func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
 	}
 	addr, _ := g.raft.LeaderWithID()
 	if addr == "" {
-		return 0, errNotLeader
+		return 0, ErrNotLeader
 	}
 	return g.fwd.forward(ctx, string(addr), data)
 }
@@ -245,7 +245,7 @@ func translateApplyErr(err error) error {
 	switch {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return errNotLeader
+		return ErrNotLeader
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
 	default:
@@ -285,7 +285,7 @@ func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
 	for {
 		idx, err := g.readIndexOnce(ctx)
-		if errors.Is(err, errNotLeader) {
+		if errors.Is(err, ErrNotLeader) {
 			if err := g.awaitLeader(ctx, deadline); err != nil {
 				return 0, err
 			}
@@ -307,17 +307,17 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 		case errors.Is(err, raft.ErrRaftShutdown):
 			return 0, ErrClosed
 		case err != nil:
-			return 0, errNotLeader // lost leadership: ask the next leader
+			return 0, ErrNotLeader // lost leadership: ask the next leader
 		}
 		return f.Index(), nil
 	}
 	addr, _ := g.raft.LeaderWithID()
 	if addr == "" {
-		return 0, errNotLeader
+		return 0, ErrNotLeader
 	}
 	idx, err := g.fwd.forward(ctx, string(addr), nil)
 	if errors.Is(err, ErrIndeterminate) {
-		return 0, errNotLeader // a read index has no side effect: ask again
+		return 0, ErrNotLeader // a read index has no side effect: ask again
 	}
 	return idx, err
 }

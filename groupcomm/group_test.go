@@ -75,7 +75,7 @@ func (d *memDeliverer) Snapshot() (Snapshot, error) {
 	return memSnapshot{idx: d.applied, log: append([]Entry(nil), d.log...)}, nil
 }
 
-func (d *memDeliverer) Restore(r io.Reader) error {
+func (d *memDeliverer) Restore(r io.Reader, _ uint64) error {
 	var s struct {
 		Idx uint64
 		Log []Entry

@@ -12,8 +12,8 @@ import (
 
 // Membership errors. A change that returns one of them changed nothing.
 var (
-	// ErrNotLeader: membership changes are made by the leader; send the
-	// request to Status().LeaderAddr.
+	// ErrNotLeader: only the leader changes membership (and appends
+	// entries); send the request to Status().LeaderAddr. Nothing changed.
 	ErrNotLeader = errors.New("groupcomm: not the leader")
 	// ErrMemberExists: the id or the address is already in the configuration.
 	ErrMemberExists = errors.New("groupcomm: already a member")

@@ -25,7 +25,13 @@ type Status struct {
 	Applied     uint64
 	CommitIndex uint64
 	LastIndex   uint64
-	Members     []Member
+	// ApplyLag and RecvQueue are the entries still to be delivered here:
+	// those committed, and all those in the log, committed or not. Raft's
+	// own entries, which are never delivered (a new leader's first entry,
+	// say), do not count.
+	ApplyLag  uint64
+	RecvQueue uint64
+	Members   []Member
 
 	ClusterID  uint64
 	Arbitrator bool
@@ -54,6 +60,7 @@ func (g *Group) Status() Status {
 			st.LastContact = time.Since(lc)
 		}
 	}
+	st.ApplyLag, st.RecvQueue = g.backlog(st)
 	st.Primary = g.primary(st)
 	st.Members, _ = g.Members()
 	for _, m := range st.Members {
@@ -64,11 +71,8 @@ func (g *Group) Status() Status {
 	return st
 }
 
-// Backlog reports, for the state st (from Status), how many entries this
-// member has still to deliver: lag of them committed, queued in its log,
-// committed or not. Raft's own entries, which are never delivered (a new
-// leader's first entry, say), do not count.
-func (g *Group) Backlog(st Status) (lag, queued uint64) {
+// backlog is Status's ApplyLag and RecvQueue for st.
+func (g *Group) backlog(st Status) (lag, queued uint64) {
 	pending := func(idx uint64) uint64 {
 		if d := g.delivered(idx); d > st.Applied {
 			return d - st.Applied

@@ -52,8 +52,7 @@ func (a admin) MemberAdd(ctx context.Context, req *galenapb.MemberAddRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	ms, _ := a.n.group.Members()
-	return &galenapb.MemberAddResponse{ClusterId: a.clusterID(), Members: membersProto(ms)}, nil
+	return &galenapb.MemberAddResponse{ClusterId: a.clusterID(), Members: a.members()}, nil
 }
 
 func (a admin) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
@@ -73,8 +72,7 @@ func (a admin) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveReque
 	if req.GetId() == a.n.cfg.ID {
 		a.n.removed() // a follower is not told; it asked, so it knows
 	}
-	ms, _ := a.n.group.Members()
-	return &galenapb.MemberRemoveResponse{Members: membersProto(ms)}, nil
+	return &galenapb.MemberRemoveResponse{Members: a.members()}, nil
 }
 
 func (a admin) Digest(context.Context, *galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
@@ -88,6 +86,17 @@ func (a admin) Digest(context.Context, *galenapb.DigestRequest) (*galenapb.Diges
 		resp.Checkpoints = append(resp.Checkpoints, &galenapb.Checkpoint{Seqno: cp.Seqno, Digest: append([]byte(nil), cp.Digest[:]...)})
 	}
 	return resp, nil
+}
+
+// members is the configuration after a change that was made: a failure to
+// read it back does not undo the change, so it is logged and the list left
+// empty rather than the call failed.
+func (a admin) members() []*galenapb.Member {
+	ms, err := a.n.group.Members()
+	if err != nil {
+		a.n.lg.Warn("membership changed, but the new configuration could not be read back", zap.Error(err))
+	}
+	return membersProto(ms)
 }
 
 func (a admin) clusterID() string { return groupcomm.FormatClusterID(a.n.clusterID) }

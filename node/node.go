@@ -42,7 +42,6 @@ type Node struct {
 	clusterID uint64
 	fatal     chan error // receives the apply loop's fatal error, once
 	fatalOnce sync.Once
-	failed    atomic.Bool
 	failure   atomic.Pointer[error]           // why the member stopped
 	joining   atomic.Bool                     // catching up before it can serve (see monitor)
 	members   atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
@@ -169,7 +168,7 @@ func (n *Node) open() error {
 type orderer struct{ n *Node }
 
 func (o orderer) Broadcast(ctx context.Context, data []byte) (uint64, error) {
-	if o.n.failed.Load() {
+	if o.n.stopped() != nil {
 		return 0, groupcomm.ErrStopped
 	}
 	return o.n.group.Broadcast(ctx, data)
@@ -184,9 +183,9 @@ func (o orderer) Serving(stale bool) error                      { return o.n.ser
 // serving says whether the member may serve clients now. It is on every
 // read's path, so it only reads flags.
 func (n *Node) serving(stale bool) error {
-	switch {
-	case n.failed.Load():
-		return fmt.Errorf("%w: this member stopped: %v", txn.ErrShuttingDown, *n.failure.Load())
+	switch err := n.stopped(); {
+	case err != nil:
+		return fmt.Errorf("%w: this member stopped: %v", txn.ErrShuttingDown, err)
 	case n.cfg.Arbitrator:
 		return fmt.Errorf("%w: %s is an arbitrator and stores no data; use a data member", txn.ErrNotPrimary, n.cfg.ID)
 	case n.joining.Load() || n.group.Restoring():
@@ -197,10 +196,19 @@ func (n *Node) serving(stale bool) error {
 	return nil
 }
 
+// onFatal stops the member for good; the first reason is the one kept and
+// delivered by Fatal.
 func (n *Node) onFatal(err error) {
-	n.failure.Store(&err)
-	n.failed.Store(true)
+	n.failure.CompareAndSwap(nil, &err)
 	n.fatalOnce.Do(func() { n.fatal <- err })
+}
+
+// stopped is why the member stopped, or nil while it runs.
+func (n *Node) stopped() error {
+	if err := n.failure.Load(); err != nil {
+		return *err
+	}
+	return nil
 }
 
 // removed stops a member that is no longer in the configuration.
@@ -324,7 +332,7 @@ func (n *Node) handOver(deadline time.Time) {
 	if err := n.svc.Drain(ctx); err != nil {
 		n.lg.Warn("stopping with commits still in flight", zap.Duration("waited", n.cfg.ShutdownTimeout), zap.Error(err))
 	}
-	if n.failed.Load() {
+	if n.stopped() != nil {
 		return
 	}
 	// Raft bounds the transfer by its election timeout, whatever is left

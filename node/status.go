@@ -29,25 +29,24 @@ const syncedLag = 1024
 type Status struct {
 	groupcomm.Status
 	State        string
-	ApplyLag     uint64 // committed entries not yet applied here
-	RecvQueue    uint64 // entries in this member's log not yet applied here, committed or not
 	Commits      uint64
 	CertFailures uint64
 	Error        string // why the member stopped, in StateFailed
 }
 
 // Status reports the member's current state without blocking on the network.
-func (n *Node) Status() Status {
-	gs := n.group.Status()
+func (n *Node) Status() Status { return n.statusOf(n.group.Status()) }
+
+// statusOf is the member's status given its group's.
+func (n *Node) statusOf(gs groupcomm.Status) Status {
 	s := Status{Status: gs}
-	s.ApplyLag, s.RecvQueue = n.group.Backlog(gs)
 	if n.applier != nil {
 		st := n.applier.Stats()
 		s.Commits, s.CertFailures = st.Commits, st.CertFailures
 	}
-	switch {
-	case n.failed.Load():
-		s.State, s.Error = StateFailed, (*n.failure.Load()).Error()
+	switch err := n.stopped(); {
+	case err != nil:
+		s.State, s.Error = StateFailed, err.Error()
 	case n.joining.Load() || gs.Restoring:
 		s.State = StateJoining
 	case !gs.Primary:

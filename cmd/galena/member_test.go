@@ -137,38 +137,15 @@ func TestStartJoinThenRemoved(t *testing.T) {
 	mustRunCLI(t, cli, "OK\n", "put", "before", "join")
 
 	addr := closedAddr(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var logs bytes.Buffer // written by the member's logger until run returns
-	exited := make(chan int, 1)
-	go func() {
-		var out bytes.Buffer
-		exited <- run(ctx, []string{"start", "--id", "n4", "--addr", addr, "--data", filepath.Join(t.TempDir(), "n4"),
-			"--join", c.Endpoints()[0], "--heartbeat-timeout", "300ms", "--election-timeout", "300ms",
-			"--not-primary-timeout", "2s"}, &out, &logs)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			cancel()
-			<-exited
-		}
-	}()
-
+	j := startJoiner(t, addr, c.Endpoints()[0])
 	waitFor(t, 30*time.Second, "n4 to be promoted to voter", func() bool {
 		mb, ok := findMember(membersOf(t, cli), "n4")
 		return ok && mb.Voter
 	})
 	mustRunCLI(t, cliOf(t, addr), "join\n", "get", "before")
 	mustRunCLI(t, cli, "removed n4\n", "member", "remove", "n4")
-	select {
-	case code := <-exited:
-		stopped = true
-		if code != 0 || !strings.Contains(logs.String(), "removed from the cluster") {
-			t.Fatalf("start exited %d; want 0 and the log line; logs:\n%s", code, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the removed member did not exit within 30s")
+	if code := j.wait(t, 30*time.Second); code != 0 || !strings.Contains(j.logs.String(), "removed from the cluster") {
+		t.Fatalf("start exited %d; want 0 and the log line; logs:\n%s", code, j.logs.String())
 	}
 	waitFor(t, 10*time.Second, "n4 gone", func() bool { _, ok := findMember(membersOf(t, cli), "n4"); return !ok })
 }
@@ -259,4 +236,41 @@ func TestStaleReads(t *testing.T) {
 	}
 	mustRunCLI(t, cli, "v\n", "get", "--stale", "k")
 	mustRunCLI(t, cli, "k\tv\n", "scan", "--stale")
+}
+
+// joiner is `galena start --join`, run in-process as member n4.
+type joiner struct {
+	exited chan int
+	logs   bytes.Buffer // written by the member's logger until it exits
+}
+
+// startJoiner runs `galena start` for n4 at addr, joining through via, with
+// extra flags, until it exits or the test ends.
+func startJoiner(t *testing.T, addr, via string, extra ...string) *joiner {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	j := &joiner{exited: make(chan int, 1)}
+	args := append([]string{"start", "--id", "n4", "--addr", addr, "--data", filepath.Join(t.TempDir(), "n4"),
+		"--join", via, "--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--not-primary-timeout", "2s"}, extra...)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var out bytes.Buffer
+		j.exited <- run(ctx, args, &out, &j.logs)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return j
+}
+
+// wait returns the member's exit status once it has exited by itself; it
+// fails the test after timeout. j.logs may be read afterwards.
+func (j *joiner) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case code := <-j.exited:
+		return code
+	case <-time.After(timeout):
+		t.Fatalf("n4 did not exit within %v", timeout)
+		return 0
+	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"os"
@@ -236,24 +235,9 @@ func TestTLSClusterCLI(t *testing.T) {
 
 	// n4 joins through galena start with TLS, and alice removes it.
 	addr := closedAddr(t)
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var logs bytes.Buffer
-	exited := make(chan int, 1)
-	go func() {
-		var out bytes.Buffer
-		exited <- run(ctx, []string{"start", "--id", "n4", "--addr", addr, "--data", filepath.Join(t.TempDir(), "n4"),
-			"--join", eps[0], "--heartbeat-timeout", "300ms", "--election-timeout", "300ms", "--not-primary-timeout", "2s",
-			"--tls-cert", filepath.Join(dir, "n4.crt"), "--tls-key", filepath.Join(dir, "n4.key"), "--tls-ca", filepath.Join(dir, "ca.crt"),
-			"--client-cert-auth"}, &out, &logs)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			cancel()
-			<-exited
-		}
-	}()
+	j := startJoiner(t, addr, eps[0],
+		"--tls-cert", filepath.Join(dir, "n4.crt"), "--tls-key", filepath.Join(dir, "n4.key"), "--tls-ca", filepath.Join(dir, "ca.crt"),
+		"--client-cert-auth")
 	waitFor(t, 30*time.Second, "n4 to be promoted to voter", func() bool {
 		mb, ok := findMember(membersOf(t, alice), "n4")
 		return ok && mb.Voter
@@ -265,13 +249,7 @@ func TestTLSClusterCLI(t *testing.T) {
 		t.Fatalf("member remove with a read certificate: exit %d, stderr %q", code, errs)
 	}
 	mustRunCLI(t, alice, "removed n4\n", "member", "remove", "n4")
-	select {
-	case code := <-exited:
-		stopped = true
-		if code != 0 {
-			t.Fatalf("n4 exited %d; logs:\n%s", code, logs.String())
-		}
-	case <-ctx.Done():
-		t.Fatal("the removed member did not exit")
+	if code := j.wait(t, time.Minute); code != 0 {
+		t.Fatalf("n4 exited %d; logs:\n%s", code, j.logs.String())
 	}
 }
