@@ -141,6 +141,7 @@ type Certifier struct {
 	cfg   Config
 	store Store
 	idx   *index
+	ids   *idFilter
 	// floor: every committed write above it is in idx (or superseded there
 	// by a later write of the same key), so a key idx lacks was last
 	// written at or below it. Unknown (the maximum) until Resume.
@@ -154,17 +155,19 @@ func NewCertifier(cfg Config, st Store) (*Certifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Certifier{cfg: cfg, store: st, idx: newIndex(cfg.IndexSize), floor: math.MaxUint64}, nil
+	return &Certifier{cfg: cfg, store: st, idx: newIndex(cfg.IndexSize), ids: newIDFilter(cfg.Window), floor: math.MaxUint64}, nil
 }
 
 // Resume tells a Certifier with an empty index that the Store holds every
 // write-set up to applied, and nothing after it: certification then reads
 // storage only for write-sets whose snapshot is older than what the index
-// covers.
+// covers, and for ids only while the window reaches back to applied or when
+// the id filter cannot rule a duplicate out.
 func (c *Certifier) Resume(applied uint64) {
 	if c.idx.empty() {
 		c.floor = applied
 	}
+	c.ids.resume(applied)
 }
 
 // Certify decides the write-set ordered at seqno and, on commit, records its
@@ -188,6 +191,7 @@ func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error
 	}
 	if len(ws.GetId()) > 0 {
 		c.idx.putID(ws.GetId(), o)
+		c.ids.add(ws.GetId(), seqno)
 	}
 	return o, nil
 }
@@ -247,6 +251,9 @@ func (c *Certifier) lastWrite(key []byte, snap, seqno uint64) (uint64, bool, err
 func (c *Certifier) lookupID(id []byte, seqno uint64) (Outcome, bool, error) {
 	o, ok := c.idx.id(id)
 	if !ok {
+		if c.ids.absent(id, seqno) {
+			return Outcome{}, false, nil
+		}
 		raw, _, found, err := c.store.LookupID(id, seqno)
 		if err != nil {
 			return Outcome{}, false, fmt.Errorf("certification: lookup id: %w", err)
@@ -272,4 +279,6 @@ func (c *Certifier) Persisted(seqno uint64) { c.floor = max(c.floor, c.idx.trim(
 
 // Reset forgets the index; call it after the Store's contents were
 // replaced, then Resume.
-func (c *Certifier) Reset() { c.idx, c.floor = newIndex(c.cfg.IndexSize), math.MaxUint64 }
+func (c *Certifier) Reset() {
+	c.idx, c.ids, c.floor = newIndex(c.cfg.IndexSize), newIDFilter(c.cfg.Window), math.MaxUint64
+}

@@ -228,6 +228,12 @@ func TestEntryEncoding(t *testing.T) {
 type countingStore struct {
 	*memStore
 	keyReads int
+	idReads  int
+}
+
+func (c *countingStore) LookupID(id []byte, before uint64) ([]byte, uint64, bool, error) {
+	c.idReads++
+	return c.memStore.LookupID(id, before)
 }
 
 func (c *countingStore) LatestVersion(key []byte, before uint64) (uint64, bool, error) {
