@@ -132,6 +132,7 @@ func (g *Group) raftConfig() *raft.Config {
 	rc.CommitTimeout = g.cfg.CommitTimeout
 	rc.MaxAppendEntries = g.cfg.MaxAppendEntries
 	rc.BatchApplyCh = true
+	rc.NoLegacyTelemetry = true // the per-peer copies of labelled series
 	if g.cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = g.cfg.SnapshotThreshold
 	}

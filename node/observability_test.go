@@ -133,6 +133,11 @@ func TestMetricsMoveWithCommits(t *testing.T) {
 		if strings.HasPrefix(series, "galena_raft_") {
 			raft = append(raft, series)
 		}
+		for _, p := range []string{"galena_raft_net_", "galena_raft_rpc_appendEntries", "galena_raft_replication_appendEntries", "galena_raft_fsm_enqueue"} {
+			if strings.HasPrefix(series, p) {
+				t.Errorf("series %s is reported, though per-message raft timers are blocked", series)
+			}
+		}
 	}
 	t.Logf("%d raft series, e.g. %v", len(raft), raft[:min(len(raft), 8)])
 }
