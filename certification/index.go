@@ -1,21 +1,24 @@
 package certification
 
-// index remembers recent committed writes (key → seqno) and recent outcomes
-// (id → Outcome) so certification rarely reads storage. It is a cache: an
-// entry is only dropped once storage holds it (seqno <= persisted), so a
-// lookup that misses here and falls back to storage gets the same answer.
+// index remembers recent committed writes (key → seqno) and the outcomes
+// of ids not yet in storage (id → Outcome) so certification rarely reads
+// storage. It is a cache: an entry is only dropped once storage holds it
+// (seqno <= persisted), so a lookup that misses here and falls back to
+// storage gets the same answer. Keys stay while there is room, since most
+// write-sets look some up; ids go as soon as storage holds them, since the
+// id filter spares nearly every lookup of one.
 type index struct {
 	max   int
 	keys  map[string]uint64
 	ids   map[string]Outcome
-	order []entry // insertion order, oldest first, for eviction
+	order []entry // keys in insertion order, oldest first, for eviction
 	head  int     // order[head:] are live
+	fresh []entry // ids in insertion order, not yet persisted
 }
 
 type entry struct {
 	seqno uint64
 	key   string
-	isID  bool
 }
 
 func newIndex(max int) *index {
@@ -39,28 +42,33 @@ func (x *index) putKey(k []byte, seqno uint64) {
 
 func (x *index) putID(id []byte, o Outcome) {
 	x.ids[string(id)] = o
-	x.order = append(x.order, entry{seqno: o.Seqno, key: string(id), isID: true})
+	x.fresh = append(x.fresh, entry{seqno: o.Seqno, key: string(id)})
 }
 
-func (x *index) empty() bool { return len(x.order) == x.head }
+func (x *index) empty() bool { return len(x.order) == x.head && len(x.fresh) == 0 }
 
-// trim evicts the oldest entries at or below persisted while the index holds
-// more than max of them. It returns the highest seqno of a key entry it
-// evicted (0 if none).
+// trim evicts the ids at or below persisted, and the oldest keys at or
+// below it while the index holds more than max of them. It returns the
+// highest seqno of a key it evicted (0 if none).
 func (x *index) trim(persisted uint64) (evicted uint64) {
+	n := 0
+	for _, e := range x.fresh {
+		if e.seqno > persisted {
+			x.fresh[n] = e
+			n++
+		} else if o, ok := x.ids[e.key]; ok && o.Seqno == e.seqno {
+			delete(x.ids, e.key)
+		}
+	}
+	clear(x.fresh[n:])
+	x.fresh = x.fresh[:n]
 	for len(x.order)-x.head > x.max && x.order[x.head].seqno <= persisted {
 		e := x.order[x.head]
 		x.order[x.head] = entry{}
 		x.head++
-		if e.isID {
-			if o, ok := x.ids[e.key]; ok && o.Seqno == e.seqno {
-				delete(x.ids, e.key)
-			}
-		} else {
-			evicted = max(evicted, e.seqno)
-			if s, ok := x.keys[e.key]; ok && s == e.seqno {
-				delete(x.keys, e.key)
-			}
+		evicted = max(evicted, e.seqno)
+		if s, ok := x.keys[e.key]; ok && s == e.seqno {
+			delete(x.keys, e.key)
 		}
 	}
 	if x.head > len(x.order)/2 && x.head > 1024 {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/galenadb/galena/node"
@@ -85,6 +87,7 @@ member on a non-loopback address logs a warning.`,
 			if err != nil {
 				return err
 			}
+			setGCPercent()
 			return serve(cmd.Context(), cfg)
 		}),
 	}
@@ -109,6 +112,21 @@ member on a non-loopback address logs a warning.`,
 	addFaultFlags(fl, &f)
 	addTLSFlags(fl, &f.tls)
 	return cmd
+}
+
+// memberGCPercent is the member's garbage-collection target, unless the
+// GOGC environment variable sets one. A member's live heap is mostly
+// long-lived (memtables, the certification index), so Go's default of 100
+// lets the heap peak at twice it, and at twice its transient peak while a
+// memtable is flushed. At 50 a member under the rmw benchmark peaked at
+// about 105 MB of RSS instead of 130–150 MB; collection's share of the CPU
+// stays at a few percent.
+const memberGCPercent = 50
+
+func setGCPercent() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(memberGCPercent)
+	}
 }
 
 // config validates the flags and builds the member's configuration. It
