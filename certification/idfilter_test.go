@@ -66,8 +66,10 @@ func TestIDFilterSparesStorageLookups(t *testing.T) {
 			resend, resendAt = id, o.Seqno
 		}
 	}
-	if extra := st.idReads - reads; extra > 4*window/20 {
-		t.Fatalf("%d id lookups in storage for %d new ids, want at most 5%%", extra, 4*window)
+	// The filter's hash seed is random: allow ten times the expected share
+	// of false "maybe"s.
+	if extra := st.idReads - reads; extra > 4*window/10 {
+		t.Fatalf("%d id lookups in storage for %d new ids, want at most 10%%", extra, 4*window)
 	}
 	// resend left the index long ago but is still in the window.
 	if o := next(resend); !o.Duplicate || o.Seqno != resendAt {
@@ -107,8 +109,14 @@ func TestIDFilterNeverMissesAnIDInTheWindow(t *testing.T) {
 		if len(f.gens) > 6 {
 			t.Fatalf("window %d: %d spans kept, want at most 6", window, len(f.gens))
 		}
-		if !f.absent([]byte("never"), seqno+1) && window > 1 {
-			t.Fatalf("window %d: an id never added is not ruled out", window)
+		maybe := 0
+		for i := 0; i < 1000; i++ {
+			if !f.absent(fmt.Appendf(nil, "never-%d", i), seqno+1) {
+				maybe++
+			}
+		}
+		if maybe > 100 { // about 3% expected with these small filters
+			t.Fatalf("window %d: %d of 1000 ids never added were not ruled out", window, maybe)
 		}
 	}
 }
