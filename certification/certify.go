@@ -189,7 +189,11 @@ func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error
 			c.idx.putKey(w.GetKey(), seqno)
 		}
 	}
-	if len(ws.GetId()) > 0 {
+	// An invalid write-set's outcome is not stored under its id (storage
+	// may be unable to hold the id), so it is not remembered here either: a
+	// later write-set with the id is decided on its own, whether or not
+	// this one is still in the index.
+	if len(ws.GetId()) > 0 && o.Verdict != InvalidWriteSet {
 		c.idx.putID(ws.GetId(), o)
 		c.ids.add(ws.GetId(), seqno)
 	}

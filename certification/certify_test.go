@@ -280,3 +280,26 @@ func TestIndexFloorSparesStorageReads(t *testing.T) {
 		t.Fatalf("key evicted from the index: %+v after %d storage reads, want the conflict at 11 from storage", o, st.keyReads-reads)
 	}
 }
+
+// An invalid write-set does not claim its id: a later write-set with the id
+// is decided on its own, whether the invalid one is still in the index (in
+// the same batch) or only in storage, which does not hold it. Otherwise the
+// verdict would depend on where batches end, which differs between members.
+func TestInvalidWriteSetDoesNotClaimItsID(t *testing.T) {
+	for _, persisted := range []bool{false, true} {
+		c, err := NewCertifier(DefaultConfig(), newMemStore())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Resume(0)
+		if o, err := c.Certify(ws("x", 0, ""), 1); err != nil || o.Verdict != InvalidWriteSet {
+			t.Fatalf("empty key: %+v, %v; want invalid-write-set", o, err)
+		}
+		if persisted {
+			c.Persisted(1)
+		}
+		if o, err := c.Certify(ws("x", 1, "k"), 2); err != nil || o.Verdict != Commit || o.Duplicate {
+			t.Fatalf("persisted %v: the id's next write-set got %+v, %v; want a commit of its own", persisted, o, err)
+		}
+	}
+}
