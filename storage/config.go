@@ -21,9 +21,14 @@ import (
 const (
 	defaultMemTableSize = 8 << 20
 	numMemtables        = 3
-	blockCacheSize      = 64 << 20
-	numCompactors       = 2
-	valueThreshold      = 4 << 10
+	// No block cache: tables are neither compressed nor encrypted, so a
+	// block is read straight from the table's file mapping, and the cache
+	// only added its own bookkeeping and up to its size in memory
+	// (BenchmarkGet 6.5 µs and 20 allocations with a 64 MiB cache, 4.4 µs
+	// and 15 without, p=0.002).
+	blockCacheSize = 0
+	numCompactors  = 2
+	valueThreshold = 4 << 10
 )
 
 // Config configures a Store. The zero value, with Dir set, is valid.
