@@ -89,9 +89,17 @@ func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	cert.Resume(store.Applied().Seqno)
-	cps := newCheckpoints(cfg.CheckpointInterval, cfg.Member, store.Applied().Seqno, cfg.Logger)
-	return &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert, cps: cps}, nil
+	a := &Applier{cfg: cfg, lg: cfg.Logger, store: store, cert: cert,
+		cps: newCheckpoints(cfg.CheckpointInterval, cfg.Member, cfg.Logger)}
+	a.resume(store.Applied().Seqno)
+	return a, nil
+}
+
+// resume prepares certification and checkpoints for a store whose state
+// was applied through applied.
+func (a *Applier) resume(applied uint64) {
+	a.cert.Resume(applied)
+	a.cps.resume(applied)
 }
 
 // Checkpoints returns the recent checkpoints, oldest first.
@@ -270,7 +278,7 @@ func (a *Applier) Restore(r io.Reader, _ uint64) error {
 		return fmt.Errorf("certification: restore: %w", err)
 	}
 	a.cert.Reset()
-	a.cert.Resume(st.Seqno)
+	a.resume(st.Seqno)
 	a.lg.Debug("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
 	return nil
 }

@@ -52,7 +52,7 @@ func openApplier(t *testing.T, dir string, rec *recorder, indexSize int) (*Appli
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewApplier(ApplierConfig{Certification: Config{Window: 64, IndexSize: indexSize}, OnOutcome: rec.on}, st)
+	a, err := NewApplier(ApplierConfig{Certification: Config{Window: 64, IndexSize: indexSize}, OnOutcome: rec.on, CheckpointInterval: 16}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +187,20 @@ func TestSnapshotRestore(t *testing.T) {
 	_, db := b.Digest()
 	if da != db || dump(t, st) != dump(t, st2) {
 		t.Fatal("member restored from a snapshot diverged")
+	}
+	// Its checkpoints, all after the snapshot, agree with the other's.
+	want := map[uint64][32]byte{}
+	for _, cp := range a.Checkpoints() {
+		want[cp.Seqno] = cp.Digest
+	}
+	got := b.Checkpoints()
+	if len(got) == 0 {
+		t.Fatal("the restored member recorded no checkpoint")
+	}
+	for _, cp := range got {
+		if d, ok := want[cp.Seqno]; !ok || d != cp.Digest || cp.Seqno <= sn.Index() {
+			t.Fatalf("restored member's checkpoint at %d (snapshot at %d) is not the other's (%v)", cp.Seqno, sn.Index(), ok)
+		}
 	}
 }
 

@@ -47,6 +47,27 @@ func ws(id string, snap uint64, keys ...string) *galenapb.WriteSet {
 	return w
 }
 
+// certifyAndStore certifies w at seqno and stores what the Applier would:
+// a commit's writes, and the outcome under the id of a first delivery that
+// is not invalid. Then it tells the Certifier the store holds seqno.
+func certifyAndStore(t *testing.T, c *Certifier, st *memStore, w *galenapb.WriteSet, seqno uint64) Outcome {
+	t.Helper()
+	o, err := c.Certify(w, seqno)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Verdict == Commit && !o.Duplicate {
+		for _, wr := range w.Writes {
+			st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
+		}
+	}
+	if !o.Duplicate && o.Verdict != InvalidWriteSet {
+		st.ids[string(w.Id)] = o
+	}
+	c.Persisted(seqno)
+	return o
+}
+
 type step struct {
 	ws    *galenapb.WriteSet
 	seqno uint64
@@ -146,20 +167,7 @@ func TestIndexFallsBackToStore(t *testing.T) {
 	}
 	apply := func(w *galenapb.WriteSet, seqno uint64) Outcome {
 		t.Helper()
-		o, err := c.Certify(w, seqno)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o.Verdict == Commit && !o.Duplicate {
-			for _, wr := range w.Writes {
-				st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
-			}
-		}
-		if !o.Duplicate {
-			st.ids[string(w.Id)] = o
-		}
-		c.Persisted(seqno)
-		return o
+		return certifyAndStore(t, c, st, w, seqno)
 	}
 	apply(ws("a", 0, "x"), 1)
 	for i := uint64(2); i < 50; i++ {
@@ -254,17 +262,7 @@ func TestIndexFloorSparesStorageReads(t *testing.T) {
 	c.Resume(10)
 	certify := func(w *galenapb.WriteSet, seqno uint64) Outcome {
 		t.Helper()
-		o, err := c.Certify(w, seqno)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o.Verdict == Commit {
-			for _, wr := range w.Writes {
-				st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
-			}
-		}
-		c.Persisted(seqno)
-		return o
+		return certifyAndStore(t, c, st.memStore, w, seqno)
 	}
 	if o := certify(ws("a", 10, "new"), 11); o.Verdict != Commit || st.keyReads != 0 {
 		t.Fatalf("snapshot at the floor: %+v after %d storage reads, want a commit with none", o, st.keyReads)

@@ -36,12 +36,23 @@ type checkpoints struct {
 	reports map[uint64]map[string][32]byte // seqno → member → announced digest
 }
 
-func newCheckpoints(interval uint64, self string, applied uint64, lg *zap.Logger) *checkpoints {
-	c := &checkpoints{interval: interval, self: self, lg: lg, reports: map[uint64]map[string][32]byte{}}
-	if interval > 0 {
-		c.next = (applied/interval + 1) * interval
+// newCheckpoints returns checkpoints to be resumed before use.
+func newCheckpoints(interval uint64, self string, lg *zap.Logger) *checkpoints {
+	return &checkpoints{interval: interval, self: self, lg: lg}
+}
+
+// resume starts over from a state applied through applied (at start, or
+// after a snapshot replaced the state): the next checkpoint is the first
+// multiple of the interval after it, and what was recorded or announced
+// before is forgotten.
+func (c *checkpoints) resume(applied uint64) {
+	if c.interval > 0 {
+		c.next = (applied/c.interval + 1) * c.interval
 	}
-	return c
+	c.reports = map[uint64]map[string][32]byte{}
+	c.mu.Lock()
+	c.kept = nil
+	c.mu.Unlock()
 }
 
 // Recent returns the remembered checkpoints, oldest first.

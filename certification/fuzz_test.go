@@ -148,6 +148,7 @@ func (fx *deliverFixture) applier(tb testing.TB, i int, rec *recorder) *Applier 
 	a, err := NewApplier(ApplierConfig{
 		Certification: Config{Window: fuzzWindow, IndexSize: 8}, OnOutcome: rec.on,
 		Member: "self", CheckpointInterval: fuzzInterval,
+		IsMember: func(string) bool { return true }, // every announcement counts
 	}, fx.stores[i])
 	if err != nil {
 		tb.Fatal(err)

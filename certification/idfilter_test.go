@@ -4,29 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-
-	"github.com/galenadb/galena/api/galenapb"
 )
-
-// certifyAll certifies w at seqno and stores what a member would: the
-// writes of a commit and the outcome under the id of a first delivery.
-func certifyAll(t *testing.T, c *Certifier, st *countingStore, w *galenapb.WriteSet, seqno uint64) Outcome {
-	t.Helper()
-	o, err := c.Certify(w, seqno)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.Verdict == Commit && !o.Duplicate {
-		for _, wr := range w.Writes {
-			st.versions[string(wr.Key)] = append(st.versions[string(wr.Key)], seqno)
-		}
-	}
-	if !o.Duplicate {
-		st.ids[string(w.Id)] = o
-	}
-	c.Persisted(seqno)
-	return o
-}
 
 // A resumed Certifier looks new ids up in storage only while its window
 // reaches back before the restart, and still finds every duplicate: in its
@@ -43,7 +21,7 @@ func TestIDFilterSparesStorageLookups(t *testing.T) {
 	seqno := uint64(10)
 	next := func(id string) Outcome {
 		seqno++
-		return certifyAll(t, c, st, ws(id, seqno-1, fmt.Sprint("k", seqno)), seqno)
+		return certifyAndStore(t, c, st.memStore, ws(id, seqno-1, fmt.Sprint("k", seqno)), seqno)
 	}
 	for i := 0; i < window-10; i++ { // the window still reaches back to the restart
 		next(fmt.Sprint("early", i))

@@ -36,13 +36,15 @@ func (x *index) id(id []byte) (Outcome, bool) {
 }
 
 func (x *index) putKey(k []byte, seqno uint64) {
-	x.keys[string(k)] = seqno
-	x.order = append(x.order, entry{seqno: seqno, key: string(k)})
+	ks := string(k) // one copy for the map and the eviction order
+	x.keys[ks] = seqno
+	x.order = append(x.order, entry{seqno: seqno, key: ks})
 }
 
 func (x *index) putID(id []byte, o Outcome) {
-	x.ids[string(id)] = o
-	x.fresh = append(x.fresh, entry{seqno: o.Seqno, key: string(id)})
+	ids := string(id)
+	x.ids[ids] = o
+	x.fresh = append(x.fresh, entry{seqno: o.Seqno, key: ids})
 }
 
 func (x *index) empty() bool { return len(x.order) == x.head && len(x.fresh) == 0 }

@@ -47,8 +47,10 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 			return c.outcome(ws, resp)
 		}
 		if done, derr := c.commitFailed(ctx, ws, maybeSent || p.Addr != nil, err); done {
-			if maybeSent && errors.Is(derr, ErrOverloaded) {
-				// This member refused it, but an earlier attempt may have been applied.
+			if maybeSent && !errors.Is(derr, ErrIndeterminate) && status.Code(err) != codes.InvalidArgument {
+				// This member refused it, but an earlier attempt may have
+				// been applied. Only a refusal of the write-set itself (its
+				// keys, sizes or form) holds for every attempt.
 				return CommitInfo{}, c.indeterminate(ws, derr)
 			}
 			return CommitInfo{}, derr

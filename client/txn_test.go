@@ -214,17 +214,37 @@ func TestCommitOverloaded(t *testing.T) {
 			t.Fatalf("commits on the other endpoint = %d; want 0", got)
 		}
 	})
-	t.Run("after a lost answer", func(t *testing.T) {
-		nodes := newFakeCluster(t, 2)
-		nodes[0].setHooks(nil, once("Commit", func(context.Context, string, proto.Message) error {
-			nodes[0].dropConns()
-			return errors.New("dropped")
-		}))
-		nodes[1].setHooks(once("Commit", overloaded), nil)
-		if err := commit(newTestClient(t, addrsOf(nodes)...)); !errors.Is(err, ErrIndeterminate) {
-			t.Fatalf("Commit = %v; want ErrIndeterminate", err)
-		}
-	})
+	// A refusal by the next member says nothing of the attempt whose answer
+	// was lost, unless the write-set itself is refused.
+	for _, tc := range []struct {
+		name    string
+		refusal hook
+		want    error
+	}{
+		{"overloaded", overloaded, ErrIndeterminate},
+		{"snapshot too old", func(context.Context, string, proto.Message) error {
+			return reasonErr(codes.FailedPrecondition, api.ReasonSnapshotTooOld, "below the window")
+		}, ErrIndeterminate},
+		{"snapshot unavailable", func(context.Context, string, proto.Message) error {
+			return reasonErr(codes.FailedPrecondition, api.ReasonSnapshotUnavailable, "not applied here")
+		}, ErrIndeterminate},
+		{"too large", func(context.Context, string, proto.Message) error {
+			return reasonErr(codes.InvalidArgument, api.ReasonTooLarge, "value too large")
+		}, ErrTooLarge},
+	} {
+		t.Run("after a lost answer, "+tc.name, func(t *testing.T) {
+			nodes := newFakeCluster(t, 2)
+			nodes[0].setHooks(nil, once("Commit", func(context.Context, string, proto.Message) error {
+				nodes[0].dropConns()
+				return errors.New("dropped")
+			}))
+			nodes[1].setHooks(once("Commit", tc.refusal), nil)
+			err := commit(newTestClient(t, addrsOf(nodes)...))
+			if !errors.Is(err, tc.want) || (tc.want != ErrIndeterminate && errors.Is(err, ErrIndeterminate)) {
+				t.Fatalf("Commit = %v; want %v", err, tc.want)
+			}
+		})
+	}
 }
 
 func TestIndeterminateIsNotRetried(t *testing.T) {

@@ -3,7 +3,6 @@ package groupcomm
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"testing"
@@ -48,10 +47,7 @@ func TestArbitratorHandsLeadershipOver(t *testing.T) {
 }
 
 func snapshotStream(magic string, idx uint64, body []byte) io.ReadCloser {
-	hdr := make([]byte, len(magic)+8)
-	copy(hdr, magic)
-	binary.BigEndian.PutUint64(hdr[len(magic):], idx)
-	return io.NopCloser(bytes.NewReader(append(hdr, body...)))
+	return io.NopCloser(bytes.NewReader(append(snapshotHeader(magic, idx), body...)))
 }
 
 // A data member refuses an arbitrator's snapshot and keeps its state; an

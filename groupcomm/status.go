@@ -54,11 +54,8 @@ func (g *Group) Status() Status {
 		ClusterID:   g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
 		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
 	}
-	if g.raft.State() != raft.Leader {
-		st.LastContact = -1
-		if lc := g.raft.LastContact(); !lc.IsZero() {
-			st.LastContact = time.Since(lc)
-		}
+	if st.RaftState != raft.Leader.String() {
+		st.LastContact = g.lastContact()
 	}
 	st.ApplyLag, st.RecvQueue = g.backlog(st)
 	st.Primary = g.primary(st)
@@ -99,13 +96,17 @@ func (g *Group) primary(st Status) bool {
 // Primary reports whether this member is part of a majority with a live
 // leader, as Status().Primary does, more cheaply.
 func (g *Group) Primary() bool {
-	st := Status{RaftState: g.raft.State().String(), LastContact: -1}
 	_, id := g.raft.LeaderWithID()
-	st.LeaderID = string(id)
+	return g.primary(Status{RaftState: g.raft.State().String(), LeaderID: string(id), LastContact: g.lastContact()})
+}
+
+// lastContact is how long ago this member last heard from a leader; -1 if
+// it never has.
+func (g *Group) lastContact() time.Duration {
 	if lc := g.raft.LastContact(); !lc.IsZero() {
-		st.LastContact = time.Since(lc)
+		return time.Since(lc)
 	}
-	return g.primary(st)
+	return -1
 }
 
 // Restoring reports whether this member is restoring a snapshot it received.

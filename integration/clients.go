@@ -36,7 +36,11 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 // Contents reads every key and value of member i, in key order, through a
 // client bound to that member alone: a new session, so it reads whatever the
 // member has applied.
-func (c *Cluster) Contents(i int) ([]client.KV, error) {
+func (c *Cluster) Contents(i int) ([]client.KV, error) { return c.ContentsRange(i, nil, nil) }
+
+// ContentsRange is Contents for the keys in [start, end); a nil end means
+// no upper bound.
+func (c *Cluster) ContentsRange(i int, start, end []byte) ([]client.KV, error) {
 	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("integration: contents of %s: %w", c.ID(i), err)
@@ -46,7 +50,7 @@ func (c *Cluster) Contents(i int) ([]client.KV, error) {
 	defer cancel()
 	var kvs []client.KV
 	err = cl.View(ctx, func(tx *client.Txn) (err error) {
-		kvs, err = tx.Scan(ctx, nil, nil, 0)
+		kvs, err = tx.Scan(ctx, start, end, 0)
 		return err
 	})
 	if err != nil {

@@ -207,12 +207,10 @@ func checkStatus(t *testing.T, c *Cluster) {
 type statusRow struct {
 	ID            string `json:"id"`
 	Address       string `json:"address"`
-	ClusterID     string `json:"cluster_id"`
 	Role          string `json:"role"` // data or arbitrator
 	RaftState     string `json:"raft_state"`
 	LeaderID      string `json:"leader_id"`
 	AppliedSeqno  uint64 `json:"applied_seqno"`
-	ApplyLag      uint64 `json:"apply_lag"`
 	LastContactMs int64  `json:"last_contact_ms"`
 	State         string `json:"state"`
 	Error         string `json:"error"`

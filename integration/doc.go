@@ -19,7 +19,7 @@
 // an Event per fault; Cluster.HealAll undoes whatever is left.
 //
 // Operations: AddMember adds a slot whose process joins the running
-// cluster (`galena start --join`); SetJoin, SetArgs and Wipe prepare a
+// cluster (`galena start --join`); SetJoin and Wipe prepare a
 // member's next start; ExpectExit and WaitExit follow a member that stops on
 // its own (removed from the cluster, or diverged); StartLog, WaitLog and
 // StartedApplied read what a member's current process logged; PeakRSS,

@@ -116,7 +116,7 @@ type member struct {
 	// join, when set, replaces --initial-cluster: the address of the
 	// member the process asks to be added through (see AddMember).
 	join string
-	args []string // appended to the command line (Options.MemberArgs, SetArgs)
+	args []string // appended to the command line (Options.MemberArgs)
 
 	op     sync.Mutex // serialises Start, Stop and Kill of this member
 	mu     sync.Mutex // guards proc and starts

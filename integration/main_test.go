@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,21 +68,18 @@ func converge(t *testing.T, c *Cluster) uint64 {
 	return seqno
 }
 
-// contents is c.Contents, failing the test on error.
-func contents(t *testing.T, c *Cluster, i int) []client.KV {
-	t.Helper()
-	kvs, err := c.Contents(i)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kvs
-}
-
 // ensureSame waits for convergence, then checks that every running member
 // that stores data (no arbitrator) holds exactly what the first of them
 // holds, and that this reflects every write in want. It returns those
 // contents.
 func ensureSame(t *testing.T, c *Cluster, want map[string][]byte) []client.KV {
+	t.Helper()
+	return ensureSamePrefix(t, c, "", want)
+}
+
+// ensureSamePrefix is ensureSame for the keys under prefix, and the writes
+// of want under it.
+func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][]byte) []client.KV {
 	t.Helper()
 	seqno := converge(t, c)
 	var ref []client.KV
@@ -90,16 +88,25 @@ func ensureSame(t *testing.T, c *Cluster, want map[string][]byte) []client.KV {
 		if !c.Running(i) || c.Arbitrator(i) {
 			continue
 		}
-		kvs := contents(t, c, i)
+		kvs, err := c.ContentsRange(i, []byte(prefix), prefixEnd([]byte(prefix)))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if refIdx < 0 {
 			ref, refIdx = kvs, i
 			continue
 		}
 		if d := DiffContents(ref, kvs); d != "" {
-			t.Errorf("at seqno %d, %s and %s differ: %s", seqno, c.ID(refIdx), c.ID(i), d)
+			t.Errorf("keys under %q at seqno %d: %s and %s differ: %s", prefix, seqno, c.ID(refIdx), c.ID(i), d)
 		}
 	}
-	if m := MissingWrites(ref, want); m != "" {
+	sub := make(map[string][]byte)
+	for k, v := range want {
+		if strings.HasPrefix(k, prefix) {
+			sub[k] = v
+		}
+	}
+	if m := MissingWrites(ref, sub); m != "" {
 		t.Errorf("%s at seqno %d: %s", c.ID(refIdx), seqno, m)
 	}
 	return ref

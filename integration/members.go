@@ -58,15 +58,6 @@ func (c *Cluster) SetJoin(i, via int) {
 	m.join = c.Endpoint(via)
 }
 
-// SetArgs replaces the arguments appended to member i's command line (see
-// Options.MemberArgs) for its later starts.
-func (c *Cluster) SetArgs(i int, args ...string) {
-	m := c.members[i]
-	m.op.Lock()
-	defer m.op.Unlock()
-	m.args = slices.Clone(args)
-}
-
 // DataDir is member i's data directory.
 func (c *Cluster) DataDir(i int) string { return c.members[i].dataDir }
 

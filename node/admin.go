@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/txn"
 	"go.uber.org/zap"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -109,7 +108,7 @@ func (a admin) onLeader(ctx context.Context, local func(context.Context) error, 
 		return membershipStatus(err)
 	}
 	if md, _ := metadata.FromIncomingContext(ctx); len(md.Get(forwardedKey)) > 0 {
-		return notPrimary("membership change: this member no longer leads; retry")
+		return txn.ToStatus(fmt.Errorf("%w: membership change: this member no longer leads; retry", txn.ErrNotPrimary))
 	}
 	leader, err := a.leaderAddr(ctx)
 	if err != nil {
@@ -136,7 +135,7 @@ func (a admin) leaderAddr(ctx context.Context) (string, error) {
 			return addr, nil
 		}
 		if time.Now().After(deadline) {
-			return "", notPrimary("membership change: no leader (this member is cut off from the majority); retry")
+			return "", txn.ToStatus(fmt.Errorf("%w: membership change: no leader; retry", txn.ErrNotPrimary))
 		}
 		select {
 		case <-ctx.Done():
@@ -144,16 +143,6 @@ func (a admin) leaderAddr(ctx context.Context) (string, error) {
 		case <-t.C:
 		}
 	}
-}
-
-// notPrimary is a refusal that certainly changed nothing, marked so that a
-// client moves on to another member.
-func notPrimary(msg string) error {
-	st := status.New(codes.Unavailable, msg)
-	if d, err := st.WithDetails(&errdetails.ErrorInfo{Domain: api.ErrorDomain, Reason: api.ReasonNotPrimary}); err == nil {
-		return d.Err()
-	}
-	return st.Err()
 }
 
 // membershipStatus maps groupcomm's membership errors to gRPC statuses.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/internal/atomicfile"
 	"google.golang.org/grpc"
 )
 
@@ -108,12 +109,8 @@ func writeClusterID(dir string, id uint64) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
-	tmp := filepath.Join(dir, clusterIDFile+".tmp")
-	if err := os.WriteFile(tmp, []byte(groupcomm.FormatClusterID(id)+"\n"), 0o644); err != nil {
-		return fmt.Errorf("node: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, clusterIDFile)); err != nil {
-		return fmt.Errorf("node: %w", err)
+	if err := atomicfile.Write(filepath.Join(dir, clusterIDFile), []byte(groupcomm.FormatClusterID(id)+"\n"), 0o644, true); err != nil {
+		return fmt.Errorf("node: record the cluster id: %w", err)
 	}
 	return nil
 }

@@ -144,7 +144,9 @@ func TestWritePairAndLoad(t *testing.T) {
 func TestFiles(t *testing.T) {
 	dir := t.TempDir()
 	ca := newCA(t)
-	WritePair(dir, CAName, ca.Pair(), false)
+	if _, _, err := WritePair(dir, CAName, ca.Pair(), false); err != nil {
+		t.Fatal(err)
+	}
 	write := func(name string, l Leaf) Files {
 		p, err := ca.Issue(l)
 		if err != nil {

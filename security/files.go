@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/galenadb/galena/internal/atomicfile"
 )
 
 // CAName is the base name of a CA's files in a directory: ca.crt, ca.key.
@@ -47,23 +49,12 @@ func WritePair(dir, name string, p KeyPair, force bool) (certPath, keyPath strin
 // reader never sees half a file and a key is never readable by others.
 // Without force it does not replace an existing file.
 func writeFile(path string, data []byte, mode fs.FileMode, force bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("security: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
-	err = errors.Join(err, tmp.Chmod(mode), tmp.Sync(), tmp.Close())
-	if err != nil {
-		return fmt.Errorf("security: write %s: %w", path, err)
-	}
-	if force {
-		err = os.Rename(tmp.Name(), path)
-	} else if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+	err := atomicfile.Write(path, data, mode, force)
+	switch {
+	case !force && errors.Is(err, fs.ErrExist):
 		return fmt.Errorf("%w: %s (use --force to overwrite)", ErrExists, path)
-	}
-	if err != nil {
-		return fmt.Errorf("security: %w", err)
+	case err != nil:
+		return fmt.Errorf("security: write %s: %w", path, err)
 	}
 	return nil
 }

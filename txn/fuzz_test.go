@@ -197,8 +197,10 @@ func FuzzAdmit(f *testing.F) {
 			return
 		}
 		if certification.IsCheckpoint(b) {
-			if _, _, err := certification.DecodeCheckpoint(b); err != nil {
-				t.Fatalf("admitted a malformed checkpoint: %v", err)
+			// Admitted, it is the one encoding of what it says.
+			member, cp, err := certification.DecodeCheckpoint(b)
+			if err != nil || !bytes.Equal(certification.EncodeCheckpoint(member, cp), b) {
+				t.Fatalf("admitted a checkpoint that is not its own encoding (%v)", err)
 			}
 			return
 		}

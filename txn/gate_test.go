@@ -73,7 +73,7 @@ func TestCommitsBeyondTheBoundAreRefusedAtOnce(t *testing.T) {
 	if !errors.Is(err, ErrOverloaded) {
 		t.Fatalf("commit beyond the bound: %v, want ErrOverloaded", err)
 	}
-	if code, reason := status.Code(toStatus(err)), reasonOf(toStatus(err)); code != codes.ResourceExhausted || reason != api.ReasonOverloaded {
+	if code, reason := status.Code(ToStatus(err)), reasonOf(ToStatus(err)); code != codes.ResourceExhausted || reason != api.ReasonOverloaded {
 		t.Fatalf("overload on the wire: %v %q, want ResourceExhausted %s", code, reason, api.ReasonOverloaded)
 	}
 	if got := testutil.ToFloat64(s.m.inflight); got != 3 {

@@ -27,7 +27,7 @@ func NewServer(svc *Service, status func() *galenapb.StatusResponse) *Server {
 func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
 	v, found, at, err := s.svc.Get(ctx, req.GetKey(), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable(), req.GetAllowStale()})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	return &galenapb.GetResponse{Found: found, Value: v, Snapshot: at}, nil
 }
@@ -35,7 +35,7 @@ func (s *Server) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.G
 func (s *Server) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galenapb.ScanResponse, error) {
 	kvs, more, at, err := s.svc.Scan(ctx, req.GetStart(), req.GetEnd(), int(req.GetLimit()), ReadAt{req.GetSnapshot(), req.GetMinSeqno(), req.GetLinearizable(), req.GetAllowStale()})
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	resp := &galenapb.ScanResponse{Snapshot: at, More: more, Kvs: make([]*galenapb.KeyValue, len(kvs))}
 	for i, kv := range kvs {
@@ -47,7 +47,7 @@ func (s *Server) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galenapb
 func (s *Server) Commit(ctx context.Context, req *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
 	o, err := s.svc.Commit(ctx, req.GetWriteSet(), req.GetMinSeqno())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, ToStatus(err)
 	}
 	resp := &galenapb.CommitResponse{Seqno: o.Seqno}
 	switch o.Verdict {
@@ -56,9 +56,9 @@ func (s *Server) Commit(ctx context.Context, req *galenapb.CommitRequest) (*gale
 	case certification.Conflict:
 		resp.Outcome, resp.ConflictKey, resp.ConflictSeqno = galenapb.Outcome_OUTCOME_CONFLICT, o.Key, o.KeySeqno
 	case certification.TooOld:
-		return nil, toStatus(ErrSnapshotTooOld)
+		return nil, ToStatus(ErrSnapshotTooOld)
 	default:
-		return nil, toStatus(errors.Join(ErrInvalidWriteSet, o.Err()))
+		return nil, ToStatus(errors.Join(ErrInvalidWriteSet, o.Err()))
 	}
 	return resp, nil
 }
@@ -86,7 +86,9 @@ var statusTable = []struct {
 	{ErrOverloaded, codes.ResourceExhausted, api.ReasonOverloaded},
 }
 
-func toStatus(err error) error {
+// ToStatus turns a Service error into the gRPC status clients read: the
+// code and, for Galena's own errors, the reason (see statusTable).
+func ToStatus(err error) error {
 	for _, e := range statusTable {
 		if !errors.Is(err, e.err) {
 			continue

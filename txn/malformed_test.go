@@ -239,7 +239,7 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"Scan: not primary", cutOff(scan(&galenapb.ScanRequest{})), unavail, api.ReasonNotPrimary},
 		{"Scan: negative limit (Go API)", func(s *Server, _ *stubOrderer) error {
 			_, _, _, err := s.svc.Scan(ctx, nil, nil, -1, ReadAt{})
-			return toStatus(err)
+			return ToStatus(err)
 		}, invalid, ""},
 
 		{"Commit: nil request", commit(nil), invalid, api.ReasonInvalidWriteSet},

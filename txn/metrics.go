@@ -18,6 +18,7 @@ const (
 // prometheus.Collector of them.
 type metrics struct {
 	duration   *prometheus.HistogramVec
+	byOutcome  map[string]prometheus.Observer // duration's series, looked up once
 	inflight   prometheus.GaugeFunc
 	overloaded prometheus.Counter
 }
@@ -39,8 +40,9 @@ func newMetrics(inflight func() int) *metrics {
 			Help: "Commits refused at once because MaxInflightCommits were in flight on this member.",
 		}),
 	}
+	m.byOutcome = map[string]prometheus.Observer{}
 	for _, o := range []string{outcomeCommitted, outcomeConflict, outcomeError} {
-		m.duration.WithLabelValues(o) // every series exists from the start
+		m.byOutcome[o] = m.duration.WithLabelValues(o) // every series exists from the start
 	}
 	return m
 }
@@ -54,7 +56,7 @@ func (m *metrics) observeCommit(o certification.Outcome, err error, d time.Durat
 	case o.Verdict == certification.Conflict:
 		outcome = outcomeConflict
 	}
-	m.duration.WithLabelValues(outcome).Observe(d.Seconds())
+	m.byOutcome[outcome].Observe(d.Seconds())
 }
 
 // Describe implements prometheus.Collector.

@@ -204,7 +204,7 @@ func mustEntry(t *testing.T) []byte {
 
 func TestStatusTable(t *testing.T) {
 	for _, e := range statusTable {
-		st := status.Convert(toStatus(errors.Join(e.err, errors.New("detail"))))
+		st := status.Convert(ToStatus(errors.Join(e.err, errors.New("detail"))))
 		if st.Code() != e.code || !strings.Contains(st.Message(), "detail") {
 			t.Fatalf("%v → %v %q", e.err, st.Code(), st.Message())
 		}
@@ -218,7 +218,7 @@ func TestStatusTable(t *testing.T) {
 			t.Fatalf("%v carries reason %q, want %q", e.err, reason, e.reason)
 		}
 	}
-	if status.Code(toStatus(errors.New("boom"))) != codes.Internal {
+	if status.Code(ToStatus(errors.New("boom"))) != codes.Internal {
 		t.Fatal("an unknown error is not Internal")
 	}
 }

@@ -166,7 +166,7 @@ func transferLoop(ctx context.Context, c *client.Client, accounts int, st *workl
 				continue
 			default:
 				st.fail(err)
-				pause(ctx, 10*time.Millisecond) // do not spin on a broken cluster
+				pause(ctx, errorPause) // do not spin on a broken cluster
 			}
 			break
 		}

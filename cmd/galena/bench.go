@@ -547,11 +547,13 @@ func (l *benchLoop) run(ctx context.Context, from time.Time, st *workloadStats) 
 		began := time.Now()
 		committed, err := l.step(ctx)
 		ended := time.Now()
+		if err != nil {
+			pause(ctx, errorPause) // counted or not, do not spin on a broken cluster
+		}
 		switch {
 		case ended.Before(from) || over(ctx): // warm-up, or cut short by the end
 		case err != nil:
 			st.fail(err)
-			pause(ctx, errorPause)
 		case committed:
 			st.commits.Add(1)
 			lat = append(lat, ended.Sub(began))

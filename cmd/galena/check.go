@@ -156,8 +156,8 @@ func fetchDigests(ctx context.Context, creds credentials.TransportCredentials, m
 	return answers
 }
 
-// fetchDigest asks one member for its status (to tell an arbitrator) and
-// its digest.
+// fetchDigest asks one member for its digest; an arbitrator answers with
+// none.
 func fetchDigest(ctx context.Context, creds credentials.TransportCredentials, m client.Member) digestAnswer {
 	a := digestAnswer{id: m.ID, addr: m.Addr}
 	conn, err := grpc.NewClient(m.Addr, grpc.WithTransportCredentials(creds))
@@ -168,15 +168,6 @@ func fetchDigest(ctx context.Context, creds credentials.TransportCredentials, m 
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
 	defer cancel()
-	st, err := galenapb.NewKVClient(conn).Status(ctx, &galenapb.StatusRequest{})
-	if err != nil {
-		a.err = err
-		return a
-	}
-	a.state, a.arbitrator = st.GetState(), st.GetArbitrator()
-	if a.arbitrator {
-		return a
-	}
 	d, err := galenapb.NewClusterClient(conn).Digest(ctx, &galenapb.DigestRequest{})
 	if err != nil {
 		a.err = err

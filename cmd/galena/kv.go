@@ -77,12 +77,7 @@ func (g *globalFlags) credentials() (credentials.TransportCredentials, error) {
 
 // endpointList validates and splits --endpoints.
 func (g *globalFlags) endpointList() ([]string, error) {
-	var eps []string
-	for _, ep := range strings.Split(g.endpoints, ",") {
-		if ep = strings.TrimSpace(ep); ep != "" {
-			eps = append(eps, ep)
-		}
-	}
+	eps := splitList(g.endpoints)
 	if len(eps) == 0 {
 		return nil, usagef("--endpoints lists no endpoint")
 	}

@@ -15,23 +15,6 @@ import (
 	"github.com/galenadb/galena/node/nodetest"
 )
 
-// waitFor checks cond on a ticker until it holds, failing the test after
-// timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-tick.C:
-		}
-	}
-}
-
 // cliOf runs command lines against endpoints.
 func cliOf(t *testing.T, eps ...string) func(args ...string) (int, string, string) {
 	return func(args ...string) (int, string, string) {
@@ -69,7 +52,7 @@ func TestMemberCommands(t *testing.T) {
 	eps := c.Endpoints()
 	follower := eps[(leader+1)%3]
 	cli := cliOf(t, follower) // changes go through a follower, which passes them on
-	waitFor(t, 10*time.Second, "the follower to know the leader", func() bool { return membersOf(t, cli).LeaderID != "" })
+	c.WaitFor(10*time.Second, "the follower to know the leader", func() bool { return membersOf(t, cli).LeaderID != "" })
 
 	code, out, errs := cli("member", "list")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -96,7 +79,7 @@ func TestMemberCommands(t *testing.T) {
 	spare := closedAddr(t)
 	mustRunCLI(t, cli, "added n4 at "+spare+" as a non-voter\n", "member", "add", "n4", spare)
 	// The follower learns of the change moments after the leader made it.
-	waitFor(t, 10*time.Second, "n4 listed", func() bool { _, ok := findMember(membersOf(t, cli), "n4"); return ok })
+	c.WaitFor(10*time.Second, "n4 listed", func() bool { _, ok := findMember(membersOf(t, cli), "n4"); return ok })
 	if mb, _ := findMember(membersOf(t, cli), "n4"); mb.Voter || mb.Address != spare {
 		t.Fatalf("after member add: n4 %+v; want a non-voter at %s", mb, spare)
 	}
@@ -114,7 +97,7 @@ func TestMemberCommands(t *testing.T) {
 		}
 	}
 	mustRunCLI(t, cli, "removed n4\n", "member", "remove", "n4")
-	waitFor(t, 10*time.Second, "n4 gone", func() bool { return len(membersOf(t, cli).Members) == 3 })
+	c.WaitFor(10*time.Second, "n4 gone", func() bool { return len(membersOf(t, cli).Members) == 3 })
 }
 
 func mustRunCLI(t *testing.T, cli func(...string) (int, string, string), want string, args ...string) {
@@ -138,7 +121,7 @@ func TestStartJoinThenRemoved(t *testing.T) {
 
 	addr := closedAddr(t)
 	j := startJoiner(t, addr, c.Endpoints()[0])
-	waitFor(t, 30*time.Second, "n4 to be promoted to voter", func() bool {
+	c.WaitFor(30*time.Second, "n4 to be promoted to voter", func() bool {
 		mb, ok := findMember(membersOf(t, cli), "n4")
 		return ok && mb.Voter
 	})
@@ -147,7 +130,7 @@ func TestStartJoinThenRemoved(t *testing.T) {
 	if code := j.wait(t, 30*time.Second); code != 0 || !strings.Contains(j.logs.String(), "removed from the cluster") {
 		t.Fatalf("start exited %d; want 0 and the log line; logs:\n%s", code, j.logs.String())
 	}
-	waitFor(t, 10*time.Second, "n4 gone", func() bool { _, ok := findMember(membersOf(t, cli), "n4"); return !ok })
+	c.WaitFor(10*time.Second, "n4 gone", func() bool { _, ok := findMember(membersOf(t, cli), "n4"); return !ok })
 }
 
 // check agrees on a healthy cluster and skips an arbitrator and a stopped
@@ -228,7 +211,7 @@ func TestStaleReads(t *testing.T) {
 	c.EnsureSame()
 	c.Stop(1)
 	c.Stop(2)
-	waitFor(t, 20*time.Second, "n1 to be NON_PRIMARY", func() bool { return c.Nodes[0].Status().State == node.StateNonPrimary })
+	c.WaitFor(20*time.Second, "n1 to be NON_PRIMARY", func() bool { return c.Nodes[0].Status().State == node.StateNonPrimary })
 
 	cli := cliOf(t, c.Endpoints()[0])
 	if code, out, errs := cli("get", "k"); code != 1 || out != "" || !strings.Contains(errs, "--stale") {

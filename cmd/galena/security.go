@@ -215,6 +215,8 @@ func checkFileName(flag, name string) error {
 	return nil
 }
 
+// splitList splits a comma-separated flag, dropping blanks around and
+// between the items.
 func splitList(s string) []string {
 	var out []string
 	for _, part := range strings.Split(s, ",") {

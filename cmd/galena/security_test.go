@@ -238,7 +238,7 @@ func TestTLSClusterCLI(t *testing.T) {
 	j := startJoiner(t, addr, eps[0],
 		"--tls-cert", filepath.Join(dir, "n4.crt"), "--tls-key", filepath.Join(dir, "n4.key"), "--tls-ca", filepath.Join(dir, "ca.crt"),
 		"--client-cert-auth")
-	waitFor(t, 30*time.Second, "n4 to be promoted to voter", func() bool {
+	c.WaitFor(30*time.Second, "n4 to be promoted to voter", func() bool {
 		mb, ok := findMember(membersOf(t, alice), "n4")
 		return ok && mb.Voter
 	})

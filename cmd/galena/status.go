@@ -153,7 +153,7 @@ func roleOf(arbitrator bool) string {
 
 // contact formats how long ago a follower heard from the leader.
 func (r memberStatus) contact() string {
-	if r.LastContactMs < 0 || r.RaftState == "Leader" || r.State == stateUnreachable {
+	if r.LastContactMs < 0 || r.RaftState == "Leader" { // unreachable rows have -1
 		return "-"
 	}
 	return (time.Duration(r.LastContactMs) * time.Millisecond).String()
