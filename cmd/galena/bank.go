@@ -358,18 +358,24 @@ func (p progress) start(st *workloadStats, began time.Time) (stop func()) {
 		defer t.Stop()
 		var last int64
 		printed := false
+		report := func(now time.Time) {
+			commits := st.commits.Load()
+			p.line(fmt.Sprintf("%5.1fs  commits %7d  %6d/s  conflicts %6d  errors %d",
+				now.Sub(began).Seconds(), commits, commits-last, st.conflicts.Load(), st.errors.Load()))
+			last, printed = commits, true
+		}
 		for {
 			select {
 			case <-done:
-				if printed && p.tty {
+				if !printed { // a run shorter than a tick still shows one line
+					report(time.Now())
+				}
+				if p.tty {
 					fmt.Fprintln(p.w)
 				}
 				return
 			case now := <-t.C:
-				commits := st.commits.Load()
-				p.line(fmt.Sprintf("%5.1fs  commits %7d  %6d/s  conflicts %6d  errors %d",
-					now.Sub(began).Seconds(), commits, commits-last, st.conflicts.Load(), st.errors.Load()))
-				last, printed = commits, true
+				report(now)
 			}
 		}
 	})
