@@ -65,3 +65,11 @@ func (g *Group) handOff() {
 		}
 	}
 }
+
+// RetainLog keeps the log entries at and above index from when a snapshot
+// compacts the log (below them, compaction goes on as configured); zero
+// keeps every entry. It only acts on an arbitrator, which calls it with the
+// lowest applied index of the data members: an arbitrator's snapshots hold
+// no data, so while it leads and no other data member is up, its log is
+// the only way to bring a data member that was down up to date.
+func (g *Group) RetainLog(from uint64) { g.cache.keepFrom.Store(from) }

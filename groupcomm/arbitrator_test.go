@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +79,82 @@ func TestArbitratorSnapshots(t *testing.T) {
 	}
 	if s := sn.(*fsmSnapshot); s.magic != arbitratorMagic || s.sn.Index() != 10 {
 		t.Fatalf("arbitrator snapshot %q at %d", s.magic, s.sn.Index())
+	}
+}
+
+// A data member that the leader, an arbitrator, can bring up to date only
+// with a snapshot refuses the snapshot without storing it (so it restarts
+// cleanly), says it is waiting for data while it counts how far behind it
+// is, and catches up once a data member is back.
+func TestDataMemberWaitsForADataMember(t *testing.T) {
+	ms := startGroupWith(t, 3, func(i int, cfg *Config) {
+		cfg.Arbitrator = i == 2
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 16, 4, 50*time.Millisecond
+	})
+	// An arbitrator that does not hold what the data member needs (one
+	// that was replaced, say): it compacts as a data member does.
+	ms[2].g.RetainLog(math.MaxUint64)
+	broadcastN(t, ms[0], "a", 5)
+	waitFor(t, "m1 to apply the first entries", func() bool { return ms[1].g.Applied() >= ms[0].g.Applied() })
+	ms[1].close()
+	broadcastN(t, ms[0], "b", 100)
+	want := ms[0].g.Applied()
+	waitFor(t, "the arbitrator to compact its log past m1's entries", func() bool {
+		first, err := ms[2].g.cache.FirstIndex()
+		return err == nil && first > ms[1].g.Applied()+1
+	})
+	ms[0].close()
+
+	m1 := restart(t, ms[1])
+	waitFor(t, "m1 to wait for data, knowing how far behind it is", func() bool {
+		st := m1.g.Status()
+		return st.WaitingForData && st.ApplyLag >= want-m1.g.Applied()-1 && st.ApplyLag > 50
+	})
+	snaps, err := m1.g.snaps.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		if s.Index > m1.g.Applied() {
+			t.Fatalf("m1 stored snapshot %s at %d, ahead of its state at %d", s.ID, s.Index, m1.g.Applied())
+		}
+	}
+	m1.close()
+	m1 = restart(t, m1) // fails if a snapshot m1 cannot restore was stored
+	restart(t, ms[0])
+	waitFor(t, "m1 to catch up from the returning data member", func() bool {
+		return m1.g.Applied() >= want && !m1.g.Status().WaitingForData
+	})
+	if got := m1.d.entries(); !strings.Contains(got, "b99") {
+		t.Fatalf("m1 lacks entries after catching up: %q", got)
+	}
+}
+
+// broadcastN orders n entries prefix0, prefix1, ... through m, sending an
+// entry again when its outcome is unknown (a change of leader): the tests
+// that use it do not mind an entry ordered twice.
+func broadcastN(t *testing.T, m *member, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < n; {
+		_, err := m.g.Broadcast(ctx, fmt.Appendf(nil, "%s%d", prefix, i))
+		switch {
+		case err == nil:
+			i++
+		case !errors.Is(err, ErrIndeterminate) && !errors.Is(err, ErrNotPrimary):
+			t.Fatalf("broadcast %s%d: %v", prefix, i, err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

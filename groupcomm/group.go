@@ -30,6 +30,12 @@ type Group struct {
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
+	// leaderIndex is the leader's read index as a follower last learned it
+	// (watchLeaderIndex): a follower's own commit index stops at the end of
+	// its own log, so it cannot tell from it how far behind the cluster it
+	// is.
+	leaderIndex atomic.Uint64
+
 	closing   chan struct{}
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -72,6 +78,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	g.goTracked(func() { g.serve(ln) })
 	g.goTracked(func() { <-g.closing; ln.Close() })
 	g.goTracked(g.watchLeader)
+	g.goTracked(g.watchLeaderIndex)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
 	}
@@ -88,11 +95,12 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 		return err
 	}
 	g.logs, g.cache = logs, cache
+	cache.retaining = g.cfg.Arbitrator
 	files, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("groupcomm: snapshot store: %w", err)
 	}
-	snaps := &donorStore{SnapshotStore: files}
+	snaps := &donorStore{SnapshotStore: files, lg: g.lg, dataMember: !g.cfg.Arbitrator}
 	g.snaps = snaps
 	g.stream = newStreamLayer(ln.Addr(), g.cfg.ClusterID, g.cfg.Dial)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

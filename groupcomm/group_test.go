@@ -90,14 +90,21 @@ func (d *memDeliverer) Restore(r io.Reader, _ uint64) error {
 }
 
 type member struct {
+	cfg Config
 	g   *Group
 	d   *memDeliverer
 	mux cmux.CMux
 	ln  net.Listener
 	wg  sync.WaitGroup
+
+	closeOnce sync.Once
 }
 
 func (m *member) close() {
+	m.closeOnce.Do(m.stop)
+}
+
+func (m *member) stop() {
 	m.g.Close()
 	m.mux.Close()
 	m.ln.Close()
@@ -130,23 +137,51 @@ func startGroupWith(t *testing.T, n int, edit func(i int, cfg *Config)) []*membe
 		if edit != nil {
 			edit(i, &cfg)
 		}
-		m := &member{ln: lns[i], mux: cmux.New(lns[i])}
-		var d Deliverer
-		if !cfg.Arbitrator {
-			m.d = &memDeliverer{}
-			d = m.d
-		}
-		g, err := New(cfg, m.mux.Match(Match), d, func(err error) { t.Errorf("fatal: %v", err) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.g = g
-		m.wg.Add(1)
-		go func() { defer m.wg.Done(); m.mux.Serve() }()
-		ms[i] = m
-		t.Cleanup(m.close)
+		ms[i] = startMember(t, cfg, lns[i])
 	}
 	return ms
+}
+
+// startMember starts a member with cfg on ln, with a new, empty Deliverer
+// unless it is an arbitrator: on a restart, raft restores it from the
+// member's snapshot and log.
+func startMember(t *testing.T, cfg Config, ln net.Listener) *member {
+	t.Helper()
+	m := &member{cfg: cfg, ln: ln, mux: cmux.New(ln)}
+	var d Deliverer
+	if !cfg.Arbitrator {
+		m.d = &memDeliverer{}
+		d = m.d
+	}
+	g, err := New(cfg, m.mux.Match(Match), d, func(err error) { t.Errorf("fatal: %v", err) })
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	m.g = g
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.mux.Serve() }()
+	t.Cleanup(m.close)
+	return m
+}
+
+// restart starts a member again on the address and directory of the
+// stopped member m.
+func restart(t *testing.T, m *member) *member {
+	t.Helper()
+	var ln net.Listener
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if ln, err = net.Listen("tcp", m.cfg.Addr); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // the port is released asynchronously
+	}
+	return startMember(t, m.cfg, ln)
 }
 
 func leader(t *testing.T, ms []*member) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -81,6 +82,11 @@ type logCache struct {
 	raft.LogStore
 	maxEntry int
 
+	// retaining (an arbitrator's) limits compaction to the entries below
+	// keepFrom; see Group.RetainLog.
+	retaining bool
+	keepFrom  atomic.Uint64
+
 	mu    sync.RWMutex
 	cache []*raft.Log
 }
@@ -119,11 +125,29 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 	return nil
 }
 
-func (c *logCache) DeleteRange(min, max uint64) error {
+// DeleteRange deletes entries lo through hi. On an arbitrator, a
+// compaction (a range that ends before the last entry: raft's, after a
+// snapshot) stops below keepFrom; a range that reaches the last entry (raft
+// resetting the log under an installed snapshot, or dropping a conflicting
+// tail) is deleted as asked.
+func (c *logCache) DeleteRange(lo, hi uint64) error {
+	if c.retaining {
+		last, err := c.LogStore.LastIndex()
+		if err != nil {
+			return err
+		}
+		if hi < last {
+			keep := c.keepFrom.Load()
+			if keep <= lo {
+				return nil // every entry asked for is to be kept
+			}
+			hi = min(hi, keep-1)
+		}
+	}
 	c.mu.Lock()
 	clear(c.cache)
 	c.mu.Unlock()
-	return c.LogStore.DeleteRange(min, max)
+	return c.LogStore.DeleteRange(lo, hi)
 }
 
 // IsMonotonic passes raft-wal's promise on: it never has gaps.

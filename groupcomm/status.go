@@ -1,6 +1,7 @@
 package groupcomm
 
 import (
+	"context"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,6 +40,13 @@ type Status struct {
 	Member     bool // this member is in the configuration it knows of
 	Donor      bool // sending a snapshot to a member too far behind for the log
 	Restoring  bool // receiving state: restoring a snapshot
+	// WaitingForData is set on a data member that is too far behind the
+	// leader for its log and was offered only an arbitrator's snapshot,
+	// which holds no data: it waits for a data member to lead.
+	WaitingForData bool
+	// RetainedFrom is, on an arbitrator, the lowest log index it keeps for
+	// the data members (Group.RetainLog); 0 while it keeps the whole log.
+	RetainedFrom uint64
 }
 
 // Status reports the member's current view. It does not block on the network.
@@ -54,6 +62,10 @@ func (g *Group) Status() Status {
 		ClusterID:   g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
 		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
 	}
+	st.WaitingForData = g.snaps.waitingForData(st.Applied)
+	if g.cfg.Arbitrator {
+		st.RetainedFrom = g.cache.keepFrom.Load()
+	}
 	if st.RaftState != raft.Leader.String() {
 		st.LastContact = g.lastContact()
 	}
@@ -68,7 +80,9 @@ func (g *Group) Status() Status {
 	return st
 }
 
-// backlog is Status's ApplyLag and RecvQueue for st.
+// backlog is Status's ApplyLag and RecvQueue for st. The lag counts up to
+// the leader's index when this member knows a higher one than its own
+// commit index, which a follower missing entries cannot advance.
 func (g *Group) backlog(st Status) (lag, queued uint64) {
 	pending := func(idx uint64) uint64 {
 		if d := g.delivered(idx); d > st.Applied {
@@ -76,7 +90,11 @@ func (g *Group) backlog(st Status) (lag, queued uint64) {
 		}
 		return 0
 	}
-	return pending(st.CommitIndex), pending(st.LastIndex)
+	lag = pending(st.CommitIndex)
+	if li := g.leaderIndex.Load(); li > st.Applied && st.RaftState != raft.Leader.String() {
+		lag = max(lag, li-st.Applied) // the leader's read index counts delivered entries only
+	}
+	return lag, pending(st.LastIndex)
 }
 
 // primary: the leader is primary while it holds its lease (raft steps down
@@ -111,3 +129,31 @@ func (g *Group) lastContact() time.Duration {
 
 // Restoring reports whether this member is restoring a snapshot it received.
 func (g *Group) Restoring() bool { return g.fsm.restoring.Load() }
+
+// leaderIndexInterval is how often a follower asks the leader for its
+// index, for ApplyLag.
+const leaderIndexInterval = 250 * time.Millisecond
+
+// watchLeaderIndex keeps leaderIndex fresh on a follower: it asks the
+// leader for its read index over the forwarding stream every
+// leaderIndexInterval (nothing is written to the log).
+func (g *Group) watchLeaderIndex() {
+	t := time.NewTicker(leaderIndexInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.closing:
+			return
+		case <-t.C:
+		}
+		if g.raft.State() == raft.Leader {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.NotPrimaryTimeout)
+		idx, err := g.readIndexOnce(ctx)
+		cancel()
+		if err == nil && idx > g.leaderIndex.Load() {
+			g.leaderIndex.Store(idx) // only this goroutine stores it
+		}
+	}
+}

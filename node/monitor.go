@@ -47,7 +47,7 @@ func (n *Node) monitor() {
 		n.noteMembers(st.Members)
 		conf = n.logConfiguration(conf, st.Members)
 		caughtUp := st.Primary && !st.Restoring && st.CommitIndex > 0 && st.ApplyLag <= syncedLag
-		n.joining.Store(st.Restoring || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
+		n.joining.Store(st.Restoring || st.WaitingForData || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
 		if s := n.statusOf(st).State; s != state {
 			n.lg.Info("member state", zap.String("from", state), zap.String("to", s),
 				zap.Uint64("applied", st.Applied), zap.Uint64("commit_index", st.CommitIndex))

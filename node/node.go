@@ -103,7 +103,9 @@ func New(cfg Config) (*Node, error) {
 	n.joining.Store(cfg.Join != "") // until monitor finds this member caught up
 	n.serve()
 	n.goTracked(n.monitor)
-	if !cfg.Arbitrator {
+	if cfg.Arbitrator {
+		n.goTracked(n.retainLoop)
+	} else {
 		n.goTracked(n.announceLoop)
 	}
 	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),

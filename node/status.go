@@ -21,6 +21,11 @@ const (
 	StateFailed     = "FAILED"      // stopped: its state diverged or cannot be trusted, or it was removed
 )
 
+// errWaitingForData is the status error of a data member that the leader,
+// an arbitrator, cannot bring up to date.
+const errWaitingForData = "behind the leader's log, which an arbitrator leads and cannot send as a snapshot (it holds no data): " +
+	"waiting for a data member to come back"
+
 // syncedLag is how many committed-but-unapplied entries a member may have
 // and still count as synced.
 const syncedLag = 1024
@@ -31,7 +36,9 @@ type Status struct {
 	State        string
 	Commits      uint64
 	CertFailures uint64
-	Error        string // why the member stopped, in StateFailed
+	// Error says why the member stopped (StateFailed), or why it cannot
+	// catch up by itself (StateJoining, waiting for a data member).
+	Error string
 }
 
 // Status reports the member's current state without blocking on the network.
@@ -47,6 +54,8 @@ func (n *Node) statusOf(gs groupcomm.Status) Status {
 	switch err := n.stopped(); {
 	case err != nil:
 		s.State, s.Error = StateFailed, err.Error()
+	case gs.WaitingForData:
+		s.State, s.Error = StateJoining, errWaitingForData
 	case n.joining.Load() || gs.Restoring:
 		s.State = StateJoining
 	case !gs.Primary:
