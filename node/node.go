@@ -60,7 +60,10 @@ type Node struct {
 }
 
 // New opens the member's storage, joins or bootstraps its cluster and starts
-// serving. Close releases everything New acquired, including on error.
+// serving. Close releases everything New acquired, including on error. A
+// member whose data directory records that it stopped for good (it
+// diverged, or was removed) starts FAILED instead: it serves only its
+// status until an operator resets it.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -78,8 +81,18 @@ func New(cfg Config) (*Node, error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	// Everything that can refuse the data directory or the configuration
 	// runs before anything on disk is created or changed.
-	var err error
-	if n.clusterID, err = cfg.resolveCluster(n.ctx); err != nil {
+	v, failed, err := readVerdict(cfg.DataDir)
+	if err == nil && failed {
+		if err := n.startFailed(v); err != nil {
+			n.Close()
+			return nil, err
+		}
+		return n, nil
+	}
+	if err == nil {
+		n.clusterID, err = cfg.resolveCluster(n.ctx)
+	}
+	if err != nil {
 		n.cancel()
 		if cfg.Listener != nil {
 			cfg.Listener.Close()
@@ -113,7 +126,8 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func (n *Node) open() error {
+// listen opens the member's listener (TLS, when configured, wraps it).
+func (n *Node) listen() error {
 	var err error
 	if n.ln = n.cfg.Listener; n.ln == nil {
 		if n.ln, err = net.Listen("tcp", n.cfg.Addr); err != nil {
@@ -122,6 +136,14 @@ func (n *Node) open() error {
 	}
 	n.secureListener()
 	n.addr = n.cfg.advertise()
+	return nil
+}
+
+func (n *Node) open() error {
+	err := n.listen()
+	if err != nil {
+		return err
+	}
 	if err := writeClusterID(n.cfg.DataDir, n.clusterID); err != nil {
 		return err
 	}
@@ -199,10 +221,51 @@ func (n *Node) serving(stale bool) error {
 }
 
 // onFatal stops the member for good; the first reason is the one kept and
-// delivered by Fatal.
+// delivered by Fatal. A divergence or a removal is recorded in the data
+// directory, so that the member stays out after a restart.
 func (n *Node) onFatal(err error) {
-	n.failure.CompareAndSwap(nil, &err)
+	if n.failure.CompareAndSwap(nil, &err) {
+		if v, ok := verdictOf(err); ok {
+			if werr := writeVerdict(n.cfg.DataDir, v); werr != nil {
+				n.lg.Error("could not record why this member stopped; it would serve again after a restart", zap.Error(werr))
+			}
+		}
+	}
 	n.fatalOnce.Do(func() { n.fatal <- err })
+}
+
+// startFailed starts a member whose data directory records that it
+// stopped for good (see verdictFile): it opens neither storage nor the
+// group, so it takes no part in the cluster, and it serves its status
+// (FAILED, with the reason and how to reset it) and refuses everything
+// else.
+func (n *Node) startFailed(v verdict) error {
+	stopped := v.err(n.cfg.ID, n.cfg.DataDir)
+	n.failure.Store(&stopped)
+	err := n.listen()
+	if err != nil {
+		return err
+	}
+	if n.clusterID, _, err = readClusterID(n.cfg.DataDir); err != nil {
+		return err
+	}
+	if n.svc, err = txn.New(n.cfg.txnConfig(), nil, orderer{n}); err != nil {
+		return err
+	}
+	n.mux = cmux.New(n.ln)
+	n.mux.SetReadTimeout(10 * time.Second)
+	n.serve()
+	n.lg.Error("this member stopped for good earlier; it serves only its status", zap.String("addr", n.addr), zap.Error(stopped))
+	return nil
+}
+
+// failedOnlyStatus is the gRPC interceptor of a member started failed: it
+// answers Status and refuses every other call, as a stopped member does.
+func (n *Node) failedOnlyStatus(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod == galenapb.KV_Status_FullMethodName {
+		return handler(ctx, req)
+	}
+	return nil, txn.ToStatus(n.serving(true))
 }
 
 // stopped is why the member stopped, or nil while it runs.
@@ -222,14 +285,19 @@ func (n *Node) removed() {
 // Fatal delivers the error that stopped the member, if one ever does: its
 // apply loop failed (its state diverged or cannot be trusted), or it was
 // removed from the cluster (ErrRemoved). The member then refuses clients; its
-// process should exit.
+// process should exit. A divergence or a removal is recorded in the data
+// directory first, so the member stays out if it is started again.
 func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // serve starts gRPC, HTTP and the connection multiplexer.
 func (n *Node) serve() {
 	grpcLn := n.mux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	httpLn := n.mux.Match(cmux.HTTP1Fast())
-	n.grpc = grpc.NewServer(append(n.grpcOptions(), n.securityOptions()...)...)
+	opts := append(n.grpcOptions(), n.securityOptions()...)
+	if n.group == nil {
+		opts = append(opts, grpc.ChainUnaryInterceptor(n.failedOnlyStatus))
+	}
+	n.grpc = grpc.NewServer(opts...)
 	galenapb.RegisterKVServer(n.grpc, txn.NewServer(n.svc, n.statusProto))
 	galenapb.RegisterClusterServer(n.grpc, admin{n: n})
 	n.grpcMetrics.InitializeMetrics(n.grpc)
@@ -257,15 +325,21 @@ func (n *Node) Addr() string { return n.addr }
 // ID is the member's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// Applied is the highest seqno applied on this member.
-func (n *Node) Applied() uint64 { return n.group.Applied() }
+// Applied is the highest seqno applied on this member (0 on a member
+// started failed, which opens no state).
+func (n *Node) Applied() uint64 {
+	if n.group == nil {
+		return 0
+	}
+	return n.group.Applied()
+}
 
 // Digest is the applied seqno and the running digest of every outcome
 // applied up to it; members at the same seqno must have the same digest. An
 // arbitrator has none.
 func (n *Node) Digest() (uint64, [32]byte) {
 	if n.applier == nil {
-		return n.group.Applied(), [32]byte{}
+		return n.Applied(), [32]byte{}
 	}
 	return n.applier.Digest()
 }

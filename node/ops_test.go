@@ -187,6 +187,10 @@ func TestDivergedMemberStops(t *testing.T) {
 				t.Fatalf("n3 is %s after diverging", st.State)
 			}
 			putN(t, cl, "g", 5)
+			c.Stop(2)
+			c.Start(2)
+			requireStaysOut(t, c, 2, "diverged")
+			putN(t, cl, "h", 5)
 			return
 		default:
 		}

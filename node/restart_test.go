@@ -1,12 +1,20 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/nodetest"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Two data members and an arbitrator. While n2 is down, n1 and the
@@ -59,4 +67,69 @@ func waitRetained(c *nodetest.Cluster) {
 	c.WaitFor(20*time.Second, "the arbitrator to learn the data members' applied seqnos", func() bool {
 		return c.Nodes[2].Status().RetainedFrom > 0
 	})
+}
+
+// requireStaysOut checks that member i, restarted after it stopped for good
+// (reason: "diverged" or "removed"), serves only its status: FAILED, with
+// the reason and how to reset it; not ready; refusing reads; and taking no
+// part in the cluster.
+func requireStaysOut(t *testing.T, c *nodetest.Cluster, i int, reason string) {
+	t.Helper()
+	nd := c.Nodes[i]
+	st := nd.Status()
+	if st.State != node.StateFailed || !containsAll(st.Error, reason, "--join", "member remove "+nd.ID()) {
+		t.Fatalf("%s after a restart: state %s, error %q; want FAILED, %s, and how to reset it", nd.ID(), st.State, st.Error, reason)
+	}
+	if nd.Applied() != 0 || st.RaftState != "Shutdown" {
+		t.Fatalf("%s takes part in the cluster after a restart: applied %d, raft %s", nd.ID(), nd.Applied(), st.RaftState)
+	}
+	resp, err := http.Get("http://" + c.Endpoints()[i] + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), node.StateFailed) {
+		t.Fatalf("/readyz of %s after a restart: %d %q, %v", nd.ID(), resp.StatusCode, body, err)
+	}
+	if _, err := newClient(t, c.Endpoints()[i]).Get(ctxT(t), []byte("k")); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("read on %s after a restart: %v, want ErrUnavailable", nd.ID(), err)
+	}
+	rs, err := statusOf(t, c.Endpoints()[i])
+	if err != nil || rs.GetState() != node.StateFailed || !strings.Contains(rs.GetError(), reason) {
+		t.Fatalf("Status RPC of %s after a restart: %v, %v", nd.ID(), rs, err)
+	}
+}
+
+// statusOf calls the Status RPC of the member at addr.
+func statusOf(t *testing.T, addr string) (*galenapb.StatusResponse, error) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return galenapb.NewKVClient(conn).Status(ctxT(t), &galenapb.StatusRequest{})
+}
+
+// A member removed from the cluster stays out after a restart on its data
+// directory.
+func TestRemovedMemberStaysOut(t *testing.T) {
+	c := cluster(t, 3)
+	putN(t, newClient(t, c.Endpoints()...), "a", 5)
+	if _, err := clusterAdmin(t, c.Endpoints()[0]).MemberRemove(ctxT(t), &galenapb.MemberRemoveRequest{Id: "n3"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.Nodes[2].Fatal():
+		if !errors.Is(err, node.ErrRemoved) {
+			t.Fatalf("n3 stopped with %v, want ErrRemoved", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("n3 did not notice its removal")
+	}
+	c.Stop(2)
+	c.Start(2)
+	requireStaysOut(t, c, 2, "removed")
+	putN(t, newClient(t, c.Endpoints()[0], c.Endpoints()[1]), "b", 5)
 }

@@ -42,7 +42,13 @@ type Status struct {
 }
 
 // Status reports the member's current state without blocking on the network.
-func (n *Node) Status() Status { return n.statusOf(n.group.Status()) }
+func (n *Node) Status() Status {
+	if n.group == nil { // started failed: no group to ask
+		return n.statusOf(groupcomm.Status{ID: n.cfg.ID, Addr: n.addr, RaftState: "Shutdown", LastContact: -1,
+			ClusterID: n.clusterID, Arbitrator: n.cfg.Arbitrator})
+	}
+	return n.statusOf(n.group.Status())
+}
 
 // statusOf is the member's status given its group's.
 func (n *Node) statusOf(gs groupcomm.Status) Status {
