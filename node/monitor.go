@@ -47,20 +47,18 @@ func (n *Node) monitor() {
 		n.noteMembers(st.Members)
 		conf = n.logConfiguration(conf, st.Members)
 		caughtUp := st.Primary && !st.Restoring && st.CommitIndex > 0 && st.ApplyLag <= syncedLag
-		n.joining.Store(st.Restoring || st.WaitingForData || (!st.Member && !wasMember && n.cfg.Join != "") || (st.Member && !st.Voter && !caughtUp))
+		// A member that does not find itself in the configuration serves
+		// nothing until it knows where it stands.
+		n.joining.Store(st.Restoring || st.WaitingForData || (!st.Member && (wasMember || n.cfg.Join != "")) ||
+			(st.Member && !st.Voter && !caughtUp))
 		if s := n.statusOf(st).State; s != state {
 			n.lg.Info("member state", zap.String("from", state), zap.String("to", s),
 				zap.Uint64("applied", st.Applied), zap.Uint64("commit_index", st.CommitIndex))
 			state = s
 		}
 		now := time.Now()
-		switch {
-		case st.Member && !wasMember:
+		if st.Member && !wasMember {
 			wasMember, lastAsk = true, time.Time{} // added: promotion may be asked for at once
-		case st.Member:
-		case wasMember && len(st.Members) > 0:
-			n.removed()
-			return
 		}
 		if st.Primary || !st.Member {
 			cutSince = time.Time{}
@@ -77,7 +75,12 @@ func (n *Node) monitor() {
 		case st.Member && !st.Voter && caughtUp:
 			lastAsk = now
 			n.ask("", true)
-		case !cutSince.IsZero() && now.Sub(cutSince) > 3*n.cfg.NotPrimaryTimeout:
+		case wasMember && !st.Member && len(st.Members) > 0, !cutSince.IsZero() && now.Sub(cutSince) > 3*n.cfg.NotPrimaryTimeout:
+			// The configuration this member holds no longer lists it, or it
+			// has been cut off for long. The first may be an old
+			// configuration it is catching up through: a member that reuses
+			// the id of one removed before it replays that removal, and its
+			// own later addition is still to come. So the leader decides.
 			lastAsk = now
 			if n.removedElsewhere(st.Members) {
 				n.removed()
@@ -110,25 +113,60 @@ func (n *Node) ask(addr string, voter bool) {
 	n.lg.Info("asked " + what)
 }
 
-// removedElsewhere asks the other members whether this one is still in the
-// configuration: a member removed while it was running is not told.
+// removedElsewhere asks the leader, through the other members, whether
+// this member is still in the configuration: a member removed while it was
+// running is not told, and a member catching up through an old
+// configuration must not take that one's word. It reports false when no
+// leader answers.
 func (n *Node) removedElsewhere(members []groupcomm.Member) bool {
 	for _, m := range members {
 		if m.ID == n.cfg.ID {
 			continue
 		}
-		ml, err := n.cfg.memberList(n.ctx, m.Addr)
-		if err != nil || ml.GetLeaderId() == "" || ml.GetClusterId() != groupcomm.FormatClusterID(n.clusterID) {
-			continue
+		if ml, ok := n.leaderView(m.Addr); ok {
+			return !slices.ContainsFunc(ml.GetMembers(), func(x *galenapb.Member) bool { return x.GetId() == n.cfg.ID })
 		}
-		for _, x := range ml.GetMembers() {
-			if x.GetId() == n.cfg.ID {
-				return false
-			}
-		}
-		return true
 	}
 	return false
+}
+
+// leaderView returns the configuration as the leader holds it, asked of the
+// member at addr or of the leader it names.
+func (n *Node) leaderView(addr string) (*galenapb.MemberListResponse, bool) {
+	for range 2 {
+		ml, err := n.cfg.memberList(n.ctx, addr)
+		leader := ml.GetLeaderId()
+		switch {
+		case err != nil || ml.GetClusterId() != groupcomm.FormatClusterID(n.clusterID) || leader == "" || leader == n.cfg.ID:
+			return nil, false
+		case leader == addrID(ml, addr):
+			return ml, true
+		}
+		if addr = leaderAddr(ml); addr == "" {
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// addrID is the id of the member at addr in ml.
+func addrID(ml *galenapb.MemberListResponse, addr string) string {
+	for _, m := range ml.GetMembers() {
+		if m.GetAddress() == addr {
+			return m.GetId()
+		}
+	}
+	return ""
+}
+
+// leaderAddr is the address of the leader ml names.
+func leaderAddr(ml *galenapb.MemberListResponse) string {
+	for _, m := range ml.GetMembers() {
+		if m.GetId() == ml.GetLeaderId() {
+			return m.GetAddress()
+		}
+	}
+	return ""
 }
 
 // noteMembers records the configuration's ids for isMember.

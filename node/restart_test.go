@@ -1,11 +1,14 @@
 package node_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,4 +135,153 @@ func TestRemovedMemberStaysOut(t *testing.T) {
 	c.Start(2)
 	requireStaysOut(t, c, 2, "removed")
 	putN(t, newClient(t, c.Endpoints()[0], c.Endpoints()[1]), "b", 5)
+}
+
+// A member removed and replaced under the same id and address (removed,
+// wiped, started again with --join), again and again while clients write.
+// Every replacement receives the same snapshot, taken before the first
+// removal, and then replays its previous selves' removals and additions;
+// links to it are slow, so it holds a configuration without itself for
+// several monitor rounds. It must judge its membership by the cluster's
+// latest configuration, not stop itself.
+func TestReplaceMemberUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("in-process cluster")
+	}
+	const (
+		cycles    = 3
+		threshold = 4000 // entries between snapshots: one, before the first removal
+		between   = 700  // entries between a removal and the replacement's addition: at least two batches
+	)
+	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
+		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = threshold, 64, 50*time.Millisecond
+		if i != 2 {
+			cfg.PeerDial = slowTo(cfg.InitialCluster[2].Addr, 150*time.Millisecond)
+		}
+	})
+	c.Leader()
+	cl := newClient(t, c.Endpoints()[0], c.Endpoints()[1])
+	putConcurrently(t, cl, "a", threshold+200)
+	for cycle := range cycles {
+		if _, err := clusterAdmin(t, c.Endpoints()[0]).MemberRemove(ctxT(t), &galenapb.MemberRemoveRequest{Id: "n3"}); err != nil {
+			t.Fatalf("cycle %d: remove n3: %v", cycle, err)
+		}
+		select {
+		case err := <-c.Nodes[2].Fatal():
+			if !errors.Is(err, node.ErrRemoved) {
+				t.Fatalf("cycle %d: removed n3 stopped with %v", cycle, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cycle %d: n3 did not notice its removal", cycle)
+		}
+		putConcurrently(t, cl, fmt.Sprintf("b%d-", cycle), between)
+		c.Replace(2, 0)
+		adm := clusterAdmin(t, c.Endpoints()[0])
+		stop := writeInBackground(t, cl)
+		want := c.Nodes[0].Applied()
+		c.WaitFor(60*time.Second, fmt.Sprintf("cycle %d: the replacement to catch up and be promoted", cycle), func() bool {
+			select {
+			case err := <-c.Nodes[2].Fatal():
+				t.Fatalf("cycle %d: the replacement stopped: %v", cycle, err)
+			default:
+			}
+			return c.Nodes[2].Applied() >= want && votes(adm, "n3")
+		})
+		stop()
+	}
+	c.EnsureSame()
+}
+
+// votes reports whether the member adm calls lists id as a voter.
+func votes(adm galenapb.ClusterClient, id string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ml, err := adm.MemberList(ctx, &galenapb.MemberListRequest{})
+	if err != nil {
+		return false
+	}
+	for _, m := range ml.GetMembers() {
+		if m.GetId() == id {
+			return m.GetVoter()
+		}
+	}
+	return false
+}
+
+// slowTo dials TCP, and delays every write on connections to addr by d.
+func slowTo(addr string, d time.Duration) func(string, time.Duration) (net.Conn, error) {
+	return func(a string, timeout time.Duration) (net.Conn, error) {
+		conn, err := net.DialTimeout("tcp", a, timeout)
+		if err != nil || a != addr {
+			return conn, err
+		}
+		return slowConn{Conn: conn, d: d}, nil
+	}
+}
+
+type slowConn struct {
+	net.Conn
+	d time.Duration
+}
+
+func (c slowConn) Write(p []byte) (int, error) {
+	time.Sleep(c.d) // the link's latency
+	return c.Conn.Write(p)
+}
+
+// putConcurrently puts n keys prefix0000... through cl from 16 goroutines;
+// a put whose outcome is unknown (a change of leader) is not an error here.
+func putConcurrently(t *testing.T, cl *client.Client, prefix string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < n; i += 16 {
+				err := cl.Put(ctx, []byte(fmt.Sprintf("%s%05d", prefix, i)), []byte("v"))
+				if err != nil && !errors.Is(err, client.ErrIndeterminate) {
+					errs <- fmt.Errorf("put %s%05d: %w", prefix, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeInBackground puts keys through cl until the returned function is
+// called; it fails the test if a put fails for another reason than the
+// member it went to leaving (the test removes members).
+func writeInBackground(t *testing.T, cl *client.Client) (stop func()) {
+	t.Helper()
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	ctx := ctxT(t)
+	go func() {
+		defer close(errc)
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			err := cl.Put(ctx, []byte(fmt.Sprintf("w%06d", i)), []byte("v"))
+			if err != nil && !errors.Is(err, client.ErrIndeterminate) && !errors.Is(err, client.ErrUnavailable) {
+				errc <- fmt.Errorf("put w%06d: %w", i, err)
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

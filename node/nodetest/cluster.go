@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -110,6 +111,19 @@ func (c *Cluster) Join(via int, edit func(cfg *node.Config)) int {
 	c.Nodes = append(c.Nodes, nil)
 	c.Start(len(c.cfgs) - 1)
 	return len(c.cfgs) - 1
+}
+
+// Replace stops member i, deletes its data directory and starts it again
+// with the same id and address, empty, joining through member via: what an
+// operator does to replace a member once it was removed from the cluster.
+func (c *Cluster) Replace(i, via int) {
+	c.t.Helper()
+	c.Stop(i)
+	if err := os.RemoveAll(c.cfgs[i].DataDir); err != nil {
+		c.t.Fatal(err)
+	}
+	c.cfgs[i].InitialCluster, c.cfgs[i].Join = nil, c.cfgs[via].Addr
+	c.Start(i)
 }
 
 // listenRetry re-binds a just-released port.
