@@ -80,7 +80,7 @@ type FinalState struct {
 	// order.
 	Reads []checker.Op
 	// Contents are every member's keys and values, by member index (nil for
-	// a member not running).
+	// a member not running, never nil for one that was read).
 	Contents [][]client.KV
 	// Dir is where a checker may write artefacts (such as a visualization).
 	Dir string
@@ -428,7 +428,7 @@ func takeFinal(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg 
 		}
 		seqno = again
 	}
-	compareContents(c, final.Contents, rep)
+	rep.Members, rep.Keys, rep.ContentsDiff = compareContents(c.ID, final.Contents)
 	return final, nil
 }
 
@@ -451,31 +451,37 @@ func finalState(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 			return final, err
 		}
 		final.Reads = append(final.Reads, reads...)
-		if final.Contents[i], err = c.Contents(i); err != nil {
+		kvs, err := c.Contents(i)
+		if err != nil {
 			return final, err
 		}
+		final.Contents[i] = append([]client.KV{}, kvs...) // not nil: it was read
 	}
 	return final, nil
 }
 
-// compareContents fills rep's Members, Keys and ContentsDiff.
-func compareContents(c *Cluster, contents [][]client.KV, rep *Report) {
+// compareContents compares the contents of every member that was read
+// (contents[i] is nil for a member that was not) with those of the first
+// one read, id naming the members. It returns how many members it
+// compared, how many keys the first holds, and how the others differ from
+// it ("" when they are identical).
+func compareContents(id func(int) string, contents [][]client.KV) (members, keys int, diff string) {
 	ref := -1
 	var diffs []string
 	for i, kvs := range contents {
-		if kvs == nil && !c.Running(i) {
+		if kvs == nil {
 			continue
 		}
-		rep.Members++
+		members++
 		if ref < 0 {
-			ref, rep.Keys = i, len(kvs)
+			ref, keys = i, len(kvs)
 			continue
 		}
 		if d := DiffContents(contents[ref], kvs); d != "" {
-			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", c.ID(ref), c.ID(i), d))
+			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", id(ref), id(i), d))
 		}
 	}
-	rep.ContentsDiff = strings.Join(diffs, "; ")
+	return members, keys, strings.Join(diffs, "; ")
 }
 
 func countOps(h []checker.Op) checker.Counts {
