@@ -14,9 +14,12 @@
 // with Options.Proxy routes every member-to-member link through a proxy of
 // its own (the binary is built with -tags faults, whose --peer-route points
 // a member's dials at the proxies), and its Net blocks, splits, bridges or
-// delays links. A Nemesis injects one fault of a Kind at a time and heals
-// it; a Schedule runs a mix of them in a loop while clients work, recording
-// an Event per fault; Cluster.HealAll undoes whatever is left.
+// delays links. A Nemesis injects one fault of a Kind at a time, checks its
+// effect as the kernel and the proxies see it (Fault.Effect), and heals it;
+// a Schedule runs a mix of them, at random or in turn, in a loop while
+// clients work, recording an Event per fault; Cluster.HealAll undoes
+// whatever is left. FaultsFor turns a FaultSpec (-jepsen.nemesis and
+// -jepsen.seed) into the Faults of a Jepsen Run.
 //
 // Operations: AddMember adds a slot whose process joins the running
 // cluster (`galena start --join`); SetJoin and Wipe prepare a

@@ -6,42 +6,61 @@ import (
 	"time"
 )
 
-// The Jepsen runs inject faults with a Schedule of the kinds -jepsen.nemesis
-// names (see ParseKinds: "all", "partition", "kill,pause", ...).
-func init() { FaultsFor = scheduleFaults }
-
-func scheduleFaults(c *Cluster, name string) Faults {
-	if name == "" || name == "none" {
-		return nil
-	}
-	kinds, err := ParseKinds(name)
-	if err != nil {
-		return nil
-	}
-	return &scheduled{c: c, kinds: kinds, seed: uint64(time.Now().UnixNano())}
+// FaultSpec says which faults one Jepsen run injects.
+type FaultSpec struct {
+	// Nemesis names the fault kinds as ParseKinds takes them ("all",
+	// "partition", "kill,pause", ...); "" or "none" for no faults.
+	Nemesis string
+	// Seed seeds the nemesis's random choices: which member, how long.
+	Seed uint64
+	// Part and Parts share the kinds out among Parts runs (default 1), of
+	// which this one is number Part (from 0): each takes the kinds in turn,
+	// this one from kind Part×share on, and injects at least share of
+	// them, share being the number of kinds divided by Parts and rounded
+	// up. So the Parts runs together inject every kind at least once.
+	Part, Parts int
 }
 
+// FaultsFor returns the fault injector spec names for cluster c, which
+// must have been started with Options.Proxy, or nil when spec names no
+// faults. It fails on a name ParseKinds does not know.
+func FaultsFor(c *Cluster, spec FaultSpec) (Faults, error) {
+	if spec.Nemesis == "" || spec.Nemesis == "none" {
+		return nil, nil
+	}
+	kinds, err := ParseKinds(spec.Nemesis)
+	if err != nil {
+		return nil, err
+	}
+	parts := max(spec.Parts, 1)
+	share := (len(kinds) + parts - 1) / parts
+	return &scheduled{c: c, kinds: kinds, seed: spec.Seed, offset: spec.Part * share, min: share}, nil
+}
+
+// scheduled runs a Schedule that takes its kinds in turn.
 type scheduled struct {
-	c     *Cluster
-	kinds []Kind
-	seed  uint64
+	c           *Cluster
+	kinds       []Kind
+	seed        uint64
+	offset, min int
 }
 
-func (s *scheduled) Run(ctx context.Context) []FaultEvent {
+// schedule is the Schedule of a run of d.
+func (s *scheduled) schedule(d time.Duration) Schedule {
+	return Schedule{Kinds: s.kinds, Rotate: true, Offset: s.offset, Duration: d, MinFaults: s.min}.Fitted()
+}
+
+func (s *scheduled) Run(ctx context.Context, d time.Duration) ([]FaultEvent, error) {
 	start := time.Now()
-	events, err := Schedule{Kinds: s.kinds}.Run(ctx, NewNemesis(s.c, s.seed))
-	out := make([]FaultEvent, 0, len(events)+1)
-	for _, e := range events {
-		detail := e.Detail
-		if e.Err != nil {
-			detail += fmt.Sprintf(" (error: %v)", e.Err)
-		}
-		out = append(out, FaultEvent{Time: e.Time.Sub(start), Kind: string(e.Kind), Detail: detail})
+	events, err := s.schedule(d).Run(ctx, NewNemesis(s.c, s.seed))
+	out := make([]FaultEvent, len(events))
+	for i, e := range events {
+		out[i] = FaultEvent{Time: e.Time.Sub(start), Kind: string(e.Kind), Detail: e.Detail, Effect: e.Effect, Err: e.Err}
 	}
 	if err != nil {
-		out = append(out, FaultEvent{Time: time.Since(start), Kind: "schedule", Detail: fmt.Sprintf("seed %d: %v", s.seed, err)})
+		err = fmt.Errorf("nemesis with seed %d: %w", s.seed, err)
 	}
-	return out
+	return out, err
 }
 
 func (s *scheduled) HealAll() error { return s.c.HealAll() }

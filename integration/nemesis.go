@@ -24,7 +24,7 @@ const (
 	KindPause         Kind = "pause"          // SIGSTOP a random member; heal: SIGCONT
 	KindIsolateLeader Kind = "isolate-leader" // cut the leader off both ways
 	KindSplit         Kind = "split"          // cut a random minority off from the majority
-	KindBridge        Kind = "bridge"         // random chain: each member sees only its neighbours
+	KindBridge        Kind = "bridge"         // random chain from the leader: each member sees only its neighbours
 	KindOneWay        Kind = "one-way"        // a random member is mute (sends nothing) or deaf (receives nothing)
 	KindLatency       Kind = "latency"        // 20–100ms on every link, or on one member's links
 )
@@ -90,6 +90,7 @@ type Fault struct {
 	Detail string // what was done, e.g. "killed n2"
 
 	heal    func() error
+	effect  func() (string, error) // the evidence so far, or why there is none
 	once    sync.Once
 	healErr error
 }
@@ -99,6 +100,15 @@ func (f *Fault) Heal() error {
 	f.once.Do(func() { f.healErr = f.heal() })
 	return f.healErr
 }
+
+// Effect checks, while the fault lasts (before Heal), that it took effect,
+// as the kernel and the proxies see it rather than as the nemesis meant
+// it: the processes it killed exited on SIGKILL, the one it paused is
+// stopped, the links it cuts dropped bytes and those it slows delivered
+// bytes late. It waits for the evidence up to a few seconds, and returns
+// what it saw, such as "n2 exited on SIGKILL", or an error wrapping
+// ErrNoEffect.
+func (f *Fault) Effect() (string, error) { return effectOf(f.effect) }
 
 // Inject starts a fault of kind k and returns it. On error nothing is left
 // to heal, except that a failed crash-all may have killed some members
@@ -125,14 +135,14 @@ func (n *Nemesis) Inject(k Kind) (*Fault, error) {
 		if err != nil {
 			return nil, err
 		}
+		links := crossLinks([]int{ld}, n.c.filter(func(j int) bool { return j != ld }))
+		f := n.netFault(k, links, "isolated leader %s", n.c.ID(ld))
 		n.c.net.Isolate(ld)
-		return n.netFault(k, "isolated leader %s", n.c.ID(ld)), nil
+		return f, nil
 	case KindSplit:
 		return n.split(), nil
 	case KindBridge:
-		chain := n.perm()
-		n.c.net.Bridge(chain...)
-		return n.netFault(k, "bridge %s", strings.Join(n.c.ids(chain), "-")), nil
+		return n.bridge()
 	case KindOneWay:
 		return n.oneWay(), nil
 	case KindLatency:
@@ -145,29 +155,41 @@ func (n *Nemesis) kill(k Kind, i int) (*Fault, error) {
 	if i < 0 {
 		return nil, errors.New("integration: no member is running")
 	}
+	p := n.c.members[i].current()
 	if err := n.c.Kill(i); err != nil {
 		return nil, err
 	}
-	return &Fault{Kind: k, Detail: "killed " + n.c.ID(i), heal: func() error { return n.c.startIfDown(i) }}, nil
+	return &Fault{Kind: k, Detail: "killed " + n.c.ID(i),
+		heal:   func() error { return n.c.startIfDown(i) },
+		effect: func() (string, error) { return n.c.sigkilled([]int{i}, []*process{p}) }}, nil
 }
 
 // crashAll kills every member at once, as a power cut would.
 func (n *Nemesis) crashAll() (*Fault, error) {
+	idx := n.running()
+	ps := make([]*process, len(idx))
+	for k, i := range idx {
+		ps[k] = n.c.members[i].current()
+	}
 	if err := n.c.each(n.c.Kill); err != nil {
 		return nil, err
 	}
-	heal := func() error { return n.c.each(n.c.startIfDown) }
-	return &Fault{Kind: KindCrashAll, Detail: "killed every member", heal: heal}, nil
+	return &Fault{Kind: KindCrashAll, Detail: "killed every member",
+		heal:   func() error { return n.c.each(n.c.startIfDown) },
+		effect: func() (string, error) { return n.c.sigkilled(idx, ps) }}, nil
 }
 
 func (n *Nemesis) pause(i int) (*Fault, error) {
 	if i < 0 {
 		return nil, errors.New("integration: no member is running")
 	}
+	p := n.c.members[i].current()
 	if err := n.c.Pause(i); err != nil {
 		return nil, err
 	}
-	return &Fault{Kind: KindPause, Detail: "paused " + n.c.ID(i), heal: func() error { return n.c.Resume(i) }}, nil
+	return &Fault{Kind: KindPause, Detail: "paused " + n.c.ID(i),
+		heal:   func() error { return n.c.Resume(i) },
+		effect: func() (string, error) { return n.c.stopped(i, p) }}, nil
 }
 
 // split cuts a random minority (at least one member) off from the rest.
@@ -175,8 +197,31 @@ func (n *Nemesis) split() *Fault {
 	p := n.perm()
 	k := 1 + n.intn((len(p)-1)/2)
 	minority, majority := p[:k], p[k:]
+	f := n.netFault(KindSplit, crossLinks(minority, majority), "split %v | %v", n.c.ids(minority), n.c.ids(majority))
 	n.c.net.Split(minority, majority)
-	return n.netFault(KindSplit, "split %v | %v", n.c.ids(minority), n.c.ids(majority))
+	return f
+}
+
+// bridge makes a random chain that starts at the leader, so that the
+// leader is cut off from some members (in the middle of three it would
+// reach both), and each member sees only its neighbours in it.
+func (n *Nemesis) bridge() (*Fault, error) {
+	ld, err := n.c.Leader()
+	if err != nil {
+		return nil, err
+	}
+	chain := n.perm()
+	at := slices.Index(chain, ld)
+	chain[0], chain[at] = chain[at], chain[0]
+	var links []pair
+	for a := range chain {
+		for b := a + 2; b < len(chain); b++ {
+			links = append(links, pair{chain[a], chain[b]}, pair{chain[b], chain[a]})
+		}
+	}
+	f := n.netFault(KindBridge, links, "bridge %s", strings.Join(n.c.ids(chain), "-"))
+	n.c.net.Bridge(chain...)
+	return f, nil
 }
 
 // oneWay makes a random member mute (what it sends is dropped) or deaf
@@ -184,20 +229,26 @@ func (n *Nemesis) split() *Fault {
 func (n *Nemesis) oneWay() *Fault {
 	x := n.intn(n.c.Size())
 	mute := n.intn(2) == 0
+	var links []pair
 	for j := range n.c.Size() {
-		if j == x {
-			continue
-		}
-		if mute {
-			n.c.net.OneWay(x, j)
-		} else {
-			n.c.net.OneWay(j, x)
+		switch {
+		case j == x:
+		case mute:
+			links = append(links, pair{x, j})
+		default:
+			links = append(links, pair{j, x})
 		}
 	}
+	var f *Fault
 	if mute {
-		return n.netFault(KindOneWay, "%s mute: its traffic to the others is dropped", n.c.ID(x))
+		f = n.netFault(KindOneWay, links, "%s mute: its traffic to the others is dropped", n.c.ID(x))
+	} else {
+		f = n.netFault(KindOneWay, links, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
 	}
-	return n.netFault(KindOneWay, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
+	for _, l := range links {
+		n.c.net.OneWay(l.from, l.to)
+	}
+	return f
 }
 
 // latency delays every link, or every link of one member, by 20–100ms.
@@ -207,24 +258,38 @@ func (n *Nemesis) latency() *Fault {
 	if n.intn(2) == 0 {
 		x = n.intn(n.c.Size())
 	}
+	var links []pair
 	for from := range n.c.Size() {
 		for to := range n.c.Size() {
 			if from != to && (x < 0 || from == x || to == x) {
-				n.c.net.Delay(from, to, d)
+				links = append(links, pair{from, to})
 			}
 		}
 	}
+	var f *Fault
 	if x < 0 {
-		return n.netFault(KindLatency, "+%v on every link", d)
+		f = n.netFault(KindLatency, links, "+%v on every link", d)
+	} else {
+		f = n.netFault(KindLatency, links, "+%v on the links of %s", d, n.c.ID(x))
 	}
-	return n.netFault(KindLatency, "+%v on the links of %s", d, n.c.ID(x))
+	for _, l := range links {
+		n.c.net.Delay(l.from, l.to, d)
+	}
+	return f
 }
 
-func (n *Nemesis) netFault(k Kind, format string, args ...any) *Fault {
-	return &Fault{Kind: k, Detail: fmt.Sprintf(format, args...), heal: func() error {
-		n.c.net.Heal()
-		return nil
-	}}
+// netFault is a fault of kind k on links, which the caller blocks (or, for
+// latency, delays) once it returns: its effect is the bytes dropped (or
+// delivered late) on them from then on, and its heal heals the whole Net.
+func (n *Nemesis) netFault(k Kind, links []pair, format string, args ...any) *Fault {
+	nw := n.c.net
+	before := nw.traffic(links)
+	return &Fault{Kind: k, Detail: fmt.Sprintf(format, args...),
+		heal: func() error {
+			nw.Heal()
+			return nil
+		},
+		effect: func() (string, error) { return nw.linkEffect(links, before, k == KindLatency) }}
 }
 
 // running lists the running members; live, those that are also not paused.
@@ -313,13 +378,17 @@ type Event struct {
 	Time   time.Time // when it was injected (or injecting it failed)
 	Kind   Kind
 	Detail string    // what was done
+	Effect string    // what it did (see Fault.Effect)
 	Healed time.Time // when it was healed; zero if it never was
-	Err    error     // why injecting or healing it failed
+	Err    error     // why injecting or healing it failed, or why it had no effect
 }
 
 // describe describes e, its times relative to since.
 func (e Event) describe(since time.Time) string {
 	s := fmt.Sprintf("%6.1fs %-14s %s", e.Time.Sub(since).Seconds(), e.Kind, e.Detail)
+	if e.Effect != "" {
+		s += ": " + e.Effect
+	}
 	if !e.Healed.IsZero() {
 		s += fmt.Sprintf(" (healed after %.1fs)", e.Healed.Sub(e.Time).Seconds())
 	}
@@ -341,13 +410,22 @@ func Summary(events []Event) string {
 	return strings.Join(lines, "\n")
 }
 
-// Schedule injects faults in a loop: pick a kind at random, inject it, wait
-// a random FaultMin..FaultMax, heal it, wait a random QuietMin..QuietMax,
-// and so on, until Duration has passed or ctx ends. Zero fields take the
+// Schedule injects faults in a loop: pick a kind, inject it, wait a random
+// FaultMin..FaultMax, check its effect (Fault.Effect), heal it, wait a
+// random QuietMin..QuietMax, and so on, until Duration has passed (and at
+// least MinFaults faults were injected) or ctx ends. Zero fields take the
 // defaults listed.
 type Schedule struct {
-	Kinds              []Kind        // required; see ParseKinds
-	Duration           time.Duration // 0: until ctx ends
+	Kinds []Kind // required; see ParseKinds
+	// Rotate takes Kinds in turn, from Kinds[Offset mod len(Kinds)] on,
+	// instead of at random.
+	Rotate bool
+	Offset int
+	// Duration is how long faults are injected; 0: until ctx ends.
+	Duration time.Duration
+	// MinFaults is how many faults are injected at least: the schedule goes
+	// on past Duration until it has injected them; default 1.
+	MinFaults          int
 	FaultMin, FaultMax time.Duration // default 1s and 3s
 	QuietMin, QuietMax time.Duration // default 500ms and 1.5s
 	// Logf, if set, is called with each event as it ends, e.g. t.Logf.
@@ -361,34 +439,53 @@ func (s Schedule) withDefaults() Schedule {
 	if s.QuietMin == 0 && s.QuietMax == 0 {
 		s.QuietMin, s.QuietMax = 500*time.Millisecond, 1500*time.Millisecond
 	}
+	s.MinFaults = max(s.MinFaults, 1)
+	return s
+}
+
+// Fitted returns s with its fault and quiet times sized so that MinFaults
+// faults fit in Duration: each fault gets a slot of Duration/MinFaults, of
+// which about five eighths are faulty and a quarter quiet, leaving time to
+// inject and heal. The times stay within the defaults (at most 1–3s of
+// fault and 0.5–1.5s of quiet) and do not drop below 500ms of fault and
+// 100ms of quiet, so a long run keeps the defaults. Without Duration it
+// returns s as it is.
+func (s Schedule) Fitted() Schedule {
+	if s.Duration <= 0 {
+		return s
+	}
+	slot := s.Duration / time.Duration(max(s.MinFaults, 1))
+	clamp := func(d, lo, hi time.Duration) time.Duration { return min(max(d, lo), hi) }
+	s.FaultMin = clamp(slot/2, 500*time.Millisecond, time.Second)
+	s.FaultMax = clamp(slot*5/8, s.FaultMin, 3*time.Second)
+	s.QuietMin = clamp(slot/8, 100*time.Millisecond, 500*time.Millisecond)
+	s.QuietMax = clamp(slot/4, s.QuietMin, 1500*time.Millisecond)
 	return s
 }
 
 // Run runs the schedule against n's cluster and returns every event, with
-// the errors of the faults that could not be injected or healed. The fault
-// active when time runs out is healed before Run returns; Cluster.HealAll
-// then undoes anything left (a failed heal). Run is safe to call while
-// clients use the cluster.
+// the errors of the faults that could not be injected or healed or had no
+// effect, and an error when fewer than MinFaults faults were injected
+// before ctx ended. The fault active when Duration runs out is healed
+// before Run returns; Cluster.HealAll then undoes anything left (a failed
+// heal). Run is safe to call while clients use the cluster.
 func (s Schedule) Run(ctx context.Context, n *Nemesis) ([]Event, error) {
 	s = s.withDefaults()
-	if len(s.Kinds) == 0 {
-		return nil, errors.New("integration: schedule: no fault kinds")
+	if err := s.check(n); err != nil {
+		return nil, err
 	}
-	for _, k := range s.Kinds {
-		if k.network() && n.c.net == nil {
-			return nil, fmt.Errorf("integration: schedule: %s needs a cluster started with Options.Proxy", k)
-		}
-	}
+	var end time.Time
 	if s.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.Duration)
-		defer cancel()
+		end = time.Now().Add(s.Duration)
 	}
 	var events []Event
 	var errs []error
 	began := time.Now()
-	for ctx.Err() == nil {
-		e := s.step(ctx, n)
+	for i := 0; ; i++ {
+		e, ok := s.next(ctx, n, i, end)
+		if !ok {
+			break
+		}
 		if e.Err != nil {
 			errs = append(errs, fmt.Errorf("%s at %.1fs: %w", e.Kind, e.Time.Sub(began).Seconds(), e.Err))
 		}
@@ -396,14 +493,57 @@ func (s Schedule) Run(ctx context.Context, n *Nemesis) ([]Event, error) {
 			s.Logf("nemesis: %s", e.describe(began))
 		}
 		events = append(events, e)
-		pause(ctx, n.duration(s.QuietMin, s.QuietMax))
+	}
+	if len(events) < s.MinFaults {
+		errs = append(errs, fmt.Errorf("integration: schedule: %d faults injected, want at least %d: %w",
+			len(events), s.MinFaults, context.Cause(ctx)))
 	}
 	return events, errors.Join(errs...)
 }
 
-// step injects one fault, lets it last, and heals it.
-func (s Schedule) step(ctx context.Context, n *Nemesis) Event {
-	k := s.Kinds[n.intn(len(s.Kinds))]
+// check fails a schedule without kinds, or with kinds it cannot inject.
+func (s Schedule) check(n *Nemesis) error {
+	if len(s.Kinds) == 0 {
+		return errors.New("integration: schedule: no fault kinds")
+	}
+	for _, k := range s.Kinds {
+		if k.network() && n.c.net == nil {
+			return fmt.Errorf("integration: schedule: %s needs a cluster started with Options.Proxy", k)
+		}
+	}
+	return nil
+}
+
+// next waits the quiet time before fault i (none before the first), then
+// injects it, lets it last, and heals it. Once MinFaults faults were
+// injected, both waits end at end (unless it is zero); ok is false when
+// there is no time left for fault i.
+func (s Schedule) next(ctx context.Context, n *Nemesis, i int, end time.Time) (e Event, ok bool) {
+	if i >= s.MinFaults && !end.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, end)
+		defer cancel()
+	}
+	if i > 0 {
+		pause(ctx, n.duration(s.QuietMin, s.QuietMax))
+	}
+	if ctx.Err() != nil {
+		return Event{}, false
+	}
+	return s.step(ctx, n, s.kind(n, i)), true
+}
+
+// kind is the kind of fault i.
+func (s Schedule) kind(n *Nemesis, i int) Kind {
+	if s.Rotate {
+		k := len(s.Kinds)
+		return s.Kinds[((s.Offset+i)%k+k)%k]
+	}
+	return s.Kinds[n.intn(len(s.Kinds))]
+}
+
+// step injects one fault, lets it last, checks its effect, and heals it.
+func (s Schedule) step(ctx context.Context, n *Nemesis, k Kind) Event {
 	e := Event{Time: time.Now(), Kind: k}
 	f, err := n.Inject(k)
 	if err != nil {
@@ -412,9 +552,13 @@ func (s Schedule) step(ctx context.Context, n *Nemesis) Event {
 	}
 	e.Detail = f.Detail
 	pause(ctx, n.duration(s.FaultMin, s.FaultMax))
-	if e.Err = f.Heal(); e.Err == nil {
+	effect, err := f.Effect()
+	e.Effect = effect
+	healErr := f.Heal()
+	if healErr == nil {
 		e.Healed = time.Now()
 	}
+	e.Err = errors.Join(err, healErr)
 	return e
 }
 

@@ -265,7 +265,9 @@ func TestNemesisSchedule(t *testing.T) {
 	want := w.model()
 	putThrough(t, ctx, c, want, "healed")
 	kvs := ensureSame(t, c, want)
-	w.checkCounter(t, kvs)
+	if err := w.checkCounter(kvs); err != nil {
+		t.Error(err)
+	}
 }
 
 // A member whose Raft log suffix was truncated restarts on its data: it led,
@@ -443,8 +445,7 @@ func (w *faultLoad) model() map[string][]byte {
 
 // checkCounter checks the counter in kvs against the increments: at least
 // every acknowledged one, at most those that may have been applied.
-func (w *faultLoad) checkCounter(t *testing.T, kvs []client.KV) {
-	t.Helper()
+func (w *faultLoad) checkCounter(kvs []client.KV) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, kv := range kvs {
@@ -453,12 +454,12 @@ func (w *faultLoad) checkCounter(t *testing.T, kvs []client.KV) {
 		}
 		n, err := strconv.Atoi(string(kv.Value))
 		if err != nil || n < w.incs.acked || n > w.incs.acked+w.incs.unknown {
-			t.Errorf("counter holds %q after %d acknowledged and %d indeterminate increments",
+			return fmt.Errorf("counter holds %q after %d acknowledged and %d indeterminate increments",
 				kv.Value, w.incs.acked, w.incs.unknown)
 		}
-		return
+		return nil
 	}
-	t.Errorf("the counter is missing")
+	return errors.New("the counter is missing")
 }
 
 func (w *faultLoad) String() string {

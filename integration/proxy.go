@@ -67,7 +67,7 @@ type link struct {
 }
 
 type linkCounters struct {
-	conns, bytes, dropped, severed atomic.Int64
+	conns, bytes, dropped, delayed, severed atomic.Int64
 }
 
 // LinkStats count what one link did since the Net started.
@@ -75,7 +75,20 @@ type LinkStats struct {
 	Conns   int64 // connections from dialled through to's proxy
 	Bytes   int64 // bytes delivered from → to
 	Dropped int64 // bytes dropped from → to
+	Delayed int64 // bytes delivered from → to later than read, by Delay
 	Severed int64 // connections from opened to to that the Net closed
+}
+
+// Add returns the sum of s and o.
+func (s LinkStats) Add(o LinkStats) LinkStats {
+	return LinkStats{Conns: s.Conns + o.Conns, Bytes: s.Bytes + o.Bytes, Dropped: s.Dropped + o.Dropped,
+		Delayed: s.Delayed + o.Delayed, Severed: s.Severed + o.Severed}
+}
+
+// Sub returns s less o: what a link did between two readings.
+func (s LinkStats) Sub(o LinkStats) LinkStats {
+	return LinkStats{Conns: s.Conns - o.Conns, Bytes: s.Bytes - o.Bytes, Dropped: s.Dropped - o.Dropped,
+		Delayed: s.Delayed - o.Delayed, Severed: s.Severed - o.Severed}
 }
 
 // NewNet starts a proxy for every ordered pair of the members at targets
@@ -229,7 +242,8 @@ func (nw *Net) Blocked(from, to int) bool { return nw.get(from, to).blocked }
 func (nw *Net) Stats(from, to int) LinkStats {
 	nw.proxy(from, to) // checks the pair
 	c := &nw.stats[from*nw.n+to]
-	return LinkStats{Conns: c.conns.Load(), Bytes: c.bytes.Load(), Dropped: c.dropped.Load(), Severed: c.severed.Load()}
+	return LinkStats{Conns: c.conns.Load(), Bytes: c.bytes.Load(), Dropped: c.dropped.Load(),
+		Delayed: c.delayed.Load(), Severed: c.severed.Load()}
 }
 
 // String describes the links that are not healthy, e.g. "0→1 blocked,
@@ -468,8 +482,9 @@ func (pc *pconn) discard() {
 }
 
 type chunk struct {
-	data []byte
-	due  time.Time
+	data    []byte
+	due     time.Time
+	delayed bool // the link had a Delay when the chunk was read
 }
 
 // pipe reads src and hands each chunk, stamped with its delivery time, to a
@@ -485,7 +500,8 @@ func (pc *pconn) pipe(src, dst net.Conn, from, to, dir int) {
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			c := chunk{data: bytes.Clone(buf[:n]), due: time.Now().Add(pc.p.nw.get(from, to).delay)}
+			d := pc.p.nw.get(from, to).delay
+			c := chunk{data: bytes.Clone(buf[:n]), due: time.Now().Add(d), delayed: d > 0}
 			select {
 			case q <- c:
 			case <-pc.done:
@@ -519,6 +535,9 @@ func (pc *pconn) deliver(q <-chan chunk, dst net.Conn, from, to, dir int) {
 			continue
 		}
 		st.bytes.Add(int64(len(c.data))) // before the peer can see them
+		if c.delayed {
+			st.delayed.Add(int64(len(c.data)))
+		}
 		if _, err := dst.Write(c.data); err != nil {
 			return
 		}

@@ -33,7 +33,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if err := echoes(c, "hello", time.Second); err != nil {
 		t.Fatalf("through a healthy link: %v", err)
 	}
-	if s := nw.Stats(0, 1); s.Conns != 1 || s.Bytes != 5 {
+	if s := nw.Stats(0, 1); s.Conns != 1 || s.Bytes != 5 || s.Delayed != 0 {
 		t.Errorf("link 0→1 after one echo: %+v", s)
 	}
 
@@ -83,10 +83,16 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if rtt := time.Since(began); rtt < 2*delay {
 		t.Errorf("round trip over links delayed %v each way took %v", delay, rtt)
 	}
+	if s, r := nw.Stats(0, 1), nw.Stats(1, 0); s.Delayed != 4 || r.Delayed != 4 {
+		t.Errorf("links delayed %d and %d bytes, want 4 each way", s.Delayed, r.Delayed)
+	}
 	nw.Heal()
 	began = time.Now()
 	if err := echoes(c, "fast", time.Second); err != nil || time.Since(began) >= delay {
 		t.Errorf("after Heal: %v after %v", err, time.Since(began))
+	}
+	if s := nw.Stats(0, 1); s.Delayed != 4 || s.Bytes != 5+4+4+4 { // hello, half, slow, fast
+		t.Errorf("link 0→1 after an echo without delay: %+v", s)
 	}
 	c.Close()
 }

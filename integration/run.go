@@ -30,29 +30,27 @@ type FaultEvent struct {
 	// does as the clients start).
 	Time time.Duration
 	// Kind names the fault (such as "kill" or "split"); Detail says what was
-	// done (such as "SIGKILL n2, restarted after 1.2s").
-	Kind, Detail string
+	// done (such as "killed n2"), Effect what that did (such as "n2 exited
+	// on SIGKILL").
+	Kind, Detail, Effect string
+	// Err is why injecting or healing it failed, or why it had no effect.
+	Err error
 }
 
 // Faults injects faults while a workload runs.
 type Faults interface {
-	// Run injects faults until ctx ends, heals the one active then, and
-	// returns every fault injected.
-	Run(ctx context.Context) []FaultEvent
+	// Run injects faults for d, or longer when it must to inject the faults
+	// it promises, or until ctx ends; heals the one active then; and returns
+	// every fault injected, with an error when one could not be injected or
+	// healed or had no effect, or when fewer were injected than promised.
+	// The clients run until it returns.
+	Run(ctx context.Context, d time.Duration) ([]FaultEvent, error)
 	// HealAll undoes whatever fault is left: heals the network, resumes
 	// paused members and starts stopped ones. The driver (the package's
 	// Run) calls it once Faults.Run returned, then waits for the cluster to
 	// be ready.
 	HealAll() error
 }
-
-// FaultsFor returns the fault injector that -jepsen.nemesis names for
-// cluster c, or nil for none. This stub knows no injector and always returns
-// nil; the nemesis integration assigns a real one (from an init function in
-// its own file). Name "" and "none" must always give nil. The test starts
-// the cluster with Options.Proxy whenever the name is neither, so network
-// faults may use Cluster.Net.
-var FaultsFor = func(c *Cluster, name string) Faults { return nil }
 
 // Workload is one kind of Jepsen-style test: what the clients do and how the
 // history is checked. A Workload's methods are safe for concurrent use (Step
@@ -80,7 +78,7 @@ type FinalState struct {
 	// order.
 	Reads []checker.Op
 	// Contents are every member's keys and values, by member index (nil for
-	// a member not running).
+	// a member not running, never nil for one that was read).
 	Contents [][]client.KV
 	// Dir is where a checker may write artefacts (such as a visualization).
 	Dir string
@@ -125,6 +123,7 @@ type RunConfig struct {
 	// Workload is the workload's name (see NewWorkload). Required.
 	Workload string
 	// Duration is how long the clients (and the faults) run; default 6s.
+	// The clients go on while Faults.Run does, up to faultsOverrun longer.
 	Duration time.Duration
 	// Clients is the number of concurrent clients; default 6. Client i is
 	// bound to member i mod the cluster's size and is process i.
@@ -219,11 +218,32 @@ func (r Report) Summary() string {
 	if r.ContentsDiff != "" {
 		contents = "CONTENTS DIFFER: " + r.ContentsDiff
 	}
-	s := fmt.Sprintf("%s: ops ok/fail/info=%s, %d faults, %s, %d anomalies, converged in %v at seqno %d, %s, %v, seed %d",
-		r.Workload, r.Ops, len(r.Faults), verdict, r.Anomalies(), r.Convergence.Round(time.Millisecond), r.Seqno,
+	s := fmt.Sprintf("%s: ops ok/fail/info=%s, %s, %s, %d anomalies, converged in %v at seqno %d, %s, %v, seed %d",
+		r.Workload, r.Ops, r.faultSummary(), verdict, r.Anomalies(), r.Convergence.Round(time.Millisecond), r.Seqno,
 		contents, r.Elapsed.Round(time.Millisecond), r.Seed)
 	if len(r.Errors) > 0 {
 		s += fmt.Sprintf("; %d RUN ERRORS: %v", len(r.Errors), errors.Join(r.Errors...))
+	}
+	return s
+}
+
+// FaultKinds are the kinds of the faults that were injected, took effect
+// and were healed, each once, in the order they first ran.
+func (r Report) FaultKinds() []string {
+	var kinds []string
+	for _, e := range r.Faults {
+		if e.Err == nil && !slices.Contains(kinds, e.Kind) {
+			kinds = append(kinds, e.Kind)
+		}
+	}
+	return kinds
+}
+
+// faultSummary is "3 faults (kill, split)", naming the kinds that ran.
+func (r Report) faultSummary() string {
+	s := fmt.Sprintf("%d faults", len(r.Faults))
+	if kinds := r.FaultKinds(); len(kinds) > 0 {
+		s += " (" + strings.Join(kinds, ", ") + ")"
 	}
 	return s
 }
@@ -235,6 +255,12 @@ func (r Report) String() string {
 	b.WriteString(r.Summary())
 	for _, e := range r.Faults {
 		fmt.Fprintf(&b, "\n  fault %6.1fs %-14s %s", e.Time.Seconds(), e.Kind, e.Detail)
+		if e.Effect != "" {
+			b.WriteString(": " + e.Effect)
+		}
+		if e.Err != nil {
+			fmt.Fprintf(&b, " ERROR: %v", e.Err)
+		}
 	}
 	if r.CheckErr == nil {
 		b.WriteString("\n  check: " + describeResult(r.Result))
@@ -256,6 +282,9 @@ const (
 	// finalAttempts bounds how often the final state is taken again because
 	// the members moved on while it was taken.
 	finalAttempts = 3
+	// faultsOverrun bounds how long Faults.Run may go on past the run's
+	// Duration to inject the faults it promises.
+	faultsOverrun = 2 * time.Minute
 )
 
 // Run runs cfg.Workload against c: it sets the workload up, runs
@@ -360,17 +389,10 @@ func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 		}
 		sessions[i] = &Session{Client: cl, Process: i, Node: c.ID(m), rec: rec}
 	}
-	runCtx, stop := context.WithTimeout(base, cfg.Duration)
+	runCtx, stop := context.WithCancel(base)
 	defer stop()
 
-	var events []FaultEvent
-	faultsDone := make(chan struct{})
-	go func() {
-		defer close(faultsDone)
-		if cfg.Faults != nil {
-			events = cfg.Faults.Run(runCtx)
-		}
-	}()
+	waitFaults := startFaults(base, cfg)
 	var wg sync.WaitGroup
 	for _, s := range sessions {
 		wg.Go(func() {
@@ -388,8 +410,12 @@ func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 			}
 		})
 	}
-	<-runCtx.Done()
-	<-faultsDone
+	pause(base, cfg.Duration)
+	events, err := waitFaults() // the faults promised may take longer
+	stop()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("faults: %w", err))
+	}
 	if cfg.Faults != nil {
 		if err := cfg.Faults.HealAll(); err != nil {
 			errs = append(errs, fmt.Errorf("heal: %w", err))
@@ -397,6 +423,28 @@ func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 	}
 	wg.Wait()
 	return rec.History(), events, errs
+}
+
+// startFaults runs cfg.Faults, if any, on a goroutine of its own; the
+// caller must call the function it returns, which waits for that goroutine
+// and returns the faults injected.
+func startFaults(base context.Context, cfg RunConfig) func() ([]FaultEvent, error) {
+	if cfg.Faults == nil {
+		return func() ([]FaultEvent, error) { return nil, nil }
+	}
+	var events []FaultEvent
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(base, cfg.Duration+faultsOverrun)
+		defer cancel()
+		events, err = cfg.Faults.Run(ctx, cfg.Duration)
+	}()
+	return func() ([]FaultEvent, error) {
+		<-done
+		return events, err
+	}
 }
 
 // takeFinal waits until the members converge, then takes every running
@@ -428,7 +476,7 @@ func takeFinal(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg 
 		}
 		seqno = again
 	}
-	compareContents(c, final.Contents, rep)
+	rep.Members, rep.Keys, rep.ContentsDiff = compareContents(c.ID, final.Contents)
 	return final, nil
 }
 
@@ -451,31 +499,37 @@ func finalState(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 			return final, err
 		}
 		final.Reads = append(final.Reads, reads...)
-		if final.Contents[i], err = c.Contents(i); err != nil {
+		kvs, err := c.Contents(i)
+		if err != nil {
 			return final, err
 		}
+		final.Contents[i] = append([]client.KV{}, kvs...) // not nil: it was read
 	}
 	return final, nil
 }
 
-// compareContents fills rep's Members, Keys and ContentsDiff.
-func compareContents(c *Cluster, contents [][]client.KV, rep *Report) {
+// compareContents compares the contents of every member that was read
+// (contents[i] is nil for a member that was not) with those of the first
+// one read, id naming the members. It returns how many members it
+// compared, how many keys the first holds, and how the others differ from
+// it ("" when they are identical).
+func compareContents(id func(int) string, contents [][]client.KV) (members, keys int, diff string) {
 	ref := -1
 	var diffs []string
 	for i, kvs := range contents {
-		if kvs == nil && !c.Running(i) {
+		if kvs == nil {
 			continue
 		}
-		rep.Members++
+		members++
 		if ref < 0 {
-			ref, rep.Keys = i, len(kvs)
+			ref, keys = i, len(kvs)
 			continue
 		}
 		if d := DiffContents(contents[ref], kvs); d != "" {
-			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", c.ID(ref), c.ID(i), d))
+			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", id(ref), id(i), d))
 		}
 	}
-	rep.ContentsDiff = strings.Join(diffs, "; ")
+	return members, keys, strings.Join(diffs, "; ")
 }
 
 func countOps(h []checker.Op) checker.Counts {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,16 +26,59 @@ var (
 	jepsenWorkloads  = flag.String("jepsen.workloads", strings.Join(WorkloadNames, ","), "comma-separated Jepsen workloads to run: "+strings.Join(WorkloadNames, ", "))
 	jepsenNemesis    = flag.String("jepsen.nemesis", "all", `faults injected while a Jepsen workload runs, passed to FaultsFor; "" or "none" for none`)
 	jepsenHistoryDir = flag.String("jepsen.history-dir", "", "directory to keep each Jepsen workload's history in (a subdirectory per workload); default: a temporary directory, kept only on failure")
-	jepsenSeed       = flag.Uint64("jepsen.seed", 0, "seed of the Jepsen clients' random choices; 0 picks one")
+	jepsenSeed       = flag.Uint64("jepsen.seed", 0, "seed of the Jepsen clients' and faults' random choices; 0 picks one (printed)")
 )
 
 // TestJepsen runs each workload of -jepsen.workloads on a cluster of its
 // own, with the faults -jepsen.nemesis names, and requires a valid history,
-// identical contents on every member and some successful operations.
+// identical contents on every member, some successful operations, and
+// faults that were injected, took effect and were healed. The workloads
+// share the fault kinds out in turn, so that together they inject every
+// kind; one seed, printed, drives the clients and the faults of them all.
 func TestJepsen(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
+	names := jepsenWorkloadNames(t)
+	nemesis := strings.TrimSpace(*jepsenNemesis)
+	var kinds []Kind
+	if nemesis != "" && nemesis != "none" {
+		var err error
+		if kinds, err = ParseKinds(nemesis); err != nil {
+			t.Fatalf("-jepsen.nemesis=%q: %v", nemesis, err)
+		}
+	}
+	seed := *jepsenSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("jepsen: seed %d (-jepsen.seed=%d repeats the clients' and the faults' choices)", seed, seed)
+	injected := map[string]bool{}
+	every := true // whether every workload ran
+	for part, name := range names {
+		ran := false
+		t.Run(name, func(t *testing.T) {
+			ran = true
+			spec := FaultSpec{Nemesis: nemesis, Seed: seed, Part: part, Parts: len(names)}
+			for _, k := range runJepsen(t, name, spec).FaultKinds() {
+				injected[k] = true
+			}
+		})
+		every = every && ran
+	}
+	var missing []Kind
+	for _, k := range kinds {
+		if !injected[string(k)] {
+			missing = append(missing, k)
+		}
+	}
+	if every && len(missing) > 0 {
+		t.Errorf("fault kinds never injected by the workloads %v: %v", names, missing)
+	}
+}
+
+// jepsenWorkloadNames are the workloads -jepsen.workloads lists.
+func jepsenWorkloadNames(t *testing.T) []string {
 	var names []string
 	for _, name := range strings.Split(*jepsenWorkloads, ",") {
 		name = strings.TrimSpace(name)
@@ -46,47 +90,45 @@ func TestJepsen(t *testing.T) {
 		}
 		names = append(names, name)
 	}
-	nemesis := strings.TrimSpace(*jepsenNemesis)
-	withFaults := nemesis != "" && nemesis != "none"
-	for _, name := range names {
-		t.Run(name, func(t *testing.T) {
-			c := NewCluster(t, Options{Binary: galenaBin, Proxy: withFaults})
-			faults := FaultsFor(c, nemesis)
-			if withFaults && faults == nil {
-				_, err := ParseKinds(nemesis)
-				t.Fatalf("-jepsen.nemesis=%q: FaultsFor has no fault injector for it (%v)", nemesis, err)
-			}
-			cfg := RunConfig{
-				Workload: name,
-				Duration: *jepsenDuration,
-				Clients:  *jepsenClients,
-				Faults:   faults,
-				Seed:     *jepsenSeed,
-			}
-			if *jepsenHistoryDir != "" {
-				cfg.HistoryDir = filepath.Join(*jepsenHistoryDir, name)
-			}
-			rep := Run(t, c, cfg)
-			if !rep.Valid() || testing.Verbose() {
-				t.Logf("jepsen report:\n%s", rep)
-			}
-			for _, err := range rep.Errors {
-				t.Errorf("run: %v", err)
-			}
-			switch {
-			case rep.CheckErr != nil:
-				t.Errorf("check could not decide: %v", rep.CheckErr)
-			case !rep.Result.Valid:
-				t.Errorf("%d anomalies %v (history: %s)", rep.Anomalies(), rep.Result.Kinds(), rep.HistoryDir)
-			}
-			if rep.ContentsDiff != "" {
-				t.Errorf("members' contents differ at seqno %d: %s", rep.Seqno, rep.ContentsDiff)
-			}
-			if rep.Ops.OK == 0 {
-				t.Errorf("no operation succeeded: ok/fail/info=%s", rep.Ops)
-			}
-		})
+	return names
+}
+
+// runJepsen runs workload name with the faults of spec on a new cluster,
+// and fails t unless the run was valid.
+func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
+	withFaults := spec.Nemesis != "" && spec.Nemesis != "none"
+	c := NewCluster(t, Options{Binary: galenaBin, Proxy: withFaults})
+	faults, err := FaultsFor(c, spec)
+	if err != nil {
+		t.Fatalf("-jepsen.nemesis=%q: %v", spec.Nemesis, err)
 	}
+	cfg := RunConfig{Workload: name, Duration: *jepsenDuration, Clients: *jepsenClients, Faults: faults, Seed: spec.Seed}
+	if *jepsenHistoryDir != "" {
+		cfg.HistoryDir = filepath.Join(*jepsenHistoryDir, name)
+	}
+	rep := Run(t, c, cfg)
+	if !rep.Valid() || testing.Verbose() {
+		t.Logf("jepsen report:\n%s", rep)
+	}
+	for _, err := range rep.Errors {
+		t.Errorf("run: %v", err)
+	}
+	switch {
+	case rep.CheckErr != nil:
+		t.Errorf("check could not decide: %v", rep.CheckErr)
+	case !rep.Result.Valid:
+		t.Errorf("%d anomalies %v (history: %s)", rep.Anomalies(), rep.Result.Kinds(), rep.HistoryDir)
+	}
+	if rep.ContentsDiff != "" {
+		t.Errorf("members' contents differ at seqno %d: %s", rep.Seqno, rep.ContentsDiff)
+	}
+	if rep.Ops.OK == 0 {
+		t.Errorf("no operation succeeded: ok/fail/info=%s", rep.Ops)
+	}
+	if withFaults && len(rep.FaultKinds()) == 0 {
+		t.Errorf("-jepsen.nemesis=%q: no fault was injected, took effect and was healed", spec.Nemesis)
+	}
+	return rep
 }
 
 // Classify maps every client error to the outcome the checkers assume.

@@ -80,6 +80,25 @@ func TestRegister(t *testing.T) {
 			reg(2, TypeOK, 20, 30, cas("y", 1, 3, false)),
 		},
 		keys: []string{"x", "y"},
+	}, {
+		name: "cas succeeded against a wrong value",
+		h: []Op{
+			reg(0, TypeOK, 0, 10, write("x", 1)),
+			reg(1, TypeOK, 20, 30, cas("x", 2, 3, true)), // x held 1, not 2
+			reg(2, TypeOK, 0, 10, cas("y", 4, 5, true)),  // y was never written
+			reg(3, TypeOK, 0, 10, write("z", 1)),
+			reg(3, TypeOK, 20, 30, write("z", 2)),
+			reg(4, TypeOK, 40, 50, cas("z", 1, 3, true)), // z held 2 by then
+		},
+		keys: []string{"x", "y", "z"},
+	}, {
+		name: "cas succeeded on a value a concurrent write left",
+		h: []Op{
+			reg(0, TypeOK, 0, 10, write("x", 1)),
+			reg(1, TypeOK, 20, 60, write("x", 2)),
+			reg(2, TypeOK, 30, 70, cas("x", 2, 3, true)), // after the write, within both
+			reg(3, TypeOK, 80, 90, read("x", 3)),
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,5 +139,48 @@ func TestRegisterMalformed(t *testing.T) {
 	h := []Op{reg(0, TypeOK, 0, 10, RegOp{F: "incr", Key: "x"})}
 	if _, err := CheckRegister(h, DefaultRegisterConfig()); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("err = %v, want ErrMalformed", err)
+	}
+}
+
+// hardHistory is a history of key whose linearizability search takes far
+// longer than any timeout of these tests: n concurrent writes, then a read
+// of a value none of them wrote, so porcupine must try every subset of the
+// writes in every order before it gives up.
+func hardHistory(key string, n int) []Op {
+	var h []Op
+	for i := range n {
+		h = append(h, reg(i, TypeOK, 0, 100, write(key, i+1)))
+	}
+	return append(h, reg(n, TypeOK, 200, 300, read(key, -2)))
+}
+
+// A search cut short by RegisterConfig.Timeout is ErrTimeout, never a
+// verdict: porcupine's Unknown is reported as such.
+func TestRegisterTimeout(t *testing.T) {
+	res, err := CheckRegister(hardHistory("x", 24), RegisterConfig{Timeout: time.Millisecond})
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("res = %v, err = %v; want ErrTimeout", res, err)
+	}
+	if res.Valid || len(res.Anomalies) != 0 {
+		t.Errorf("a timed-out check returned a verdict: %v", res)
+	}
+}
+
+// When the whole history is not linearizable but the search of one key,
+// rechecked alone to name it, runs out of time, the result is ErrTimeout
+// naming that key, not a partial list of keys.
+func TestRegisterTimeoutNamingKeys(t *testing.T) {
+	h := []Op{ // key "a": a stale read, found at once
+		reg(30, TypeOK, 0, 10, write("a", 1)),
+		reg(30, TypeOK, 20, 30, write("a", 2)),
+		reg(31, TypeOK, 40, 50, read("a", 1)),
+	}
+	h = append(h, hardHistory("b", 24)...)
+	res, err := CheckRegister(h, RegisterConfig{Timeout: time.Second})
+	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), `key "b"`) {
+		t.Fatalf("res = %v, err = %v; want ErrTimeout on key \"b\"", res, err)
+	}
+	if res.Valid || len(res.Anomalies) != 0 {
+		t.Errorf("a timed-out check returned a verdict: %v", res)
 	}
 }

@@ -1,0 +1,113 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNoEffect: a fault was injected but shows no effect while it lasts: a
+// member it killed still runs, one it paused is not stopped, no byte was
+// dropped on the links it cuts or delivered late on those it slows.
+var ErrNoEffect = errors.New("integration: fault had no effect")
+
+// effectTimeout bounds the wait for a fault's effect to show, past the time
+// the fault was meant to last: a link carries its next heartbeat within a
+// fraction of it.
+const effectTimeout = 5 * time.Second
+
+// effectOf waits up to effectTimeout until cond reports an effect, and
+// returns what it saw or, wrapping ErrNoEffect, why it saw none.
+func effectOf(cond func() (string, error)) (string, error) {
+	var seen string
+	err := WaitFor(effectTimeout, func() (err error) {
+		seen, err = cond()
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrNoEffect, err)
+	}
+	return seen, nil
+}
+
+// sigkilled reports whether every process of ps, run by members idx, has
+// exited on SIGKILL, as the kernel's wait status tells.
+func (c *Cluster) sigkilled(idx []int, ps []*process) (string, error) {
+	if len(ps) == 0 {
+		return "", errors.New("no process to kill")
+	}
+	for k, p := range ps {
+		id := c.ID(idx[k])
+		switch {
+		case p == nil:
+			return "", fmt.Errorf("%s had no process", id)
+		case !p.exited():
+			return "", fmt.Errorf("%s (pid %d) still runs", id, p.cmd.Process.Pid)
+		}
+		ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			return "", fmt.Errorf("%s (pid %d) ended with %v, not on SIGKILL", id, p.cmd.Process.Pid, p.cmd.ProcessState)
+		}
+	}
+	return strings.Join(c.ids(idx), ", ") + " exited on SIGKILL", nil
+}
+
+// stopped reports whether process p of member i is stopped (SIGSTOP), as
+// the kernel's process table tells.
+func (c *Cluster) stopped(i int, p *process) (string, error) {
+	if p == nil || p.exited() {
+		return "", fmt.Errorf("%s has no running process", c.ID(i))
+	}
+	pid := p.cmd.Process.Pid
+	state, err := processState(pid)
+	if err != nil {
+		return "", err
+	}
+	if state != "T" {
+		return "", fmt.Errorf("%s (pid %d) is in state %s, not stopped (T)", c.ID(i), pid, state)
+	}
+	return fmt.Sprintf("%s (pid %d) stopped", c.ID(i), pid), nil
+}
+
+// pair is a link between two members, from → to.
+type pair struct{ from, to int }
+
+// crossLinks are the links between the members of a and those of b, both
+// ways.
+func crossLinks(a, b []int) []pair {
+	var links []pair
+	for _, i := range a {
+		for _, j := range b {
+			links = append(links, pair{i, j}, pair{j, i})
+		}
+	}
+	return links
+}
+
+// traffic sums the Stats of links.
+func (nw *Net) traffic(links []pair) LinkStats {
+	var sum LinkStats
+	for _, l := range links {
+		sum = sum.Add(nw.Stats(l.from, l.to))
+	}
+	return sum
+}
+
+// linkEffect reports whether links dropped bytes since before (their
+// traffic then), or, when slow, delivered bytes late.
+func (nw *Net) linkEffect(links []pair, before LinkStats, slow bool) (string, error) {
+	d := nw.traffic(links).Sub(before)
+	switch {
+	case len(links) == 0:
+		return "", errors.New("no link to act on")
+	case slow && d.Delayed == 0:
+		return "", fmt.Errorf("no byte delivered late on the %d links it slows (%d delivered)", len(links), d.Bytes)
+	case slow:
+		return fmt.Sprintf("%d bytes delivered late on %d links", d.Delayed, len(links)), nil
+	case d.Dropped == 0:
+		return "", fmt.Errorf("no byte dropped on the %d links it cuts (%d delivered)", len(links), d.Bytes)
+	}
+	return fmt.Sprintf("%d bytes dropped on %d links", d.Dropped, len(links)), nil
+}

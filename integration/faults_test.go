@@ -1,0 +1,73 @@
+package integration
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// The workloads of a Jepsen run share the fault kinds out so that, each
+// injecting only the faults it promises, together they inject every kind.
+func TestFaultsForSharesEveryKind(t *testing.T) {
+	for _, nemesis := range []string{"all", "partition", "kill", "latency,kill,pause"} {
+		kinds, err := ParseKinds(nemesis)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for parts := 1; parts <= 5; parts++ {
+			var got []Kind
+			for part := range parts {
+				f, err := FaultsFor(nil, FaultSpec{Nemesis: nemesis, Part: part, Parts: parts})
+				if err != nil {
+					t.Fatal(err)
+				}
+				sch := f.(*scheduled).schedule(6 * time.Second)
+				for i := range sch.MinFaults {
+					got = append(got, sch.kind(nil, i))
+				}
+			}
+			for _, k := range kinds {
+				if !slices.Contains(got, k) {
+					t.Errorf("%s over %d workloads: %s is never injected (%v)", nemesis, parts, k, got)
+				}
+			}
+		}
+	}
+	for _, none := range []string{"", "none"} {
+		if f, err := FaultsFor(nil, FaultSpec{Nemesis: none}); f != nil || err != nil {
+			t.Errorf("FaultsFor(%q) = %v, %v; want no faults", none, f, err)
+		}
+	}
+	if _, err := FaultsFor(nil, FaultSpec{Nemesis: "kill,flood"}); err == nil {
+		t.Error("FaultsFor accepted an unknown kind")
+	}
+}
+
+// Fitted fits MinFaults faults, with their quiet times, in Duration when
+// that leaves them long enough, and keeps the defaults for long runs.
+func TestScheduleFitted(t *testing.T) {
+	for _, tc := range []struct {
+		d         time.Duration
+		minFaults int
+		fits      bool
+	}{
+		{6 * time.Second, 3, true},
+		{6 * time.Second, 1, true},
+		{12 * time.Second, 9, true},
+		{2 * time.Second, 9, false}, // too short: floors of 500ms and 100ms
+	} {
+		s := Schedule{Duration: tc.d, MinFaults: tc.minFaults}.Fitted()
+		worst := time.Duration(tc.minFaults) * (s.FaultMax + s.QuietMax)
+		switch {
+		case s.FaultMin < 500*time.Millisecond || s.FaultMin > s.FaultMax || s.QuietMin < 100*time.Millisecond || s.QuietMin > s.QuietMax:
+			t.Errorf("%v for %d faults: %+v", tc.d, tc.minFaults, s)
+		case tc.fits && worst > tc.d:
+			t.Errorf("%v for %d faults: they may take %v: %+v", tc.d, tc.minFaults, worst, s)
+		}
+	}
+	long := Schedule{Duration: 10 * time.Minute, MinFaults: 3}.Fitted()
+	def := Schedule{}.withDefaults()
+	if long.FaultMin != def.FaultMin || long.FaultMax != def.FaultMax || long.QuietMin != def.QuietMin || long.QuietMax != def.QuietMax {
+		t.Errorf("a 10m run: %+v, want the defaults %+v", long, def)
+	}
+}
