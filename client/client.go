@@ -20,8 +20,8 @@ import (
 )
 
 // Client talks to a Galena cluster. It keeps one gRPC connection per
-// endpoint, prefers the endpoint that last answered, fails over to the next
-// one, and tracks the highest seqno it has seen so that its transactions never
+// endpoint, prefers the endpoint that last answered among those connected,
+// fails over to the next one, and tracks the highest seqno it has seen so that its transactions never
 // read older state than it already observed (session causality).
 //
 // A Client is safe for concurrent use; its transactions are not.
@@ -33,6 +33,7 @@ type Client struct {
 	preferred atomic.Int64  // index into endpoints of the last one that answered
 	seen      atomic.Uint64 // highest seqno observed by this session
 	closed    atomic.Bool
+	done      chan struct{} // closed by Close: wakes calls that wait
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -45,15 +46,16 @@ type endpoint struct {
 	cluster galenapb.ClusterClient
 }
 
-// New validates cfg and returns a Client. It does not contact the cluster:
-// connections are made by the first call to each endpoint. It fails with an
-// error wrapping ErrInvalidArgument when cfg is invalid.
+// New validates cfg and returns a Client. It does not wait for the cluster:
+// it starts connecting to every endpoint, in the background, so that the
+// first call can pick one that is already connected. It fails with an error
+// wrapping ErrInvalidArgument when cfg is invalid.
 func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, lg: cfg.Logger.Named("client")}
+	c := &Client{cfg: cfg, lg: cfg.Logger.Named("client"), done: make(chan struct{})}
 	opts := dialOptions(cfg)
 	for _, addr := range cfg.Endpoints {
 		conn, err := grpc.NewClient(addr, opts...)
@@ -61,6 +63,7 @@ func New(cfg Config) (*Client, error) {
 			c.closeConns()
 			return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidArgument, addr, err)
 		}
+		conn.Connect()
 		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn,
 			kv: galenapb.NewKVClient(conn), cluster: galenapb.NewClusterClient(conn)})
 	}
@@ -70,9 +73,11 @@ func New(cfg Config) (*Client, error) {
 // flowWindow is the flow-control window of each call and connection.
 const flowWindow = 1 << 20
 
-// dialOptions are the gRPC options of every connection. Calls do not wait
-// for a connection to become ready (no WaitForReady), so an unreachable
-// endpoint fails within DialTimeout and the call moves on.
+// dialOptions are the gRPC options of every connection. A connection
+// attempt gives up after DialTimeout (MinConnectTimeout), and calls do not
+// wait for a connection that failed (no WaitForReady), so an endpoint that
+// is unreachable, or accepts connections but never answers, fails a call
+// within about DialTimeout and the call moves on.
 func dialOptions(cfg Config) []grpc.DialOption {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = 100 * time.Millisecond
@@ -100,6 +105,7 @@ func dialOptions(cfg Config) []grpc.DialOption {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		close(c.done)
 		c.closeErr = c.closeConns()
 	})
 	return c.closeErr
@@ -244,8 +250,9 @@ func (c *Client) observe(seq uint64) {
 // rpc is one call to one endpoint's KV service.
 type rpc func(ctx context.Context, kv galenapb.KVClient) error
 
-// call sends fn to the endpoints in turn, starting at index start, until one
-// answers or fails with an error that another endpoint would not fix. It
+// call sends fn to the endpoints in turn, starting at index start and trying
+// connected endpoints first (see order), until one answers or fails with an
+// error that another endpoint would not fix. It
 // returns the index of the endpoint that answered. When every endpoint fails
 // the error wraps ErrUnavailable and the last endpoint's error.
 func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
@@ -257,9 +264,7 @@ func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
 // as it is, without failing over.
 func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
 	var last error
-	n := len(c.endpoints)
-	for i := range n {
-		idx := (start + i) % n
+	for _, idx := range c.order(ctx, start) {
 		err := fn(ctx, &c.endpoints[idx])
 		if err == nil {
 			c.preferred.Store(int64(idx))

@@ -26,7 +26,7 @@ func newID() ([]byte, error) {
 }
 
 // commit sends ws to the endpoints in turn, starting at the pinned one (or
-// the preferred one), until one gives an answer. A transport failure moves to
+// the preferred one; connected endpoints first), until one gives an answer. A transport failure moves to
 // the next endpoint with the same write-set id: servers treat a repeated id as
 // a no-op that reports the first outcome.
 func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) (CommitInfo, error) {
@@ -34,11 +34,9 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 	if start < 0 {
 		start = c.start()
 	}
-	n := len(c.endpoints)
 	var last error
 	maybeSent := false // whether any attempt may have reached a member
-	for i := range n {
-		idx := (start + i) % n
+	for _, idx := range c.order(ctx, start) {
 		req := &galenapb.CommitRequest{WriteSet: ws, MinSeqno: c.seen.Load()}
 		var p peer.Peer
 		resp, err := c.endpoints[idx].kv.Commit(ctx, req, grpc.Peer(&p))

@@ -34,11 +34,16 @@
 //
 // # Failover and causality
 //
-// The client keeps one connection per endpoint and prefers the one that last
-// answered. A transaction stays on the endpoint of its first read; when that
-// endpoint is unavailable (or not primary) its reads move to the next one at
-// the same snapshot. When no endpoint answers, calls fail with ErrUnavailable
-// after at most about Config.DialTimeout per endpoint.
+// The client connects to every endpoint as soon as it is created and keeps
+// one connection per endpoint. A call tries the endpoints whose connection is
+// ready first, starting with the one that last answered; when none is ready,
+// it first waits, at most Config.DialTimeout, for one to be. So an endpoint
+// that is down, or that accepts connections but never answers (a process
+// stopped with SIGSTOP), costs a call nothing while another one is connected,
+// and at most about DialTimeout otherwise. A transaction stays on the endpoint
+// of its first read; when that endpoint is unavailable (or not primary) its
+// reads move to the next one at the same snapshot. When no endpoint answers,
+// calls fail with ErrUnavailable.
 //
 // The client remembers the highest seqno it has seen (snapshots read and
 // commits) and asks every new transaction's first read and every commit to
