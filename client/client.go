@@ -21,8 +21,9 @@ import (
 
 // Client talks to a Galena cluster. It keeps one gRPC connection per
 // endpoint, prefers the endpoint that last answered among those connected,
-// fails over to the next one, and tracks the highest seqno it has seen so that its transactions never
-// read older state than it already observed (session causality).
+// fails over to the next one, waits out elections, and tracks the highest
+// seqno it has seen so that its transactions never read older state than it
+// already observed (session causality).
 //
 // A Client is safe for concurrent use; its transactions are not.
 type Client struct {
@@ -147,7 +148,7 @@ func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Txn
 			return fmt.Errorf("client: update gave up after %d retries: %w", retries, err)
 		}
 		c.lg.Debug("update retry", zap.Int("retries", retries), zap.Duration("backoff", wait), zap.Error(err))
-		if werr := sleep(ctx, jitter(wait)); werr != nil {
+		if werr := c.sleep(ctx, jitter(wait)); werr != nil {
 			return fmt.Errorf("client: update gave up after %d retries: %w: %w", retries, werr, err)
 		}
 		wait = min(2*wait, max(MaxConflictBackoff, c.cfg.ConflictBackoff))
@@ -184,8 +185,9 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// sleep waits for d or until ctx is done, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits for d. It returns early with ctx's error when ctx is done,
+// and with ErrClosed when the client closes.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -193,6 +195,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
 	}
 }
 
@@ -250,20 +254,32 @@ func (c *Client) observe(seq uint64) {
 // rpc is one call to one endpoint's KV service.
 type rpc func(ctx context.Context, kv galenapb.KVClient) error
 
-// call sends fn to the endpoints in turn, starting at index start and trying
-// connected endpoints first (see order), until one answers or fails with an
-// error that another endpoint would not fix. It
-// returns the index of the endpoint that answered. When every endpoint fails
-// the error wraps ErrUnavailable and the last endpoint's error.
+// call sends fn, a call of the KV service, to the endpoints as
+// callEndpoints does. It returns the index of the endpoint that answered.
 func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
 	return c.callEndpoints(ctx, start, func(ctx context.Context, ep *endpoint) error { return fn(ctx, ep.kv) })
 }
 
-// callEndpoints is call for a function of the whole endpoint, whichever of
-// its services it uses. An error of fn that is not a gRPC status is returned
-// as it is, without failing over.
+// callEndpoints sends fn to the endpoints in turn, starting at index start
+// and trying connected endpoints first (see order), until one answers or
+// fails with an error that another endpoint would not fix; while every
+// endpoint fails and one of them has no leader, it goes round again (see
+// awaitLeader). It returns the index of the endpoint that answered. When
+// every endpoint fails the error wraps ErrUnavailable and the most telling
+// endpoint error. An error of fn that is not a gRPC status is returned as it
+// is, without failing over.
 func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
-	var last error
+	idx := -1
+	err := c.awaitLeader(ctx, func() (err error) {
+		idx, err = c.callRound(ctx, start, fn)
+		return err
+	})
+	return idx, err
+}
+
+// callRound tries each endpoint once, for callEndpoints.
+func (c *Client) callRound(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
+	var f failures
 	for _, idx := range c.order(ctx, start) {
 		err := fn(ctx, &c.endpoints[idx])
 		if err == nil {
@@ -277,9 +293,9 @@ func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx conte
 			return idx, fromStatus(err)
 		}
 		c.lg.Debug("endpoint failed", zap.String("endpoint", c.endpoints[idx].addr), zap.Error(err))
-		last = err
+		f.add(err)
 	}
-	return -1, c.unavailable(last)
+	return -1, f.mark(c.unavailable(f.last))
 }
 
 // unavailable is the error of a call that no endpoint answered.

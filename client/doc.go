@@ -50,6 +50,23 @@
 // wait until the serving member has applied it, so a session never observes
 // the cluster going backwards, even across members.
 //
+// # Elections
+//
+// While the cluster elects a leader (after the leader failed, say), members
+// refuse commits, membership changes and linearizable reads with
+// ErrNotPrimary. When every endpoint fails and at least one of them refused
+// for want of a leader (not primary, or shutting down), the client pauses, a
+// jittered backoff from 50 ms doubling up to 1 s, and tries the endpoints
+// again, until the call's context ends. Those refusals are definite, and a
+// commit is resent with the same write-set id, so it is applied at most once.
+// When the context ends first, a commit fails with ErrIndeterminate if any
+// attempt may have reached a member, else with the last refusal
+// (ErrNotPrimary, wrapped in ErrUnavailable); a refusal of the write-set
+// itself (ErrInvalidArgument, ErrTooLarge, ...) is returned at once. A client
+// of a single endpoint does not wait: that member has already waited its own
+// not-primary timeout for a leader, and its ErrNotPrimary says it is cut off
+// from the majority. Give a client several endpoints to ride out elections.
+//
 // # Membership
 //
 // Members lists the cluster's configuration; AddMember adds a member as a
