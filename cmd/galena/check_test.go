@@ -134,6 +134,7 @@ type fakeMember struct {
 	status  *galenapb.StatusResponse
 	members []*galenapb.Member
 	digest  func() *galenapb.DigestResponse
+	commit  func() (*galenapb.CommitResponse, error)
 }
 
 // fakeClusterService serves the Cluster service of a fakeMember. (The two

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/galenadb/galena/api"
+	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/node/nodetest"
 )
 
@@ -84,4 +92,44 @@ func TestHungMemberCommands(t *testing.T) {
 	}
 	c.EnsureSame()
 	mustRun("n4: not checked: unreachable: "+unreachable+"\nconsistent: 3 members agree", "check")
+}
+
+// notPrimaryErr is a member's refusal for want of a leader.
+func notPrimaryErr() error {
+	st, err := status.New(codes.Unavailable, "n1 is not primary: no leader").
+		WithDetails(&errdetails.ErrorInfo{Domain: api.ErrorDomain, Reason: api.ReasonNotPrimary})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+func (m *fakeMember) Commit(context.Context, *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
+	m.mu.Lock()
+	fn := m.commit
+	m.mu.Unlock()
+	return fn()
+}
+
+// During an election every member refuses as not primary; put waits for
+// the next leader instead of failing.
+func TestPutWaitsForLeader(t *testing.T) {
+	ms := fakeMembers(t, 2)
+	var calls atomic.Int32
+	commit := func() (*galenapb.CommitResponse, error) {
+		if calls.Add(1) <= 5 {
+			return nil, notPrimaryErr()
+		}
+		return &galenapb.CommitResponse{Outcome: galenapb.Outcome_OUTCOME_COMMITTED, Seqno: 7}, nil
+	}
+	for _, m := range ms {
+		m.set(func(m *fakeMember) { m.commit = commit })
+	}
+	code, out, errs := cliOf(t, ms[0].addr, ms[1].addr)("--timeout", "20s", "put", "k", "v")
+	if code != 0 || out != "OK\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want 0 and OK", code, out, errs)
+	}
+	if n := calls.Load(); n != 6 {
+		t.Fatalf("%d commits; want 6 (five refused)", n)
+	}
 }
