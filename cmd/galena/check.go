@@ -119,7 +119,8 @@ seqno was found within --timeout.`,
 }
 
 // checkCluster asks every member for its digest, again every interval while
-// they cannot be compared, until ctx is done.
+// they cannot be compared, until ctx is done. A round that the deadline may
+// have cut short never replaces the report of an earlier one.
 func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interval time.Duration) (checkReport, error) {
 	m, err := c.Members(ctx)
 	if err != nil {
@@ -130,8 +131,8 @@ func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interva
 	var rep checkReport
 	for {
 		answers := fetchDigests(ctx, d, m.Members)
-		if ctx.Err() != nil && rep.Verdict != "" {
-			return rep, nil // the deadline cut this round short: report the last whole one
+		if rep.Verdict != "" && cutShort(ctx, answers) {
+			return rep, nil // report the last whole round
 		}
 		rep = compareDigests(answers)
 		if rep.final() {
@@ -143,6 +144,18 @@ func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interva
 		case <-tick.C:
 		}
 	}
+}
+
+// cutShort reports whether the deadline may have cut a round short: a
+// member did not answer, and ctx's deadline has passed. ctx.Err() alone does
+// not tell: a call fails at the deadline on gRPC's own timer, which may fire
+// before ctx's.
+func cutShort(ctx context.Context, answers []digestAnswer) bool {
+	deadline, ok := ctx.Deadline()
+	if ctx.Err() == nil && (!ok || time.Now().Before(deadline)) {
+		return false
+	}
+	return slices.ContainsFunc(answers, func(a digestAnswer) bool { return a.err != nil })
 }
 
 // fetchDigests asks every member for its digest, concurrently.
