@@ -20,9 +20,10 @@ import (
 )
 
 // Client talks to a Galena cluster. It keeps one gRPC connection per
-// endpoint, prefers the endpoint that last answered, fails over to the next
-// one, and tracks the highest seqno it has seen so that its transactions never
-// read older state than it already observed (session causality).
+// endpoint, prefers the endpoint that last answered among those connected,
+// fails over to the next one, waits out elections, and tracks the highest
+// seqno it has seen so that its transactions never read older state than it
+// already observed (session causality).
 //
 // A Client is safe for concurrent use; its transactions are not.
 type Client struct {
@@ -33,6 +34,7 @@ type Client struct {
 	preferred atomic.Int64  // index into endpoints of the last one that answered
 	seen      atomic.Uint64 // highest seqno observed by this session
 	closed    atomic.Bool
+	done      chan struct{} // closed by Close: wakes calls that wait
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -45,15 +47,16 @@ type endpoint struct {
 	cluster galenapb.ClusterClient
 }
 
-// New validates cfg and returns a Client. It does not contact the cluster:
-// connections are made by the first call to each endpoint. It fails with an
-// error wrapping ErrInvalidArgument when cfg is invalid.
+// New validates cfg and returns a Client. It does not wait for the cluster:
+// it starts connecting to every endpoint, in the background, so that the
+// first call can pick one that is already connected. It fails with an error
+// wrapping ErrInvalidArgument when cfg is invalid.
 func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	c := &Client{cfg: cfg, lg: cfg.Logger.Named("client")}
+	c := &Client{cfg: cfg, lg: cfg.Logger.Named("client"), done: make(chan struct{})}
 	opts := dialOptions(cfg)
 	for _, addr := range cfg.Endpoints {
 		conn, err := grpc.NewClient(addr, opts...)
@@ -61,6 +64,7 @@ func New(cfg Config) (*Client, error) {
 			c.closeConns()
 			return nil, fmt.Errorf("%w: endpoint %q: %v", ErrInvalidArgument, addr, err)
 		}
+		conn.Connect()
 		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn,
 			kv: galenapb.NewKVClient(conn), cluster: galenapb.NewClusterClient(conn)})
 	}
@@ -70,9 +74,11 @@ func New(cfg Config) (*Client, error) {
 // flowWindow is the flow-control window of each call and connection.
 const flowWindow = 1 << 20
 
-// dialOptions are the gRPC options of every connection. Calls do not wait
-// for a connection to become ready (no WaitForReady), so an unreachable
-// endpoint fails within DialTimeout and the call moves on.
+// dialOptions are the gRPC options of every connection. A connection
+// attempt gives up after DialTimeout (MinConnectTimeout), and calls do not
+// wait for a connection that failed (no WaitForReady), so an endpoint that
+// is unreachable, or accepts connections but never answers, fails a call
+// within about DialTimeout and the call moves on.
 func dialOptions(cfg Config) []grpc.DialOption {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = 100 * time.Millisecond
@@ -100,6 +106,7 @@ func dialOptions(cfg Config) []grpc.DialOption {
 func (c *Client) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		close(c.done)
 		c.closeErr = c.closeConns()
 	})
 	return c.closeErr
@@ -141,7 +148,7 @@ func (c *Client) Update(ctx context.Context, fn func(tx *Txn) error, opts ...Txn
 			return fmt.Errorf("client: update gave up after %d retries: %w", retries, err)
 		}
 		c.lg.Debug("update retry", zap.Int("retries", retries), zap.Duration("backoff", wait), zap.Error(err))
-		if werr := sleep(ctx, jitter(wait)); werr != nil {
+		if werr := c.sleep(ctx, jitter(wait)); werr != nil {
 			return fmt.Errorf("client: update gave up after %d retries: %w: %w", retries, werr, err)
 		}
 		wait = min(2*wait, max(MaxConflictBackoff, c.cfg.ConflictBackoff))
@@ -178,8 +185,9 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// sleep waits for d or until ctx is done, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits for d. It returns early with ctx's error when ctx is done,
+// and with ErrClosed when the client closes.
+func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -187,6 +195,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-c.done:
+		return ErrClosed
 	}
 }
 
@@ -244,22 +254,33 @@ func (c *Client) observe(seq uint64) {
 // rpc is one call to one endpoint's KV service.
 type rpc func(ctx context.Context, kv galenapb.KVClient) error
 
-// call sends fn to the endpoints in turn, starting at index start, until one
-// answers or fails with an error that another endpoint would not fix. It
-// returns the index of the endpoint that answered. When every endpoint fails
-// the error wraps ErrUnavailable and the last endpoint's error.
+// call sends fn, a call of the KV service, to the endpoints as
+// callEndpoints does. It returns the index of the endpoint that answered.
 func (c *Client) call(ctx context.Context, start int, fn rpc) (int, error) {
 	return c.callEndpoints(ctx, start, func(ctx context.Context, ep *endpoint) error { return fn(ctx, ep.kv) })
 }
 
-// callEndpoints is call for a function of the whole endpoint, whichever of
-// its services it uses. An error of fn that is not a gRPC status is returned
-// as it is, without failing over.
+// callEndpoints sends fn to the endpoints in turn, starting at index start
+// and trying connected endpoints first (see order), until one answers or
+// fails with an error that another endpoint would not fix; while every
+// endpoint fails and one of them has no leader, it goes round again (see
+// awaitLeader). It returns the index of the endpoint that answered. When
+// every endpoint fails the error wraps ErrUnavailable and the most telling
+// endpoint error. An error of fn that is not a gRPC status is returned as it
+// is, without failing over.
 func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
-	var last error
-	n := len(c.endpoints)
-	for i := range n {
-		idx := (start + i) % n
+	idx := -1
+	err := c.awaitLeader(ctx, func() (err error) {
+		idx, err = c.callRound(ctx, start, fn)
+		return err
+	})
+	return idx, err
+}
+
+// callRound tries each endpoint once, for callEndpoints.
+func (c *Client) callRound(ctx context.Context, start int, fn func(ctx context.Context, ep *endpoint) error) (int, error) {
+	var f failures
+	for _, idx := range c.order(ctx, start) {
 		err := fn(ctx, &c.endpoints[idx])
 		if err == nil {
 			c.preferred.Store(int64(idx))
@@ -272,9 +293,9 @@ func (c *Client) callEndpoints(ctx context.Context, start int, fn func(ctx conte
 			return idx, fromStatus(err)
 		}
 		c.lg.Debug("endpoint failed", zap.String("endpoint", c.endpoints[idx].addr), zap.Error(err))
-		last = err
+		f.add(err)
 	}
-	return -1, c.unavailable(last)
+	return -1, f.mark(c.unavailable(f.last))
 }
 
 // unavailable is the error of a call that no endpoint answered.

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/galenadb/galena/api"
@@ -21,14 +22,33 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// newTestClient returns a Client of addrs, closed when the test ends.
+// newTestClient returns a Client of addrs, closed when the test ends, once
+// it has connected to them (or failed to), so that its calls try the
+// endpoints in the order given.
 func newTestClient(t *testing.T, addrs ...string) *Client {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Endpoints = addrs
 	cfg.Logger = zaptest.NewLogger(t)
 	cfg.DialTimeout = 2 * time.Second
-	return newClientCfg(t, cfg)
+	c := newClientCfg(t, cfg)
+	waitConnected(t, c)
+	return c
+}
+
+// waitConnected waits until none of c's connections is idle or still
+// connecting.
+func waitConnected(t *testing.T, c *Client) {
+	t.Helper()
+	ctx := testCtx(t)
+	for _, ep := range c.endpoints {
+		ep.conn.Connect()
+		for s := ep.conn.GetState(); s == connectivity.Idle || s == connectivity.Connecting; s = ep.conn.GetState() {
+			if !ep.conn.WaitForStateChange(ctx, s) {
+				t.Fatalf("endpoint %s still %v", ep.addr, s)
+			}
+		}
+	}
 }
 
 func newClientCfg(t *testing.T, cfg Config) *Client {

@@ -26,19 +26,34 @@ func newID() ([]byte, error) {
 }
 
 // commit sends ws to the endpoints in turn, starting at the pinned one (or
-// the preferred one), until one gives an answer. A transport failure moves to
-// the next endpoint with the same write-set id: servers treat a repeated id as
-// a no-op that reports the first outcome.
+// the preferred one; connected endpoints first), until one gives an answer.
+// A transport failure moves to the next endpoint with the same write-set id:
+// servers treat a repeated id as a no-op that reports the first outcome.
+// While every endpoint fails and one of them has no leader, it goes round
+// again with the same id until ctx ends (see awaitLeader).
 func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) (CommitInfo, error) {
 	start := pinned
 	if start < 0 {
 		start = c.start()
 	}
-	n := len(c.endpoints)
-	var last error
-	maybeSent := false // whether any attempt may have reached a member
-	for i := range n {
-		idx := (start + i) % n
+	var info CommitInfo
+	maybeSent := false // whether any attempt, in any round, may have reached a member
+	err := c.awaitLeader(ctx, func() (err error) {
+		info, err = c.commitRound(ctx, start, ws, &maybeSent)
+		return err
+	})
+	if errors.Is(err, ErrIndeterminate) {
+		c.lg.Warn("commit outcome indeterminate", zap.Binary("id", ws.Id), zap.Error(err))
+	}
+	return info, err
+}
+
+// commitRound sends ws to each endpoint once, for commit. maybeSent carries
+// over from earlier rounds: once an attempt may have been applied, a later
+// refusal says nothing of it.
+func (c *Client) commitRound(ctx context.Context, start int, ws *galenapb.WriteSet, maybeSent *bool) (CommitInfo, error) {
+	var f failures
+	for _, idx := range c.order(ctx, start) {
 		req := &galenapb.CommitRequest{WriteSet: ws, MinSeqno: c.seen.Load()}
 		var p peer.Peer
 		resp, err := c.endpoints[idx].kv.Commit(ctx, req, grpc.Peer(&p))
@@ -46,8 +61,8 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 			c.preferred.Store(int64(idx))
 			return c.outcome(ws, resp)
 		}
-		if done, derr := c.commitFailed(ctx, ws, maybeSent || p.Addr != nil, err); done {
-			if maybeSent && !errors.Is(derr, ErrIndeterminate) && status.Code(err) != codes.InvalidArgument {
+		if done, derr := c.commitFailed(ctx, ws, *maybeSent || p.Addr != nil, err); done {
+			if *maybeSent && !errors.Is(derr, ErrIndeterminate) && status.Code(err) != codes.InvalidArgument {
 				// This member refused it, but an earlier attempt may have
 				// been applied. Only a refusal of the write-set itself (its
 				// keys, sizes or form) holds for every attempt.
@@ -55,16 +70,16 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 			}
 			return CommitInfo{}, derr
 		}
-		maybeSent = maybeSent || (p.Addr != nil && !refusedUnapplied(err))
+		*maybeSent = *maybeSent || (p.Addr != nil && !refusedUnapplied(err))
 		c.lg.Debug("commit: endpoint failed, resending",
 			zap.String("endpoint", c.endpoints[idx].addr), zap.Binary("id", ws.Id), zap.Error(err))
-		last = err
+		f.add(err)
 	}
-	if !maybeSent {
-		return CommitInfo{}, c.unavailable(last)
+	if !*maybeSent {
+		return CommitInfo{}, f.mark(c.unavailable(f.last))
 	}
-	return CommitInfo{}, c.indeterminate(ws,
-		fmt.Errorf("no endpoint answered (tried %s): %w", c.addrs(), last))
+	return CommitInfo{}, f.mark(c.indeterminate(ws,
+		fmt.Errorf("no endpoint answered (tried %s): %w", c.addrs(), f.last)))
 }
 
 // commitFailed classifies a failed commit attempt: it returns done=false
@@ -107,9 +122,9 @@ func refusedUnapplied(err error) bool {
 	return false
 }
 
-// indeterminate is the error of a commit without an answer.
+// indeterminate is the error of a commit without an answer. commit logs
+// it, once, when it is the final outcome.
 func (c *Client) indeterminate(ws *galenapb.WriteSet, cause error) error {
-	c.lg.Warn("commit outcome indeterminate", zap.Binary("id", ws.Id), zap.Error(cause))
 	if errors.Is(cause, ErrIndeterminate) { // the server said so: don't say it twice
 		return fmt.Errorf("write-set %x: %w", ws.Id, cause)
 	}

@@ -10,7 +10,7 @@ import (
 
 // Defaults used by DefaultConfig and for zero fields of a Config given to New.
 const (
-	DefaultDialTimeout     = 5 * time.Second
+	DefaultDialTimeout     = 2 * time.Second
 	DefaultMaxCallSize     = 20 << 20 // 20 MiB
 	DefaultConflictBackoff = 2 * time.Millisecond
 	// MaxConflictBackoff caps the doubling of Config.ConflictBackoff.
@@ -21,10 +21,16 @@ const (
 // effect. Zero fields take the defaults of DefaultConfig.
 type Config struct {
 	// Endpoints are the gRPC addresses ("host:port") of cluster members,
-	// tried in order starting with the first. At least one is required.
+	// tried in order starting with the first, those already connected
+	// before the others. At least one is required.
 	Endpoints []string
-	// DialTimeout bounds one connection attempt to an endpoint, so a call to
-	// an unreachable endpoint fails over within about this long.
+	// DialTimeout bounds one connection attempt to an endpoint (default
+	// 2 s). An endpoint that is unreachable, or accepts connections but
+	// never answers (a stopped process, say), costs a call at most about
+	// this long before it moves on, and nothing while another endpoint is
+	// connected: New connects to every endpoint at once and calls try the
+	// connected ones first. It does not bound the call itself; the call's
+	// context does.
 	DialTimeout time.Duration
 	// MaxCallSize is the largest gRPC message sent or received, in bytes. A
 	// write-set over it fails with ErrTooLarge.

@@ -34,16 +34,38 @@
 //
 // # Failover and causality
 //
-// The client keeps one connection per endpoint and prefers the one that last
-// answered. A transaction stays on the endpoint of its first read; when that
-// endpoint is unavailable (or not primary) its reads move to the next one at
-// the same snapshot. When no endpoint answers, calls fail with ErrUnavailable
-// after at most about Config.DialTimeout per endpoint.
+// The client connects to every endpoint as soon as it is created and keeps
+// one connection per endpoint. A call tries the endpoints whose connection is
+// ready first, starting with the one that last answered; when none is ready,
+// it first waits, at most Config.DialTimeout, for one to be. So an endpoint
+// that is down, or that accepts connections but never answers (a process
+// stopped with SIGSTOP), costs a call nothing while another one is connected,
+// and at most about DialTimeout otherwise. A transaction stays on the endpoint
+// of its first read; when that endpoint is unavailable (or not primary) its
+// reads move to the next one at the same snapshot. When no endpoint answers,
+// calls fail with ErrUnavailable.
 //
 // The client remembers the highest seqno it has seen (snapshots read and
 // commits) and asks every new transaction's first read and every commit to
 // wait until the serving member has applied it, so a session never observes
 // the cluster going backwards, even across members.
+//
+// # Elections
+//
+// While the cluster elects a leader (after the leader failed, say), members
+// refuse commits, membership changes and linearizable reads with
+// ErrNotPrimary. When every endpoint fails and at least one of them refused
+// for want of a leader (not primary, or shutting down), the client pauses, a
+// jittered backoff from 50 ms doubling up to 1 s, and tries the endpoints
+// again, until the call's context ends. Those refusals are definite, and a
+// commit is resent with the same write-set id, so it is applied at most once.
+// When the context ends first, a commit fails with ErrIndeterminate if any
+// attempt may have reached a member, else with the last refusal
+// (ErrNotPrimary, wrapped in ErrUnavailable); a refusal of the write-set
+// itself (ErrInvalidArgument, ErrTooLarge, ...) is returned at once. A client
+// of a single endpoint does not wait: that member has already waited its own
+// not-primary timeout for a leader, and its ErrNotPrimary says it is cut off
+// from the majority. Give a client several endpoints to ride out elections.
 //
 // # Membership
 //

@@ -27,7 +27,10 @@ var (
 	// Update never retries it. A membership change (AddMember, RemoveMember)
 	// without an answer fails with it too: check with Members.
 	ErrIndeterminate = errors.New("client: outcome indeterminate")
-	// ErrNotPrimary means the node is cut off from the cluster majority.
+	// ErrNotPrimary means the node is cut off from the cluster majority, or
+	// the cluster has no leader. A client of several endpoints returns it
+	// only when every endpoint still refused once the context ended (see
+	// Elections in the package documentation).
 	ErrNotPrimary = errors.New("client: node is not primary")
 	// ErrTooLarge means a key, value, write-set or message is over a limit
 	// (the server's, or Config.MaxCallSize).
@@ -193,6 +196,13 @@ func fromStatus(err error) error {
 // shouldFailover reports whether a call that failed with err may be sent to
 // another endpoint: the transport failed or the node cannot serve.
 func shouldFailover(err error) bool {
+	return leaderless(err) || status.Code(err) == codes.Unavailable
+}
+
+// leaderless reports a refusal for want of a leader: the member is not
+// primary (an election, or it is cut off) or is shutting down. Either
+// refusal means the call was not served.
+func leaderless(err error) bool {
 	st, ok := status.FromError(err)
 	if !ok {
 		return false
@@ -201,5 +211,5 @@ func shouldFailover(err error) bool {
 	case api.ReasonNotPrimary, api.ReasonShuttingDown:
 		return true
 	}
-	return st.Code() == codes.Unavailable
+	return false
 }

@@ -431,3 +431,55 @@ func (f fakeCluster) MemberAdd(ctx context.Context, req *galenapb.MemberAddReque
 func (f fakeCluster) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
 	return serve(f.n, ctx, "MemberRemove", req, f.n.store.memberRemove)
 }
+
+// hungListener accepts connections and never answers, as a member stopped
+// with SIGSTOP does: the kernel completes the handshakes, but no HTTP/2
+// preface ever comes.
+type hungListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+// newHungListener starts a hungListener, closed with its connections when
+// the test ends.
+func newHungListener(t *testing.T) *hungListener {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hungListener{Listener: lis}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			h.mu.Lock()
+			h.conns = append(h.conns, c)
+			h.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = lis.Close()
+		<-done
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for _, c := range h.conns {
+			_ = c.Close()
+		}
+	})
+	return h
+}
+
+func (h *hungListener) addr() string { return h.Addr().String() }
+
+// accepted is how many connections the listener took.
+func (h *hungListener) accepted() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}

@@ -150,7 +150,9 @@ func (tx *Txn) buffer(key []byte, w write) {
 //     answered), it may or may not have been applied.
 //
 // A transport failure resends the same write-set (same id, so it is applied
-// at most once) to the next endpoint. Other errors (ErrTooLarge,
+// at most once) to the next endpoint, and while every endpoint refuses for
+// want of a leader it is resent until ctx ends (see Elections in the package
+// documentation). Other errors (ErrTooLarge,
 // ErrInvalidKey, ErrSnapshotTooOld, ErrOverloaded, ...) mean the write-set
 // was refused; after ErrOverloaded, back off before committing again. A
 // transaction without writes commits at once, with no round trip.

@@ -18,17 +18,21 @@ import (
 )
 
 // once returns a hook that runs fn on the first call of method only.
-func once(method string, fn hook) hook {
+func once(method string, fn hook) hook { return times(1, method, fn) }
+
+// times returns a hook that runs fn on the first n calls of method only.
+// Nodes given the same hook share the count.
+func times(n int, method string, fn hook) hook {
 	var mu sync.Mutex
-	fired := false
+	fired := 0
 	return func(ctx context.Context, m string, req proto.Message) error {
 		mu.Lock()
-		first := m == method && !fired
-		if first {
-			fired = true
+		hit := m == method && fired < n
+		if hit {
+			fired++
 		}
 		mu.Unlock()
-		if !first {
+		if !hit {
 			return nil
 		}
 		return fn(ctx, m, req)

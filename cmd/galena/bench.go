@@ -170,8 +170,9 @@ bank_detail.
 
 With --local a 3-member cluster runs in this process, its data in a temporary
 directory removed at the end, and the members' digests are compared at the
-end. Otherwise the workloads run against --endpoints, and --timeout bounds
-each connection attempt, not the run.
+end. Otherwise the workloads run against --endpoints, and --dial-timeout
+bounds each connection attempt (--timeout does not apply: --duration bounds
+the run).
 
 Exit status 1 when any workload had errors or the bank total did not hold.`,
 		Example: `  galena bench --local --workload put,rmw,hot,read,bank --duration 5s
@@ -239,7 +240,7 @@ func runBench(ctx context.Context, o benchOptions, g *globalFlags, out, errOut i
 	}
 	tty := isTerminal(errOut)
 	errOut = &lockedWriter{w: errOut}
-	r := &benchRun{o: o, errOut: errOut, tty: tty, dialTimeout: g.timeout, value: benchValue(o.ValueSize)}
+	r := &benchRun{o: o, errOut: errOut, tty: tty, dialTimeout: g.dialTimeout, value: benchValue(o.ValueSize)}
 	if o.Local {
 		c, err := r.startLocal(ctx)
 		if c != nil {

@@ -16,7 +16,6 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
 // checkRetryInterval is how often `galena check` asks again while the
@@ -86,19 +85,20 @@ checkpoint they all hold. While there is none (the cluster is busy) the
 check asks again, until --timeout.
 
 Arbitrators store no data and are skipped, as are members that do not
-answer. A member whose digest differs from the majority's is named as
-diverged; two members that differ are said to disagree.
+answer (not connected within --dial-timeout, say). A member whose digest
+differs from the majority's is named as diverged; two members that differ
+are said to disagree.
 
 Exit status 0 when the members agree, 1 when they do not or when no common
 seqno was found within --timeout.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			creds, err := g.credentials()
+			d, err := g.memberDialer()
 			if err != nil {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				rep, err := checkCluster(ctx, c, creds, checkRetryInterval)
+				rep, err := checkCluster(ctx, c, d, checkRetryInterval)
 				if err != nil {
 					return err
 				}
@@ -119,8 +119,9 @@ seqno was found within --timeout.`,
 }
 
 // checkCluster asks every member for its digest, again every interval while
-// they cannot be compared, until ctx is done.
-func checkCluster(ctx context.Context, c *client.Client, creds credentials.TransportCredentials, interval time.Duration) (checkReport, error) {
+// they cannot be compared, until ctx is done. A round that the deadline may
+// have cut short never replaces the report of an earlier one.
+func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interval time.Duration) (checkReport, error) {
 	m, err := c.Members(ctx)
 	if err != nil {
 		return checkReport{}, err
@@ -129,9 +130,9 @@ func checkCluster(ctx context.Context, c *client.Client, creds credentials.Trans
 	defer tick.Stop()
 	var rep checkReport
 	for {
-		answers := fetchDigests(ctx, creds, m.Members)
-		if ctx.Err() != nil && rep.Verdict != "" {
-			return rep, nil // the deadline cut this round short: report the last whole one
+		answers := fetchDigests(ctx, d, m.Members)
+		if rep.Verdict != "" && cutShort(ctx, answers) {
+			return rep, nil // report the last whole round
 		}
 		rep = compareDigests(answers)
 		if rep.final() {
@@ -145,12 +146,24 @@ func checkCluster(ctx context.Context, c *client.Client, creds credentials.Trans
 	}
 }
 
+// cutShort reports whether the deadline may have cut a round short: a
+// member did not answer, and ctx's deadline has passed. ctx.Err() alone does
+// not tell: a call fails at the deadline on gRPC's own timer, which may fire
+// before ctx's.
+func cutShort(ctx context.Context, answers []digestAnswer) bool {
+	deadline, ok := ctx.Deadline()
+	if ctx.Err() == nil && (!ok || time.Now().Before(deadline)) {
+		return false
+	}
+	return slices.ContainsFunc(answers, func(a digestAnswer) bool { return a.err != nil })
+}
+
 // fetchDigests asks every member for its digest, concurrently.
-func fetchDigests(ctx context.Context, creds credentials.TransportCredentials, members []client.Member) []digestAnswer {
+func fetchDigests(ctx context.Context, d memberDialer, members []client.Member) []digestAnswer {
 	answers := make([]digestAnswer, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { answers[i] = fetchDigest(ctx, creds, m) })
+		wg.Go(func() { answers[i] = fetchDigest(ctx, d, m) })
 	}
 	wg.Wait()
 	return answers
@@ -158,22 +171,17 @@ func fetchDigests(ctx context.Context, creds credentials.TransportCredentials, m
 
 // fetchDigest asks one member for its digest; an arbitrator answers with
 // none.
-func fetchDigest(ctx context.Context, creds credentials.TransportCredentials, m client.Member) digestAnswer {
+func fetchDigest(ctx context.Context, d memberDialer, m client.Member) digestAnswer {
 	a := digestAnswer{id: m.ID, addr: m.Addr}
-	conn, err := grpc.NewClient(m.Addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		a.err = err
+	var resp *galenapb.DigestResponse
+	a.err = d.call(ctx, m.Addr, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = galenapb.NewClusterClient(conn).Digest(ctx, &galenapb.DigestRequest{})
+		return err
+	})
+	if a.err != nil {
 		return a
 	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
-	defer cancel()
-	d, err := galenapb.NewClusterClient(conn).Digest(ctx, &galenapb.DigestRequest{})
-	if err != nil {
-		a.err = err
-		return a
-	}
-	return withDigest(a, d)
+	return withDigest(a, resp)
 }
 
 // withDigest fills a's digest points from d; an empty digest means the

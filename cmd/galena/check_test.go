@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/client"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // dg is a 32-byte digest made of one repeated byte.
@@ -134,6 +136,7 @@ type fakeMember struct {
 	status  *galenapb.StatusResponse
 	members []*galenapb.Member
 	digest  func() *galenapb.DigestResponse
+	commit  func() (*galenapb.CommitResponse, error)
 }
 
 // fakeClusterService serves the Cluster service of a fakeMember. (The two
@@ -283,5 +286,40 @@ func TestCheckCommandNoCommonSeqno(t *testing.T) {
 	}
 	if d := time.Since(began); d > 3*time.Second {
 		t.Fatalf("took %v with --timeout 1s", d)
+	}
+}
+
+// earlyDeadline reports a deadline before the one that ends it, as a
+// context does between its deadline and the moment its timer fires: gRPC
+// already fails calls at the deadline while Err is still nil.
+type earlyDeadline struct {
+	context.Context
+	at time.Time
+}
+
+func (c earlyDeadline) Deadline() (time.Time, bool) { return c.at, true }
+
+// Rounds of check that start at the deadline fail for every member, even
+// while the context does not yet say it is done: the report is still the
+// last whole round's.
+func TestCheckKeepsLastReportAtDeadline(t *testing.T) {
+	ms := fakeMembers(t, 2)
+	ms[0].set(func(m *fakeMember) { m.digest = fixedDigest("n1", 300, dg(9)) })
+	ms[1].set(func(m *fakeMember) { m.digest = fixedDigest("n2", 200, dg(3)) })
+	c, err := client.New(client.Config{Endpoints: []string{ms[0].addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ends, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ctx := earlyDeadline{Context: ends, at: time.Now().Add(time.Second)}
+	d := memberDialer{creds: insecure.NewCredentials(), timeout: client.DefaultDialTimeout}
+	rep, err := checkCluster(ctx, c, d, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != verdictNoCommon || rep.Members[0].AppliedSeqno != 300 || rep.Members[1].AppliedSeqno != 200 {
+		t.Fatalf("report %+v; want %s with both members' applied seqnos", rep, verdictNoCommon)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/security"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -22,7 +24,7 @@ import (
 // globalFlags are the flags every client command shares.
 type globalFlags struct {
 	endpoints              string
-	timeout                time.Duration
+	timeout, dialTimeout   time.Duration
 	tlsCert, tlsKey, tlsCA string
 }
 
@@ -35,6 +37,8 @@ func addGlobalFlags(root *cobra.Command) *globalFlags {
 	root.PersistentFlags().StringVar(&g.endpoints, "endpoints", def,
 		"comma-separated host:port of cluster members (env GALENA_ENDPOINTS)")
 	root.PersistentFlags().DurationVar(&g.timeout, "timeout", 5*time.Second, "bound on a whole client command")
+	root.PersistentFlags().DurationVar(&g.dialTimeout, "dial-timeout", client.DefaultDialTimeout,
+		"bound on connecting to one member: one that does not answer within it is skipped, or shown UNREACHABLE")
 	root.PersistentFlags().StringVar(&g.tlsCA, "tls-ca", os.Getenv("GALENA_TLS_CA"),
 		"connect over TLS, trusting members whose certificates this CA certificate signed (env GALENA_TLS_CA)")
 	root.PersistentFlags().StringVar(&g.tlsCert, "tls-cert", os.Getenv("GALENA_TLS_CERT"),
@@ -62,17 +66,58 @@ func (g *globalFlags) clientTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// credentials are the gRPC transport credentials of the commands that call
-// members directly (status, check).
-func (g *globalFlags) credentials() (credentials.TransportCredentials, error) {
+// memberDialer connects to single members for the commands that call them
+// directly (status, check), with the TLS of --tls-* and --dial-timeout.
+type memberDialer struct {
+	creds   credentials.TransportCredentials
+	timeout time.Duration
+}
+
+func (g *globalFlags) memberDialer() (memberDialer, error) {
 	cfg, err := g.clientTLS()
 	switch {
 	case err != nil:
-		return nil, err
+		return memberDialer{}, err
 	case cfg == nil:
-		return insecure.NewCredentials(), nil
+		return memberDialer{creds: insecure.NewCredentials(), timeout: g.dialTimeout}, nil
 	}
-	return credentials.NewTLS(cfg), nil
+	return memberDialer{creds: credentials.NewTLS(cfg), timeout: g.dialTimeout}, nil
+}
+
+// call runs fn on a connection to addr, bounded by statusCallTimeout once
+// connected (see connect).
+func (d memberDialer) call(ctx context.Context, addr string, fn func(context.Context, *grpc.ClientConn) error) error {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(d.creds))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := d.connect(ctx, conn); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
+	defer cancel()
+	return fn(ctx, conn)
+}
+
+// connect waits until conn is ready or has failed, at most d.timeout, so
+// that a member that accepts connections but never answers (a process
+// stopped with SIGSTOP) fails within it rather than at the command's
+// deadline. A failed connection is left to the call, which then fails at
+// once with the transport's error.
+func (d memberDialer) connect(ctx context.Context, conn *grpc.ClientConn) error {
+	dctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	conn.Connect()
+	for s := conn.GetState(); s != connectivity.Ready && s != connectivity.TransientFailure; s = conn.GetState() {
+		if !conn.WaitForStateChange(dctx, s) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("not connected within %v (--dial-timeout)", d.timeout)
+		}
+	}
+	return nil
 }
 
 // endpointList validates and splits --endpoints.
@@ -84,11 +129,15 @@ func (g *globalFlags) endpointList() ([]string, error) {
 	if g.timeout <= 0 {
 		return nil, usagef("--timeout must be positive, got %v", g.timeout)
 	}
+	if g.dialTimeout <= 0 {
+		return nil, usagef("--dial-timeout must be positive, got %v", g.dialTimeout)
+	}
 	return eps, nil
 }
 
-// withClient runs fn with a client of --endpoints and a context bounded by
-// --timeout, and explains the errors a user can act on.
+// withClient runs fn with a client of --endpoints that connects within
+// --dial-timeout and a context bounded by --timeout, and explains the errors
+// a user can act on.
 func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
 	eps, err := g.endpointList()
 	if err != nil {
@@ -98,7 +147,7 @@ func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context
 	if err != nil {
 		return err
 	}
-	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.timeout, TLS: tlsCfg})
+	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.dialTimeout, TLS: tlsCfg})
 	if err != nil {
 		return err
 	}

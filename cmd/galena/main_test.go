@@ -163,6 +163,8 @@ func TestClientUsageErrors(t *testing.T) {
 		{"scan negative limit", []string{"scan", "--limit", "-1"}, "--limit must not be negative"},
 		{"no endpoints", []string{"--endpoints", " , ", "get", "k"}, "--endpoints lists no endpoint"},
 		{"zero timeout", []string{"--timeout", "0s", "status"}, "--timeout must be positive"},
+		{"negative dial timeout", []string{"--dial-timeout", "-1s", "get", "k"}, "--dial-timeout must be positive"},
+		{"zero dial timeout", []string{"--dial-timeout", "0s", "check"}, "--dial-timeout must be positive"},
 		{"unknown command", []string{"frobnicate"}, "unknown command \"frobnicate\""},
 		{"demo without clients", []string{"demo", "--clients", "0"}, "--clients must be at least 1"},
 		{"demo one account", []string{"demo", "--accounts", "1"}, "--accounts must be in 2..10000"},

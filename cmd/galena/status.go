@@ -13,10 +13,10 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 )
 
-// statusCallTimeout bounds one Status call to one member.
+// statusCallTimeout bounds one Status or Digest call to one member, once
+// connected.
 const statusCallTimeout = 3 * time.Second
 
 // stateUnreachable is the state shown for a member that did not answer.
@@ -51,7 +51,9 @@ func newStatusCmd(g *globalFlags) *cobra.Command {
 		Use:   "status",
 		Short: "Show the state of every member of the cluster",
 		Long: `Show the state of every member of the cluster: the members are those listed
-by the first reachable endpoint; each is asked for its own status.
+by the first endpoint to answer; each is asked for its own status. A member
+not connected within --dial-timeout (down, or stopped and not answering) is
+shown UNREACHABLE.
 
 Columns: ROLE is data or arbitrator (votes, stores no data); APPLIED is the
 highest seqno the member applied and LAG how many committed entries it has
@@ -65,13 +67,13 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 			if err != nil {
 				return err
 			}
-			creds, err := g.credentials()
+			d, err := g.memberDialer()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 			defer cancel()
-			rows, err := clusterStatus(ctx, creds, eps)
+			rows, err := clusterStatus(ctx, d, eps)
 			if err != nil {
 				return err
 			}
@@ -85,21 +87,12 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 	return cmd
 }
 
-// clusterStatus asks the endpoints in turn for the member list, then every
-// member for its status.
-func clusterStatus(ctx context.Context, creds credentials.TransportCredentials, eps []string) ([]memberStatus, error) {
-	var first *galenapb.StatusResponse
-	var errs []string
-	for _, ep := range eps {
-		resp, err := fetchStatus(ctx, creds, ep)
-		if err == nil {
-			first = resp
-			break
-		}
-		errs = append(errs, fmt.Sprintf("%s: %s", ep, cause(err)))
-	}
-	if first == nil {
-		return nil, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
+// clusterStatus asks the endpoints for the member list, then every member
+// for its status.
+func clusterStatus(ctx context.Context, d memberDialer, eps []string) ([]memberStatus, error) {
+	first, err := firstStatus(ctx, d, eps)
+	if err != nil {
+		return nil, err
 	}
 	members := first.GetMembers()
 	if len(members) == 0 {
@@ -108,15 +101,45 @@ func clusterStatus(ctx context.Context, creds credentials.TransportCredentials, 
 	rows := make([]memberStatus, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { rows[i] = memberRow(ctx, creds, m) })
+		wg.Go(func() { rows[i] = memberRow(ctx, d, m) })
 	}
 	wg.Wait()
 	return rows, nil
 }
 
+// firstStatus asks every endpoint for its status at once and returns the
+// first answer, so that an endpoint that does not answer delays nothing.
+func firstStatus(ctx context.Context, d memberDialer, eps []string) (*galenapb.StatusResponse, error) {
+	type answer struct {
+		i    int
+		resp *galenapb.StatusResponse
+		err  error
+	}
+	answers := make(chan answer, len(eps)) // never blocks a sender
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // first: the others stop
+	for i, ep := range eps {
+		wg.Go(func() {
+			resp, err := fetchStatus(ctx, d, ep)
+			answers <- answer{i, resp, err}
+		})
+	}
+	errs := make([]string, len(eps))
+	for range eps {
+		a := <-answers
+		if a.err == nil {
+			return a.resp, nil
+		}
+		errs[a.i] = fmt.Sprintf("%s: %s", eps[a.i], cause(a.err))
+	}
+	return nil, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
+}
+
 // memberRow is the status row of member m.
-func memberRow(ctx context.Context, creds credentials.TransportCredentials, m *galenapb.Member) memberStatus {
-	resp, err := fetchStatus(ctx, creds, m.GetAddress())
+func memberRow(ctx context.Context, d memberDialer, m *galenapb.Member) memberStatus {
+	resp, err := fetchStatus(ctx, d, m.GetAddress())
 	if err != nil {
 		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
 	}
@@ -124,15 +147,12 @@ func memberRow(ctx context.Context, creds credentials.TransportCredentials, m *g
 }
 
 // fetchStatus calls Status on one address.
-func fetchStatus(ctx context.Context, creds credentials.TransportCredentials, addr string) (*galenapb.StatusResponse, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
-	defer cancel()
-	return galenapb.NewKVClient(conn).Status(ctx, &galenapb.StatusRequest{})
+func fetchStatus(ctx context.Context, d memberDialer, addr string) (resp *galenapb.StatusResponse, err error) {
+	err = d.call(ctx, addr, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
+		resp, err = galenapb.NewKVClient(conn).Status(ctx, &galenapb.StatusRequest{})
+		return err
+	})
+	return resp, err
 }
 
 func rowOf(r *galenapb.StatusResponse) memberStatus {
