@@ -292,23 +292,35 @@ func TestReadIndexWithoutWrites(t *testing.T) {
 func TestAdmitRefusesForwardedGarbage(t *testing.T) {
 	ms := startGroup(t, 3)
 	ld := leader(t, ms)
+	var mu sync.Mutex
+	refused := map[string]bool{}
 	for _, m := range ms {
 		m.g.cfg.Admit = func(b []byte) error {
 			if bytes.HasPrefix(b, []byte("bad")) {
+				mu.Lock()
+				defer mu.Unlock()
+				refused[string(b)] = true
 				return errors.New("bad entry")
 			}
 			return nil
 		}
 	}
+	wasRefused := func(entry string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return refused[entry]
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	f := ms[(ld+1)%3]
-	if _, err := f.g.Broadcast(ctx, []byte("bad local")); err == nil {
-		t.Fatal("a follower's Broadcast got a refused entry ordered")
+	// Turned away by every leader it asks, the follower gives up as a
+	// member with no leader would: the entry was never appended.
+	if _, err := f.g.Broadcast(ctx, []byte("bad local")); !errors.Is(err, ErrNotPrimary) || !wasRefused("bad local") {
+		t.Fatalf("a follower's Broadcast of a refused entry: %v (Admit refused it: %v), want ErrNotPrimary", err, wasRefused("bad local"))
 	}
 	// Bypass the follower's own check, as a stranger on the port would.
-	if _, err := f.g.fwd.forward(ctx, ms[ld].g.cfg.Addr, []byte("bad forwarded")); err == nil {
-		t.Fatal("the leader appended a forwarded entry its Admit refuses")
+	if _, err := f.g.fwd.forward(ctx, ms[ld].g.cfg.Addr, []byte("bad forwarded")); !errors.Is(err, ErrNotLeader) || !wasRefused("bad forwarded") {
+		t.Fatalf("forwarding a refused entry: %v (Admit refused it: %v), want ErrNotLeader", err, wasRefused("bad forwarded"))
 	}
 	if _, err := f.g.Broadcast(ctx, []byte("good")); err != nil {
 		t.Fatal(err)
