@@ -22,12 +22,12 @@ import (
 // larger:
 //
 //	go test ./integration/ -run TestOpsStateTransfer -v -timeout 30m -ops.sst-mb=200
-//	go test ./integration/ -run TestOpsRestart -v -timeout 30m -ops.figures
+//	go test ./integration/ -run '^$' -bench OpsRestartCatchUp -benchtime 3x -timeout 30m -ops.figures
 var (
 	opsSSTMB = flag.Int("ops.sst-mb", 16,
 		"size in MB of the data set TestOpsStateTransferBySnapshot transfers to a joiner (200 checks the joiner streams it)")
 	opsFigures = flag.Bool("ops.figures", false,
-		"TestOpsRestartCatchUpGrowsWithMissed: large data set of 200 MB and M=1000 entries missed, instead of 16 MB and 100")
+		"BenchmarkOpsRestartCatchUp: large data set of 200 MB and M=1000 entries missed, instead of 16 MB and 100")
 )
 
 const (
