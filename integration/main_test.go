@@ -49,7 +49,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 // newClient is c.Client, failing the test on error.
-func newClient(t *testing.T, c *Cluster, endpoints ...string) *client.Client {
+func newClient(t testing.TB, c *Cluster, endpoints ...string) *client.Client {
 	t.Helper()
 	cl, err := c.Client(endpoints...)
 	if err != nil {
@@ -59,7 +59,7 @@ func newClient(t *testing.T, c *Cluster, endpoints ...string) *client.Client {
 }
 
 // converge waits until every running member has applied the same seqno.
-func converge(t *testing.T, c *Cluster) uint64 {
+func converge(t testing.TB, c *Cluster) uint64 {
 	t.Helper()
 	seqno, err := c.WaitConverged(30 * time.Second)
 	if err != nil {

@@ -504,7 +504,7 @@ func expectPut(want map[string][]byte, k string, v []byte, err error) {
 }
 
 // mustLeader is c.Leader, failing the test on error.
-func mustLeader(t *testing.T, c *Cluster) int {
+func mustLeader(t testing.TB, c *Cluster) int {
 	t.Helper()
 	ld, err := c.Leader()
 	if err != nil {

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,7 +34,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if err := echoes(c, "hello", time.Second); err != nil {
 		t.Fatalf("through a healthy link: %v", err)
 	}
-	if s := nw.Stats(0, 1); s.Conns != 1 || s.Bytes != 5 || s.Delayed != 0 {
+	if s := nw.Stats(0, 1); s.Conns != 1 || s.Bytes != 5 || s.Delayed != 0 { // counted before sent on
 		t.Errorf("link 0→1 after one echo: %+v", s)
 	}
 
@@ -41,11 +42,9 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if err := echoes(c, "lost", 200*time.Millisecond); err == nil {
 		t.Fatal("an echo crossed a blocked link")
 	}
-	if s := nw.Stats(0, 1); s.Dropped != 4 {
-		t.Errorf("link 0→1 dropped %d bytes, want 4", s.Dropped)
-	}
+	waitDropped(t, nw, 0, 1, 4)
 	nw.Heal()
-	if err := closedSoon(c, time.Second); err != nil {
+	if err := closedSoon(c, proxyWait); err != nil {
 		t.Errorf("a connection that lost bytes after Heal: %v", err)
 	}
 
@@ -54,10 +53,8 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if err := echoes(c, "half", 200*time.Millisecond); err == nil {
 		t.Fatal("an echo crossed a link blocked one way")
 	}
-	if s := nw.Stats(1, 0); s.Dropped != 4 {
-		t.Errorf("link 1→0 dropped %d bytes, want 4", s.Dropped)
-	}
-	if err := closedSoon(c, sever+time.Second); err != nil {
+	waitDropped(t, nw, 1, 0, 4)
+	if err := closedSoon(c, sever+proxyWait); err != nil {
 		t.Errorf("a connection that lost bytes, after SeverAfter: %v", err)
 	}
 	nw.Heal()
@@ -68,16 +65,18 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 		t.Fatal("a connection opened on a blocked link carried an echo")
 	}
 	nw.Heal()
-	if err := closedSoon(c, time.Second); err != nil {
+	if err := closedSoon(c, proxyWait); err != nil {
 		t.Errorf("a connection opened on a blocked link, after Heal: %v", err)
 	}
 
-	const delay = 100 * time.Millisecond
+	// A round trip over the delayed links takes at least 2×delay; once
+	// healed, one that took as long would still be delayed.
+	const delay = time.Second
 	nw.Delay(0, 1, delay)
 	nw.Delay(1, 0, delay)
 	c = dialProxy(t, nw, 0, 1)
 	began := time.Now()
-	if err := echoes(c, "slow", 2*time.Second); err != nil {
+	if err := echoes(c, "slow", 2*delay+proxyWait); err != nil {
 		t.Fatalf("through delayed links: %v", err)
 	}
 	if rtt := time.Since(began); rtt < 2*delay {
@@ -88,13 +87,30 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	}
 	nw.Heal()
 	began = time.Now()
-	if err := echoes(c, "fast", time.Second); err != nil || time.Since(began) >= delay {
-		t.Errorf("after Heal: %v after %v", err, time.Since(began))
+	if err := echoes(c, "fast", 2*delay); err != nil {
+		t.Errorf("after Heal: %v after %v, want a round trip shorter than the %v of the delayed links", err, time.Since(began), 2*delay)
 	}
 	if s := nw.Stats(0, 1); s.Delayed != 4 || s.Bytes != 5+4+4+4 { // hello, half, slow, fast
 		t.Errorf("link 0→1 after an echo without delay: %+v", s)
 	}
 	c.Close()
+}
+
+// proxyWait bounds what the proxies must do at once (count dropped bytes,
+// sever a connection), generously for a busy machine.
+const proxyWait = 10 * time.Second
+
+// waitDropped waits until the link from → to has dropped n bytes in all.
+func waitDropped(t *testing.T, nw *Net, from, to int, n int64) {
+	t.Helper()
+	if err := WaitFor(proxyWait, func() error {
+		if s := nw.Stats(from, to); s.Dropped != n {
+			return fmt.Errorf("link %d→%d dropped %d bytes, want %d", from, to, s.Dropped, n)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
 }
 
 // Isolate, Split and Bridge block exactly the links they describe.

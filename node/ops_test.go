@@ -47,6 +47,20 @@ func clusterAdmin(t *testing.T, addr string) galenapb.ClusterClient {
 	return galenapb.NewClusterClient(conn)
 }
 
+// stopsWith waits up to 20s for member i to stop and fails the test unless
+// it stopped with want.
+func stopsWith(t *testing.T, c *nodetest.Cluster, i int, want error) {
+	t.Helper()
+	select {
+	case err := <-c.Nodes[i].Fatal():
+		if !errors.Is(err, want) {
+			t.Fatalf("%s stopped with %v, want %v", c.Nodes[i].ID(), err, want)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop within 20s; want %v", c.Nodes[i].ID(), want)
+	}
+}
+
 func waitState(c *nodetest.Cluster, i int, want string) {
 	c.WaitFor(20*time.Second, fmt.Sprintf("%s to be %s", c.Nodes[i].ID(), want), func() bool {
 		st := c.Nodes[i].Status()
@@ -107,14 +121,7 @@ func TestRemoveMembers(t *testing.T) {
 	if _, err := adm.MemberRemove(ctxT(t), &galenapb.MemberRemoveRequest{Id: c.Nodes[l].ID()}); err != nil {
 		t.Fatalf("remove the leader through a follower: %v", err)
 	}
-	select {
-	case err := <-c.Nodes[l].Fatal():
-		if !errors.Is(err, node.ErrRemoved) {
-			t.Fatalf("removed leader stopped with %v, want ErrRemoved", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the removed leader did not notice its removal")
-	}
+	stopsWith(t, c, l, node.ErrRemoved)
 	c.Stop(l)
 	rest := []int{(l + 1) % 3, (l + 2) % 3}
 	putN(t, newClient(t, c.Endpoints()[rest[0]], c.Endpoints()[rest[1]]), "b", 5)
@@ -123,9 +130,7 @@ func TestRemoveMembers(t *testing.T) {
 	if _, err := self.MemberRemove(ctxT(t), &galenapb.MemberRemoveRequest{Id: c.Nodes[rest[1]].ID()}); err != nil {
 		t.Fatalf("remove the member the request went to: %v", err)
 	}
-	if err := <-c.Nodes[rest[1]].Fatal(); !errors.Is(err, node.ErrRemoved) {
-		t.Fatalf("self-removed member stopped with %v", err)
-	}
+	stopsWith(t, c, rest[1], node.ErrRemoved)
 	c.Stop(rest[1])
 	c.WaitFor(20*time.Second, "the last member to lead", func() bool { return c.Nodes[rest[0]].Status().RaftState == "Leader" })
 	last := clusterAdmin(t, c.Endpoints()[rest[0]])
@@ -175,11 +180,9 @@ func TestDivergedMemberStops(t *testing.T) {
 	})
 	c.Leader()
 	cl := newClient(t, c.Endpoints()[0])
-	done := make(chan error, 1)
-	go func() { done <- <-c.Nodes[2].Fatal() }()
 	for i := 0; ; i++ {
 		select {
-		case err := <-done:
+		case err := <-c.Nodes[2].Fatal():
 			if !errors.Is(err, certification.ErrDiverged) {
 				t.Fatalf("n3 stopped with %v, want ErrDiverged", err)
 			}

@@ -33,17 +33,17 @@ func checkSameAt(t *testing.T, a, b *Store, seq uint64, keys, ids []string) {
 		if !bytes.Equal(va, vb) || !errors.Is(eb, ea) {
 			t.Fatalf("Get(%s)@%d: %q,%v vs %q,%v", k, seq, va, ea, vb, eb)
 		}
-		sa, oka, _ := a.LatestVersion([]byte(k), seq+1)
-		sb, okb, err := b.LatestVersion([]byte(k), seq+1)
-		if sa != sb || oka != okb || err != nil {
-			t.Fatalf("LatestVersion(%s, %d): %d,%v vs %d,%v,%v", k, seq+1, sa, oka, sb, okb, err)
+		sa, oka, erra := a.LatestVersion([]byte(k), seq+1)
+		sb, okb, errb := b.LatestVersion([]byte(k), seq+1)
+		if sa != sb || oka != okb || erra != nil || errb != nil {
+			t.Fatalf("LatestVersion(%s, %d): %d,%v,%v vs %d,%v,%v", k, seq+1, sa, oka, erra, sb, okb, errb)
 		}
 	}
 	for _, id := range ids {
-		oa, sa, oka, _ := a.LookupID([]byte(id), seq+1)
-		ob, sb, okb, err := b.LookupID([]byte(id), seq+1)
-		if !bytes.Equal(oa, ob) || sa != sb || oka != okb || err != nil {
-			t.Fatalf("LookupID(%s): %q,%d,%v vs %q,%d,%v,%v", id, oa, sa, oka, ob, sb, okb, err)
+		oa, sa, oka, erra := a.LookupID([]byte(id), seq+1)
+		ob, sb, okb, errb := b.LookupID([]byte(id), seq+1)
+		if !bytes.Equal(oa, ob) || sa != sb || oka != okb || erra != nil || errb != nil {
+			t.Fatalf("LookupID(%s): %q,%d,%v,%v vs %q,%d,%v,%v", id, oa, sa, oka, erra, ob, sb, okb, errb)
 		}
 	}
 }
@@ -181,8 +181,8 @@ func TestImportRejectsBadStreams(t *testing.T) {
 			if got := dst.Applied(); got.Seqno != 0 || got.MinReadable != 0 || len(kvs) != 0 {
 				t.Fatalf("after failed import: Applied = %+v, data %q", got, scanString(kvs))
 			}
-			if _, _, ok, _ := dst.LookupID([]byte("mine"), math.MaxUint64); ok {
-				t.Fatal("id survived a failed import")
+			if _, _, ok, err := dst.LookupID([]byte("mine"), math.MaxUint64); err != nil || ok {
+				t.Fatalf("id after a failed import: stored %v, %v; want absent", ok, err)
 			}
 			// A good stream still imports afterwards.
 			if _, err := dst.Import(bytes.NewReader(good)); err != nil {

@@ -260,8 +260,8 @@ func TestApplyBatchRejectsInvalid(t *testing.T) {
 				t.Fatalf("data changed: %q, %v", scanString(kvs), err)
 			}
 			for _, id := range []string{"x", "y"} {
-				if _, _, ok, _ := s.LookupID([]byte(id), math.MaxUint64); ok {
-					t.Fatalf("id %q was stored", id)
+				if _, _, ok, err := s.LookupID([]byte(id), math.MaxUint64); err != nil || ok {
+					t.Fatalf("LookupID(%q) = stored %v, %v; want absent", id, ok, err)
 				}
 			}
 		})

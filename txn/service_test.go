@@ -31,8 +31,9 @@ type fakeOrderer struct {
 	err     error // returned by Broadcast when set
 	sent    int
 	verdict certification.Verdict
-	ahead   uint64 // how far the leader's commit point is ahead of applied
-	cutOff  bool   // not primary: Serving refuses unless stale
+	commit  uint64        // the leader's commit point ReadIndex reports; 0: applied
+	cutOff  bool          // not primary: Serving refuses unless stale
+	waits   chan<- uint64 // told the seqno each WaitApplied waits for, when set
 }
 
 func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) {
@@ -52,6 +53,16 @@ func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) 
 }
 
 func (o *fakeOrderer) WaitApplied(ctx context.Context, s uint64) error {
+	o.mu.Lock()
+	waits := o.waits
+	o.mu.Unlock()
+	if waits != nil {
+		select {
+		case waits <- s:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for o.Applied() < s {
 		select {
 		case <-ctx.Done():
@@ -65,7 +76,16 @@ func (o *fakeOrderer) WaitApplied(ctx context.Context, s uint64) error {
 func (o *fakeOrderer) ReadIndex(context.Context) (uint64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.applied + o.ahead, o.err
+	if o.commit != 0 {
+		return o.commit, o.err
+	}
+	return o.applied, o.err
+}
+
+func (o *fakeOrderer) setWaits(c chan<- uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.waits = c
 }
 
 func (o *fakeOrderer) Serving(stale bool) error {
@@ -93,11 +113,19 @@ func (emptyStore) LookupID([]byte, uint64) ([]byte, uint64, bool, error) {
 	return nil, 0, false, nil
 }
 
+// newService returns a Service whose causal waits give up after 50ms, for
+// tests that want the refusal of a seqno that never comes.
 func newService(t *testing.T) (*Service, *fakeOrderer) {
+	t.Helper()
+	return newServiceWaiting(t, 50*time.Millisecond)
+}
+
+// newServiceWaiting returns a Service whose causal waits last up to wait.
+func newServiceWaiting(t *testing.T, wait time.Duration) (*Service, *fakeOrderer) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Limits = Limits{MaxKeySize: 8, MaxValueSize: 16, MaxWriteSetSize: 64, MaxScanBatch: 10}
-	cfg.CausalWait = 50 * time.Millisecond
+	cfg.CausalWait = wait
 	o := &fakeOrderer{applied: 1, verdict: certification.Commit}
 	s, err := New(cfg, emptyStore{}, o)
 	if err != nil {
@@ -180,18 +208,51 @@ func TestBroadcastErrorsMap(t *testing.T) {
 }
 
 func TestSnapshotChoice(t *testing.T) {
-	s, o := newService(t)
+	s, _ := newService(t)
 	ctx := context.Background()
 	if _, _, at, err := s.Get(ctx, []byte("k"), ReadAt{}); err != nil || at != 1 {
 		t.Fatalf("new read at %d, %v; want the applied seqno 1", at, err)
 	}
-	go func() { o.Broadcast(ctx, mustEntry(t)) }()
-	if _, _, at, err := s.Get(ctx, []byte("k"), ReadAt{MinSeqno: 2}); err != nil || at < 2 {
-		t.Fatalf("read with min_seqno 2 at %d, %v", at, err)
-	}
 	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Snapshot: 50}); !errors.Is(err, ErrSnapshotUnavailable) {
 		t.Fatalf("read at a future snapshot: %v", err)
 	}
+	s, o := newServiceWaiting(t, time.Minute)
+	if at, err := readWhileApplying(t, s, o, ReadAt{MinSeqno: 2}, 2); err != nil || at < 2 {
+		t.Fatalf("read with min_seqno 2 at %d, %v", at, err)
+	}
+}
+
+// readWhileApplying starts a read at r, and once the read waits for seqno
+// want to be applied, applies it; it returns what the read returned. It fails
+// the test if the read waits for another seqno, and returns at once, without
+// applying anything, if the read does not wait at all.
+func readWhileApplying(t *testing.T, s *Service, o *fakeOrderer, r ReadAt, want uint64) (uint64, error) {
+	t.Helper()
+	waits := make(chan uint64)
+	o.setWaits(waits)
+	defer o.setWaits(nil)
+	type result struct {
+		at  uint64
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		_, _, at, err := s.Get(context.Background(), []byte("k"), r)
+		done <- result{at, err}
+	}()
+	select {
+	case got := <-waits:
+		if got != want {
+			t.Errorf("read waits for seqno %d, want %d", got, want)
+		}
+	case res := <-done:
+		return res.at, res.err
+	}
+	if _, err := o.Broadcast(context.Background(), mustEntry(t)); err != nil {
+		t.Fatal(err)
+	}
+	res := <-done
+	return res.at, res.err
 }
 
 func mustEntry(t *testing.T) []byte {
@@ -226,16 +287,18 @@ func TestStatusTable(t *testing.T) {
 func TestLinearizableReadWaitsForCommitPoint(t *testing.T) {
 	s, o := newService(t)
 	ctx := context.Background()
-	o.ahead = 1
+	o.commit = 2
 	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true}); !errors.Is(err, ErrSnapshotUnavailable) {
 		t.Fatalf("read with the commit point never applied: %v, want ErrSnapshotUnavailable", err)
 	}
-	go func() { o.Broadcast(ctx, mustEntry(t)) }()
-	_, _, at, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true})
-	if err != nil || at < 2 {
+	s, o = newServiceWaiting(t, time.Minute)
+	o.commit = 2
+	if at, err := readWhileApplying(t, s, o, ReadAt{Linearizable: true}, 2); err != nil || at < 2 {
 		t.Fatalf("linearizable read at %d, %v; want at or after the commit point 2", at, err)
 	}
+	o.mu.Lock()
 	o.err = groupcomm.ErrNotPrimary
+	o.mu.Unlock()
 	if _, _, _, err := s.Get(ctx, []byte("k"), ReadAt{Linearizable: true}); !errors.Is(err, ErrNotPrimary) {
 		t.Fatalf("linearizable read without a leader: %v", err)
 	}

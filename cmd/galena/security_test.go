@@ -26,14 +26,20 @@ func mustCLI(t *testing.T, args ...string) string {
 	return out
 }
 
-// roleOfFile reads the role of the certificate in path.
-func roleOfFile(t *testing.T, path string) security.Role {
+// mustRead returns the contents of path, failing the test if it cannot be read.
+func mustRead(t *testing.T, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blk, _ := pem.Decode(b)
+	return b
+}
+
+// roleOfFile reads the role of the certificate in path.
+func roleOfFile(t *testing.T, path string) security.Role {
+	t.Helper()
+	blk, _ := pem.Decode(mustRead(t, path))
 	if blk == nil {
 		t.Fatalf("%s holds no PEM", path)
 	}
@@ -66,8 +72,12 @@ func TestCertCommands(t *testing.T) {
 	} {
 		path := filepath.Join(dir, f.path)
 		fi, err := os.Stat(path)
-		if err != nil || fi.Mode().Perm() != f.mode {
-			t.Errorf("%s: mode %v, %v; want %v", f.path, fi.Mode().Perm(), err, f.mode)
+		if err != nil {
+			t.Errorf("%s: %v", f.path, err)
+			continue
+		}
+		if fi.Mode().Perm() != f.mode {
+			t.Errorf("%s: mode %v, want %v", f.path, fi.Mode().Perm(), f.mode)
 		}
 		if f.role >= 0 {
 			if r := roleOfFile(t, path); r != f.role {
@@ -75,7 +85,7 @@ func TestCertCommands(t *testing.T) {
 			}
 		}
 	}
-	caBefore, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	caBefore := mustRead(t, filepath.Join(dir, "ca.crt"))
 	refusals := []struct {
 		name string
 		args []string
@@ -105,14 +115,14 @@ func TestCertCommands(t *testing.T) {
 			}
 		})
 	}
-	if caAfter, _ := os.ReadFile(filepath.Join(dir, "ca.crt")); !bytes.Equal(caBefore, caAfter) {
+	if caAfter := mustRead(t, filepath.Join(dir, "ca.crt")); !bytes.Equal(caBefore, caAfter) {
 		t.Fatal("a refused command changed ca.crt")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "bob.crt")); !os.IsNotExist(err) {
 		t.Fatalf("a refused command wrote bob.crt (%v)", err)
 	}
 	mustCLI(t, "cert", "node", "--ca", dir, "--id", "n1", "--hosts", "127.0.0.1", "--force")
-	if caAfter, _ := os.ReadFile(filepath.Join(dir, "ca.crt")); !bytes.Equal(caBefore, caAfter) {
+	if caAfter := mustRead(t, filepath.Join(dir, "ca.crt")); !bytes.Equal(caBefore, caAfter) {
 		t.Fatal("cert node --force changed ca.crt")
 	}
 }
