@@ -15,11 +15,13 @@ var (
 	// ErrConflict: a key the write-set writes was written after its snapshot.
 	// The write-set was not applied. Outcome.Err returns a *ConflictError.
 	ErrConflict = errors.New("certification: conflict")
-	// ErrSnapshotTooOld: the write-set's snapshot is below the certification
-	// window. It was not applied; the transaction should restart.
+	// ErrSnapshotTooOld: the write-set's snapshot or origin is below the
+	// certification window. It was not applied; the transaction should
+	// restart.
 	ErrSnapshotTooOld = errors.New("certification: snapshot is older than the certification window")
-	// ErrInvalidSnapshot: the write-set claims a snapshot at or after its own
-	// seqno, which no honest transaction can have read. It was not applied.
+	// ErrInvalidSnapshot: the write-set claims a snapshot or an origin at or
+	// after its own seqno, which no honest client can have seen. It was not
+	// applied.
 	ErrInvalidSnapshot = errors.New("certification: snapshot is not before the write-set's seqno")
 	// ErrInvalidWriteSet: the write-set has an empty key or a key or id that
 	// storage cannot hold. Members admit no such write-set, so one in the log
@@ -202,13 +204,13 @@ func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error
 
 // decide is the rule itself.
 func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
-	snap := ws.GetSnapshot()
+	snap, origin := ws.GetSnapshot(), ws.GetOrigin()
 	switch {
 	case !wellFormed(ws):
 		return Outcome{Seqno: seqno, Verdict: InvalidWriteSet}, nil
-	case snap >= seqno:
+	case snap >= seqno || origin >= seqno:
 		return Outcome{Seqno: seqno, Verdict: InvalidSnapshot}, nil
-	case seqno > c.cfg.Window && snap < seqno-c.cfg.Window:
+	case c.tooOld(snap, seqno) || (origin > 0 && c.tooOld(origin, seqno)):
 		return Outcome{Seqno: seqno, Verdict: TooOld}, nil
 	}
 	for _, w := range ws.GetWrites() {
@@ -221,6 +223,14 @@ func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error)
 		}
 	}
 	return Outcome{Seqno: seqno, Verdict: Commit}, nil
+}
+
+// tooOld reports whether a write-set bounded by seqno b (its snapshot or
+// its origin) is too old to be ordered at seqno: b is below the window, so
+// the write-set may have been ordered before at a seqno whose id members no
+// longer remember.
+func (c *Certifier) tooOld(b, seqno uint64) bool {
+	return seqno > c.cfg.Window && b < seqno-c.cfg.Window
 }
 
 // wellFormed reports whether storage can hold every key and value of ws.

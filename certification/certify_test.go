@@ -47,6 +47,11 @@ func ws(id string, snap uint64, keys ...string) *galenapb.WriteSet {
 	return w
 }
 
+func withOrigin(w *galenapb.WriteSet, origin uint64) *galenapb.WriteSet {
+	w.Origin = origin
+	return w
+}
+
 // certifyAndStore certifies w at seqno and stores what the Applier would:
 // a commit's writes, and the outcome under the id of a first delivery that
 // is not invalid. Then it tells the Certifier the store holds seqno.
@@ -133,6 +138,23 @@ func TestCertifyRule(t *testing.T) {
 		{"repeated id beyond the window is certified afresh", []step{
 			{ws: ws("a", 0, "x"), seqno: 1, want: Commit},
 			{ws: ws("a", 150, "x"), seqno: 200, want: Commit},
+		}},
+		// A write-set that read nothing gets its snapshot from the member
+		// that takes it, so a late resend carries a fresh one; its origin,
+		// set by the client once, refuses the resend once the id is
+		// forgotten.
+		{"a late resend is refused by its origin, whatever snapshot it was given", []step{
+			{ws: withOrigin(ws("a", 50, "x"), 40), seqno: 60, want: Commit},
+			{ws: withOrigin(ws("a", 150, "x"), 40), seqno: 141, want: Commit, dup: true},
+			{ws: withOrigin(ws("a", 150, "x"), 40), seqno: 200, want: TooOld},
+		}},
+		{"origin within the window commits, below it is too old", []step{
+			{ws: withOrigin(ws("a", 150, "x"), 100), seqno: 200, want: Commit},
+			{ws: withOrigin(ws("b", 150, "y"), 99), seqno: 200, want: TooOld},
+		}},
+		{"origin at or after own seqno is invalid", []step{
+			{ws: withOrigin(ws("a", 3, "x"), 5), seqno: 5, want: InvalidSnapshot},
+			{ws: withOrigin(ws("b", 3, "x"), 9), seqno: 6, want: InvalidSnapshot},
 		}},
 	}
 	for _, tc := range cases {

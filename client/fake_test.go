@@ -44,6 +44,13 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{seq: 1, data: map[string][]version{}, outcomes: map[string]*galenapb.CommitResponse{}}
 }
 
+// advance moves the store on by n seqnos, as if others had committed.
+func (s *fakeStore) advance(n uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq += n
+}
+
 func (s *fakeStore) appliedSeqno() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -284,6 +291,12 @@ func serve[Req proto.Message, Resp any](n *fakeNode, ctx context.Context, method
 	return resp, nil
 }
 
+// Status answers as a member does whatever its state: the hooks, which
+// play a member's refusals, do not apply.
+func (n *fakeNode) Status(context.Context, *galenapb.StatusRequest) (*galenapb.StatusResponse, error) {
+	return &galenapb.StatusResponse{Address: n.addr, AppliedSeqno: n.store.appliedSeqno()}, nil
+}
+
 func (n *fakeNode) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
 	return serve(n, ctx, "Get", req, n.store.get)
 }
@@ -296,10 +309,14 @@ func (n *fakeNode) Scan(ctx context.Context, req *galenapb.ScanRequest) (*galena
 
 func (n *fakeNode) Commit(ctx context.Context, req *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
 	return serve(n, ctx, "Commit", req, func(r *galenapb.CommitRequest) (*galenapb.CommitResponse, error) {
-		if r.MinSeqno > n.store.appliedSeqno() {
+		ws := r.GetWriteSet()
+		switch {
+		case r.MinSeqno > n.store.appliedSeqno() || ws.GetOrigin() > n.store.appliedSeqno():
 			return nil, reasonErr(codes.FailedPrecondition, api.ReasonSnapshotUnavailable, "min seqno not applied")
+		case ws.GetSnapshot() == 0 && ws.GetOrigin() == 0:
+			return nil, reasonErr(codes.InvalidArgument, api.ReasonInvalidWriteSet, "a write-set without a snapshot needs an origin")
 		}
-		return n.store.commit(r.GetWriteSet())
+		return n.store.commit(ws)
 	})
 }
 

@@ -3,8 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"maps"
 	"slices"
+
+	"go.uber.org/zap"
 
 	"github.com/galenadb/galena/api/galenapb"
 )
@@ -155,7 +158,10 @@ func (tx *Txn) buffer(key []byte, w write) {
 // documentation). Other errors (ErrTooLarge,
 // ErrInvalidKey, ErrSnapshotTooOld, ErrOverloaded, ...) mean the write-set
 // was refused; after ErrOverloaded, back off before committing again. A
-// transaction without writes commits at once, with no round trip.
+// transaction without writes commits at once, with no round trip. A
+// transaction that wrote without reading is dated by the session's highest
+// seen seqno (its origin, which keeps a late resend from being applied
+// twice); a session that has seen none first asks a member for one.
 func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 	if tx.done {
 		return CommitInfo{}, ErrTxnDone
@@ -168,11 +174,23 @@ func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 		return CommitInfo{Seqno: tx.snapshot}, nil
 	}
 	ws, err := tx.writeSet()
+	if err == nil && ws.Snapshot == 0 {
+		ws.Origin, err = tx.c.origin(ctx)
+	}
 	if err != nil {
 		return CommitInfo{}, err
 	}
 	tx.writes = nil
-	return tx.c.commit(ctx, tx.ep, ws)
+	info, err := tx.c.commit(ctx, tx.ep, ws)
+	if errors.Is(err, ErrSnapshotTooOld) && ws.Snapshot == 0 {
+		// Its origin, the session's highest seen seqno, fell out of the
+		// window while the session was idle: the next write-set takes a
+		// fresh one.
+		if lerr := tx.c.learnSeqno(ctx); lerr != nil {
+			tx.c.lg.Debug("could not learn a fresh seqno", zap.Error(lerr))
+		}
+	}
+	return info, err
 }
 
 // writeSet builds the write-set to commit, writes in key order.

@@ -532,3 +532,43 @@ func TestWriteSetOverMaxCallSize(t *testing.T) {
 		t.Fatalf("commits = %d; want 0", got)
 	}
 }
+
+// A write-set that read nothing carries an origin: the session's highest
+// seen seqno, learned from a member first (one Status call) when the session
+// has seen none. A resend keeps it, and a refusal as too old makes the
+// session learn a fresh one for the next write-set.
+func TestBlindWriteSetOrigin(t *testing.T) {
+	nodes := newFakeCluster(t, 1)
+	nodes[0].store.advance(41) // the cluster is at seqno 42
+	c := newTestClient(t, nodes[0].addr)
+	if err := c.Put(testCtx(t), []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	commits := nodes[0].callsOf("Commit")
+	if len(commits) != 1 {
+		t.Fatalf("%d commits, want 1", len(commits))
+	}
+	if ws := commits[0].(*galenapb.CommitRequest).GetWriteSet(); ws.GetSnapshot() != 0 || ws.GetOrigin() != 42 {
+		t.Fatalf("blind write-set snapshot %d origin %d, want 0 and the member's applied 42", ws.GetSnapshot(), ws.GetOrigin())
+	}
+
+	// The cluster moves on while the session is idle; the member refuses
+	// the stale origin, and the retry carries a fresh one.
+	nodes[0].store.advance(1000)
+	refused := false
+	nodes[0].setHooks(func(_ context.Context, method string, req proto.Message) error {
+		if method == "Commit" && !refused {
+			refused = true
+			return reasonErr(codes.FailedPrecondition, api.ReasonSnapshotTooOld, "origin below the window")
+		}
+		return nil
+	}, nil)
+	if err := c.Put(testCtx(t), []byte("k"), []byte("w")); err != nil {
+		t.Fatalf("Put after the origin fell out of the window: %v", err)
+	}
+	commits = nodes[0].callsOf("Commit")
+	last := commits[len(commits)-1].(*galenapb.CommitRequest).GetWriteSet()
+	if len(commits) != 3 || last.GetOrigin() < 1042 {
+		t.Fatalf("%d commits, the last with origin %d; want a retry with an origin of at least 1042", len(commits), last.GetOrigin())
+	}
+}

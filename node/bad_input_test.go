@@ -20,13 +20,13 @@ func TestBadInputOverTheWire(t *testing.T) {
 	c := cluster(t, 1)
 	ctx := ctxT(t)
 	kv := rawKV(t, c.Endpoints()[0])
-	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
+	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := c.Nodes[0].Digest()
 	key := []byte(strings.Repeat("k", 4<<10+1))
 	// The member accepts messages up to MaxWriteSetSize (16 MiB) plus 1 MiB.
-	huge := &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17<<20+1)}}}
+	huge := &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17<<20+1)}}}
 	cases := []struct {
 		name   string
 		call   func() error

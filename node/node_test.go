@@ -156,7 +156,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	c := cluster(t, 3)
 	ctx := ctxT(t)
 	kv := rawKV(t, c.Endpoints()[0])
-	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
+	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	c.EnsureSame()
@@ -171,10 +171,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"no write-set", nil, codes.InvalidArgument, "missing write-set"},
 		{"no id", &galenapb.WriteSet{Writes: []*galenapb.Write{w("k", 1)}}, codes.InvalidArgument, "id"},
 		{"no writes", &galenapb.WriteSet{Id: id()}, codes.InvalidArgument, "no writes"},
-		{"empty key", &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{w("", 1)}}, codes.InvalidArgument, "empty key"},
-		{"key over 4 KiB", &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{w(strings.Repeat("k", 4<<10+1), 1)}}, codes.InvalidArgument, "4096-byte limit"},
-		{"value over 1 MiB", &galenapb.WriteSet{Id: id(), Writes: []*galenapb.Write{w("k", 1<<20+1)}}, codes.InvalidArgument, "1048576-byte limit"},
-		{"write-set over 16 MiB", &galenapb.WriteSet{Id: id(), Writes: func() []*galenapb.Write {
+		{"empty key", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w("", 1)}}, codes.InvalidArgument, "empty key"},
+		{"key over 4 KiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w(strings.Repeat("k", 4<<10+1), 1)}}, codes.InvalidArgument, "4096-byte limit"},
+		{"value over 1 MiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w("k", 1<<20+1)}}, codes.InvalidArgument, "1048576-byte limit"},
+		{"write-set over 16 MiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: func() []*galenapb.Write {
 			var ws []*galenapb.Write
 			for i := 0; i < 16; i++ { // 16 MiB of values plus keys: just over the limit
 				ws = append(ws, w(fmt.Sprint("k", i), 1<<20))

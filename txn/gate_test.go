@@ -45,7 +45,7 @@ func newHeldService(t *testing.T, max int) (*Service, *heldOrderer) {
 }
 
 func idWriteSet(i int) *galenapb.WriteSet {
-	return &galenapb.WriteSet{Id: []byte(fmt.Sprintf("id%d", i)), Writes: []*galenapb.Write{{Key: []byte("k"), Value: []byte("v")}}}
+	return &galenapb.WriteSet{Id: []byte(fmt.Sprintf("id%d", i)), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: []byte("v")}}}
 }
 
 // hold starts n commits and returns once all of them are in Broadcast; their

@@ -170,8 +170,19 @@ func reasonOf(err error) string {
 	return ""
 }
 
+// ws1 is a write-set read at snap; one that read nothing (snap 0) has the
+// member's applied seqno as its origin.
 func ws1(id string, snap uint64, w ...*galenapb.Write) *galenapb.WriteSet {
-	return &galenapb.WriteSet{Id: []byte(id), Snapshot: snap, Writes: w}
+	ws := &galenapb.WriteSet{Id: []byte(id), Snapshot: snap, Writes: w}
+	if snap == 0 {
+		ws.Origin = kvApplied
+	}
+	return ws
+}
+
+// blind is a write-set that read nothing, with origin.
+func blind(origin uint64, w ...*galenapb.Write) *galenapb.WriteSet {
+	return &galenapb.WriteSet{Id: []byte("id"), Origin: origin, Writes: w}
 }
 
 func put(k string, v int) *galenapb.Write {
@@ -261,6 +272,9 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"Commit: min_seqno in the future", commit(&galenapb.CommitRequest{WriteSet: ws1("id", 0, put("k", 1)), MinSeqno: kvApplied + 1}), precond, api.ReasonSnapshotUnavailable},
 		{"Commit: snapshot below the certification window", commit(commitReq(ws1("id", kvApplied-kvWindow-1, put("k", 1)))), precond, api.ReasonSnapshotTooOld},
 		{"Commit: snapshot 1", commit(commitReq(ws1("id", 1, put("k", 1)))), precond, api.ReasonSnapshotTooOld},
+		{"Commit: snapshot 0 without an origin", commit(commitReq(blind(0, put("k", 1)))), invalid, api.ReasonInvalidWriteSet},
+		{"Commit: origin below the certification window", commit(commitReq(blind(kvApplied-kvWindow-1, put("k", 1)))), precond, api.ReasonSnapshotTooOld},
+		{"Commit: origin in the future", commit(commitReq(blind(kvApplied+1, put("k", 1)))), precond, api.ReasonSnapshotUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -330,6 +344,7 @@ func TestBoundaryRequestsAreServed(t *testing.T) {
 		{"Commit: snapshot 0", ws1("id", 0, put("k", 1)), kvApplied},
 		{"Commit: id of 64 bytes, key and value at the limits", ws1(strings.Repeat("i", 64), kvApplied, put(key, kvLimits.MaxValueSize)), kvApplied},
 		{"Commit: the oldest snapshot in the window", ws1("id", kvApplied-kvWindow, put("k", 0)), kvApplied - kvWindow},
+		{"Commit: the oldest origin in the window", blind(kvApplied-kvWindow, put("k", 0)), kvApplied},
 		{"Commit: a key written twice", ws1("id", 0, put("k", 1), &galenapb.Write{Key: []byte("k"), Delete: true}), kvApplied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -245,15 +245,15 @@ func (s *Service) commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno ui
 	if err := s.ord.Serving(true); err != nil {
 		return certification.Outcome{}, err
 	}
-	snap, err := s.snapshot(ctx, ws.GetSnapshot(), minSeqno)
+	snap, err := s.snapshot(ctx, ws.GetSnapshot(), max(minSeqno, ws.GetOrigin()))
 	if err != nil {
 		return certification.Outcome{}, err
 	}
-	if s.cfg.Window > 0 && s.ord.Applied() > s.cfg.Window && snap < s.ord.Applied()-s.cfg.Window {
-		return certification.Outcome{}, fmt.Errorf("%w: snapshot %d is below the certification window", ErrSnapshotTooOld, snap)
+	if err := s.checkWindow(snap, ws.GetOrigin()); err != nil {
+		return certification.Outcome{}, err
 	}
 	if snap != ws.GetSnapshot() {
-		ws = &galenapb.WriteSet{Id: ws.GetId(), Snapshot: snap, Writes: ws.GetWrites()}
+		ws = &galenapb.WriteSet{Id: ws.GetId(), Snapshot: snap, Origin: ws.GetOrigin(), Writes: ws.GetWrites()}
 	}
 	data, err := certification.EncodeEntry(ws)
 	if err != nil {
@@ -282,6 +282,23 @@ func (s *Service) commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno ui
 	case <-ctx.Done():
 		return certification.Outcome{}, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
 	}
+}
+
+// checkWindow refuses at once a write-set that certification would refuse
+// as too old: its snapshot, or its origin when it has one, is already below
+// the certification window.
+func (s *Service) checkWindow(snap, origin uint64) error {
+	applied := s.ord.Applied()
+	if s.cfg.Window == 0 || applied <= s.cfg.Window {
+		return nil
+	}
+	switch floor := applied - s.cfg.Window; {
+	case snap < floor:
+		return fmt.Errorf("%w: snapshot %d is below the certification window (seqnos from %d)", ErrSnapshotTooOld, snap, floor)
+	case origin > 0 && origin < floor:
+		return fmt.Errorf("%w: origin %d is below the certification window (seqnos from %d)", ErrSnapshotTooOld, origin, floor)
+	}
+	return nil
 }
 
 func (s *Service) storedOutcome(id []byte) (certification.Outcome, bool) {
@@ -345,6 +362,9 @@ func (s *Service) validate(ws *galenapb.WriteSet) error {
 		return fmt.Errorf("%w: id must be 1 to 64 bytes, got %d", ErrInvalidWriteSet, len(ws.GetId()))
 	case len(ws.GetWrites()) == 0:
 		return fmt.Errorf("%w: no writes", ErrInvalidWriteSet)
+	case ws.GetSnapshot() == 0 && ws.GetOrigin() == 0:
+		return fmt.Errorf("%w: a write-set without a snapshot needs an origin: a seqno seen before it was made, "+
+			"which bounds how long a resend of it is accepted", ErrInvalidWriteSet)
 	}
 	if n := proto.Size(ws); n > s.cfg.Limits.MaxWriteSetSize {
 		return fmt.Errorf("%w: write-set of %d bytes exceeds the %d-byte limit", ErrTooLarge, n, s.cfg.Limits.MaxWriteSetSize)

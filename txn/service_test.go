@@ -136,7 +136,7 @@ func newServiceWaiting(t *testing.T, wait time.Duration) (*Service, *fakeOrderer
 }
 
 func wset(keys ...string) *galenapb.WriteSet {
-	ws := &galenapb.WriteSet{Id: []byte("id")}
+	ws := &galenapb.WriteSet{Id: []byte("id"), Origin: 1}
 	for _, k := range keys {
 		ws.Writes = append(ws.Writes, &galenapb.Write{Key: []byte(k), Value: []byte("v")})
 	}
@@ -154,7 +154,7 @@ func TestCommitValidation(t *testing.T) {
 		{"no writes", &galenapb.WriteSet{Id: []byte("x")}, ErrInvalidWriteSet},
 		{"empty key", wset(""), ErrInvalidKey},
 		{"key too long", wset("123456789"), ErrTooLarge},
-		{"value too long", &galenapb.WriteSet{Id: []byte("x"), Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
+		{"value too long", &galenapb.WriteSet{Id: []byte("x"), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
 		{"write-set too large", wset("a", "b", "c", "d", "e", "f", "g", "h"), ErrTooLarge},
 		{"snapshot not applied", &galenapb.WriteSet{Id: []byte("x"), Snapshot: 99, Writes: wset("k").Writes}, ErrSnapshotUnavailable},
 	}
@@ -256,7 +256,7 @@ func readWhileApplying(t *testing.T, s *Service, o *fakeOrderer, r ReadAt, want 
 }
 
 func mustEntry(t *testing.T) []byte {
-	b, err := certification.EncodeEntry(&galenapb.WriteSet{Id: []byte("bg"), Writes: wset("k").Writes})
+	b, err := certification.EncodeEntry(&galenapb.WriteSet{Id: []byte("bg"), Origin: 1, Writes: wset("k").Writes})
 	if err != nil {
 		t.Error(err)
 	}

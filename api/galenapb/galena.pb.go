@@ -144,8 +144,17 @@ type WriteSet struct {
 	Id []byte `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// snapshot is the seqno the transaction read at; 0 means it read nothing
 	// and the serving node uses its applied seqno.
-	Snapshot      uint64   `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
-	Writes        []*Write `protobuf:"bytes,3,rep,name=writes,proto3" json:"writes,omitempty"`
+	Snapshot uint64   `protobuf:"varint,2,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	Writes   []*Write `protobuf:"bytes,3,rep,name=writes,proto3" json:"writes,omitempty"`
+	// origin is a seqno the client had seen (a member's applied seqno, at
+	// least 1) before it created the write-set, so below any seqno the
+	// write-set can be ordered at. Members refuse a write-set as too old once
+	// the cluster is a certification window past its origin (or past its
+	// snapshot), which is as long as they remember its id: a resend of the
+	// same write-set, however late, is answered with the first outcome or
+	// refused, never applied twice. Required when snapshot is 0; a write-set
+	// with a snapshot is bounded by it and may leave origin 0.
+	Origin        uint64 `protobuf:"varint,4,opt,name=origin,proto3" json:"origin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,6 +208,13 @@ func (x *WriteSet) GetWrites() []*Write {
 		return x.Writes
 	}
 	return nil
+}
+
+func (x *WriteSet) GetOrigin() uint64 {
+	if x != nil {
+		return x.Origin
+	}
+	return 0
 }
 
 type GetRequest struct {
@@ -1417,11 +1433,12 @@ const file_galena_proto_rawDesc = "" +
 	"\x05Write\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
-	"\x06delete\x18\x03 \x01(\bR\x06delete\"`\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\"x\n" +
 	"\bWriteSet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12(\n" +
-	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\"\x9c\x01\n" +
+	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\x12\x16\n" +
+	"\x06origin\x18\x04 \x01(\x04R\x06origin\"\x9c\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1a\n" +
