@@ -32,6 +32,11 @@ type Config struct {
 	// connected ones first. It does not bound the call itself; the call's
 	// context does.
 	DialTimeout time.Duration
+	// NoLeaderWait makes a call that every endpoint refused for want of a
+	// leader fail at once, with the refusal, instead of trying the
+	// endpoints again until its context ends (see Elections in the package
+	// documentation). Probes that check a member's own answer set it.
+	NoLeaderWait bool
 	// MaxCallSize is the largest gRPC message sent or received, in bytes. A
 	// write-set over it fails with ErrTooLarge.
 	MaxCallSize int

@@ -63,9 +63,10 @@
 // attempt may have reached a member, else with the last refusal
 // (ErrNotPrimary, wrapped in ErrUnavailable); a refusal of the write-set
 // itself (ErrInvalidArgument, ErrTooLarge, ...) is returned at once. A client
-// of a single endpoint does not wait: that member has already waited its own
-// not-primary timeout for a leader, and its ErrNotPrimary says it is cut off
-// from the majority. Give a client several endpoints to ride out elections.
+// of a single endpoint waits too: its member may be the only survivor the
+// caller knows of. Config.NoLeaderWait turns the waiting off, for a probe
+// that wants a member's own answer: a member cut off from the majority
+// refuses within its not-primary timeout.
 //
 // # Membership
 //

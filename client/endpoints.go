@@ -18,6 +18,11 @@ const (
 	maxLeaderBackoff = time.Second
 	// settlePoll is how often settle looks at the connections.
 	settlePoll = 5 * time.Millisecond
+	// startGrace is how long settle waits for the endpoint a call starts
+	// at before it takes any other that is ready: a new client (each
+	// command of the CLI is one) goes to the first endpoint listed when it
+	// is up, so that it reads what the previous command wrote there.
+	startGrace = 200 * time.Millisecond
 )
 
 // order returns the indexes of the endpoints in the order one round of a
@@ -31,7 +36,7 @@ func (c *Client) order(ctx context.Context, start int) []int {
 	if n == 1 {
 		return []int{0}
 	}
-	c.settle(ctx)
+	c.settle(ctx, start)
 	ready, rest := make([]int, 0, n), make([]int, 0, n)
 	for i := range n {
 		idx := (start + i) % n
@@ -44,17 +49,21 @@ func (c *Client) order(ctx context.Context, start int) []int {
 	return append(ready, rest...)
 }
 
-// settle waits until some endpoint's connection is ready or none is still
-// connecting, at most DialTimeout, or until ctx ends or the client closes.
-func (c *Client) settle(ctx context.Context) {
-	if c.settled() {
+// settle waits until the connection of the endpoint at start is ready or
+// has failed, for at most startGrace; then until some endpoint's connection
+// is ready or none is still connecting. It waits DialTimeout in all at
+// most, and stops when ctx ends or the client closes.
+func (c *Client) settle(ctx context.Context, start int) {
+	if c.settled(start, true) {
 		return
 	}
 	limit := time.NewTimer(c.cfg.DialTimeout)
 	defer limit.Stop()
+	grace := time.NewTimer(min(startGrace, c.cfg.DialTimeout))
+	defer grace.Stop()
 	poll := time.NewTicker(settlePoll)
 	defer poll.Stop()
-	for !c.settled() {
+	for first := true; !c.settled(start, first); {
 		select {
 		case <-ctx.Done():
 			return
@@ -62,14 +71,31 @@ func (c *Client) settle(ctx context.Context) {
 			return
 		case <-limit.C:
 			return
+		case <-grace.C:
+			first = false
 		case <-poll.C:
 		}
 	}
 }
 
-// settled reports whether some connection is ready or none is connecting.
-// It wakes idle connections (gRPC idles a connection after long disuse).
-func (c *Client) settled() bool {
+// settled reports whether the connection to the endpoint at start is
+// ready or has failed (with first set), or else whether some connection is
+// ready or none is connecting. It wakes idle connections (gRPC idles a
+// connection after long disuse).
+func (c *Client) settled(start int, first bool) bool {
+	if first {
+		conn := c.endpoints[start].conn
+		switch conn.GetState() {
+		case connectivity.Ready:
+			return true
+		case connectivity.Idle:
+			conn.Connect()
+			return false
+		case connectivity.Connecting:
+			return false
+		}
+		// It failed: any ready one will do.
+	}
 	connecting := false
 	for _, ep := range c.endpoints {
 		switch ep.conn.GetState() {
@@ -94,10 +120,8 @@ func (e noLeader) Error() string { return e.err.Error() }
 
 // awaitLeader runs round, and runs it again after a jittered pause
 // (leaderBackoff, doubling up to maxLeaderBackoff) for as long as it fails
-// with noLeader, until ctx ends; it then returns the last round's error. A
-// client of a single endpoint does not wait: that member has already waited
-// its own not-primary timeout for a leader, and its refusal tells the
-// caller that it is cut off.
+// with noLeader, until ctx ends; it then returns the last round's error.
+// With Config.NoLeaderWait it runs round once.
 func (c *Client) awaitLeader(ctx context.Context, round func() error) error {
 	wait := leaderBackoff
 	for rounds := 1; ; rounds++ {
@@ -106,7 +130,7 @@ func (c *Client) awaitLeader(ctx context.Context, round func() error) error {
 		if !errors.As(err, &nl) {
 			return err
 		}
-		if len(c.endpoints) == 1 {
+		if c.cfg.NoLeaderWait {
 			return nl.err
 		}
 		c.lg.Debug("no leader: trying the endpoints again", zap.Int("rounds", rounds), zap.Duration("backoff", wait), zap.Error(nl.err))

@@ -186,10 +186,26 @@ func TestCommitRefusedAfterNoLeader(t *testing.T) {
 
 // A client of a single endpoint returns its refusal at once: that member
 // has already waited for a leader, and says it is cut off.
-func TestSingleEndpointDoesNotWaitForLeader(t *testing.T) {
+func TestSingleEndpointWaitsForLeader(t *testing.T) {
+	n := newFakeCluster(t, 1)[0]
+	n.setHooks(times(3, "Commit", notPrimary), nil)
+	c := newTestClient(t, n.addr)
+	if err := c.Put(testCtx(t), []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("Put = %v; want it committed once the member has a leader", err)
+	}
+	if sent := len(n.callsOf("Commit")); sent != 4 {
+		t.Fatalf("%d commits sent; want 4 (three refused)", sent)
+	}
+}
+
+// With NoLeaderWait, a call refused for want of a leader fails at once with
+// the member's own answer.
+func TestNoLeaderWait(t *testing.T) {
 	n := newFakeCluster(t, 1)[0]
 	n.setHooks(notPrimary, nil)
-	c := newTestClient(t, n.addr)
+	cfg := DefaultConfig()
+	cfg.Endpoints, cfg.Logger, cfg.NoLeaderWait = []string{n.addr}, zaptest.NewLogger(t), true
+	c := newClientCfg(t, cfg)
 	if err := c.Put(testCtx(t), []byte("k"), []byte("v")); !errors.Is(err, ErrNotPrimary) {
 		t.Fatalf("Put = %v; want ErrNotPrimary", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -82,7 +83,9 @@ func TestUnknownStatusKeepsCode(t *testing.T) {
 // errors that another endpoint might not have end in ErrUnavailable.
 func TestServerErrorsReachCaller(t *testing.T) {
 	n := newFakeCluster(t, 1)[0]
-	c := newTestClient(t, n.addr)
+	cfg := DefaultConfig()
+	cfg.Endpoints, cfg.Logger, cfg.NoLeaderWait = []string{n.addr}, zaptest.NewLogger(t), true // the refusals themselves
+	c := newClientCfg(t, cfg)
 	for _, tc := range statusCases {
 		t.Run(tc.code.String()+"/"+tc.reason, func(t *testing.T) {
 			n.setHooks(func(context.Context, string, proto.Message) error {

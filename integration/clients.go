@@ -33,6 +33,19 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 	return cl, nil
 }
 
+// Probe returns a client of member i alone that reports the member's own
+// answers: when the member refuses for want of a leader, the call fails at
+// once instead of waiting for one (client.Config.NoLeaderWait).
+func (c *Cluster) Probe(i int) *client.Client {
+	c.t.Helper()
+	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
+	if err != nil {
+		c.t.Fatalf("integration: probe of %s: %v", c.ID(i), err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 // Contents reads every key and value of member i, in key order, through a
 // client bound to that member alone: a new session, so it reads whatever the
 // member has applied.

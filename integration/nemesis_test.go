@@ -58,7 +58,7 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 
 	nw.Isolate(ld)
 	t.Logf("isolated leader %s: %v", c.ID(ld), nw)
-	isolated := newClient(t, c, c.Endpoint(ld))
+	isolated := c.Probe(ld)
 	took, err := timedPut(ctx, isolated, "isolated/1")
 	t.Logf("first commit through the isolated %s: %v after %v", c.ID(ld), err, took)
 	if !errors.Is(err, client.ErrNotPrimary) && !errors.Is(err, client.ErrIndeterminate) {
@@ -126,7 +126,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
-	cl := newClient(t, c, c.Endpoint(f))
+	cl := c.Probe(f)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before") // f's stream to the leader is open
 
@@ -282,7 +282,7 @@ func TestRestartAfterLogSuffixTruncated(t *testing.T) {
 	putThrough(t, ctx, c, want, "before")
 	ld := mustLeader(t, c)
 	nw.Isolate(ld)
-	if _, err := timedPut(ctx, newClient(t, c, c.Endpoint(ld)), "orphan"); err == nil {
+	if _, err := timedPut(ctx, c.Probe(ld), "orphan"); err == nil {
 		t.Fatalf("the isolated leader %s acknowledged a write", c.ID(ld))
 	}
 	want["orphan"] = nil

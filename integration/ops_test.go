@@ -226,7 +226,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	}
 	converge(t, c)
 	x := (mustLeader(t, c) + 1) % c.Size()
-	isolated := newClient(t, c, c.Endpoint(x))
+	isolated := c.Probe(x)
 
 	c.Net().Isolate(x)
 	began := time.Now()
