@@ -35,6 +35,18 @@ func newClient(t *testing.T, eps ...string) *client.Client {
 	return c
 }
 
+// newProbe returns a client of the member at ep alone that reports the
+// member's own refusals instead of waiting for a leader.
+func newProbe(t *testing.T, ep string) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Endpoints: []string{ep}, NoLeaderWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // cluster starts an in-process cluster of n members with a leader.
 func cluster(t *testing.T, n int) *nodetest.Cluster {
 	t.Helper()

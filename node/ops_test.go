@@ -152,7 +152,7 @@ func TestArbitrator(t *testing.T) {
 		l := c.Leader()
 		return l != 2
 	})
-	_, err := newClient(t, c.Endpoints()[2]).Get(ctxT(t), []byte("k"))
+	_, err := newProbe(t, c.Endpoints()[2]).Get(ctxT(t), []byte("k"))
 	if !errors.Is(err, client.ErrNotPrimary) {
 		t.Fatalf("read on the arbitrator: %v, want ErrNotPrimary", err)
 	}

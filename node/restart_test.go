@@ -95,7 +95,7 @@ func requireStaysOut(t *testing.T, c *nodetest.Cluster, i int, reason string) {
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), node.StateFailed) {
 		t.Fatalf("/readyz of %s after a restart: %d %q, %v", nd.ID(), resp.StatusCode, body, err)
 	}
-	if _, err := newClient(t, c.Endpoints()[i]).Get(ctxT(t), []byte("k")); !errors.Is(err, client.ErrUnavailable) {
+	if _, err := newProbe(t, c.Endpoints()[i]).Get(ctxT(t), []byte("k")); !errors.Is(err, client.ErrUnavailable) {
 		t.Fatalf("read on %s after a restart: %v, want ErrUnavailable", nd.ID(), err)
 	}
 	rs, err := statusOf(t, c.Endpoints()[i])
@@ -149,9 +149,10 @@ func TestReplaceMemberUnderLoad(t *testing.T) {
 		t.Skip("in-process cluster")
 	}
 	const (
-		cycles    = 3
-		threshold = 4000 // entries between snapshots: one, before the first removal
-		between   = 700  // entries between a removal and the replacement's addition: at least two batches
+		cycles    = 2
+		threshold = 2500 // entries between snapshots: one, before the first removal
+		between   = 600  // entries between a removal and the replacement's addition: more than two batches
+		during    = 200  // entries written while the replacement catches up
 	)
 	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
 		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = threshold, 64, 50*time.Millisecond
@@ -177,7 +178,7 @@ func TestReplaceMemberUnderLoad(t *testing.T) {
 		putConcurrently(t, cl, fmt.Sprintf("b%d-", cycle), between)
 		c.Replace(2, 0)
 		adm := clusterAdmin(t, c.Endpoints()[0])
-		stop := writeInBackground(t, cl)
+		stop := writeInBackground(t, cl, during)
 		want := c.Nodes[0].Applied()
 		c.WaitFor(60*time.Second, fmt.Sprintf("cycle %d: the replacement to catch up and be promoted", cycle), func() bool {
 			select {
@@ -255,17 +256,17 @@ func putConcurrently(t *testing.T, cl *client.Client, prefix string, n int) {
 	}
 }
 
-// writeInBackground puts keys through cl until the returned function is
-// called; it fails the test if a put fails for another reason than the
-// member it went to leaving (the test removes members).
-func writeInBackground(t *testing.T, cl *client.Client) (stop func()) {
+// writeInBackground puts up to n keys through cl until the returned
+// function is called; it fails the test if a put fails for another reason
+// than the member it went to leaving (the test removes members).
+func writeInBackground(t *testing.T, cl *client.Client, n int) (stop func()) {
 	t.Helper()
 	done := make(chan struct{})
 	errc := make(chan error, 1)
 	ctx := ctxT(t)
 	go func() {
 		defer close(errc)
-		for i := 0; ; i++ {
+		for i := range n {
 			select {
 			case <-done:
 				return
