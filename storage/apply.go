@@ -86,8 +86,9 @@ func decodeApplied(b []byte) (*AppliedState, error) {
 // package comment); the caller should stop rather than continue.
 //
 // Crash safety: all data is in badger's log before the applied record is
-// written, so after a crash Applied() never covers a record whose writes are
-// missing. Re-applying the same records at the same seqnos is harmless.
+// written, and neither is synced here: after a machine restart the store
+// starts from its durable state (see Sync), and re-applying the same records
+// at the same seqnos is harmless.
 func (s *Store) ApplyBatch(recs []Record, st AppliedState) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
@@ -110,6 +111,7 @@ func (s *Store) ApplyBatch(recs []Record, st AppliedState) error {
 		return fmt.Errorf("storage: apply state at seqno %d: %w", next.Seqno, err)
 	}
 	s.applied.Store(next)
+	s.kickSync(next.Seqno)
 	return nil
 }
 

@@ -11,8 +11,9 @@ import (
 )
 
 // Badger tuning: modest memory, every version kept (no MVCC GC yet), no
-// fsync per write (the Raft log is the durable record), no badger-level
-// conflict detection (certification decides conflicts).
+// fsync per write (the Raft log is the durable record until Sync; see the
+// package comment), no badger-level conflict detection (certification
+// decides conflicts).
 //
 // Memtables are 8 MiB: while one is flushed, its arena, the next one's and
 // the table being built are all on the heap, and with 32 MiB memtables that
@@ -31,6 +32,11 @@ const (
 	valueThreshold = 4 << 10
 )
 
+// DefaultSyncEvery is the default Config.SyncEvery. A sync costs a few
+// fsyncs, off the apply path; at it, a restart after a power loss re-applies
+// at most a fraction of a second's worth of batches.
+const DefaultSyncEvery = 8192
+
 // Config configures a Store. The zero value, with Dir set, is valid.
 type Config struct {
 	// Dir is the data directory (badger's files live directly in it). It is
@@ -42,6 +48,11 @@ type Config struct {
 	// Logger receives the store's logs and badger's own (badger's Info
 	// messages at Debug level). Nil means zap.NewNop().
 	Logger *zap.Logger
+	// SyncEvery is how many seqnos may be applied beyond the durable state
+	// before the store syncs in the background (see Sync): after a power
+	// loss, the caller re-applies at most about that many seqnos from its
+	// log. Zero means DefaultSyncEvery.
+	SyncEvery uint64
 
 	// memTableSize overrides the memtable size; tests shrink it to force
 	// flushes to SSTables. Zero means defaultMemTableSize.
@@ -65,6 +76,13 @@ func (c Config) Validate() error {
 		return errors.New("storage: config: negative memtable size")
 	}
 	return nil
+}
+
+func (c Config) syncEvery() uint64 {
+	if c.SyncEvery == 0 {
+		return DefaultSyncEvery
+	}
+	return c.SyncEvery
 }
 
 // badgerOptions translates c into badger options; lg is the store's logger.

@@ -169,8 +169,15 @@ func (s *Store) beginImport() error {
 		return err
 	}
 	s.gen++
-	s.applied.Store(&AppliedState{})
+	s.setState(&AppliedState{})
 	return s.dropAll()
+}
+
+// setState sets the applied and durable states to st, after Import changed
+// the whole store. The caller holds mu exclusively.
+func (s *Store) setState(st *AppliedState) {
+	s.applied.Store(st)
+	s.durable.Store(st)
 }
 
 // importEntries writes the stream's entries in chunks and checks its trailer.
@@ -253,29 +260,39 @@ func importEntry(e *streamEntry) *badger.Entry {
 	return badger.NewEntry(e.key, e.value)
 }
 
-// finishImport writes the applied record last, makes everything durable and
-// removes the marker.
+// finishImport writes the applied record last, makes everything durable,
+// records it as the durable state and removes the marker.
 func (s *Store) finishImport(st *AppliedState) error {
 	if err := s.writeApplied(st); err != nil {
 		return fmt.Errorf("storage: import: write applied state: %w", err)
 	}
-	if err := s.db.Sync(); err != nil {
-		return fmt.Errorf("storage: import: sync: %w", err)
+	if err := s.syncData(); err != nil {
+		return fmt.Errorf("storage: import: %w", err)
+	}
+	if err := s.writeDurable(st); err != nil {
+		return fmt.Errorf("storage: import: record durable state: %w", err)
 	}
 	if err := s.clearImportMarker(); err != nil {
 		return err
 	}
-	s.applied.Store(st)
+	s.setState(st)
 	return nil
 }
 
-// abortImport empties the store after a failed import.
+// abortImport empties the store after a failed import. Until the marker is
+// removed, the durable state on disk may still be the replaced store's: it
+// is recorded as the empty store's first.
 func (s *Store) abortImport(cause error) {
-	s.applied.Store(&AppliedState{})
+	empty := &AppliedState{}
+	s.setState(empty)
 	s.lg.Warn("import failed; emptying the store", zap.Error(cause))
 	if err := s.dropAll(); err != nil {
 		// The marker stays, so the next Open empties the store.
 		s.lg.Error("cannot empty the store after a failed import", zap.Error(err))
+		return
+	}
+	if err := s.writeDurable(empty); err != nil {
+		s.lg.Error("cannot record the empty store's durable state", zap.Error(err))
 		return
 	}
 	if err := s.clearImportMarker(); err != nil {
@@ -327,17 +344,26 @@ func (s *Store) setImportMarker() error {
 }
 
 func (s *Store) clearImportMarker() error {
-	if s.dir == "" {
-		return nil
-	}
-	err := os.Remove(filepath.Join(s.dir, importMarkerName))
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := s.removeFile(importMarkerName); err != nil {
 		return fmt.Errorf("storage: import marker: %w", err)
 	}
 	return nil
+}
+
+// removeFile removes the file name from Dir, durably; a missing file is no
+// error.
+func (s *Store) removeFile(name string) error {
+	if s.dir == "" {
+		return nil
+	}
+	err := os.Remove(filepath.Join(s.dir, name))
+	if err == nil {
+		err = syncDir(s.dir)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func syncDir(dir string) error {

@@ -107,9 +107,11 @@ func TestImportSurvivesReopen(t *testing.T) {
 	if _, err := dst.Import(bytes.NewReader(stream)); err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.Close(); err != nil {
-		t.Fatal(err)
+	if got := dst.Durable(); got.Seqno != 8 || got.MinReadable != 8 {
+		t.Fatalf("Durable after Import = %+v", got)
 	}
+	crash(t, dst) // Import made its state durable itself
+	reboot(t, dir)
 	dst = openDir(t, dir)
 	if got := dst.Applied(); got.Seqno != 8 || got.MinReadable != 8 {
 		t.Fatalf("Applied after reopen = %+v", got)
@@ -220,6 +222,26 @@ func TestImportReaderError(t *testing.T) {
 	}
 	if dst.Applied().Seqno != 0 {
 		t.Fatalf("Applied = %+v", dst.Applied())
+	}
+}
+
+// A failed import leaves an empty store whose durable state says so, not
+// the replaced store's.
+func TestFailedImportRecordsEmptyStore(t *testing.T) {
+	dir := t.TempDir()
+	dst := openDir(t, dir)
+	history(t, dst)
+	if err := dst.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	own := exportBytes(t, dst)
+	if _, err := dst.Import(bytes.NewReader(own[:len(own)-1])); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("Import of a truncated stream = %v", err)
+	}
+	crash(t, dst)
+	dst = openDir(t, dir)
+	if got := dst.Applied().Seqno; got != 0 {
+		t.Fatalf("Applied after a failed import and a crash = %d, want 0", got)
 	}
 }
 

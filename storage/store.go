@@ -84,13 +84,27 @@ type Store struct {
 	gen    uint64       // guarded by mu; incremented when Import replaces contents
 
 	applied atomic.Pointer[AppliedState] // never nil after Open
+	// durable is the applied state as of the last sync: never nil after
+	// Open, and the same pointer as applied when nothing was applied since.
+	durable atomic.Pointer[AppliedState]
+
+	syncMu    sync.Mutex // serialises syncs; taken after mu
+	syncErr   error      // the first sync failure; guarded by syncMu, or mu held exclusively
+	syncEvery uint64
+	kick      chan struct{} // asks syncLoop to sync
+	stopLoop  chan struct{} // closed by Close
+	stopOnce  sync.Once
+	loopDone  chan struct{} // closed when syncLoop returns
 }
 
 // Open opens (or creates) the store described by cfg and loads its applied
-// state. If a previous Import was interrupted by a crash, Open empties the
-// store first. It fails if cfg is invalid, if badger cannot open Dir (for
-// example because another process holds it) or if the applied-state record
-// is unreadable.
+// state; if the machine restarted since the store was last open, it starts
+// from its durable state instead (see Sync and the package comment), and the
+// caller applies the batches above it again. If a previous Import was
+// interrupted by a crash, Open empties the store first. It fails if cfg is
+// invalid, if badger cannot open Dir (for example because another process
+// holds it), if the applied or durable state is unreadable or inconsistent,
+// or if it cannot sync.
 func Open(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -105,19 +119,23 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{lg: lg, dir: cfg.Dir, db: db, maxValue: maxValueSize(opts)}
+	s := &Store{lg: lg, dir: cfg.Dir, db: db, maxValue: maxValueSize(opts), syncEvery: cfg.syncEvery(),
+		kick: make(chan struct{}, 1), stopLoop: make(chan struct{}), loopDone: make(chan struct{})}
 	st, err := s.recover()
 	if err != nil {
 		_ = db.Close()
 		return nil, err
 	}
 	s.applied.Store(st)
+	s.durable.Store(st)
+	go s.syncLoop()
 	lg.Info("opened", zap.String("dir", cfg.Dir), zap.Bool("in_memory", cfg.InMemory),
 		zap.Uint64("applied_seqno", st.Seqno), zap.Uint64("min_readable", st.MinReadable))
 	return s, nil
 }
 
-// recover finishes an interrupted import, if any, and loads the applied state.
+// recover finishes an interrupted import, if any, and returns the state to
+// start from.
 func (s *Store) recover() (*AppliedState, error) {
 	interrupted, err := s.importMarked()
 	if err != nil {
@@ -128,11 +146,18 @@ func (s *Store) recover() (*AppliedState, error) {
 		if err := s.dropAll(); err != nil {
 			return nil, err
 		}
+		if err := s.removeDurable(); err != nil {
+			return nil, err
+		}
 		if err := s.clearImportMarker(); err != nil {
 			return nil, err
 		}
 	}
-	return s.loadApplied()
+	applied, err := s.loadApplied()
+	if err != nil {
+		return nil, err
+	}
+	return s.startState(applied)
 }
 
 // loadApplied reads the applied-state record (the zero state if none).
@@ -157,21 +182,25 @@ func (s *Store) loadApplied() (*AppliedState, error) {
 	return st, nil
 }
 
-// Close closes the store. It waits for calls in flight (including running
-// Snapshot.WriteTo streams). It is idempotent; afterwards every method
-// returns ErrClosed.
+// Close syncs (see Sync) and closes the store. It waits for calls in flight
+// (including running Snapshot.WriteTo streams). It is idempotent;
+// afterwards every method returns ErrClosed. If the sync fails, Close still
+// closes the store and returns the error.
 func (s *Store) Close() error {
+	s.stopSyncLoop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("storage: close: %w", err)
+	err := s.sync()
+	if cerr := s.db.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("storage: close: %w", cerr))
 	}
-	s.lg.Info("closed", zap.Uint64("applied_seqno", s.applied.Load().Seqno))
-	return nil
+	s.lg.Info("closed", zap.Uint64("applied_seqno", s.applied.Load().Seqno),
+		zap.Uint64("durable_seqno", s.durable.Load().Seqno), zap.Error(err))
+	return err
 }
 
 // Applied returns the applied state. It is cheap (no I/O, no lock) and still
