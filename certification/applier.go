@@ -105,8 +105,10 @@ func (a *Applier) resume(applied uint64) {
 // Checkpoints returns the recent checkpoints, oldest first.
 func (a *Applier) Checkpoints() []Checkpoint { return a.cps.Recent() }
 
-// Applied is the highest seqno applied to storage.
-func (a *Applier) Applied() uint64 { return a.store.Applied().Seqno }
+// Applied is the highest seqno whose application is durable (storage's
+// durable state), as groupcomm.Deliverer asks: no restart resumes below it.
+// Batches applied since may not be counted yet.
+func (a *Applier) Applied() uint64 { return a.store.Durable().Seqno }
 
 // Stats returns the running counts.
 func (a *Applier) Stats() Stats {
@@ -263,12 +265,26 @@ func (a *Applier) Snapshot() (groupcomm.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	return snapshot{sn}, nil
+	return snapshot{Snapshot: sn, store: a.store}, nil
 }
 
-type snapshot struct{ *storage.Snapshot }
+type snapshot struct {
+	*storage.Snapshot
+	store *storage.Store
+}
 
 func (s snapshot) Index() uint64 { return s.State().Seqno }
+
+// WriteTo syncs storage, which makes it durable up to at least the
+// snapshot's seqno, then streams the snapshot. Raft compacts its log once
+// the snapshot is complete, and no restart, even after a power loss, needs
+// entries at or below it then.
+func (s snapshot) WriteTo(w io.Writer) (int64, error) {
+	if err := s.store.Sync(); err != nil {
+		return 0, fmt.Errorf("certification: snapshot at seqno %d: %w", s.Index(), err)
+	}
+	return s.Snapshot.WriteTo(w)
+}
 
 // Restore replaces the state with a snapshot's. The stream names its own
 // seqno; the caller checks that it is the index it expected.

@@ -3,6 +3,7 @@ package certification
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"testing"
 
@@ -201,6 +202,32 @@ func TestSnapshotRestore(t *testing.T) {
 		if d, ok := want[cp.Seqno]; !ok || d != cp.Digest || cp.Seqno <= sn.Index() {
 			t.Fatalf("restored member's checkpoint at %d (snapshot at %d) is not the other's (%v)", cp.Seqno, sn.Index(), ok)
 		}
+	}
+}
+
+// A snapshot is complete only once storage is durable up to its seqno:
+// Raft compacts its log after that, and a restart resumes from the durable
+// state.
+func TestSnapshotSyncsStorage(t *testing.T) {
+	log := randomLog(t, rand.New(rand.NewPCG(8, 0)), 100)
+	var r recorder
+	a, st := openApplier(t, t.TempDir(), &r, 64)
+	defer st.Close()
+	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[:60])
+	sn, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Release()
+	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[60:])
+	if a.Applied() >= sn.Index() {
+		t.Fatalf("durable seqno %d before the snapshot is written: the test needs it below %d", a.Applied(), sn.Index())
+	}
+	if _, err := sn.WriteTo(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Durable().Seqno; got < sn.Index() || a.Applied() != got {
+		t.Fatalf("after the snapshot at %d: durable seqno %d, Applied %d", sn.Index(), got, a.Applied())
 	}
 }
 

@@ -32,7 +32,10 @@ type Deliverer interface {
 type Snapshot interface {
 	// Index is the applied index the state reflects.
 	Index() uint64
-	// WriteTo streams the state; it may run while Deliver goes on.
+	// WriteTo streams the state; it may run while Deliver goes on. When it
+	// returns nil, the Deliverer's durable state (what Applied reports, and
+	// the least a restart resumes from) must be at or past Index: Raft
+	// compacts its log once the snapshot is complete.
 	WriteTo(w io.Writer) (int64, error)
 	// Release frees the pinned state.
 	Release()
