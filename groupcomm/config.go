@@ -67,11 +67,21 @@ type Config struct {
 	NotPrimaryTimeout time.Duration
 	DialTimeout       time.Duration
 
-	MaxAppendEntries  int
+	MaxAppendEntries int
+	// MaxAppendBytes bounds what one Raft AppendEntries carries: a larger
+	// one is sent as several, each of at most MaxAppendBytes or one entry.
+	// A follower catching up decodes at most max(MaxAppendBytes, one entry)
+	// at a time, where MaxAppendEntries alone would let the leader send it
+	// MaxAppendEntries of the largest entries at once.
+	MaxAppendBytes int
+
 	SnapshotThreshold uint64 // entries between snapshots
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64 // entries kept after a snapshot for followers to catch up from
 }
+
+// DefaultMaxAppendBytes is the default Config.MaxAppendBytes.
+const DefaultMaxAppendBytes = 8 << 20
 
 // DefaultConfig returns settings fit for a LAN.
 func DefaultConfig() Config {
@@ -83,6 +93,7 @@ func DefaultConfig() Config {
 		NotPrimaryTimeout:  2 * time.Second,
 		DialTimeout:        2 * time.Second,
 		MaxAppendEntries:   256,
+		MaxAppendBytes:     DefaultMaxAppendBytes,
 		SnapshotThreshold:  16384,
 		SnapshotInterval:   5 * time.Second, // how often raft checks SnapshotThreshold
 		TrailingLogs:       10240,
@@ -106,6 +117,8 @@ func (c Config) Validate() error {
 		return errors.New("groupcomm: NotPrimaryTimeout and DialTimeout must be positive")
 	case c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024:
 		return errors.New("groupcomm: MaxAppendEntries must be in 1..1024")
+	case c.MaxAppendBytes <= 0:
+		return fmt.Errorf("groupcomm: MaxAppendBytes must be positive, got %d", c.MaxAppendBytes)
 	}
 	return validatePeers(c.ID, c.Addr, c.Bootstrap)
 }

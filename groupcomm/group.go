@@ -123,7 +123,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if err := g.bootstrap(rc, logs, snaps); err != nil {
 		return err
 	}
-	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, donorTransport{g.trans, g.lg}); err != nil {
+	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, boundedTransport{donorTransport{g.trans, g.lg}, g.cfg.MaxAppendBytes}); err != nil {
 		return fmt.Errorf("groupcomm: start raft: %w", err)
 	}
 	g.live.Store(g.raft)

@@ -170,19 +170,23 @@ func startMember(t *testing.T, cfg Config, ln net.Listener) *member {
 // stopped member m.
 func restart(t *testing.T, m *member) *member {
 	t.Helper()
-	var ln net.Listener
+	return startMember(t, m.cfg, relisten(t, m.cfg.Addr))
+}
+
+// relisten listens on addr again, once a stopped member has released it.
+func relisten(t *testing.T, addr string) net.Listener {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var err error
-		if ln, err = net.Listen("tcp", m.cfg.Addr); err == nil {
-			break
+		ln, err := net.Listen("tcp", addr)
+		if err == nil {
+			return ln
 		}
 		if time.Now().After(deadline) {
 			t.Fatal(err)
 		}
 		time.Sleep(20 * time.Millisecond) // the port is released asynchronously
 	}
-	return startMember(t, m.cfg, ln)
 }
 
 func leader(t *testing.T, ms []*member) int {
@@ -285,6 +289,7 @@ func TestConfigValidate(t *testing.T) {
 		"duplicate peer":   func(c *Config) { c.Bootstrap = []Peer{{"a", "127.0.0.1:1"}, {"a", "127.0.0.1:1"}} },
 		"self elsewhere":   func(c *Config) { c.Bootstrap = []Peer{{"a", "127.0.0.1:9"}} },
 		"zero max entries": func(c *Config) { c.MaxAppendEntries = 0 },
+		"zero max bytes":   func(c *Config) { c.MaxAppendBytes = 0 },
 	}
 	for name, edit := range cases {
 		c := ok
