@@ -113,6 +113,9 @@ type Config struct {
 	// beyond it a commit is refused at once with ErrOverloaded (gRPC
 	// ResourceExhausted). See txn.Config.
 	MaxInflightCommits int
+	// MaxInflightBytes bounds the bytes of the write-sets of the commits the
+	// member serves at once, likewise; at least Limits.MaxWriteSetSize.
+	MaxInflightBytes int
 }
 
 // DefaultClusterToken is the cluster token when none is given.
@@ -137,6 +140,7 @@ func DefaultConfig() Config {
 		CausalWait:         t.CausalWait,
 		CommitTimeout:      t.CommitTimeout,
 		MaxInflightCommits: t.MaxInflightCommits,
+		MaxInflightBytes:   t.MaxInflightBytes,
 		ShutdownTimeout:    5 * time.Second,
 		ClusterToken:       DefaultClusterToken,
 		CheckpointInterval: DefaultCheckpointInterval,
@@ -214,7 +218,7 @@ func (c Config) groupConfig() groupcomm.Config {
 func (c Config) txnConfig() txn.Config {
 	t := txn.DefaultConfig()
 	t.Limits, t.CausalWait, t.CommitTimeout, t.Logger = c.Limits, c.CausalWait, c.CommitTimeout, c.Logger
-	t.MaxInflightCommits = c.MaxInflightCommits
+	t.MaxInflightCommits, t.MaxInflightBytes = c.MaxInflightCommits, c.MaxInflightBytes
 	return t
 }
 

@@ -40,16 +40,25 @@ type Config struct {
 	// so a flood of commits costs the member a bounded amount of memory and
 	// leaves it responsive to reads and status calls.
 	MaxInflightCommits int
-	Logger             *zap.Logger
+	// MaxInflightBytes bounds the bytes of the write-sets of the commits this
+	// member serves at once, as MaxInflightCommits bounds their number: a
+	// commit that would exceed it is refused at once with ErrOverloaded,
+	// unless none is in flight. It must be at least Limits.MaxWriteSetSize.
+	MaxInflightBytes int
+	Logger           *zap.Logger
 }
 
 // DefaultMaxInflightCommits is the default Config.MaxInflightCommits.
 const DefaultMaxInflightCommits = 1024
 
+// DefaultMaxInflightBytes is the default Config.MaxInflightBytes: four
+// write-sets of the default largest size.
+const DefaultMaxInflightBytes = 64 << 20
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second,
-		MaxInflightCommits: DefaultMaxInflightCommits}
+		MaxInflightCommits: DefaultMaxInflightCommits, MaxInflightBytes: DefaultMaxInflightBytes}
 }
 
 // Validate reports a configuration that cannot work.
@@ -68,6 +77,9 @@ func (c Config) Validate() error {
 		return errors.New("txn: CausalWait and CommitTimeout must be positive")
 	case c.MaxInflightCommits <= 0:
 		return fmt.Errorf("txn: MaxInflightCommits must be positive, got %d", c.MaxInflightCommits)
+	case c.MaxInflightBytes < l.MaxWriteSetSize:
+		return fmt.Errorf("txn: MaxInflightBytes (%d) must be at least MaxWriteSetSize (%d), so that the largest write-set fits",
+			c.MaxInflightBytes, l.MaxWriteSetSize)
 	}
 	return nil
 }

@@ -2,8 +2,9 @@
 // storage, and the commit path (admit → validate → register a waiter for the
 // write-set's id → broadcast → wait for this member's own verdict).
 //
-// Admission bounds the commits in flight on a member
-// (Config.MaxInflightCommits): one more is refused at once with ErrOverloaded
+// Admission bounds the commits in flight on a member, by number
+// (Config.MaxInflightCommits) and by the bytes of their write-sets
+// (Config.MaxInflightBytes): one more is refused at once with ErrOverloaded
 // rather than queued. Before the member stops, Drain refuses new commits
 // while those in flight finish.
 //

@@ -15,7 +15,8 @@ var (
 	ErrNotPrimary          = errors.New("txn: node is not primary (cut off from the majority)")
 	ErrIndeterminate       = errors.New("txn: commit outcome unknown")
 	ErrShuttingDown        = errors.New("txn: node is shutting down")
-	// ErrOverloaded: Config.MaxInflightCommits commits are already in flight
-	// on this node; the commit was refused at once, before anything was sent.
+	// ErrOverloaded: Config.MaxInflightCommits commits, or
+	// Config.MaxInflightBytes bytes of write-sets, are already in flight on
+	// this node; the commit was refused at once, before anything was sent.
 	ErrOverloaded = errors.New("txn: too many commits in flight on this node")
 )

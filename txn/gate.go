@@ -7,36 +7,46 @@ import (
 )
 
 // gate is a member's admission control for commits: it bounds the commits
-// in flight and, once draining, refuses new ones while those in flight
-// finish.
+// in flight, by count and by the bytes of their write-sets, and, once
+// draining, refuses new ones while those in flight finish.
 type gate struct {
-	mu      sync.Mutex
-	n, max  int
-	closing bool
-	idle    chan struct{} // closed once closing and n is 0
+	mu              sync.Mutex
+	n, max          int
+	bytes, maxBytes int
+	closing         bool
+	idle            chan struct{} // closed once closing and n is 0
 }
 
-func newGate(max int) *gate { return &gate{max: max, idle: make(chan struct{})} }
+func newGate(max, maxBytes int) *gate {
+	return &gate{max: max, maxBytes: maxBytes, idle: make(chan struct{})}
+}
 
-// enter admits a commit, or refuses it at once: ErrShuttingDown once the
-// gate drains, ErrOverloaded at the bound. An admitted commit must leave.
-func (g *gate) enter() error {
+// enter admits a commit of a write-set of size bytes, or refuses it at
+// once: ErrShuttingDown once the gate drains, ErrOverloaded at either bound.
+// A commit is admitted whatever its size when none is in flight, so no
+// write-set is refused for its size alone. An admitted commit must leave
+// with the same size.
+func (g *gate) enter(size int) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	switch {
 	case g.closing:
 		return fmt.Errorf("%w: refusing new commits", ErrShuttingDown)
 	case g.n >= g.max:
-		return fmt.Errorf("%w (limit %d); retry after a backoff", ErrOverloaded, g.max)
+		return fmt.Errorf("%w (limit %d commits); retry after a backoff", ErrOverloaded, g.max)
+	case g.n > 0 && g.bytes+size > g.maxBytes:
+		return fmt.Errorf("%w (limit %d bytes of write-sets); retry after a backoff", ErrOverloaded, g.maxBytes)
 	}
 	g.n++
+	g.bytes += size
 	return nil
 }
 
-func (g *gate) leave() {
+func (g *gate) leave(size int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.n--
+	g.bytes -= size
 	if g.closing && g.n == 0 {
 		close(g.idle)
 	}
@@ -47,6 +57,13 @@ func (g *gate) inflight() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.n
+}
+
+// inflightBytes is the size of the write-sets of the commits in flight.
+func (g *gate) inflightBytes() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.bytes
 }
 
 // draining reports whether drain has begun.

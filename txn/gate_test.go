@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // heldOrderer holds every Broadcast until release is closed, and says on
@@ -30,10 +32,15 @@ func (o *heldOrderer) Broadcast(ctx context.Context, data []byte) (uint64, error
 	return o.fakeOrderer.Broadcast(ctx, data)
 }
 
-func newHeldService(t *testing.T, max int) (*Service, *heldOrderer) {
+// newHeldService is a Service admitting at most max commits at once (and
+// what edit sets, if given) whose Broadcasts are held.
+func newHeldService(t *testing.T, max int, edit ...func(*Config)) (*Service, *heldOrderer) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.MaxInflightCommits = max
+	for _, e := range edit {
+		e(&cfg)
+	}
 	o := &heldOrderer{fakeOrderer: &fakeOrderer{applied: 1, verdict: certification.Commit},
 		entered: make(chan struct{}, max), release: make(chan struct{})}
 	s, err := New(cfg, emptyStore{}, o)
@@ -48,18 +55,35 @@ func idWriteSet(i int) *galenapb.WriteSet {
 	return &galenapb.WriteSet{Id: []byte(fmt.Sprintf("id%d", i)), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: []byte("v")}}}
 }
 
+// sizedWriteSet is write-set i with a value of n bytes.
+func sizedWriteSet(i, n int) *galenapb.WriteSet {
+	ws := idWriteSet(i)
+	ws.Writes[0].Value = make([]byte, n)
+	return ws
+}
+
 // hold starts n commits and returns once all of them are in Broadcast; their
 // errors arrive on the returned channel once released.
 func hold(t *testing.T, s *Service, o *heldOrderer, n int) <-chan error {
 	t.Helper()
-	errs := make(chan error, n)
-	for i := range n {
+	wss := make([]*galenapb.WriteSet, n)
+	for i := range wss {
+		wss[i] = idWriteSet(i)
+	}
+	return holdSets(t, s, o, wss...)
+}
+
+// holdSets is hold for the commits of the write-sets wss.
+func holdSets(t *testing.T, s *Service, o *heldOrderer, wss ...*galenapb.WriteSet) <-chan error {
+	t.Helper()
+	errs := make(chan error, len(wss))
+	for _, ws := range wss {
 		go func() {
-			_, err := s.Commit(context.Background(), idWriteSet(i), 0)
+			_, err := s.Commit(context.Background(), ws, 0)
 			errs <- err
 		}()
 	}
-	for range n {
+	for range wss {
 		<-o.entered
 	}
 	return errs
@@ -137,5 +161,102 @@ func TestDrainIsBounded(t *testing.T) {
 	<-errs
 	if err := s.Drain(context.Background()); err != nil {
 		t.Fatalf("second Drain: %v", err)
+	}
+}
+
+// smallLimits allow write-sets of up to 4 KiB and 10 KiB of them in flight.
+func smallLimits(c *Config) {
+	c.Limits.MaxValueSize, c.Limits.MaxWriteSetSize, c.MaxInflightBytes = 4<<10, 4<<10, 10<<10
+}
+
+// The bytes of the write-sets in flight are bounded as their number is: a
+// commit that would exceed the bound is refused at once, a smaller one that
+// fits is admitted, and a write-set over the size limit is refused as too
+// large, not as overload.
+func TestCommitsBeyondTheByteBoundAreRefusedAtOnce(t *testing.T) {
+	s, o := newHeldService(t, 8, smallLimits)
+	held := []*galenapb.WriteSet{sizedWriteSet(0, 4000), sizedWriteSet(1, 4000)}
+	errs := holdSets(t, s, o, held...)
+	want := proto.Size(held[0]) + proto.Size(held[1])
+	if got := testutil.ToFloat64(s.m.inflightBytes); got != float64(want) {
+		t.Errorf("galena_inflight_commit_bytes = %v, want %d", got, want)
+	}
+
+	if err := refusedAtOnce(t, s, sizedWriteSet(2, 4000)); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("commit beyond the byte bound: %v, want ErrOverloaded", err)
+	}
+	if err := refusedAtOnce(t, s, sizedWriteSet(3, 5000)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("oversized write-set under load: %v, want ErrTooLarge", err)
+	}
+	if got := testutil.ToFloat64(s.m.overloaded); got != 1 {
+		t.Errorf("galena_commits_overloaded_total = %v, want 1", got)
+	}
+	small := holdSets(t, s, o, sizedWriteSet(4, 100)) // still fits
+	close(o.release)
+	for _, ch := range []<-chan error{errs, errs, small} {
+		if err := <-ch; err != nil {
+			t.Fatalf("held commit: %v", err)
+		}
+	}
+	if got := testutil.ToFloat64(s.m.inflightBytes); got != 0 {
+		t.Errorf("galena_inflight_commit_bytes = %v once answered, want 0", got)
+	}
+}
+
+// refusedAtOnce commits ws and returns its error, failing the test if the
+// commit is held instead of answered at once.
+func refusedAtOnce(t *testing.T, s *Service, ws *galenapb.WriteSet) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Commit(context.Background(), ws, 0)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("commit of %d bytes was admitted and held, not refused", proto.Size(ws))
+		return nil
+	}
+}
+
+// A commit is admitted whatever its size when none is in flight.
+func TestGateAdmitsOneCommitOfAnySize(t *testing.T) {
+	g := newGate(8, 10)
+	if err := g.enter(50); err != nil {
+		t.Fatalf("a commit over the byte bound with none in flight: %v", err)
+	}
+	if err := g.enter(1); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("a commit beside it: %v, want ErrOverloaded", err)
+	}
+	g.leave(50)
+	if err := g.enter(10); err != nil {
+		t.Fatalf("a commit within the bound: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no inflight commits", func(c *Config) { c.MaxInflightCommits = 0 }, "MaxInflightCommits must be positive"},
+		{"inflight bytes below a write-set", func(c *Config) { c.MaxInflightBytes = c.Limits.MaxWriteSetSize - 1 },
+			"MaxInflightBytes (16777215) must be at least MaxWriteSetSize (16777216)"},
+		{"value over the write-set", func(c *Config) { c.Limits.MaxValueSize = c.Limits.MaxWriteSetSize + 1 }, "must not exceed the write-set limit"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tt.edit(&cfg)
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
 	}
 }

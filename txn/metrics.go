@@ -17,13 +17,14 @@ const (
 // metrics are the Service's commit metrics; Service is a
 // prometheus.Collector of them.
 type metrics struct {
-	duration   *prometheus.HistogramVec
-	byOutcome  map[string]prometheus.Observer // duration's series, looked up once
-	inflight   prometheus.GaugeFunc
-	overloaded prometheus.Counter
+	duration      *prometheus.HistogramVec
+	byOutcome     map[string]prometheus.Observer // duration's series, looked up once
+	inflight      prometheus.GaugeFunc
+	inflightBytes prometheus.GaugeFunc
+	overloaded    prometheus.Counter
 }
 
-func newMetrics(inflight func() int) *metrics {
+func newMetrics(inflight, inflightBytes func() int) *metrics {
 	m := &metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "galena_commit_duration_seconds",
@@ -35,9 +36,13 @@ func newMetrics(inflight func() int) *metrics {
 			Name: "galena_inflight_commits",
 			Help: "Commits admitted on this member and not yet answered (at most MaxInflightCommits).",
 		}, func() float64 { return float64(inflight()) }),
+		inflightBytes: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "galena_inflight_commit_bytes",
+			Help: "Bytes of the write-sets of the commits admitted on this member and not yet answered (at most MaxInflightBytes, or one write-set).",
+		}, func() float64 { return float64(inflightBytes()) }),
 		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "galena_commits_overloaded_total",
-			Help: "Commits refused at once because MaxInflightCommits were in flight on this member.",
+			Help: "Commits refused at once because MaxInflightCommits commits, or MaxInflightBytes bytes of write-sets, were in flight on this member.",
 		}),
 	}
 	m.byOutcome = map[string]prometheus.Observer{}
@@ -63,15 +68,18 @@ func (m *metrics) observeCommit(o certification.Outcome, err error, d time.Durat
 func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	s.m.duration.Describe(ch)
 	s.m.inflight.Describe(ch)
+	s.m.inflightBytes.Describe(ch)
 	s.m.overloaded.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: the member's commit latency
 // (galena_commit_duration_seconds), commits in flight
-// (galena_inflight_commits) and commits refused as overload
+// (galena_inflight_commits) and the bytes of their write-sets
+// (galena_inflight_commit_bytes), and commits refused as overload
 // (galena_commits_overloaded_total).
 func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	s.m.duration.Collect(ch)
 	s.m.inflight.Collect(ch)
+	s.m.inflightBytes.Collect(ch)
 	s.m.overloaded.Collect(ch)
 }

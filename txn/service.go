@@ -73,9 +73,9 @@ func New(cfg Config, store Store, ord Orderer) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits),
+	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits, cfg.MaxInflightBytes),
 		waiters: map[string][]chan certification.Outcome{}}
-	s.m = newMetrics(s.gate.inflight)
+	s.m = newMetrics(s.gate.inflight, s.gate.inflightBytes)
 	return s, nil
 }
 
@@ -215,20 +215,33 @@ func storageErr(err error) error {
 // Commit validates ws, orders it, and returns this member's verdict. A
 // verdict other than commit is returned as the Outcome, not as an error;
 // errors mean the write-set was not applied, except ErrIndeterminate. With
-// Config.MaxInflightCommits commits already in flight it fails at once with
-// ErrOverloaded; once Drain has begun, with ErrShuttingDown.
+// Config.MaxInflightCommits commits, or Config.MaxInflightBytes bytes of
+// write-sets, already in flight it fails at once with ErrOverloaded; once
+// Drain has begun, with ErrShuttingDown.
 func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
-	if err := s.gate.enter(); err != nil {
-		if errors.Is(err, ErrOverloaded) {
-			s.m.overloaded.Inc()
-		}
+	size := proto.Size(ws)
+	if err := s.admit(size); err != nil {
 		return certification.Outcome{}, err
 	}
-	defer s.gate.leave()
+	defer s.gate.leave(size)
 	start := time.Now()
 	o, err := s.commit(ctx, ws, minSeqno)
 	s.m.observeCommit(o, err, time.Since(start))
 	return o, err
+}
+
+// admit lets a commit of a write-set of size bytes through the gate, or
+// refuses it at once. A write-set over the size limit is refused as too
+// large whatever the load, not as overload: a retry would not help.
+func (s *Service) admit(size int) error {
+	if err := s.checkSize(size); err != nil {
+		return err
+	}
+	err := s.gate.enter(size)
+	if errors.Is(err, ErrOverloaded) {
+		s.m.overloaded.Inc()
+	}
+	return err
 }
 
 // Drain makes Commit refuse new commits with ErrShuttingDown and waits
@@ -366,8 +379,8 @@ func (s *Service) validate(ws *galenapb.WriteSet) error {
 		return fmt.Errorf("%w: a write-set without a snapshot needs an origin: a seqno seen before it was made, "+
 			"which bounds how long a resend of it is accepted", ErrInvalidWriteSet)
 	}
-	if n := proto.Size(ws); n > s.cfg.Limits.MaxWriteSetSize {
-		return fmt.Errorf("%w: write-set of %d bytes exceeds the %d-byte limit", ErrTooLarge, n, s.cfg.Limits.MaxWriteSetSize)
+	if err := s.checkSize(proto.Size(ws)); err != nil {
+		return err
 	}
 	for _, w := range ws.GetWrites() {
 		if err := s.checkKey(w.GetKey()); err != nil {
@@ -376,6 +389,14 @@ func (s *Service) validate(ws *galenapb.WriteSet) error {
 		if len(w.GetValue()) > s.cfg.Limits.MaxValueSize {
 			return fmt.Errorf("%w: value of %d bytes for key %q exceeds the %d-byte limit", ErrTooLarge, len(w.GetValue()), w.GetKey(), s.cfg.Limits.MaxValueSize)
 		}
+	}
+	return nil
+}
+
+// checkSize refuses a write-set of n bytes, encoded, over the size limit.
+func (s *Service) checkSize(n int) error {
+	if n > s.cfg.Limits.MaxWriteSetSize {
+		return fmt.Errorf("%w: write-set of %d bytes exceeds the %d-byte limit", ErrTooLarge, n, s.cfg.Limits.MaxWriteSetSize)
 	}
 	return nil
 }

@@ -37,6 +37,10 @@ func TestStartFlagsRejected(t *testing.T) {
 		{"zero trailing logs", []string{"--id", "n1", "--initial-cluster", cluster, "--trailing-logs", "0"}, "--trailing-logs must be positive"},
 		{"zero checkpoint interval", []string{"--id", "n1", "--initial-cluster", cluster, "--checkpoint-interval", "0"}, "--checkpoint-interval must be positive"},
 		{"zero max inflight commits", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-commits", "0"}, "--max-inflight-commits must be positive"},
+		{"max inflight bytes below a write-set", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-bytes", "1MiB"},
+			"--max-inflight-bytes must be at least the largest write-set, 16MiB, got 1MiB"},
+		{"max inflight bytes in MB", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-bytes", "64MB"}, `"64MB" is not a size`},
+		{"negative max inflight bytes", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-bytes", "-5"}, `"-5" is not a size`},
 		{"initial cluster without address", []string{"--id", "n1", "--initial-cluster", "n1"}, "not id=host:port"},
 		{"initial cluster bad address", []string{"--id", "n1", "--initial-cluster", "n1=localhost"}, "missing port"},
 		{"initial cluster empty", []string{"--id", "n1", "--initial-cluster", ","}, "initial cluster is empty"},
@@ -84,7 +88,7 @@ func TestStartConfig(t *testing.T) {
 		logLevel: "debug", logFormat: "json",
 		heartbeatTimeout: 200 * time.Millisecond, electionTimeout: 400 * time.Millisecond,
 		notPrimaryTimeout: 3 * time.Second, snapshotThreshold: 100, trailingLogs: 50, checkpointInterval: 64,
-		maxInflightCommits: 16,
+		maxInflightCommits: 16, maxInflightBytes: 32 << 20,
 	}
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
@@ -98,8 +102,8 @@ func TestStartConfig(t *testing.T) {
 		cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
 		t.Errorf("timeouts: heartbeat %v election %v lease %v", cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout)
 	}
-	if cfg.MaxInflightCommits != 16 {
-		t.Errorf("max inflight commits %d, want 16", cfg.MaxInflightCommits)
+	if cfg.MaxInflightCommits != 16 || cfg.MaxInflightBytes != 32<<20 {
+		t.Errorf("max inflight commits %d, bytes %d; want 16 and 32 MiB", cfg.MaxInflightCommits, cfg.MaxInflightBytes)
 	}
 	if cfg.NotPrimaryTimeout != 3*time.Second || cfg.SnapshotThreshold != 100 || cfg.TrailingLogs != 50 || cfg.CheckpointInterval != 64 {
 		t.Errorf("not primary %v, snapshot threshold %d, trailing logs %d, checkpoint interval %d",
@@ -130,6 +134,7 @@ func TestStartFlagDefaults(t *testing.T) {
 	f.trailingLogs, _ = fl.GetUint64("trailing-logs")
 	f.checkpointInterval, _ = fl.GetUint64("checkpoint-interval")
 	f.maxInflightCommits, _ = fl.GetInt("max-inflight-commits")
+	f.maxInflightBytes = *fl.Lookup("max-inflight-bytes").Value.(*byteSize)
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +143,34 @@ func TestStartFlagDefaults(t *testing.T) {
 	if cfg.Join != "127.0.0.1:7001" || cfg.InitialCluster != nil || cfg.Arbitrator || cfg.ClusterToken != d.ClusterToken ||
 		cfg.NotPrimaryTimeout != d.NotPrimaryTimeout || cfg.SnapshotThreshold != d.SnapshotThreshold ||
 		cfg.TrailingLogs != d.TrailingLogs || cfg.CheckpointInterval != d.CheckpointInterval ||
-		cfg.MaxInflightCommits != d.MaxInflightCommits || !cfg.RaftMetrics {
+		cfg.MaxInflightCommits != d.MaxInflightCommits || cfg.MaxInflightBytes != d.MaxInflightBytes || !cfg.RaftMetrics {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	tests := []struct {
+		in, out string
+		want    byteSize
+	}{
+		{"64MiB", "64MiB", 64 << 20},
+		{"1 GiB", "1GiB", 1 << 30},
+		{"512KiB", "512KiB", 512 << 10},
+		{"1536", "1536B", 1536},
+		{"100B", "100B", 100},
+		{"0", "0B", 0},
+	}
+	for _, tt := range tests {
+		var s byteSize
+		if err := s.Set(tt.in); err != nil || s != tt.want || s.String() != tt.out {
+			t.Errorf("Set(%q): %v, %d (%s); want %d (%s)", tt.in, err, s, s, tt.want, tt.out)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "1.5MiB", "64MB", "-1", "9999999999GiB", "1 TiB"} {
+		var s byteSize
+		if err := s.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %d", bad, s)
+		}
 	}
 }
 

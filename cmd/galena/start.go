@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/galenadb/galena/node"
@@ -30,6 +33,7 @@ type startFlags struct {
 	trailingLogs                   uint64
 	checkpointInterval             uint64
 	maxInflightCommits             int
+	maxInflightBytes               byteSize
 	peerRoute                      string // fault builds only
 	divergeAt                      uint64 // fault builds only
 	tls                            tlsFlags
@@ -109,6 +113,9 @@ member on a non-loopback address logs a warning.`,
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
 	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
 	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
+	f.maxInflightBytes = byteSize(d.MaxInflightBytes)
+	fl.Var(&f.maxInflightBytes, "max-inflight-bytes", "bytes of write-sets the member's commits in flight may hold, at least the largest write-set ("+
+		byteSize(d.Limits.MaxWriteSetSize).String()+"); more are refused at once, like --max-inflight-commits")
 	addFaultFlags(fl, &f)
 	addTLSFlags(fl, &f.tls)
 	return cmd
@@ -194,8 +201,11 @@ func (f startFlags) tuning(cfg *node.Config) error {
 		return usagef("--checkpoint-interval must be positive")
 	case f.maxInflightCommits <= 0:
 		return usagef("--max-inflight-commits must be positive, got %d", f.maxInflightCommits)
+	case int(f.maxInflightBytes) < cfg.Limits.MaxWriteSetSize:
+		return usagef("--max-inflight-bytes must be at least the largest write-set, %v, got %v",
+			byteSize(cfg.Limits.MaxWriteSetSize), f.maxInflightBytes)
 	}
-	cfg.MaxInflightCommits = f.maxInflightCommits
+	cfg.MaxInflightCommits, cfg.MaxInflightBytes = f.maxInflightCommits, int(f.maxInflightBytes)
 	cfg.NotPrimaryTimeout = f.notPrimaryTimeout
 	cfg.SnapshotThreshold, cfg.TrailingLogs = f.snapshotThreshold, f.trailingLogs
 	cfg.CheckpointInterval = f.checkpointInterval
@@ -217,6 +227,44 @@ func (f startFlags) timeouts(cfg *node.Config) error {
 	}
 	return nil
 }
+
+// byteSize is a flag value in bytes: a number with an optional KiB, MiB or
+// GiB suffix, e.g. 64MiB.
+type byteSize int
+
+// sizeUnits are byteSize's suffixes, largest first.
+var sizeUnits = []struct {
+	suffix string
+	shift  uint
+}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}, {"B", 0}}
+
+func (s *byteSize) Set(v string) error {
+	num, shift := strings.TrimSpace(v), uint(0)
+	for _, u := range sizeUnits {
+		if n, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, shift = strings.TrimSpace(n), u.shift
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt>>shift {
+		return fmt.Errorf("%q is not a size: give bytes, with an optional KiB, MiB or GiB suffix, e.g. 64MiB", v)
+	}
+	*s = byteSize(n << shift)
+	return nil
+}
+
+// String writes the size in the largest unit that divides it.
+func (s byteSize) String() string {
+	for _, u := range sizeUnits {
+		if s != 0 && s%(1<<u.shift) == 0 {
+			return strconv.Itoa(int(s)>>u.shift) + u.suffix
+		}
+	}
+	return "0B"
+}
+
+func (s *byteSize) Type() string { return "size" }
 
 // processRegistry is the registry /metrics serves: the member's metrics,
 // the Go runtime's and the process's.
