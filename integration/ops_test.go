@@ -23,11 +23,13 @@ import (
 //
 //	go test ./integration/ -run TestOpsStateTransfer -v -timeout 30m -ops.sst-mb=200
 //	go test ./integration/ -run '^$' -bench OpsRestartCatchUp -benchtime 3x -timeout 30m -ops.figures
+//	go test ./integration/ -run TestOpsMemoryBounded -v -ops.figures
 var (
 	opsSSTMB = flag.Int("ops.sst-mb", 16,
 		"size in MB of the data set TestOpsStateTransferBySnapshot transfers to a joiner (200 checks the joiner streams it)")
 	opsFigures = flag.Bool("ops.figures", false,
-		"BenchmarkOpsRestartCatchUp: large data set of 200 MB and M=1000 entries missed, instead of 16 MB and 100")
+		"BenchmarkOpsRestartCatchUp: large data set of 200 MB and M=1000 entries missed, instead of 16 MB and 100; "+
+			"TestOpsMemoryBoundedUnderLargeWriteSets: write-sets of 15 MiB and 480 MB missed, instead of 4 MiB and 96 MB")
 )
 
 const (
