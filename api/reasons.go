@@ -1,7 +1,9 @@
 // Package api holds the parts of the wire contract that are not generated:
 // the error reasons a server attaches to a gRPC status so that a client can
-// map it back to a precise sentinel error. The service and messages are in
-// package galenapb, generated from galena.proto.
+// map it back to a precise sentinel error. The services and their messages
+// are in package galenapb, generated from galena.proto; the write-set, which
+// also travels in the replicated log, is in package writesetpb, generated
+// from writeset.proto.
 package api
 
 // ErrorDomain is the domain of every errdetails.ErrorInfo a server sends.

@@ -7,7 +7,7 @@ import (
 	"io"
 	"sync/atomic"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"go.uber.org/zap"
@@ -71,7 +71,7 @@ type Applier struct {
 
 	commits, failures, dups atomic.Uint64
 
-	ws     galenapb.WriteSet // reused decode buffer
+	ws     writesetpb.WriteSet // reused decode buffer
 	recs   []storage.Record
 	writes []storage.Write // backs the batch's records' Writes, reused across batches
 	ids    [][]byte

@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 )
@@ -21,12 +21,12 @@ func randomLog(t *testing.T, r *rand.Rand, n int) []groupcomm.Entry {
 	seqno := uint64(0)
 	for i := 0; i < n; i++ {
 		seqno += 1 + uint64(r.IntN(2))
-		w := &galenapb.WriteSet{Id: []byte(fmt.Sprintf("id-%d", i)), Snapshot: seqno - 1 - uint64(r.IntN(int(min(seqno, 8))))}
+		w := &writesetpb.WriteSet{Id: []byte(fmt.Sprintf("id-%d", i)), Snapshot: seqno - 1 - uint64(r.IntN(int(min(seqno, 8))))}
 		if i > 0 && r.IntN(10) == 0 {
 			w.Id = []byte(fmt.Sprintf("id-%d", r.IntN(i))) // a resend
 		}
 		for k := 0; k < 1+r.IntN(3); k++ {
-			wr := &galenapb.Write{Key: []byte(fmt.Sprintf("k%d", r.IntN(12))), Value: []byte(fmt.Sprintf("v%d", i))}
+			wr := &writesetpb.Write{Key: []byte(fmt.Sprintf("k%d", r.IntN(12))), Value: []byte(fmt.Sprintf("v%d", i))}
 			wr.Delete = r.IntN(8) == 0
 			w.Writes = append(w.Writes, wr)
 		}

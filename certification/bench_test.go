@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"go.uber.org/zap"
@@ -33,7 +33,7 @@ func benchEntries(b *testing.B, keys [][]byte, first uint64, n int) []groupcomm.
 		id := make([]byte, 16)
 		binary.BigEndian.PutUint64(id, rng.Uint64())
 		binary.BigEndian.PutUint64(id[8:], seq)
-		ws := &galenapb.WriteSet{Id: id, Snapshot: seq - 1, Writes: []*galenapb.Write{
+		ws := &writesetpb.WriteSet{Id: id, Snapshot: seq - 1, Writes: []*writesetpb.Write{
 			{Key: keys[rng.IntN(len(keys))], Value: val}, {Key: keys[rng.IntN(len(keys))], Value: val},
 		}}
 		data, err := EncodeEntry(ws)
@@ -47,7 +47,7 @@ func benchEntries(b *testing.B, keys [][]byte, first uint64, n int) []groupcomm.
 
 // BenchmarkEncodeEntry encodes a write-set of two 100-byte writes.
 func BenchmarkEncodeEntry(b *testing.B) {
-	ws := &galenapb.WriteSet{Id: make([]byte, 16), Snapshot: 1 << 20, Writes: []*galenapb.Write{
+	ws := &writesetpb.WriteSet{Id: make([]byte, 16), Snapshot: 1 << 20, Writes: []*writesetpb.Write{
 		{Key: []byte("user/00000001"), Value: make([]byte, 100)}, {Key: []byte("user/00000002"), Value: make([]byte, 100)},
 	}}
 	b.ReportAllocs()
@@ -62,7 +62,7 @@ func BenchmarkEncodeEntry(b *testing.B) {
 // the Applier does.
 func BenchmarkDecodeEntry(b *testing.B) {
 	es := benchEntries(b, benchKeys(), 2, 1)
-	var ws galenapb.WriteSet
+	var ws writesetpb.WriteSet
 	b.SetBytes(int64(len(es[0].Data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -89,9 +89,9 @@ func BenchmarkCertify(b *testing.B) {
 	keys := benchKeys()
 	const n = 1 << 14
 	es := benchEntries(b, keys, 2, n)
-	wss := make([]*galenapb.WriteSet, n)
+	wss := make([]*writesetpb.WriteSet, n)
 	for i, e := range es {
-		wss[i] = &galenapb.WriteSet{}
+		wss[i] = &writesetpb.WriteSet{}
 		if err := DecodeEntry(e.Data, wss[i]); err != nil {
 			b.Fatal(err)
 		}

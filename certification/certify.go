@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/storage"
 )
 
@@ -176,7 +176,7 @@ func (c *Certifier) Resume(applied uint64) {
 // writes in the index so later write-sets see them before they reach storage.
 // seqnos must be strictly increasing across calls. An error means the Store
 // failed; the caller must stop rather than guess.
-func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
+func (c *Certifier) Certify(ws *writesetpb.WriteSet, seqno uint64) (Outcome, error) {
 	if len(ws.GetId()) > 0 {
 		if o, ok, err := c.lookupID(ws.GetId(), seqno); err != nil || ok {
 			return o, err
@@ -203,7 +203,7 @@ func (c *Certifier) Certify(ws *galenapb.WriteSet, seqno uint64) (Outcome, error
 }
 
 // decide is the rule itself.
-func (c *Certifier) decide(ws *galenapb.WriteSet, seqno uint64) (Outcome, error) {
+func (c *Certifier) decide(ws *writesetpb.WriteSet, seqno uint64) (Outcome, error) {
 	snap, origin := ws.GetSnapshot(), ws.GetOrigin()
 	switch {
 	case !wellFormed(ws):
@@ -234,7 +234,7 @@ func (c *Certifier) tooOld(b, seqno uint64) bool {
 }
 
 // wellFormed reports whether storage can hold every key and value of ws.
-func wellFormed(ws *galenapb.WriteSet) bool {
+func wellFormed(ws *writesetpb.WriteSet) bool {
 	for _, w := range ws.GetWrites() {
 		if len(w.GetKey()) == 0 || len(w.GetKey()) > storage.MaxKeySize || len(w.GetValue()) > storage.MaxValueSize {
 			return false

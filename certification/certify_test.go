@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 )
@@ -41,15 +41,15 @@ func (m *memStore) LookupID(id []byte, before uint64) ([]byte, uint64, bool, err
 	return EncodeOutcome(o), o.Seqno, true, nil
 }
 
-func ws(id string, snap uint64, keys ...string) *galenapb.WriteSet {
-	w := &galenapb.WriteSet{Id: []byte(id), Snapshot: snap}
+func ws(id string, snap uint64, keys ...string) *writesetpb.WriteSet {
+	w := &writesetpb.WriteSet{Id: []byte(id), Snapshot: snap}
 	for _, k := range keys {
-		w.Writes = append(w.Writes, &galenapb.Write{Key: []byte(k), Value: []byte("v")})
+		w.Writes = append(w.Writes, &writesetpb.Write{Key: []byte(k), Value: []byte("v")})
 	}
 	return w
 }
 
-func withOrigin(w *galenapb.WriteSet, origin uint64) *galenapb.WriteSet {
+func withOrigin(w *writesetpb.WriteSet, origin uint64) *writesetpb.WriteSet {
 	w.Origin = origin
 	return w
 }
@@ -57,7 +57,7 @@ func withOrigin(w *galenapb.WriteSet, origin uint64) *galenapb.WriteSet {
 // certifyAndStore certifies w at seqno and stores what the Applier would:
 // a commit's writes, and the outcome under the id of a first delivery that
 // is not invalid. Then it tells the Certifier the store holds seqno.
-func certifyAndStore(t *testing.T, c *Certifier, st *memStore, w *galenapb.WriteSet, seqno uint64) Outcome {
+func certifyAndStore(t *testing.T, c *Certifier, st *memStore, w *writesetpb.WriteSet, seqno uint64) Outcome {
 	t.Helper()
 	o, err := c.Certify(w, seqno)
 	if err != nil {
@@ -76,7 +76,7 @@ func certifyAndStore(t *testing.T, c *Certifier, st *memStore, w *galenapb.Write
 }
 
 type step struct {
-	ws    *galenapb.WriteSet
+	ws    *writesetpb.WriteSet
 	seqno uint64
 	want  Verdict
 	key   string // conflicting key, when want == Conflict
@@ -189,7 +189,7 @@ func TestIndexFallsBackToStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	apply := func(w *galenapb.WriteSet, seqno uint64) Outcome {
+	apply := func(w *writesetpb.WriteSet, seqno uint64) Outcome {
 		t.Helper()
 		return certifyAndStore(t, c, st, w, seqno)
 	}
@@ -245,7 +245,7 @@ func TestEntryEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got galenapb.WriteSet
+	var got writesetpb.WriteSet
 	if err := DecodeEntry(b, &got); err != nil || string(got.Id) != "id" || got.Snapshot != 3 {
 		t.Fatalf("round trip: %v %v", &got, err)
 	}
@@ -263,14 +263,14 @@ func TestEntryEncoding(t *testing.T) {
 func TestEntryEncodingIsStable(t *testing.T) {
 	// A write-set with an id, a snapshot, a put, a delete and an origin.
 	const old = "010a0469642d3110071a060a016b1201761a050a016418012003"
-	want := withOrigin(&galenapb.WriteSet{Id: []byte("id-1"), Snapshot: 7, Writes: []*galenapb.Write{
+	want := withOrigin(&writesetpb.WriteSet{Id: []byte("id-1"), Snapshot: 7, Writes: []*writesetpb.Write{
 		{Key: []byte("k"), Value: []byte("v")}, {Key: []byte("d"), Delete: true},
 	}}, 3)
 	b, err := hex.DecodeString(old)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got galenapb.WriteSet
+	var got writesetpb.WriteSet
 	if err := DecodeEntry(b, &got); err != nil || !proto.Equal(&got, want) {
 		t.Fatalf("the old entry decodes to %v, %v; want %v", &got, err, want)
 	}
@@ -307,7 +307,7 @@ func TestIndexFloorSparesStorageReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Resume(10)
-	certify := func(w *galenapb.WriteSet, seqno uint64) Outcome {
+	certify := func(w *writesetpb.WriteSet, seqno uint64) Outcome {
 		t.Helper()
 		return certifyAndStore(t, c, st.memStore, w, seqno)
 	}

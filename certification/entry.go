@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -19,7 +19,7 @@ const entryWriteSet byte = 1
 var ErrMalformedEntry = errors.New("certification: malformed log entry")
 
 // EncodeEntry is the log entry that carries ws.
-func EncodeEntry(ws *galenapb.WriteSet) ([]byte, error) {
+func EncodeEntry(ws *writesetpb.WriteSet) ([]byte, error) {
 	b := make([]byte, 1, 1+proto.Size(ws))
 	b[0] = entryWriteSet
 	b, err := proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, ws)
@@ -30,7 +30,7 @@ func EncodeEntry(ws *galenapb.WriteSet) ([]byte, error) {
 }
 
 // DecodeEntry parses a log entry made by EncodeEntry into ws.
-func DecodeEntry(b []byte, ws *galenapb.WriteSet) error {
+func DecodeEntry(b []byte, ws *writesetpb.WriteSet) error {
 	if len(b) == 0 || b[0] != entryWriteSet {
 		return fmt.Errorf("%w: unknown entry type", ErrMalformedEntry)
 	}

@@ -7,7 +7,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"google.golang.org/protobuf/proto"
@@ -17,7 +17,7 @@ import (
 // (testdata/fuzz/<name>/) run with every `go test`; `go test -fuzz` explores
 // further. See .ci/fuzz.
 
-func mustEncode(tb testing.TB, w *galenapb.WriteSet) []byte {
+func mustEncode(tb testing.TB, w *writesetpb.WriteSet) []byte {
 	tb.Helper()
 	b, err := EncodeEntry(w)
 	if err != nil {
@@ -33,8 +33,8 @@ func mustEncode(tb testing.TB, w *galenapb.WriteSet) []byte {
 // verdict whose stored form round-trips.
 func FuzzDecodeEntry(f *testing.F) {
 	f.Add(mustEncode(f, ws("id", 3, "k")))
-	f.Add(mustEncode(f, &galenapb.WriteSet{Id: []byte("del"), Snapshot: 1 << 40, Writes: []*galenapb.Write{{Key: []byte("k"), Delete: true}}}))
-	f.Add(mustEncode(f, &galenapb.WriteSet{}))
+	f.Add(mustEncode(f, &writesetpb.WriteSet{Id: []byte("del"), Snapshot: 1 << 40, Writes: []*writesetpb.Write{{Key: []byte("k"), Delete: true}}}))
+	f.Add(mustEncode(f, &writesetpb.WriteSet{}))
 	f.Add(EncodeCheckpoint("n1", Checkpoint{Seqno: 4096, Digest: [32]byte{1, 2, 3}}))
 	f.Add(EncodeOutcome(Outcome{Seqno: 9, Verdict: Conflict, Key: []byte("k"), KeySeqno: 7}))
 	f.Add([]byte{entryWriteSet, 0xff, 0xff})
@@ -49,7 +49,7 @@ func FuzzDecodeEntry(f *testing.F) {
 }
 
 func checkWriteSetEntry(t *testing.T, b []byte) {
-	var w galenapb.WriteSet
+	var w writesetpb.WriteSet
 	if err := DecodeEntry(b, &w); err != nil {
 		if !errors.Is(err, ErrMalformedEntry) {
 			t.Fatalf("DecodeEntry error %v is not ErrMalformedEntry", err)
@@ -63,7 +63,7 @@ func checkWriteSetEntry(t *testing.T, b []byte) {
 	if err != nil {
 		t.Fatalf("EncodeEntry of a decoded write-set: %v", err)
 	}
-	var w2 galenapb.WriteSet
+	var w2 writesetpb.WriteSet
 	if err := DecodeEntry(again, &w2); err != nil || !proto.Equal(&w, &w2) {
 		t.Fatalf("re-encoded write-set decodes to %v, %v; want %v", &w2, err, &w)
 	}
@@ -180,7 +180,7 @@ func rebase(d []byte, base uint64) []byte {
 		}
 		return EncodeCheckpoint(member, cp)
 	}
-	var w galenapb.WriteSet
+	var w writesetpb.WriteSet
 	if DecodeEntry(d, &w) != nil {
 		return d
 	}
@@ -203,18 +203,18 @@ func rebase(d []byte, base uint64) []byte {
 // error of Deliver is a finding (an id or value storage cannot hold gives
 // storage.ErrInvalidBatch: see TestUnstorableWriteSetIsRefusedNotFatal).
 func FuzzApplierDeliver(f *testing.F) {
-	e := func(w *galenapb.WriteSet) []byte { return mustEncode(f, w) }
+	e := func(w *writesetpb.WriteSet) []byte { return mustEncode(f, w) }
 	cp := func(member string, seqno uint64) []byte {
 		return EncodeCheckpoint(member, Checkpoint{Seqno: seqno, Digest: [32]byte{0xd1}})
 	}
 	f.Add(uint16(0), e(ws("a", 0, "x")), e(ws("b", 0, "x")), e(ws("c", 1, "x")))          // commit, conflict, commit
 	f.Add(uint16(0x0100), e(ws("a", 0, "x", "y")), e(ws("a", 0, "x")), []byte(nil))       // a resend
 	f.Add(uint16(0x0f00), e(ws("a", 0, "x")), e(ws("b", 1, "y")), e(ws("c", 0, "z")))     // too old
-	f.Add(uint16(0), e(ws("a", 5, "x")), e(ws("b", 0, "")), e(&galenapb.WriteSet{}))      // invalid snapshot, key; empty
+	f.Add(uint16(0), e(ws("a", 5, "x")), e(ws("b", 0, "")), e(&writesetpb.WriteSet{}))    // invalid snapshot, key; empty
 	f.Add(uint16(0x3000), cp("x1", 0), cp("x2", 0), e(ws("a", 0, "k")))                   // two strangers outvote this member
 	f.Add(uint16(0), e(ws("a", 0, "x")), []byte{entryWriteSet, 0xff}, e(ws("c", 0, "y"))) // malformed entry
 	f.Add(uint16(0), []byte{entryCheckpoint, 1}, []byte(nil), []byte(nil))                // malformed checkpoint
-	f.Add(uint16(0x1111), e(&galenapb.WriteSet{Id: []byte("d"), Writes: []*galenapb.Write{
+	f.Add(uint16(0x1111), e(&writesetpb.WriteSet{Id: []byte("d"), Writes: []*writesetpb.Write{
 		{Key: []byte("x"), Value: []byte("1")}, {Key: []byte("x"), Delete: true}, {Key: []byte("y")},
 	}}), []byte(nil), []byte(nil))
 	fx := newDeliverFixture(f)
@@ -262,7 +262,7 @@ func FuzzApplierDeliver(f *testing.F) {
 			t.Fatalf("batching changed the result:\n%x %v\n%x %v", da, recs[0].outcomes, db, recs[1].outcomes)
 		}
 		for _, en := range log {
-			var w galenapb.WriteSet
+			var w writesetpb.WriteSet
 			if DecodeEntry(en.Data, &w) != nil {
 				continue
 			}
@@ -284,7 +284,7 @@ func FuzzApplierDeliver(f *testing.F) {
 func checkVisible(t *testing.T, st *storage.Store, log []groupcomm.Entry) {
 	t.Helper()
 	for _, en := range log {
-		var w galenapb.WriteSet
+		var w writesetpb.WriteSet
 		if DecodeEntry(en.Data, &w) != nil {
 			continue
 		}
@@ -302,7 +302,7 @@ func checkVisible(t *testing.T, st *storage.Store, log []groupcomm.Entry) {
 			}
 			committed = o.Verdict == Commit && seqno == en.Index // not a resend
 		}
-		final := map[string]*galenapb.Write{}
+		final := map[string]*writesetpb.Write{}
 		for _, wr := range w.Writes {
 			final[string(wr.Key)] = wr
 		}

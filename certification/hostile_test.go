@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 )
@@ -37,12 +37,12 @@ func memApplier(t *testing.T, cfg ApplierConfig) (*Applier, *storage.Store, *rec
 func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		ws   *galenapb.WriteSet
+		ws   *writesetpb.WriteSet
 	}{
-		{"id over storage.MaxKeySize", &galenapb.WriteSet{Id: bytes.Repeat([]byte("i"), storage.MaxKeySize+1),
-			Writes: []*galenapb.Write{{Key: []byte("k"), Value: []byte("v")}}}},
-		{"value over storage.MaxValueSize", &galenapb.WriteSet{Id: []byte("big"),
-			Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, storage.MaxValueSize+1)}}}},
+		{"id over storage.MaxKeySize", &writesetpb.WriteSet{Id: bytes.Repeat([]byte("i"), storage.MaxKeySize+1),
+			Writes: []*writesetpb.Write{{Key: []byte("k"), Value: []byte("v")}}}},
+		{"value over storage.MaxValueSize", &writesetpb.WriteSet{Id: []byte("big"),
+			Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, storage.MaxValueSize+1)}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, st, rec := memApplier(t, ApplierConfig{Certification: Config{Window: 64, IndexSize: 8}})

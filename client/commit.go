@@ -14,6 +14,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 )
 
 // newID returns a fresh random write-set id.
@@ -31,7 +32,7 @@ func newID() ([]byte, error) {
 // servers treat a repeated id as a no-op that reports the first outcome.
 // While every endpoint fails and one of them has no leader, it goes round
 // again with the same id until ctx ends (see awaitLeader).
-func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) (CommitInfo, error) {
+func (c *Client) commit(ctx context.Context, pinned int, ws *writesetpb.WriteSet) (CommitInfo, error) {
 	start := pinned
 	if start < 0 {
 		start = c.start()
@@ -51,7 +52,7 @@ func (c *Client) commit(ctx context.Context, pinned int, ws *galenapb.WriteSet) 
 // commitRound sends ws to each endpoint once, for commit. maybeSent carries
 // over from earlier rounds: once an attempt may have been applied, a later
 // refusal says nothing of it.
-func (c *Client) commitRound(ctx context.Context, start int, ws *galenapb.WriteSet, maybeSent *bool) (CommitInfo, error) {
+func (c *Client) commitRound(ctx context.Context, start int, ws *writesetpb.WriteSet, maybeSent *bool) (CommitInfo, error) {
 	var f failures
 	for _, idx := range c.order(ctx, start) {
 		req := &galenapb.CommitRequest{WriteSet: ws, MinSeqno: c.seen.Load()}
@@ -86,7 +87,7 @@ func (c *Client) commitRound(ctx context.Context, start int, ws *galenapb.WriteS
 // when the write-set should be resent to the next endpoint, else the error
 // to return. resent tells whether this or an earlier attempt may have
 // reached a member (and so may have been applied).
-func (c *Client) commitFailed(ctx context.Context, ws *galenapb.WriteSet, resent bool, err error) (bool, error) {
+func (c *Client) commitFailed(ctx context.Context, ws *writesetpb.WriteSet, resent bool, err error) (bool, error) {
 	switch code := status.Code(err); {
 	case c.closed.Load():
 		return true, c.indeterminate(ws, ErrClosed)
@@ -124,7 +125,7 @@ func refusedUnapplied(err error) bool {
 
 // indeterminate is the error of a commit without an answer. commit logs
 // it, once, when it is the final outcome.
-func (c *Client) indeterminate(ws *galenapb.WriteSet, cause error) error {
+func (c *Client) indeterminate(ws *writesetpb.WriteSet, cause error) error {
 	if errors.Is(cause, ErrIndeterminate) { // the server said so: don't say it twice
 		return fmt.Errorf("write-set %x: %w", ws.Id, cause)
 	}
@@ -132,7 +133,7 @@ func (c *Client) indeterminate(ws *galenapb.WriteSet, cause error) error {
 }
 
 // outcome turns a server's verdict into Commit's result.
-func (c *Client) outcome(ws *galenapb.WriteSet, resp *galenapb.CommitResponse) (CommitInfo, error) {
+func (c *Client) outcome(ws *writesetpb.WriteSet, resp *galenapb.CommitResponse) (CommitInfo, error) {
 	c.observe(resp.GetSeqno())
 	switch resp.GetOutcome() {
 	case galenapb.Outcome_OUTCOME_COMMITTED:

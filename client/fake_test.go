@@ -17,6 +17,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 )
 
 // version is one committed value of a key in the fake store.
@@ -128,7 +129,7 @@ func (s *fakeStore) keysLocked(start, end []byte, snap uint64) []string {
 	return keys
 }
 
-func (s *fakeStore) commit(ws *galenapb.WriteSet) (*galenapb.CommitResponse, error) {
+func (s *fakeStore) commit(ws *writesetpb.WriteSet) (*galenapb.CommitResponse, error) {
 	if len(ws.GetId()) == 0 || len(ws.GetWrites()) == 0 {
 		return nil, reasonErr(codes.InvalidArgument, api.ReasonInvalidWriteSet, "no id or no writes")
 	}

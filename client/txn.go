@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 )
 
 // Txn is a transaction: its reads see one snapshot, chosen by its first read
@@ -194,15 +195,15 @@ func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 }
 
 // writeSet builds the write-set to commit, writes in key order.
-func (tx *Txn) writeSet() (*galenapb.WriteSet, error) {
+func (tx *Txn) writeSet() (*writesetpb.WriteSet, error) {
 	id, err := newID()
 	if err != nil {
 		return nil, err
 	}
-	ws := &galenapb.WriteSet{Id: id, Snapshot: tx.snapshot}
+	ws := &writesetpb.WriteSet{Id: id, Snapshot: tx.snapshot}
 	for _, k := range slices.Sorted(maps.Keys(tx.writes)) {
 		w := tx.writes[k]
-		ws.Writes = append(ws.Writes, &galenapb.Write{Key: []byte(k), Value: w.value, Delete: w.del})
+		ws.Writes = append(ws.Writes, &writesetpb.Write{Key: []byte(k), Value: w.value, Delete: w.del})
 	}
 	return ws, nil
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -20,13 +21,13 @@ func TestBadInputOverTheWire(t *testing.T) {
 	c := cluster(t, 1)
 	ctx := ctxT(t)
 	kv := rawKV(t, c.Endpoints()[0])
-	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
+	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("ok")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := c.Nodes[0].Digest()
 	key := []byte(strings.Repeat("k", 4<<10+1))
 	// The member accepts messages up to MaxWriteSetSize (16 MiB) plus 1 MiB.
-	huge := &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17<<20+1)}}}
+	huge := &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, 17<<20+1)}}}
 	cases := []struct {
 		name   string
 		call   func() error
@@ -41,7 +42,7 @@ func TestBadInputOverTheWire(t *testing.T) {
 			return err
 		}, codes.InvalidArgument, ""},
 		{"Commit: id over 64 bytes", func() error {
-			_, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: make([]byte, 65), Writes: []*galenapb.Write{{Key: []byte("k")}}}})
+			_, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &writesetpb.WriteSet{Id: make([]byte, 65), Writes: []*writesetpb.Write{{Key: []byte("k")}}}})
 			return err
 		}, codes.InvalidArgument, api.ReasonInvalidWriteSet},
 		{"Commit: over the gRPC message limit", func() error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/nodetest"
@@ -168,32 +169,34 @@ func TestBadInputChangesNothing(t *testing.T) {
 	c := cluster(t, 3)
 	ctx := ctxT(t)
 	kv := rawKV(t, c.Endpoints()[0])
-	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("ok")}}}}); err != nil {
+	if _, err := kv.Commit(ctx, &galenapb.CommitRequest{WriteSet: &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("ok")}}}}); err != nil {
 		t.Fatal(err)
 	}
 	c.EnsureSame()
 	before, _ := c.Nodes[0].Digest()
-	w := func(k string, v int) *galenapb.Write { return &galenapb.Write{Key: []byte(k), Value: make([]byte, v)} }
+	w := func(k string, v int) *writesetpb.Write {
+		return &writesetpb.Write{Key: []byte(k), Value: make([]byte, v)}
+	}
 	cases := []struct {
 		name string
-		ws   *galenapb.WriteSet
+		ws   *writesetpb.WriteSet
 		code codes.Code
 		msg  string
 	}{
 		{"no write-set", nil, codes.InvalidArgument, "missing write-set"},
-		{"no id", &galenapb.WriteSet{Writes: []*galenapb.Write{w("k", 1)}}, codes.InvalidArgument, "id"},
-		{"no writes", &galenapb.WriteSet{Id: id()}, codes.InvalidArgument, "no writes"},
-		{"empty key", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w("", 1)}}, codes.InvalidArgument, "empty key"},
-		{"key over 4 KiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w(strings.Repeat("k", 4<<10+1), 1)}}, codes.InvalidArgument, "4096-byte limit"},
-		{"value over 1 MiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: []*galenapb.Write{w("k", 1<<20+1)}}, codes.InvalidArgument, "1048576-byte limit"},
-		{"write-set over 16 MiB", &galenapb.WriteSet{Id: id(), Origin: 1, Writes: func() []*galenapb.Write {
-			var ws []*galenapb.Write
+		{"no id", &writesetpb.WriteSet{Writes: []*writesetpb.Write{w("k", 1)}}, codes.InvalidArgument, "id"},
+		{"no writes", &writesetpb.WriteSet{Id: id()}, codes.InvalidArgument, "no writes"},
+		{"empty key", &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{w("", 1)}}, codes.InvalidArgument, "empty key"},
+		{"key over 4 KiB", &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{w(strings.Repeat("k", 4<<10+1), 1)}}, codes.InvalidArgument, "4096-byte limit"},
+		{"value over 1 MiB", &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: []*writesetpb.Write{w("k", 1<<20+1)}}, codes.InvalidArgument, "1048576-byte limit"},
+		{"write-set over 16 MiB", &writesetpb.WriteSet{Id: id(), Origin: 1, Writes: func() []*writesetpb.Write {
+			var ws []*writesetpb.Write
 			for i := 0; i < 16; i++ { // 16 MiB of values plus keys: just over the limit
 				ws = append(ws, w(fmt.Sprint("k", i), 1<<20))
 			}
 			return ws
 		}()}, codes.InvalidArgument, "16777216-byte limit"},
-		{"snapshot newer than the node has", &galenapb.WriteSet{Id: id(), Snapshot: 1 << 40, Writes: []*galenapb.Write{w("k", 1)}}, codes.FailedPrecondition, "not yet applied"},
+		{"snapshot newer than the node has", &writesetpb.WriteSet{Id: id(), Snapshot: 1 << 40, Writes: []*writesetpb.Write{w("k", 1)}}, codes.FailedPrecondition, "not yet applied"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,7 +48,7 @@ func FuzzKVRequest(f *testing.F) {
 	add(1, &galenapb.ScanRequest{Start: []byte("k1"), End: []byte("k2"), Limit: 3}, false)
 	add(1, &galenapb.ScanRequest{Start: []byte("b"), End: []byte("a")}, false)
 	add(1, &galenapb.ScanRequest{Snapshot: kvMinReadable - 1, Linearizable: true}, true)
-	add(2, commitReq(ws1("id", 0, put("k", 1), &galenapb.Write{Key: []byte("d"), Delete: true})), false)
+	add(2, commitReq(ws1("id", 0, put("k", 1), &writesetpb.Write{Key: []byte("d"), Delete: true})), false)
 	add(2, commitReq(ws1("id", kvApplied-kvWindow-1, put("k", 1))), false)
 	add(2, &galenapb.CommitRequest{WriteSet: ws1(strings.Repeat("i", 65), 0, put("", 99)), MinSeqno: 99}, false)
 	add(2, &galenapb.CommitRequest{}, false)
@@ -157,11 +158,11 @@ func checkCommit(t *testing.T, srv *Server, o *stubOrderer, r *galenapb.CommitRe
 	if srv.svc.Admit(sent[0]) != nil {
 		t.Fatal("the leader would refuse what the member broadcast")
 	}
-	var got galenapb.WriteSet
+	var got writesetpb.WriteSet
 	if err := certification.DecodeEntry(sent[0], &got); err != nil {
 		t.Fatal(err)
 	}
-	want := proto.Clone(ws).(*galenapb.WriteSet)
+	want := proto.Clone(ws).(*writesetpb.WriteSet)
 	if want.Snapshot == 0 {
 		// The member fills in its applied seqno, in a new WriteSet that
 		// drops the request's unknown fields; with a snapshot given, they
@@ -178,7 +179,7 @@ func checkCommit(t *testing.T, srv *Server, o *stubOrderer, r *galenapb.CommitRe
 // anyone reaching the port can send: it never panics, and whatever it admits
 // decodes as a checkpoint or a write-set within the limits.
 func FuzzAdmit(f *testing.F) {
-	e := func(ws *galenapb.WriteSet) []byte {
+	e := func(ws *writesetpb.WriteSet) []byte {
 		b, err := certification.EncodeEntry(ws)
 		if err != nil {
 			f.Fatal(err)
@@ -204,7 +205,7 @@ func FuzzAdmit(f *testing.F) {
 			}
 			return
 		}
-		var ws galenapb.WriteSet
+		var ws writesetpb.WriteSet
 		if err := certification.DecodeEntry(b, &ws); err != nil {
 			t.Fatalf("admitted an entry that does not decode: %v", err)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/api"
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
@@ -51,12 +51,12 @@ func newHeldService(t *testing.T, max int, edit ...func(*Config)) (*Service, *he
 	return s, o
 }
 
-func idWriteSet(i int) *galenapb.WriteSet {
-	return &galenapb.WriteSet{Id: []byte(fmt.Sprintf("id%d", i)), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: []byte("v")}}}
+func idWriteSet(i int) *writesetpb.WriteSet {
+	return &writesetpb.WriteSet{Id: []byte(fmt.Sprintf("id%d", i)), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("k"), Value: []byte("v")}}}
 }
 
 // sizedWriteSet is write-set i with a value of n bytes.
-func sizedWriteSet(i, n int) *galenapb.WriteSet {
+func sizedWriteSet(i, n int) *writesetpb.WriteSet {
 	ws := idWriteSet(i)
 	ws.Writes[0].Value = make([]byte, n)
 	return ws
@@ -66,7 +66,7 @@ func sizedWriteSet(i, n int) *galenapb.WriteSet {
 // errors arrive on the returned channel once released.
 func hold(t *testing.T, s *Service, o *heldOrderer, n int) <-chan error {
 	t.Helper()
-	wss := make([]*galenapb.WriteSet, n)
+	wss := make([]*writesetpb.WriteSet, n)
 	for i := range wss {
 		wss[i] = idWriteSet(i)
 	}
@@ -74,7 +74,7 @@ func hold(t *testing.T, s *Service, o *heldOrderer, n int) <-chan error {
 }
 
 // holdSets is hold for the commits of the write-sets wss.
-func holdSets(t *testing.T, s *Service, o *heldOrderer, wss ...*galenapb.WriteSet) <-chan error {
+func holdSets(t *testing.T, s *Service, o *heldOrderer, wss ...*writesetpb.WriteSet) <-chan error {
 	t.Helper()
 	errs := make(chan error, len(wss))
 	for _, ws := range wss {
@@ -175,7 +175,7 @@ func smallLimits(c *Config) {
 // large, not as overload.
 func TestCommitsBeyondTheByteBoundAreRefusedAtOnce(t *testing.T) {
 	s, o := newHeldService(t, 8, smallLimits)
-	held := []*galenapb.WriteSet{sizedWriteSet(0, 4000), sizedWriteSet(1, 4000)}
+	held := []*writesetpb.WriteSet{sizedWriteSet(0, 4000), sizedWriteSet(1, 4000)}
 	errs := holdSets(t, s, o, held...)
 	want := proto.Size(held[0]) + proto.Size(held[1])
 	if got := testutil.ToFloat64(s.m.inflightBytes); got != float64(want) {
@@ -205,7 +205,7 @@ func TestCommitsBeyondTheByteBoundAreRefusedAtOnce(t *testing.T) {
 
 // refusedAtOnce commits ws and returns its error, failing the test if the
 // commit is held instead of answered at once.
-func refusedAtOnce(t *testing.T, s *Service, ws *galenapb.WriteSet) error {
+func refusedAtOnce(t *testing.T, s *Service, ws *writesetpb.WriteSet) error {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/storage"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -48,7 +49,7 @@ type stubOrderer struct {
 }
 
 func (o *stubOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) {
-	var ws galenapb.WriteSet
+	var ws writesetpb.WriteSet
 	if err := certification.DecodeEntry(data, &ws); err != nil {
 		return 0, err
 	}
@@ -172,8 +173,8 @@ func reasonOf(err error) string {
 
 // ws1 is a write-set read at snap; one that read nothing (snap 0) has the
 // member's applied seqno as its origin.
-func ws1(id string, snap uint64, w ...*galenapb.Write) *galenapb.WriteSet {
-	ws := &galenapb.WriteSet{Id: []byte(id), Snapshot: snap, Writes: w}
+func ws1(id string, snap uint64, w ...*writesetpb.Write) *writesetpb.WriteSet {
+	ws := &writesetpb.WriteSet{Id: []byte(id), Snapshot: snap, Writes: w}
 	if snap == 0 {
 		ws.Origin = kvApplied
 	}
@@ -181,15 +182,15 @@ func ws1(id string, snap uint64, w ...*galenapb.Write) *galenapb.WriteSet {
 }
 
 // blind is a write-set that read nothing, with origin.
-func blind(origin uint64, w ...*galenapb.Write) *galenapb.WriteSet {
-	return &galenapb.WriteSet{Id: []byte("id"), Origin: origin, Writes: w}
+func blind(origin uint64, w ...*writesetpb.Write) *writesetpb.WriteSet {
+	return &writesetpb.WriteSet{Id: []byte("id"), Origin: origin, Writes: w}
 }
 
-func put(k string, v int) *galenapb.Write {
-	return &galenapb.Write{Key: []byte(k), Value: bytes.Repeat([]byte("v"), v)}
+func put(k string, v int) *writesetpb.Write {
+	return &writesetpb.Write{Key: []byte(k), Value: bytes.Repeat([]byte("v"), v)}
 }
 
-func commitReq(ws *galenapb.WriteSet) *galenapb.CommitRequest {
+func commitReq(ws *writesetpb.WriteSet) *galenapb.CommitRequest {
 	return &galenapb.CommitRequest{WriteSet: ws}
 }
 
@@ -198,8 +199,8 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 	before := storeDump(t, st)
 	ctx := context.Background()
 	long := strings.Repeat("k", kvLimits.MaxKeySize+1)
-	manyWrites := func() []*galenapb.Write { // within every other limit, over the write-set's
-		var ws []*galenapb.Write
+	manyWrites := func() []*writesetpb.Write { // within every other limit, over the write-set's
+		var ws []*writesetpb.Write
 		for i := 0; i < 10; i++ {
 			ws = append(ws, put(fmt.Sprint("key", i), kvLimits.MaxValueSize))
 		}
@@ -258,14 +259,14 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"Commit: empty id", commit(commitReq(ws1("", 0, put("k", 1)))), invalid, api.ReasonInvalidWriteSet},
 		{"Commit: id over 64 bytes", commit(commitReq(ws1(strings.Repeat("i", 65), 0, put("k", 1)))), invalid, api.ReasonInvalidWriteSet},
 		{"Commit: no writes", commit(commitReq(ws1("id", 0))), invalid, api.ReasonInvalidWriteSet},
-		{"Commit: an empty list of writes", commit(commitReq(&galenapb.WriteSet{Id: []byte("id"), Writes: []*galenapb.Write{}})), invalid, api.ReasonInvalidWriteSet},
+		{"Commit: an empty list of writes", commit(commitReq(&writesetpb.WriteSet{Id: []byte("id"), Writes: []*writesetpb.Write{}})), invalid, api.ReasonInvalidWriteSet},
 		{"Commit: empty key", commit(commitReq(ws1("id", 0, put("", 1)))), invalid, api.ReasonInvalidKey},
 		{"Commit: a nil write (Go API)", commit(commitReq(ws1("id", 0, put("k", 1), nil))), invalid, api.ReasonInvalidKey},
-		{"Commit: empty key after a good one", commit(commitReq(ws1("id", 0, put("k", 1), &galenapb.Write{Delete: true}))), invalid, api.ReasonInvalidKey},
+		{"Commit: empty key after a good one", commit(commitReq(ws1("id", 0, put("k", 1), &writesetpb.Write{Delete: true}))), invalid, api.ReasonInvalidKey},
 		{"Commit: key over the limit", commit(commitReq(ws1("id", 0, put(long, 1)))), invalid, api.ReasonTooLarge},
 		{"Commit: value over the limit", commit(commitReq(ws1("id", 0, put("k", kvLimits.MaxValueSize+1)))), invalid, api.ReasonTooLarge},
 		{"Commit: delete carrying a value over the limit", commit(commitReq(ws1("id", 0,
-			&galenapb.Write{Key: []byte("k"), Value: make([]byte, kvLimits.MaxValueSize+1), Delete: true}))), invalid, api.ReasonTooLarge},
+			&writesetpb.Write{Key: []byte("k"), Value: make([]byte, kvLimits.MaxValueSize+1), Delete: true}))), invalid, api.ReasonTooLarge},
 		{"Commit: write-set over the limit", commit(commitReq(ws1("id", 0, manyWrites()...))), invalid, api.ReasonTooLarge},
 		{"Commit: snapshot in the future", commit(commitReq(ws1("id", kvApplied+1, put("k", 1)))), precond, api.ReasonSnapshotUnavailable},
 		{"Commit: snapshot at the end of time", commit(commitReq(ws1("id", math.MaxUint64, put("k", 1)))), precond, api.ReasonSnapshotUnavailable},
@@ -338,14 +339,14 @@ func TestBoundaryRequestsAreServed(t *testing.T) {
 	})
 	for _, tc := range []struct {
 		name string
-		ws   *galenapb.WriteSet
+		ws   *writesetpb.WriteSet
 		snap uint64 // the snapshot the broadcast write-set carries
 	}{
 		{"Commit: snapshot 0", ws1("id", 0, put("k", 1)), kvApplied},
 		{"Commit: id of 64 bytes, key and value at the limits", ws1(strings.Repeat("i", 64), kvApplied, put(key, kvLimits.MaxValueSize)), kvApplied},
 		{"Commit: the oldest snapshot in the window", ws1("id", kvApplied-kvWindow, put("k", 0)), kvApplied - kvWindow},
 		{"Commit: the oldest origin in the window", blind(kvApplied-kvWindow, put("k", 0)), kvApplied},
-		{"Commit: a key written twice", ws1("id", 0, put("k", 1), &galenapb.Write{Key: []byte("k"), Delete: true}), kvApplied},
+		{"Commit: a key written twice", ws1("id", 0, put("k", 1), &writesetpb.Write{Key: []byte("k"), Delete: true}), kvApplied},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, o := kvServer(t, st)
@@ -357,9 +358,9 @@ func TestBoundaryRequestsAreServed(t *testing.T) {
 			if len(sent) != 1 {
 				t.Fatalf("%d entries broadcast, want 1", len(sent))
 			}
-			want := proto.Clone(tc.ws).(*galenapb.WriteSet)
+			want := proto.Clone(tc.ws).(*writesetpb.WriteSet)
 			want.Snapshot = tc.snap
-			var got galenapb.WriteSet
+			var got writesetpb.WriteSet
 			if err := certification.DecodeEntry(sent[0], &got); err != nil || !proto.Equal(&got, want) {
 				t.Fatalf("broadcast %v, %v; want %v", &got, err, want)
 			}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
@@ -218,7 +218,7 @@ func storageErr(err error) error {
 // Config.MaxInflightCommits commits, or Config.MaxInflightBytes bytes of
 // write-sets, already in flight it fails at once with ErrOverloaded; once
 // Drain has begun, with ErrShuttingDown.
-func (s *Service) Commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
+func (s *Service) Commit(ctx context.Context, ws *writesetpb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
 	size := proto.Size(ws)
 	if err := s.admit(size); err != nil {
 		return certification.Outcome{}, err
@@ -249,7 +249,7 @@ func (s *Service) admit(size int) error {
 // ctx's error). Reads are still served. A member drains before it stops.
 func (s *Service) Drain(ctx context.Context) error { return s.gate.drain(ctx) }
 
-func (s *Service) commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
+func (s *Service) commit(ctx context.Context, ws *writesetpb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
 	if err := s.validate(ws); err != nil {
 		return certification.Outcome{}, err
 	}
@@ -266,7 +266,7 @@ func (s *Service) commit(ctx context.Context, ws *galenapb.WriteSet, minSeqno ui
 		return certification.Outcome{}, err
 	}
 	if snap != ws.GetSnapshot() {
-		ws = &galenapb.WriteSet{Id: ws.GetId(), Snapshot: snap, Origin: ws.GetOrigin(), Writes: ws.GetWrites()}
+		ws = &writesetpb.WriteSet{Id: ws.GetId(), Snapshot: snap, Origin: ws.GetOrigin(), Writes: ws.GetWrites()}
 	}
 	data, err := certification.EncodeEntry(ws)
 	if err != nil {
@@ -359,7 +359,7 @@ func (s *Service) Admit(data []byte) error {
 		_, _, err := certification.DecodeCheckpoint(data)
 		return err
 	}
-	var ws galenapb.WriteSet
+	var ws writesetpb.WriteSet
 	if err := certification.DecodeEntry(data, &ws); err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (s *Service) Admit(data []byte) error {
 }
 
 // validate checks a write-set against the limits before anything is sent.
-func (s *Service) validate(ws *galenapb.WriteSet) error {
+func (s *Service) validate(ws *writesetpb.WriteSet) error {
 	switch {
 	case ws == nil:
 		return fmt.Errorf("%w: missing write-set", ErrInvalidWriteSet)

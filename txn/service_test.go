@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/api"
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
@@ -42,7 +42,7 @@ func (o *fakeOrderer) Broadcast(_ context.Context, data []byte) (uint64, error) 
 	if o.err != nil {
 		return 0, o.err
 	}
-	var ws galenapb.WriteSet
+	var ws writesetpb.WriteSet
 	if err := certification.DecodeEntry(data, &ws); err != nil {
 		return 0, err
 	}
@@ -135,10 +135,10 @@ func newServiceWaiting(t *testing.T, wait time.Duration) (*Service, *fakeOrderer
 	return s, o
 }
 
-func wset(keys ...string) *galenapb.WriteSet {
-	ws := &galenapb.WriteSet{Id: []byte("id"), Origin: 1}
+func wset(keys ...string) *writesetpb.WriteSet {
+	ws := &writesetpb.WriteSet{Id: []byte("id"), Origin: 1}
 	for _, k := range keys {
-		ws.Writes = append(ws.Writes, &galenapb.Write{Key: []byte(k), Value: []byte("v")})
+		ws.Writes = append(ws.Writes, &writesetpb.Write{Key: []byte(k), Value: []byte("v")})
 	}
 	return ws
 }
@@ -146,17 +146,17 @@ func wset(keys ...string) *galenapb.WriteSet {
 func TestCommitValidation(t *testing.T) {
 	cases := []struct {
 		name string
-		ws   *galenapb.WriteSet
+		ws   *writesetpb.WriteSet
 		want error
 	}{
 		{"nil", nil, ErrInvalidWriteSet},
-		{"no id", &galenapb.WriteSet{Writes: wset("k").Writes}, ErrInvalidWriteSet},
-		{"no writes", &galenapb.WriteSet{Id: []byte("x")}, ErrInvalidWriteSet},
+		{"no id", &writesetpb.WriteSet{Writes: wset("k").Writes}, ErrInvalidWriteSet},
+		{"no writes", &writesetpb.WriteSet{Id: []byte("x")}, ErrInvalidWriteSet},
 		{"empty key", wset(""), ErrInvalidKey},
 		{"key too long", wset("123456789"), ErrTooLarge},
-		{"value too long", &galenapb.WriteSet{Id: []byte("x"), Origin: 1, Writes: []*galenapb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
+		{"value too long", &writesetpb.WriteSet{Id: []byte("x"), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
 		{"write-set too large", wset("a", "b", "c", "d", "e", "f", "g", "h"), ErrTooLarge},
-		{"snapshot not applied", &galenapb.WriteSet{Id: []byte("x"), Snapshot: 99, Writes: wset("k").Writes}, ErrSnapshotUnavailable},
+		{"snapshot not applied", &writesetpb.WriteSet{Id: []byte("x"), Snapshot: 99, Writes: wset("k").Writes}, ErrSnapshotUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,7 +256,7 @@ func readWhileApplying(t *testing.T, s *Service, o *fakeOrderer, r ReadAt, want 
 }
 
 func mustEntry(t *testing.T) []byte {
-	b, err := certification.EncodeEntry(&galenapb.WriteSet{Id: []byte("bg"), Origin: 1, Writes: wset("k").Writes})
+	b, err := certification.EncodeEntry(&writesetpb.WriteSet{Id: []byte("bg"), Origin: 1, Writes: wset("k").Writes})
 	if err != nil {
 		t.Error(err)
 	}

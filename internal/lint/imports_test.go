@@ -21,7 +21,8 @@ var forbidden = map[string][]string{
 		"github.com/hashicorp/raft", "github.com/dgraph-io/badger", "google.golang.org/grpc", "github.com/soheilhy/cmux"},
 	"internal/atomicfile": {module}, // a leaf any package may use (see leaves)
 	"api":                 {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "client"},
-	"api/galenapb":        {module},
+	"api/galenapb":        {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "client"},
+	"api/writesetpb":      {module, "google.golang.org/grpc"}, // messages only: the log's entries link no gRPC
 }
 
 // leaves are packages of the module that import none of it, so that any
