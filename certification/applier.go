@@ -81,7 +81,12 @@ type Applier struct {
 var _ groupcomm.Deliverer = (*Applier)(nil)
 
 // NewApplier returns an Applier that resumes from the store's applied state.
+// The certification limits must not exceed what the store can hold.
 func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
+	if c := cfg.Certification; c.MaxKeySize > storage.MaxKeySize || c.MaxValueSize > storage.MaxValueSize {
+		return nil, fmt.Errorf("certification: MaxKeySize and MaxValueSize must not exceed storage's %d and %d bytes",
+			storage.MaxKeySize, storage.MaxValueSize)
+	}
 	cert, err := NewCertifier(cfg.Certification, store)
 	if err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func openApplier(t *testing.T, dir string, rec *recorder, indexSize int) (*Appli
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewApplier(ApplierConfig{Certification: Config{Window: 64, IndexSize: indexSize}, OnOutcome: rec.on, CheckpointInterval: 16}, st)
+	a, err := NewApplier(ApplierConfig{Certification: testConfig(64, indexSize), OnOutcome: rec.on, CheckpointInterval: 16}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/galenadb/galena/api/writesetpb"
-	"github.com/galenadb/galena/storage"
 )
 
 // Errors a write-set's outcome can carry. They are deterministic: every member
@@ -23,9 +22,10 @@ var (
 	// after its own seqno, which no honest client can have seen. It was not
 	// applied.
 	ErrInvalidSnapshot = errors.New("certification: snapshot is not before the write-set's seqno")
-	// ErrInvalidWriteSet: the write-set has an empty key or a key or id that
-	// storage cannot hold. Members admit no such write-set, so one in the log
-	// came from elsewhere; every member refuses it alike. Not applied.
+	// ErrInvalidWriteSet: the write-set has an empty key, or a key, id or
+	// value over the limits of Config (what storage can hold). Members admit
+	// no such write-set, so one in the log came from elsewhere; every member
+	// refuses it alike. Not applied.
 	ErrInvalidWriteSet = errors.New("certification: invalid write-set")
 )
 
@@ -107,8 +107,9 @@ type Store interface {
 	LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error)
 }
 
-// Config sets the certification window. It is part of the replicated state
-// machine's definition: every member of a cluster must use the same value.
+// Config sets the certification window and the limits of a well-formed
+// write-set. Window and the limits are part of the replicated state
+// machine's definition: every member of a cluster must use the same values.
 type Config struct {
 	// Window, in seqnos: snapshots older than seqno-Window are too old and
 	// ids are deduplicated over the last Window seqnos.
@@ -116,23 +117,32 @@ type Config struct {
 	// IndexSize bounds the in-memory index of recent writes, in keys; older
 	// keys are looked up in the Store. It changes speed, never decisions.
 	IndexSize int
+	// MaxKeySize bounds a key and a write-set id, and MaxValueSize a value,
+	// in bytes: a write-set over them is InvalidWriteSet. They are what the
+	// Store can hold, so that no member fails to store a write-set that
+	// certification let through.
+	MaxKeySize   int
+	MaxValueSize int
 }
 
 // DefaultWindow is the certification window every member uses.
 const DefaultWindow = 1 << 20
 
-// DefaultConfig returns the configuration members use.
+// DefaultConfig returns the configuration members use. Its limits are
+// storage's (storage.MaxKeySize and MaxValueSize).
 func DefaultConfig() Config {
-	return Config{Window: DefaultWindow, IndexSize: 1 << 16}
+	return Config{Window: DefaultWindow, IndexSize: 1 << 16, MaxKeySize: 65000 - 1, MaxValueSize: 16 << 20}
 }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.Window == 0 {
+	switch {
+	case c.Window == 0:
 		return errors.New("certification: Window must be positive")
-	}
-	if c.IndexSize <= 0 {
+	case c.IndexSize <= 0:
 		return errors.New("certification: IndexSize must be positive")
+	case c.MaxKeySize <= 0 || c.MaxValueSize <= 0:
+		return errors.New("certification: MaxKeySize and MaxValueSize must be positive")
 	}
 	return nil
 }
@@ -206,7 +216,7 @@ func (c *Certifier) Certify(ws *writesetpb.WriteSet, seqno uint64) (Outcome, err
 func (c *Certifier) decide(ws *writesetpb.WriteSet, seqno uint64) (Outcome, error) {
 	snap, origin := ws.GetSnapshot(), ws.GetOrigin()
 	switch {
-	case !wellFormed(ws):
+	case !c.cfg.wellFormed(ws):
 		return Outcome{Seqno: seqno, Verdict: InvalidWriteSet}, nil
 	case snap >= seqno || origin >= seqno:
 		return Outcome{Seqno: seqno, Verdict: InvalidSnapshot}, nil
@@ -233,14 +243,15 @@ func (c *Certifier) tooOld(b, seqno uint64) bool {
 	return seqno > c.cfg.Window && b < seqno-c.cfg.Window
 }
 
-// wellFormed reports whether storage can hold every key and value of ws.
-func wellFormed(ws *writesetpb.WriteSet) bool {
+// wellFormed reports whether ws's id, keys and values are within the
+// limits, which is what storage can hold, and no key is empty.
+func (c Config) wellFormed(ws *writesetpb.WriteSet) bool {
 	for _, w := range ws.GetWrites() {
-		if len(w.GetKey()) == 0 || len(w.GetKey()) > storage.MaxKeySize || len(w.GetValue()) > storage.MaxValueSize {
+		if len(w.GetKey()) == 0 || len(w.GetKey()) > c.MaxKeySize || len(w.GetValue()) > c.MaxValueSize {
 			return false
 		}
 	}
-	return len(ws.GetId()) <= storage.MaxKeySize
+	return len(ws.GetId()) <= c.MaxKeySize
 }
 
 // lastWrite is the seqno of the latest committed write of key before seqno,

@@ -41,6 +41,14 @@ func (m *memStore) LookupID(id []byte, before uint64) ([]byte, uint64, bool, err
 	return EncodeOutcome(o), o.Seqno, true, nil
 }
 
+// testConfig is DefaultConfig with a window and an index size small
+// enough for tests to reach their edges.
+func testConfig(window uint64, indexSize int) Config {
+	c := DefaultConfig()
+	c.Window, c.IndexSize = window, indexSize
+	return c
+}
+
 func ws(id string, snap uint64, keys ...string) *writesetpb.WriteSet {
 	w := &writesetpb.WriteSet{Id: []byte(id), Snapshot: snap}
 	for _, k := range keys {
@@ -161,7 +169,7 @@ func TestCertifyRule(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := NewCertifier(Config{Window: 100, IndexSize: 16}, newMemStore())
+			c, err := NewCertifier(testConfig(100, 16), newMemStore())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +193,7 @@ func TestCertifyRule(t *testing.T) {
 // must be the same.
 func TestIndexFallsBackToStore(t *testing.T) {
 	st := newMemStore()
-	c, err := NewCertifier(Config{Window: 1000, IndexSize: 1}, st)
+	c, err := NewCertifier(testConfig(1000, 1), st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +213,53 @@ func TestIndexFallsBackToStore(t *testing.T) {
 	}
 	if o := apply(ws("a", 0, "x"), 61); !o.Duplicate || o.Seqno != 1 {
 		t.Fatalf("got %+v, want the first outcome of id a from the store", o)
+	}
+}
+
+// The limits of a well-formed write-set are the Config's: a key or id over
+// MaxKeySize, a value over MaxValueSize or an empty key make it invalid.
+func TestLimitsComeFromConfig(t *testing.T) {
+	cfg := testConfig(100, 16)
+	cfg.MaxKeySize, cfg.MaxValueSize = 4, 8
+	withValue := func(w *writesetpb.WriteSet, n int) *writesetpb.WriteSet {
+		w.Writes[0].Value = make([]byte, n)
+		return w
+	}
+	for _, tc := range []struct {
+		name string
+		ws   *writesetpb.WriteSet
+		want Verdict
+	}{
+		{"within every limit", withValue(ws("id", 0, "kkkk"), 8), Commit},
+		{"key over MaxKeySize", ws("id", 0, "kkkkk"), InvalidWriteSet},
+		{"id over MaxKeySize", ws("id-xx", 0, "k"), InvalidWriteSet},
+		{"value over MaxValueSize", withValue(ws("id", 0, "k"), 9), InvalidWriteSet},
+		{"empty key", ws("id", 0, ""), InvalidWriteSet},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := NewCertifier(cfg, newMemStore())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, err := c.Certify(tc.ws, 1); err != nil || o.Verdict != tc.want {
+				t.Fatalf("Certify = %+v, %v; want %v", o, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, mod := range []func(*Config){
+		func(c *Config) { c.Window = 0 },
+		func(c *Config) { c.IndexSize = 0 },
+		func(c *Config) { c.MaxKeySize = 0 },
+		func(c *Config) { c.MaxValueSize = -1 },
+	} {
+		c := DefaultConfig()
+		mod(&c)
+		if _, err := NewCertifier(c, newMemStore()); err == nil {
+			t.Errorf("NewCertifier accepted %+v", c)
+		}
 	}
 }
 
@@ -302,7 +357,7 @@ func (c *countingStore) LatestVersion(key []byte, before uint64) (uint64, bool, 
 func TestIndexFloorSparesStorageReads(t *testing.T) {
 	st := &countingStore{memStore: newMemStore()}
 	st.versions["old"] = []uint64{3} // written before the restart
-	c, err := NewCertifier(Config{Window: 1000, IndexSize: 2}, st)
+	c, err := NewCertifier(testConfig(1000, 2), st)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,7 +75,7 @@ func checkWriteSetEntry(t *testing.T, b []byte) {
 	if seqno == 0 {
 		seqno = math.MaxUint64
 	}
-	c, err := NewCertifier(Config{Window: 64, IndexSize: 4}, newMemStore())
+	c, err := NewCertifier(testConfig(64, 4), newMemStore())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func newDeliverFixture(tb testing.TB) *deliverFixture {
 func (fx *deliverFixture) applier(tb testing.TB, i int, rec *recorder) *Applier {
 	tb.Helper()
 	a, err := NewApplier(ApplierConfig{
-		Certification: Config{Window: fuzzWindow, IndexSize: 8}, OnOutcome: rec.on,
+		Certification: testConfig(fuzzWindow, 8), OnOutcome: rec.on,
 		Member: "self", CheckpointInterval: fuzzInterval,
 		IsMember: func(string) bool { return true }, // every announcement counts
 	}, fx.stores[i])
@@ -292,7 +292,7 @@ func checkVisible(t *testing.T, st *storage.Store, log []groupcomm.Entry) {
 		committed := false
 		// An ill-formed write-set's outcome is not stored under its id
 		// (storage may not hold the id); it commits nothing.
-		if len(w.Id) > 0 && wellFormed(&w) {
+		if len(w.Id) > 0 && DefaultConfig().wellFormed(&w) {
 			if err != nil || !ok {
 				t.Fatalf("no outcome stored for id %q: %v", w.Id, err)
 			}

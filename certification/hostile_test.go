@@ -45,7 +45,7 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 			Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, storage.MaxValueSize+1)}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, st, rec := memApplier(t, ApplierConfig{Certification: Config{Window: 64, IndexSize: 8}})
+			a, st, rec := memApplier(t, ApplierConfig{Certification: testConfig(64, 8)})
 			err := a.Deliver([]groupcomm.Entry{{Index: 1, Data: mustEncode(t, tc.ws)}}, 1)
 			if err != nil {
 				t.Fatalf("Deliver = %v; want the write-set refused with a verdict", err)
@@ -57,6 +57,24 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 	}
 }
 
+// The rule's default limits are what storage holds, and an Applier refuses
+// limits storage could not honour.
+func TestLimitsAreStorages(t *testing.T) {
+	if c := DefaultConfig(); c.MaxKeySize != storage.MaxKeySize || c.MaxValueSize != storage.MaxValueSize {
+		t.Fatalf("default limits %d and %d; storage holds %d and %d", c.MaxKeySize, c.MaxValueSize, storage.MaxKeySize, storage.MaxValueSize)
+	}
+	st, err := storage.Open(storage.Config{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cfg := testConfig(64, 8)
+	cfg.MaxValueSize = storage.MaxValueSize + 1
+	if _, err := NewApplier(ApplierConfig{Certification: cfg}, st); err == nil {
+		t.Fatal("NewApplier accepted a value limit over storage's")
+	}
+}
+
 // Checkpoint announcements carry any member id (txn.Service.Admit only
 // decodes them), so whoever can forward an entry to the leader can announce
 // under ids that are not members. Those are ignored: however many there are,
@@ -64,7 +82,7 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 func TestAnnouncementsFromNonMembersDoNotStopAMember(t *testing.T) {
 	const interval = 8
 	isMember := func(id string) bool { return id == "n1" || id == "n2" || id == "n3" }
-	a, _, _ := memApplier(t, ApplierConfig{Certification: Config{Window: 64, IndexSize: 8}, Member: "n1", CheckpointInterval: interval, IsMember: isMember})
+	a, _, _ := memApplier(t, ApplierConfig{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: interval, IsMember: isMember})
 	var log []groupcomm.Entry
 	for i := uint64(1); i <= interval; i++ {
 		log = append(log, groupcomm.Entry{Index: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})

@@ -13,7 +13,7 @@ func TestIDFilterSparesStorageLookups(t *testing.T) {
 	const window = 400
 	st := &countingStore{memStore: newMemStore()}
 	st.ids["before-restart"] = Outcome{Seqno: 5, Verdict: Commit}
-	c, err := NewCertifier(Config{Window: window, IndexSize: 4}, st)
+	c, err := NewCertifier(testConfig(window, 4), st)
 	if err != nil {
 		t.Fatal(err)
 	}
