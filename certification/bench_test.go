@@ -7,9 +7,6 @@ import (
 	"testing"
 
 	"github.com/galenadb/galena/api/writesetpb"
-	"github.com/galenadb/galena/groupcomm"
-	"github.com/galenadb/galena/storage"
-	"go.uber.org/zap"
 )
 
 // benchKeys is the key space of the benchmarks: 64k keys.
@@ -21,28 +18,22 @@ func benchKeys() [][]byte {
 	return keys
 }
 
-// benchEntries encodes n write-sets of two 100-byte writes each over keys,
-// read at the previous seqno (so they rarely conflict), from seqno first on.
-func benchEntries(b *testing.B, keys [][]byte, first uint64, n int) []groupcomm.Entry {
-	b.Helper()
+// benchWriteSets makes n write-sets of two 100-byte writes each over keys,
+// read at the previous seqno (so they rarely conflict), for seqno first on.
+func benchWriteSets(keys [][]byte, first uint64, n int) []*writesetpb.WriteSet {
 	rng := rand.New(rand.NewPCG(first, 7))
 	val := make([]byte, 100)
-	es := make([]groupcomm.Entry, n)
-	for i := range es {
+	wss := make([]*writesetpb.WriteSet, n)
+	for i := range wss {
 		seq := first + uint64(i)
 		id := make([]byte, 16)
 		binary.BigEndian.PutUint64(id, rng.Uint64())
 		binary.BigEndian.PutUint64(id[8:], seq)
-		ws := &writesetpb.WriteSet{Id: id, Snapshot: seq - 1, Writes: []*writesetpb.Write{
+		wss[i] = &writesetpb.WriteSet{Id: id, Snapshot: seq - 1, Writes: []*writesetpb.Write{
 			{Key: keys[rng.IntN(len(keys))], Value: val}, {Key: keys[rng.IntN(len(keys))], Value: val},
 		}}
-		data, err := EncodeEntry(ws)
-		if err != nil {
-			b.Fatal(err)
-		}
-		es[i] = groupcomm.Entry{Index: seq, Data: data}
 	}
-	return es
+	return wss
 }
 
 // BenchmarkEncodeEntry encodes a write-set of two 100-byte writes.
@@ -59,15 +50,18 @@ func BenchmarkEncodeEntry(b *testing.B) {
 }
 
 // BenchmarkDecodeEntry decodes the same write-set into a reused message, as
-// the Applier does.
+// apply's Applier does.
 func BenchmarkDecodeEntry(b *testing.B) {
-	es := benchEntries(b, benchKeys(), 2, 1)
+	data, err := EncodeEntry(benchWriteSets(benchKeys(), 2, 1)[0])
+	if err != nil {
+		b.Fatal(err)
+	}
 	var ws writesetpb.WriteSet
-	b.SetBytes(int64(len(es[0].Data)))
+	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
 		ws.Reset()
-		if err := DecodeEntry(es[0].Data, &ws); err != nil {
+		if err := DecodeEntry(data, &ws); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -77,25 +71,12 @@ func BenchmarkDecodeEntry(b *testing.B) {
 // writes and the id filter, for new write-sets (the store is empty, so
 // misses are cheap).
 func BenchmarkCertify(b *testing.B) {
-	st, err := storage.Open(storage.Config{InMemory: true, Logger: zap.NewNop()})
+	c, err := NewCertifier(DefaultConfig(), newMemStore())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
-	c, err := NewCertifier(DefaultConfig(), st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := benchKeys()
 	const n = 1 << 14
-	es := benchEntries(b, keys, 2, n)
-	wss := make([]*writesetpb.WriteSet, n)
-	for i, e := range es {
-		wss[i] = &writesetpb.WriteSet{}
-		if err := DecodeEntry(e.Data, wss[i]); err != nil {
-			b.Fatal(err)
-		}
-	}
+	wss := benchWriteSets(benchKeys(), 2, n)
 	c.Resume(1)
 	b.ReportAllocs()
 	seq := uint64(1)
@@ -111,32 +92,4 @@ func BenchmarkCertify(b *testing.B) {
 			c.Persisted(seq) // as the apply loop does after each batch
 		}
 	}
-}
-
-// BenchmarkDeliver is the whole apply step of one member: decode, certify,
-// digest and one on-disk storage batch per 64 write-sets.
-func BenchmarkDeliver(b *testing.B) {
-	st, err := storage.Open(storage.Config{Dir: b.TempDir(), Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { st.Close() })
-	a, err := NewApplier(ApplierConfig{Certification: DefaultConfig(), CheckpointInterval: 4096}, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys := benchKeys()
-	const batch = 64
-	b.ReportAllocs()
-	next := uint64(1)
-	for b.Loop() {
-		b.StopTimer()
-		es := benchEntries(b, keys, next, batch)
-		b.StartTimer()
-		next += batch
-		if err := a.Deliver(es, next-1); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "write-sets/s")
 }

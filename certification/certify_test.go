@@ -62,7 +62,7 @@ func withOrigin(w *writesetpb.WriteSet, origin uint64) *writesetpb.WriteSet {
 	return w
 }
 
-// certifyAndStore certifies w at seqno and stores what the Applier would:
+// certifyAndStore certifies w at seqno and stores what apply's Applier would:
 // a commit's writes, and the outcome under the id of a first delivery that
 // is not invalid. Then it tells the Certifier the store holds seqno.
 func certifyAndStore(t *testing.T, c *Certifier, st *memStore, w *writesetpb.WriteSet, seqno uint64) Outcome {

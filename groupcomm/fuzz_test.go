@@ -20,7 +20,7 @@ import (
 
 var errUndecodable = errors.New("strict deliverer: undecodable entry")
 
-// strictDeliverer stands in for certification's Applier, which groupcomm
+// strictDeliverer stands in for apply's Applier, which groupcomm
 // cannot import: it refuses an entry it cannot decode (here, one that does
 // not start with 'w') and records any breach of the Deliverer contract by
 // the fsm. Its snapshot stream is 'w' and the applied index (8 bytes).

@@ -100,7 +100,7 @@ type Config struct {
 	TrailingLogs       uint64
 
 	// FaultDivergeAt, for fault tests only, makes the member certify wrongly
-	// from this seqno on (see certification.ApplierConfig). Zero disables it.
+	// from this seqno on (see apply.Config). Zero disables it.
 	FaultDivergeAt uint64
 
 	Limits        txn.Limits

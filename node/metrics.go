@@ -67,7 +67,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // newCertifyHistogram is galena_certification_duration_seconds, observed
-// through certification.ApplierConfig.TimeCertify.
+// through apply.Config.TimeCertify.
 func newCertifyHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "galena_certification_duration_seconds",
@@ -76,7 +76,7 @@ func newCertifyHistogram() prometheus.Histogram {
 	})
 }
 
-// timeCertify is the member's certification.ApplierConfig.TimeCertify.
+// timeCertify is the member's apply.Config.TimeCertify.
 func (n *Node) timeCertify() func(int) {
 	start := time.Now()
 	return func(writeSets int) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
@@ -33,7 +34,7 @@ type Node struct {
 	ln      net.Listener
 	mux     cmux.CMux
 	store   *storage.Store
-	applier *certification.Applier
+	applier *apply.Applier
 	group   *groupcomm.Group
 	svc     *txn.Service
 	grpc    *grpc.Server
@@ -171,12 +172,11 @@ func (n *Node) open() error {
 	if n.svc, err = txn.New(tc, n.store, orderer{n}); err != nil {
 		return err
 	}
-	ac := certification.ApplierConfig{
-		Certification: certification.DefaultConfig(), Logger: n.lg.Named("certification"), OnOutcome: n.svc.OnOutcome,
-		Member: n.cfg.ID, CheckpointInterval: n.cfg.CheckpointInterval, OnCheckpoint: n.onCheckpoint, IsMember: n.isMember,
-		FaultDivergeAt: n.cfg.FaultDivergeAt, TimeCertify: n.timeCertify,
-	}
-	if n.applier, err = certification.NewApplier(ac, n.store); err != nil {
+	ac := apply.DefaultConfig()
+	ac.Logger, ac.OnOutcome = n.lg.Named("certification"), n.svc.OnOutcome
+	ac.Member, ac.CheckpointInterval, ac.OnCheckpoint, ac.IsMember = n.cfg.ID, n.cfg.CheckpointInterval, n.onCheckpoint, n.isMember
+	ac.FaultDivergeAt, ac.TimeCertify = n.cfg.FaultDivergeAt, n.timeCertify
+	if n.applier, err = apply.New(ac, n.store); err != nil {
 		return err
 	}
 	n.mux = cmux.New(n.ln)

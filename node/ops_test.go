@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
-	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/nodetest"
@@ -183,7 +183,7 @@ func TestDivergedMemberStops(t *testing.T) {
 	for i := 0; ; i++ {
 		select {
 		case err := <-c.Nodes[2].Fatal():
-			if !errors.Is(err, certification.ErrDiverged) {
+			if !errors.Is(err, apply.ErrDiverged) {
 				t.Fatalf("n3 stopped with %v, want ErrDiverged", err)
 			}
 			if st := c.Nodes[2].Status(); st.State != node.StateFailed {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/galenadb/galena/certification"
+	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/internal/atomicfile"
 )
 
@@ -38,7 +38,7 @@ const (
 func verdictOf(err error) (verdict, bool) {
 	v := verdict{Error: err.Error(), Time: time.Now().UTC()}
 	switch {
-	case errors.Is(err, certification.ErrDiverged):
+	case errors.Is(err, apply.ErrDiverged):
 		v.Reason = verdictDiverged
 	case errors.Is(err, ErrRemoved):
 		v.Reason = verdictRemoved
@@ -77,12 +77,12 @@ func readVerdict(dir string) (verdict, bool, error) {
 }
 
 // err is the error a member with verdict v reports: it matches the error
-// that stopped it (certification.ErrDiverged or ErrRemoved) and says how
+// that stopped it (apply.ErrDiverged or ErrRemoved) and says how
 // to reset the member.
 func (v verdict) err(id, dir string) error {
 	sentinel := ErrRemoved
 	if v.Reason == verdictDiverged {
-		sentinel = certification.ErrDiverged
+		sentinel = apply.ErrDiverged
 	}
 	return fmt.Errorf("%w (recorded %s: %s); it takes no part in the cluster until it is reset: "+
 		"run `galena member remove %s` if it is still a member, delete %s, and start it again with --join",

@@ -65,7 +65,7 @@ type Service struct {
 }
 
 // New returns a Service reading from store and ordering through ord. Its
-// OnOutcome method must be wired to the certification Applier.
+// OnOutcome method must be wired to the Applier (certification/apply).
 func New(cfg Config, store Store, ord Orderer) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package certification
+package apply
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/galenadb/galena/api/writesetpb"
+	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 )
@@ -16,7 +17,7 @@ import (
 // but that a log may still carry: every member must treat them alike and go
 // on, as ErrInvalidWriteSet documents.
 
-func memApplier(t *testing.T, cfg ApplierConfig) (*Applier, *storage.Store, *recorder) {
+func memApplier(t *testing.T, cfg Config) (*Applier, *storage.Store, *recorder) {
 	t.Helper()
 	st, err := storage.Open(storage.Config{InMemory: true})
 	if err != nil {
@@ -25,7 +26,7 @@ func memApplier(t *testing.T, cfg ApplierConfig) (*Applier, *storage.Store, *rec
 	t.Cleanup(func() { st.Close() })
 	rec := &recorder{}
 	cfg.OnOutcome = rec.on
-	a, err := NewApplier(cfg, st)
+	a, err := New(cfg, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,7 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 			Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, storage.MaxValueSize+1)}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, st, rec := memApplier(t, ApplierConfig{Certification: testConfig(64, 8)})
+			a, st, rec := memApplier(t, Config{Certification: testConfig(64, 8)})
 			err := a.Deliver([]groupcomm.Entry{{Index: 1, Data: mustEncode(t, tc.ws)}}, 1)
 			if err != nil {
 				t.Fatalf("Deliver = %v; want the write-set refused with a verdict", err)
@@ -57,21 +58,19 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 	}
 }
 
-// The rule's default limits are what storage holds, and an Applier refuses
-// limits storage could not honour.
+// The Applier's limits are storage's, and so are the rule's own defaults;
+// an Applier refuses limits storage could not honour.
 func TestLimitsAreStorages(t *testing.T) {
-	if c := DefaultConfig(); c.MaxKeySize != storage.MaxKeySize || c.MaxValueSize != storage.MaxValueSize {
-		t.Fatalf("default limits %d and %d; storage holds %d and %d", c.MaxKeySize, c.MaxValueSize, storage.MaxKeySize, storage.MaxValueSize)
+	if c := DefaultConfig().Certification; c.MaxKeySize != storage.MaxKeySize || c.MaxValueSize != storage.MaxValueSize {
+		t.Fatalf("limits %d and %d; storage holds %d and %d", c.MaxKeySize, c.MaxValueSize, storage.MaxKeySize, storage.MaxValueSize)
 	}
-	st, err := storage.Open(storage.Config{InMemory: true})
-	if err != nil {
-		t.Fatal(err)
+	if c := certification.DefaultConfig(); c.MaxKeySize != storage.MaxKeySize || c.MaxValueSize != storage.MaxValueSize {
+		t.Fatalf("certification's default limits %d and %d; storage holds %d and %d", c.MaxKeySize, c.MaxValueSize, storage.MaxKeySize, storage.MaxValueSize)
 	}
-	defer st.Close()
-	cfg := testConfig(64, 8)
-	cfg.MaxValueSize = storage.MaxValueSize + 1
-	if _, err := NewApplier(ApplierConfig{Certification: cfg}, st); err == nil {
-		t.Fatal("NewApplier accepted a value limit over storage's")
+	cfg := DefaultConfig()
+	cfg.Certification.MaxValueSize = storage.MaxValueSize + 1
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("Validate accepted a value limit over storage's")
 	}
 }
 
@@ -82,7 +81,7 @@ func TestLimitsAreStorages(t *testing.T) {
 func TestAnnouncementsFromNonMembersDoNotStopAMember(t *testing.T) {
 	const interval = 8
 	isMember := func(id string) bool { return id == "n1" || id == "n2" || id == "n3" }
-	a, _, _ := memApplier(t, ApplierConfig{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: interval, IsMember: isMember})
+	a, _, _ := memApplier(t, Config{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: interval, IsMember: isMember})
 	var log []groupcomm.Entry
 	for i := uint64(1); i <= interval; i++ {
 		log = append(log, groupcomm.Entry{Index: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})
@@ -94,14 +93,14 @@ func TestAnnouncementsFromNonMembersDoNotStopAMember(t *testing.T) {
 	if len(cps) != 1 || cps[0].Seqno != interval {
 		t.Fatalf("checkpoints %+v", cps)
 	}
-	honest, forged := cps[0], Checkpoint{Seqno: interval, Digest: [32]byte{0xba, 0xd}}
+	honest, forged := cps[0], certification.Checkpoint{Seqno: interval, Digest: [32]byte{0xba, 0xd}}
 	log = log[:0]
 	for i, m := range []string{"n2", "n3", "x1", "x2", "x3", "x4"} {
 		cp := honest
 		if m[0] == 'x' {
 			cp = forged
 		}
-		log = append(log, groupcomm.Entry{Index: interval + 1 + uint64(i), Data: EncodeCheckpoint(m, cp)})
+		log = append(log, groupcomm.Entry{Index: interval + 1 + uint64(i), Data: certification.EncodeCheckpoint(m, cp)})
 	}
 	log = append(log, groupcomm.Entry{Index: 2*interval + 1, Data: mustEncode(t, ws("next", interval, "k"))})
 	if err := a.Deliver(log, 2*interval+1); errors.Is(err, ErrDiverged) {

@@ -1,4 +1,4 @@
-package certification
+package apply
 
 import (
 	"bytes"
@@ -8,9 +8,38 @@ import (
 	"testing"
 
 	"github.com/galenadb/galena/api/writesetpb"
+	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testConfig is the certification part of DefaultConfig with a window and
+// an index size small enough for tests to reach their edges.
+func testConfig(window uint64, indexSize int) certification.Config {
+	c := DefaultConfig().Certification
+	c.Window, c.IndexSize = window, indexSize
+	return c
+}
+
+func ws(id string, snap uint64, keys ...string) *writesetpb.WriteSet {
+	w := &writesetpb.WriteSet{Id: []byte(id), Snapshot: snap}
+	for _, k := range keys {
+		w.Writes = append(w.Writes, &writesetpb.Write{Key: []byte(k), Value: []byte("v")})
+	}
+	return w
+}
+
+func mustEncode(tb testing.TB, w *writesetpb.WriteSet) []byte {
+	tb.Helper()
+	b, err := certification.EncodeEntry(w)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
 
 // randomLog makes n encoded write-sets over a few hot keys, with snapshots
 // that lag the seqno by a random amount, some repeated ids, some deletes, and
@@ -30,18 +59,14 @@ func randomLog(t *testing.T, r *rand.Rand, n int) []groupcomm.Entry {
 			wr.Delete = r.IntN(8) == 0
 			w.Writes = append(w.Writes, wr)
 		}
-		data, err := EncodeEntry(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log = append(log, groupcomm.Entry{Index: seqno, Data: data})
+		log = append(log, groupcomm.Entry{Index: seqno, Data: mustEncode(t, w)})
 	}
 	return log
 }
 
 type recorder struct{ outcomes []string }
 
-func (r *recorder) on(id []byte, o Outcome) {
+func (r *recorder) on(id []byte, o certification.Outcome) {
 	r.outcomes = append(r.outcomes, fmt.Sprintf("%s@%d:%v/%q@%d dup=%v", id, o.Seqno, o.Verdict, o.Key, o.KeySeqno, o.Duplicate))
 }
 
@@ -53,7 +78,7 @@ func openApplier(t *testing.T, dir string, rec *recorder, indexSize int) (*Appli
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewApplier(ApplierConfig{Certification: testConfig(64, indexSize), OnOutcome: rec.on, CheckpointInterval: 16}, st)
+	a, err := New(Config{Certification: testConfig(64, indexSize), OnOutcome: rec.on, CheckpointInterval: 16}, st)
 	if err != nil {
 		t.Fatal(err)
 	}

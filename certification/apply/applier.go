@@ -1,4 +1,4 @@
-package certification
+package apply
 
 import (
 	"crypto/sha256"
@@ -8,25 +8,28 @@ import (
 	"sync/atomic"
 
 	"github.com/galenadb/galena/api/writesetpb"
+	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"go.uber.org/zap"
 )
 
-// ApplierConfig configures an Applier.
-type ApplierConfig struct {
-	Certification Config
+// Config configures an Applier.
+type Config struct {
+	// Certification configures the rule. Its limits must not exceed what
+	// storage can hold; DefaultConfig sets them to storage's.
+	Certification certification.Config
 	Logger        *zap.Logger
 	// OnOutcome, if set, is called on the apply goroutine once the outcome of
 	// a write-set with an id is durable (its writes applied, if it committed).
 	// It must not block.
-	OnOutcome func(id []byte, o Outcome)
+	OnOutcome func(id []byte, o certification.Outcome)
 
 	// Member is this member's id, as it signs its checkpoint announcements.
 	Member string
 	// CheckpointInterval: the running digest is recorded at every multiple of
 	// it, and compared with the digests other members announce for the same
-	// seqno (see EncodeCheckpoint). Zero records none.
+	// seqno (see certification.EncodeCheckpoint). Zero records none.
 	CheckpointInterval uint64
 	// IsMember says whether an id belongs to a current member; announcements
 	// signed with any other id are ignored (anyone who can forward an entry
@@ -35,7 +38,7 @@ type ApplierConfig struct {
 	// OnCheckpoint, if set, is called on the apply goroutine with each
 	// checkpoint recorded; the member announces it through the log. It must
 	// not block.
-	OnCheckpoint func(Checkpoint)
+	OnCheckpoint func(certification.Checkpoint)
 
 	// TimeCertify, if set, measures certification: Deliver calls it before
 	// it certifies a batch, and the function it returns once the batch is
@@ -51,6 +54,26 @@ type ApplierConfig struct {
 	FaultDivergeAt uint64
 }
 
+// DefaultConfig returns the configuration members use: certification's,
+// with the limits of a write-set set to what storage can hold.
+func DefaultConfig() Config {
+	c := certification.DefaultConfig()
+	c.MaxKeySize, c.MaxValueSize = storage.MaxKeySize, storage.MaxValueSize
+	return Config{Certification: c}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if err := c.Certification.Validate(); err != nil {
+		return err
+	}
+	if l := c.Certification; l.MaxKeySize > storage.MaxKeySize || l.MaxValueSize > storage.MaxValueSize {
+		return fmt.Errorf("apply: MaxKeySize and MaxValueSize must not exceed storage's %d and %d bytes",
+			storage.MaxKeySize, storage.MaxValueSize)
+	}
+	return nil
+}
+
 // Stats are the Applier's running counts since it was opened.
 type Stats struct {
 	Commits      uint64 // write-sets certified and applied
@@ -63,10 +86,10 @@ type Stats struct {
 // groupcomm.Deliverer. Deliver, Snapshot and Restore run on the apply
 // goroutine; Stats, Digest and Applied are safe to call concurrently.
 type Applier struct {
-	cfg   ApplierConfig
+	cfg   Config
 	lg    *zap.Logger
 	store *storage.Store
-	cert  *Certifier
+	cert  *certification.Certifier
 	cps   *checkpoints
 
 	commits, failures, dups atomic.Uint64
@@ -75,19 +98,18 @@ type Applier struct {
 	recs   []storage.Record
 	writes []storage.Write // backs the batch's records' Writes, reused across batches
 	ids    [][]byte
-	outs   []Outcome
+	outs   []certification.Outcome
 }
 
 var _ groupcomm.Deliverer = (*Applier)(nil)
 
-// NewApplier returns an Applier that resumes from the store's applied state.
-// The certification limits must not exceed what the store can hold.
-func NewApplier(cfg ApplierConfig, store *storage.Store) (*Applier, error) {
-	if c := cfg.Certification; c.MaxKeySize > storage.MaxKeySize || c.MaxValueSize > storage.MaxValueSize {
-		return nil, fmt.Errorf("certification: MaxKeySize and MaxValueSize must not exceed storage's %d and %d bytes",
-			storage.MaxKeySize, storage.MaxValueSize)
+// New returns an Applier that resumes from the store's applied state. It
+// returns the error of Validate for a configuration that cannot work.
+func New(cfg Config, store *storage.Store) (*Applier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	cert, err := NewCertifier(cfg.Certification, store)
+	cert, err := certification.NewCertifier(cfg.Certification, store)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +130,7 @@ func (a *Applier) resume(applied uint64) {
 }
 
 // Checkpoints returns the recent checkpoints, oldest first.
-func (a *Applier) Checkpoints() []Checkpoint { return a.cps.Recent() }
+func (a *Applier) Checkpoints() []certification.Checkpoint { return a.cps.Recent() }
 
 // Applied is the highest seqno whose application is durable (storage's
 // durable state), as groupcomm.Deliverer asks: no restart resumes below it.
@@ -150,10 +172,10 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 		if err := a.passCheckpoint(e.Index-1, digest); err != nil {
 			return err
 		}
-		if IsCheckpoint(e.Data) {
-			member, cp, err := DecodeCheckpoint(e.Data)
+		if certification.IsCheckpoint(e.Data) {
+			member, cp, err := certification.DecodeCheckpoint(e.Data)
 			if err != nil {
-				return fmt.Errorf("certification: entry at seqno %d: %w", e.Index, err)
+				return fmt.Errorf("apply: entry at seqno %d: %w", e.Index, err)
 			}
 			if a.cfg.IsMember != nil && a.cfg.IsMember(member) {
 				a.cps.report(member, cp)
@@ -177,7 +199,7 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 	}
 	st := storage.AppliedState{Seqno: last, MinReadable: applied.MinReadable, Meta: digest[:]}
 	if err := a.store.ApplyBatch(a.recs, st); err != nil {
-		return fmt.Errorf("certification: apply through seqno %d: %w", last, err)
+		return fmt.Errorf("apply: batch through seqno %d: %w", last, err)
 	}
 	a.cert.Persisted(last)
 	a.report()
@@ -186,28 +208,28 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 
 // certify decides one entry and turns it into a storage record; it also
 // returns the write-set's id and outcome for OnOutcome.
-func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, Outcome, error) {
+func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, certification.Outcome, error) {
 	ws := &a.ws
 	ws.Reset()
-	if err := DecodeEntry(e.Data, ws); err != nil {
-		return storage.Record{}, nil, Outcome{}, fmt.Errorf("certification: entry at seqno %d: %w", e.Index, err)
+	if err := certification.DecodeEntry(e.Data, ws); err != nil {
+		return storage.Record{}, nil, certification.Outcome{}, fmt.Errorf("apply: entry at seqno %d: %w", e.Index, err)
 	}
 	o, err := a.cert.Certify(ws, e.Index)
 	if err != nil {
-		return storage.Record{}, nil, Outcome{}, err
+		return storage.Record{}, nil, certification.Outcome{}, err
 	}
-	if a.cfg.FaultDivergeAt > 0 && e.Index >= a.cfg.FaultDivergeAt && o.Verdict == Commit && !o.Duplicate {
-		o = Outcome{Verdict: Conflict, Seqno: e.Index}
+	if a.cfg.FaultDivergeAt > 0 && e.Index >= a.cfg.FaultDivergeAt && o.Verdict == certification.Commit && !o.Duplicate {
+		o = certification.Outcome{Verdict: certification.Conflict, Seqno: e.Index}
 	}
-	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: EncodeOutcome(o)}
+	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: certification.EncodeOutcome(o)}
 	switch {
 	case o.Duplicate:
 		a.dups.Add(1)
 		rec.ID = nil // keep the first outcome stored under the id
-	case o.Verdict == InvalidWriteSet:
+	case o.Verdict == certification.InvalidWriteSet:
 		a.failures.Add(1)
 		rec.ID = nil // storage may not hold the id; nothing to resend anyway
-	case o.Verdict == Commit:
+	case o.Verdict == certification.Commit:
 		a.commits.Add(1)
 		start := len(a.writes)
 		for _, w := range ws.GetWrites() {
@@ -286,7 +308,7 @@ func (s snapshot) Index() uint64 { return s.State().Seqno }
 // entries at or below it then.
 func (s snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := s.store.Sync(); err != nil {
-		return 0, fmt.Errorf("certification: snapshot at seqno %d: %w", s.Index(), err)
+		return 0, fmt.Errorf("apply: snapshot at seqno %d: %w", s.Index(), err)
 	}
 	return s.Snapshot.WriteTo(w)
 }
@@ -296,7 +318,7 @@ func (s snapshot) WriteTo(w io.Writer) (int64, error) {
 func (a *Applier) Restore(r io.Reader, _ uint64) error {
 	st, err := a.store.Import(r)
 	if err != nil {
-		return fmt.Errorf("certification: restore: %w", err)
+		return fmt.Errorf("apply: restore: %w", err)
 	}
 	a.cert.Reset()
 	a.resume(st.Seqno)

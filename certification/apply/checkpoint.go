@@ -1,4 +1,4 @@
-package certification
+package apply
 
 import (
 	"encoding/hex"
@@ -8,13 +8,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/galenadb/galena/certification"
 	"go.uber.org/zap"
 )
 
 // ErrDiverged stops a member whose running digest at a checkpoint differs
 // from the one a majority of the members that announced theirs agree on: its
 // state is not the cluster's, and it must not serve it.
-var ErrDiverged = errors.New("certification: this member's state diverged from the cluster's")
+var ErrDiverged = errors.New("apply: this member's state diverged from the cluster's")
 
 // keptCheckpoints is how many recent checkpoints a member remembers, for
 // comparison with the others' announcements and for `galena check`.
@@ -29,8 +30,8 @@ type checkpoints struct {
 	self     string
 	lg       *zap.Logger
 
-	mu   sync.Mutex   // guards kept, for Recent
-	kept []Checkpoint // oldest first
+	mu   sync.Mutex                 // guards kept, for Recent
+	kept []certification.Checkpoint // oldest first
 
 	next    uint64                         // the next multiple of interval to record
 	reports map[uint64]map[string][32]byte // seqno → member → announced digest
@@ -56,7 +57,7 @@ func (c *checkpoints) resume(applied uint64) {
 }
 
 // Recent returns the remembered checkpoints, oldest first.
-func (c *checkpoints) Recent() []Checkpoint {
+func (c *checkpoints) Recent() []certification.Checkpoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.kept)
@@ -65,11 +66,11 @@ func (c *checkpoints) Recent() []Checkpoint {
 // pass records the checkpoint at the highest multiple of the interval at or
 // below seqno, the last seqno folded into digest, if not yet recorded. It
 // returns the new checkpoint, if any, and the verdict on the previous one.
-func (c *checkpoints) pass(seqno uint64, digest [32]byte) (Checkpoint, bool, error) {
+func (c *checkpoints) pass(seqno uint64, digest [32]byte) (certification.Checkpoint, bool, error) {
 	if c.interval == 0 || seqno < c.next {
-		return Checkpoint{}, false, nil
+		return certification.Checkpoint{}, false, nil
 	}
-	cp := Checkpoint{Seqno: seqno / c.interval * c.interval, Digest: digest}
+	cp := certification.Checkpoint{Seqno: seqno / c.interval * c.interval, Digest: digest}
 	c.next = cp.Seqno + c.interval
 	var err error
 	if n := len(c.kept); n > 0 {
@@ -87,7 +88,7 @@ func (c *checkpoints) pass(seqno uint64, digest [32]byte) (Checkpoint, bool, err
 
 // report takes another member's announcement; one for a checkpoint this
 // member does not remember is dropped.
-func (c *checkpoints) report(member string, cp Checkpoint) {
+func (c *checkpoints) report(member string, cp certification.Checkpoint) {
 	if member == c.self || c.interval == 0 || cp.Seqno%c.interval != 0 {
 		return
 	}
@@ -106,7 +107,7 @@ func (c *checkpoints) report(member string, cp Checkpoint) {
 // member diverged if at least two others agree on a different digest and
 // outnumber the members (this one included) that agree with it. Any other
 // disagreement is logged, to be settled by `galena check`.
-func (c *checkpoints) judge(cp Checkpoint) error {
+func (c *checkpoints) judge(cp certification.Checkpoint) error {
 	counts := map[[32]byte][]string{}
 	var differ []string
 	for m, d := range c.reports[cp.Seqno] {
