@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/txn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -99,9 +100,10 @@ type Config struct {
 	SnapshotInterval   time.Duration // how often Raft checks SnapshotThreshold
 	TrailingLogs       uint64
 
-	// FaultDivergeAt, for fault tests only, makes the member certify wrongly
-	// from this seqno on (see apply.Config). Zero disables it.
-	FaultDivergeAt uint64
+	// Faults make the member misbehave on purpose, for fault tests (see
+	// apply.Faults). Only fault builds (-tags faults) have any; in a release
+	// build the type is empty.
+	Faults apply.Faults
 
 	Limits        txn.Limits
 	CausalWait    time.Duration

@@ -175,7 +175,7 @@ func (n *Node) open() error {
 	ac := apply.DefaultConfig()
 	ac.Logger, ac.OnOutcome = n.lg.Named("certification"), n.svc.OnOutcome
 	ac.Member, ac.CheckpointInterval, ac.OnCheckpoint, ac.IsMember = n.cfg.ID, n.cfg.CheckpointInterval, n.onCheckpoint, n.isMember
-	ac.FaultDivergeAt, ac.TimeCertify = n.cfg.FaultDivergeAt, n.timeCertify
+	ac.Faults, ac.TimeCertify = n.cfg.Faults, n.timeCertify
 	if n.applier, err = apply.New(ac, n.store); err != nil {
 		return err
 	}

@@ -48,10 +48,9 @@ type Config struct {
 	// goroutine and must not block.
 	TimeCertify func() (done func(writeSets int))
 
-	// FaultDivergeAt, for fault tests only: from this seqno on, the member
-	// records write-sets that commit as conflicts, as a certification bug
-	// would. Zero (always, outside those tests) disables it.
-	FaultDivergeAt uint64
+	// Faults, in fault builds only, make the member misbehave on purpose;
+	// in a release build the type is empty.
+	Faults Faults
 }
 
 // DefaultConfig returns the configuration members use: certification's,
@@ -218,9 +217,7 @@ func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, certificat
 	if err != nil {
 		return storage.Record{}, nil, certification.Outcome{}, err
 	}
-	if a.cfg.FaultDivergeAt > 0 && e.Index >= a.cfg.FaultDivergeAt && o.Verdict == certification.Commit && !o.Duplicate {
-		o = certification.Outcome{Verdict: certification.Conflict, Seqno: e.Index}
-	}
+	o = a.cfg.Faults.outcome(e.Index, o)
 	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: certification.EncodeOutcome(o)}
 	switch {
 	case o.Duplicate:

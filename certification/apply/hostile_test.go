@@ -74,38 +74,64 @@ func TestLimitsAreStorages(t *testing.T) {
 	}
 }
 
+// hostileInterval is the checkpoint interval of pastFirstCheckpoint's Applier.
+const hostileInterval = 8
+
+// pastFirstCheckpoint returns member n1 of n1, n2 and n3, which has applied
+// one write-set per seqno through its first checkpoint.
+func pastFirstCheckpoint(t *testing.T) *Applier {
+	t.Helper()
+	isMember := func(id string) bool { return id == "n1" || id == "n2" || id == "n3" }
+	a, _, _ := memApplier(t, Config{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: hostileInterval, IsMember: isMember})
+	var log []groupcomm.Entry
+	for i := uint64(1); i <= hostileInterval; i++ {
+		log = append(log, groupcomm.Entry{Index: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})
+	}
+	if err := a.Deliver(log, hostileInterval); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // Checkpoint announcements carry any member id (txn.Service.Admit only
 // decodes them), so whoever can forward an entry to the leader can announce
 // under ids that are not members. Those are ignored: however many there are,
 // they cannot outvote the real members and stop a member with ErrDiverged.
 func TestAnnouncementsFromNonMembersDoNotStopAMember(t *testing.T) {
-	const interval = 8
-	isMember := func(id string) bool { return id == "n1" || id == "n2" || id == "n3" }
-	a, _, _ := memApplier(t, Config{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: interval, IsMember: isMember})
-	var log []groupcomm.Entry
-	for i := uint64(1); i <= interval; i++ {
-		log = append(log, groupcomm.Entry{Index: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})
-	}
-	if err := a.Deliver(log, interval); err != nil {
-		t.Fatal(err)
-	}
+	a := pastFirstCheckpoint(t)
 	cps := a.Checkpoints()
-	if len(cps) != 1 || cps[0].Seqno != interval {
+	if len(cps) != 1 || cps[0].Seqno != hostileInterval {
 		t.Fatalf("checkpoints %+v", cps)
 	}
-	honest, forged := cps[0], certification.Checkpoint{Seqno: interval, Digest: [32]byte{0xba, 0xd}}
-	log = log[:0]
+	honest, forged := cps[0], certification.Checkpoint{Seqno: hostileInterval, Digest: [32]byte{0xba, 0xd}}
+	var log []groupcomm.Entry
 	for i, m := range []string{"n2", "n3", "x1", "x2", "x3", "x4"} {
 		cp := honest
 		if m[0] == 'x' {
 			cp = forged
 		}
-		log = append(log, groupcomm.Entry{Index: interval + 1 + uint64(i), Data: certification.EncodeCheckpoint(m, cp)})
+		log = append(log, groupcomm.Entry{Index: hostileInterval + 1 + uint64(i), Data: certification.EncodeCheckpoint(m, cp)})
 	}
-	log = append(log, groupcomm.Entry{Index: 2*interval + 1, Data: mustEncode(t, ws("next", interval, "k"))})
-	if err := a.Deliver(log, 2*interval+1); errors.Is(err, ErrDiverged) {
+	log = append(log, groupcomm.Entry{Index: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))})
+	if err := a.Deliver(log, 2*hostileInterval+1); errors.Is(err, ErrDiverged) {
 		t.Fatalf("a member agreeing with every real member stopped: %v", err)
 	} else if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A member whose digest at a checkpoint differs from the one two other
+// members announce, and that no member agrees with, stops with ErrDiverged
+// once the log passes the next checkpoint.
+func TestOutvotedMemberStops(t *testing.T) {
+	a := pastFirstCheckpoint(t)
+	other := certification.Checkpoint{Seqno: hostileInterval, Digest: [32]byte{0x07}}
+	log := []groupcomm.Entry{
+		{Index: hostileInterval + 1, Data: certification.EncodeCheckpoint("n2", other)},
+		{Index: hostileInterval + 2, Data: certification.EncodeCheckpoint("n3", other)},
+		{Index: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))},
+	}
+	if err := a.Deliver(log, 2*hostileInterval+1); !errors.Is(err, ErrDiverged) {
+		t.Fatalf("Deliver = %v; want ErrDiverged", err)
 	}
 }
