@@ -33,16 +33,18 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 	return cl, nil
 }
 
-// Probe returns a client of member i alone that reports the member's own
+// Probe returns a client of the member alone that reports the member's own
 // answers: when the member refuses for want of a leader, the call fails at
-// once instead of waiting for one (client.Config.NoLeaderWait).
-func (c *Cluster) Probe(i int) *client.Client {
-	c.t.Helper()
-	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
+// once instead of waiting for one (client.Config.NoLeaderWait). It is
+// closed when the test ends; on error it fails the test.
+func (m *Member) Probe() *client.Client {
+	t := m.c.t
+	t.Helper()
+	cl, err := client.New(client.Config{Endpoints: []string{m.addr}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
 	if err != nil {
-		c.t.Fatalf("integration: probe of %s: %v", c.ID(i), err)
+		t.Fatalf("integration: probe of %s: %v", m.id, err)
 	}
-	c.t.Cleanup(func() { cl.Close() })
+	t.Cleanup(func() { cl.Close() })
 	return cl
 }
 

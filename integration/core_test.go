@@ -153,22 +153,22 @@ func TestCLI(t *testing.T) {
 			t.Fatalf("%v\nwant exit 0 and stdout %q", r, stdout)
 		}
 	}
-	ok(c.CLIOn(0, "put", "greeting", "hello"), "OK\n")
-	ok(c.CLIOn(1, "put", "gr/2", "hi there"), "OK\n")
-	ok(c.CLIOn(2, "put", "other", "x"), "OK\n")
+	ok(c.Member(0).CLI("put", "greeting", "hello"), "OK\n")
+	ok(c.Member(1).CLI("put", "gr/2", "hi there"), "OK\n")
+	ok(c.Member(2).CLI("put", "other", "x"), "OK\n")
 	// A CLI run is a new session: another member serves the write once it
 	// has applied it.
 	converge(t, c)
-	ok(c.CLIOn(2, "get", "greeting"), "hello\n")
-	ok(c.CLIOn(1, "scan", "--prefix", "gr"), "gr/2\thi there\ngreeting\thello\n")
+	ok(c.Member(2).CLI("get", "greeting"), "hello\n")
+	ok(c.Member(1).CLI("scan", "--prefix", "gr"), "gr/2\thi there\ngreeting\thello\n")
 	ok(c.CLI("scan", "--limit", "2"), "gr/2\thi there\ngreeting\thello\n")
 
-	ok(c.CLIOn(1, "del", "greeting"), "OK\n")
+	ok(c.Member(1).CLI("del", "greeting"), "OK\n")
 	converge(t, c)
-	if r := c.CLIOn(2, "get", "greeting"); r.Err != nil || r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "not found") {
+	if r := c.Member(2).CLI("get", "greeting"); r.Err != nil || r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "not found") {
 		t.Fatalf("%v\nwant exit 1 and \"not found\" on stderr", r)
 	}
-	ok(c.CLIOn(0, "scan", "--prefix", "gr"), "gr/2\thi there\n")
+	ok(c.Member(0).CLI("scan", "--prefix", "gr"), "gr/2\thi there\n")
 
 	checkStatus(t, c)
 	checkUnreachable(t)
@@ -295,7 +295,7 @@ func TestLeaderKilledSurvivorsCommitRestartCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Kill(ld); err != nil {
+	if err := c.Member(ld).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("killed leader %s", c.ID(ld))
@@ -321,7 +321,7 @@ func TestLeaderKilledSurvivorsCommitRestartCatchesUp(t *testing.T) {
 		want[string(counterKey(i))] = []byte(strconv.Itoa(n))
 	}
 
-	if err := c.Restart(ld); err != nil {
+	if err := c.Member(ld).Restart(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {

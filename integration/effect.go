@@ -32,43 +32,44 @@ func effectOf(cond func() (string, error)) (string, error) {
 	return seen, nil
 }
 
-// sigkilled reports whether every process of ps, run by members idx, has
-// exited on SIGKILL, as the kernel's wait status tells.
-func (c *Cluster) sigkilled(idx []int, ps []*process) (string, error) {
+// sigkilled reports whether every process of ps, run by the members ids,
+// has exited on SIGKILL, as the kernel's wait status tells.
+func sigkilled(ids []string, ps []*Process) (string, error) {
 	if len(ps) == 0 {
 		return "", errors.New("no process to kill")
 	}
 	for k, p := range ps {
-		id := c.ID(idx[k])
+		id := ids[k]
 		switch {
 		case p == nil:
 			return "", fmt.Errorf("%s had no process", id)
-		case !p.exited():
-			return "", fmt.Errorf("%s (pid %d) still runs", id, p.cmd.Process.Pid)
+		case !p.Exited():
+			return "", fmt.Errorf("%s (pid %d) still runs", id, p.PID())
 		}
-		ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		st := p.ExitState()
+		ws, ok := st.Sys().(syscall.WaitStatus)
 		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			return "", fmt.Errorf("%s (pid %d) ended with %v, not on SIGKILL", id, p.cmd.Process.Pid, p.cmd.ProcessState)
+			return "", fmt.Errorf("%s (pid %d) ended with %v, not on SIGKILL", id, p.PID(), st)
 		}
 	}
-	return strings.Join(c.ids(idx), ", ") + " exited on SIGKILL", nil
+	return strings.Join(ids, ", ") + " exited on SIGKILL", nil
 }
 
-// stopped reports whether process p of member i is stopped (SIGSTOP), as
+// stopped reports whether process p of member id is stopped (SIGSTOP), as
 // the kernel's process table tells.
-func (c *Cluster) stopped(i int, p *process) (string, error) {
-	if p == nil || p.exited() {
-		return "", fmt.Errorf("%s has no running process", c.ID(i))
+func stopped(id string, p *Process) (string, error) {
+	if p == nil || p.Exited() {
+		return "", fmt.Errorf("%s has no running process", id)
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.PID()
 	state, err := processState(pid)
 	if err != nil {
 		return "", err
 	}
 	if state != "T" {
-		return "", fmt.Errorf("%s (pid %d) is in state %s, not stopped (T)", c.ID(i), pid, state)
+		return "", fmt.Errorf("%s (pid %d) is in state %s, not stopped (T)", id, pid, state)
 	}
-	return fmt.Sprintf("%s (pid %d) stopped", c.ID(i), pid), nil
+	return fmt.Sprintf("%s (pid %d) stopped", id, pid), nil
 }
 
 // pair is a link between two members, from → to.

@@ -85,7 +85,7 @@ func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][
 	var ref []client.KV
 	refIdx := -1
 	for i := range c.Size() {
-		if !c.Running(i) || c.Arbitrator(i) {
+		if !c.Running(i) || c.Member(i).Arbitrator() {
 			continue
 		}
 		kvs, err := c.ContentsRange(i, []byte(prefix), prefixEnd([]byte(prefix)))

@@ -119,7 +119,7 @@ func (n *Nemesis) Inject(k Kind) (*Fault, error) {
 	}
 	switch k {
 	case KindKill:
-		return n.kill(k, n.pick(n.running()))
+		return n.kill(k, n.pick(n.c.RunningMembers()))
 	case KindLeader:
 		ld, err := n.c.Leader()
 		if err != nil {
@@ -129,13 +129,13 @@ func (n *Nemesis) Inject(k Kind) (*Fault, error) {
 	case KindCrashAll:
 		return n.crashAll()
 	case KindPause:
-		return n.pause(n.pick(n.live()))
+		return n.pause(n.pick(n.c.LiveMembers()))
 	case KindIsolateLeader:
 		ld, err := n.c.Leader()
 		if err != nil {
 			return nil, err
 		}
-		links := crossLinks([]int{ld}, n.c.filter(func(j int) bool { return j != ld }))
+		links := crossLinks([]int{ld}, n.others(ld))
 		f := n.netFault(k, links, "isolated leader %s", n.c.ID(ld))
 		n.c.net.Isolate(ld)
 		return f, nil
@@ -155,41 +155,43 @@ func (n *Nemesis) kill(k Kind, i int) (*Fault, error) {
 	if i < 0 {
 		return nil, errors.New("integration: no member is running")
 	}
-	p := n.c.members[i].current()
-	if err := n.c.Kill(i); err != nil {
+	m := n.c.Member(i)
+	p := m.Process()
+	if err := m.Kill(); err != nil {
 		return nil, err
 	}
 	return &Fault{Kind: k, Detail: "killed " + n.c.ID(i),
-		heal:   func() error { return n.c.startIfDown(i) },
-		effect: func() (string, error) { return n.c.sigkilled([]int{i}, []*process{p}) }}, nil
+		heal:   m.StartIfDown,
+		effect: func() (string, error) { return sigkilled(n.c.IDs(i), []*Process{p}) }}, nil
 }
 
 // crashAll kills every member at once, as a power cut would.
 func (n *Nemesis) crashAll() (*Fault, error) {
-	idx := n.running()
-	ps := make([]*process, len(idx))
+	idx := n.c.RunningMembers()
+	ps := make([]*Process, len(idx))
 	for k, i := range idx {
-		ps[k] = n.c.members[i].current()
+		ps[k] = n.c.Member(i).Process()
 	}
-	if err := n.c.each(n.c.Kill); err != nil {
+	if err := n.c.Each((*Member).Kill); err != nil {
 		return nil, err
 	}
 	return &Fault{Kind: KindCrashAll, Detail: "killed every member",
-		heal:   func() error { return n.c.each(n.c.startIfDown) },
-		effect: func() (string, error) { return n.c.sigkilled(idx, ps) }}, nil
+		heal:   func() error { return n.c.Each((*Member).StartIfDown) },
+		effect: func() (string, error) { return sigkilled(n.c.IDs(idx...), ps) }}, nil
 }
 
 func (n *Nemesis) pause(i int) (*Fault, error) {
 	if i < 0 {
 		return nil, errors.New("integration: no member is running")
 	}
-	p := n.c.members[i].current()
-	if err := n.c.Pause(i); err != nil {
+	m := n.c.Member(i)
+	p := m.Process()
+	if err := m.Pause(); err != nil {
 		return nil, err
 	}
 	return &Fault{Kind: KindPause, Detail: "paused " + n.c.ID(i),
-		heal:   func() error { return n.c.Resume(i) },
-		effect: func() (string, error) { return n.c.stopped(i, p) }}, nil
+		heal:   m.Resume,
+		effect: func() (string, error) { return stopped(n.c.ID(i), p) }}, nil
 }
 
 // split cuts a random minority (at least one member) off from the rest.
@@ -197,7 +199,7 @@ func (n *Nemesis) split() *Fault {
 	p := n.perm()
 	k := 1 + n.intn((len(p)-1)/2)
 	minority, majority := p[:k], p[k:]
-	f := n.netFault(KindSplit, crossLinks(minority, majority), "split %v | %v", n.c.ids(minority), n.c.ids(majority))
+	f := n.netFault(KindSplit, crossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
 	n.c.net.Split(minority, majority)
 	return f
 }
@@ -219,7 +221,7 @@ func (n *Nemesis) bridge() (*Fault, error) {
 			links = append(links, pair{chain[a], chain[b]}, pair{chain[b], chain[a]})
 		}
 	}
-	f := n.netFault(KindBridge, links, "bridge %s", strings.Join(n.c.ids(chain), "-"))
+	f := n.netFault(KindBridge, links, "bridge %s", strings.Join(n.c.IDs(chain...), "-"))
 	n.c.net.Bridge(chain...)
 	return f, nil
 }
@@ -292,9 +294,16 @@ func (n *Nemesis) netFault(k Kind, links []pair, format string, args ...any) *Fa
 		effect: func() (string, error) { return nw.linkEffect(links, before, k == KindLatency) }}
 }
 
-// running lists the running members; live, those that are also not paused.
-func (n *Nemesis) running() []int { return n.c.filter(n.c.Running) }
-func (n *Nemesis) live() []int    { return n.c.filter(n.c.live) }
+// others lists every member but i.
+func (n *Nemesis) others(i int) []int {
+	var idx []int
+	for j := range n.c.Size() {
+		if j != i {
+			idx = append(idx, j)
+		}
+	}
+	return idx
+}
 
 // pick returns a random element of xs, or -1 when it is empty.
 func (n *Nemesis) pick(xs []int) int {
@@ -333,44 +342,7 @@ func (c *Cluster) HealAll() error {
 	if c.net != nil {
 		c.net.Heal()
 	}
-	errs := []error{c.each(c.Resume), c.each(c.startIfDown)}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	return c.WaitReady()
-}
-
-// startIfDown starts member i unless it is running.
-func (c *Cluster) startIfDown(i int) error {
-	m := c.members[i]
-	m.op.Lock()
-	defer m.op.Unlock()
-	if p := m.current(); p != nil && !p.exited() {
-		return nil
-	}
-	return c.start(m)
-}
-
-// each runs fn on every member at once and joins the errors.
-func (c *Cluster) each(fn func(i int) error) error {
-	errs := make([]error, c.Size())
-	var wg sync.WaitGroup
-	for i := range c.Size() {
-		wg.Go(func() { errs[i] = fn(i) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// filter lists the members for which keep holds.
-func (c *Cluster) filter(keep func(int) bool) []int {
-	var idx []int
-	for i := range c.Size() {
-		if keep(i) {
-			idx = append(idx, i)
-		}
-	}
-	return idx
+	return c.Revive()
 }
 
 // Event is one fault of a Schedule's run.

@@ -58,7 +58,7 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 
 	nw.Isolate(ld)
 	t.Logf("isolated leader %s: %v", c.ID(ld), nw)
-	isolated := c.Probe(ld)
+	isolated := c.Member(ld).Probe()
 	took, err := timedPut(ctx, isolated, "isolated/1")
 	t.Logf("first commit through the isolated %s: %v after %v", c.ID(ld), err, took)
 	if !errors.Is(err, client.ErrNotPrimary) && !errors.Is(err, client.ErrIndeterminate) {
@@ -75,7 +75,7 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 			c.ID(ld), err, took, isolatedAnswerBound)
 	}
 	want["isolated/2"] = nil
-	if st, err := c.Status(ld); err != nil || st.GetState() != "NON_PRIMARY" {
+	if st, err := c.Member(ld).Status(); err != nil || st.GetState() != "NON_PRIMARY" {
 		t.Errorf("isolated %s: status %v (%v), want NON_PRIMARY", c.ID(ld), st, err)
 	}
 
@@ -83,7 +83,10 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 	if nl := mustLeader(t, c); nl == ld {
 		t.Fatalf("the isolated %s is still the only leader", c.ID(ld))
 	}
-	for _, i := range c.filter(func(i int) bool { return i != ld }) {
+	for i := range c.Size() {
+		if i == ld {
+			continue
+		}
 		cl := newClient(t, c, c.Endpoint(i))
 		for n := range 5 {
 			k, v := fmt.Sprintf("majority/%s/%d", c.ID(i), n), "v"
@@ -126,7 +129,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
-	cl := c.Probe(f)
+	cl := c.Member(f).Probe()
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before") // f's stream to the leader is open
 
@@ -159,7 +162,7 @@ func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
 	ld := mustLeader(t, c)
-	if err := c.Pause(ld); err != nil {
+	if err := c.Member(ld).Pause(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("paused leader %s", c.ID(ld))
@@ -179,7 +182,7 @@ func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
 		want[k] = []byte("v")
 	}
 
-	if err := c.Resume(ld); err != nil {
+	if err := c.Member(ld).Resume(); err != nil {
 		t.Fatal(err)
 	}
 	err := <-stalled
@@ -282,7 +285,7 @@ func TestRestartAfterLogSuffixTruncated(t *testing.T) {
 	putThrough(t, ctx, c, want, "before")
 	ld := mustLeader(t, c)
 	nw.Isolate(ld)
-	if _, err := timedPut(ctx, c.Probe(ld), "orphan"); err == nil {
+	if _, err := timedPut(ctx, c.Member(ld).Probe(), "orphan"); err == nil {
 		t.Fatalf("the isolated leader %s acknowledged a write", c.ID(ld))
 	}
 	want["orphan"] = nil
@@ -297,19 +300,19 @@ func TestRestartAfterLogSuffixTruncated(t *testing.T) {
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(c.LogPath(ld)); err != nil || !strings.Contains(string(b), "clearing log suffix") {
+	if b, err := os.ReadFile(c.Member(ld).LogPath()); err != nil || !strings.Contains(string(b), "clearing log suffix") {
 		t.Fatalf("%s did not truncate its log suffix (%v): the test's premise failed", c.ID(ld), err)
 	}
 
 	restarts := []struct {
 		name string
-		do   func(int) error
+		do   func(*Member) error
 	}{
-		{"restart (SIGTERM)", c.Restart},
-		{"kill -9 and start", func(i int) error { return errors.Join(c.Kill(i), c.Start(i)) }},
+		{"restart (SIGTERM)", (*Member).Restart},
+		{"kill -9 and start", func(m *Member) error { return errors.Join(m.Kill(), m.Start()) }},
 	}
 	for _, r := range restarts {
-		if err := r.do(ld); err != nil {
+		if err := r.do(c.Member(ld)); err != nil {
 			t.Fatalf("%s of %s: %v", r.name, c.ID(ld), err)
 		}
 		if err := c.WaitReady(); err != nil {
@@ -473,7 +476,7 @@ func (w *faultLoad) String() string {
 // in want.
 func putThrough(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byte, prefix string) {
 	t.Helper()
-	for _, i := range c.filter(c.Running) {
+	for _, i := range c.RunningMembers() {
 		k, v := prefix+"/"+c.ID(i), "through "+c.ID(i)
 		if err := newClient(t, c, c.Endpoint(i)).Put(ctx, []byte(k), []byte(v)); err != nil {
 			t.Fatalf("put %s through %s: %v", k, c.ID(i), err)

@@ -29,7 +29,7 @@ func TestOpsConsistencyCheck(t *testing.T) {
 	c := NewCluster(t, Options{Binary: galenaBin, Members: 3,
 		ExtraArgs:  []string{"--checkpoint-interval", strconv.Itoa(interval)},
 		MemberArgs: [][]string{nil, nil, {"--fault-diverge-at", strconv.Itoa(divergeAt)}}})
-	c.ExpectExit(bad) // it must stop once it finds itself diverged
+	c.Member(bad).Process().ExpectExit() // it must stop once it finds itself diverged
 	ctx := testCtx(t, 2*time.Minute)
 	cl := newClient(t, c, c.Endpoint(0), c.Endpoint(1))
 
@@ -58,7 +58,7 @@ func TestOpsConsistencyCheck(t *testing.T) {
 
 	putUntil(t, ctx, cl, "after", divergeAt+3*interval)
 	waitStopped(t, c, bad)
-	if err := c.Kill(bad); err != nil { // a FAILED member still runs
+	if err := c.Member(bad).Kill(); err != nil { // a FAILED member still runs
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -78,7 +78,7 @@ func waitStopped(t *testing.T, c *Cluster, i int) {
 		if !c.Running(i) {
 			return nil
 		}
-		st, err := c.Status(i)
+		st, err := c.Member(i).Status()
 		if err != nil {
 			return err
 		}
@@ -91,15 +91,15 @@ func waitStopped(t *testing.T, c *Cluster, i int) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("the diverged member did not stop: %v\n%s", err, tail(c.LogPath(i), logTailLines))
+		t.Fatalf("the diverged member did not stop: %v\n%s", err, c.Member(i).LogTail())
 	}
 	if !c.Running(i) {
-		code, err := c.WaitExit(i, time.Second)
+		code, err := c.Member(i).Process().Wait(time.Second)
 		if err != nil || code == 0 {
 			t.Errorf("the diverged %s exited %d (%v), want non-zero", c.ID(i), code, err)
 		}
 	}
-	line, err := c.WaitLog(i, time.Second, "diverge")
+	line, err := c.Member(i).Process().WaitLog(time.Second, "diverge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,10 +174,10 @@ func TestOpsBadInput(t *testing.T) {
 		wantRefusal(t, r, -1, "id "+a.ID(1), "already in use")
 		wantAbsent(t, dir)
 	})
-	if err := b.Stop(0); err != nil {
+	if err := b.Member(0).Stop(); err != nil {
 		t.Fatal(err)
 	}
-	foreign := b.DataDir(0)
+	foreign := b.Member(0).DataDir()
 	t.Run("join-with-foreign-data", func(t *testing.T) {
 		before := dirState(t, foreign)
 		r := RunStart(galenaBin, refuseTimeout, "--id", b.ID(0), "--addr", b.Endpoint(0), "--data", foreign, "--join", a.Endpoint(0))
@@ -193,7 +193,11 @@ func TestOpsBadInput(t *testing.T) {
 	})
 	t.Run("initial-cluster-without-self", func(t *testing.T) {
 		dir := fresh("notself")
-		r := RunStart(galenaBin, refuseTimeout, "--id", "x1", "--addr", free(), "--data", dir, "--initial-cluster", a.initial)
+		var initial []string // a's bootstrap members
+		for i := range a.Size() {
+			initial = append(initial, a.ID(i)+"="+a.Endpoint(i))
+		}
+		r := RunStart(galenaBin, refuseTimeout, "--id", "x1", "--addr", free(), "--data", dir, "--initial-cluster", strings.Join(initial, ","))
 		wantRefusal(t, r, -1, "does not list", "x1")
 		wantAbsent(t, dir)
 	})
@@ -232,7 +236,7 @@ func TestOpsBadInput(t *testing.T) {
 // clusterID is the cluster id c's first running member reports.
 func clusterID(t *testing.T, c *Cluster) string {
 	t.Helper()
-	st, err := c.Status(c.filter(c.Running)[0])
+	st, err := c.Member(c.RunningMembers()[0]).Status()
 	if err != nil {
 		t.Fatal(err)
 	}

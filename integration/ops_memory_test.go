@@ -72,7 +72,7 @@ func TestOpsMemoryBoundedUnderLargeWriteSets(t *testing.T) {
 	f, peaks := w.run(t, c)
 	for i := range c.Size() {
 		bound := base[i] + w.bound(c.Size(), i != f)
-		pid := c.PID(i)
+		pid := c.Member(i).Process().PID()
 		hwm, _ := PeakRSS(pid)
 		t.Logf("%s: peak anonymous %.0f MB (bound %.0f MB), peak RSS %.0f MB", c.ID(i), mb(peaks[pid]), mb(bound), mb(hwm))
 		if peaks[pid] > bound {
@@ -98,13 +98,13 @@ func (w memWorkload) run(t *testing.T, c *Cluster) (int, map[int]int64) {
 	t.Helper()
 	ctx := testCtx(t, 5*time.Minute)
 	f := (mustLeader(t, c) + 1) % c.Size()
-	if err := c.Stop(f); err != nil {
+	if err := c.Member(f).Stop(); err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
 	for i := range c.Size() {
 		if i != f {
-			pids = append(pids, c.PID(i))
+			pids = append(pids, c.Member(i).Process().PID())
 		}
 	}
 	live, began := c.EndpointsExcept(f), time.Now()
@@ -113,10 +113,10 @@ func (w memWorkload) run(t *testing.T, c *Cluster) (int, map[int]int64) {
 	if err := missed.load(ctx, newClient(t, c, live...), w.writers); err != nil {
 		t.Fatalf("write %.0f MB with %s down: %v", missed.MB(), c.ID(f), err)
 	}
-	if err := c.Start(f); err != nil {
+	if err := c.Member(f).Start(); err != nil {
 		t.Fatal(err)
 	}
-	catching := sampleAnon(10*time.Millisecond, c.PID(f))
+	catching := sampleAnon(10*time.Millisecond, c.Member(f).Process().PID())
 	if err := during.load(ctx, newClient(t, c, live...), w.writers); err != nil {
 		t.Fatalf("write %.0f MB while %s catches up: %v", during.MB(), c.ID(f), err)
 	}
@@ -150,7 +150,7 @@ func anonNow(t *testing.T, c *Cluster) []int64 {
 	anon := make([]int64, c.Size())
 	for i := range anon {
 		var err error
-		if anon[i], err = AnonRSS(c.PID(i)); errors.Is(err, errors.ErrUnsupported) {
+		if anon[i], err = AnonRSS(c.Member(i).Process().PID()); errors.Is(err, errors.ErrUnsupported) {
 			t.Skip("integration: memory is measured on Linux only")
 		} else if err != nil {
 			t.Fatal(err)

@@ -54,15 +54,15 @@ func TestOpsJoinThenRemove(t *testing.T) {
 	ld := mustLeader(t, c)
 	via := (ld + 1) % c.Size() // a follower passes the join to the leader
 	j := addMember(t, c, via)
-	if err := c.Start(j); err != nil {
+	if err := c.Member(j).Start(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.WaitStatus(j, opsJoinTimeout, SyncedVoter)
+	st, err := c.Member(j).WaitStatus(opsJoinTimeout, SyncedVoter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s joined through %s: %s, applied seqno %d", c.ID(j), c.ID(via), st.GetState(), st.GetAppliedSeqno())
-	if hs, err := c.HTTPStatus(j); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), stateSynced) {
+	if hs, err := c.Member(j).HTTPStatus(); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), stateSynced) {
 		t.Errorf("/status of the joiner %s: %v (%v), want state SYNCED", c.ID(j), hs, err)
 	}
 	ensureSame(t, c, want)
@@ -70,7 +70,7 @@ func TestOpsJoinThenRemove(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c, c.Endpoint(j)), want, "joined", 20, 1)
 
 	dead := otherThan(c, ld, via, j)
-	if err := c.Kill(dead); err != nil {
+	if err := c.Member(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	removeMember(t, c, c.LiveEndpoints(), dead)
@@ -82,9 +82,9 @@ func TestOpsJoinThenRemove(t *testing.T) {
 
 	self := otherThan(c, mustLeader(t, c)) // it passes its own removal to the leader
 	removeMember(t, c, []string{c.Endpoint(self)}, self)
-	last := c.filter(c.Running)
+	last := c.RunningMembers()
 	if len(last) != 1 {
-		t.Fatalf("running members %v, want one", c.ids(last))
+		t.Fatalf("running members %v, want one", c.IDs(last...))
 	}
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
@@ -102,21 +102,21 @@ func removeMember(t *testing.T, c *Cluster, endpoints []string, i int) {
 	t.Helper()
 	running := c.Running(i)
 	if running {
-		c.ExpectExit(i)
+		c.Member(i).Process().ExpectExit()
 	}
 	before := listMembers(t, c)
 	if r := RunCLI(galenaBin, endpoints, "member", "remove", c.ID(i)); r.Err != nil || r.Code != 0 {
 		t.Fatalf("%v\nwant exit 0", r)
 	}
 	if running {
-		code, err := c.WaitExit(i, opsExitTimeout)
+		code, err := c.Member(i).Process().Wait(opsExitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if code != 0 {
-			t.Errorf("removed %s exited %d, want 0\n%s", c.ID(i), code, tail(c.LogPath(i), logTailLines))
+			t.Errorf("removed %s exited %d, want 0\n%s", c.ID(i), code, c.Member(i).LogTail())
 		}
-		if _, err := c.WaitLog(i, time.Second, removedMessage); err != nil {
+		if _, err := c.Member(i).Process().WaitLog(time.Second, removedMessage); err != nil {
 			t.Errorf("removed %s: %v", c.ID(i), err)
 		}
 	}
@@ -150,14 +150,14 @@ func TestOpsFullClusterCrash(t *testing.T) {
 		wg.Go(func() { writeUntil(ctx, stop, cl, c.ID(i), &mu, want) })
 	}
 	waitAcked(t, &mu, want, 60+3*20)
-	if err := c.each(c.Kill); err != nil {
+	if err := c.Each((*Member).Kill); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("killed every member with %d acknowledged or refused writes", len(want))
 
-	if err := c.each(c.Start); err != nil {
+	if err := c.Each((*Member).Start); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -228,7 +228,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	}
 	converge(t, c)
 	x := (mustLeader(t, c) + 1) % c.Size()
-	isolated := c.Probe(x)
+	isolated := c.Member(x).Probe()
 
 	c.Net().Isolate(x)
 	began := time.Now()
@@ -242,7 +242,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 
 	c.Net().Heal()
 	healed := time.Now()
-	if _, err := c.WaitStatus(x, 20*time.Second, func(st *galenapb.StatusResponse) error {
+	if _, err := c.Member(x).WaitStatus(20*time.Second, func(st *galenapb.StatusResponse) error {
 		if st.GetState() != stateSynced {
 			return fmt.Errorf("%s", st.GetState())
 		}
@@ -289,7 +289,7 @@ func waitNotPrimary(t *testing.T, c *Cluster, x int, cl *client.Client, want map
 		_, err := timedPut(t.Context(), cl, "isolated/inflight")
 		inflight <- err
 	}()
-	_, err := c.WaitStatus(x, notPrimaryStatusBound, func(st *galenapb.StatusResponse) error {
+	_, err := c.Member(x).WaitStatus(notPrimaryStatusBound, func(st *galenapb.StatusResponse) error {
 		if st.GetState() != "NON_PRIMARY" {
 			return fmt.Errorf("%s", st.GetState())
 		}
@@ -333,10 +333,10 @@ func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl
 	if v, err := cl.Get(rctx, []byte("q"), client.AllowStale()); err != nil || string(v) != "before" {
 		t.Errorf("stale read through the NON_PRIMARY %s: %q, %v; want its local %q", c.ID(x), v, err, "before")
 	}
-	if r := c.CLIOn(x, "get", "--stale", "q"); r.Err != nil || r.Code != 0 || r.Stdout != "before\n" {
+	if r := c.Member(x).CLI("get", "--stale", "q"); r.Err != nil || r.Code != 0 || r.Stdout != "before\n" {
 		t.Errorf("%v\nwant exit 0 and %q", r, "before\n")
 	}
-	if r := c.CLIOn(x, "get", "q"); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "primary") {
+	if r := c.Member(x).CLI("get", "q"); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "primary") {
 		t.Errorf("%v\nwant a failure saying the member is not primary", r)
 	}
 	rows, _ := statusRows(t, c)
@@ -357,7 +357,7 @@ func addMember(t *testing.T, c *Cluster, via int, args ...string) int {
 
 // otherThan is the first running member not listed.
 func otherThan(c *Cluster, skip ...int) int {
-	for _, i := range c.filter(c.Running) {
+	for _, i := range c.RunningMembers() {
 		if !slices.Contains(skip, i) {
 			return i
 		}
@@ -448,7 +448,7 @@ func wantMembers(t *testing.T, c *Cluster, want map[string]bool) {
 	got := make(map[string]bool)
 	for _, m := range ms {
 		got[m.ID] = m.Voter
-		if i := slices.IndexFunc(c.members, func(x *member) bool { return x.id == m.ID }); i < 0 || c.Endpoint(i) != m.Address {
+		if i := slices.Index(c.Endpoints(), m.Address); i < 0 || c.ID(i) != m.ID {
 			t.Errorf("member list: %+v, not a member of the harness at that address", m)
 		}
 	}

@@ -43,23 +43,23 @@ func TestOpsStateTransferBySnapshot(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c), want, "rows", 40, 1) // past the snapshot
 	target := converge(t, c)
 	for i := range c.Size() { // each takes its own snapshots; any may lead
-		if _, err := c.WaitLog(i, 20*time.Second, "compacting logs"); err != nil {
+		if _, err := c.Member(i).Process().WaitLog(20*time.Second, "compacting logs"); err != nil {
 			t.Fatalf("no snapshot although --snapshot-threshold 16: %v", err)
 		}
 	}
 	ld := mustLeader(t, c)
 
-	donorPID := c.PID(ld)
+	donorPID := c.Member(ld).Process().PID()
 	memErr := ResetPeakRSS(donorPID)
 	j := addMember(t, c, ld)
 	states := watchStates(c)
 	began = time.Now()
-	if err := c.Start(j); err != nil {
+	if err := c.Member(j).Start(); err != nil {
 		t.Fatal(err)
 	}
-	joinerPID := c.PID(j)
+	joinerPID := c.Member(j).Process().PID()
 	anon := sampleAnon(20*time.Millisecond, donorPID, joinerPID)
-	_, err := c.WaitStatus(j, opsJoinTimeout+4*slack, func(st *galenapb.StatusResponse) error {
+	_, err := c.Member(j).WaitStatus(opsJoinTimeout+4*slack, func(st *galenapb.StatusResponse) error {
 		if st.GetAppliedSeqno() < target {
 			return fmt.Errorf("%s applied %d of %d", st.GetId(), st.GetAppliedSeqno(), target)
 		}
@@ -78,7 +78,7 @@ func TestOpsStateTransferBySnapshot(t *testing.T) {
 		d.MB(), c.ID(j), took.Round(time.Millisecond), d.MB()/took.Seconds(), c.ID(ld), mb(donorPeak), mb(anonPeak[donorPID]), donorNow,
 		mb(joinerPeak), mb(anonPeak[joinerPID]), joinerNow, seen)
 
-	if _, err := c.WaitLog(j, time.Second, "Installed remote snapshot"); err != nil {
+	if _, err := c.Member(j).Process().WaitLog(time.Second, "Installed remote snapshot"); err != nil {
 		t.Errorf("the joiner did not receive the state by snapshot: %v", err)
 	}
 	// Streamed, never held whole: the joiner's own memory stays well under
@@ -200,12 +200,12 @@ func rejoin(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byt
 func miss(t testing.TB, ctx context.Context, c *Cluster, want map[string][]byte, prefix string, missed int) (f int, before, target uint64) {
 	t.Helper()
 	f = (mustLeader(t, c) + 1) % c.Size()
-	st, err := c.Status(f)
+	st, err := c.Member(f).Status()
 	if err != nil {
 		t.Fatal(err)
 	}
 	before = st.GetAppliedSeqno()
-	if err := c.Kill(f); err != nil {
+	if err := c.Member(f).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	putMany(t, ctx, newClient(t, c, c.EndpointsExcept(f)...), want, "missed/"+prefix, missed, 8)
@@ -218,10 +218,10 @@ func miss(t testing.TB, ctx context.Context, c *Cluster, want map[string][]byte,
 func catchUp(t testing.TB, c *Cluster, f int, before, target uint64, missed int) {
 	t.Helper()
 	began := time.Now()
-	if err := c.Start(f); err != nil {
+	if err := c.Member(f).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitStatus(f, time.Minute, func(st *galenapb.StatusResponse) error {
+	if _, err := c.Member(f).WaitStatus(time.Minute, func(st *galenapb.StatusResponse) error {
 		if st.GetAppliedSeqno() < target {
 			return fmt.Errorf("applied %d of %d", st.GetAppliedSeqno(), target)
 		}
@@ -230,7 +230,7 @@ func catchUp(t testing.TB, c *Cluster, f int, before, target uint64, missed int)
 		t.Fatal(err)
 	}
 	took := time.Since(began)
-	resumed, err := c.StartedApplied(f, 5*time.Second)
+	resumed, err := c.Member(f).Process().StartedApplied(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func wantCheckOK(t *testing.T, c *Cluster) {
 	want := make(map[string]string)
 	for i := range c.Size() {
 		switch {
-		case c.Arbitrator(i):
+		case c.Member(i).Arbitrator():
 			want[c.ID(i)] = "arbitrator"
 		case c.Running(i):
 			want[c.ID(i)] = "agrees"
@@ -347,8 +347,8 @@ func watchStates(c *Cluster) *stateWatch {
 				return
 			case <-tick.C:
 			}
-			for _, i := range c.filter(c.live) {
-				if st, err := c.Status(i); err == nil {
+			for _, i := range c.LiveMembers() {
+				if st, err := c.Member(i).Status(); err == nil {
 					w.note(st.GetId(), st.GetState())
 				}
 			}
@@ -408,7 +408,7 @@ func TestOpsArbitrator(t *testing.T) {
 
 	dead := dataLeader(t, c, arb)
 	survivor := 1 - dead
-	if err := c.Kill(dead); err != nil {
+	if err := c.Member(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("killed the leader %s; %s and the arbitrator %s remain", c.ID(dead), c.ID(survivor), c.ID(arb))
@@ -416,14 +416,14 @@ func TestOpsArbitrator(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c, c.Endpoint(survivor)), want, "while-down", 100, 1)
 
 	removeMember(t, c, []string{c.Endpoint(survivor)}, dead)
-	if err := c.Wipe(dead); err != nil {
+	if err := c.Member(dead).Wipe(); err != nil {
 		t.Fatal(err)
 	}
-	c.SetJoin(dead, survivor)
-	if err := c.Start(dead); err != nil {
+	c.Member(dead).SetJoin(survivor)
+	if err := c.Member(dead).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitStatus(dead, opsJoinTimeout, SyncedVoter); err != nil {
+	if _, err := c.Member(dead).WaitStatus(opsJoinTimeout, SyncedVoter); err != nil {
 		t.Fatal(err)
 	}
 	ensureSame(t, c, want)
@@ -445,7 +445,7 @@ func TestOpsArbitrator(t *testing.T) {
 func dataLeader(t *testing.T, c *Cluster, arb int) int {
 	t.Helper()
 	ld := -1
-	err := WaitFor(arbitratorHandOff+c.opts.WaitTimeout, func() error {
+	err := WaitFor(arbitratorHandOff+c.Options().WaitTimeout, func() error {
 		i, err := c.Leader()
 		if err != nil {
 			return err
@@ -482,7 +482,7 @@ func watchLeading(c *Cluster, i int) *leadWatch {
 				return
 			case <-tick.C:
 			}
-			st, err := c.Status(i)
+			st, err := c.Member(i).Status()
 			leading := err == nil && st.GetRaftState() == raftLeader
 			switch {
 			case leading && since.IsZero():

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,28 +12,11 @@ import (
 const (
 	// pollInterval is the pause between two checks of a condition.
 	pollInterval = 50 * time.Millisecond
-	// statusTimeout bounds one Status call.
-	statusTimeout = 2 * time.Second
 	// stateSynced is the state of a primary member that is caught up.
 	stateSynced = "SYNCED"
 	// raftLeader is the raft_state of a leader.
 	raftLeader = "Leader"
 )
-
-// Status asks member i for its status through the Status RPC.
-func (c *Cluster) Status(i int) (*galenapb.StatusResponse, error) {
-	return statusOf(c.members[i])
-}
-
-func statusOf(m *member) (*galenapb.StatusResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-	defer cancel()
-	st, err := m.kv.Status(ctx, &galenapb.StatusRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", m.id, err)
-	}
-	return st, nil
-}
 
 // Leader waits up to Options.WaitTimeout until exactly one running member
 // that is not paused reports itself Leader, and returns its index.
@@ -46,15 +28,15 @@ func (c *Cluster) Leader() (int, error) {
 		}
 		var leaders []int
 		for i, m := range c.members {
-			if !c.live(i) {
+			if !m.live() {
 				continue
 			}
-			if st, err := statusOf(m); err == nil && st.GetRaftState() == raftLeader {
+			if st, err := m.Status(); err == nil && st.GetRaftState() == raftLeader {
 				leaders = append(leaders, i)
 			}
 		}
 		if len(leaders) != 1 {
-			return fmt.Errorf("%d running members report Leader %v", len(leaders), c.ids(leaders))
+			return fmt.Errorf("%d running members report Leader %v", len(leaders), c.IDs(leaders...))
 		}
 		leader = leaders[0]
 		return nil
@@ -141,11 +123,11 @@ func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 // runningStatus asks every running member that is not paused for its status.
 func (c *Cluster) runningStatus() ([]*galenapb.StatusResponse, error) {
 	var sts []*galenapb.StatusResponse
-	for i, m := range c.members {
-		if !c.live(i) {
+	for _, m := range c.members {
+		if !m.live() {
 			continue
 		}
-		st, err := statusOf(m)
+		st, err := m.Status()
 		if err != nil {
 			return nil, err
 		}
@@ -160,14 +142,6 @@ func appliedList(sts []*galenapb.StatusResponse) string {
 		parts[i] = fmt.Sprintf("%s=%d", st.GetId(), st.GetAppliedSeqno())
 	}
 	return strings.Join(parts, " ")
-}
-
-func (c *Cluster) ids(idx []int) []string {
-	ids := make([]string, len(idx))
-	for i, j := range idx {
-		ids[i] = c.members[j].id
-	}
-	return ids
 }
 
 // permanentError marks a condition that waiting will not fix.

@@ -32,11 +32,11 @@ type Options struct {
 	ElectionTimeout  time.Duration
 	// LogLevel is the members' --log-level; default info.
 	LogLevel string
-	// WaitTimeout bounds Start (until the member answers Status), Leader
-	// and WaitReady; default 20s.
+	// WaitTimeout bounds Member.Start (until the member answers Status),
+	// Leader and WaitReady; default 20s.
 	WaitTimeout time.Duration
-	// StopTimeout is how long Stop waits after SIGTERM before it kills the
-	// member; default 15s.
+	// StopTimeout is how long Member.Stop waits after SIGTERM before it
+	// kills the member; default 15s.
 	StopTimeout time.Duration
 	// ExtraArgs are appended to every member's `galena start` command line.
 	ExtraArgs []string
@@ -92,36 +92,19 @@ const KeepEnv = "GALENA_KEEP_TEST_DIR"
 
 // Cluster is a set of galena processes that bootstrapped one cluster, each
 // with its own port, data directory and log file under one directory per
-// test. Its methods are safe for concurrent use; operations on one member
-// are serialised.
+// test. The Cluster speaks for the set and for each member as clients see
+// it (addresses, waits on their status); each Member controls its own
+// process. Its methods are safe for concurrent use.
 type Cluster struct {
 	t       testing.TB
 	opts    Options
 	dir     string
 	initial string    // --initial-cluster of the bootstrap members
-	members []*member // grows only through AddMember
+	members []*Member // grows only through AddMember
 	net     *Net      // nil unless Options.Proxy
 
 	crashMu sync.Mutex
 	crashes []error // member processes that exited on their own
-}
-
-// member is one galena process slot: its identity, which survives restarts,
-// and the process currently (or last) running in it.
-type member struct {
-	id, addr, dataDir, logPath string
-	conn                       *grpc.ClientConn // for Status; reconnects across restarts
-	kv                         galenapb.KVClient
-
-	// join, when set, replaces --initial-cluster: the address of the
-	// member the process asks to be added through (see AddMember).
-	join string
-	args []string // appended to the command line (Options.MemberArgs)
-
-	op     sync.Mutex // serialises Start, Stop and Kill of this member
-	mu     sync.Mutex // guards proc and starts
-	proc   *process   // nil before the first start
-	starts int
 }
 
 // NewCluster starts opts.Members members that bootstrap one cluster, waits
@@ -138,8 +121,8 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range c.members {
-		if err := c.Start(i); err != nil {
+	for _, m := range c.members {
+		if err := m.Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,10 +170,11 @@ func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 }
 
 // newMember is the next member slot, <IDPrefix><n+1>, listening on port.
-func (c *Cluster) newMember(port int) (*member, error) {
-	id := fmt.Sprintf("%s%d", c.opts.IDPrefix, len(c.members)+1)
-	m := &member{
-		id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+func (c *Cluster) newMember(port int) (*Member, error) {
+	i := len(c.members)
+	id := fmt.Sprintf("%s%d", c.opts.IDPrefix, i+1)
+	m := &Member{
+		c: c, i: i, id: id, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"),
 	}
 	var err error
@@ -222,8 +206,8 @@ func (c *Cluster) cleanup() {
 	if c.net != nil {
 		defer c.net.Close() // after the members: nothing dials the proxies any more
 	}
-	for i, m := range c.members {
-		if err := c.Kill(i); err != nil {
+	for _, m := range c.members {
+		if err := m.Kill(); err != nil {
 			c.t.Logf("integration: cleanup: %v", err)
 		}
 		m.conn.Close()
@@ -242,7 +226,7 @@ func (c *Cluster) cleanup() {
 	}
 	c.t.Logf("integration: test failed; cluster directory kept: %s", c.dir)
 	for _, m := range c.members {
-		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, tail(m.logPath, logTailLines))
+		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, m.LogTail())
 	}
 }
 
@@ -250,17 +234,26 @@ func (c *Cluster) cleanup() {
 // started with Options.Proxy. Member i of the cluster is member i of Net.
 func (c *Cluster) Net() *Net { return c.net }
 
+// Member is member i, running or not.
+func (c *Cluster) Member(i int) *Member { return c.members[i] }
+
+// Options are the options the cluster was started with, defaults filled in.
+func (c *Cluster) Options() Options { return c.opts }
+
 // Size is the number of members, running or not.
 func (c *Cluster) Size() int { return len(c.members) }
 
 // ID is member i's id, n<i+1>.
 func (c *Cluster) ID(i int) string { return c.members[i].id }
 
-// Dir is the directory holding every member's data directory and log.
-func (c *Cluster) Dir() string { return c.dir }
-
-// LogPath is member i's log file; each start appends to it.
-func (c *Cluster) LogPath(i int) string { return c.members[i].logPath }
+// IDs are the ids of the members listed.
+func (c *Cluster) IDs(idx ...int) []string {
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		ids[k] = c.members[i].id
+	}
+	return ids
+}
 
 // Endpoint is member i's address, for clients, peers and the CLI.
 func (c *Cluster) Endpoint(i int) string { return c.members[i].addr }
@@ -278,37 +271,115 @@ func (c *Cluster) Endpoints() []string {
 func (c *Cluster) EndpointsExcept(skip ...int) []string {
 	var eps []string
 	for i, m := range c.members {
-		if !containsInt(skip, i) {
+		if !slices.Contains(skip, i) {
 			eps = append(eps, m.addr)
 		}
 	}
 	return eps
 }
 
+// LiveEndpoints are the addresses of the running members that are not
+// paused.
+func (c *Cluster) LiveEndpoints() []string {
+	var eps []string
+	for _, i := range c.LiveMembers() {
+		eps = append(eps, c.Endpoint(i))
+	}
+	return eps
+}
+
 // Running reports whether member i's process is running (paused or not).
-func (c *Cluster) Running(i int) bool {
-	p := c.members[i].current()
-	return p != nil && !p.exited()
+func (c *Cluster) Running(i int) bool { return c.members[i].running() }
+
+// RunningMembers lists the members whose process is running, paused or not.
+func (c *Cluster) RunningMembers() []int { return c.filter((*Member).running) }
+
+// LiveMembers lists the members that run and are not paused: the members
+// the waits ask.
+func (c *Cluster) LiveMembers() []int { return c.filter((*Member).live) }
+
+// filter lists the members for which keep holds.
+func (c *Cluster) filter(keep func(*Member) bool) []int {
+	var idx []int
+	for i, m := range c.members {
+		if keep(m) {
+			idx = append(idx, i)
+		}
+	}
+	return idx
 }
 
-// Paused reports whether member i's process is running and paused.
-func (c *Cluster) Paused(i int) bool {
-	p := c.members[i].current()
-	return p != nil && !p.exited() && p.paused.Load()
+// Each runs fn on every member at once and joins the errors, as in
+// c.Each((*Member).Kill).
+func (c *Cluster) Each(fn func(*Member) error) error {
+	errs := make([]error, len(c.members))
+	var wg sync.WaitGroup
+	for i, m := range c.members {
+		wg.Go(func() { errs[i] = fn(m) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
-// Arbitrator reports whether member i runs with --arbitrator: it votes but
-// stores no data, so the content checks leave it out.
-func (c *Cluster) Arbitrator(i int) bool {
-	m := c.members[i]
-	m.op.Lock()
-	defer m.op.Unlock()
-	return slices.Contains(m.args, "--arbitrator")
+// Revive resumes every paused member and starts every member that is not
+// running, then waits until the cluster is ready (WaitReady).
+func (c *Cluster) Revive() error {
+	if err := errors.Join(c.Each((*Member).Resume), c.Each((*Member).StartIfDown)); err != nil {
+		return err
+	}
+	return c.WaitReady()
 }
 
-// live reports whether member i runs and is not paused: the members the
-// waits ask.
-func (c *Cluster) live(i int) bool { return c.Running(i) && !c.Paused(i) }
+// AddMember adds a member slot to the cluster, with a new port, data
+// directory and log, whose process asks to join through member via's
+// address (`galena start --join`) instead of bootstrapping; it returns the
+// new member's index. It does not start the process: Member.Start does,
+// and every later start of the slot passes --join too. args are appended to
+// the member's command line after Options.ExtraArgs.
+//
+// AddMember changes the member list, so call it from the test's goroutine
+// while no other method of the Cluster runs. It fails on a cluster started
+// with Options.Proxy: the Net has a fixed set of members.
+func (c *Cluster) AddMember(via int, args ...string) (int, error) {
+	if c.net != nil {
+		return -1, errors.New("integration: AddMember: the proxied Net has a fixed set of members")
+	}
+	ports, err := freePorts(1)
+	if err != nil {
+		return -1, err
+	}
+	m, err := c.newMember(ports[0])
+	if err != nil {
+		return -1, err
+	}
+	m.join, m.args = c.Endpoint(via), slices.Clone(args)
+	c.members = append(c.members, m)
+	return m.i, nil
+}
+
+// crashed records that process p of member m exited without being told to.
+func (c *Cluster) crashed(m *Member, p *Process, err error) {
+	m.note("start #%d exited on its own: %v", p.start, err)
+	c.crashMu.Lock()
+	defer c.crashMu.Unlock()
+	c.crashes = append(c.crashes, fmt.Errorf("%s (start #%d) exited on its own: %v", m.id, p.start, err))
+}
+
+// Crashed reports every member process that exited without the harness
+// stopping or killing it, or nil. The waits fail as soon as there is one,
+// and so does the test when its cluster is cleaned up.
+func (c *Cluster) Crashed() error {
+	if err := c.crashErr(); err != nil {
+		return fmt.Errorf("integration: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) crashErr() error {
+	c.crashMu.Lock()
+	defer c.crashMu.Unlock()
+	return errors.Join(c.crashes...)
+}
 
 // initialCluster is the --initial-cluster value of the current members;
 // the bootstrap members keep the one they were created with (c.initial).
@@ -318,31 +389,6 @@ func (c *Cluster) initialCluster() string {
 		parts[i] = m.id + "=" + m.addr
 	}
 	return strings.Join(parts, ",")
-}
-
-// index is member m's index in the cluster.
-func (c *Cluster) index(m *member) int {
-	for i, x := range c.members {
-		if x == m {
-			return i
-		}
-	}
-	panic("integration: member " + m.id + " is not in the cluster")
-}
-
-func (m *member) current() *process {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.proc
-}
-
-func containsInt(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // tail returns the last n lines of the file at path, or why it cannot.
