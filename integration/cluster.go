@@ -40,15 +40,13 @@ type Options struct {
 	StopTimeout time.Duration
 	// ExtraArgs are appended to every member's `galena start` command line.
 	ExtraArgs []string
-	// Proxy routes every member-to-member connection through a proxy of its
-	// link, which Cluster.Net controls (partitions, latency). Clients still
-	// reach members directly.
-	Proxy bool
-	// SeverAfter is how long a proxied connection that lost bytes to a
-	// blocked link lives on before the Net closes it (a sender's TCP
-	// timeout); default DefaultSeverAfter. Make it long to model a partition
-	// that never resets a connection.
-	SeverAfter time.Duration
+	// Network, if set, puts a network of the caller's between the members,
+	// such as the proxies of a Net (see NewProxiedCluster): NewCluster
+	// calls it once with the members' addresses, in member order, and
+	// passes member i its Router's PeerRoute(i) as --peer-route (Build's
+	// binary takes it). Clients still reach members directly. The cluster
+	// closes the Router when it is cleaned up, once its members are killed.
+	Network func(addrs []string) (Router, error)
 	// IDPrefix starts every member id: member i is <IDPrefix><i+1>;
 	// default "n". Two clusters of one test need different prefixes when
 	// their ids must not collide.
@@ -83,6 +81,16 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Router routes the members' dials of each other (see Options.Network).
+type Router interface {
+	// PeerRoute is member i's --peer-route: for each other member's
+	// address, the address member i dials instead.
+	PeerRoute(i int) string
+	// Close stops routing; the cluster calls it once, after killing every
+	// member.
+	Close()
+}
+
 // logTailLines is how many lines of each member's log a failed test shows.
 const logTailLines = 40
 
@@ -101,7 +109,7 @@ type Cluster struct {
 	dir     string
 	initial string    // --initial-cluster of the bootstrap members
 	members []*Member // grows only through AddMember
-	net     *Net      // nil unless Options.Proxy
+	router  Router    // nil unless Options.Network
 
 	crashMu sync.Mutex
 	crashes []error // member processes that exited on their own
@@ -146,12 +154,12 @@ func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 	}
 	c := &Cluster{t: t, opts: opts, dir: dir}
 	t.Cleanup(c.cleanup)
-	if opts.Proxy {
+	if opts.Network != nil {
 		addrs := make([]string, len(ports))
 		for i, port := range ports {
 			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		}
-		if c.net, err = NewNet(addrs, opts.SeverAfter); err != nil {
+		if c.router, err = opts.Network(addrs); err != nil {
 			return nil, err
 		}
 	}
@@ -199,12 +207,12 @@ func dialStatus(addr string) (*grpc.ClientConn, error) {
 	return conn, nil
 }
 
-// cleanup kills every member and closes the proxies, then removes the
+// cleanup kills every member and closes the Router, then removes the
 // cluster's directory, or, when the test failed, keeps it and logs where it
 // is and each log's tail.
 func (c *Cluster) cleanup() {
-	if c.net != nil {
-		defer c.net.Close() // after the members: nothing dials the proxies any more
+	if c.router != nil {
+		defer c.router.Close() // after the members: nothing dials through it any more
 	}
 	for _, m := range c.members {
 		if err := m.Kill(); err != nil {
@@ -229,10 +237,6 @@ func (c *Cluster) cleanup() {
 		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, m.LogTail())
 	}
 }
-
-// Net is the network between the members, or nil unless the cluster was
-// started with Options.Proxy. Member i of the cluster is member i of Net.
-func (c *Cluster) Net() *Net { return c.net }
 
 // Member is member i, running or not.
 func (c *Cluster) Member(i int) *Member { return c.members[i] }
@@ -339,10 +343,10 @@ func (c *Cluster) Revive() error {
 //
 // AddMember changes the member list, so call it from the test's goroutine
 // while no other method of the Cluster runs. It fails on a cluster started
-// with Options.Proxy: the Net has a fixed set of members.
+// with Options.Network: the network has a fixed set of members.
 func (c *Cluster) AddMember(via int, args ...string) (int, error) {
-	if c.net != nil {
-		return -1, errors.New("integration: AddMember: the proxied Net has a fixed set of members")
+	if c.router != nil {
+		return -1, errors.New("integration: AddMember: the cluster's Network has a fixed set of members")
 	}
 	ports, err := freePorts(1)
 	if err != nil {

@@ -11,17 +11,17 @@
 // the test, so it may be called from any goroutine; only NewCluster needs
 // the test's goroutine.
 //
-// Faults: Member.Pause and Resume SIGSTOP and SIGCONT a member. A cluster
-// started with Options.Proxy routes every member-to-member link through a
-// proxy of its own (the binary is built with -tags faults, whose
-// --peer-route points a member's dials at the proxies), and its Net blocks,
-// splits, bridges or delays links. A Nemesis injects one fault of a Kind at
-// a time, checks its effect as the kernel and the proxies see it
-// (Fault.Effect), and heals it; a Schedule runs a mix of them, at random or
-// in turn, in a loop while clients work, recording an Event per fault;
-// Cluster.HealAll undoes whatever is left, and Cluster.Revive the processes
-// of it. FaultsFor turns a FaultSpec (-jepsen.nemesis and -jepsen.seed) into
-// the Faults of a Jepsen Run.
+// Faults: Member.Pause and Resume SIGSTOP and SIGCONT a member.
+// NewProxiedCluster routes every member-to-member link through a proxy of
+// its own (Options.Network: the binary is built with -tags faults, whose
+// --peer-route points a member's dials at the proxies), and the Net it
+// returns blocks, splits, bridges or delays links. A Nemesis injects one
+// fault of a Kind at a time, checks its effect as the kernel and the proxies
+// see it (Fault.Effect), and heals it; a Schedule runs a mix of them, at
+// random or in turn, in a loop while clients work, recording an Event per
+// fault; Nemesis.HealAll undoes whatever is left (Cluster.Revive, the
+// processes of it). FaultsFor turns a FaultSpec (-jepsen.nemesis and
+// -jepsen.seed) into the Faults of a Jepsen Run.
 //
 // Operations: AddMember adds a slot whose process joins the running cluster
 // (`galena start --join`); Member.SetJoin and Wipe prepare a member's next

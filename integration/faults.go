@@ -21,10 +21,10 @@ type FaultSpec struct {
 	Part, Parts int
 }
 
-// FaultsFor returns the fault injector spec names for cluster c, which
-// must have been started with Options.Proxy, or nil when spec names no
-// faults. It fails on a name ParseKinds does not know.
-func FaultsFor(c *Cluster, spec FaultSpec) (Faults, error) {
+// FaultsFor returns the fault injector spec names for cluster c, whose
+// members reach each other through nw, or nil when spec names no faults. It
+// fails on a name ParseKinds does not know.
+func FaultsFor(c *Cluster, nw *Net, spec FaultSpec) (Faults, error) {
 	if spec.Nemesis == "" || spec.Nemesis == "none" {
 		return nil, nil
 	}
@@ -34,12 +34,13 @@ func FaultsFor(c *Cluster, spec FaultSpec) (Faults, error) {
 	}
 	parts := max(spec.Parts, 1)
 	share := (len(kinds) + parts - 1) / parts
-	return &scheduled{c: c, kinds: kinds, seed: spec.Seed, offset: spec.Part * share, min: share}, nil
+	n := NewNemesis(c, nw, spec.Seed)
+	return &scheduled{n: n, kinds: kinds, seed: spec.Seed, offset: spec.Part * share, min: share}, nil
 }
 
 // scheduled runs a Schedule that takes its kinds in turn.
 type scheduled struct {
-	c           *Cluster
+	n           *Nemesis
 	kinds       []Kind
 	seed        uint64
 	offset, min int
@@ -52,7 +53,7 @@ func (s *scheduled) schedule(d time.Duration) Schedule {
 
 func (s *scheduled) Run(ctx context.Context, d time.Duration) ([]FaultEvent, error) {
 	start := time.Now()
-	events, err := s.schedule(d).Run(ctx, NewNemesis(s.c, s.seed))
+	events, err := s.schedule(d).Run(ctx, s.n)
 	out := make([]FaultEvent, len(events))
 	for i, e := range events {
 		out[i] = FaultEvent{Time: e.Time.Sub(start), Kind: string(e.Kind), Detail: e.Detail, Effect: e.Effect, Err: e.Err}
@@ -63,4 +64,4 @@ func (s *scheduled) Run(ctx context.Context, d time.Duration) ([]FaultEvent, err
 	return out, err
 }
 
-func (s *scheduled) HealAll() error { return s.c.HealAll() }
+func (s *scheduled) HealAll() error { return s.n.HealAll() }

@@ -17,7 +17,7 @@ func TestFaultsForSharesEveryKind(t *testing.T) {
 		for parts := 1; parts <= 5; parts++ {
 			var got []Kind
 			for part := range parts {
-				f, err := FaultsFor(nil, FaultSpec{Nemesis: nemesis, Part: part, Parts: parts})
+				f, err := FaultsFor(nil, nil, FaultSpec{Nemesis: nemesis, Part: part, Parts: parts})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -34,11 +34,11 @@ func TestFaultsForSharesEveryKind(t *testing.T) {
 		}
 	}
 	for _, none := range []string{"", "none"} {
-		if f, err := FaultsFor(nil, FaultSpec{Nemesis: none}); f != nil || err != nil {
+		if f, err := FaultsFor(nil, nil, FaultSpec{Nemesis: none}); f != nil || err != nil {
 			t.Errorf("FaultsFor(%q) = %v, %v; want no faults", none, f, err)
 		}
 	}
-	if _, err := FaultsFor(nil, FaultSpec{Nemesis: "kill,flood"}); err == nil {
+	if _, err := FaultsFor(nil, nil, FaultSpec{Nemesis: "kill,flood"}); err == nil {
 		t.Error("FaultsFor accepted an unknown kind")
 	}
 }

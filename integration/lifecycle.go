@@ -129,8 +129,8 @@ func (m *Member) startArgs() []string {
 		"--heartbeat-timeout", c.opts.HeartbeatTimeout.String(),
 		"--election-timeout", c.opts.ElectionTimeout.String(),
 	)
-	if c.net != nil {
-		args = append(args, "--peer-route", c.net.PeerRoute(m.i))
+	if c.router != nil {
+		args = append(args, "--peer-route", c.router.PeerRoute(m.i))
 	}
 	args = append(args, c.opts.ExtraArgs...)
 	return append(args, m.args...)

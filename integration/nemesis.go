@@ -15,8 +15,8 @@ import (
 // and a heal (Fault.Heal).
 type Kind string
 
-// The kinds of fault. The network kinds need a cluster started with
-// Options.Proxy; their heal is Net.Heal, which heals the whole network.
+// The kinds of fault. The network kinds need a cluster on a Net (see
+// NewProxiedCluster); their heal is Net.Heal, which heals the whole network.
 const (
 	KindKill          Kind = "kill"           // SIGKILL a random member; heal: start it again
 	KindLeader        Kind = "leader"         // SIGKILL the leader; heal: start it again
@@ -74,14 +74,17 @@ func ParseKinds(s string) ([]Kind, error) {
 // meant to be injected one at a time: a network fault's heal heals the whole
 // network, and a fault that needs the leader waits for one.
 type Nemesis struct {
-	c  *Cluster
-	mu sync.Mutex // guards rng
-	rg *rand.Rand
+	c   *Cluster
+	net *Net       // nil when the members are not proxied
+	mu  sync.Mutex // guards rng
+	rg  *rand.Rand
 }
 
-// NewNemesis returns a Nemesis for c whose random choices follow seed.
-func NewNemesis(c *Cluster, seed uint64) *Nemesis {
-	return &Nemesis{c: c, rg: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+// NewNemesis returns a Nemesis for c, whose members reach each other
+// through nw (nil when they do not: the network kinds then fail), and whose
+// random choices follow seed.
+func NewNemesis(c *Cluster, nw *Net, seed uint64) *Nemesis {
+	return &Nemesis{c: c, net: nw, rg: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
 // Fault is an injected fault.
@@ -112,10 +115,10 @@ func (f *Fault) Effect() (string, error) { return effectOf(f.effect) }
 
 // Inject starts a fault of kind k and returns it. On error nothing is left
 // to heal, except that a failed crash-all may have killed some members
-// (Cluster.HealAll restarts them).
+// (HealAll restarts them).
 func (n *Nemesis) Inject(k Kind) (*Fault, error) {
-	if k.network() && n.c.net == nil {
-		return nil, fmt.Errorf("integration: %s needs a cluster started with Options.Proxy", k)
+	if k.network() && n.net == nil {
+		return nil, fmt.Errorf("integration: %s needs a cluster on a Net", k)
 	}
 	switch k {
 	case KindKill:
@@ -137,7 +140,7 @@ func (n *Nemesis) Inject(k Kind) (*Fault, error) {
 		}
 		links := crossLinks([]int{ld}, n.others(ld))
 		f := n.netFault(k, links, "isolated leader %s", n.c.ID(ld))
-		n.c.net.Isolate(ld)
+		n.net.Isolate(ld)
 		return f, nil
 	case KindSplit:
 		return n.split(), nil
@@ -200,7 +203,7 @@ func (n *Nemesis) split() *Fault {
 	k := 1 + n.intn((len(p)-1)/2)
 	minority, majority := p[:k], p[k:]
 	f := n.netFault(KindSplit, crossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
-	n.c.net.Split(minority, majority)
+	n.net.Split(minority, majority)
 	return f
 }
 
@@ -222,7 +225,7 @@ func (n *Nemesis) bridge() (*Fault, error) {
 		}
 	}
 	f := n.netFault(KindBridge, links, "bridge %s", strings.Join(n.c.IDs(chain...), "-"))
-	n.c.net.Bridge(chain...)
+	n.net.Bridge(chain...)
 	return f, nil
 }
 
@@ -248,7 +251,7 @@ func (n *Nemesis) oneWay() *Fault {
 		f = n.netFault(KindOneWay, links, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
 	}
 	for _, l := range links {
-		n.c.net.OneWay(l.from, l.to)
+		n.net.OneWay(l.from, l.to)
 	}
 	return f
 }
@@ -275,7 +278,7 @@ func (n *Nemesis) latency() *Fault {
 		f = n.netFault(KindLatency, links, "+%v on the links of %s", d, n.c.ID(x))
 	}
 	for _, l := range links {
-		n.c.net.Delay(l.from, l.to, d)
+		n.net.Delay(l.from, l.to, d)
 	}
 	return f
 }
@@ -284,7 +287,7 @@ func (n *Nemesis) latency() *Fault {
 // latency, delays) once it returns: its effect is the bytes dropped (or
 // delivered late) on them from then on, and its heal heals the whole Net.
 func (n *Nemesis) netFault(k Kind, links []pair, format string, args ...any) *Fault {
-	nw := n.c.net
+	nw := n.net
 	before := nw.traffic(links)
 	return &Fault{Kind: k, Detail: fmt.Sprintf(format, args...),
 		heal: func() error {
@@ -335,14 +338,14 @@ func (n *Nemesis) duration(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(n.rg.Int64N(int64(hi-lo)+1))
 }
 
-// HealAll undoes every fault: it heals the network (when proxied), resumes
-// paused members, starts every member that is not running, and then waits
-// until the cluster is ready (WaitReady).
-func (c *Cluster) HealAll() error {
-	if c.net != nil {
-		c.net.Heal()
+// HealAll undoes every fault: it heals the network (when proxied), then
+// resumes paused members, starts every member that is not running, and
+// waits until the cluster is ready (Cluster.Revive).
+func (n *Nemesis) HealAll() error {
+	if n.net != nil {
+		n.net.Heal()
 	}
-	return c.Revive()
+	return n.c.Revive()
 }
 
 // Event is one fault of a Schedule's run.
@@ -439,7 +442,7 @@ func (s Schedule) Fitted() Schedule {
 // the errors of the faults that could not be injected or healed or had no
 // effect, and an error when fewer than MinFaults faults were injected
 // before ctx ended. The fault active when Duration runs out is healed
-// before Run returns; Cluster.HealAll then undoes anything left (a failed
+// before Run returns; Nemesis.HealAll then undoes anything left (a failed
 // heal). Run is safe to call while clients use the cluster.
 func (s Schedule) Run(ctx context.Context, n *Nemesis) ([]Event, error) {
 	s = s.withDefaults()
@@ -479,8 +482,8 @@ func (s Schedule) check(n *Nemesis) error {
 		return errors.New("integration: schedule: no fault kinds")
 	}
 	for _, k := range s.Kinds {
-		if k.network() && n.c.net == nil {
-			return fmt.Errorf("integration: schedule: %s needs a cluster started with Options.Proxy", k)
+		if k.network() && n.net == nil {
+			return fmt.Errorf("integration: schedule: %s needs a cluster on a Net", k)
 		}
 	}
 	return nil

@@ -29,13 +29,13 @@ const (
 const isolatedAnswerBound = 5 * time.Second
 
 // startFaultCluster starts a ready cluster of n members whose links run
-// through proxies (Cluster.Net), or skips under -short.
-func startFaultCluster(t *testing.T, n int) *Cluster {
+// through the proxies of the Net it returns, or skips under -short.
+func startFaultCluster(t *testing.T, n int) (*Cluster, *Net) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	return NewCluster(t, Options{Binary: galenaBin, Members: n, Proxy: true})
+	return NewProxiedCluster(t, Options{Binary: galenaBin, Members: n}, 0)
 }
 
 // Isolating the leader through the proxies: it stops being primary and
@@ -43,8 +43,7 @@ func startFaultCluster(t *testing.T, n int) *Cluster {
 // survives; the majority elects a leader and keeps committing; after Heal
 // the isolated member catches up.
 func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
@@ -125,7 +124,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, Proxy: true, SeverAfter: time.Minute})
+	c, nw := NewProxiedCluster(t, Options{Binary: galenaBin, Members: 3}, time.Minute)
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
@@ -133,7 +132,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before") // f's stream to the leader is open
 
-	c.Net().Isolate(f)
+	nw.Isolate(f)
 	took, err := timedPut(ctx, cl, "cut-off")
 	t.Logf("commit through the isolated follower %s: %v after %v", c.ID(f), err, took)
 	switch {
@@ -146,7 +145,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	}
 	want["cut-off"] = nil // its bytes never left the follower's proxy
 
-	c.Net().Heal()
+	nw.Heal()
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +156,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 // to the paused leader waits in its socket and, once it is continued, gets
 // an answer that matches what the cluster holds; it rejoins.
 func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
-	c := startFaultCluster(t, 3)
+	c, _ := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
@@ -198,8 +197,7 @@ func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
 // succeed, and each takes at least a replication round trip.
 func TestLatencyCommitsStillSucceed(t *testing.T) {
 	const delay = 50 * time.Millisecond
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	for from := range c.Size() {
 		for to := range c.Size() {
@@ -237,7 +235,7 @@ func TestLatencyCommitsStillSucceed(t *testing.T) {
 // acknowledged write and no write that definitely failed, and the shared
 // counter counts every acknowledged increment and no more than were tried.
 func TestNemesisSchedule(t *testing.T) {
-	c := startFaultCluster(t, 3)
+	c, nw := startFaultCluster(t, 3)
 	kinds, err := ParseKinds(nemesisEnv(FaultsEnv, "all"))
 	if err != nil {
 		t.Fatal(err)
@@ -256,13 +254,14 @@ func TestNemesisSchedule(t *testing.T) {
 	ctx := testCtx(t, duration+45*time.Second)
 
 	w := startFaultLoad(t, c)
-	events, err := Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, NewNemesis(c, seed))
+	n := NewNemesis(c, nw, seed)
+	events, err := Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, n)
 	w.stop()
 	t.Logf("nemesis summary:\n%s\nworkload: %s", Summary(events), w)
 	if err != nil {
 		t.Errorf("nemesis: %v", err)
 	}
-	if err := c.HealAll(); err != nil {
+	if err := n.HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	want := w.model()
@@ -278,8 +277,7 @@ func TestNemesisSchedule(t *testing.T) {
 // that entry once the network healed. (With raft-wal v0.4.0 it panicked on
 // every restart: hashicorp/raft-wal#31.)
 func TestRestartAfterLogSuffixTruncated(t *testing.T) {
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 40*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")

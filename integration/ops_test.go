@@ -219,8 +219,8 @@ func TestOpsQuorumLoss(t *testing.T) {
 	if max(notPrimaryCommitBound, notPrimaryKnownBound) >= 2*isolatedAnswerBound {
 		t.Fatal("a commit that hangs until timedPut's deadline would pass as answered in time")
 	}
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, Proxy: true,
-		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}})
+	c, nw := NewProxiedCluster(t, Options{Binary: galenaBin, Members: 3,
+		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}}, 0)
 	ctx := testCtx(t, time.Minute)
 	want := map[string][]byte{"q": []byte("before")}
 	if err := newClient(t, c).Put(ctx, []byte("q"), want["q"]); err != nil {
@@ -230,7 +230,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	x := (mustLeader(t, c) + 1) % c.Size()
 	isolated := c.Member(x).Probe()
 
-	c.Net().Isolate(x)
+	nw.Isolate(x)
 	began := time.Now()
 	waitNotPrimary(t, c, x, isolated, want, began)
 	majority := newClient(t, c, c.EndpointsExcept(x)...)
@@ -240,7 +240,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	want["q"] = []byte("during")
 	checkIsolatedReads(t, ctx, c, x, isolated)
 
-	c.Net().Heal()
+	nw.Heal()
 	healed := time.Now()
 	if _, err := c.Member(x).WaitStatus(20*time.Second, func(st *galenapb.StatusResponse) error {
 		if st.GetState() != stateSynced {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -24,8 +25,8 @@ const (
 	severPoll = 100 * time.Millisecond
 )
 
-// Net is the network between the members of a cluster started with
-// Options.Proxy. Every ordered pair of members (i, j), i != j, has a proxy of
+// Net is the network between the members of a cluster started by
+// NewProxiedCluster. Every ordered pair of members (i, j), i != j, has a proxy of
 // its own: a loopback listener that forwards to member j's address, and
 // member i dials j through it (`galena start --peer-route`). On a connection
 // through proxy (i, j), bytes from i to j travel on link (i, j) and the
@@ -89,6 +90,26 @@ func (s LinkStats) Add(o LinkStats) LinkStats {
 func (s LinkStats) Sub(o LinkStats) LinkStats {
 	return LinkStats{Conns: s.Conns - o.Conns, Bytes: s.Bytes - o.Bytes, Dropped: s.Dropped - o.Dropped,
 		Delayed: s.Delayed - o.Delayed, Severed: s.Severed - o.Severed}
+}
+
+// NewProxiedCluster starts a cluster as NewCluster does, whose members reach
+// each other only through the proxies of the Net it returns: member i of
+// the cluster is member i of the Net. severAfter is the Net's (see NewNet);
+// opts.Network is replaced. A connection that lost bytes to a blocked link
+// lives on for severAfter before the Net closes it (a sender's TCP
+// timeout); make it long to model a partition that never resets a
+// connection.
+func NewProxiedCluster(t testing.TB, opts Options, severAfter time.Duration) (*Cluster, *Net) {
+	t.Helper()
+	var nw *Net
+	opts.Network = func(addrs []string) (Router, error) {
+		var err error
+		if nw, err = NewNet(addrs, severAfter); err != nil {
+			return nil, err // not a nil *Net in a Router
+		}
+		return nw, nil
+	}
+	return NewCluster(t, opts), nw
 }
 
 // NewNet starts a proxy for every ordered pair of the members at targets

@@ -97,8 +97,15 @@ func jepsenWorkloadNames(t *testing.T) []string {
 // and fails t unless the run was valid.
 func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
 	withFaults := spec.Nemesis != "" && spec.Nemesis != "none"
-	c := NewCluster(t, Options{Binary: galenaBin, Proxy: withFaults})
-	faults, err := FaultsFor(c, spec)
+	opts := Options{Binary: galenaBin}
+	var c *Cluster
+	var nw *Net
+	if withFaults {
+		c, nw = NewProxiedCluster(t, opts, 0)
+	} else {
+		c = NewCluster(t, opts)
+	}
+	faults, err := FaultsFor(c, nw, spec)
 	if err != nil {
 		t.Fatalf("-jepsen.nemesis=%q: %v", spec.Nemesis, err)
 	}
