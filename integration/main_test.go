@@ -88,7 +88,7 @@ func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][
 		if !c.Running(i) || c.Member(i).Arbitrator() {
 			continue
 		}
-		kvs, err := c.ContentsRange(i, []byte(prefix), prefixEnd([]byte(prefix)))
+		kvs, err := Contents(t.Context(), c.Endpoint(i), prefix)
 		if err != nil {
 			t.Fatal(err)
 		}

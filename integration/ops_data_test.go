@@ -123,7 +123,7 @@ const verifyPageSize = 16
 // verify reads the whole data set back from member i alone, a page at a
 // time, and checks that it holds exactly the data set's keys and values.
 func (d dataSet) verify(ctx context.Context, c *Cluster, i int) error {
-	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout})
+	cl, err := c.Client(c.Endpoint(i))
 	if err != nil {
 		return err
 	}

@@ -499,37 +499,13 @@ func finalState(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg
 			return final, err
 		}
 		final.Reads = append(final.Reads, reads...)
-		kvs, err := c.Contents(i)
+		kvs, err := Contents(base, c.Endpoint(i), "")
 		if err != nil {
 			return final, err
 		}
 		final.Contents[i] = append([]client.KV{}, kvs...) // not nil: it was read
 	}
 	return final, nil
-}
-
-// compareContents compares the contents of every member that was read
-// (contents[i] is nil for a member that was not) with those of the first
-// one read, id naming the members. It returns how many members it
-// compared, how many keys the first holds, and how the others differ from
-// it ("" when they are identical).
-func compareContents(id func(int) string, contents [][]client.KV) (members, keys int, diff string) {
-	ref := -1
-	var diffs []string
-	for i, kvs := range contents {
-		if kvs == nil {
-			continue
-		}
-		members++
-		if ref < 0 {
-			ref, keys = i, len(kvs)
-			continue
-		}
-		if d := DiffContents(contents[ref], kvs); d != "" {
-			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", id(ref), id(i), d))
-		}
-	}
-	return members, keys, strings.Join(diffs, "; ")
 }
 
 func countOps(h []checker.Op) checker.Counts {
