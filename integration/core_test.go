@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // Writes taken by any member, including deletes, reach every member.
@@ -147,7 +148,7 @@ func wantConflict(t *testing.T, err error, key string, seqno uint64) {
 // The command line tool against a running cluster.
 func TestCLI(t *testing.T) {
 	c := startCluster(t, 3)
-	ok := func(r CLIResult, stdout string) {
+	ok := func(r harness.CLIResult, stdout string) {
 		t.Helper()
 		if r.Err != nil || r.Code != 0 || r.Stdout != stdout {
 			t.Fatalf("%v\nwant exit 0 and stdout %q", r, stdout)
@@ -176,15 +177,15 @@ func TestCLI(t *testing.T) {
 
 // checkStatus checks `galena status` in both formats: one row per member,
 // all SYNCED, one leader.
-func checkStatus(t *testing.T, c *Cluster) {
+func checkStatus(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	rows, out := statusRows(t, c)
 	leaders := 0
 	for i, row := range rows {
-		if row.ID != c.ID(i) || row.Address != c.Endpoint(i) || row.State != stateSynced {
+		if row.ID != c.ID(i) || row.Address != c.Endpoint(i) || row.State != harness.StateSynced {
 			t.Errorf("status row %d: %+v, want %s at %s, SYNCED", i, row, c.ID(i), c.Endpoint(i))
 		}
-		if row.RaftState == raftLeader {
+		if row.RaftState == harness.RaftLeader {
 			leaders++
 		}
 	}
@@ -197,7 +198,7 @@ func checkStatus(t *testing.T, c *Cluster) {
 		t.Fatalf("%v\nwant a header and %d rows", r, c.Size())
 	}
 	for i, line := range lines[1:] {
-		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[len(f)-1] != stateSynced {
+		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[len(f)-1] != harness.StateSynced {
 			t.Errorf("status row %q, want %s ... SYNCED", line, c.ID(i))
 		}
 	}
@@ -218,7 +219,7 @@ type statusRow struct {
 
 // statusRows runs `galena status --json` and returns one row per member (it
 // fails the test unless there is one per member) and the raw output.
-func statusRows(t *testing.T, c *Cluster) ([]statusRow, string) {
+func statusRows(t *testing.T, c *harness.Cluster) ([]statusRow, string) {
 	t.Helper()
 	r := c.CLI("status", "--json")
 	if r.Err != nil || r.Code != 0 {
@@ -249,11 +250,11 @@ func decodeStatus(t *testing.T, out string) []statusRow {
 // naming the endpoint.
 func checkUnreachable(t *testing.T) {
 	t.Helper()
-	addr, err := ClosedAddr()
+	addr, err := harness.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := RunCLI(galenaBin, []string{addr}, "get", "greeting")
+	r := harness.RunCLI(galenaBin, []string{addr}, "get", "greeting")
 	if r.Err != nil || r.Code != 1 || !strings.Contains(r.Stderr, "no endpoint reachable") || !strings.Contains(r.Stderr, addr) {
 		t.Fatalf("%v\nwant exit 1 and a message naming %s", r, addr)
 	}
@@ -358,11 +359,11 @@ func increment(ctx context.Context, tx *client.Txn, i, n int) error {
 
 // checkStatusShowsDown checks that `galena status` lists member down as
 // UNREACHABLE and the others as SYNCED.
-func checkStatusShowsDown(t *testing.T, c *Cluster, down int) {
+func checkStatusShowsDown(t *testing.T, c *harness.Cluster, down int) {
 	t.Helper()
 	rows, _ := statusRows(t, c)
 	for i, row := range rows {
-		wantState := stateSynced
+		wantState := harness.StateSynced
 		if i == down {
 			wantState = "UNREACHABLE"
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // ErrNoEffect: a fault was injected but shows no effect while it lasts: a
@@ -22,7 +24,7 @@ const effectTimeout = 5 * time.Second
 // returns what it saw or, wrapping ErrNoEffect, why it saw none.
 func effectOf(cond func() (string, error)) (string, error) {
 	var seen string
-	err := WaitFor(effectTimeout, func() (err error) {
+	err := harness.WaitFor(effectTimeout, func() (err error) {
 		seen, err = cond()
 		return err
 	})
@@ -34,7 +36,7 @@ func effectOf(cond func() (string, error)) (string, error) {
 
 // sigkilled reports whether every process of ps, run by the members ids,
 // has exited on SIGKILL, as the kernel's wait status tells.
-func sigkilled(ids []string, ps []*Process) (string, error) {
+func sigkilled(ids []string, ps []*harness.Process) (string, error) {
 	if len(ps) == 0 {
 		return "", errors.New("no process to kill")
 	}
@@ -57,7 +59,7 @@ func sigkilled(ids []string, ps []*Process) (string, error) {
 
 // stopped reports whether process p of member id is stopped (SIGSTOP), as
 // the kernel's process table tells.
-func stopped(id string, p *Process) (string, error) {
+func stopped(id string, p *harness.Process) (string, error) {
 	if p == nil || p.Exited() {
 		return "", fmt.Errorf("%s has no running process", id)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // FaultSpec says which faults one Jepsen run injects.
@@ -24,7 +26,7 @@ type FaultSpec struct {
 // FaultsFor returns the fault injector spec names for cluster c, whose
 // members reach each other through nw, or nil when spec names no faults. It
 // fails on a name ParseKinds does not know.
-func FaultsFor(c *Cluster, nw *Net, spec FaultSpec) (Faults, error) {
+func FaultsFor(c *harness.Cluster, nw *Net, spec FaultSpec) (Faults, error) {
 	if spec.Nemesis == "" || spec.Nemesis == "none" {
 		return nil, nil
 	}

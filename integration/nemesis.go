@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // Kind names a kind of fault a Nemesis injects. Each has a start (Inject)
@@ -74,7 +76,7 @@ func ParseKinds(s string) ([]Kind, error) {
 // meant to be injected one at a time: a network fault's heal heals the whole
 // network, and a fault that needs the leader waits for one.
 type Nemesis struct {
-	c   *Cluster
+	c   *harness.Cluster
 	net *Net       // nil when the members are not proxied
 	mu  sync.Mutex // guards rng
 	rg  *rand.Rand
@@ -83,7 +85,7 @@ type Nemesis struct {
 // NewNemesis returns a Nemesis for c, whose members reach each other
 // through nw (nil when they do not: the network kinds then fail), and whose
 // random choices follow seed.
-func NewNemesis(c *Cluster, nw *Net, seed uint64) *Nemesis {
+func NewNemesis(c *harness.Cluster, nw *Net, seed uint64) *Nemesis {
 	return &Nemesis{c: c, net: nw, rg: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
@@ -165,21 +167,21 @@ func (n *Nemesis) kill(k Kind, i int) (*Fault, error) {
 	}
 	return &Fault{Kind: k, Detail: "killed " + n.c.ID(i),
 		heal:   m.StartIfDown,
-		effect: func() (string, error) { return sigkilled(n.c.IDs(i), []*Process{p}) }}, nil
+		effect: func() (string, error) { return sigkilled(n.c.IDs(i), []*harness.Process{p}) }}, nil
 }
 
 // crashAll kills every member at once, as a power cut would.
 func (n *Nemesis) crashAll() (*Fault, error) {
 	idx := n.c.RunningMembers()
-	ps := make([]*Process, len(idx))
+	ps := make([]*harness.Process, len(idx))
 	for k, i := range idx {
 		ps[k] = n.c.Member(i).Process()
 	}
-	if err := n.c.Each((*Member).Kill); err != nil {
+	if err := n.c.Each((*harness.Member).Kill); err != nil {
 		return nil, err
 	}
 	return &Fault{Kind: KindCrashAll, Detail: "killed every member",
-		heal:   func() error { return n.c.Each((*Member).StartIfDown) },
+		heal:   func() error { return n.c.Each((*harness.Member).StartIfDown) },
 		effect: func() (string, error) { return sigkilled(n.c.IDs(idx...), ps) }}, nil
 }
 
@@ -340,7 +342,7 @@ func (n *Nemesis) duration(lo, hi time.Duration) time.Duration {
 
 // HealAll undoes every fault: it heals the network (when proxied), then
 // resumes paused members, starts every member that is not running, and
-// waits until the cluster is ready (Cluster.Revive).
+// waits until the cluster is ready (harness.Cluster.Revive).
 func (n *Nemesis) HealAll() error {
 	if n.net != nil {
 		n.net.Heal()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // Environment variables that change TestNemesisSchedule, to reproduce a run
@@ -30,12 +31,12 @@ const isolatedAnswerBound = 5 * time.Second
 
 // startFaultCluster starts a ready cluster of n members whose links run
 // through the proxies of the Net it returns, or skips under -short.
-func startFaultCluster(t *testing.T, n int) (*Cluster, *Net) {
+func startFaultCluster(t *testing.T, n int) (*harness.Cluster, *Net) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	return NewProxiedCluster(t, Options{Binary: galenaBin, Members: n}, 0)
+	return NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: n}, 0)
 }
 
 // Isolating the leader through the proxies: it stops being primary and
@@ -124,7 +125,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	c, nw := NewProxiedCluster(t, Options{Binary: galenaBin, Members: 3}, time.Minute)
+	c, nw := NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: 3}, time.Minute)
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
@@ -304,10 +305,10 @@ func TestRestartAfterLogSuffixTruncated(t *testing.T) {
 
 	restarts := []struct {
 		name string
-		do   func(*Member) error
+		do   func(*harness.Member) error
 	}{
-		{"restart (SIGTERM)", (*Member).Restart},
-		{"kill -9 and start", func(m *Member) error { return errors.Join(m.Kill(), m.Start()) }},
+		{"restart (SIGTERM)", (*harness.Member).Restart},
+		{"kill -9 and start", func(m *harness.Member) error { return errors.Join(m.Kill(), m.Start()) }},
 	}
 	for _, r := range restarts {
 		if err := r.do(c.Member(ld)); err != nil {
@@ -341,7 +342,7 @@ const (
 	faultLoadCounter   = "shared/counter"
 )
 
-func startFaultLoad(t *testing.T, c *Cluster) *faultLoad {
+func startFaultLoad(t *testing.T, c *harness.Cluster) *faultLoad {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	w := &faultLoad{cancel: cancel, acked: map[string][]byte{}, failed: map[string]bool{}, unknown: map[string]bool{}}
@@ -472,7 +473,7 @@ func (w *faultLoad) String() string {
 
 // putThrough puts one key through each running member alone and records it
 // in want.
-func putThrough(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byte, prefix string) {
+func putThrough(t *testing.T, ctx context.Context, c *harness.Cluster, want map[string][]byte, prefix string) {
 	t.Helper()
 	for _, i := range c.RunningMembers() {
 		k, v := prefix+"/"+c.ID(i), "through "+c.ID(i)
@@ -505,7 +506,7 @@ func expectPut(want map[string][]byte, k string, v []byte, err error) {
 }
 
 // mustLeader is c.Leader, failing the test on error.
-func mustLeader(t testing.TB, c *Cluster) int {
+func mustLeader(t testing.TB, c *harness.Cluster) int {
 	t.Helper()
 	ld, err := c.Leader()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // The TestOps tests operate a cluster as its operators do: join, remove,
@@ -57,12 +58,12 @@ func TestOpsJoinThenRemove(t *testing.T) {
 	if err := c.Member(j).Start(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.Member(j).WaitStatus(opsJoinTimeout, SyncedVoter)
+	st, err := c.Member(j).WaitStatus(opsJoinTimeout, harness.SyncedVoter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s joined through %s: %s, applied seqno %d", c.ID(j), c.ID(via), st.GetState(), st.GetAppliedSeqno())
-	if hs, err := c.Member(j).HTTPStatus(); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), stateSynced) {
+	if hs, err := c.Member(j).HTTPStatus(); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), harness.StateSynced) {
 		t.Errorf("/status of the joiner %s: %v (%v), want state SYNCED", c.ID(j), hs, err)
 	}
 	ensureSame(t, c, want)
@@ -98,14 +99,14 @@ func TestOpsJoinThenRemove(t *testing.T) {
 // and checks it succeeds; a running member must then exit 0 having logged
 // that it was removed. The cluster must then have a leader again, and
 // member i must no longer be listed.
-func removeMember(t *testing.T, c *Cluster, endpoints []string, i int) {
+func removeMember(t *testing.T, c *harness.Cluster, endpoints []string, i int) {
 	t.Helper()
 	running := c.Running(i)
 	if running {
 		c.Member(i).Process().ExpectExit()
 	}
 	before := listMembers(t, c)
-	if r := RunCLI(galenaBin, endpoints, "member", "remove", c.ID(i)); r.Err != nil || r.Code != 0 {
+	if r := harness.RunCLI(galenaBin, endpoints, "member", "remove", c.ID(i)); r.Err != nil || r.Code != 0 {
 		t.Fatalf("%v\nwant exit 0", r)
 	}
 	if running {
@@ -150,14 +151,14 @@ func TestOpsFullClusterCrash(t *testing.T) {
 		wg.Go(func() { writeUntil(ctx, stop, cl, c.ID(i), &mu, want) })
 	}
 	waitAcked(t, &mu, want, 60+3*20)
-	if err := c.Each((*Member).Kill); err != nil {
+	if err := c.Each((*harness.Member).Kill); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("killed every member with %d acknowledged or refused writes", len(want))
 
-	if err := c.Each((*Member).Start); err != nil {
+	if err := c.Each((*harness.Member).Start); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -195,7 +196,7 @@ func writeUntil(ctx context.Context, stop <-chan struct{}, cl *client.Client, pr
 // waitAcked waits until want holds at least n writes.
 func waitAcked(t *testing.T, mu *sync.Mutex, want map[string][]byte, n int) {
 	t.Helper()
-	err := WaitFor(30*time.Second, func() error {
+	err := harness.WaitFor(30*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(want) < n {
@@ -219,7 +220,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	if max(notPrimaryCommitBound, notPrimaryKnownBound) >= 2*isolatedAnswerBound {
 		t.Fatal("a commit that hangs until timedPut's deadline would pass as answered in time")
 	}
-	c, nw := NewProxiedCluster(t, Options{Binary: galenaBin, Members: 3,
+	c, nw := NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: 3,
 		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}}, 0)
 	ctx := testCtx(t, time.Minute)
 	want := map[string][]byte{"q": []byte("before")}
@@ -243,7 +244,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	nw.Heal()
 	healed := time.Now()
 	if _, err := c.Member(x).WaitStatus(20*time.Second, func(st *galenapb.StatusResponse) error {
-		if st.GetState() != stateSynced {
+		if st.GetState() != harness.StateSynced {
 			return fmt.Errorf("%s", st.GetState())
 		}
 		return nil
@@ -282,7 +283,7 @@ const (
 // notPrimaryCommitBound; x reports NON_PRIMARY within notPrimaryStatusBound;
 // a commit sent after that fails with ErrNotPrimary within the
 // notPrimaryKnownBound.
-func waitNotPrimary(t *testing.T, c *Cluster, x int, cl *client.Client, want map[string][]byte, began time.Time) {
+func waitNotPrimary(t *testing.T, c *harness.Cluster, x int, cl *client.Client, want map[string][]byte, began time.Time) {
 	t.Helper()
 	inflight := make(chan error, 1)
 	go func() {
@@ -323,7 +324,7 @@ func waitNotPrimary(t *testing.T, c *Cluster, x int, cl *client.Client, want map
 // checkIsolatedReads: the NON_PRIMARY member x refuses a plain read with
 // ErrNotPrimary, and serves its own, older value of q to a stale read,
 // through the client and through `galena get --stale`.
-func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl *client.Client) {
+func checkIsolatedReads(t *testing.T, ctx context.Context, c *harness.Cluster, x int, cl *client.Client) {
 	t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -346,7 +347,7 @@ func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl
 }
 
 // addMember is c.AddMember, failing the test on error.
-func addMember(t *testing.T, c *Cluster, via int, args ...string) int {
+func addMember(t *testing.T, c *harness.Cluster, via int, args ...string) int {
 	t.Helper()
 	j, err := c.AddMember(via, args...)
 	if err != nil {
@@ -356,7 +357,7 @@ func addMember(t *testing.T, c *Cluster, via int, args ...string) int {
 }
 
 // otherThan is the first running member not listed.
-func otherThan(c *Cluster, skip ...int) int {
+func otherThan(c *harness.Cluster, skip ...int) int {
 	for _, i := range c.RunningMembers() {
 		if !slices.Contains(skip, i) {
 			return i
@@ -411,9 +412,9 @@ type listedMember struct {
 
 // listMembers runs `galena member list --json` through the live members
 // and returns the members listed.
-func listMembers(t *testing.T, c *Cluster) []listedMember {
+func listMembers(t *testing.T, c *harness.Cluster) []listedMember {
 	t.Helper()
-	r := RunCLI(galenaBin, c.LiveEndpoints(), "member", "list", "--json")
+	r := harness.RunCLI(galenaBin, c.LiveEndpoints(), "member", "list", "--json")
 	if r.Err != nil || r.Code != 0 {
 		t.Fatalf("%v\nwant exit 0", r)
 	}
@@ -442,7 +443,7 @@ func decodeMembers(out string) ([]listedMember, error) {
 
 // wantMembers checks that `galena member list` shows exactly the members
 // of want (id → voter), with their addresses.
-func wantMembers(t *testing.T, c *Cluster, want map[string]bool) {
+func wantMembers(t *testing.T, c *harness.Cluster, want map[string]bool) {
 	t.Helper()
 	ms := listMembers(t, c)
 	got := make(map[string]bool)

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 const (
@@ -92,24 +94,24 @@ func (s LinkStats) Sub(o LinkStats) LinkStats {
 		Delayed: s.Delayed - o.Delayed, Severed: s.Severed - o.Severed}
 }
 
-// NewProxiedCluster starts a cluster as NewCluster does, whose members reach
-// each other only through the proxies of the Net it returns: member i of
-// the cluster is member i of the Net. severAfter is the Net's (see NewNet);
-// opts.Network is replaced. A connection that lost bytes to a blocked link
-// lives on for severAfter before the Net closes it (a sender's TCP
-// timeout); make it long to model a partition that never resets a
+// NewProxiedCluster starts a cluster as harness.NewCluster does, whose
+// members reach each other only through the proxies of the Net it returns:
+// member i of the cluster is member i of the Net. opts.Network is replaced.
+// A connection that lost bytes to a blocked link lives on for severAfter
+// (<= 0: DefaultSeverAfter) before the Net closes it, as a sender's TCP
+// timeout would; make it long to model a partition that never resets a
 // connection.
-func NewProxiedCluster(t testing.TB, opts Options, severAfter time.Duration) (*Cluster, *Net) {
+func NewProxiedCluster(t testing.TB, opts harness.Options, severAfter time.Duration) (*harness.Cluster, *Net) {
 	t.Helper()
 	var nw *Net
-	opts.Network = func(addrs []string) (Router, error) {
+	opts.Network = func(addrs []string) (harness.Router, error) {
 		var err error
 		if nw, err = NewNet(addrs, severAfter); err != nil {
 			return nil, err // not a nil *Net in a Router
 		}
 		return nw, nil
 	}
-	return NewCluster(t, opts), nw
+	return harness.NewCluster(t, opts), nw
 }
 
 // NewNet starts a proxy for every ordered pair of the members at targets

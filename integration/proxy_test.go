@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // The proxies on their own, against echo servers (no galena process, so
@@ -103,7 +105,7 @@ const proxyWait = 10 * time.Second
 // waitDropped waits until the link from → to has dropped n bytes in all.
 func waitDropped(t *testing.T, nw *Net, from, to int, n int64) {
 	t.Helper()
-	if err := WaitFor(proxyWait, func() error {
+	if err := harness.WaitFor(proxyWait, func() error {
 		if s := nw.Stats(from, to); s.Dropped != n {
 			return fmt.Errorf("link %d→%d dropped %d bytes, want %d", from, to, s.Dropped, n)
 		}
@@ -116,7 +118,7 @@ func waitDropped(t *testing.T, nw *Net, from, to int, n int64) {
 // Isolate, Split and Bridge block exactly the links they describe.
 func TestNetPartitionShapes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, err := ClosedAddr()
+	addr, err := harness.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // This file is the driver of the Jepsen-style tests: Run starts concurrent
@@ -59,7 +60,7 @@ type Workload interface {
 	// Name is the workload's name, as -jepsen.workloads lists it.
 	Name() string
 	// Setup prepares the cluster's data before the clients start.
-	Setup(ctx context.Context, c *Cluster) error
+	Setup(ctx context.Context, c *harness.Cluster) error
 	// Step runs one operation with cl (a client bound to one member), and
 	// returns it with its payload, outcome (see Classify) and error text;
 	// Run records its process, member and times.
@@ -132,7 +133,7 @@ type RunConfig struct {
 	Faults Faults
 	// HistoryDir is where history.jsonl and report.txt are written (and kept).
 	// Empty: a new temporary directory, removed when the test passes unless
-	// KeepEnv is set.
+	// harness.KeepEnv is set.
 	HistoryDir string
 	// OpTimeout bounds one operation; default 5s. An operation in flight
 	// when the run ends completes within it.
@@ -293,7 +294,7 @@ const (
 // every member's contents, checks, writes the history, and logs the
 // report's summary. It never fails the test itself: the caller asserts on
 // the Report. Call it with every member running.
-func Run(t testing.TB, c *Cluster, cfg RunConfig) (rep Report) {
+func Run(t testing.TB, c *harness.Cluster, cfg RunConfig) (rep Report) {
 	t.Helper()
 	cfg = cfg.withDefaults()
 	began := time.Now()
@@ -350,7 +351,7 @@ func Run(t testing.TB, c *Cluster, cfg RunConfig) (rep Report) {
 }
 
 // historyDir is cfg.HistoryDir, made if needed, or a new temporary directory
-// removed when the test passes (unless KeepEnv is set).
+// removed when the test passes (unless harness.KeepEnv is set).
 func historyDir(t testing.TB, cfg RunConfig) (string, error) {
 	if cfg.HistoryDir != "" {
 		if err := os.MkdirAll(cfg.HistoryDir, 0o755); err != nil {
@@ -363,7 +364,7 @@ func historyDir(t testing.TB, cfg RunConfig) (string, error) {
 		return "", fmt.Errorf("integration: history dir: %w", err)
 	}
 	t.Cleanup(func() {
-		if !t.Failed() && os.Getenv(KeepEnv) == "" {
+		if !t.Failed() && os.Getenv(harness.KeepEnv) == "" {
 			os.RemoveAll(dir)
 			return
 		}
@@ -375,7 +376,7 @@ func historyDir(t testing.TB, cfg RunConfig) (string, error) {
 // runClients runs the clients and the faults for cfg.Duration, then heals
 // and waits for every client's last operation. It returns the clients'
 // history, the faults injected and the errors of healing.
-func runClients(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
+func runClients(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
 	var errs []error
 	sessions := make([]*Session, cfg.Clients)
 	for i := range sessions {
@@ -451,7 +452,7 @@ func startFaults(base context.Context, cfg RunConfig) func() ([]FaultEvent, erro
 // member's final reads and contents; when the members moved on meanwhile it
 // takes them again. It fills rep's Seqno, Convergence, Members, Keys and
 // ContentsDiff.
-func takeFinal(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig, rep *Report) (FinalState, error) {
+func takeFinal(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig, rep *Report) (FinalState, error) {
 	ready := time.Now()
 	seqno, err := c.WaitConverged(cfg.ConvergeTimeout)
 	rep.Convergence = time.Since(ready)
@@ -481,7 +482,7 @@ func takeFinal(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg 
 }
 
 // finalState takes the final reads and contents of every running member.
-func finalState(base context.Context, c *Cluster, w Workload, rec *Recorder, cfg RunConfig) (FinalState, error) {
+func finalState(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig) (FinalState, error) {
 	final := FinalState{Contents: make([][]client.KV, c.Size())}
 	for i := range c.Size() {
 		if !c.Running(i) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // BankWorkload moves money between accounts: each transfer is an Update
@@ -57,7 +58,7 @@ func (w *BankWorkload) account(i int) string { return fmt.Sprintf("a%d", i) }
 func bankKey(acct string) []byte { return []byte(bankPrefix + acct) }
 
 // Setup implements Workload: it opens every account in one transaction.
-func (w *BankWorkload) Setup(ctx context.Context, c *Cluster) error {
+func (w *BankWorkload) Setup(ctx context.Context, c *harness.Cluster) error {
 	w.defaults()
 	cl, err := c.Client()
 	if err != nil {

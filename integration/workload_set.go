@@ -11,6 +11,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // SetWorkload adds unique integers to a set: each add is one Begin/Put/
@@ -41,7 +42,7 @@ func (w *SetWorkload) readRatio() float64 {
 func setKey(v int) []byte { return fmt.Appendf(nil, "%s%d", setPrefix, v) }
 
 // Setup implements Workload; the set starts empty.
-func (w *SetWorkload) Setup(context.Context, *Cluster) error { return nil }
+func (w *SetWorkload) Setup(context.Context, *harness.Cluster) error { return nil }
 
 // Step implements Workload: an add of a new value, or a read.
 func (w *SetWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {

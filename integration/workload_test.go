@@ -15,6 +15,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // Flags of TestJepsen, e.g.
@@ -97,13 +98,13 @@ func jepsenWorkloadNames(t *testing.T) []string {
 // and fails t unless the run was valid.
 func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
 	withFaults := spec.Nemesis != "" && spec.Nemesis != "none"
-	opts := Options{Binary: galenaBin}
-	var c *Cluster
+	opts := harness.Options{Binary: galenaBin}
+	var c *harness.Cluster
 	var nw *Net
 	if withFaults {
 		c, nw = NewProxiedCluster(t, opts, 0)
 	} else {
-		c = NewCluster(t, opts)
+		c = harness.NewCluster(t, opts)
 	}
 	faults, err := FaultsFor(c, nw, spec)
 	if err != nil {

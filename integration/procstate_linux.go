@@ -4,14 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"syscall"
 )
-
-// sysProcAttr makes the kernel kill a member when the test binary dies
-// without running its cleanups (a `go test -timeout` panic, a SIGKILL).
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // processState is the state letter of process pid, such as R (running), S
 // (sleeping) or T (stopped), from /proc/<pid>/stat.

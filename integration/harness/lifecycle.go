@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"context"
@@ -76,7 +76,7 @@ func (m *Member) Pause() error {
 		return nil
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("integration: pause %s: %w", m.id, err)
+		return fmt.Errorf("harness: pause %s: %w", m.id, err)
 	}
 	p.paused.Store(true)
 	m.note("paused (SIGSTOP)")
@@ -96,7 +96,7 @@ func (m *Member) resume() error {
 		return nil
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return fmt.Errorf("integration: resume %s: %w", m.id, err)
+		return fmt.Errorf("harness: resume %s: %w", m.id, err)
 	}
 	p.paused.Store(false)
 	m.note("resumed (SIGCONT)")
@@ -106,7 +106,7 @@ func (m *Member) resume() error {
 // start is Start with m.op held.
 func (m *Member) start() error {
 	if p := m.Process(); p != nil && !p.Exited() {
-		return fmt.Errorf("integration: start %s: already running (pid %d)", m.id, p.PID())
+		return fmt.Errorf("harness: start %s: already running (pid %d)", m.id, p.PID())
 	}
 	p, err := m.spawn()
 	if err != nil {
@@ -140,7 +140,7 @@ func (m *Member) startArgs() []string {
 func (m *Member) spawn() (*Process, error) {
 	logf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("integration: start %s: %w", m.id, err)
+		return nil, fmt.Errorf("harness: start %s: %w", m.id, err)
 	}
 	defer logf.Close() // the child has its own descriptor
 	m.mu.Lock()
@@ -154,7 +154,7 @@ func (m *Member) spawn() (*Process, error) {
 	fmt.Fprintf(logf, "%s%d of %s at %s: galena %s\n",
 		startMarker, n, m.id, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("integration: start %s: %w", m.id, err)
+		return nil, fmt.Errorf("harness: start %s: %w", m.id, err)
 	}
 	p := &Process{m: m, cmd: cmd, start: n, done: make(chan struct{})}
 	go p.wait(func(err error) { m.c.crashed(m, p, err) })
@@ -169,13 +169,13 @@ func (m *Member) spawn() (*Process, error) {
 func (m *Member) waitServing(p *Process) error {
 	err := WaitFor(m.c.opts.WaitTimeout, func() error {
 		if p.Exited() {
-			return permanent(fmt.Errorf("exited: %v", p.err))
+			return Permanent(fmt.Errorf("exited: %v", p.err))
 		}
 		_, err := m.Status()
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("integration: start #%d of %s: %w\n%s", p.start, m.id, err, m.LogTail())
+		return fmt.Errorf("harness: start #%d of %s: %w\n%s", p.start, m.id, err, m.LogTail())
 	}
 	return nil
 }
@@ -187,7 +187,7 @@ func (m *Member) stop() error {
 		return err
 	}
 	if p.err != nil {
-		return fmt.Errorf("integration: stop %s: exited with %v after SIGTERM\n%s", m.id, p.err, m.LogTail())
+		return fmt.Errorf("harness: stop %s: exited with %v after SIGTERM\n%s", m.id, p.err, m.LogTail())
 	}
 	return nil
 }
@@ -202,7 +202,7 @@ func (m *Member) halt(sig syscall.Signal, timeout time.Duration) (*Process, erro
 	}
 	p.stopping.Store(true)
 	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return p, fmt.Errorf("integration: %v to %s: %w", sig, m.id, err)
+		return p, fmt.Errorf("harness: %v to %s: %w", sig, m.id, err)
 	}
 	if sig != syscall.SIGKILL { // a paused process acts on SIGTERM only once continued
 		if err := m.resume(); err != nil {
@@ -220,5 +220,5 @@ func (m *Member) halt(sig syscall.Signal, timeout time.Duration) (*Process, erro
 	p.cmd.Process.Kill()
 	<-p.done
 	m.note("%v: still running after %v; killed", sig, timeout)
-	return p, fmt.Errorf("integration: %s did not exit within %v of %v; killed it\n%s", m.id, timeout, sig, m.LogTail())
+	return p, fmt.Errorf("harness: %s did not exit within %v of %v; killed it\n%s", m.id, timeout, sig, m.LogTail())
 }

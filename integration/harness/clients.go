@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 	}
 	cl, err := client.New(client.Config{Endpoints: endpoints, DialTimeout: clientDialTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("integration: client of %v: %w", endpoints, err)
+		return nil, fmt.Errorf("harness: client of %v: %w", endpoints, err)
 	}
 	c.t.Cleanup(func() { cl.Close() })
 	return cl, nil
@@ -34,7 +34,7 @@ func (m *Member) Probe() *client.Client {
 	t.Helper()
 	cl, err := client.New(client.Config{Endpoints: []string{m.addr}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
 	if err != nil {
-		t.Fatalf("integration: probe of %s: %v", m.id, err)
+		t.Fatalf("harness: probe of %s: %v", m.id, err)
 	}
 	t.Cleanup(func() { cl.Close() })
 	return cl

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"errors"
@@ -79,11 +79,11 @@ func (p *Process) Wait(timeout time.Duration) (int, error) {
 	select {
 	case <-p.done:
 	case <-t.C:
-		return -1, fmt.Errorf("integration: %s still running %v later\n%s", m.id, timeout, m.LogTail())
+		return -1, fmt.Errorf("harness: %s still running %v later\n%s", m.id, timeout, m.LogTail())
 	}
 	var exit *exec.ExitError
 	if p.err != nil && !errors.As(p.err, &exit) {
-		return -1, fmt.Errorf("integration: %s: %w", m.id, p.err)
+		return -1, fmt.Errorf("harness: %s: %w", m.id, p.err)
 	}
 	return p.cmd.ProcessState.ExitCode(), nil
 }
@@ -94,19 +94,19 @@ func (p *Process) Log() (string, error) {
 	m := p.m
 	b, err := os.ReadFile(m.logPath)
 	if err != nil {
-		return "", fmt.Errorf("integration: %w", err)
+		return "", fmt.Errorf("harness: %w", err)
 	}
 	s := string(b)
 	at := strings.LastIndex(s, fmt.Sprintf("%s%d of %s ", startMarker, p.start, m.id))
 	if at < 0 {
-		return "", fmt.Errorf("integration: %s: no start #%d in %s", m.id, p.start, m.logPath)
+		return "", fmt.Errorf("harness: %s: no start #%d in %s", m.id, p.start, m.logPath)
 	}
 	return s[at:], nil
 }
 
 // WaitLog waits up to timeout until the process has logged a line
-// containing substr, and returns that line. The harness's own lines (see
-// Member.note) do not count.
+// containing substr, and returns that line. The lines the harness writes
+// in the log (as it starts, stops or pauses the member) do not count.
 func (p *Process) WaitLog(timeout time.Duration, substr string) (string, error) {
 	var line string
 	err := WaitFor(timeout, func() error {
@@ -123,7 +123,7 @@ func (p *Process) WaitLog(timeout time.Duration, substr string) (string, error) 
 		return fmt.Errorf("%s has not logged %q", p.m.id, substr)
 	})
 	if err != nil {
-		return "", fmt.Errorf("integration: %w", err)
+		return "", fmt.Errorf("harness: %w", err)
 	}
 	return line, nil
 }
@@ -140,7 +140,7 @@ func (p *Process) StartedApplied(timeout time.Duration) (uint64, error) {
 	}
 	sub := appliedField.FindStringSubmatch(line)
 	if sub == nil {
-		return 0, fmt.Errorf("integration: %s: no applied field in %q", p.m.id, line)
+		return 0, fmt.Errorf("harness: %s: no applied field in %q", p.m.id, line)
 	}
 	return strconv.ParseUint(sub[1], 10, 64)
 }

@@ -7,12 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// sysProcAttr: outside Linux there is no parent-death signal; cleanups alone
-// stop the members.
-func sysProcAttr() *syscall.SysProcAttr { return nil }
 
 // processState is the state letter of process pid, such as R (running), S
 // (sleeping) or T (stopped), as ps reports it.

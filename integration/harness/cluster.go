@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"errors"
@@ -41,10 +41,9 @@ type Options struct {
 	// ExtraArgs are appended to every member's `galena start` command line.
 	ExtraArgs []string
 	// Network, if set, puts a network of the caller's between the members,
-	// such as the proxies of a Net (see NewProxiedCluster): NewCluster
-	// calls it once with the members' addresses, in member order, and
-	// passes member i its Router's PeerRoute(i) as --peer-route (Build's
-	// binary takes it). Clients still reach members directly. The cluster
+	// such as a nemesis's proxies: NewCluster calls it once with the
+	// members' addresses, in member order, and passes member i its
+	// Router's PeerRoute(i) as --peer-route (Build's binary takes it). Clients still reach members directly. The cluster
 	// closes the Router when it is cleaned up, once its members are killed.
 	Network func(addrs []string) (Router, error)
 	// IDPrefix starts every member id: member i is <IDPrefix><i+1>;
@@ -122,7 +121,9 @@ type Cluster struct {
 // Member i is n<i+1> (see Options.IDPrefix); its data directory and log
 // (n1/ and n1.log) are under a directory named after the test, removed when
 // the test passes (unless KeepEnv is set) and kept, with the tail of every
-// log shown, when it fails.
+// log shown, when it fails. Every method of the cluster, its members and
+// their processes that can fail returns an error instead of failing the
+// test, so it may be called from any goroutine.
 func NewCluster(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	c, err := newCluster(t, opts.withDefaults())
@@ -142,7 +143,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 
 func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 	if opts.Binary == "" {
-		return nil, errors.New("integration: Options.Binary is required (see Build)")
+		return nil, errors.New("harness: Options.Binary is required (see Build)")
 	}
 	ports, err := freePorts(opts.Members)
 	if err != nil {
@@ -150,7 +151,7 @@ func newCluster(t testing.TB, opts Options) (*Cluster, error) {
 	}
 	dir, err := os.MkdirTemp("", "galena-"+sanitize(t.Name())+"-")
 	if err != nil {
-		return nil, fmt.Errorf("integration: %w", err)
+		return nil, fmt.Errorf("harness: %w", err)
 	}
 	c := &Cluster{t: t, opts: opts, dir: dir}
 	t.Cleanup(c.cleanup)
@@ -202,7 +203,7 @@ func dialStatus(addr string) (*grpc.ClientConn, error) {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: time.Second}))
 	if err != nil {
-		return nil, fmt.Errorf("integration: connect to %s: %w", addr, err)
+		return nil, fmt.Errorf("harness: connect to %s: %w", addr, err)
 	}
 	return conn, nil
 }
@@ -216,7 +217,7 @@ func (c *Cluster) cleanup() {
 	}
 	for _, m := range c.members {
 		if err := m.Kill(); err != nil {
-			c.t.Logf("integration: cleanup: %v", err)
+			c.t.Logf("harness: cleanup: %v", err)
 		}
 		m.conn.Close()
 	}
@@ -226,15 +227,15 @@ func (c *Cluster) cleanup() {
 	switch {
 	case c.t.Failed():
 	case os.Getenv(KeepEnv) != "":
-		c.t.Logf("integration: %s is set; cluster directory kept: %s", KeepEnv, c.dir)
+		c.t.Logf("harness: %s is set; cluster directory kept: %s", KeepEnv, c.dir)
 		return
 	default:
 		os.RemoveAll(c.dir)
 		return
 	}
-	c.t.Logf("integration: test failed; cluster directory kept: %s", c.dir)
+	c.t.Logf("harness: test failed; cluster directory kept: %s", c.dir)
 	for _, m := range c.members {
-		c.t.Logf("integration: last %d lines of %s:\n%s", logTailLines, m.logPath, m.LogTail())
+		c.t.Logf("harness: last %d lines of %s:\n%s", logTailLines, m.logPath, m.LogTail())
 	}
 }
 
@@ -346,7 +347,7 @@ func (c *Cluster) Revive() error {
 // with Options.Network: the network has a fixed set of members.
 func (c *Cluster) AddMember(via int, args ...string) (int, error) {
 	if c.router != nil {
-		return -1, errors.New("integration: AddMember: the cluster's Network has a fixed set of members")
+		return -1, errors.New("harness: AddMember: the cluster's Network has a fixed set of members")
 	}
 	ports, err := freePorts(1)
 	if err != nil {
@@ -374,7 +375,7 @@ func (c *Cluster) crashed(m *Member, p *Process, err error) {
 // and so does the test when its cluster is cleaned up.
 func (c *Cluster) Crashed() error {
 	if err := c.crashErr(); err != nil {
-		return fmt.Errorf("integration: %w", err)
+		return fmt.Errorf("harness: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"context"
@@ -84,10 +84,10 @@ func (m *Member) Wipe() error {
 	m.op.Lock()
 	defer m.op.Unlock()
 	if p := m.Process(); p != nil && !p.Exited() {
-		return fmt.Errorf("integration: wipe %s: running (pid %d)", m.id, p.PID())
+		return fmt.Errorf("harness: wipe %s: running (pid %d)", m.id, p.PID())
 	}
 	if err := os.RemoveAll(m.dataDir); err != nil {
-		return fmt.Errorf("integration: wipe %s: %w", m.id, err)
+		return fmt.Errorf("harness: wipe %s: %w", m.id, err)
 	}
 	m.note("data directory %s wiped", m.dataDir)
 	return nil
@@ -122,7 +122,7 @@ func (m *Member) WaitStatus(timeout time.Duration, cond func(*galenapb.StatusRes
 	var last *galenapb.StatusResponse
 	err := WaitFor(timeout, func() error {
 		if !m.running() {
-			return permanent(fmt.Errorf("%s is not running", m.id))
+			return Permanent(fmt.Errorf("%s is not running", m.id))
 		}
 		st, err := m.Status()
 		if err != nil {
@@ -132,7 +132,7 @@ func (m *Member) WaitStatus(timeout time.Duration, cond func(*galenapb.StatusRes
 		return cond(st)
 	})
 	if err != nil {
-		return last, fmt.Errorf("integration: %s: %w", m.id, err)
+		return last, fmt.Errorf("harness: %s: %w", m.id, err)
 	}
 	return last, nil
 }
@@ -140,7 +140,7 @@ func (m *Member) WaitStatus(timeout time.Duration, cond func(*galenapb.StatusRes
 // SyncedVoter accepts the status of a SYNCED member that counts itself a
 // voter of the cluster: a joiner that finished catching up and was promoted.
 func SyncedVoter(st *galenapb.StatusResponse) error {
-	if st.GetState() != stateSynced {
+	if st.GetState() != StateSynced {
 		return fmt.Errorf("%s is %s", st.GetId(), st.GetState())
 	}
 	for _, m := range st.GetMembers() {
@@ -160,16 +160,16 @@ func (m *Member) HTTPStatus() (map[string]any, error) {
 	hc := http.Client{Timeout: httpStatusTimeout}
 	resp, err := hc.Get("http://" + m.addr + "/status")
 	if err != nil {
-		return nil, fmt.Errorf("integration: /status of %s: %w", m.id, err)
+		return nil, fmt.Errorf("harness: /status of %s: %w", m.id, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("integration: /status of %s: %s %q (%v)", m.id, resp.Status, body, err)
+		return nil, fmt.Errorf("harness: /status of %s: %s %q (%v)", m.id, resp.Status, body, err)
 	}
 	var st map[string]any
 	if err := json.Unmarshal(body, &st); err != nil {
-		return nil, fmt.Errorf("integration: /status of %s: %w in %q", m.id, err, body)
+		return nil, fmt.Errorf("harness: /status of %s: %w in %q", m.id, err, body)
 	}
 	return st, nil
 }
