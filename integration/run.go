@@ -11,12 +11,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/integration/harness"
 )
 
 // This file is the driver of the Jepsen-style tests: Run starts concurrent
@@ -59,8 +57,9 @@ type Faults interface {
 type Workload interface {
 	// Name is the workload's name, as -jepsen.workloads lists it.
 	Name() string
-	// Setup prepares the cluster's data before the clients start.
-	Setup(ctx context.Context, c *harness.Cluster) error
+	// Setup prepares the cluster's data before the clients start, through
+	// cl, a client of every member.
+	Setup(ctx context.Context, cl *client.Client) error
 	// Step runs one operation with cl (a client bound to one member), and
 	// returns it with its payload, outcome (see Classify) and error text;
 	// Run records its process, member and times.
@@ -70,6 +69,25 @@ type Workload interface {
 	Final(ctx context.Context, s *Session) ([]checker.Op, error)
 	// Check checks the clients' history h against the final state.
 	Check(h []checker.Op, final FinalState) (checker.Result, error)
+}
+
+// Cluster is the cluster Run drives: its members, by index from 0 to Size,
+// and waits on them. *harness.Cluster is one. Its methods must be safe for
+// concurrent use.
+type Cluster interface {
+	// Size is the number of members.
+	Size() int
+	// ID and Endpoint are member i's id and address.
+	ID(i int) string
+	Endpoint(i int) string
+	// Running reports whether member i runs, so that its final state can be
+	// read.
+	Running(i int) bool
+	// WaitReady waits until the running members are ready, with a leader.
+	WaitReady() error
+	// WaitConverged waits up to timeout until the running members have
+	// applied the same seqno, and returns it.
+	WaitConverged(timeout time.Duration) (uint64, error)
 }
 
 // FinalState is what Run gathered once the clients stopped and the cluster
@@ -131,9 +149,8 @@ type RunConfig struct {
 	Clients int
 	// Faults injects faults while the clients run; nil for none.
 	Faults Faults
-	// HistoryDir is where history.jsonl and report.txt are written (and kept).
-	// Empty: a new temporary directory, removed when the test passes unless
-	// harness.KeepEnv is set.
+	// HistoryDir is where history.jsonl and report.txt are written, made if
+	// needed; empty: they are not written.
 	HistoryDir string
 	// OpTimeout bounds one operation; default 5s. An operation in flight
 	// when the run ends completes within it.
@@ -188,7 +205,7 @@ type Report struct {
 	Keys         int
 	ContentsDiff string
 	// HistoryDir holds history.jsonl (the clients' ops, then the final
-	// reads) and report.txt.
+	// reads) and report.txt; empty when they were not written.
 	HistoryDir string
 	// Elapsed is the wall time of the whole Run.
 	Elapsed time.Duration
@@ -291,11 +308,10 @@ const (
 // Run runs cfg.Workload against c: it sets the workload up, runs
 // cfg.Clients clients and cfg.Faults for cfg.Duration, stops them, heals,
 // waits until the cluster is ready and converged, takes the final reads and
-// every member's contents, checks, writes the history, and logs the
-// report's summary. It never fails the test itself: the caller asserts on
-// the Report. Call it with every member running.
-func Run(t testing.TB, c *harness.Cluster, cfg RunConfig) (rep Report) {
-	t.Helper()
+// every member's contents, checks, and writes the history. What failed is
+// in the Report, which the caller asserts on. ctx bounds the whole run. Call
+// it with every member running.
+func Run(ctx context.Context, c Cluster, cfg RunConfig) (rep Report) {
 	cfg = cfg.withDefaults()
 	began := time.Now()
 	rep = Report{Workload: cfg.Workload, Seed: cfg.Seed}
@@ -307,18 +323,17 @@ func Run(t testing.TB, c *harness.Cluster, cfg RunConfig) (rep Report) {
 		fail(err)
 		return rep
 	}
-	dir, err := historyDir(t, cfg)
-	if err != nil {
-		fail(err)
-		return rep
+	dir := cfg.HistoryDir
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fail(fmt.Errorf("integration: history dir: %w", err))
+			return rep
+		}
 	}
 	rep.HistoryDir = dir
-	base := t.Context()
+	base := ctx
 
-	sctx, cancel := context.WithTimeout(base, setupTimeout)
-	err = w.Setup(sctx, c)
-	cancel()
-	if err != nil {
+	if err := setup(base, c, w); err != nil {
 		fail(fmt.Errorf("setup: %w", err))
 		return rep
 	}
@@ -343,40 +358,35 @@ func Run(t testing.TB, c *harness.Cluster, cfg RunConfig) (rep Report) {
 	final.Dir = dir
 	rep.Result, rep.CheckErr = w.Check(h, final)
 	rep.Elapsed = time.Since(began)
+	if dir == "" {
+		return rep
+	}
 	if err := writeRun(dir, slices.Concat(h, final.Reads), rep); err != nil {
 		fail(err)
 	}
-	t.Logf("jepsen %s", rep.Summary())
 	return rep
 }
 
-// historyDir is cfg.HistoryDir, made if needed, or a new temporary directory
-// removed when the test passes (unless harness.KeepEnv is set).
-func historyDir(t testing.TB, cfg RunConfig) (string, error) {
-	if cfg.HistoryDir != "" {
-		if err := os.MkdirAll(cfg.HistoryDir, 0o755); err != nil {
-			return "", fmt.Errorf("integration: history dir: %w", err)
-		}
-		return cfg.HistoryDir, nil
+// setup runs w's Setup through a client of every member of c.
+func setup(base context.Context, c Cluster, w Workload) error {
+	eps := make([]string, c.Size())
+	for i := range eps {
+		eps[i] = c.Endpoint(i)
 	}
-	dir, err := os.MkdirTemp("", "galena-jepsen-"+fileSafe(cfg.Workload)+"-")
+	cl, err := client.New(client.Config{Endpoints: eps, DialTimeout: runDialTimeout})
 	if err != nil {
-		return "", fmt.Errorf("integration: history dir: %w", err)
+		return err
 	}
-	t.Cleanup(func() {
-		if !t.Failed() && os.Getenv(harness.KeepEnv) == "" {
-			os.RemoveAll(dir)
-			return
-		}
-		t.Logf("jepsen: history kept in %s", dir)
-	})
-	return dir, nil
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(base, setupTimeout)
+	defer cancel()
+	return w.Setup(ctx, cl)
 }
 
 // runClients runs the clients and the faults for cfg.Duration, then heals
 // and waits for every client's last operation. It returns the clients'
 // history, the faults injected and the errors of healing.
-func runClients(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
+func runClients(base context.Context, c Cluster, w Workload, rec *Recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
 	var errs []error
 	sessions := make([]*Session, cfg.Clients)
 	for i := range sessions {
@@ -452,7 +462,7 @@ func startFaults(base context.Context, cfg RunConfig) func() ([]FaultEvent, erro
 // member's final reads and contents; when the members moved on meanwhile it
 // takes them again. It fills rep's Seqno, Convergence, Members, Keys and
 // ContentsDiff.
-func takeFinal(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig, rep *Report) (FinalState, error) {
+func takeFinal(base context.Context, c Cluster, w Workload, rec *Recorder, cfg RunConfig, rep *Report) (FinalState, error) {
 	ready := time.Now()
 	seqno, err := c.WaitConverged(cfg.ConvergeTimeout)
 	rep.Convergence = time.Since(ready)
@@ -482,7 +492,7 @@ func takeFinal(base context.Context, c *harness.Cluster, w Workload, rec *Record
 }
 
 // finalState takes the final reads and contents of every running member.
-func finalState(base context.Context, c *harness.Cluster, w Workload, rec *Recorder, cfg RunConfig) (FinalState, error) {
+func finalState(base context.Context, c Cluster, w Workload, rec *Recorder, cfg RunConfig) (FinalState, error) {
 	final := FinalState{Contents: make([][]client.KV, c.Size())}
 	for i := range c.Size() {
 		if !c.Running(i) {
@@ -541,17 +551,6 @@ func writeRun(dir string, h []checker.Op, rep Report) error {
 		return fmt.Errorf("integration: write report: %w", err)
 	}
 	return nil
-}
-
-// fileSafe turns a name into something safe in a file name.
-func fileSafe(name string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
-			return r
-		}
-		return '_'
-	}, name)
 }
 
 const (

@@ -12,7 +12,6 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/integration/harness"
 )
 
 // AppendWorkload runs Elle-style list-append transactions: each is 1 to
@@ -90,7 +89,7 @@ func (w *AppendWorkload) Name() string { return checker.WorkloadAppend }
 func appendKey(k string) []byte { return []byte(appendPrefix + k) }
 
 // Setup implements Workload; the lists start absent (empty).
-func (w *AppendWorkload) Setup(context.Context, *harness.Cluster) error { w.defaults(); return nil }
+func (w *AppendWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
 func (w *AppendWorkload) txnOpts() []client.TxnOption {
 	if w.Plain {

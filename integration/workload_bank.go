@@ -10,7 +10,6 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/integration/harness"
 )
 
 // BankWorkload moves money between accounts: each transfer is an Update
@@ -58,13 +57,8 @@ func (w *BankWorkload) account(i int) string { return fmt.Sprintf("a%d", i) }
 func bankKey(acct string) []byte { return []byte(bankPrefix + acct) }
 
 // Setup implements Workload: it opens every account in one transaction.
-func (w *BankWorkload) Setup(ctx context.Context, c *harness.Cluster) error {
+func (w *BankWorkload) Setup(ctx context.Context, cl *client.Client) error {
 	w.defaults()
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	return cl.Update(ctx, func(tx *client.Txn) error {
 		for i := range w.Accounts {
 			if err := tx.Put(bankKey(w.account(i)), []byte(strconv.FormatInt(w.Initial, 10))); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/integration/harness"
 )
 
 // RegisterWorkload treats a few keys as registers of small ints and checks
@@ -53,7 +52,7 @@ func (w *RegisterWorkload) Name() string { return checker.WorkloadRegister }
 func registerKey(k string) []byte { return []byte(registerPrefix + k) }
 
 // Setup implements Workload; the registers start absent.
-func (w *RegisterWorkload) Setup(context.Context, *harness.Cluster) error { w.defaults(); return nil }
+func (w *RegisterWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
 // Step implements Workload: a read, a write or a cas, a third each.
 func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/integration/harness"
 )
 
 // SetWorkload adds unique integers to a set: each add is one Begin/Put/
@@ -42,7 +41,7 @@ func (w *SetWorkload) readRatio() float64 {
 func setKey(v int) []byte { return fmt.Appendf(nil, "%s%d", setPrefix, v) }
 
 // Setup implements Workload; the set starts empty.
-func (w *SetWorkload) Setup(context.Context, *harness.Cluster) error { return nil }
+func (w *SetWorkload) Setup(context.Context, *client.Client) error { return nil }
 
 // Step implements Workload: an add of a new value, or a read.
 func (w *SetWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -110,11 +111,10 @@ func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
 	if err != nil {
 		t.Fatalf("-jepsen.nemesis=%q: %v", spec.Nemesis, err)
 	}
-	cfg := RunConfig{Workload: name, Duration: *jepsenDuration, Clients: *jepsenClients, Faults: faults, Seed: spec.Seed}
-	if *jepsenHistoryDir != "" {
-		cfg.HistoryDir = filepath.Join(*jepsenHistoryDir, name)
-	}
-	rep := Run(t, c, cfg)
+	cfg := RunConfig{Workload: name, Duration: *jepsenDuration, Clients: *jepsenClients, Faults: faults, Seed: spec.Seed,
+		HistoryDir: historyDir(t, name)}
+	rep := Run(t.Context(), c, cfg)
+	t.Logf("jepsen %s", rep.Summary())
 	if !rep.Valid() || testing.Verbose() {
 		t.Logf("jepsen report:\n%s", rep)
 	}
@@ -137,6 +137,27 @@ func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
 		t.Errorf("-jepsen.nemesis=%q: no fault was injected, took effect and was healed", spec.Nemesis)
 	}
 	return rep
+}
+
+// historyDir is where workload name keeps its history: a subdirectory of
+// -jepsen.history-dir, or a new temporary directory removed when the test
+// passes (unless harness.KeepEnv is set).
+func historyDir(t *testing.T, name string) string {
+	if *jepsenHistoryDir != "" {
+		return filepath.Join(*jepsenHistoryDir, name)
+	}
+	dir, err := os.MkdirTemp("", "galena-jepsen-"+name+"-")
+	if err != nil {
+		t.Fatalf("history dir: %v", err)
+	}
+	t.Cleanup(func() {
+		if !t.Failed() && os.Getenv(harness.KeepEnv) == "" {
+			os.RemoveAll(dir)
+			return
+		}
+		t.Logf("jepsen: history kept in %s", dir)
+	})
+	return dir
 }
 
 // Classify maps every client error to the outcome the checkers assume.
