@@ -13,11 +13,12 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/nemesis"
 )
 
 // Environment variables that change TestNemesisSchedule, to reproduce a run
 // or to run longer: the seed of its random choices, the fault mix (as
-// ParseKinds takes it) and how long faults are injected.
+// nemesis.ParseKinds takes it) and how long faults are injected.
 const (
 	SeedEnv     = "GALENA_NEMESIS_SEED"
 	FaultsEnv   = "GALENA_NEMESIS_FAULTS"
@@ -31,12 +32,12 @@ const isolatedAnswerBound = 5 * time.Second
 
 // startFaultCluster starts a ready cluster of n members whose links run
 // through the proxies of the Net it returns, or skips under -short.
-func startFaultCluster(t *testing.T, n int) (*harness.Cluster, *Net) {
+func startFaultCluster(t *testing.T, n int) (*harness.Cluster, *nemesis.Net) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	return NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: n}, 0)
+	return nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: n}, 0)
 }
 
 // Isolating the leader through the proxies: it stops being primary and
@@ -125,7 +126,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	c, nw := NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: 3}, time.Minute)
+	c, nw := nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3}, time.Minute)
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
@@ -237,7 +238,7 @@ func TestLatencyCommitsStillSucceed(t *testing.T) {
 // counter counts every acknowledged increment and no more than were tried.
 func TestNemesisSchedule(t *testing.T) {
 	c, nw := startFaultCluster(t, 3)
-	kinds, err := ParseKinds(nemesisEnv(FaultsEnv, "all"))
+	kinds, err := nemesis.ParseKinds(nemesisEnv(FaultsEnv, "all"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,10 +256,10 @@ func TestNemesisSchedule(t *testing.T) {
 	ctx := testCtx(t, duration+45*time.Second)
 
 	w := startFaultLoad(t, c)
-	n := NewNemesis(c, nw, seed)
-	events, err := Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, n)
+	n := nemesis.New(c, nw, seed)
+	events, err := nemesis.Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, n)
 	w.stop()
-	t.Logf("nemesis summary:\n%s\nworkload: %s", Summary(events), w)
+	t.Logf("nemesis summary:\n%s\nworkload: %s", nemesis.Summary(events), w)
 	if err != nil {
 		t.Errorf("nemesis: %v", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/nemesis"
 )
 
 // The TestOps tests operate a cluster as its operators do: join, remove,
@@ -220,7 +221,7 @@ func TestOpsQuorumLoss(t *testing.T) {
 	if max(notPrimaryCommitBound, notPrimaryKnownBound) >= 2*isolatedAnswerBound {
 		t.Fatal("a commit that hangs until timedPut's deadline would pass as answered in time")
 	}
-	c, nw := NewProxiedCluster(t, harness.Options{Binary: galenaBin, Members: 3,
+	c, nw := nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3,
 		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}}, 0)
 	ctx := testCtx(t, time.Minute)
 	want := map[string][]byte{"q": []byte("before")}

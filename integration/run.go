@@ -416,12 +416,12 @@ func runClients(base context.Context, c Cluster, w Workload, rec *Recorder, cfg 
 					return w.Step(ctx, s.Client, rng)
 				})
 				if op.Type != checker.TypeOK && !strings.Contains(op.Error, client.ErrConflict.Error()) {
-					pause(runCtx, failPause)
+					idle(runCtx, failPause)
 				}
 			}
 		})
 	}
-	pause(base, cfg.Duration)
+	idle(base, cfg.Duration)
 	events, err := waitFaults() // the faults promised may take longer
 	stop()
 	if err != nil {
@@ -434,6 +434,13 @@ func runClients(base context.Context, c Cluster, w Workload, rec *Recorder, cfg 
 	}
 	wg.Wait()
 	return rec.History(), events, errs
+}
+
+// idle waits d or until ctx ends.
+func idle(ctx context.Context, d time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	<-ctx.Done()
 }
 
 // startFaults runs cfg.Faults, if any, on a goroutine of its own; the

@@ -17,6 +17,7 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
 	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/nemesis"
 )
 
 // Flags of TestJepsen, e.g.
@@ -26,7 +27,7 @@ var (
 	jepsenDuration   = flag.Duration("jepsen.duration", 6*time.Second, "how long each Jepsen workload's clients run")
 	jepsenClients    = flag.Int("jepsen.clients", 6, "concurrent clients per Jepsen workload, spread over the members")
 	jepsenWorkloads  = flag.String("jepsen.workloads", strings.Join(WorkloadNames, ","), "comma-separated Jepsen workloads to run: "+strings.Join(WorkloadNames, ", "))
-	jepsenNemesis    = flag.String("jepsen.nemesis", "all", `faults injected while a Jepsen workload runs, passed to FaultsFor; "" or "none" for none`)
+	jepsenNemesis    = flag.String("jepsen.nemesis", "all", `faults injected while a Jepsen workload runs: fault kinds and groups as nemesis.ParseKinds takes them; "" or "none" for none`)
 	jepsenHistoryDir = flag.String("jepsen.history-dir", "", "directory to keep each Jepsen workload's history in (a subdirectory per workload); default: a temporary directory, kept only on failure")
 	jepsenSeed       = flag.Uint64("jepsen.seed", 0, "seed of the Jepsen clients' and faults' random choices; 0 picks one (printed)")
 )
@@ -42,12 +43,12 @@ func TestJepsen(t *testing.T) {
 		t.Skip("integration: starts real galena processes")
 	}
 	names := jepsenWorkloadNames(t)
-	nemesis := strings.TrimSpace(*jepsenNemesis)
-	var kinds []Kind
-	if nemesis != "" && nemesis != "none" {
+	mix := strings.TrimSpace(*jepsenNemesis)
+	var kinds []nemesis.Kind
+	if mix != "" && mix != "none" {
 		var err error
-		if kinds, err = ParseKinds(nemesis); err != nil {
-			t.Fatalf("-jepsen.nemesis=%q: %v", nemesis, err)
+		if kinds, err = nemesis.ParseKinds(mix); err != nil {
+			t.Fatalf("-jepsen.nemesis=%q: %v", mix, err)
 		}
 	}
 	seed := *jepsenSeed
@@ -61,14 +62,14 @@ func TestJepsen(t *testing.T) {
 		ran := false
 		t.Run(name, func(t *testing.T) {
 			ran = true
-			spec := FaultSpec{Nemesis: nemesis, Seed: seed, Part: part, Parts: len(names)}
+			spec := nemesis.FaultSpec{Nemesis: mix, Seed: seed, Part: part, Parts: len(names)}
 			for _, k := range runJepsen(t, name, spec).FaultKinds() {
 				injected[k] = true
 			}
 		})
 		every = every && ran
 	}
-	var missing []Kind
+	var missing []nemesis.Kind
 	for _, k := range kinds {
 		if !injected[string(k)] {
 			missing = append(missing, k)
@@ -97,19 +98,20 @@ func jepsenWorkloadNames(t *testing.T) []string {
 
 // runJepsen runs workload name with the faults of spec on a new cluster,
 // and fails t unless the run was valid.
-func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
+func runJepsen(t *testing.T, name string, spec nemesis.FaultSpec) Report {
+	if _, err := spec.Schedule(*jepsenDuration); err != nil {
+		t.Fatalf("-jepsen.nemesis=%q: %v", spec.Nemesis, err)
+	}
 	withFaults := spec.Nemesis != "" && spec.Nemesis != "none"
 	opts := harness.Options{Binary: galenaBin}
 	var c *harness.Cluster
-	var nw *Net
+	var faults Faults // none unless withFaults
 	if withFaults {
-		c, nw = NewProxiedCluster(t, opts, 0)
+		var nw *nemesis.Net
+		c, nw = nemesis.NewCluster(t, opts, 0)
+		faults = jepsenFaults{n: nemesis.New(c, nw, spec.Seed), spec: spec}
 	} else {
 		c = harness.NewCluster(t, opts)
-	}
-	faults, err := FaultsFor(c, nw, spec)
-	if err != nil {
-		t.Fatalf("-jepsen.nemesis=%q: %v", spec.Nemesis, err)
 	}
 	cfg := RunConfig{Workload: name, Duration: *jepsenDuration, Clients: *jepsenClients, Faults: faults, Seed: spec.Seed,
 		HistoryDir: historyDir(t, name)}
@@ -138,6 +140,33 @@ func runJepsen(t *testing.T, name string, spec FaultSpec) Report {
 	}
 	return rep
 }
+
+// jepsenFaults injects the faults of a FaultSpec while a workload runs: the
+// nemesis's Schedule for the run's length, its events as the Report shows
+// them.
+type jepsenFaults struct {
+	n    *nemesis.Nemesis
+	spec nemesis.FaultSpec
+}
+
+func (f jepsenFaults) Run(ctx context.Context, d time.Duration) ([]FaultEvent, error) {
+	s, err := f.spec.Schedule(d)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	events, err := s.Run(ctx, f.n)
+	out := make([]FaultEvent, len(events))
+	for i, e := range events {
+		out[i] = FaultEvent{Time: e.Time.Sub(start), Kind: string(e.Kind), Detail: e.Detail, Effect: e.Effect, Err: e.Err}
+	}
+	if err != nil {
+		err = fmt.Errorf("nemesis with seed %d: %w", f.spec.Seed, err)
+	}
+	return out, err
+}
+
+func (f jepsenFaults) HealAll() error { return f.n.HealAll() }
 
 // historyDir is where workload name keeps its history: a subdirectory of
 // -jepsen.history-dir, or a new temporary directory removed when the test

@@ -1,4 +1,4 @@
-package integration
+package nemesis
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 // ErrNoEffect: a fault was injected but shows no effect while it lasts: a
 // member it killed still runs, one it paused is not stopped, no byte was
 // dropped on the links it cuts or delivered late on those it slows.
-var ErrNoEffect = errors.New("integration: fault had no effect")
+var ErrNoEffect = errors.New("nemesis: fault had no effect")
 
 // effectTimeout bounds the wait for a fault's effect to show, past the time
 // the fault was meant to last: a link carries its next heartbeat within a
@@ -93,7 +93,7 @@ func crossLinks(a, b []int) []pair {
 func (nw *Net) traffic(links []pair) LinkStats {
 	var sum LinkStats
 	for _, l := range links {
-		sum = sum.Add(nw.Stats(l.from, l.to))
+		sum = sum.add(nw.Stats(l.from, l.to))
 	}
 	return sum
 }
@@ -101,7 +101,7 @@ func (nw *Net) traffic(links []pair) LinkStats {
 // linkEffect reports whether links dropped bytes since before (their
 // traffic then), or, when slow, delivered bytes late.
 func (nw *Net) linkEffect(links []pair, before LinkStats, slow bool) (string, error) {
-	d := nw.traffic(links).Sub(before)
+	d := nw.traffic(links).sub(before)
 	switch {
 	case len(links) == 0:
 		return "", errors.New("no link to act on")

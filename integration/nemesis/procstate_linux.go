@@ -1,4 +1,4 @@
-package integration
+package nemesis
 
 import (
 	"fmt"
@@ -11,13 +11,13 @@ import (
 func processState(pid int) (string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return "", fmt.Errorf("integration: state of pid %d: %w", pid, err)
+		return "", fmt.Errorf("nemesis: state of pid %d: %w", pid, err)
 	}
 	// "pid (comm) state ...": comm may hold spaces and parentheses.
 	s := string(b)
 	at := strings.LastIndexByte(s, ')')
 	if at < 0 || len(s) < at+3 {
-		return "", fmt.Errorf("integration: state of pid %d: unexpected %q", pid, s)
+		return "", fmt.Errorf("nemesis: state of pid %d: unexpected %q", pid, s)
 	}
 	return s[at+2 : at+3], nil
 }

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package integration
+package nemesis
 
 import (
 	"fmt"
@@ -14,11 +14,11 @@ import (
 func processState(pid int) (string, error) {
 	out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(pid)).Output()
 	if err != nil {
-		return "", fmt.Errorf("integration: state of pid %d: %w", pid, err)
+		return "", fmt.Errorf("nemesis: state of pid %d: %w", pid, err)
 	}
 	s := strings.TrimSpace(string(out))
 	if s == "" {
-		return "", fmt.Errorf("integration: state of pid %d: ps printed nothing", pid)
+		return "", fmt.Errorf("nemesis: state of pid %d: ps printed nothing", pid)
 	}
 	return s[:1], nil
 }
