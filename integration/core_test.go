@@ -13,6 +13,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/workload"
 )
 
 // Writes taken by any member, including deletes, reach every member.
@@ -44,7 +45,7 @@ func TestWritesThroughEveryMemberVisibleOnAll(t *testing.T) {
 
 	kvs := ensureSame(t, c, want)
 	if len(kvs) != len(want)-1 {
-		t.Errorf("%d keys, want %d: %s", len(kvs), len(want)-1, DiffContents(nil, kvs))
+		t.Errorf("%d keys, want %d: %s", len(kvs), len(want)-1, workload.DiffContents(nil, kvs))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/workload"
 )
 
 // galenaBin is the binary TestMain built; empty under -short.
@@ -89,7 +90,7 @@ func ensureSamePrefix(t *testing.T, c *harness.Cluster, prefix string, want map[
 		if !c.Running(i) || c.Member(i).Arbitrator() {
 			continue
 		}
-		kvs, err := Contents(t.Context(), c.Endpoint(i), prefix)
+		kvs, err := workload.Contents(t.Context(), c.Endpoint(i), prefix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +98,7 @@ func ensureSamePrefix(t *testing.T, c *harness.Cluster, prefix string, want map[
 			ref, refIdx = kvs, i
 			continue
 		}
-		if d := DiffContents(ref, kvs); d != "" {
+		if d := workload.DiffContents(ref, kvs); d != "" {
 			t.Errorf("keys under %q at seqno %d: %s and %s differ: %s", prefix, seqno, c.ID(refIdx), c.ID(i), d)
 		}
 	}
@@ -107,7 +108,7 @@ func ensureSamePrefix(t *testing.T, c *harness.Cluster, prefix string, want map[
 			sub[k] = v
 		}
 	}
-	if m := MissingWrites(ref, sub); m != "" {
+	if m := workload.MissingWrites(ref, sub); m != "" {
 		t.Errorf("%s at seqno %d: %s", c.ID(refIdx), seqno, m)
 	}
 	return ref

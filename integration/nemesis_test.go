@@ -472,6 +472,40 @@ func (w *faultLoad) String() string {
 		len(w.acked), len(w.failed), len(w.unknown), w.incs.acked, w.incs.failed, w.incs.unknown)
 }
 
+// checkCounter accepts a counter between the acknowledged increments and
+// those that may have been applied, and nothing else.
+func TestCheckCounter(t *testing.T) {
+	kv := func(k, v string) client.KV { return client.KV{Key: []byte(k), Value: []byte(v)} }
+	counter := func(v string) []client.KV { return []client.KV{kv("a", "1"), kv(faultLoadCounter, v), kv("z", "2")} }
+	for _, tc := range []struct {
+		name           string
+		acked, unknown int
+		kvs            []client.KV
+		err            string // "" when it must pass
+	}{
+		{"every acknowledged increment", 5, 0, counter("5"), ""},
+		{"some indeterminate applied", 5, 3, counter("7"), ""},
+		{"every indeterminate applied", 5, 3, counter("8"), ""},
+		{"acknowledged increment lost", 5, 3, counter("4"), `counter holds "4" after 5 acknowledged`},
+		{"more than were tried", 5, 3, counter("9"), `counter holds "9"`},
+		{"not a number", 0, 0, counter("x"), `counter holds "x"`},
+		{"counter missing", 0, 0, []client.KV{kv("a", "1")}, "the counter is missing"},
+		{"no contents", 0, 0, nil, "the counter is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &faultLoad{}
+			w.incs.acked, w.incs.unknown = tc.acked, tc.unknown
+			err := w.checkCounter(tc.kvs)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("rejected a good counter: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Errorf("err = %v, want one saying %q", err, tc.err)
+			}
+		})
+	}
+}
+
 // putThrough puts one key through each running member alone and records it
 // in want.
 func putThrough(t *testing.T, ctx context.Context, c *harness.Cluster, want map[string][]byte, prefix string) {

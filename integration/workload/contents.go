@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ const contentsTimeout = 30 * time.Second
 func Contents(ctx context.Context, endpoint, prefix string) ([]client.KV, error) {
 	cl, err := client.New(client.Config{Endpoints: []string{endpoint}, DialTimeout: runDialTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("integration: contents of %s: %w", endpoint, err)
+		return nil, fmt.Errorf("workload: contents of %s: %w", endpoint, err)
 	}
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, contentsTimeout)
@@ -32,7 +32,7 @@ func Contents(ctx context.Context, endpoint, prefix string) ([]client.KV, error)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("integration: contents of %s: %w", endpoint, err)
+		return nil, fmt.Errorf("workload: contents of %s: %w", endpoint, err)
 	}
 	return kvs, nil
 }

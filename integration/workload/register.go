@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// RegisterWorkload treats a few keys as registers of small ints and checks
+// Register treats a few keys as registers of small ints and checks
 // that reads, writes and compare-and-sets are linearizable, per key:
 //
 //   - write: Begin, Put, Commit (a blind write: it conflicts only with a
@@ -23,7 +23,7 @@ import (
 //   - cas: Begin with client.Linearizable, Get, compare; when the value is
 //     not the expected one it is an ok cas with CASOK false, else Put and
 //     Commit (a conflict is a fail).
-type RegisterWorkload struct {
+type Register struct {
 	// Keys is the number of registers; default 5.
 	Keys int
 	// Values is the number of values, 0..Values-1; default 5.
@@ -34,7 +34,7 @@ type RegisterWorkload struct {
 
 const registerPrefix = "reg/"
 
-func (w *RegisterWorkload) defaults() {
+func (w *Register) defaults() {
 	if w.Keys == 0 {
 		w.Keys = 5
 	}
@@ -47,15 +47,15 @@ func (w *RegisterWorkload) defaults() {
 }
 
 // Name implements Workload.
-func (w *RegisterWorkload) Name() string { return checker.WorkloadRegister }
+func (w *Register) Name() string { return checker.WorkloadRegister }
 
 func registerKey(k string) []byte { return []byte(registerPrefix + k) }
 
 // Setup implements Workload; the registers start absent.
-func (w *RegisterWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
+func (w *Register) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
 // Step implements Workload: a read, a write or a cas, a third each.
-func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *Register) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	w.defaults()
 	key := strconv.Itoa(rng.IntN(w.Keys))
 	switch rng.IntN(3) {
@@ -97,7 +97,7 @@ func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *ran
 }
 
 // read is a linearizable read of one register.
-func (w *RegisterWorkload) read(ctx context.Context, cl *client.Client, key string) checker.Op {
+func (w *Register) read(ctx context.Context, cl *client.Client, key string) checker.Op {
 	op := &checker.RegOp{F: checker.RegRead, Key: key}
 	err := cl.View(ctx, func(tx *client.Txn) (err error) {
 		op.Result, err = getRegister(ctx, tx, key)
@@ -124,7 +124,7 @@ func getRegister(ctx context.Context, tx *client.Txn, key string) (int, error) {
 
 // Final implements Workload: a linearizable read of every register on s's
 // member, one op each.
-func (w *RegisterWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *Register) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
 	w.defaults()
 	var ops []checker.Op
 	for k := range w.Keys {
@@ -141,7 +141,7 @@ func (w *RegisterWorkload) Final(ctx context.Context, s *Session) ([]checker.Op,
 // Check implements Workload: CheckRegister over the history and the final
 // reads; a non-linearizable history's visualization goes to
 // final.Dir/register.html.
-func (w *RegisterWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *Register) Check(h []checker.Op, final FinalState) (checker.Result, error) {
 	w.defaults()
 	cfg := checker.RegisterConfig{Timeout: w.Timeout}
 	if final.Dir != "" {

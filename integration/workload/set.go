@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"bytes"
@@ -13,12 +13,12 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// SetWorkload adds unique integers to a set: each add is one Begin/Put/
+// Set adds unique integers to a set: each add is one Begin/Put/
 // Commit of its own key set/<n> (no two adds write one key, so no add can
 // conflict). With ReadRatio, a client instead reads the whole set with a
 // Linearizable scan, which must hold every add acknowledged before it began.
 // The final reads scan the set on every member once the cluster converged.
-type SetWorkload struct {
+type Set struct {
 	// ReadRatio is the share of linearizable reads among the ops; default
 	// 0.05. Negative means none.
 	ReadRatio float64
@@ -29,9 +29,9 @@ type SetWorkload struct {
 const setPrefix = "set/"
 
 // Name implements Workload.
-func (w *SetWorkload) Name() string { return checker.WorkloadSet }
+func (w *Set) Name() string { return checker.WorkloadSet }
 
-func (w *SetWorkload) readRatio() float64 {
+func (w *Set) readRatio() float64 {
 	if w.ReadRatio == 0 {
 		return 0.05
 	}
@@ -41,10 +41,10 @@ func (w *SetWorkload) readRatio() float64 {
 func setKey(v int) []byte { return fmt.Appendf(nil, "%s%d", setPrefix, v) }
 
 // Setup implements Workload; the set starts empty.
-func (w *SetWorkload) Setup(context.Context, *client.Client) error { return nil }
+func (w *Set) Setup(context.Context, *client.Client) error { return nil }
 
 // Step implements Workload: an add of a new value, or a read.
-func (w *SetWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *Set) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	if rng.Float64() < w.readRatio() {
 		op := &checker.SetOp{F: checker.SetRead}
 		err := cl.View(ctx, func(tx *client.Txn) (err error) {
@@ -92,7 +92,7 @@ func readSet(ctx context.Context, tx *client.Txn) ([]int, error) {
 
 // Final implements Workload: one plain scan of the set on s's member (the
 // cluster has converged, so every member holds every applied add).
-func (w *SetWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *Set) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
 	op := s.Do(func() checker.Op {
 		read := &checker.SetOp{F: checker.SetRead}
 		err := s.Client.View(ctx, func(tx *client.Txn) (err error) {
@@ -108,6 +108,6 @@ func (w *SetWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, erro
 }
 
 // Check implements Workload: CheckSet over the history and the final reads.
-func (w *SetWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *Set) Check(h []checker.Op, final FinalState) (checker.Result, error) {
 	return checker.CheckSet(append(slices.Clip(h), final.Reads...))
 }

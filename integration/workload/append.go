@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// AppendWorkload runs Elle-style list-append transactions: each is 1 to
+// Append runs Elle-style list-append transactions: each is 1 to
 // MaxMops micro-ops on a few keys, an append (a read-modify-write of the
 // key's list inside the transaction: Get, add a value never appended
 // before, Put) or a read (Get, parse the list). Lists are stored as
@@ -25,7 +25,7 @@ import (
 // As in Jepsen, a key that was chosen for MaxAppendsPerKey appends is
 // retired and replaced by a fresh one, so lists stay short and the checker
 // fast however long the run.
-type AppendWorkload struct {
+type Append struct {
 	// Keys is the number of keys in use at once; default 5.
 	Keys int
 	// MaxMops is the most micro-ops in one transaction; default 4.
@@ -47,7 +47,7 @@ type AppendWorkload struct {
 
 const appendPrefix = "append/"
 
-func (w *AppendWorkload) defaults() {
+func (w *Append) defaults() {
 	if w.Keys == 0 {
 		w.Keys = 5
 	}
@@ -61,7 +61,7 @@ func (w *AppendWorkload) defaults() {
 
 // pick chooses a key for a micro-op, retiring a key once it was chosen for
 // MaxAppendsPerKey appends.
-func (w *AppendWorkload) pick(rng *rand.Rand, appending bool) string {
+func (w *Append) pick(rng *rand.Rand, appending bool) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.active == nil {
@@ -84,14 +84,14 @@ func (w *AppendWorkload) pick(rng *rand.Rand, appending bool) string {
 }
 
 // Name implements Workload.
-func (w *AppendWorkload) Name() string { return checker.WorkloadAppend }
+func (w *Append) Name() string { return checker.WorkloadAppend }
 
 func appendKey(k string) []byte { return []byte(appendPrefix + k) }
 
 // Setup implements Workload; the lists start absent (empty).
-func (w *AppendWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
+func (w *Append) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
-func (w *AppendWorkload) txnOpts() []client.TxnOption {
+func (w *Append) txnOpts() []client.TxnOption {
 	if w.Plain {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (w *AppendWorkload) txnOpts() []client.TxnOption {
 }
 
 // Step implements Workload: one transaction of random micro-ops.
-func (w *AppendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *Append) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	w.defaults()
 	op := &checker.TxnOp{}
 	for range 1 + rng.IntN(w.MaxMops) {
@@ -184,7 +184,7 @@ func decodeList(b []byte) ([]int, error) {
 
 // Final implements Workload: one transaction reading every key ever
 // appended to (a scan of the workload's prefix) on s's member.
-func (w *AppendWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *Append) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
 	w.defaults()
 	op := s.Do(func() checker.Op {
 		read := &checker.TxnOp{}
@@ -213,7 +213,7 @@ func (w *AppendWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, e
 
 // Check implements Workload: CheckListAppend over the history and the final
 // reads, with RealTime unless Plain.
-func (w *AppendWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *Append) Check(h []checker.Op, final FinalState) (checker.Result, error) {
 	all := append(slices.Clip(h), final.Reads...)
 	return checker.CheckListAppend(all, checker.AppendConfig{RealTime: !w.Plain})
 }
