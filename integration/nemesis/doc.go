@@ -13,9 +13,9 @@
 // bridge, a one-way link; latency. Each fault must show its effect while it
 // lasts, as the kernel and the proxies see it (a killed process exited on
 // SIGKILL, a paused one is stopped, cut links dropped bytes, slow ones
-// delivered bytes late), or fails with ErrNoEffect. A Schedule runs a mix of
-// kinds, at random or in turn, in a loop, and records an Event per fault;
-// Nemesis.HealAll undoes whatever is left. A FaultSpec says which faults one
-// Jepsen run injects (-jepsen.nemesis, and its share of the kinds when
-// several workloads run) and gives its Schedule.
+// delivered bytes late), or fails. A Schedule runs a mix of kinds, at random
+// or in turn, in a loop, and records an Event per fault; Nemesis.HealAll
+// undoes whatever is left. A FaultSpec says which faults one Jepsen run
+// injects (-jepsen.nemesis, and its share of the kinds when several
+// workloads run) and gives its Schedule.
 package nemesis

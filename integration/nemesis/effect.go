@@ -10,10 +10,10 @@ import (
 	"github.com/galenadb/galena/integration/harness"
 )
 
-// ErrNoEffect: a fault was injected but shows no effect while it lasts: a
+// errNoEffect: a fault was injected but shows no effect while it lasts: a
 // member it killed still runs, one it paused is not stopped, no byte was
 // dropped on the links it cuts or delivered late on those it slows.
-var ErrNoEffect = errors.New("nemesis: fault had no effect")
+var errNoEffect = errors.New("nemesis: fault had no effect")
 
 // effectTimeout bounds the wait for a fault's effect to show, past the time
 // the fault was meant to last: a link carries its next heartbeat within a
@@ -21,7 +21,7 @@ var ErrNoEffect = errors.New("nemesis: fault had no effect")
 const effectTimeout = 5 * time.Second
 
 // effectOf waits up to effectTimeout until cond reports an effect, and
-// returns what it saw or, wrapping ErrNoEffect, why it saw none.
+// returns what it saw or, wrapping errNoEffect, why it saw none.
 func effectOf(cond func() (string, error)) (string, error) {
 	var seen string
 	err := harness.WaitFor(effectTimeout, func() (err error) {
@@ -29,7 +29,7 @@ func effectOf(cond func() (string, error)) (string, error) {
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrNoEffect, err)
+		return "", fmt.Errorf("%w: %w", errNoEffect, err)
 	}
 	return seen, nil
 }

@@ -12,40 +12,42 @@ import (
 	"github.com/galenadb/galena/integration/harness"
 )
 
-// Kind names a kind of fault a Nemesis injects. Each has a start, an
-// effect it must show while it lasts, and a heal.
+// Kind names a kind of fault a Nemesis injects (see ParseKinds). Each has a
+// start, an effect it must show while it lasts, and a heal.
 type Kind string
 
 // The kinds of fault. The network kinds need a cluster on a Net (see
 // NewCluster); their heal is Net.Heal, which heals the whole network.
 const (
-	KindKill          Kind = "kill"           // SIGKILL a random member; heal: start it again
-	KindLeader        Kind = "leader"         // SIGKILL the leader; heal: start it again
-	KindCrashAll      Kind = "crash-all"      // SIGKILL every member at once; heal: start them all
-	KindPause         Kind = "pause"          // SIGSTOP a random member; heal: SIGCONT
-	KindIsolateLeader Kind = "isolate-leader" // cut the leader off both ways
-	KindSplit         Kind = "split"          // cut a random minority off from the majority
-	KindBridge        Kind = "bridge"         // random chain from the leader: each member sees only its neighbours
-	KindOneWay        Kind = "one-way"        // a random member is mute (sends nothing) or deaf (receives nothing)
-	KindLatency       Kind = "latency"        // 20–100ms on every link, or on one member's links
+	kindKill          Kind = "kill"           // SIGKILL a random member; heal: start it again
+	kindLeader        Kind = "leader"         // SIGKILL the leader; heal: start it again
+	kindCrashAll      Kind = "crash-all"      // SIGKILL every member at once; heal: start them all
+	kindPause         Kind = "pause"          // SIGSTOP a random member; heal: SIGCONT
+	kindIsolateLeader Kind = "isolate-leader" // cut the leader off both ways
+	kindSplit         Kind = "split"          // cut a random minority off from the majority
+	kindBridge        Kind = "bridge"         // random chain from the leader: each member sees only its neighbours
+	kindOneWay        Kind = "one-way"        // a random member is mute (sends nothing) or deaf (receives nothing)
+	kindLatency       Kind = "latency"        // 20–100ms on every link, or on one member's links
 )
 
 var (
 	// allKinds is every kind, what "all" stands for in ParseKinds.
-	allKinds = []Kind{KindKill, KindLeader, KindCrashAll, KindPause,
-		KindIsolateLeader, KindSplit, KindBridge, KindOneWay, KindLatency}
+	allKinds = []Kind{kindKill, kindLeader, kindCrashAll, kindPause,
+		kindIsolateLeader, kindSplit, kindBridge, kindOneWay, kindLatency}
 	// partitionKinds are what "partition" stands for in ParseKinds.
-	partitionKinds = []Kind{KindIsolateLeader, KindSplit, KindBridge, KindOneWay}
+	partitionKinds = []Kind{kindIsolateLeader, kindSplit, kindBridge, kindOneWay}
 )
 
 // network reports whether faults of kind k act on the Net.
 func (k Kind) network() bool {
-	return k == KindLatency || slices.Contains(partitionKinds, k)
+	return k == kindLatency || slices.Contains(partitionKinds, k)
 }
 
 // ParseKinds parses a comma-separated mix of kinds, such as
-// "kill,partition,pause,crash-all,latency,leader": kind names, "partition"
-// for partitionKinds and "all" for allKinds. Each kind is listed once.
+// "kill,partition,pause,crash-all,latency,leader": the kind names kill,
+// leader, crash-all, pause, isolate-leader, split, bridge, one-way and
+// latency; "partition" for isolate-leader, split, bridge and one-way; "all"
+// for every kind. Each kind is listed once.
 func ParseKinds(s string) ([]Kind, error) {
 	var kinds []Kind
 	add := func(ks ...Kind) {
@@ -111,7 +113,7 @@ func (f *fault) Heal() error {
 // stopped, the links it cuts dropped bytes and those it slows delivered
 // bytes late. It waits for the evidence up to a few seconds, and returns
 // what it saw, such as "n2 exited on SIGKILL", or an error wrapping
-// ErrNoEffect.
+// errNoEffect.
 func (f *fault) Effect() (string, error) { return effectOf(f.effect) }
 
 // inject starts a fault of kind k and returns it. On error nothing is left
@@ -122,19 +124,19 @@ func (n *Nemesis) inject(k Kind) (*fault, error) {
 		return nil, fmt.Errorf("nemesis: %s needs a cluster on a Net", k)
 	}
 	switch k {
-	case KindKill:
+	case kindKill:
 		return n.kill(k, n.pick(n.c.RunningMembers()))
-	case KindLeader:
+	case kindLeader:
 		ld, err := n.c.Leader()
 		if err != nil {
 			return nil, err
 		}
 		return n.kill(k, ld)
-	case KindCrashAll:
+	case kindCrashAll:
 		return n.crashAll()
-	case KindPause:
+	case kindPause:
 		return n.pause(n.pick(n.c.LiveMembers()))
-	case KindIsolateLeader:
+	case kindIsolateLeader:
 		ld, err := n.c.Leader()
 		if err != nil {
 			return nil, err
@@ -143,13 +145,13 @@ func (n *Nemesis) inject(k Kind) (*fault, error) {
 		f := n.netFault(k, links, "isolated leader %s", n.c.ID(ld))
 		n.net.Isolate(ld)
 		return f, nil
-	case KindSplit:
+	case kindSplit:
 		return n.split(), nil
-	case KindBridge:
+	case kindBridge:
 		return n.bridge()
-	case KindOneWay:
+	case kindOneWay:
 		return n.oneWay(), nil
-	case KindLatency:
+	case kindLatency:
 		return n.latency(), nil
 	}
 	return nil, fmt.Errorf("nemesis: unknown fault kind %q", k)
@@ -179,7 +181,7 @@ func (n *Nemesis) crashAll() (*fault, error) {
 	if err := n.c.Each((*harness.Member).Kill); err != nil {
 		return nil, err
 	}
-	return &fault{Kind: KindCrashAll, Detail: "killed every member",
+	return &fault{Kind: kindCrashAll, Detail: "killed every member",
 		heal:   func() error { return n.c.Each((*harness.Member).StartIfDown) },
 		effect: func() (string, error) { return sigkilled(n.c.IDs(idx...), ps) }}, nil
 }
@@ -193,7 +195,7 @@ func (n *Nemesis) pause(i int) (*fault, error) {
 	if err := m.Pause(); err != nil {
 		return nil, err
 	}
-	return &fault{Kind: KindPause, Detail: "paused " + n.c.ID(i),
+	return &fault{Kind: kindPause, Detail: "paused " + n.c.ID(i),
 		heal:   m.Resume,
 		effect: func() (string, error) { return stopped(n.c.ID(i), p) }}, nil
 }
@@ -203,7 +205,7 @@ func (n *Nemesis) split() *fault {
 	p := n.perm()
 	k := 1 + n.intn((len(p)-1)/2)
 	minority, majority := p[:k], p[k:]
-	f := n.netFault(KindSplit, crossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
+	f := n.netFault(kindSplit, crossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
 	n.net.split(minority, majority)
 	return f
 }
@@ -225,7 +227,7 @@ func (n *Nemesis) bridge() (*fault, error) {
 			links = append(links, pair{chain[a], chain[b]}, pair{chain[b], chain[a]})
 		}
 	}
-	f := n.netFault(KindBridge, links, "bridge %s", strings.Join(n.c.IDs(chain...), "-"))
+	f := n.netFault(kindBridge, links, "bridge %s", strings.Join(n.c.IDs(chain...), "-"))
 	n.net.bridge(chain...)
 	return f, nil
 }
@@ -247,9 +249,9 @@ func (n *Nemesis) oneWay() *fault {
 	}
 	var f *fault
 	if mute {
-		f = n.netFault(KindOneWay, links, "%s mute: its traffic to the others is dropped", n.c.ID(x))
+		f = n.netFault(kindOneWay, links, "%s mute: its traffic to the others is dropped", n.c.ID(x))
 	} else {
-		f = n.netFault(KindOneWay, links, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
+		f = n.netFault(kindOneWay, links, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
 	}
 	for _, l := range links {
 		n.net.oneWay(l.from, l.to)
@@ -274,9 +276,9 @@ func (n *Nemesis) latency() *fault {
 	}
 	var f *fault
 	if x < 0 {
-		f = n.netFault(KindLatency, links, "+%v on every link", d)
+		f = n.netFault(kindLatency, links, "+%v on every link", d)
 	} else {
-		f = n.netFault(KindLatency, links, "+%v on the links of %s", d, n.c.ID(x))
+		f = n.netFault(kindLatency, links, "+%v on the links of %s", d, n.c.ID(x))
 	}
 	for _, l := range links {
 		n.net.Delay(l.from, l.to, d)
@@ -295,7 +297,7 @@ func (n *Nemesis) netFault(k Kind, links []pair, format string, args ...any) *fa
 			nw.Heal()
 			return nil
 		},
-		effect: func() (string, error) { return nw.linkEffect(links, before, k == KindLatency) }}
+		effect: func() (string, error) { return nw.linkEffect(links, before, k == kindLatency) }}
 }
 
 // others lists every member but i.

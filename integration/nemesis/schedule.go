@@ -55,8 +55,7 @@ func Summary(events []Event) string {
 // than as the nemesis meant it: the processes it killed exited on SIGKILL,
 // the one it paused is stopped, the links it cuts dropped bytes and those
 // it slows delivered bytes late. The check waits for the evidence up to a
-// few seconds; without it the fault's Event has an error wrapping
-// ErrNoEffect.
+// few seconds; without it the fault's Event has an error saying so.
 type Schedule struct {
 	Kinds []Kind // required; see ParseKinds
 	// Rotate takes Kinds in turn, from Kinds[Offset mod len(Kinds)] on,
@@ -85,14 +84,14 @@ func (s Schedule) withDefaults() Schedule {
 	return s
 }
 
-// Fitted returns s with its fault and quiet times sized so that MinFaults
+// fitted returns s with its fault and quiet times sized so that MinFaults
 // faults fit in Duration: each fault gets a slot of Duration/MinFaults, of
 // which about five eighths are faulty and a quarter quiet, leaving time to
 // inject and heal. The times stay within the defaults (at most 1–3s of
 // fault and 0.5–1.5s of quiet) and do not drop below 500ms of fault and
 // 100ms of quiet, so a long run keeps the defaults. Without Duration it
 // returns s as it is.
-func (s Schedule) Fitted() Schedule {
+func (s Schedule) fitted() Schedule {
 	if s.Duration <= 0 {
 		return s
 	}
@@ -229,8 +228,9 @@ type FaultSpec struct {
 	Part, Parts int
 }
 
-// Schedule is the Schedule of a run of d that spec describes, Fitted to d,
-// or one without Kinds when spec names no faults. It fails on a name
+// Schedule is the Schedule of a run of d that spec describes, with fault
+// and quiet times sized so that the faults it promises fit in d (see
+// fitted), or one without Kinds when spec names no faults. It fails on a name
 // ParseKinds does not know.
 func (spec FaultSpec) Schedule(d time.Duration) (Schedule, error) {
 	if spec.Nemesis == "" || spec.Nemesis == "none" {
@@ -243,5 +243,5 @@ func (spec FaultSpec) Schedule(d time.Duration) (Schedule, error) {
 	parts := max(spec.Parts, 1)
 	share := (len(kinds) + parts - 1) / parts
 	s := Schedule{Kinds: kinds, Rotate: true, Offset: spec.Part * share, Duration: d, MinFaults: share}
-	return s.Fitted(), nil
+	return s.fitted(), nil
 }

@@ -42,7 +42,7 @@ func TestFaultSpecSharesEveryKind(t *testing.T) {
 	}
 }
 
-// Fitted fits MinFaults faults, with their quiet times, in Duration when
+// fitted fits MinFaults faults, with their quiet times, in Duration when
 // that leaves them long enough, and keeps the defaults for long runs.
 func TestScheduleFitted(t *testing.T) {
 	for _, tc := range []struct {
@@ -55,7 +55,7 @@ func TestScheduleFitted(t *testing.T) {
 		{12 * time.Second, 9, true},
 		{2 * time.Second, 9, false}, // too short: floors of 500ms and 100ms
 	} {
-		s := Schedule{Duration: tc.d, MinFaults: tc.minFaults}.Fitted()
+		s := Schedule{Duration: tc.d, MinFaults: tc.minFaults}.fitted()
 		worst := time.Duration(tc.minFaults) * (s.FaultMax + s.QuietMax)
 		switch {
 		case s.FaultMin < 500*time.Millisecond || s.FaultMin > s.FaultMax || s.QuietMin < 100*time.Millisecond || s.QuietMin > s.QuietMax:
@@ -64,7 +64,7 @@ func TestScheduleFitted(t *testing.T) {
 			t.Errorf("%v for %d faults: they may take %v: %+v", tc.d, tc.minFaults, worst, s)
 		}
 	}
-	long := Schedule{Duration: 10 * time.Minute, MinFaults: 3}.Fitted()
+	long := Schedule{Duration: 10 * time.Minute, MinFaults: 3}.fitted()
 	def := Schedule{}.withDefaults()
 	if long.FaultMin != def.FaultMin || long.FaultMax != def.FaultMax || long.QuietMin != def.QuietMin || long.QuietMax != def.QuietMax {
 		t.Errorf("a 10m run: %+v, want the defaults %+v", long, def)

@@ -136,30 +136,30 @@ func payloadOf(op checker.Op) any {
 	return nil
 }
 
-// notApplied marks an error that happened before anything was sent for
+// notAppliedError marks an error that happened before anything was sent for
 // ordering (a failed read inside a read-write transaction, say), so the
 // operation definitely had no effect whatever the error is.
-type notApplied struct{ err error }
+type notAppliedError struct{ err error }
 
-func (e notApplied) Error() string { return e.err.Error() }
-func (e notApplied) Unwrap() error { return e.err }
+func (e notAppliedError) Error() string { return e.err.Error() }
+func (e notAppliedError) Unwrap() error { return e.err }
 
-// NotApplied wraps err (nil stays nil) to tell Classify that the operation
+// notApplied wraps err (nil stays nil) to tell classify that the operation
 // failed before its write-set could have been sent: it was not applied.
 // errors.Is and errors.As see through the wrapper.
-func NotApplied(err error) error {
+func notApplied(err error) error {
 	if err == nil {
 		return nil
 	}
-	return notApplied{err}
+	return notAppliedError{err}
 }
 
-// Classify maps the error of a client operation to its outcome:
+// classify maps the error of a client operation to its outcome:
 //
 //   - nil: ok;
 //   - readOnly (the operation wrote nothing, so has no effect): any error is
 //     fail;
-//   - an error wrapped by NotApplied: fail;
+//   - an error wrapped by notApplied: fail;
 //   - client.ErrIndeterminate (checked first, since it may wrap others):
 //     info;
 //   - client.ErrConflict, ErrNotPrimary, ErrUnavailable, ErrInvalidKey,
@@ -167,8 +167,8 @@ func NotApplied(err error) error {
 //     ErrSnapshotUnavailable: fail, the write-set was refused or certified
 //     as a conflict, definitely not applied;
 //   - anything else, a context deadline among them: info.
-func Classify(err error, readOnly bool) checker.Type {
-	var na notApplied
+func classify(err error, readOnly bool) checker.Type {
+	var na notAppliedError
 	switch {
 	case err == nil:
 		return checker.TypeOK
@@ -194,7 +194,7 @@ func Classify(err error, readOnly bool) checker.Type {
 // outcome builds the Op a workload's Step returns: payload, the class of err
 // and its text.
 func outcome(payload any, err error, readOnly bool) checker.Op {
-	op := checker.Op{Type: Classify(err, readOnly)}
+	op := checker.Op{Type: classify(err, readOnly)}
 	setPayload(&op, payload)
 	if err != nil {
 		op.Error = err.Error()

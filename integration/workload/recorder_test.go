@@ -11,7 +11,7 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// Classify maps every client error to the outcome the checkers assume.
+// classify maps every client error to the outcome the checkers assume.
 func TestClassify(t *testing.T) {
 	conflict := &client.ConflictError{Key: []byte("k"), Seqno: 7}
 	indeterminateUnavailable := fmt.Errorf("%w: no answer: %w", client.ErrIndeterminate, client.ErrUnavailable)
@@ -39,19 +39,19 @@ func TestClassify(t *testing.T) {
 		{"unknown", errors.New("boom"), false, checker.TypeInfo},
 		{"read deadline", context.DeadlineExceeded, true, checker.TypeFail},
 		{"read indeterminate", client.ErrIndeterminate, true, checker.TypeFail},
-		{"not applied deadline", NotApplied(context.DeadlineExceeded), false, checker.TypeFail},
-		{"not applied wrapped", fmt.Errorf("step: %w", NotApplied(errors.New("boom"))), false, checker.TypeFail},
+		{"not applied deadline", notApplied(context.DeadlineExceeded), false, checker.TypeFail},
+		{"not applied wrapped", fmt.Errorf("step: %w", notApplied(errors.New("boom"))), false, checker.TypeFail},
 	} {
-		if got := Classify(tc.err, tc.readOnly); got != tc.want {
-			t.Errorf("%s: Classify(%v, %v) = %s, want %s", tc.name, tc.err, tc.readOnly, got, tc.want)
+		if got := classify(tc.err, tc.readOnly); got != tc.want {
+			t.Errorf("%s: classify(%v, %v) = %s, want %s", tc.name, tc.err, tc.readOnly, got, tc.want)
 		}
 	}
-	if !errors.Is(NotApplied(client.ErrConflict), client.ErrConflict) || NotApplied(nil) != nil {
-		t.Error("NotApplied must keep errors.Is and map nil to nil")
+	if !errors.Is(notApplied(client.ErrConflict), client.ErrConflict) || notApplied(nil) != nil {
+		t.Error("notApplied must keep errors.Is and map nil to nil")
 	}
 }
 
-// The Recorder keeps invocation order and monotonic times, under
+// The recorder keeps invocation order and monotonic times, under
 // concurrency, and reports ops still pending as info without completion.
 func TestRecorder(t *testing.T) {
 	rec := newRecorder()

@@ -63,7 +63,7 @@ type Cluster interface {
 
 // RunConfig configures Run. Zero fields take the defaults listed.
 type RunConfig struct {
-	// Workload is the workload's name (see New). Required.
+	// Workload is the workload's name, one of Names. Required.
 	Workload string
 	// Duration is how long the clients (and the faults) run; default 6s.
 	// The clients go on while Faults.Run does, up to faultsOverrun longer.
@@ -109,7 +109,7 @@ func (cfg RunConfig) withDefaults() RunConfig {
 const (
 	// runDialTimeout is the DialTimeout of the workload's clients.
 	runDialTimeout = 2 * time.Second
-	// setupTimeout bounds Workload.Setup and each final read.
+	// setupTimeout bounds workload.Setup and each final read.
 	setupTimeout = 30 * time.Second
 	// failPause is how long a client waits after an op that did not succeed
 	// with an error other than a conflict, so a down member is not hammered.
@@ -135,7 +135,7 @@ func Run(ctx context.Context, c Cluster, cfg RunConfig) (rep Report) {
 	defer func() { rep.Elapsed = time.Since(began) }()
 	fail := func(err error) { rep.Errors = append(rep.Errors, err) }
 
-	w, err := New(cfg.Workload)
+	w, err := newWorkload(cfg.Workload)
 	if err != nil {
 		fail(err)
 		return rep
@@ -185,7 +185,7 @@ func Run(ctx context.Context, c Cluster, cfg RunConfig) (rep Report) {
 }
 
 // setup runs w's Setup through a client of every member of c.
-func setup(base context.Context, c Cluster, w Workload) error {
+func setup(base context.Context, c Cluster, w workload) error {
 	eps := make([]string, c.Size())
 	for i := range eps {
 		eps[i] = c.Endpoint(i)
@@ -203,9 +203,9 @@ func setup(base context.Context, c Cluster, w Workload) error {
 // runClients runs the clients and the faults for cfg.Duration, then heals
 // and waits for every client's last operation. It returns the clients'
 // history, the faults injected and the errors of healing.
-func runClients(base context.Context, c Cluster, w Workload, rec *recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
+func runClients(base context.Context, c Cluster, w workload, rec *recorder, cfg RunConfig) ([]checker.Op, []FaultEvent, []error) {
 	var errs []error
-	sessions := make([]*Session, cfg.Clients)
+	sessions := make([]*session, cfg.Clients)
 	for i := range sessions {
 		m := i % c.Size()
 		cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(m)}, DialTimeout: runDialTimeout})
@@ -215,7 +215,7 @@ func runClients(base context.Context, c Cluster, w Workload, rec *recorder, cfg 
 			}
 			return nil, nil, []error{fmt.Errorf("client %d: %w", i, err)}
 		}
-		sessions[i] = &Session{Client: cl, Process: i, Node: c.ID(m), rec: rec}
+		sessions[i] = &session{Client: cl, Process: i, Node: c.ID(m), rec: rec}
 	}
 	runCtx, stop := context.WithCancel(base)
 	defer stop()
@@ -286,17 +286,17 @@ func startFaults(base context.Context, cfg RunConfig) func() ([]FaultEvent, erro
 // member's final reads and contents; when the members moved on meanwhile it
 // takes them again. It fills rep's Seqno, Convergence, Members, Keys and
 // ContentsDiff.
-func takeFinal(base context.Context, c Cluster, w Workload, rec *recorder, cfg RunConfig, rep *Report) (FinalState, error) {
+func takeFinal(base context.Context, c Cluster, w workload, rec *recorder, cfg RunConfig, rep *Report) (finalState, error) {
 	ready := time.Now()
 	seqno, err := c.WaitConverged(cfg.ConvergeTimeout)
 	rep.Convergence = time.Since(ready)
 	if err != nil {
-		return FinalState{}, err
+		return finalState{}, err
 	}
-	var final FinalState
+	var final finalState
 	for attempt := 1; ; attempt++ {
 		rep.Seqno = seqno
-		if final, err = finalState(base, c, w, rec, cfg); err != nil {
+		if final, err = readFinal(base, c, w, rec, cfg); err != nil {
 			return final, err
 		}
 		again, err := c.WaitConverged(cfg.ConvergeTimeout)
@@ -315,9 +315,9 @@ func takeFinal(base context.Context, c Cluster, w Workload, rec *recorder, cfg R
 	return final, nil
 }
 
-// finalState takes the final reads and contents of every running member.
-func finalState(base context.Context, c Cluster, w Workload, rec *recorder, cfg RunConfig) (FinalState, error) {
-	final := FinalState{Contents: make([][]client.KV, c.Size())}
+// readFinal takes the final reads and contents of every running member.
+func readFinal(base context.Context, c Cluster, w workload, rec *recorder, cfg RunConfig) (finalState, error) {
+	final := finalState{Contents: make([][]client.KV, c.Size())}
 	for i := range c.Size() {
 		if !c.Running(i) {
 			continue
@@ -327,7 +327,7 @@ func finalState(base context.Context, c Cluster, w Workload, rec *recorder, cfg 
 			return final, err
 		}
 		ctx, cancel := context.WithTimeout(base, setupTimeout)
-		reads, err := w.Final(ctx, &Session{Client: cl, Process: cfg.Clients + i, Node: c.ID(i), rec: rec})
+		reads, err := w.Final(ctx, &session{Client: cl, Process: cfg.Clients + i, Node: c.ID(i), rec: rec})
 		cancel()
 		cl.Close()
 		if err != nil {

@@ -12,30 +12,30 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// Workload is one kind of Jepsen-style test: what the clients do and how the
-// history is checked. A Workload's methods are safe for concurrent use (Step
+// workload is one kind of Jepsen-style test: what the clients do and how the
+// history is checked. A workload's methods are safe for concurrent use (Step
 // is called by every client at once).
-type Workload interface {
+type workload interface {
 	// Name is the workload's name, as New and Names know it.
 	Name() string
 	// Setup prepares the cluster's data before the clients start, through
 	// cl, a client of every member.
 	Setup(ctx context.Context, cl *client.Client) error
 	// Step runs one operation with cl (a client bound to one member), and
-	// returns it with its payload, outcome (see Classify) and error text;
+	// returns it with its payload, outcome (see classify) and error text;
 	// Run records its process, member and times.
 	Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op
 	// Final takes the final reads on the member of s, once the cluster
 	// converged, recording each through s.Do. A read that fails is an error.
-	Final(ctx context.Context, s *Session) ([]checker.Op, error)
+	Final(ctx context.Context, s *session) ([]checker.Op, error)
 	// Check checks the clients' history h against the final state.
-	Check(h []checker.Op, final FinalState) (checker.Result, error)
+	Check(h []checker.Op, final finalState) (checker.Result, error)
 }
 
-// FinalState is what Run gathered once the clients stopped and the cluster
+// finalState is what Run gathered once the clients stopped and the cluster
 // converged.
-type FinalState struct {
-	// Reads are the final reads of every member (Workload.Final), in member
+type finalState struct {
+	// Reads are the final reads of every member (workload.Final), in member
 	// order.
 	Reads []checker.Op
 	// Contents are every member's keys and values, by member index (nil for
@@ -45,9 +45,9 @@ type FinalState struct {
 	Dir string
 }
 
-// Session is a client bound to one member, with the process id and member
+// session is a client bound to one member, with the process id and member
 // id its operations are recorded under.
-type Session struct {
+type session struct {
 	Client  *client.Client
 	Process int
 	Node    string
@@ -58,7 +58,7 @@ type Session struct {
 // fn returns, with the outcome, payload and error text of the Op fn
 // returns; its process, member and times are the session's and the
 // recorder's.
-func (s *Session) Do(fn func() checker.Op) checker.Op {
+func (s *session) Do(fn func() checker.Op) checker.Op {
 	inv := s.rec.invoke(s.Process, s.Node, nil)
 	return inv.completeOp(fn())
 }
@@ -67,16 +67,16 @@ func (s *Session) Do(fn func() checker.Op) checker.Op {
 var Names = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.WorkloadSet, checker.WorkloadRegister}
 
 // New returns a new workload, with default settings, by name.
-func New(name string) (Workload, error) {
+func newWorkload(name string) (workload, error) {
 	switch name {
 	case checker.WorkloadBank:
-		return &Bank{}, nil
+		return &bankWorkload{}, nil
 	case checker.WorkloadAppend:
-		return &Append{}, nil
+		return &appendWorkload{}, nil
 	case checker.WorkloadSet:
-		return &Set{}, nil
+		return &setWorkload{}, nil
 	case checker.WorkloadRegister:
-		return &Register{}, nil
+		return &registerWorkload{}, nil
 	}
 	return nil, fmt.Errorf("workload: unknown workload %q (want one of %s)", name, strings.Join(Names, ", "))
 }

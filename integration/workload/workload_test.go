@@ -14,7 +14,7 @@ func TestWorkloadChecksCatchAnomalies(t *testing.T) {
 	do := func(rec *recorder, p int, node string, op checker.Op) checker.Op {
 		return rec.invoke(p, node, nil).completeOp(op)
 	}
-	check := func(name string, w Workload, h []checker.Op, final FinalState, want string) {
+	check := func(name string, w workload, h []checker.Op, final finalState, want string) {
 		t.Helper()
 		res, err := w.Check(h, final)
 		if err != nil {
@@ -26,7 +26,7 @@ func TestWorkloadChecksCatchAnomalies(t *testing.T) {
 	}
 	ok := func(payload any) checker.Op { return outcome(payload, nil, false) }
 
-	bank := &Bank{Accounts: 2, Initial: 10}
+	bank := &bankWorkload{Accounts: 2, Initial: 10}
 	rec := newRecorder()
 	do(rec, 0, "n1", ok(&checker.BankOp{F: checker.BankTransfer, From: "a0", To: "a1", Amount: 3}))
 	h := rec.history()
@@ -34,27 +34,27 @@ func TestWorkloadChecksCatchAnomalies(t *testing.T) {
 		do(rec, 6, "n1", ok(&checker.BankOp{F: checker.BankRead, Balances: map[string]int64{"a0": 7, "a1": 13}})),
 		do(rec, 7, "n2", ok(&checker.BankOp{F: checker.BankRead, Balances: map[string]int64{"a0": 10, "a1": 10}})),
 	}
-	check("bank", bank, h, FinalState{Reads: final}, checker.KindFinalDivergence)
+	check("bank", bank, h, finalState{Reads: final}, checker.KindFinalDivergence)
 
 	rec = newRecorder()
 	do(rec, 0, "n1", ok(&checker.SetOp{F: checker.SetAdd, Value: 1}))
 	do(rec, 1, "n2", ok(&checker.SetOp{F: checker.SetAdd, Value: 2}))
 	h = rec.history()
 	final = []checker.Op{do(rec, 6, "n3", ok(&checker.SetOp{F: checker.SetRead, Values: []int{1}}))}
-	check("set", &Set{}, h, FinalState{Reads: final}, checker.KindLost)
+	check("set", &setWorkload{}, h, finalState{Reads: final}, checker.KindLost)
 
 	rec = newRecorder()
 	do(rec, 0, "n1", ok(&checker.RegOp{F: checker.RegWrite, Key: "0", Value: 1}))
 	h = rec.history()
 	final = []checker.Op{do(rec, 6, "n2", ok(&checker.RegOp{F: checker.RegRead, Key: "0", Result: checker.Absent}))}
-	check("register", &Register{}, h, FinalState{Reads: final}, checker.KindNonlinearizable)
+	check("register", &registerWorkload{}, h, finalState{Reads: final}, checker.KindNonlinearizable)
 
 	rec = newRecorder()
 	do(rec, 0, "n1", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopAppend, Key: "0", Value: 1}}}))
 	do(rec, 1, "n2", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopAppend, Key: "0", Value: 2}}}))
 	h = rec.history()
 	final = []checker.Op{do(rec, 6, "n3", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "0", List: []int{2}}}}))}
-	check("append", &Append{}, h, FinalState{Reads: final}, checker.KindLostAppend)
+	check("append", &appendWorkload{}, h, finalState{Reads: final}, checker.KindLostAppend)
 }
 
 // Lists round-trip through their encoding, and prefixEnd bounds a prefix.
