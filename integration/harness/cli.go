@@ -33,17 +33,6 @@ func (r CLIResult) String() string {
 	return s
 }
 
-// CLI runs the galena binary with --endpoints listing every member and then
-// args, e.g. c.CLI("put", "k", "v").
-func (c *Cluster) CLI(args ...string) CLIResult {
-	return RunCLI(c.opts.Binary, c.Endpoints(), args...)
-}
-
-// CLI runs the galena binary with --endpoints naming the member alone.
-func (m *Member) CLI(args ...string) CLIResult {
-	return RunCLI(m.c.opts.Binary, []string{m.addr}, args...)
-}
-
 // RunCLI runs bin with --endpoints set to endpoints and then args, with
 // GALENA_ENDPOINTS removed from its environment, and waits for it to exit
 // (at most a minute).

@@ -39,3 +39,14 @@ func (m *Member) Probe() *client.Client {
 	t.Cleanup(func() { cl.Close() })
 	return cl
 }
+
+// CLI runs the galena binary with --endpoints listing every member and then
+// args, e.g. c.CLI("put", "k", "v").
+func (c *Cluster) CLI(args ...string) CLIResult {
+	return RunCLI(c.opts.Binary, c.Endpoints(), args...)
+}
+
+// CLI runs the galena binary with --endpoints naming the member alone.
+func (m *Member) CLI(args ...string) CLIResult {
+	return RunCLI(m.c.opts.Binary, []string{m.addr}, args...)
+}
