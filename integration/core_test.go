@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/workload"
 )
 
 // Writes taken by any member, including deletes, reach every member.
@@ -43,7 +45,7 @@ func TestWritesThroughEveryMemberVisibleOnAll(t *testing.T) {
 
 	kvs := ensureSame(t, c, want)
 	if len(kvs) != len(want)-1 {
-		t.Errorf("%d keys, want %d: %s", len(kvs), len(want)-1, DiffContents(nil, kvs))
+		t.Errorf("%d keys, want %d: %s", len(kvs), len(want)-1, workload.DiffContents(nil, kvs))
 	}
 }
 
@@ -147,28 +149,28 @@ func wantConflict(t *testing.T, err error, key string, seqno uint64) {
 // The command line tool against a running cluster.
 func TestCLI(t *testing.T) {
 	c := startCluster(t, 3)
-	ok := func(r CLIResult, stdout string) {
+	ok := func(r harness.CLIResult, stdout string) {
 		t.Helper()
 		if r.Err != nil || r.Code != 0 || r.Stdout != stdout {
 			t.Fatalf("%v\nwant exit 0 and stdout %q", r, stdout)
 		}
 	}
-	ok(c.CLIOn(0, "put", "greeting", "hello"), "OK\n")
-	ok(c.CLIOn(1, "put", "gr/2", "hi there"), "OK\n")
-	ok(c.CLIOn(2, "put", "other", "x"), "OK\n")
+	ok(c.Member(0).CLI("put", "greeting", "hello"), "OK\n")
+	ok(c.Member(1).CLI("put", "gr/2", "hi there"), "OK\n")
+	ok(c.Member(2).CLI("put", "other", "x"), "OK\n")
 	// A CLI run is a new session: another member serves the write once it
 	// has applied it.
 	converge(t, c)
-	ok(c.CLIOn(2, "get", "greeting"), "hello\n")
-	ok(c.CLIOn(1, "scan", "--prefix", "gr"), "gr/2\thi there\ngreeting\thello\n")
+	ok(c.Member(2).CLI("get", "greeting"), "hello\n")
+	ok(c.Member(1).CLI("scan", "--prefix", "gr"), "gr/2\thi there\ngreeting\thello\n")
 	ok(c.CLI("scan", "--limit", "2"), "gr/2\thi there\ngreeting\thello\n")
 
-	ok(c.CLIOn(1, "del", "greeting"), "OK\n")
+	ok(c.Member(1).CLI("del", "greeting"), "OK\n")
 	converge(t, c)
-	if r := c.CLIOn(2, "get", "greeting"); r.Err != nil || r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "not found") {
+	if r := c.Member(2).CLI("get", "greeting"); r.Err != nil || r.Code != 1 || r.Stdout != "" || !strings.Contains(r.Stderr, "not found") {
 		t.Fatalf("%v\nwant exit 1 and \"not found\" on stderr", r)
 	}
-	ok(c.CLIOn(0, "scan", "--prefix", "gr"), "gr/2\thi there\n")
+	ok(c.Member(0).CLI("scan", "--prefix", "gr"), "gr/2\thi there\n")
 
 	checkStatus(t, c)
 	checkUnreachable(t)
@@ -176,15 +178,15 @@ func TestCLI(t *testing.T) {
 
 // checkStatus checks `galena status` in both formats: one row per member,
 // all SYNCED, one leader.
-func checkStatus(t *testing.T, c *Cluster) {
+func checkStatus(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	rows, out := statusRows(t, c)
 	leaders := 0
 	for i, row := range rows {
-		if row.ID != c.ID(i) || row.Address != c.Endpoint(i) || row.State != stateSynced {
+		if row.ID != c.ID(i) || row.Address != c.Endpoint(i) || row.State != harness.StateSynced {
 			t.Errorf("status row %d: %+v, want %s at %s, SYNCED", i, row, c.ID(i), c.Endpoint(i))
 		}
-		if row.RaftState == raftLeader {
+		if row.RaftState == harness.RaftLeader {
 			leaders++
 		}
 	}
@@ -197,7 +199,7 @@ func checkStatus(t *testing.T, c *Cluster) {
 		t.Fatalf("%v\nwant a header and %d rows", r, c.Size())
 	}
 	for i, line := range lines[1:] {
-		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[len(f)-1] != stateSynced {
+		if f := strings.Fields(line); len(f) < 7 || f[0] != c.ID(i) || f[len(f)-1] != harness.StateSynced {
 			t.Errorf("status row %q, want %s ... SYNCED", line, c.ID(i))
 		}
 	}
@@ -218,7 +220,7 @@ type statusRow struct {
 
 // statusRows runs `galena status --json` and returns one row per member (it
 // fails the test unless there is one per member) and the raw output.
-func statusRows(t *testing.T, c *Cluster) ([]statusRow, string) {
+func statusRows(t *testing.T, c *harness.Cluster) ([]statusRow, string) {
 	t.Helper()
 	r := c.CLI("status", "--json")
 	if r.Err != nil || r.Code != 0 {
@@ -249,11 +251,11 @@ func decodeStatus(t *testing.T, out string) []statusRow {
 // naming the endpoint.
 func checkUnreachable(t *testing.T) {
 	t.Helper()
-	addr, err := ClosedAddr()
+	addr, err := harness.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := RunCLI(galenaBin, []string{addr}, "get", "greeting")
+	r := harness.RunCLI(galenaBin, []string{addr}, "get", "greeting")
 	if r.Err != nil || r.Code != 1 || !strings.Contains(r.Stderr, "no endpoint reachable") || !strings.Contains(r.Stderr, addr) {
 		t.Fatalf("%v\nwant exit 1 and a message naming %s", r, addr)
 	}
@@ -295,7 +297,7 @@ func TestLeaderKilledSurvivorsCommitRestartCatchesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Kill(ld); err != nil {
+	if err := c.Member(ld).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("killed leader %s", c.ID(ld))
@@ -321,7 +323,7 @@ func TestLeaderKilledSurvivorsCommitRestartCatchesUp(t *testing.T) {
 		want[string(counterKey(i))] = []byte(strconv.Itoa(n))
 	}
 
-	if err := c.Restart(ld); err != nil {
+	if err := c.Member(ld).Restart(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -358,11 +360,11 @@ func increment(ctx context.Context, tx *client.Txn, i, n int) error {
 
 // checkStatusShowsDown checks that `galena status` lists member down as
 // UNREACHABLE and the others as SYNCED.
-func checkStatusShowsDown(t *testing.T, c *Cluster, down int) {
+func checkStatusShowsDown(t *testing.T, c *harness.Cluster, down int) {
 	t.Helper()
 	rows, _ := statusRows(t, c)
 	for i, row := range rows {
-		wantState := stateSynced
+		wantState := harness.StateSynced
 		if i == down {
 			wantState = "UNREACHABLE"
 		}

@@ -1,33 +1,21 @@
 // Package integration tests Galena as operators and clients see it: real
 // galena processes on loopback, each with its own data directory and log
-// file, driven through package client and the galena command line.
+// file, driven through package client and the galena command line, while
+// faults break them.
 //
-// The harness is the foundation for fault-injection tests (etcd's
-// tests/robustness, Jepsen): Build compiles the binary once per test binary,
-// NewCluster starts members that a test (or a nemesis goroutine) can Kill,
-// Stop, Start and Restart, and the wait helpers (Leader, WaitReady,
-// WaitConverged) poll the members' Status RPC with a deadline. Every method
-// that can fail returns an error instead of failing the test, so it may be
-// called from any goroutine; only NewCluster needs the test's goroutine.
+// The tests stand on four parts, as etcd's tests/robustness does: package
+// harness builds the binary and runs the members (start, stop, kill, pause,
+// the waits, the CLI); package nemesis puts a proxy on every link between
+// them and injects faults, checking that each took effect; package workload
+// runs a workload's clients, records their history and takes the members'
+// final state; package checker checks the history. This package holds only
+// tests: the lifecycle of members, operators' procedures (join, remove,
+// restart, crash, quorum loss, arbitrator, state transfer, memory), fault
+// scenarios, and TestJepsen, which runs every workload under a nemesis, each
+// with its share of the fault kinds.
 //
-// Faults: Pause and Resume SIGSTOP and SIGCONT a member. A cluster started
-// with Options.Proxy routes every member-to-member link through a proxy of
-// its own (the binary is built with -tags faults, whose --peer-route points
-// a member's dials at the proxies), and its Net blocks, splits, bridges or
-// delays links. A Nemesis injects one fault of a Kind at a time, checks its
-// effect as the kernel and the proxies see it (Fault.Effect), and heals it;
-// a Schedule runs a mix of them, at random or in turn, in a loop while
-// clients work, recording an Event per fault; Cluster.HealAll undoes
-// whatever is left. FaultsFor turns a FaultSpec (-jepsen.nemesis and
-// -jepsen.seed) into the Faults of a Jepsen Run.
-//
-// Operations: AddMember adds a slot whose process joins the running
-// cluster (`galena start --join`); SetJoin and Wipe prepare a
-// member's next start; ExpectExit and WaitExit follow a member that stops on
-// its own (removed from the cluster, or diverged); StartLog, WaitLog and
-// StartedApplied read what a member's current process logged; PeakRSS,
-// ResetPeakRSS and AnonRSS measure a member's memory (Linux). RunStart runs a one-off
-// `galena start` that must be refused.
-//
+// The flags -jepsen.duration, -jepsen.clients, -jepsen.workloads,
+// -jepsen.nemesis, -jepsen.seed and -jepsen.history-dir shape TestJepsen;
+// -ops.sst-mb and -ops.figures make the operators' measurements larger.
 // Every test that starts galena processes skips under -short.
 package integration

@@ -17,16 +17,16 @@ func TestHarnessStopStartRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := (ld + 1) % c.Size()
-	if err := c.Start(f); err == nil || !strings.Contains(err.Error(), "already running") {
+	if err := c.Member(f).Start(); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("Start of a running member: %v, want \"already running\"", err)
 	}
-	if err := c.Stop(f); err != nil {
+	if err := c.Member(f).Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if c.Running(f) {
 		t.Fatalf("%s still running after Stop", c.ID(f))
 	}
-	if err := c.Stop(f); err != nil {
+	if err := c.Member(f).Stop(); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
 	if err := c.WaitReady(); err != nil { // the two others are still a majority
@@ -35,10 +35,10 @@ func TestHarnessStopStartRestart(t *testing.T) {
 	if err := newClient(t, c, c.EndpointsExcept(f)...).Put(ctx, []byte("k"), []byte("while down")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Start(f); err != nil {
+	if err := c.Member(f).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Restart(f); err != nil {
+	if err := c.Member(f).Restart(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {

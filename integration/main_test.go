@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/workload"
 )
 
 // galenaBin is the binary TestMain built; empty under -short.
@@ -22,7 +24,7 @@ func runTests(m *testing.M) int {
 	if testing.Short() {
 		return m.Run() // every test skips: build nothing
 	}
-	bin, remove, err := Build()
+	bin, remove, err := harness.Build()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -33,12 +35,12 @@ func runTests(m *testing.M) int {
 }
 
 // startCluster starts a ready cluster of n members, or skips under -short.
-func startCluster(t *testing.T, n int) *Cluster {
+func startCluster(t *testing.T, n int) *harness.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	return NewCluster(t, Options{Binary: galenaBin, Members: n})
+	return harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: n})
 }
 
 // testCtx is a context that ends with the test or after d.
@@ -49,7 +51,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 }
 
 // newClient is c.Client, failing the test on error.
-func newClient(t testing.TB, c *Cluster, endpoints ...string) *client.Client {
+func newClient(t testing.TB, c *harness.Cluster, endpoints ...string) *client.Client {
 	t.Helper()
 	cl, err := c.Client(endpoints...)
 	if err != nil {
@@ -59,7 +61,7 @@ func newClient(t testing.TB, c *Cluster, endpoints ...string) *client.Client {
 }
 
 // converge waits until every running member has applied the same seqno.
-func converge(t testing.TB, c *Cluster) uint64 {
+func converge(t testing.TB, c *harness.Cluster) uint64 {
 	t.Helper()
 	seqno, err := c.WaitConverged(30 * time.Second)
 	if err != nil {
@@ -72,23 +74,23 @@ func converge(t testing.TB, c *Cluster) uint64 {
 // that stores data (no arbitrator) holds exactly what the first of them
 // holds, and that this reflects every write in want. It returns those
 // contents.
-func ensureSame(t *testing.T, c *Cluster, want map[string][]byte) []client.KV {
+func ensureSame(t *testing.T, c *harness.Cluster, want map[string][]byte) []client.KV {
 	t.Helper()
 	return ensureSamePrefix(t, c, "", want)
 }
 
 // ensureSamePrefix is ensureSame for the keys under prefix, and the writes
 // of want under it.
-func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][]byte) []client.KV {
+func ensureSamePrefix(t *testing.T, c *harness.Cluster, prefix string, want map[string][]byte) []client.KV {
 	t.Helper()
 	seqno := converge(t, c)
 	var ref []client.KV
 	refIdx := -1
 	for i := range c.Size() {
-		if !c.Running(i) || c.Arbitrator(i) {
+		if !c.Running(i) || c.Member(i).Arbitrator() {
 			continue
 		}
-		kvs, err := c.ContentsRange(i, []byte(prefix), prefixEnd([]byte(prefix)))
+		kvs, err := workload.Contents(t.Context(), c.Endpoint(i), prefix)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +98,7 @@ func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][
 			ref, refIdx = kvs, i
 			continue
 		}
-		if d := DiffContents(ref, kvs); d != "" {
+		if d := workload.DiffContents(ref, kvs); d != "" {
 			t.Errorf("keys under %q at seqno %d: %s and %s differ: %s", prefix, seqno, c.ID(refIdx), c.ID(i), d)
 		}
 	}
@@ -106,7 +108,7 @@ func ensureSamePrefix(t *testing.T, c *Cluster, prefix string, want map[string][
 			sub[k] = v
 		}
 	}
-	if m := MissingWrites(ref, sub); m != "" {
+	if m := workload.MissingWrites(ref, sub); m != "" {
 		t.Errorf("%s at seqno %d: %s", c.ID(refIdx), seqno, m)
 	}
 	return ref

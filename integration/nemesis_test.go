@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/nemesis"
 )
 
 // Environment variables that change TestNemesisSchedule, to reproduce a run
 // or to run longer: the seed of its random choices, the fault mix (as
-// ParseKinds takes it) and how long faults are injected.
+// nemesis.ParseKinds takes it) and how long faults are injected.
 const (
 	SeedEnv     = "GALENA_NEMESIS_SEED"
 	FaultsEnv   = "GALENA_NEMESIS_FAULTS"
@@ -29,13 +31,13 @@ const (
 const isolatedAnswerBound = 5 * time.Second
 
 // startFaultCluster starts a ready cluster of n members whose links run
-// through proxies (Cluster.Net), or skips under -short.
-func startFaultCluster(t *testing.T, n int) *Cluster {
+// through the proxies of the Net it returns, or skips under -short.
+func startFaultCluster(t *testing.T, n int) (*harness.Cluster, *nemesis.Net) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	return NewCluster(t, Options{Binary: galenaBin, Members: n, Proxy: true})
+	return nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: n}, 0)
 }
 
 // Isolating the leader through the proxies: it stops being primary and
@@ -43,8 +45,7 @@ func startFaultCluster(t *testing.T, n int) *Cluster {
 // survives; the majority elects a leader and keeps committing; after Heal
 // the isolated member catches up.
 func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
@@ -58,7 +59,7 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 
 	nw.Isolate(ld)
 	t.Logf("isolated leader %s: %v", c.ID(ld), nw)
-	isolated := c.Probe(ld)
+	isolated := c.Member(ld).Probe()
 	took, err := timedPut(ctx, isolated, "isolated/1")
 	t.Logf("first commit through the isolated %s: %v after %v", c.ID(ld), err, took)
 	if !errors.Is(err, client.ErrNotPrimary) && !errors.Is(err, client.ErrIndeterminate) {
@@ -75,7 +76,7 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 			c.ID(ld), err, took, isolatedAnswerBound)
 	}
 	want["isolated/2"] = nil
-	if st, err := c.Status(ld); err != nil || st.GetState() != "NON_PRIMARY" {
+	if st, err := c.Member(ld).Status(); err != nil || st.GetState() != "NON_PRIMARY" {
 		t.Errorf("isolated %s: status %v (%v), want NON_PRIMARY", c.ID(ld), st, err)
 	}
 
@@ -83,7 +84,10 @@ func TestIsolatedLeaderStepsDownMajorityCommits(t *testing.T) {
 	if nl := mustLeader(t, c); nl == ld {
 		t.Fatalf("the isolated %s is still the only leader", c.ID(ld))
 	}
-	for _, i := range c.filter(func(i int) bool { return i != ld }) {
+	for i := range c.Size() {
+		if i == ld {
+			continue
+		}
 		cl := newClient(t, c, c.Endpoint(i))
 		for n := range 5 {
 			k, v := fmt.Sprintf("majority/%s/%d", c.ID(i), n), "v"
@@ -122,15 +126,15 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, Proxy: true, SeverAfter: time.Minute})
+	c, nw := nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3}, time.Minute)
 	ctx := testCtx(t, 50*time.Second)
 	ld := mustLeader(t, c)
 	f := (ld + 1) % c.Size()
-	cl := c.Probe(f)
+	cl := c.Member(f).Probe()
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before") // f's stream to the leader is open
 
-	c.Net().Isolate(f)
+	nw.Isolate(f)
 	took, err := timedPut(ctx, cl, "cut-off")
 	t.Logf("commit through the isolated follower %s: %v after %v", c.ID(f), err, took)
 	switch {
@@ -143,7 +147,7 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 	}
 	want["cut-off"] = nil // its bytes never left the follower's proxy
 
-	c.Net().Heal()
+	nw.Heal()
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +158,12 @@ func TestPartitionedFollowerAnswersPromptly(t *testing.T) {
 // to the paused leader waits in its socket and, once it is continued, gets
 // an answer that matches what the cluster holds; it rejoins.
 func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
-	c := startFaultCluster(t, 3)
+	c, _ := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
 	ld := mustLeader(t, c)
-	if err := c.Pause(ld); err != nil {
+	if err := c.Member(ld).Pause(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("paused leader %s", c.ID(ld))
@@ -179,7 +183,7 @@ func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
 		want[k] = []byte("v")
 	}
 
-	if err := c.Resume(ld); err != nil {
+	if err := c.Member(ld).Resume(); err != nil {
 		t.Fatal(err)
 	}
 	err := <-stalled
@@ -195,8 +199,7 @@ func TestPausedLeaderReplacedThenRejoins(t *testing.T) {
 // succeed, and each takes at least a replication round trip.
 func TestLatencyCommitsStillSucceed(t *testing.T) {
 	const delay = 50 * time.Millisecond
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 50*time.Second)
 	for from := range c.Size() {
 		for to := range c.Size() {
@@ -234,8 +237,8 @@ func TestLatencyCommitsStillSucceed(t *testing.T) {
 // acknowledged write and no write that definitely failed, and the shared
 // counter counts every acknowledged increment and no more than were tried.
 func TestNemesisSchedule(t *testing.T) {
-	c := startFaultCluster(t, 3)
-	kinds, err := ParseKinds(nemesisEnv(FaultsEnv, "all"))
+	c, nw := startFaultCluster(t, 3)
+	kinds, err := nemesis.ParseKinds(nemesisEnv(FaultsEnv, "all"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,13 +256,14 @@ func TestNemesisSchedule(t *testing.T) {
 	ctx := testCtx(t, duration+45*time.Second)
 
 	w := startFaultLoad(t, c)
-	events, err := Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, NewNemesis(c, seed))
+	n := nemesis.New(c, nw, seed)
+	events, err := nemesis.Schedule{Kinds: kinds, Duration: duration, Logf: t.Logf}.Run(ctx, n)
 	w.stop()
-	t.Logf("nemesis summary:\n%s\nworkload: %s", Summary(events), w)
+	t.Logf("nemesis summary:\n%s\nworkload: %s", nemesis.Summary(events), w)
 	if err != nil {
 		t.Errorf("nemesis: %v", err)
 	}
-	if err := c.HealAll(); err != nil {
+	if err := n.HealAll(); err != nil {
 		t.Fatal(err)
 	}
 	want := w.model()
@@ -275,14 +279,13 @@ func TestNemesisSchedule(t *testing.T) {
 // that entry once the network healed. (With raft-wal v0.4.0 it panicked on
 // every restart: hashicorp/raft-wal#31.)
 func TestRestartAfterLogSuffixTruncated(t *testing.T) {
-	c := startFaultCluster(t, 3)
-	nw := c.Net()
+	c, nw := startFaultCluster(t, 3)
 	ctx := testCtx(t, 40*time.Second)
 	want := make(map[string][]byte)
 	putThrough(t, ctx, c, want, "before")
 	ld := mustLeader(t, c)
 	nw.Isolate(ld)
-	if _, err := timedPut(ctx, c.Probe(ld), "orphan"); err == nil {
+	if _, err := timedPut(ctx, c.Member(ld).Probe(), "orphan"); err == nil {
 		t.Fatalf("the isolated leader %s acknowledged a write", c.ID(ld))
 	}
 	want["orphan"] = nil
@@ -297,19 +300,19 @@ func TestRestartAfterLogSuffixTruncated(t *testing.T) {
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(c.LogPath(ld)); err != nil || !strings.Contains(string(b), "clearing log suffix") {
+	if b, err := os.ReadFile(c.Member(ld).LogPath()); err != nil || !strings.Contains(string(b), "clearing log suffix") {
 		t.Fatalf("%s did not truncate its log suffix (%v): the test's premise failed", c.ID(ld), err)
 	}
 
 	restarts := []struct {
 		name string
-		do   func(int) error
+		do   func(*harness.Member) error
 	}{
-		{"restart (SIGTERM)", c.Restart},
-		{"kill -9 and start", func(i int) error { return errors.Join(c.Kill(i), c.Start(i)) }},
+		{"restart (SIGTERM)", (*harness.Member).Restart},
+		{"kill -9 and start", func(m *harness.Member) error { return errors.Join(m.Kill(), m.Start()) }},
 	}
 	for _, r := range restarts {
-		if err := r.do(ld); err != nil {
+		if err := r.do(c.Member(ld)); err != nil {
 			t.Fatalf("%s of %s: %v", r.name, c.ID(ld), err)
 		}
 		if err := c.WaitReady(); err != nil {
@@ -340,7 +343,7 @@ const (
 	faultLoadCounter   = "shared/counter"
 )
 
-func startFaultLoad(t *testing.T, c *Cluster) *faultLoad {
+func startFaultLoad(t *testing.T, c *harness.Cluster) *faultLoad {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	w := &faultLoad{cancel: cancel, acked: map[string][]byte{}, failed: map[string]bool{}, unknown: map[string]bool{}}
@@ -469,11 +472,45 @@ func (w *faultLoad) String() string {
 		len(w.acked), len(w.failed), len(w.unknown), w.incs.acked, w.incs.failed, w.incs.unknown)
 }
 
+// checkCounter accepts a counter between the acknowledged increments and
+// those that may have been applied, and nothing else.
+func TestCheckCounter(t *testing.T) {
+	kv := func(k, v string) client.KV { return client.KV{Key: []byte(k), Value: []byte(v)} }
+	counter := func(v string) []client.KV { return []client.KV{kv("a", "1"), kv(faultLoadCounter, v), kv("z", "2")} }
+	for _, tc := range []struct {
+		name           string
+		acked, unknown int
+		kvs            []client.KV
+		err            string // "" when it must pass
+	}{
+		{"every acknowledged increment", 5, 0, counter("5"), ""},
+		{"some indeterminate applied", 5, 3, counter("7"), ""},
+		{"every indeterminate applied", 5, 3, counter("8"), ""},
+		{"acknowledged increment lost", 5, 3, counter("4"), `counter holds "4" after 5 acknowledged`},
+		{"more than were tried", 5, 3, counter("9"), `counter holds "9"`},
+		{"not a number", 0, 0, counter("x"), `counter holds "x"`},
+		{"counter missing", 0, 0, []client.KV{kv("a", "1")}, "the counter is missing"},
+		{"no contents", 0, 0, nil, "the counter is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &faultLoad{}
+			w.incs.acked, w.incs.unknown = tc.acked, tc.unknown
+			err := w.checkCounter(tc.kvs)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("rejected a good counter: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Errorf("err = %v, want one saying %q", err, tc.err)
+			}
+		})
+	}
+}
+
 // putThrough puts one key through each running member alone and records it
 // in want.
-func putThrough(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byte, prefix string) {
+func putThrough(t *testing.T, ctx context.Context, c *harness.Cluster, want map[string][]byte, prefix string) {
 	t.Helper()
-	for _, i := range c.filter(c.Running) {
+	for _, i := range c.RunningMembers() {
 		k, v := prefix+"/"+c.ID(i), "through "+c.ID(i)
 		if err := newClient(t, c, c.Endpoint(i)).Put(ctx, []byte(k), []byte(v)); err != nil {
 			t.Fatalf("put %s through %s: %v", k, c.ID(i), err)
@@ -504,7 +541,7 @@ func expectPut(want map[string][]byte, k string, v []byte, err error) {
 }
 
 // mustLeader is c.Leader, failing the test on error.
-func mustLeader(t testing.TB, c *Cluster) int {
+func mustLeader(t testing.TB, c *harness.Cluster) int {
 	t.Helper()
 	ld, err := c.Leader()
 	if err != nil {

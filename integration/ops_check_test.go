@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // `galena check` passes on a healthy cluster. A member started with
@@ -26,10 +27,10 @@ func TestOpsConsistencyCheck(t *testing.T) {
 		t.Skip("integration: starts real galena processes")
 	}
 	const divergeAt, interval, bad = 300, 64, 2
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3,
+	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3,
 		ExtraArgs:  []string{"--checkpoint-interval", strconv.Itoa(interval)},
 		MemberArgs: [][]string{nil, nil, {"--fault-diverge-at", strconv.Itoa(divergeAt)}}})
-	c.ExpectExit(bad) // it must stop once it finds itself diverged
+	c.Member(bad).Process().ExpectExit() // it must stop once it finds itself diverged
 	ctx := testCtx(t, 2*time.Minute)
 	cl := newClient(t, c, c.Endpoint(0), c.Endpoint(1))
 
@@ -58,7 +59,7 @@ func TestOpsConsistencyCheck(t *testing.T) {
 
 	putUntil(t, ctx, cl, "after", divergeAt+3*interval)
 	waitStopped(t, c, bad)
-	if err := c.Kill(bad); err != nil { // a FAILED member still runs
+	if err := c.Member(bad).Kill(); err != nil { // a FAILED member still runs
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -72,13 +73,13 @@ func TestOpsConsistencyCheck(t *testing.T) {
 // waitStopped waits until member i, diverged, has stopped loudly: its
 // process exited non-zero, or it reports FAILED with an error that says it
 // diverged; either way it logged an error about divergence.
-func waitStopped(t *testing.T, c *Cluster, i int) {
+func waitStopped(t *testing.T, c *harness.Cluster, i int) {
 	t.Helper()
-	err := WaitFor(30*time.Second, func() error {
+	err := harness.WaitFor(30*time.Second, func() error {
 		if !c.Running(i) {
 			return nil
 		}
-		st, err := c.Status(i)
+		st, err := c.Member(i).Status()
 		if err != nil {
 			return err
 		}
@@ -86,20 +87,20 @@ func waitStopped(t *testing.T, c *Cluster, i int) {
 			return fmt.Errorf("%s is %s", c.ID(i), st.GetState())
 		}
 		if !strings.Contains(strings.ToLower(st.GetError()), "diverge") {
-			return permanent(fmt.Errorf("%s is FAILED with error %q, which does not say it diverged", c.ID(i), st.GetError()))
+			return harness.Permanent(fmt.Errorf("%s is FAILED with error %q, which does not say it diverged", c.ID(i), st.GetError()))
 		}
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("the diverged member did not stop: %v\n%s", err, tail(c.LogPath(i), logTailLines))
+		t.Fatalf("the diverged member did not stop: %v\n%s", err, c.Member(i).LogTail())
 	}
 	if !c.Running(i) {
-		code, err := c.WaitExit(i, time.Second)
+		code, err := c.Member(i).Process().Wait(time.Second)
 		if err != nil || code == 0 {
 			t.Errorf("the diverged %s exited %d (%v), want non-zero", c.ID(i), code, err)
 		}
 	}
-	line, err := c.WaitLog(i, time.Second, "diverge")
+	line, err := c.Member(i).Process().WaitLog(time.Second, "diverge")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ const refuseTimeout = 30 * time.Second
 // directory and leaves the cluster as it was.
 func TestOpsBadInput(t *testing.T) {
 	a := startCluster(t, 3)
-	b := NewCluster(t, Options{Binary: galenaBin, Members: 1, IDPrefix: "b", ExtraArgs: []string{"--cluster-token", "other"}})
+	b := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 1, IDPrefix: "b", ExtraArgs: []string{"--cluster-token", "other"}})
 	ctx := testCtx(t, 2*time.Minute)
 	want := make(map[string][]byte)
 	writeRows(t, ctx, newClient(t, a), want, "a", 10, 1)
@@ -154,7 +155,7 @@ func TestOpsBadInput(t *testing.T) {
 	scratch := t.TempDir()
 	fresh := func(name string) string { return filepath.Join(scratch, name) }
 	free := func() string {
-		addr, err := ClosedAddr()
+		addr, err := harness.ClosedAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,36 +171,40 @@ func TestOpsBadInput(t *testing.T) {
 	})
 	t.Run("join-with-id-in-use", func(t *testing.T) {
 		dir := fresh("dup")
-		r := RunStart(galenaBin, refuseTimeout, "--id", a.ID(1), "--addr", free(), "--data", dir, "--join", a.Endpoint(0))
+		r := harness.RunStart(galenaBin, refuseTimeout, "--id", a.ID(1), "--addr", free(), "--data", dir, "--join", a.Endpoint(0))
 		wantRefusal(t, r, -1, "id "+a.ID(1), "already in use")
 		wantAbsent(t, dir)
 	})
-	if err := b.Stop(0); err != nil {
+	if err := b.Member(0).Stop(); err != nil {
 		t.Fatal(err)
 	}
-	foreign := b.DataDir(0)
+	foreign := b.Member(0).DataDir()
 	t.Run("join-with-foreign-data", func(t *testing.T) {
 		before := dirState(t, foreign)
-		r := RunStart(galenaBin, refuseTimeout, "--id", b.ID(0), "--addr", b.Endpoint(0), "--data", foreign, "--join", a.Endpoint(0))
+		r := harness.RunStart(galenaBin, refuseTimeout, "--id", b.ID(0), "--addr", b.Endpoint(0), "--data", foreign, "--join", a.Endpoint(0))
 		wantRefusal(t, r, -1, "belongs to cluster "+bID, aID)
 		wantUnchanged(t, foreign, before)
 	})
 	t.Run("start-with-foreign-data", func(t *testing.T) {
 		before := dirState(t, foreign)
-		r := RunStart(galenaBin, refuseTimeout, "--id", b.ID(0), "--addr", b.Endpoint(0), "--data", foreign,
+		r := harness.RunStart(galenaBin, refuseTimeout, "--id", b.ID(0), "--addr", b.Endpoint(0), "--data", foreign,
 			"--initial-cluster", b.ID(0)+"="+b.Endpoint(0)) // the default cluster token: another cluster id
 		wantRefusal(t, r, -1, "belongs to cluster "+bID, "--initial-cluster")
 		wantUnchanged(t, foreign, before)
 	})
 	t.Run("initial-cluster-without-self", func(t *testing.T) {
 		dir := fresh("notself")
-		r := RunStart(galenaBin, refuseTimeout, "--id", "x1", "--addr", free(), "--data", dir, "--initial-cluster", a.initial)
+		var initial []string // a's bootstrap members
+		for i := range a.Size() {
+			initial = append(initial, a.ID(i)+"="+a.Endpoint(i))
+		}
+		r := harness.RunStart(galenaBin, refuseTimeout, "--id", "x1", "--addr", free(), "--data", dir, "--initial-cluster", strings.Join(initial, ","))
 		wantRefusal(t, r, -1, "does not list", "x1")
 		wantAbsent(t, dir)
 	})
 	t.Run("join-and-initial-cluster", func(t *testing.T) {
 		dir, addr := fresh("both"), free()
-		r := RunStart(galenaBin, refuseTimeout, "--id", "x2", "--addr", addr, "--data", dir,
+		r := harness.RunStart(galenaBin, refuseTimeout, "--id", "x2", "--addr", addr, "--data", dir,
 			"--initial-cluster", "x2="+addr, "--join", a.Endpoint(0))
 		wantRefusal(t, r, 2, "--join", "--initial-cluster", "exclude")
 		wantAbsent(t, dir)
@@ -210,7 +215,7 @@ func TestOpsBadInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range []string{dir, empty} {
-			r := RunStart(galenaBin, refuseTimeout, "--id", "x3", "--addr", free(), "--data", d)
+			r := harness.RunStart(galenaBin, refuseTimeout, "--id", "x3", "--addr", free(), "--data", d)
 			wantRefusal(t, r, -1, "no member state", "--join", "--initial-cluster")
 		}
 		wantAbsent(t, dir)
@@ -230,9 +235,9 @@ func TestOpsBadInput(t *testing.T) {
 }
 
 // clusterID is the cluster id c's first running member reports.
-func clusterID(t *testing.T, c *Cluster) string {
+func clusterID(t *testing.T, c *harness.Cluster) string {
 	t.Helper()
-	st, err := c.Status(c.filter(c.Running)[0])
+	st, err := c.Member(c.RunningMembers()[0]).Status()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +247,7 @@ func clusterID(t *testing.T, c *Cluster) string {
 // wantRefusal checks that a command was refused: it exited by itself with
 // code (any non-zero code when code is -1), and its stderr holds every one
 // of substrs, case-insensitively.
-func wantRefusal(t *testing.T, r CLIResult, code int, substrs ...string) {
+func wantRefusal(t *testing.T, r harness.CLIResult, code int, substrs ...string) {
 	t.Helper()
 	switch {
 	case r.Err != nil:

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // dataSet is a bulk data set: n values of size bytes under prefix/, each a
@@ -122,8 +123,8 @@ const verifyPageSize = 16
 
 // verify reads the whole data set back from member i alone, a page at a
 // time, and checks that it holds exactly the data set's keys and values.
-func (d dataSet) verify(ctx context.Context, c *Cluster, i int) error {
-	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout})
+func (d dataSet) verify(ctx context.Context, c *harness.Cluster, i int) error {
+	cl, err := c.Client(c.Endpoint(i))
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // memWorkload is what TestOpsMemoryBoundedUnderLargeWriteSets writes: write-sets
@@ -66,14 +68,14 @@ func TestOpsMemoryBoundedUnderLargeWriteSets(t *testing.T) {
 	if *opsFigures {
 		w = memFigures
 	}
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3,
+	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3,
 		ExtraArgs: []string{"--max-inflight-bytes", strconv.Itoa(memInflight)}})
 	base := anonNow(t, c)
 	f, peaks := w.run(t, c)
 	for i := range c.Size() {
 		bound := base[i] + w.bound(c.Size(), i != f)
-		pid := c.PID(i)
-		hwm, _ := PeakRSS(pid)
+		pid := c.Member(i).Process().PID()
+		hwm, _ := harness.PeakRSS(pid)
 		t.Logf("%s: peak anonymous %.0f MB (bound %.0f MB), peak RSS %.0f MB", c.ID(i), mb(peaks[pid]), mb(bound), mb(hwm))
 		if peaks[pid] > bound {
 			t.Errorf("%s held %.0f MB of anonymous memory, more than the %.0f MB the settings allow%s",
@@ -94,35 +96,35 @@ func (w memWorkload) data() (missed, during dataSet) {
 // restarts the follower and writes the other while it catches up, until
 // the members converge. It returns the follower and the peak anonymous
 // memory of each member's process, by pid.
-func (w memWorkload) run(t *testing.T, c *Cluster) (int, map[int]int64) {
+func (w memWorkload) run(t *testing.T, c *harness.Cluster) (int, map[int]int64) {
 	t.Helper()
 	ctx := testCtx(t, 5*time.Minute)
 	f := (mustLeader(t, c) + 1) % c.Size()
-	if err := c.Stop(f); err != nil {
+	if err := c.Member(f).Stop(); err != nil {
 		t.Fatal(err)
 	}
 	var pids []int
 	for i := range c.Size() {
 		if i != f {
-			pids = append(pids, c.PID(i))
+			pids = append(pids, c.Member(i).Process().PID())
 		}
 	}
 	live, began := c.EndpointsExcept(f), time.Now()
 	missed, during := w.data()
-	sampled := sampleAnon(10*time.Millisecond, pids...)
+	sampled := harness.SampleAnon(10*time.Millisecond, pids...)
 	if err := missed.load(ctx, newClient(t, c, live...), w.writers); err != nil {
 		t.Fatalf("write %.0f MB with %s down: %v", missed.MB(), c.ID(f), err)
 	}
-	if err := c.Start(f); err != nil {
+	if err := c.Member(f).Start(); err != nil {
 		t.Fatal(err)
 	}
-	catching := sampleAnon(10*time.Millisecond, c.PID(f))
+	catching := harness.SampleAnon(10*time.Millisecond, c.Member(f).Process().PID())
 	if err := during.load(ctx, newClient(t, c, live...), w.writers); err != nil {
 		t.Fatalf("write %.0f MB while %s catches up: %v", during.MB(), c.ID(f), err)
 	}
 	converge(t, c)
-	peaks := sampled.stop()
-	maps.Copy(peaks, catching.stop())
+	peaks := sampled.Stop()
+	maps.Copy(peaks, catching.Stop())
 	t.Logf("%s missed %.0f MB and caught up with %.0f MB more written, %v in all; write-sets of %d MiB",
 		c.ID(f), missed.MB(), during.MB(), time.Since(began).Round(time.Millisecond), w.perTxn)
 	return f, peaks
@@ -145,12 +147,12 @@ func (w memWorkload) bound(n int, stayedUp bool) int64 {
 }
 
 // anonNow is every member's anonymous memory now, in member order.
-func anonNow(t *testing.T, c *Cluster) []int64 {
+func anonNow(t *testing.T, c *harness.Cluster) []int64 {
 	t.Helper()
 	anon := make([]int64, c.Size())
 	for i := range anon {
 		var err error
-		if anon[i], err = AnonRSS(c.PID(i)); errors.Is(err, errors.ErrUnsupported) {
+		if anon[i], err = harness.AnonRSS(c.Member(i).Process().PID()); errors.Is(err, errors.ErrUnsupported) {
 			t.Skip("integration: memory is measured on Linux only")
 		} else if err != nil {
 			t.Fatal(err)

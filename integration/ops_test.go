@@ -14,6 +14,8 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
+	"github.com/galenadb/galena/integration/nemesis"
 )
 
 // The TestOps tests operate a cluster as its operators do: join, remove,
@@ -54,15 +56,15 @@ func TestOpsJoinThenRemove(t *testing.T) {
 	ld := mustLeader(t, c)
 	via := (ld + 1) % c.Size() // a follower passes the join to the leader
 	j := addMember(t, c, via)
-	if err := c.Start(j); err != nil {
+	if err := c.Member(j).Start(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.WaitStatus(j, opsJoinTimeout, SyncedVoter)
+	st, err := c.Member(j).WaitStatus(opsJoinTimeout, harness.SyncedVoter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s joined through %s: %s, applied seqno %d", c.ID(j), c.ID(via), st.GetState(), st.GetAppliedSeqno())
-	if hs, err := c.HTTPStatus(j); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), stateSynced) {
+	if hs, err := c.Member(j).HTTPStatus(); err != nil || !strings.EqualFold(fmt.Sprint(field(hs, "State")), harness.StateSynced) {
 		t.Errorf("/status of the joiner %s: %v (%v), want state SYNCED", c.ID(j), hs, err)
 	}
 	ensureSame(t, c, want)
@@ -70,7 +72,7 @@ func TestOpsJoinThenRemove(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c, c.Endpoint(j)), want, "joined", 20, 1)
 
 	dead := otherThan(c, ld, via, j)
-	if err := c.Kill(dead); err != nil {
+	if err := c.Member(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	removeMember(t, c, c.LiveEndpoints(), dead)
@@ -82,9 +84,9 @@ func TestOpsJoinThenRemove(t *testing.T) {
 
 	self := otherThan(c, mustLeader(t, c)) // it passes its own removal to the leader
 	removeMember(t, c, []string{c.Endpoint(self)}, self)
-	last := c.filter(c.Running)
+	last := c.RunningMembers()
 	if len(last) != 1 {
-		t.Fatalf("running members %v, want one", c.ids(last))
+		t.Fatalf("running members %v, want one", c.IDs(last...))
 	}
 	if err := c.WaitReady(); err != nil {
 		t.Fatal(err)
@@ -98,25 +100,25 @@ func TestOpsJoinThenRemove(t *testing.T) {
 // and checks it succeeds; a running member must then exit 0 having logged
 // that it was removed. The cluster must then have a leader again, and
 // member i must no longer be listed.
-func removeMember(t *testing.T, c *Cluster, endpoints []string, i int) {
+func removeMember(t *testing.T, c *harness.Cluster, endpoints []string, i int) {
 	t.Helper()
 	running := c.Running(i)
 	if running {
-		c.ExpectExit(i)
+		c.Member(i).Process().ExpectExit()
 	}
 	before := listMembers(t, c)
-	if r := RunCLI(galenaBin, endpoints, "member", "remove", c.ID(i)); r.Err != nil || r.Code != 0 {
+	if r := harness.RunCLI(galenaBin, endpoints, "member", "remove", c.ID(i)); r.Err != nil || r.Code != 0 {
 		t.Fatalf("%v\nwant exit 0", r)
 	}
 	if running {
-		code, err := c.WaitExit(i, opsExitTimeout)
+		code, err := c.Member(i).Process().Wait(opsExitTimeout)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if code != 0 {
-			t.Errorf("removed %s exited %d, want 0\n%s", c.ID(i), code, tail(c.LogPath(i), logTailLines))
+			t.Errorf("removed %s exited %d, want 0\n%s", c.ID(i), code, c.Member(i).LogTail())
 		}
-		if _, err := c.WaitLog(i, time.Second, removedMessage); err != nil {
+		if _, err := c.Member(i).Process().WaitLog(time.Second, removedMessage); err != nil {
 			t.Errorf("removed %s: %v", c.ID(i), err)
 		}
 	}
@@ -150,14 +152,14 @@ func TestOpsFullClusterCrash(t *testing.T) {
 		wg.Go(func() { writeUntil(ctx, stop, cl, c.ID(i), &mu, want) })
 	}
 	waitAcked(t, &mu, want, 60+3*20)
-	if err := c.each(c.Kill); err != nil {
+	if err := c.Each((*harness.Member).Kill); err != nil {
 		t.Fatal(err)
 	}
 	close(stop)
 	wg.Wait()
 	t.Logf("killed every member with %d acknowledged or refused writes", len(want))
 
-	if err := c.each(c.Start); err != nil {
+	if err := c.Each((*harness.Member).Start); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.WaitReady(); err != nil {
@@ -195,7 +197,7 @@ func writeUntil(ctx context.Context, stop <-chan struct{}, cl *client.Client, pr
 // waitAcked waits until want holds at least n writes.
 func waitAcked(t *testing.T, mu *sync.Mutex, want map[string][]byte, n int) {
 	t.Helper()
-	err := WaitFor(30*time.Second, func() error {
+	err := harness.WaitFor(30*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(want) < n {
@@ -219,8 +221,8 @@ func TestOpsQuorumLoss(t *testing.T) {
 	if max(notPrimaryCommitBound, notPrimaryKnownBound) >= 2*isolatedAnswerBound {
 		t.Fatal("a commit that hangs until timedPut's deadline would pass as answered in time")
 	}
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, Proxy: true,
-		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}})
+	c, nw := nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3,
+		ExtraArgs: []string{"--not-primary-timeout", quorumNotPrimaryTimeout.String()}}, 0)
 	ctx := testCtx(t, time.Minute)
 	want := map[string][]byte{"q": []byte("before")}
 	if err := newClient(t, c).Put(ctx, []byte("q"), want["q"]); err != nil {
@@ -228,9 +230,9 @@ func TestOpsQuorumLoss(t *testing.T) {
 	}
 	converge(t, c)
 	x := (mustLeader(t, c) + 1) % c.Size()
-	isolated := c.Probe(x)
+	isolated := c.Member(x).Probe()
 
-	c.Net().Isolate(x)
+	nw.Isolate(x)
 	began := time.Now()
 	waitNotPrimary(t, c, x, isolated, want, began)
 	majority := newClient(t, c, c.EndpointsExcept(x)...)
@@ -240,10 +242,10 @@ func TestOpsQuorumLoss(t *testing.T) {
 	want["q"] = []byte("during")
 	checkIsolatedReads(t, ctx, c, x, isolated)
 
-	c.Net().Heal()
+	nw.Heal()
 	healed := time.Now()
-	if _, err := c.WaitStatus(x, 20*time.Second, func(st *galenapb.StatusResponse) error {
-		if st.GetState() != stateSynced {
+	if _, err := c.Member(x).WaitStatus(20*time.Second, func(st *galenapb.StatusResponse) error {
+		if st.GetState() != harness.StateSynced {
 			return fmt.Errorf("%s", st.GetState())
 		}
 		return nil
@@ -282,14 +284,14 @@ const (
 // notPrimaryCommitBound; x reports NON_PRIMARY within notPrimaryStatusBound;
 // a commit sent after that fails with ErrNotPrimary within the
 // notPrimaryKnownBound.
-func waitNotPrimary(t *testing.T, c *Cluster, x int, cl *client.Client, want map[string][]byte, began time.Time) {
+func waitNotPrimary(t *testing.T, c *harness.Cluster, x int, cl *client.Client, want map[string][]byte, began time.Time) {
 	t.Helper()
 	inflight := make(chan error, 1)
 	go func() {
 		_, err := timedPut(t.Context(), cl, "isolated/inflight")
 		inflight <- err
 	}()
-	_, err := c.WaitStatus(x, notPrimaryStatusBound, func(st *galenapb.StatusResponse) error {
+	_, err := c.Member(x).WaitStatus(notPrimaryStatusBound, func(st *galenapb.StatusResponse) error {
 		if st.GetState() != "NON_PRIMARY" {
 			return fmt.Errorf("%s", st.GetState())
 		}
@@ -323,7 +325,7 @@ func waitNotPrimary(t *testing.T, c *Cluster, x int, cl *client.Client, want map
 // checkIsolatedReads: the NON_PRIMARY member x refuses a plain read with
 // ErrNotPrimary, and serves its own, older value of q to a stale read,
 // through the client and through `galena get --stale`.
-func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl *client.Client) {
+func checkIsolatedReads(t *testing.T, ctx context.Context, c *harness.Cluster, x int, cl *client.Client) {
 	t.Helper()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -333,10 +335,10 @@ func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl
 	if v, err := cl.Get(rctx, []byte("q"), client.AllowStale()); err != nil || string(v) != "before" {
 		t.Errorf("stale read through the NON_PRIMARY %s: %q, %v; want its local %q", c.ID(x), v, err, "before")
 	}
-	if r := c.CLIOn(x, "get", "--stale", "q"); r.Err != nil || r.Code != 0 || r.Stdout != "before\n" {
+	if r := c.Member(x).CLI("get", "--stale", "q"); r.Err != nil || r.Code != 0 || r.Stdout != "before\n" {
 		t.Errorf("%v\nwant exit 0 and %q", r, "before\n")
 	}
-	if r := c.CLIOn(x, "get", "q"); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "primary") {
+	if r := c.Member(x).CLI("get", "q"); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "primary") {
 		t.Errorf("%v\nwant a failure saying the member is not primary", r)
 	}
 	rows, _ := statusRows(t, c)
@@ -346,7 +348,7 @@ func checkIsolatedReads(t *testing.T, ctx context.Context, c *Cluster, x int, cl
 }
 
 // addMember is c.AddMember, failing the test on error.
-func addMember(t *testing.T, c *Cluster, via int, args ...string) int {
+func addMember(t *testing.T, c *harness.Cluster, via int, args ...string) int {
 	t.Helper()
 	j, err := c.AddMember(via, args...)
 	if err != nil {
@@ -356,8 +358,8 @@ func addMember(t *testing.T, c *Cluster, via int, args ...string) int {
 }
 
 // otherThan is the first running member not listed.
-func otherThan(c *Cluster, skip ...int) int {
-	for _, i := range c.filter(c.Running) {
+func otherThan(c *harness.Cluster, skip ...int) int {
+	for _, i := range c.RunningMembers() {
 		if !slices.Contains(skip, i) {
 			return i
 		}
@@ -411,9 +413,9 @@ type listedMember struct {
 
 // listMembers runs `galena member list --json` through the live members
 // and returns the members listed.
-func listMembers(t *testing.T, c *Cluster) []listedMember {
+func listMembers(t *testing.T, c *harness.Cluster) []listedMember {
 	t.Helper()
-	r := RunCLI(galenaBin, c.LiveEndpoints(), "member", "list", "--json")
+	r := harness.RunCLI(galenaBin, c.LiveEndpoints(), "member", "list", "--json")
 	if r.Err != nil || r.Code != 0 {
 		t.Fatalf("%v\nwant exit 0", r)
 	}
@@ -442,13 +444,13 @@ func decodeMembers(out string) ([]listedMember, error) {
 
 // wantMembers checks that `galena member list` shows exactly the members
 // of want (id → voter), with their addresses.
-func wantMembers(t *testing.T, c *Cluster, want map[string]bool) {
+func wantMembers(t *testing.T, c *harness.Cluster, want map[string]bool) {
 	t.Helper()
 	ms := listMembers(t, c)
 	got := make(map[string]bool)
 	for _, m := range ms {
 		got[m.ID] = m.Voter
-		if i := slices.IndexFunc(c.members, func(x *member) bool { return x.id == m.ID }); i < 0 || c.Endpoint(i) != m.Address {
+		if i := slices.Index(c.Endpoints(), m.Address); i < 0 || c.ID(i) != m.ID {
 			t.Errorf("member list: %+v, not a member of the harness at that address", m)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // sstMinStreamMB is the data set size from which the joiner's peak
@@ -31,7 +32,7 @@ func TestOpsStateTransferBySnapshot(t *testing.T) {
 	}
 	d := newDataSet("bulk", *opsSSTMB)
 	slack := time.Duration(d.MB()) * 500 * time.Millisecond // 2 MB/s at worst
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, WaitTimeout: 20*time.Second + slack,
+	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3, WaitTimeout: 20*time.Second + slack,
 		ExtraArgs: []string{"--snapshot-threshold", "16", "--trailing-logs", "8"}})
 	ctx := testCtx(t, 2*time.Minute+4*slack)
 	began := time.Now()
@@ -43,42 +44,42 @@ func TestOpsStateTransferBySnapshot(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c), want, "rows", 40, 1) // past the snapshot
 	target := converge(t, c)
 	for i := range c.Size() { // each takes its own snapshots; any may lead
-		if _, err := c.WaitLog(i, 20*time.Second, "compacting logs"); err != nil {
+		if _, err := c.Member(i).Process().WaitLog(20*time.Second, "compacting logs"); err != nil {
 			t.Fatalf("no snapshot although --snapshot-threshold 16: %v", err)
 		}
 	}
 	ld := mustLeader(t, c)
 
-	donorPID := c.PID(ld)
-	memErr := ResetPeakRSS(donorPID)
+	donorPID := c.Member(ld).Process().PID()
+	memErr := harness.ResetPeakRSS(donorPID)
 	j := addMember(t, c, ld)
 	states := watchStates(c)
 	began = time.Now()
-	if err := c.Start(j); err != nil {
+	if err := c.Member(j).Start(); err != nil {
 		t.Fatal(err)
 	}
-	joinerPID := c.PID(j)
-	anon := sampleAnon(20*time.Millisecond, donorPID, joinerPID)
-	_, err := c.WaitStatus(j, opsJoinTimeout+4*slack, func(st *galenapb.StatusResponse) error {
+	joinerPID := c.Member(j).Process().PID()
+	anon := harness.SampleAnon(20*time.Millisecond, donorPID, joinerPID)
+	_, err := c.Member(j).WaitStatus(opsJoinTimeout+4*slack, func(st *galenapb.StatusResponse) error {
 		if st.GetAppliedSeqno() < target {
 			return fmt.Errorf("%s applied %d of %d", st.GetId(), st.GetAppliedSeqno(), target)
 		}
-		return SyncedVoter(st)
+		return harness.SyncedVoter(st)
 	})
 	took := time.Since(began)
 	seen := states.stop()
-	anonPeak := anon.stop()
+	anonPeak := anon.Stop()
 	if err != nil {
 		t.Fatalf("%v; states seen: %s", err, seen)
 	}
 	donorPeak, joinerPeak := peakRSS(t, memErr, donorPID, joinerPID)
-	donorNow, _ := RSSParts(donorPID)
-	joinerNow, _ := RSSParts(joinerPID)
+	donorNow, _ := harness.RSSParts(donorPID)
+	joinerNow, _ := harness.RSSParts(joinerPID)
 	t.Logf("SST of %.0f MB to %s: SYNCED voter in %v, %.1f MB/s; donor (leader %s): peak RSS %.0f MB, peak anonymous %.0f MB (now %s); joiner: peak RSS %.0f MB, peak anonymous %.0f MB (now %s); states: %s",
 		d.MB(), c.ID(j), took.Round(time.Millisecond), d.MB()/took.Seconds(), c.ID(ld), mb(donorPeak), mb(anonPeak[donorPID]), donorNow,
 		mb(joinerPeak), mb(anonPeak[joinerPID]), joinerNow, seen)
 
-	if _, err := c.WaitLog(j, time.Second, "Installed remote snapshot"); err != nil {
+	if _, err := c.Member(j).Process().WaitLog(time.Second, "Installed remote snapshot"); err != nil {
 		t.Errorf("the joiner did not receive the state by snapshot: %v", err)
 	}
 	// Streamed, never held whole: the joiner's own memory stays well under
@@ -106,11 +107,11 @@ func peakRSS(t *testing.T, memErr error, donor, joiner int) (int64, int64) {
 	if memErr != nil {
 		t.Fatal(memErr)
 	}
-	dp, err := PeakRSS(donor)
+	dp, err := harness.PeakRSS(donor)
 	if err != nil {
 		t.Fatal(err)
 	}
-	jp, err := PeakRSS(joiner)
+	jp, err := harness.PeakRSS(joiner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func BenchmarkOpsRestartCatchUp(b *testing.B) {
 	}
 	for _, bc := range []struct{ heldMB, missed int }{{1, m}, {largeMB, m}, {largeMB, 10 * m}} {
 		b.Run(fmt.Sprintf("held=%dMB/missed=%d", bc.heldMB, bc.missed), func(b *testing.B) {
-			c := NewCluster(b, Options{Binary: galenaBin, Members: 3})
+			c := harness.NewCluster(b, harness.Options{Binary: galenaBin, Members: 3})
 			ctx := b.Context()
 			if err := newDataSet("held", bc.heldMB).load(ctx, newClient(b, c), 4); err != nil {
 				b.Fatal(err)
@@ -188,7 +189,7 @@ func BenchmarkOpsRestartCatchUp(b *testing.B) {
 
 // rejoin kills a follower, commits missed single-key write-sets through the
 // others, and restarts it (see catchUp).
-func rejoin(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byte, prefix string, missed int) {
+func rejoin(t *testing.T, ctx context.Context, c *harness.Cluster, want map[string][]byte, prefix string, missed int) {
 	t.Helper()
 	f, before, target := miss(t, ctx, c, want, prefix, missed)
 	catchUp(t, c, f, before, target, missed)
@@ -197,15 +198,15 @@ func rejoin(t *testing.T, ctx context.Context, c *Cluster, want map[string][]byt
 // miss kills a follower and commits missed single-key write-sets through the
 // others. It returns the follower, the seqno it had applied before the kill
 // and the seqno the others then converged on.
-func miss(t testing.TB, ctx context.Context, c *Cluster, want map[string][]byte, prefix string, missed int) (f int, before, target uint64) {
+func miss(t testing.TB, ctx context.Context, c *harness.Cluster, want map[string][]byte, prefix string, missed int) (f int, before, target uint64) {
 	t.Helper()
 	f = (mustLeader(t, c) + 1) % c.Size()
-	st, err := c.Status(f)
+	st, err := c.Member(f).Status()
 	if err != nil {
 		t.Fatal(err)
 	}
 	before = st.GetAppliedSeqno()
-	if err := c.Kill(f); err != nil {
+	if err := c.Member(f).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	putMany(t, ctx, newClient(t, c, c.EndpointsExcept(f)...), want, "missed/"+prefix, missed, 8)
@@ -215,13 +216,13 @@ func miss(t testing.TB, ctx context.Context, c *Cluster, want map[string][]byte,
 // catchUp restarts member f and waits until it has applied target. It checks
 // that the member resumed from at least before, the seqno it had applied
 // before the kill.
-func catchUp(t testing.TB, c *Cluster, f int, before, target uint64, missed int) {
+func catchUp(t testing.TB, c *harness.Cluster, f int, before, target uint64, missed int) {
 	t.Helper()
 	began := time.Now()
-	if err := c.Start(f); err != nil {
+	if err := c.Member(f).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitStatus(f, time.Minute, func(st *galenapb.StatusResponse) error {
+	if _, err := c.Member(f).WaitStatus(time.Minute, func(st *galenapb.StatusResponse) error {
 		if st.GetAppliedSeqno() < target {
 			return fmt.Errorf("applied %d of %d", st.GetAppliedSeqno(), target)
 		}
@@ -230,7 +231,7 @@ func catchUp(t testing.TB, c *Cluster, f int, before, target uint64, missed int)
 		t.Fatal(err)
 	}
 	took := time.Since(began)
-	resumed, err := c.StartedApplied(f, 5*time.Second)
+	resumed, err := c.Member(f).Process().StartedApplied(5 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,9 +283,9 @@ type checkReport struct {
 
 // runCheck runs `galena check --json` through endpoints and decodes its
 // report.
-func runCheck(t *testing.T, endpoints []string) (checkReport, CLIResult) {
+func runCheck(t *testing.T, endpoints []string) (checkReport, harness.CLIResult) {
 	t.Helper()
-	r := RunCLI(galenaBin, endpoints, "check", "--json")
+	r := harness.RunCLI(galenaBin, endpoints, "check", "--json")
 	var rep checkReport
 	if err := json.Unmarshal([]byte(r.Stdout), &rep); r.Err != nil || err != nil {
 		t.Fatalf("%v\nwant a JSON report (%v)", r, err)
@@ -303,13 +304,13 @@ func (rep checkReport) outcomes() map[string]string {
 
 // wantCheckOK runs `galena check` through the live members and wants it to
 // pass, with every running data member compared and agreeing.
-func wantCheckOK(t *testing.T, c *Cluster) {
+func wantCheckOK(t *testing.T, c *harness.Cluster) {
 	t.Helper()
 	rep, r := runCheck(t, c.LiveEndpoints())
 	want := make(map[string]string)
 	for i := range c.Size() {
 		switch {
-		case c.Arbitrator(i):
+		case c.Member(i).Arbitrator():
 			want[c.ID(i)] = "arbitrator"
 		case c.Running(i):
 			want[c.ID(i)] = "agrees"
@@ -336,10 +337,10 @@ type stateWatch struct {
 }
 
 // watchStates polls every running member's state until stop.
-func watchStates(c *Cluster) *stateWatch {
+func watchStates(c *harness.Cluster) *stateWatch {
 	w := &stateWatch{done: make(chan struct{}), seq: make(map[string][]string)}
 	w.wg.Go(func() {
-		tick := time.NewTicker(pollInterval / 2)
+		tick := time.NewTicker(harness.PollInterval / 2)
 		defer tick.Stop()
 		for {
 			select {
@@ -347,8 +348,8 @@ func watchStates(c *Cluster) *stateWatch {
 				return
 			case <-tick.C:
 			}
-			for _, i := range c.filter(c.live) {
-				if st, err := c.Status(i); err == nil {
+			for _, i := range c.LiveMembers() {
+				if st, err := c.Member(i).Status(); err == nil {
 					w.note(st.GetId(), st.GetState())
 				}
 			}
@@ -394,7 +395,7 @@ func TestOpsArbitrator(t *testing.T) {
 		t.Skip("integration: starts real galena processes")
 	}
 	const arb = 2
-	c := NewCluster(t, Options{Binary: galenaBin, Members: 3, MemberArgs: [][]string{nil, nil, {"--arbitrator"}}})
+	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3, MemberArgs: [][]string{nil, nil, {"--arbitrator"}}})
 	lead := watchLeading(c, arb)
 	ctx := testCtx(t, 2*time.Minute)
 	rows, _ := statusRows(t, c)
@@ -408,7 +409,7 @@ func TestOpsArbitrator(t *testing.T) {
 
 	dead := dataLeader(t, c, arb)
 	survivor := 1 - dead
-	if err := c.Kill(dead); err != nil {
+	if err := c.Member(dead).Kill(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("killed the leader %s; %s and the arbitrator %s remain", c.ID(dead), c.ID(survivor), c.ID(arb))
@@ -416,14 +417,14 @@ func TestOpsArbitrator(t *testing.T) {
 	writeRows(t, ctx, newClient(t, c, c.Endpoint(survivor)), want, "while-down", 100, 1)
 
 	removeMember(t, c, []string{c.Endpoint(survivor)}, dead)
-	if err := c.Wipe(dead); err != nil {
+	if err := c.Member(dead).Wipe(); err != nil {
 		t.Fatal(err)
 	}
-	c.SetJoin(dead, survivor)
-	if err := c.Start(dead); err != nil {
+	c.Member(dead).SetJoin(survivor)
+	if err := c.Member(dead).Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.WaitStatus(dead, opsJoinTimeout, SyncedVoter); err != nil {
+	if _, err := c.Member(dead).WaitStatus(opsJoinTimeout, harness.SyncedVoter); err != nil {
 		t.Fatal(err)
 	}
 	ensureSame(t, c, want)
@@ -442,10 +443,10 @@ func TestOpsArbitrator(t *testing.T) {
 // dataLeader waits until the cluster has one leader that is not the
 // arbitrator arb, and returns it. After the wait bound, an arbitrator that
 // still leads fails the test.
-func dataLeader(t *testing.T, c *Cluster, arb int) int {
+func dataLeader(t *testing.T, c *harness.Cluster, arb int) int {
 	t.Helper()
 	ld := -1
-	err := WaitFor(arbitratorHandOff+c.opts.WaitTimeout, func() error {
+	err := harness.WaitFor(arbitratorHandOff+c.Options().WaitTimeout, func() error {
 		i, err := c.Leader()
 		if err != nil {
 			return err
@@ -470,10 +471,10 @@ type leadWatch struct {
 }
 
 // watchLeading samples member i's raft state until stop.
-func watchLeading(c *Cluster, i int) *leadWatch {
+func watchLeading(c *harness.Cluster, i int) *leadWatch {
 	w := &leadWatch{done: make(chan struct{})}
 	w.wg.Go(func() {
-		tick := time.NewTicker(pollInterval)
+		tick := time.NewTicker(harness.PollInterval)
 		defer tick.Stop()
 		var since time.Time // start of the current stretch; zero when not leading
 		for {
@@ -482,8 +483,8 @@ func watchLeading(c *Cluster, i int) *leadWatch {
 				return
 			case <-tick.C:
 			}
-			st, err := c.Status(i)
-			leading := err == nil && st.GetRaftState() == raftLeader
+			st, err := c.Member(i).Status()
+			leading := err == nil && st.GetRaftState() == harness.RaftLeader
 			switch {
 			case leading && since.IsZero():
 				since = time.Now()

@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// Recorder collects the history of one run: one checker.Op per client
+// recorder collects the history of one run: one checker.Op per client
 // operation, with invocation and completion times in nanoseconds of a
-// monotonic clock since the Recorder was made (never 0, which checker.Op
+// monotonic clock since the recorder was made (never 0, which checker.Op
 // reserves for "never completed"). It is safe for concurrent use.
-type Recorder struct {
+type recorder struct {
 	start time.Time // holds a monotonic reading: time.Since is monotonic
 
 	mu  sync.Mutex
@@ -25,48 +25,45 @@ type Recorder struct {
 	pending map[int]bool
 }
 
-// NewRecorder returns an empty Recorder whose clock starts now.
-func NewRecorder() *Recorder {
-	return &Recorder{start: time.Now(), pending: map[int]bool{}}
+// newRecorder returns an empty recorder whose clock starts now.
+func newRecorder() *recorder {
+	return &recorder{start: time.Now(), pending: map[int]bool{}}
 }
 
-// Start is the wall-clock time the Recorder's clock counts from.
-func (r *Recorder) Start() time.Time { return r.start }
+// now is the recorder's clock: nanoseconds since it was made, at least 1.
+func (r *recorder) now() int64 { return max(1, int64(time.Since(r.start))) }
 
-// Now is the Recorder's clock: nanoseconds since Start, at least 1.
-func (r *Recorder) Now() int64 { return max(1, int64(time.Since(r.start))) }
-
-// Invocation is an operation that was invoked and not yet completed.
-type Invocation struct {
-	r    *Recorder
+// invocation is an operation that was invoked and not yet completed.
+type invocation struct {
+	r    *recorder
 	slot int
 }
 
-// Invoke records that process started an operation on node (a member id).
+// invoke records that process started an operation on node (a member id).
 // payload is the operation's checker payload (*checker.BankOp, *checker.TxnOp,
 // *checker.SetOp or *checker.RegOp) or nil when it is only known at
-// completion. Complete the returned Invocation exactly once.
-func (r *Recorder) Invoke(process int, node string, payload any) *Invocation {
+// completion. Complete the returned invocation exactly once.
+func (r *recorder) invoke(process int, node string, payload any) *invocation {
 	op := checker.Op{Process: process, Node: node}
 	setPayload(&op, payload)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	op.Invoke = r.Now() // under the lock: slots are in invocation-time order
+	op.Invoke = r.now() // under the lock: slots are in invocation-time order
 	r.ops = append(r.ops, op)
 	slot := len(r.ops) - 1
 	r.pending[slot] = true
-	return &Invocation{r: r, slot: slot}
+	return &invocation{r: r, slot: slot}
 }
 
-// Complete records the operation's outcome t, its payload with results
+// complete records the operation's outcome t, its payload with results
 // (nil keeps the payload given to Invoke) and err, whose text becomes the
 // op's Error. It returns the recorded op. Completing twice panics.
-func (inv *Invocation) Complete(t checker.Type, payload any, err error) checker.Op {
-	now := inv.r.Now()
+func (inv *invocation) complete(t checker.Type, payload any, err error) checker.Op {
+	now := inv.r.now()
 	inv.r.mu.Lock()
 	defer inv.r.mu.Unlock()
 	if !inv.r.pending[inv.slot] {
-		panic("integration: recorder: operation completed twice")
+		panic("workload: recorder: operation completed twice")
 	}
 	delete(inv.r.pending, inv.slot)
 	op := &inv.r.ops[inv.slot]
@@ -81,21 +78,21 @@ func (inv *Invocation) Complete(t checker.Type, payload any, err error) checker.
 	return *op
 }
 
-// CompleteOp completes the invocation with the outcome, payload and error
+// completeOp completes the invocation with the outcome, payload and error
 // text of op, as a workload's Step returns it (its Process, Node and times
-// are ignored: the Recorder's stand).
-func (inv *Invocation) CompleteOp(op checker.Op) checker.Op {
+// are ignored: the recorder's stand).
+func (inv *invocation) completeOp(op checker.Op) checker.Op {
 	var err error
 	if op.Error != "" {
 		err = errors.New(op.Error)
 	}
-	return inv.Complete(op.Type, payloadOf(op), err)
+	return inv.complete(op.Type, payloadOf(op), err)
 }
 
-// History returns a copy of the ops recorded so far, in invocation order.
+// history returns a copy of the ops recorded so far, in invocation order.
 // An op still pending is returned as info without a completion time: it
 // may take effect at any time after its invocation.
-func (r *Recorder) History() []checker.Op {
+func (r *recorder) history() []checker.Op {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	h := slices.Clone(r.ops)
@@ -106,13 +103,6 @@ func (r *Recorder) History() []checker.Op {
 		}
 	}
 	return h
-}
-
-// Len is the number of ops invoked so far.
-func (r *Recorder) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.ops)
 }
 
 func setPayload(op *checker.Op, payload any) {
@@ -127,7 +117,7 @@ func setPayload(op *checker.Op, payload any) {
 	case *checker.RegOp:
 		op.Reg = p
 	default:
-		panic(fmt.Sprintf("integration: recorder: payload of type %T", payload))
+		panic(fmt.Sprintf("workload: recorder: payload of type %T", payload))
 	}
 }
 
@@ -146,30 +136,30 @@ func payloadOf(op checker.Op) any {
 	return nil
 }
 
-// notApplied marks an error that happened before anything was sent for
+// notAppliedError marks an error that happened before anything was sent for
 // ordering (a failed read inside a read-write transaction, say), so the
 // operation definitely had no effect whatever the error is.
-type notApplied struct{ err error }
+type notAppliedError struct{ err error }
 
-func (e notApplied) Error() string { return e.err.Error() }
-func (e notApplied) Unwrap() error { return e.err }
+func (e notAppliedError) Error() string { return e.err.Error() }
+func (e notAppliedError) Unwrap() error { return e.err }
 
-// NotApplied wraps err (nil stays nil) to tell Classify that the operation
+// notApplied wraps err (nil stays nil) to tell classify that the operation
 // failed before its write-set could have been sent: it was not applied.
 // errors.Is and errors.As see through the wrapper.
-func NotApplied(err error) error {
+func notApplied(err error) error {
 	if err == nil {
 		return nil
 	}
-	return notApplied{err}
+	return notAppliedError{err}
 }
 
-// Classify maps the error of a client operation to its outcome:
+// classify maps the error of a client operation to its outcome:
 //
 //   - nil: ok;
 //   - readOnly (the operation wrote nothing, so has no effect): any error is
 //     fail;
-//   - an error wrapped by NotApplied: fail;
+//   - an error wrapped by notApplied: fail;
 //   - client.ErrIndeterminate (checked first, since it may wrap others):
 //     info;
 //   - client.ErrConflict, ErrNotPrimary, ErrUnavailable, ErrInvalidKey,
@@ -177,8 +167,8 @@ func NotApplied(err error) error {
 //     ErrSnapshotUnavailable: fail, the write-set was refused or certified
 //     as a conflict, definitely not applied;
 //   - anything else, a context deadline among them: info.
-func Classify(err error, readOnly bool) checker.Type {
-	var na notApplied
+func classify(err error, readOnly bool) checker.Type {
+	var na notAppliedError
 	switch {
 	case err == nil:
 		return checker.TypeOK
@@ -204,7 +194,7 @@ func Classify(err error, readOnly bool) checker.Type {
 // outcome builds the Op a workload's Step returns: payload, the class of err
 // and its text.
 func outcome(payload any, err error, readOnly bool) checker.Op {
-	op := checker.Op{Type: Classify(err, readOnly)}
+	op := checker.Op{Type: classify(err, readOnly)}
 	setPayload(&op, payload)
 	if err != nil {
 		op.Error = err.Error()

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ func ResetPeakRSS(pid int) error {
 	}
 	path := fmt.Sprintf("/proc/%d/clear_refs", pid)
 	if err := os.WriteFile(path, []byte("5"), 0); err != nil {
-		return fmt.Errorf("integration: reset peak RSS: %w", err)
+		return fmt.Errorf("harness: reset peak RSS: %w", err)
 	}
 	return nil
 }
@@ -57,7 +57,7 @@ func procStatus(pid int, name string) (int64, error) {
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("integration: %s: %w", name, err)
+		return 0, fmt.Errorf("harness: %s: %w", name, err)
 	}
 	for line := range strings.Lines(string(b)) {
 		rest, ok := strings.CutPrefix(line, name+":")
@@ -72,20 +72,23 @@ func procStatus(pid int, name string) (int64, error) {
 		}
 		break
 	}
-	return 0, fmt.Errorf("integration: no %s line in /proc/%d/status", name, pid)
+	return 0, fmt.Errorf("harness: no %s line in /proc/%d/status", name, pid)
 }
 
-// anonPeaks samples the anonymous memory of processes until stop, and
-// keeps each one's peak: /proc has a peak for the whole RSS only.
-type anonPeaks struct {
+// AnonPeaks samples the anonymous memory of processes until Stop, and keeps
+// each one's peak: /proc has a peak for the whole RSS only.
+type AnonPeaks struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	peak map[int]int64
 }
 
-func sampleAnon(every time.Duration, pids ...int) *anonPeaks {
-	a := &anonPeaks{done: make(chan struct{}), peak: make(map[int]int64)}
+// SampleAnon samples the anonymous memory (AnonRSS) of the processes pids
+// every period, on a goroutine of its own, until Stop. Linux only: elsewhere
+// it finds nothing.
+func SampleAnon(every time.Duration, pids ...int) *AnonPeaks {
+	a := &AnonPeaks{done: make(chan struct{}), peak: make(map[int]int64)}
 	a.wg.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
@@ -107,8 +110,8 @@ func sampleAnon(every time.Duration, pids ...int) *anonPeaks {
 	return a
 }
 
-// stop ends the sampling and returns the peaks, by pid.
-func (a *anonPeaks) stop() map[int]int64 {
+// Stop ends the sampling and returns the peaks, by pid. Call it once.
+func (a *AnonPeaks) Stop() map[int]int64 {
 	close(a.done)
 	a.wg.Wait()
 	return a.peak

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"bytes"
@@ -10,12 +10,12 @@ import (
 	"strings"
 )
 
-// BuildTags are the build tags of the binary Build compiles: the fault
-// build, whose `galena start` takes --peer-route (see Options.Proxy).
-const BuildTags = "faults"
+// buildTags are the build tags of the binary Build compiles: the fault
+// build, whose `galena start` takes --peer-route (see Options.Network).
+const buildTags = "faults"
 
 // Build compiles ./cmd/galena of the module holding the working directory,
-// with BuildTags, into a new temporary directory and returns the binary's
+// with buildTags, into a new temporary directory and returns the binary's
 // path and a function that removes the directory. Call it once per test
 // binary, from TestMain.
 func Build() (bin string, remove func(), err error) {
@@ -25,15 +25,15 @@ func Build() (bin string, remove func(), err error) {
 	}
 	dir, err := os.MkdirTemp("", "galena-bin-")
 	if err != nil {
-		return "", nil, fmt.Errorf("integration: build: %w", err)
+		return "", nil, fmt.Errorf("harness: build: %w", err)
 	}
 	remove = func() { os.RemoveAll(dir) }
 	bin = filepath.Join(dir, "galena")
-	cmd := exec.Command(goTool(), "build", "-tags", BuildTags, "-o", bin, "./cmd/galena")
+	cmd := exec.Command(goTool(), "build", "-tags", buildTags, "-o", bin, "./cmd/galena")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		remove()
-		return "", nil, fmt.Errorf("integration: go build -tags %s ./cmd/galena in %s: %w\n%s", BuildTags, root, err, out)
+		return "", nil, fmt.Errorf("harness: go build -tags %s ./cmd/galena in %s: %w\n%s", buildTags, root, err, out)
 	}
 	return bin, remove, nil
 }
@@ -58,7 +58,7 @@ func moduleRoot() (string, error) {
 	}
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", fmt.Errorf("integration: module root: %w", err)
+		return "", fmt.Errorf("harness: module root: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -66,7 +66,7 @@ func moduleRoot() (string, error) {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("integration: module root: no go.mod above the working directory")
+			return "", errors.New("harness: module root: no go.mod above the working directory")
 		}
 		dir = parent
 	}

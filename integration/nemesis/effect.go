@@ -1,4 +1,4 @@
-package integration
+package nemesis
 
 import (
 	"errors"
@@ -6,12 +6,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
-// ErrNoEffect: a fault was injected but shows no effect while it lasts: a
+// errNoEffect: a fault was injected but shows no effect while it lasts: a
 // member it killed still runs, one it paused is not stopped, no byte was
 // dropped on the links it cuts or delivered late on those it slows.
-var ErrNoEffect = errors.New("integration: fault had no effect")
+var errNoEffect = errors.New("nemesis: fault had no effect")
 
 // effectTimeout bounds the wait for a fault's effect to show, past the time
 // the fault was meant to last: a link carries its next heartbeat within a
@@ -19,56 +21,57 @@ var ErrNoEffect = errors.New("integration: fault had no effect")
 const effectTimeout = 5 * time.Second
 
 // effectOf waits up to effectTimeout until cond reports an effect, and
-// returns what it saw or, wrapping ErrNoEffect, why it saw none.
+// returns what it saw or, wrapping errNoEffect, why it saw none.
 func effectOf(cond func() (string, error)) (string, error) {
 	var seen string
-	err := WaitFor(effectTimeout, func() (err error) {
+	err := harness.WaitFor(effectTimeout, func() (err error) {
 		seen, err = cond()
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrNoEffect, err)
+		return "", fmt.Errorf("%w: %w", errNoEffect, err)
 	}
 	return seen, nil
 }
 
-// sigkilled reports whether every process of ps, run by members idx, has
-// exited on SIGKILL, as the kernel's wait status tells.
-func (c *Cluster) sigkilled(idx []int, ps []*process) (string, error) {
+// sigkilled reports whether every process of ps, run by the members ids,
+// has exited on SIGKILL, as the kernel's wait status tells.
+func sigkilled(ids []string, ps []*harness.Process) (string, error) {
 	if len(ps) == 0 {
 		return "", errors.New("no process to kill")
 	}
 	for k, p := range ps {
-		id := c.ID(idx[k])
+		id := ids[k]
 		switch {
 		case p == nil:
 			return "", fmt.Errorf("%s had no process", id)
-		case !p.exited():
-			return "", fmt.Errorf("%s (pid %d) still runs", id, p.cmd.Process.Pid)
+		case !p.Exited():
+			return "", fmt.Errorf("%s (pid %d) still runs", id, p.PID())
 		}
-		ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+		st := p.ExitState()
+		ws, ok := st.Sys().(syscall.WaitStatus)
 		if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			return "", fmt.Errorf("%s (pid %d) ended with %v, not on SIGKILL", id, p.cmd.Process.Pid, p.cmd.ProcessState)
+			return "", fmt.Errorf("%s (pid %d) ended with %v, not on SIGKILL", id, p.PID(), st)
 		}
 	}
-	return strings.Join(c.ids(idx), ", ") + " exited on SIGKILL", nil
+	return strings.Join(ids, ", ") + " exited on SIGKILL", nil
 }
 
-// stopped reports whether process p of member i is stopped (SIGSTOP), as
+// stopped reports whether process p of member id is stopped (SIGSTOP), as
 // the kernel's process table tells.
-func (c *Cluster) stopped(i int, p *process) (string, error) {
-	if p == nil || p.exited() {
-		return "", fmt.Errorf("%s has no running process", c.ID(i))
+func stopped(id string, p *harness.Process) (string, error) {
+	if p == nil || p.Exited() {
+		return "", fmt.Errorf("%s has no running process", id)
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.PID()
 	state, err := processState(pid)
 	if err != nil {
 		return "", err
 	}
 	if state != "T" {
-		return "", fmt.Errorf("%s (pid %d) is in state %s, not stopped (T)", c.ID(i), pid, state)
+		return "", fmt.Errorf("%s (pid %d) is in state %s, not stopped (T)", id, pid, state)
 	}
-	return fmt.Sprintf("%s (pid %d) stopped", c.ID(i), pid), nil
+	return fmt.Sprintf("%s (pid %d) stopped", id, pid), nil
 }
 
 // pair is a link between two members, from → to.
@@ -90,7 +93,7 @@ func crossLinks(a, b []int) []pair {
 func (nw *Net) traffic(links []pair) LinkStats {
 	var sum LinkStats
 	for _, l := range links {
-		sum = sum.Add(nw.Stats(l.from, l.to))
+		sum = sum.add(nw.Stats(l.from, l.to))
 	}
 	return sum
 }
@@ -98,7 +101,7 @@ func (nw *Net) traffic(links []pair) LinkStats {
 // linkEffect reports whether links dropped bytes since before (their
 // traffic then), or, when slow, delivered bytes late.
 func (nw *Net) linkEffect(links []pair, before LinkStats, slow bool) (string, error) {
-	d := nw.traffic(links).Sub(before)
+	d := nw.traffic(links).sub(before)
 	switch {
 	case len(links) == 0:
 		return "", errors.New("no link to act on")

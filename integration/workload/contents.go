@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"bytes"
@@ -11,63 +11,28 @@ import (
 	"github.com/galenadb/galena/client"
 )
 
-const (
-	// clientDialTimeout is the DialTimeout of the harness's clients: a dead
-	// member costs a failover about this long.
-	clientDialTimeout = 2 * time.Second
-	// contentsTimeout bounds Contents.
-	contentsTimeout = 30 * time.Second
-)
+// contentsTimeout bounds Contents.
+const contentsTimeout = 30 * time.Second
 
-// Client returns a client of the given endpoints (every member's when none
-// are given), closed when the test ends; closing it earlier is fine.
-func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
-	if len(endpoints) == 0 {
-		endpoints = c.Endpoints()
-	}
-	cl, err := client.New(client.Config{Endpoints: endpoints, DialTimeout: clientDialTimeout})
+// Contents reads every key under prefix ("" for every key) and its value
+// from the member at endpoint, in key order, through a client bound to that
+// member alone: a new session, so it reads whatever the member has applied.
+// It gives up after 30s.
+func Contents(ctx context.Context, endpoint, prefix string) ([]client.KV, error) {
+	cl, err := client.New(client.Config{Endpoints: []string{endpoint}, DialTimeout: runDialTimeout})
 	if err != nil {
-		return nil, fmt.Errorf("integration: client of %v: %w", endpoints, err)
-	}
-	c.t.Cleanup(func() { cl.Close() })
-	return cl, nil
-}
-
-// Probe returns a client of member i alone that reports the member's own
-// answers: when the member refuses for want of a leader, the call fails at
-// once instead of waiting for one (client.Config.NoLeaderWait).
-func (c *Cluster) Probe(i int) *client.Client {
-	c.t.Helper()
-	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
-	if err != nil {
-		c.t.Fatalf("integration: probe of %s: %v", c.ID(i), err)
-	}
-	c.t.Cleanup(func() { cl.Close() })
-	return cl
-}
-
-// Contents reads every key and value of member i, in key order, through a
-// client bound to that member alone: a new session, so it reads whatever the
-// member has applied.
-func (c *Cluster) Contents(i int) ([]client.KV, error) { return c.ContentsRange(i, nil, nil) }
-
-// ContentsRange is Contents for the keys in [start, end); a nil end means
-// no upper bound.
-func (c *Cluster) ContentsRange(i int, start, end []byte) ([]client.KV, error) {
-	cl, err := client.New(client.Config{Endpoints: []string{c.Endpoint(i)}, DialTimeout: clientDialTimeout})
-	if err != nil {
-		return nil, fmt.Errorf("integration: contents of %s: %w", c.ID(i), err)
+		return nil, fmt.Errorf("workload: contents of %s: %w", endpoint, err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), contentsTimeout)
+	ctx, cancel := context.WithTimeout(ctx, contentsTimeout)
 	defer cancel()
 	var kvs []client.KV
 	err = cl.View(ctx, func(tx *client.Txn) (err error) {
-		kvs, err = tx.Scan(ctx, start, end, 0)
+		kvs, err = tx.Scan(ctx, []byte(prefix), prefixEnd([]byte(prefix)), 0)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("integration: contents of %s: %w", c.ID(i), err)
+		return nil, fmt.Errorf("workload: contents of %s: %w", endpoint, err)
 	}
 	return kvs, nil
 }
@@ -140,4 +105,28 @@ func MissingWrites(kvs []client.KV, want map[string][]byte) string {
 	}
 	slices.Sort(bad)
 	return fmt.Sprintf("%d acknowledged writes not reflected: %s", len(bad), strings.Join(bad[:min(len(bad), 10)], "; "))
+}
+
+// compareContents compares the contents of every member that was read
+// (contents[i] is nil for a member that was not) with those of the first
+// one read, id naming the members. It returns how many members it
+// compared, how many keys the first holds, and how the others differ from
+// it ("" when they are identical).
+func compareContents(id func(int) string, contents [][]client.KV) (members, keys int, diff string) {
+	ref := -1
+	var diffs []string
+	for i, kvs := range contents {
+		if kvs == nil {
+			continue
+		}
+		members++
+		if ref < 0 {
+			ref, keys = i, len(kvs)
+			continue
+		}
+		if d := DiffContents(contents[ref], kvs); d != "" {
+			diffs = append(diffs, fmt.Sprintf("%s vs %s: %s", id(ref), id(i), d))
+		}
+	}
+	return members, keys, strings.Join(diffs, "; ")
 }

@@ -1,4 +1,4 @@
-package integration
+package nemesis
 
 import (
 	"bytes"
@@ -7,7 +7,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 const (
@@ -18,14 +21,14 @@ const (
 	// proxyQueue is how many chunks one direction of a connection holds
 	// between reading and delivery (the in-flight window under Delay).
 	proxyQueue = 64
-	// DefaultSeverAfter is Net's default sever timeout (see Net).
-	DefaultSeverAfter = 5 * time.Second
+	// defaultSeverAfter is Net's default sever timeout (see Net).
+	defaultSeverAfter = 5 * time.Second
 	// severPoll is how often the Net looks for connections to sever.
 	severPoll = 100 * time.Millisecond
 )
 
-// Net is the network between the members of a cluster started with
-// Options.Proxy. Every ordered pair of members (i, j), i != j, has a proxy of
+// Net is the network between the members of a cluster started by
+// NewCluster. Every ordered pair of members (i, j), i != j, has a proxy of
 // its own: a loopback listener that forwards to member j's address, and
 // member i dials j through it (`galena start --peer-route`). On a connection
 // through proxy (i, j), bytes from i to j travel on link (i, j) and the
@@ -79,24 +82,44 @@ type LinkStats struct {
 	Severed int64 // connections from opened to to that the Net closed
 }
 
-// Add returns the sum of s and o.
-func (s LinkStats) Add(o LinkStats) LinkStats {
+// add returns the sum of s and o.
+func (s LinkStats) add(o LinkStats) LinkStats {
 	return LinkStats{Conns: s.Conns + o.Conns, Bytes: s.Bytes + o.Bytes, Dropped: s.Dropped + o.Dropped,
 		Delayed: s.Delayed + o.Delayed, Severed: s.Severed + o.Severed}
 }
 
-// Sub returns s less o: what a link did between two readings.
-func (s LinkStats) Sub(o LinkStats) LinkStats {
+// sub returns s less o: what a link did between two readings.
+func (s LinkStats) sub(o LinkStats) LinkStats {
 	return LinkStats{Conns: s.Conns - o.Conns, Bytes: s.Bytes - o.Bytes, Dropped: s.Dropped - o.Dropped,
 		Delayed: s.Delayed - o.Delayed, Severed: s.Severed - o.Severed}
 }
 
-// NewNet starts a proxy for every ordered pair of the members at targets
+// NewCluster starts a cluster as harness.NewCluster does, whose
+// members reach each other only through the proxies of the Net it returns:
+// member i of the cluster is member i of the Net. opts.Network is replaced.
+// A connection that lost bytes to a blocked link lives on for severAfter
+// (<= 0: defaultSeverAfter) before the Net closes it, as a sender's TCP
+// timeout would; make it long to model a partition that never resets a
+// connection.
+func NewCluster(t testing.TB, opts harness.Options, severAfter time.Duration) (*harness.Cluster, *Net) {
+	t.Helper()
+	var nw *Net
+	opts.Network = func(addrs []string) (harness.Router, error) {
+		var err error
+		if nw, err = newNet(addrs, severAfter); err != nil {
+			return nil, err // not a nil *Net in a Router
+		}
+		return nw, nil
+	}
+	return harness.NewCluster(t, opts), nw
+}
+
+// newNet starts a proxy for every ordered pair of the members at targets
 // (their addresses, in member order). severAfter <= 0 means
-// DefaultSeverAfter. Close it when done.
-func NewNet(targets []string, severAfter time.Duration) (*Net, error) {
+// defaultSeverAfter. Close it when done.
+func newNet(targets []string, severAfter time.Duration) (*Net, error) {
 	if severAfter <= 0 {
-		severAfter = DefaultSeverAfter
+		severAfter = defaultSeverAfter
 	}
 	n := len(targets)
 	nw := &Net{
@@ -112,7 +135,7 @@ func NewNet(targets []string, severAfter time.Duration) (*Net, error) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				nw.Close()
-				return nil, fmt.Errorf("integration: proxy %d→%d: %w", from, to, err)
+				return nil, fmt.Errorf("nemesis: proxy %d→%d: %w", from, to, err)
 			}
 			p := &proxy{nw: nw, from: from, to: to, ln: ln}
 			nw.proxies[from*n+to] = p
@@ -123,11 +146,8 @@ func NewNet(targets []string, severAfter time.Duration) (*Net, error) {
 	return nw, nil
 }
 
-// Size is the number of members.
-func (nw *Net) Size() int { return nw.n }
-
-// ProxyAddr is the address member from dials to reach member to.
-func (nw *Net) ProxyAddr(from, to int) string {
+// proxyAddr is the address member from dials to reach member to.
+func (nw *Net) proxyAddr(from, to int) string {
 	return nw.proxy(from, to).ln.Addr().String()
 }
 
@@ -137,21 +157,21 @@ func (nw *Net) PeerRoute(i int) string {
 	var parts []string
 	for j, addr := range nw.targets {
 		if j != i {
-			parts = append(parts, addr+"="+nw.ProxyAddr(i, j))
+			parts = append(parts, addr+"="+nw.proxyAddr(i, j))
 		}
 	}
 	return strings.Join(parts, ",")
 }
 
-// Block stops the traffic from member from to member to: bytes in flight and
+// block stops the traffic from member from to member to: bytes in flight and
 // later ones are dropped until Heal.
-func (nw *Net) Block(from, to int) {
+func (nw *Net) block(from, to int) {
 	nw.set(from, to, func(l *link) { l.blocked = true })
 }
 
-// OneWay is Block: from's traffic no longer reaches to, while to's still
+// oneWay is block: from's traffic no longer reaches to, while to's still
 // reaches from.
-func (nw *Net) OneWay(from, to int) { nw.Block(from, to) }
+func (nw *Net) oneWay(from, to int) { nw.block(from, to) }
 
 // Isolate cuts member i off from every other member, both ways.
 func (nw *Net) Isolate(i int) {
@@ -161,13 +181,13 @@ func (nw *Net) Isolate(i int) {
 			rest = append(rest, j)
 		}
 	}
-	nw.Split([]int{i}, rest)
+	nw.split([]int{i}, rest)
 }
 
-// Split partitions the members into groups: every link between members of
+// split partitions the members into groups: every link between members of
 // different groups is blocked both ways. A member in no group is a group of
 // its own.
-func (nw *Net) Split(groups ...[]int) {
+func (nw *Net) split(groups ...[]int) {
 	group := make([]int, nw.n)
 	for i := range group {
 		group[i] = -1 - i // alone unless listed
@@ -189,11 +209,11 @@ func (nw *Net) Split(groups ...[]int) {
 	}
 }
 
-// Bridge connects each member of chain to its neighbours in chain and cuts
-// it off from the others in chain, both ways: Bridge(0, 1, 2) keeps 0↔1 and
+// bridge connects each member of chain to its neighbours in chain and cuts
+// it off from the others in chain, both ways: bridge(0, 1, 2) keeps 0↔1 and
 // 1↔2 and blocks 0↔2, a non-transitive network in which 1 sees everyone.
 // Links to members outside chain are left alone.
-func (nw *Net) Bridge(chain ...int) {
+func (nw *Net) bridge(chain ...int) {
 	pos := make(map[int]int, len(chain))
 	for k, i := range chain {
 		nw.check(i)
@@ -235,8 +255,8 @@ func (nw *Net) Heal() {
 	}
 }
 
-// Blocked reports whether traffic from member from to member to is blocked.
-func (nw *Net) Blocked(from, to int) bool { return nw.get(from, to).blocked }
+// blocked reports whether traffic from member from to member to is blocked.
+func (nw *Net) blocked(from, to int) bool { return nw.get(from, to).blocked }
 
 // Stats reports what the link from member from to member to did.
 func (nw *Net) Stats(from, to int) LinkStats {
@@ -297,7 +317,7 @@ func (nw *Net) Close() {
 
 func (nw *Net) check(i int) {
 	if i < 0 || i >= nw.n {
-		panic(fmt.Sprintf("integration: member %d of a %d-member network", i, nw.n))
+		panic(fmt.Sprintf("nemesis: member %d of a %d-member network", i, nw.n))
 	}
 }
 
@@ -305,7 +325,7 @@ func (nw *Net) proxy(from, to int) *proxy {
 	nw.check(from)
 	nw.check(to)
 	if from == to {
-		panic(fmt.Sprintf("integration: no link from member %d to itself", from))
+		panic(fmt.Sprintf("nemesis: no link from member %d to itself", from))
 	}
 	return nw.proxies[from*nw.n+to]
 }

@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// RegisterWorkload treats a few keys as registers of small ints and checks
+// registerWorkload treats a few keys as registers of small ints and checks
 // that reads, writes and compare-and-sets are linearizable, per key:
 //
 //   - write: Begin, Put, Commit (a blind write: it conflicts only with a
@@ -23,7 +23,7 @@ import (
 //   - cas: Begin with client.Linearizable, Get, compare; when the value is
 //     not the expected one it is an ok cas with CASOK false, else Put and
 //     Commit (a conflict is a fail).
-type RegisterWorkload struct {
+type registerWorkload struct {
 	// Keys is the number of registers; default 5.
 	Keys int
 	// Values is the number of values, 0..Values-1; default 5.
@@ -34,7 +34,7 @@ type RegisterWorkload struct {
 
 const registerPrefix = "reg/"
 
-func (w *RegisterWorkload) defaults() {
+func (w *registerWorkload) defaults() {
 	if w.Keys == 0 {
 		w.Keys = 5
 	}
@@ -46,16 +46,16 @@ func (w *RegisterWorkload) defaults() {
 	}
 }
 
-// Name implements Workload.
-func (w *RegisterWorkload) Name() string { return checker.WorkloadRegister }
+// Name implements workload.
+func (w *registerWorkload) Name() string { return checker.WorkloadRegister }
 
 func registerKey(k string) []byte { return []byte(registerPrefix + k) }
 
-// Setup implements Workload; the registers start absent.
-func (w *RegisterWorkload) Setup(context.Context, *Cluster) error { w.defaults(); return nil }
+// Setup implements workload; the registers start absent.
+func (w *registerWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
 // Step implements Workload: a read, a write or a cas, a third each.
-func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *registerWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	w.defaults()
 	key := strconv.Itoa(rng.IntN(w.Keys))
 	switch rng.IntN(3) {
@@ -65,11 +65,11 @@ func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *ran
 		op := &checker.RegOp{F: checker.RegWrite, Key: key, Value: rng.IntN(w.Values)}
 		tx, err := cl.Begin(ctx)
 		if err != nil {
-			return outcome(op, NotApplied(err), false)
+			return outcome(op, notApplied(err), false)
 		}
 		defer tx.Rollback()
 		if err := tx.Put(registerKey(key), []byte(strconv.Itoa(op.Value))); err != nil {
-			return outcome(op, NotApplied(err), false)
+			return outcome(op, notApplied(err), false)
 		}
 		_, err = tx.Commit(ctx)
 		return outcome(op, err, false)
@@ -77,18 +77,18 @@ func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *ran
 	op := &checker.RegOp{F: checker.RegCAS, Key: key, Expect: rng.IntN(w.Values), Value: rng.IntN(w.Values)}
 	tx, err := cl.Begin(ctx, client.Linearizable())
 	if err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	defer tx.Rollback()
 	cur, err := getRegister(ctx, tx, key)
 	if err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	if cur != op.Expect {
 		return outcome(op, nil, true) // ok, CASOK false: the register held cur
 	}
 	if err := tx.Put(registerKey(key), []byte(strconv.Itoa(op.Value))); err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	if _, err = tx.Commit(ctx); err == nil {
 		op.CASOK = true
@@ -97,7 +97,7 @@ func (w *RegisterWorkload) Step(ctx context.Context, cl *client.Client, rng *ran
 }
 
 // read is a linearizable read of one register.
-func (w *RegisterWorkload) read(ctx context.Context, cl *client.Client, key string) checker.Op {
+func (w *registerWorkload) read(ctx context.Context, cl *client.Client, key string) checker.Op {
 	op := &checker.RegOp{F: checker.RegRead, Key: key}
 	err := cl.View(ctx, func(tx *client.Txn) (err error) {
 		op.Result, err = getRegister(ctx, tx, key)
@@ -124,7 +124,7 @@ func getRegister(ctx context.Context, tx *client.Txn, key string) (int, error) {
 
 // Final implements Workload: a linearizable read of every register on s's
 // member, one op each.
-func (w *RegisterWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *registerWorkload) Final(ctx context.Context, s *session) ([]checker.Op, error) {
 	w.defaults()
 	var ops []checker.Op
 	for k := range w.Keys {
@@ -141,7 +141,7 @@ func (w *RegisterWorkload) Final(ctx context.Context, s *Session) ([]checker.Op,
 // Check implements Workload: CheckRegister over the history and the final
 // reads; a non-linearizable history's visualization goes to
 // final.Dir/register.html.
-func (w *RegisterWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *registerWorkload) Check(h []checker.Op, final finalState) (checker.Result, error) {
 	w.defaults()
 	cfg := checker.RegisterConfig{Timeout: w.Timeout}
 	if final.Dir != "" {

@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"bytes"
@@ -13,12 +13,12 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// SetWorkload adds unique integers to a set: each add is one Begin/Put/
+// setWorkload adds unique integers to a set: each add is one Begin/Put/
 // Commit of its own key set/<n> (no two adds write one key, so no add can
 // conflict). With ReadRatio, a client instead reads the whole set with a
 // Linearizable scan, which must hold every add acknowledged before it began.
 // The final reads scan the set on every member once the cluster converged.
-type SetWorkload struct {
+type setWorkload struct {
 	// ReadRatio is the share of linearizable reads among the ops; default
 	// 0.05. Negative means none.
 	ReadRatio float64
@@ -28,10 +28,10 @@ type SetWorkload struct {
 
 const setPrefix = "set/"
 
-// Name implements Workload.
-func (w *SetWorkload) Name() string { return checker.WorkloadSet }
+// Name implements workload.
+func (w *setWorkload) Name() string { return checker.WorkloadSet }
 
-func (w *SetWorkload) readRatio() float64 {
+func (w *setWorkload) readRatio() float64 {
 	if w.ReadRatio == 0 {
 		return 0.05
 	}
@@ -40,11 +40,11 @@ func (w *SetWorkload) readRatio() float64 {
 
 func setKey(v int) []byte { return fmt.Appendf(nil, "%s%d", setPrefix, v) }
 
-// Setup implements Workload; the set starts empty.
-func (w *SetWorkload) Setup(context.Context, *Cluster) error { return nil }
+// Setup implements workload; the set starts empty.
+func (w *setWorkload) Setup(context.Context, *client.Client) error { return nil }
 
 // Step implements Workload: an add of a new value, or a read.
-func (w *SetWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *setWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	if rng.Float64() < w.readRatio() {
 		op := &checker.SetOp{F: checker.SetRead}
 		err := cl.View(ctx, func(tx *client.Txn) (err error) {
@@ -59,11 +59,11 @@ func (w *SetWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Ran
 	op := &checker.SetOp{F: checker.SetAdd, Value: int(w.next.Add(1))}
 	tx, err := cl.Begin(ctx)
 	if err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	defer tx.Rollback()
 	if err := tx.Put(setKey(op.Value), []byte(strconv.Itoa(op.Value))); err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	_, err = tx.Commit(ctx)
 	return outcome(op, err, false)
@@ -92,7 +92,7 @@ func readSet(ctx context.Context, tx *client.Txn) ([]int, error) {
 
 // Final implements Workload: one plain scan of the set on s's member (the
 // cluster has converged, so every member holds every applied add).
-func (w *SetWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *setWorkload) Final(ctx context.Context, s *session) ([]checker.Op, error) {
 	op := s.Do(func() checker.Op {
 		read := &checker.SetOp{F: checker.SetRead}
 		err := s.Client.View(ctx, func(tx *client.Txn) (err error) {
@@ -108,6 +108,6 @@ func (w *SetWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, erro
 }
 
 // Check implements Workload: CheckSet over the history and the final reads.
-func (w *SetWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *setWorkload) Check(h []checker.Op, final finalState) (checker.Result, error) {
 	return checker.CheckSet(append(slices.Clip(h), final.Reads...))
 }

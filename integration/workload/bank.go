@@ -1,9 +1,8 @@
-package integration
+package workload
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -12,13 +11,13 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// BankWorkload moves money between accounts: each transfer is an Update
+// bankWorkload moves money between accounts: each transfer is an Update
 // (retried on conflict) that reads two balances and moves a random amount,
 // at most the source's balance, from one to the other; reads are snapshot
 // reads of every account (a View scanning the account prefix) on the
 // client's member. Transfers keep the total, and snapshot isolation keeps
 // every snapshot's sum at the total and no balance negative.
-type BankWorkload struct {
+type bankWorkload struct {
 	// Accounts is the number of accounts; default 8.
 	Accounts int
 	// Initial is each account's opening balance; default 10.
@@ -31,7 +30,7 @@ type BankWorkload struct {
 
 const bankPrefix = "bank/"
 
-func (w *BankWorkload) defaults() {
+func (w *bankWorkload) defaults() {
 	if w.Accounts == 0 {
 		w.Accounts = 8
 	}
@@ -46,24 +45,19 @@ func (w *BankWorkload) defaults() {
 	}
 }
 
-// Name implements Workload.
-func (w *BankWorkload) Name() string { return checker.WorkloadBank }
+// Name implements workload.
+func (w *bankWorkload) Name() string { return checker.WorkloadBank }
 
-// Total is the sum of all balances.
-func (w *BankWorkload) Total() int64 { w.defaults(); return int64(w.Accounts) * w.Initial }
+// total is the sum of all balances.
+func (w *bankWorkload) total() int64 { w.defaults(); return int64(w.Accounts) * w.Initial }
 
-func (w *BankWorkload) account(i int) string { return fmt.Sprintf("a%d", i) }
+func (w *bankWorkload) account(i int) string { return fmt.Sprintf("a%d", i) }
 
 func bankKey(acct string) []byte { return []byte(bankPrefix + acct) }
 
 // Setup implements Workload: it opens every account in one transaction.
-func (w *BankWorkload) Setup(ctx context.Context, c *Cluster) error {
+func (w *bankWorkload) Setup(ctx context.Context, cl *client.Client) error {
 	w.defaults()
-	cl, err := c.Client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	return cl.Update(ctx, func(tx *client.Txn) error {
 		for i := range w.Accounts {
 			if err := tx.Put(bankKey(w.account(i)), []byte(strconv.FormatInt(w.Initial, 10))); err != nil {
@@ -75,7 +69,7 @@ func (w *BankWorkload) Setup(ctx context.Context, c *Cluster) error {
 }
 
 // Step implements Workload: a transfer or, with ReadRatio, a read.
-func (w *BankWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *bankWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	w.defaults()
 	if rng.Float64() < w.ReadRatio {
 		op := &checker.BankOp{F: checker.BankRead}
@@ -95,11 +89,11 @@ func (w *BankWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Ra
 	err := cl.Update(ctx, func(tx *client.Txn) error {
 		fb, err := getInt(ctx, tx, bankKey(op.From))
 		if err != nil {
-			return NotApplied(err)
+			return notApplied(err)
 		}
 		tb, err := getInt(ctx, tx, bankKey(op.To))
 		if err != nil {
-			return NotApplied(err)
+			return notApplied(err)
 		}
 		op.Amount = min(want, fb)
 		if op.Amount <= 0 {
@@ -107,7 +101,7 @@ func (w *BankWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Ra
 			return nil // nothing to move: a transaction without writes
 		}
 		if err := tx.Put(bankKey(op.From), []byte(strconv.FormatInt(fb-op.Amount, 10))); err != nil {
-			return NotApplied(err)
+			return notApplied(err)
 		}
 		return tx.Put(bankKey(op.To), []byte(strconv.FormatInt(tb+op.Amount, 10)))
 	})
@@ -115,7 +109,7 @@ func (w *BankWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Ra
 }
 
 // readAll reads every account in tx's snapshot.
-func (w *BankWorkload) readAll(ctx context.Context, tx *client.Txn) (map[string]int64, error) {
+func (w *bankWorkload) readAll(ctx context.Context, tx *client.Txn) (map[string]int64, error) {
 	kvs, err := tx.Scan(ctx, []byte(bankPrefix), prefixEnd([]byte(bankPrefix)), 0)
 	if err != nil {
 		return nil, err
@@ -133,7 +127,7 @@ func (w *BankWorkload) readAll(ctx context.Context, tx *client.Txn) (map[string]
 
 // Final implements Workload: one snapshot read of every account on s's
 // member.
-func (w *BankWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *bankWorkload) Final(ctx context.Context, s *session) ([]checker.Op, error) {
 	op := s.Do(func() checker.Op {
 		read := &checker.BankOp{F: checker.BankRead}
 		err := s.Client.View(ctx, func(tx *client.Txn) (err error) {
@@ -150,8 +144,8 @@ func (w *BankWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, err
 
 // Check implements Workload: CheckBank against the total, with the final
 // reads as BankConfig.Final.
-func (w *BankWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
-	return checker.CheckBank(h, checker.BankConfig{Total: w.Total(), Final: final.Reads})
+func (w *bankWorkload) Check(h []checker.Op, final finalState) (checker.Result, error) {
+	return checker.CheckBank(h, checker.BankConfig{Total: w.total(), Final: final.Reads})
 }
 
 // getInt reads a decimal integer; an absent key is an error.
@@ -166,19 +160,3 @@ func getInt(ctx context.Context, tx *client.Txn, key []byte) (int64, error) {
 	}
 	return n, nil
 }
-
-// prefixEnd is the smallest key after every key with the given prefix, or
-// nil (no bound) when there is none.
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
-}
-
-// errNotFound reports whether err is the client's not-found.
-func errNotFound(err error) bool { return errors.Is(err, client.ErrNotFound) }

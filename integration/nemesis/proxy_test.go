@@ -1,4 +1,4 @@
-package integration
+package nemesis
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // The proxies on their own, against echo servers (no galena process, so
@@ -24,7 +26,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	defer a.close()
 	defer b.close()
 	const sever = 300 * time.Millisecond
-	nw, err := NewNet([]string{a.addr(), b.addr()}, sever)
+	nw, err := newNet([]string{a.addr(), b.addr()}, sever)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +40,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 		t.Errorf("link 0→1 after one echo: %+v", s)
 	}
 
-	nw.Block(0, 1)
+	nw.block(0, 1)
 	if err := echoes(c, "lost", 200*time.Millisecond); err == nil {
 		t.Fatal("an echo crossed a blocked link")
 	}
@@ -49,7 +51,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	}
 
 	c = dialProxy(t, nw, 0, 1)
-	nw.OneWay(1, 0) // the request gets there, the echo does not
+	nw.oneWay(1, 0) // the request gets there, the echo does not
 	if err := echoes(c, "half", 200*time.Millisecond); err == nil {
 		t.Fatal("an echo crossed a link blocked one way")
 	}
@@ -59,7 +61,7 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	}
 	nw.Heal()
 
-	nw.Block(0, 1)
+	nw.block(0, 1)
 	c = dialProxy(t, nw, 0, 1) // accepted, but never reaches b
 	if err := echoes(c, "void", 200*time.Millisecond); err == nil {
 		t.Fatal("a connection opened on a blocked link carried an echo")
@@ -103,7 +105,7 @@ const proxyWait = 10 * time.Second
 // waitDropped waits until the link from → to has dropped n bytes in all.
 func waitDropped(t *testing.T, nw *Net, from, to int, n int64) {
 	t.Helper()
-	if err := WaitFor(proxyWait, func() error {
+	if err := harness.WaitFor(proxyWait, func() error {
 		if s := nw.Stats(from, to); s.Dropped != n {
 			return fmt.Errorf("link %d→%d dropped %d bytes, want %d", from, to, s.Dropped, n)
 		}
@@ -116,11 +118,11 @@ func waitDropped(t *testing.T, nw *Net, from, to int, n int64) {
 // Isolate, Split and Bridge block exactly the links they describe.
 func TestNetPartitionShapes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, err := ClosedAddr()
+	addr, err := harness.ClosedAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	nw, err := NewNet([]string{addr, addr, addr, addr, addr}, 0)
+	nw, err := newNet([]string{addr, addr, addr, addr, addr}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +133,10 @@ func TestNetPartitionShapes(t *testing.T) {
 		cut   [][2]int // unordered pairs blocked both ways
 	}{
 		{"isolate 2", func() { nw.Isolate(2) }, [][2]int{{2, 0}, {2, 1}, {2, 3}, {2, 4}}},
-		{"split 0,1 | 2,3,4", func() { nw.Split([]int{0, 1}, []int{2, 3, 4}) },
+		{"split 0,1 | 2,3,4", func() { nw.split([]int{0, 1}, []int{2, 3, 4}) },
 			[][2]int{{0, 2}, {0, 3}, {0, 4}, {1, 2}, {1, 3}, {1, 4}}},
-		{"bridge 0-1-2", func() { nw.Bridge(0, 1, 2) }, [][2]int{{0, 2}}},
-		{"bridge 3-0-4-1", func() { nw.Bridge(3, 0, 4, 1) }, [][2]int{{3, 4}, {3, 1}, {0, 1}}},
+		{"bridge 0-1-2", func() { nw.bridge(0, 1, 2) }, [][2]int{{0, 2}}},
+		{"bridge 3-0-4-1", func() { nw.bridge(3, 0, 4, 1) }, [][2]int{{3, 4}, {3, 1}, {0, 1}}},
 	}
 	for _, tc := range cases {
 		nw.Heal()
@@ -145,7 +147,7 @@ func TestNetPartitionShapes(t *testing.T) {
 					continue
 				}
 				want := slices.Contains(tc.cut, [2]int{from, to}) || slices.Contains(tc.cut, [2]int{to, from})
-				if got := nw.Blocked(from, to); got != want {
+				if got := nw.blocked(from, to); got != want {
 					t.Errorf("%s: %d→%d blocked=%v, want %v (%v)", tc.name, from, to, got, want, nw)
 				}
 			}
@@ -156,7 +158,7 @@ func TestNetPartitionShapes(t *testing.T) {
 // dialProxy connects to the proxy member from uses to reach member to.
 func dialProxy(t *testing.T, nw *Net, from, to int) net.Conn {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", nw.ProxyAddr(from, to), time.Second)
+	c, err := net.DialTimeout("tcp", nw.proxyAddr(from, to), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

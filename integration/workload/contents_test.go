@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"fmt"
@@ -133,39 +133,6 @@ func TestCompareContents(t *testing.T) {
 				t.Errorf("compared %d members holding %d keys, want %d and %d", members, keys, tc.members, tc.keys)
 			}
 			wantDiff(t, diff, tc.diff...)
-		})
-	}
-}
-
-// checkCounter accepts a counter between the acknowledged increments and
-// those that may have been applied, and nothing else.
-func TestCheckCounter(t *testing.T) {
-	counter := func(v string) []client.KV { return kvs("a=1", faultLoadCounter+"="+v, "z=2") }
-	for _, tc := range []struct {
-		name           string
-		acked, unknown int
-		kvs            []client.KV
-		err            string // "" when it must pass
-	}{
-		{"every acknowledged increment", 5, 0, counter("5"), ""},
-		{"some indeterminate applied", 5, 3, counter("7"), ""},
-		{"every indeterminate applied", 5, 3, counter("8"), ""},
-		{"acknowledged increment lost", 5, 3, counter("4"), `counter holds "4" after 5 acknowledged`},
-		{"more than were tried", 5, 3, counter("9"), `counter holds "9"`},
-		{"not a number", 0, 0, counter("x"), `counter holds "x"`},
-		{"counter missing", 0, 0, kvs("a=1"), "the counter is missing"},
-		{"no contents", 0, 0, nil, "the counter is missing"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			w := &faultLoad{}
-			w.incs.acked, w.incs.unknown = tc.acked, tc.unknown
-			err := w.checkCounter(tc.kvs)
-			switch {
-			case tc.err == "" && err != nil:
-				t.Errorf("rejected a good counter: %v", err)
-			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-				t.Errorf("err = %v, want one saying %q", err, tc.err)
-			}
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package integration
+package harness
 
 import (
 	"bytes"
@@ -33,17 +33,6 @@ func (r CLIResult) String() string {
 	return s
 }
 
-// CLI runs the galena binary with --endpoints listing every member and then
-// args, e.g. c.CLI("put", "k", "v").
-func (c *Cluster) CLI(args ...string) CLIResult {
-	return RunCLI(c.opts.Binary, c.Endpoints(), args...)
-}
-
-// CLIOn runs the galena binary with --endpoints naming member i alone.
-func (c *Cluster) CLIOn(i int, args ...string) CLIResult {
-	return RunCLI(c.opts.Binary, []string{c.Endpoint(i)}, args...)
-}
-
 // RunCLI runs bin with --endpoints set to endpoints and then args, with
 // GALENA_ENDPOINTS removed from its environment, and waits for it to exit
 // (at most a minute).
@@ -53,6 +42,20 @@ func RunCLI(bin string, endpoints []string, args ...string) CLIResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, full...)
 	cmd.Env = withoutEnv(os.Environ(), "GALENA_ENDPOINTS")
+	return runCmd(ctx, cmd, full)
+}
+
+// RunStart runs `galena start` with args as a one-off process, outside any
+// cluster slot, and waits up to timeout for it to exit: for a start that
+// must be refused. A process still running after timeout is killed, and the
+// result's Err says so.
+func RunStart(bin string, timeout time.Duration, args ...string) CLIResult {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	full := append([]string{"start"}, args...)
+	cmd := exec.CommandContext(ctx, bin, full...)
+	cmd.Env = withoutEnv(os.Environ(), "GALENA_ENDPOINTS")
+	cmd.SysProcAttr = sysProcAttr()
 	return runCmd(ctx, cmd, full)
 }
 

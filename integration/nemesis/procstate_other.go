@@ -1,29 +1,24 @@
 //go:build !linux
 
-package integration
+package nemesis
 
 import (
 	"fmt"
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 )
-
-// sysProcAttr: outside Linux there is no parent-death signal; cleanups alone
-// stop the members.
-func sysProcAttr() *syscall.SysProcAttr { return nil }
 
 // processState is the state letter of process pid, such as R (running), S
 // (sleeping) or T (stopped), as ps reports it.
 func processState(pid int) (string, error) {
 	out, err := exec.Command("ps", "-o", "stat=", "-p", strconv.Itoa(pid)).Output()
 	if err != nil {
-		return "", fmt.Errorf("integration: state of pid %d: %w", pid, err)
+		return "", fmt.Errorf("nemesis: state of pid %d: %w", pid, err)
 	}
 	s := strings.TrimSpace(string(out))
 	if s == "" {
-		return "", fmt.Errorf("integration: state of pid %d: ps printed nothing", pid)
+		return "", fmt.Errorf("nemesis: state of pid %d: ps printed nothing", pid)
 	}
 	return s[:1], nil
 }

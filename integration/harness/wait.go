@@ -1,7 +1,6 @@
-package integration
+package harness
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,30 +10,13 @@ import (
 )
 
 const (
-	// pollInterval is the pause between two checks of a condition.
-	pollInterval = 50 * time.Millisecond
-	// statusTimeout bounds one Status call.
-	statusTimeout = 2 * time.Second
-	// stateSynced is the state of a primary member that is caught up.
-	stateSynced = "SYNCED"
-	// raftLeader is the raft_state of a leader.
-	raftLeader = "Leader"
+	// PollInterval is the pause between two checks of a condition.
+	PollInterval = 50 * time.Millisecond
+	// StateSynced is the state of a primary member that is caught up.
+	StateSynced = "SYNCED"
+	// RaftLeader is the raft_state of a leader.
+	RaftLeader = "Leader"
 )
-
-// Status asks member i for its status through the Status RPC.
-func (c *Cluster) Status(i int) (*galenapb.StatusResponse, error) {
-	return statusOf(c.members[i])
-}
-
-func statusOf(m *member) (*galenapb.StatusResponse, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
-	defer cancel()
-	st, err := m.kv.Status(ctx, &galenapb.StatusRequest{})
-	if err != nil {
-		return nil, fmt.Errorf("status of %s: %w", m.id, err)
-	}
-	return st, nil
-}
 
 // Leader waits up to Options.WaitTimeout until exactly one running member
 // that is not paused reports itself Leader, and returns its index.
@@ -42,25 +24,25 @@ func (c *Cluster) Leader() (int, error) {
 	leader := -1
 	err := WaitFor(c.opts.WaitTimeout, func() error {
 		if err := c.crashErr(); err != nil {
-			return permanent(err)
+			return Permanent(err)
 		}
 		var leaders []int
 		for i, m := range c.members {
-			if !c.live(i) {
+			if !m.live() {
 				continue
 			}
-			if st, err := statusOf(m); err == nil && st.GetRaftState() == raftLeader {
+			if st, err := m.Status(); err == nil && st.GetRaftState() == RaftLeader {
 				leaders = append(leaders, i)
 			}
 		}
 		if len(leaders) != 1 {
-			return fmt.Errorf("%d running members report Leader %v", len(leaders), c.ids(leaders))
+			return fmt.Errorf("%d running members report Leader %v", len(leaders), c.IDs(leaders...))
 		}
 		leader = leaders[0]
 		return nil
 	})
 	if err != nil {
-		return -1, fmt.Errorf("integration: no single leader: %w", err)
+		return -1, fmt.Errorf("harness: no single leader: %w", err)
 	}
 	return leader, nil
 }
@@ -71,7 +53,7 @@ func (c *Cluster) Leader() (int, error) {
 func (c *Cluster) WaitReady() error {
 	err := WaitFor(c.opts.WaitTimeout, func() error {
 		if err := c.crashErr(); err != nil {
-			return permanent(err)
+			return Permanent(err)
 		}
 		sts, err := c.runningStatus()
 		if err != nil {
@@ -80,7 +62,7 @@ func (c *Cluster) WaitReady() error {
 		return ready(sts)
 	})
 	if err != nil {
-		return fmt.Errorf("integration: cluster not ready: %w", err)
+		return fmt.Errorf("harness: cluster not ready: %w", err)
 	}
 	return nil
 }
@@ -93,14 +75,14 @@ func ready(sts []*galenapb.StatusResponse) error {
 	leader := sts[0].GetLeaderId()
 	for _, st := range sts {
 		switch {
-		case st.GetState() != stateSynced:
+		case st.GetState() != StateSynced:
 			return fmt.Errorf("%s is %s", st.GetId(), st.GetState())
 		case st.GetLeaderId() == "" || st.GetLeaderId() != leader:
 			return fmt.Errorf("%s names leader %q, %s names %q", sts[0].GetId(), leader, st.GetId(), st.GetLeaderId())
 		}
 	}
 	for _, st := range sts {
-		if st.GetId() == leader && st.GetRaftState() == raftLeader {
+		if st.GetId() == leader && st.GetRaftState() == RaftLeader {
 			return nil
 		}
 	}
@@ -115,7 +97,7 @@ func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 	var seqno uint64
 	err := WaitFor(timeout, func() error {
 		if err := c.crashErr(); err != nil {
-			return permanent(err)
+			return Permanent(err)
 		}
 		sts, err := c.runningStatus()
 		if err != nil {
@@ -133,7 +115,7 @@ func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("integration: not converged: %w", err)
+		return 0, fmt.Errorf("harness: not converged: %w", err)
 	}
 	return seqno, nil
 }
@@ -141,11 +123,11 @@ func (c *Cluster) WaitConverged(timeout time.Duration) (uint64, error) {
 // runningStatus asks every running member that is not paused for its status.
 func (c *Cluster) runningStatus() ([]*galenapb.StatusResponse, error) {
 	var sts []*galenapb.StatusResponse
-	for i, m := range c.members {
-		if !c.live(i) {
+	for _, m := range c.members {
+		if !m.live() {
 			continue
 		}
-		st, err := statusOf(m)
+		st, err := m.Status()
 		if err != nil {
 			return nil, err
 		}
@@ -162,24 +144,19 @@ func appliedList(sts []*galenapb.StatusResponse) string {
 	return strings.Join(parts, " ")
 }
 
-func (c *Cluster) ids(idx []int) []string {
-	ids := make([]string, len(idx))
-	for i, j := range idx {
-		ids[i] = c.members[j].id
-	}
-	return ids
-}
-
 // permanentError marks a condition that waiting will not fix.
 type permanentError struct{ err error }
 
 func (e permanentError) Error() string { return e.err.Error() }
 func (e permanentError) Unwrap() error { return e.err }
 
-func permanent(err error) error { return permanentError{err} }
+// Permanent marks err, returned by a condition of WaitFor, as one that
+// waiting will not fix: WaitFor returns it at once.
+func Permanent(err error) error { return permanentError{err} }
 
-// WaitFor calls cond until it returns nil, returns a permanent error, or
-// timeout passes; it then returns cond's last error.
+// WaitFor calls cond every PollInterval until it returns nil, returns an
+// error marked Permanent (WaitFor then returns what it marks), or timeout
+// passes; it then returns cond's last error.
 func WaitFor(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -193,6 +170,6 @@ func WaitFor(timeout time.Duration, cond func() error) error {
 		case !time.Now().Before(deadline):
 			return fmt.Errorf("after %v: %w", timeout, err)
 		}
-		time.Sleep(pollInterval)
+		time.Sleep(PollInterval)
 	}
 }

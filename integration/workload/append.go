@@ -1,4 +1,4 @@
-package integration
+package workload
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"github.com/galenadb/galena/integration/checker"
 )
 
-// AppendWorkload runs Elle-style list-append transactions: each is 1 to
+// appendWorkload runs Elle-style list-append transactions: each is 1 to
 // MaxMops micro-ops on a few keys, an append (a read-modify-write of the
 // key's list inside the transaction: Get, add a value never appended
 // before, Put) or a read (Get, parse the list). Lists are stored as
@@ -25,7 +25,7 @@ import (
 // As in Jepsen, a key that was chosen for MaxAppendsPerKey appends is
 // retired and replaced by a fresh one, so lists stay short and the checker
 // fast however long the run.
-type AppendWorkload struct {
+type appendWorkload struct {
 	// Keys is the number of keys in use at once; default 5.
 	Keys int
 	// MaxMops is the most micro-ops in one transaction; default 4.
@@ -47,7 +47,7 @@ type AppendWorkload struct {
 
 const appendPrefix = "append/"
 
-func (w *AppendWorkload) defaults() {
+func (w *appendWorkload) defaults() {
 	if w.Keys == 0 {
 		w.Keys = 5
 	}
@@ -61,7 +61,7 @@ func (w *AppendWorkload) defaults() {
 
 // pick chooses a key for a micro-op, retiring a key once it was chosen for
 // MaxAppendsPerKey appends.
-func (w *AppendWorkload) pick(rng *rand.Rand, appending bool) string {
+func (w *appendWorkload) pick(rng *rand.Rand, appending bool) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.active == nil {
@@ -83,15 +83,15 @@ func (w *AppendWorkload) pick(rng *rand.Rand, appending bool) string {
 	return strconv.Itoa(k)
 }
 
-// Name implements Workload.
-func (w *AppendWorkload) Name() string { return checker.WorkloadAppend }
+// Name implements workload.
+func (w *appendWorkload) Name() string { return checker.WorkloadAppend }
 
 func appendKey(k string) []byte { return []byte(appendPrefix + k) }
 
-// Setup implements Workload; the lists start absent (empty).
-func (w *AppendWorkload) Setup(context.Context, *Cluster) error { w.defaults(); return nil }
+// Setup implements workload; the lists start absent (empty).
+func (w *appendWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
-func (w *AppendWorkload) txnOpts() []client.TxnOption {
+func (w *appendWorkload) txnOpts() []client.TxnOption {
 	if w.Plain {
 		return nil
 	}
@@ -99,7 +99,7 @@ func (w *AppendWorkload) txnOpts() []client.TxnOption {
 }
 
 // Step implements Workload: one transaction of random micro-ops.
-func (w *AppendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
+func (w *appendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Rand) checker.Op {
 	w.defaults()
 	op := &checker.TxnOp{}
 	for range 1 + rng.IntN(w.MaxMops) {
@@ -112,7 +112,7 @@ func (w *AppendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.
 	}
 	tx, err := cl.Begin(ctx, w.txnOpts()...)
 	if err != nil {
-		return outcome(op, NotApplied(err), false)
+		return outcome(op, notApplied(err), false)
 	}
 	defer tx.Rollback()
 	writes := false
@@ -120,7 +120,7 @@ func (w *AppendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.
 		m := &op.Mops[i]
 		list, err := readList(ctx, tx, m.Key)
 		if err != nil {
-			return outcome(op, NotApplied(err), false)
+			return outcome(op, notApplied(err), false)
 		}
 		if m.F == checker.MopRead {
 			m.List = list
@@ -128,7 +128,7 @@ func (w *AppendWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.
 		}
 		writes = true
 		if err := tx.Put(appendKey(m.Key), encodeList(append(list, m.Value))); err != nil {
-			return outcome(op, NotApplied(err), false)
+			return outcome(op, notApplied(err), false)
 		}
 	}
 	_, err = tx.Commit(ctx)
@@ -184,7 +184,7 @@ func decodeList(b []byte) ([]int, error) {
 
 // Final implements Workload: one transaction reading every key ever
 // appended to (a scan of the workload's prefix) on s's member.
-func (w *AppendWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, error) {
+func (w *appendWorkload) Final(ctx context.Context, s *session) ([]checker.Op, error) {
 	w.defaults()
 	op := s.Do(func() checker.Op {
 		read := &checker.TxnOp{}
@@ -213,7 +213,7 @@ func (w *AppendWorkload) Final(ctx context.Context, s *Session) ([]checker.Op, e
 
 // Check implements Workload: CheckListAppend over the history and the final
 // reads, with RealTime unless Plain.
-func (w *AppendWorkload) Check(h []checker.Op, final FinalState) (checker.Result, error) {
+func (w *appendWorkload) Check(h []checker.Op, final finalState) (checker.Result, error) {
 	all := append(slices.Clip(h), final.Reads...)
 	return checker.CheckListAppend(all, checker.AppendConfig{RealTime: !w.Plain})
 }
