@@ -120,16 +120,23 @@ func (e noLeader) Error() string { return e.err.Error() }
 
 // awaitLeader runs round, and runs it again after a jittered pause
 // (leaderBackoff, doubling up to maxLeaderBackoff) for as long as it fails
-// with noLeader, until ctx ends; it then returns the last round's error.
-// With Config.NoLeaderWait it runs round once.
+// with noLeader, until ctx ends; it then returns the last round's error,
+// or the refusal of the round before when ctx ended during the last one
+// (unless its outcome is indeterminate). With Config.NoLeaderWait it runs
+// round once.
 func (c *Client) awaitLeader(ctx context.Context, round func() error) error {
 	wait := leaderBackoff
+	var refused error // the last round's refusal for want of a leader
 	for rounds := 1; ; rounds++ {
 		err := round()
 		var nl noLeader
 		if !errors.As(err, &nl) {
+			if refused != nil && cutShort(ctx, err) && !errors.Is(err, ErrIndeterminate) {
+				return refused // the deadline cut this round short: the refusals before say why
+			}
 			return err
 		}
+		refused = nl.err
 		if c.cfg.NoLeaderWait {
 			return nl.err
 		}
@@ -140,6 +147,12 @@ func (c *Client) awaitLeader(ctx context.Context, round func() error) error {
 		}
 		wait = min(2*wait, maxLeaderBackoff)
 	}
+}
+
+// cutShort reports whether err ended a call because ctx ended (gRPC's own
+// timer for the deadline may fire before ctx says it is done).
+func cutShort(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // failures gathers the failed attempts of one round.

@@ -256,3 +256,23 @@ func TestCloseEndsWaitForLeader(t *testing.T) {
 		t.Fatalf("Put after Close = %v; want ErrClosed", err)
 	}
 }
+
+// A read whose deadline ends while it waits for a leader fails with the
+// members' refusal, not with the deadline.
+func TestReadDeadlineWhileWaitingForLeader(t *testing.T) {
+	n := newFakeCluster(t, 1)[0]
+	c := newTestClient(t, n.addr)
+	var calls atomic.Int32
+	n.setHooks(func(ctx context.Context, m string, req proto.Message) error {
+		if calls.Add(1) == 1 {
+			return notPrimary(ctx, m, req)
+		}
+		<-ctx.Done() // the next round is still waiting when the deadline comes
+		return ctx.Err()
+	}, nil)
+	ctx, cancel := context.WithTimeout(testCtx(t), 2*time.Second)
+	defer cancel()
+	if _, err := c.Get(ctx, []byte("k")); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("Get = %v; want the member's ErrNotPrimary", err)
+	}
+}
