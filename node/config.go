@@ -45,8 +45,8 @@ type Config struct {
 
 	// CheckpointInterval is how often, in seqnos, members record their running
 	// digest and announce it through the log; a member that finds a majority
-	// of the others disagreeing with it stops. Zero means
-	// DefaultCheckpointInterval.
+	// of the others disagreeing with it stops. Zero records none (see
+	// apply.Config).
 	CheckpointInterval uint64
 
 	// Listener, if set, is used instead of listening on Addr (tests and the
@@ -123,9 +123,6 @@ type Config struct {
 // DefaultClusterToken is the cluster token when none is given.
 const DefaultClusterToken = "galena"
 
-// DefaultCheckpointInterval is the default CheckpointInterval.
-const DefaultCheckpointInterval = 4096
-
 // DefaultConfig returns defaults for everything but ID, Addr, DataDir and
 // InitialCluster.
 func DefaultConfig() Config {
@@ -145,7 +142,7 @@ func DefaultConfig() Config {
 		MaxInflightBytes:   t.MaxInflightBytes,
 		ShutdownTimeout:    5 * time.Second,
 		ClusterToken:       DefaultClusterToken,
-		CheckpointInterval: DefaultCheckpointInterval,
+		CheckpointInterval: apply.DefaultCheckpointInterval,
 	}
 }
 
