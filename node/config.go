@@ -25,7 +25,7 @@ type Config struct {
 	// InitialCluster lists every voting member of a new cluster (this one
 	// included). Each listed member bootstraps the same configuration on its
 	// first start; on later starts the stored configuration is used.
-	InitialCluster []groupcomm.Peer
+	InitialCluster []Peer
 	// ClusterToken tells apart clusters bootstrapped from the same
 	// InitialCluster: the cluster id is derived from both. Empty means
 	// DefaultClusterToken.
@@ -120,6 +120,12 @@ type Config struct {
 	MaxInflightBytes int
 }
 
+// Peer is one voting member of a new cluster's initial configuration.
+type Peer struct {
+	ID   string
+	Addr string // host:port the other members reach it at
+}
+
 // DefaultClusterToken is the cluster token when none is given.
 const DefaultClusterToken = "galena"
 
@@ -178,7 +184,7 @@ func (c Config) Validate() error {
 	case len(c.InitialCluster) > 0 && c.Join != "":
 		return errors.New("node: give either an initial cluster (to bootstrap a new cluster) or an address to join, not both")
 	}
-	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p groupcomm.Peer) bool { return p.ID == c.ID }) {
+	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p Peer) bool { return p.ID == c.ID }) {
 		return fmt.Errorf("node: the initial cluster does not list this member (id %s): list every member of the new cluster, this one included", c.ID)
 	}
 	if c.Join != "" {
@@ -202,7 +208,7 @@ func (c Config) advertise() string {
 
 func (c Config) groupConfig() groupcomm.Config {
 	g := groupcomm.DefaultConfig()
-	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.InitialCluster, c.Logger, c.peerDialer()
+	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.bootstrap(), c.Logger, c.peerDialer()
 	if c.TLS != nil {
 		g.Authorize = authorizeMember
 	}
@@ -221,9 +227,21 @@ func (c Config) txnConfig() txn.Config {
 	return t
 }
 
+// bootstrap is InitialCluster as groupcomm's bootstrap configuration.
+func (c Config) bootstrap() []groupcomm.Peer {
+	if len(c.InitialCluster) == 0 {
+		return nil
+	}
+	peers := make([]groupcomm.Peer, len(c.InitialCluster))
+	for i, p := range c.InitialCluster {
+		peers[i] = groupcomm.Peer(p)
+	}
+	return peers
+}
+
 // ParseInitialCluster parses "n1=host:port,n2=host:port,...".
-func ParseInitialCluster(s string) ([]groupcomm.Peer, error) {
-	var peers []groupcomm.Peer
+func ParseInitialCluster(s string) ([]Peer, error) {
+	var peers []Peer
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -236,7 +254,7 @@ func ParseInitialCluster(s string) ([]groupcomm.Peer, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("node: initial cluster entry %q: %w", part, err)
 		}
-		peers = append(peers, groupcomm.Peer{ID: id, Addr: addr})
+		peers = append(peers, Peer{ID: id, Addr: addr})
 	}
 	if len(peers) == 0 {
 		return nil, errors.New("node: initial cluster is empty")
