@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -42,12 +44,6 @@ type Config struct {
 	// data member. An arbitrator hands leadership over to a data member and
 	// is never the source of a state transfer.
 	Arbitrator bool
-
-	// CheckpointInterval is how often, in seqnos, members record their running
-	// digest and announce it through the log; a member that finds a majority
-	// of the others disagreeing with it stops. Zero records none (see
-	// apply.Config).
-	CheckpointInterval uint64
 
 	// Listener, if set, is used instead of listening on Addr (tests and the
 	// demo pre-open ports). The node closes it.
@@ -92,32 +88,30 @@ type Config struct {
 	// metrics carry no member label).
 	RaftMetrics bool
 
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
-	LeaderLeaseTimeout time.Duration
-	NotPrimaryTimeout  time.Duration
-	SnapshotThreshold  uint64
-	SnapshotInterval   time.Duration // how often Raft checks SnapshotThreshold
-	TrailingLogs       uint64
-
-	// Faults make the member misbehave on purpose, for fault tests (see
-	// apply.Faults). Only fault builds (-tags faults) have any; in a release
-	// build the type is empty.
-	Faults apply.Faults
-
-	Limits        txn.Limits
-	CausalWait    time.Duration
-	CommitTimeout time.Duration
 	// ShutdownTimeout bounds how long Close lets in-flight commits, then
 	// other in-flight requests, finish.
 	ShutdownTimeout time.Duration
-	// MaxInflightCommits bounds the commits the member serves at once;
-	// beyond it a commit is refused at once with ErrOverloaded (gRPC
-	// ResourceExhausted). See txn.Config.
-	MaxInflightCommits int
-	// MaxInflightBytes bounds the bytes of the write-sets of the commits the
-	// member serves at once, likewise; at least Limits.MaxWriteSetSize.
-	MaxInflightBytes int
+
+	// The parts' own settings, each declared by the package that uses it.
+	// The member fills in what it owns (its id and address, directories,
+	// cluster id, loggers, dialers and callbacks) from the fields above when
+	// it starts; a configuration that sets any of those in a part is
+	// refused.
+
+	// Group configures the total order: Raft's timeouts, snapshots and log
+	// retention, forwarding (groupcomm.Config).
+	Group groupcomm.Config
+	// Txn configures the transaction service: the limits of a request,
+	// causal waits, the commit timeout, admission control (txn.Config). Its
+	// Window is certification's, Apply.Certification.Window.
+	Txn txn.Config
+	// Storage configures a data member's store, kept under DataDir
+	// (storage.Config); it is never in memory.
+	Storage storage.Config
+	// Apply configures certification and the apply loop: the certification
+	// rule, how often members compare their digests (CheckpointInterval) and,
+	// in fault builds only, deliberate misbehaviours (apply.Faults).
+	Apply apply.Config
 }
 
 // Peer is one voting member of a new cluster's initial configuration.
@@ -130,25 +124,15 @@ type Peer struct {
 const DefaultClusterToken = "galena"
 
 // DefaultConfig returns defaults for everything but ID, Addr, DataDir and
-// InitialCluster.
+// InitialCluster or Join: each part's own DefaultConfig.
 func DefaultConfig() Config {
-	g, t := groupcomm.DefaultConfig(), txn.DefaultConfig()
 	return Config{
-		HeartbeatTimeout:   g.HeartbeatTimeout,
-		ElectionTimeout:    g.ElectionTimeout,
-		LeaderLeaseTimeout: g.LeaderLeaseTimeout,
-		NotPrimaryTimeout:  g.NotPrimaryTimeout,
-		SnapshotThreshold:  g.SnapshotThreshold,
-		SnapshotInterval:   g.SnapshotInterval,
-		TrailingLogs:       g.TrailingLogs,
-		Limits:             t.Limits,
-		CausalWait:         t.CausalWait,
-		CommitTimeout:      t.CommitTimeout,
-		MaxInflightCommits: t.MaxInflightCommits,
-		MaxInflightBytes:   t.MaxInflightBytes,
-		ShutdownTimeout:    5 * time.Second,
-		ClusterToken:       DefaultClusterToken,
-		CheckpointInterval: apply.DefaultCheckpointInterval,
+		ClusterToken:    DefaultClusterToken,
+		ShutdownTimeout: 5 * time.Second,
+		Group:           groupcomm.DefaultConfig(),
+		Txn:             txn.DefaultConfig(),
+		Storage:         storage.DefaultConfig(),
+		Apply:           apply.DefaultConfig(),
 	}
 }
 
@@ -192,10 +176,68 @@ func (c Config) Validate() error {
 			return fmt.Errorf("node: join address %q: %w", c.Join, err)
 		}
 	}
-	if err := c.groupConfig().Validate(); err != nil {
+	if err := c.validateOwned(); err != nil {
 		return err
 	}
-	return c.txnConfig().Validate()
+	return c.validateParts()
+}
+
+// validateParts checks each part's configuration, as the member fills it
+// in.
+func (c Config) validateParts() error {
+	for _, p := range []struct {
+		name     string
+		validate func() error
+	}{
+		{"Group", c.groupConfig().Validate},
+		{"Txn", c.txnConfig().Validate},
+		{"Storage", c.storageConfig().Validate},
+		{"Apply", c.applyConfig().Validate},
+	} {
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("node: %s: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+// validateOwned refuses a configuration that sets, in a part, what the
+// member sets itself: the setting would be silently replaced.
+func (c Config) validateOwned() error {
+	if c.Storage.InMemory {
+		return errors.New("node: Storage.InMemory is not supported: a member keeps its data under DataDir")
+	}
+	g, t, s, a := c.Group, c.Txn, c.Storage, c.Apply
+	for _, f := range []struct {
+		field, from string
+		set         bool
+	}{
+		{"Group.ID", "ID", g.ID != ""},
+		{"Group.Addr", "Addr", g.Addr != ""},
+		{"Group.Dir", "DataDir", g.Dir != ""},
+		{"Group.Bootstrap", "InitialCluster", g.Bootstrap != nil},
+		{"Group.Arbitrator", "Arbitrator", g.Arbitrator},
+		{"Group.ClusterID", "the cluster it belongs to", g.ClusterID != 0},
+		{"Group.Dial", "PeerDial and PeerTLS", g.Dial != nil},
+		{"Group.Authorize", "TLS", g.Authorize != nil},
+		{"Group.Admit", "the transaction service", g.Admit != nil},
+		{"Group.Logger", "Logger", g.Logger != nil},
+		{"Txn.Window", "Apply.Certification.Window", t.Window != 0},
+		{"Txn.Logger", "Logger", t.Logger != nil},
+		{"Storage.Dir", "DataDir", s.Dir != ""},
+		{"Storage.Logger", "Logger", s.Logger != nil},
+		{"Apply.Member", "ID", a.Member != ""},
+		{"Apply.Logger", "Logger", a.Logger != nil},
+		{"Apply.OnOutcome", "the transaction service", a.OnOutcome != nil},
+		{"Apply.IsMember", "the configuration", a.IsMember != nil},
+		{"Apply.OnCheckpoint", "the member's announcements", a.OnCheckpoint != nil},
+		{"Apply.TimeCertify", "the member's metrics", a.TimeCertify != nil},
+	} {
+		if f.set {
+			return fmt.Errorf("node: %s is set by the member itself, from %s; leave it unset", f.field, f.from)
+		}
+	}
+	return nil
 }
 
 // advertise is the address peers and clients reach this member at.
@@ -206,25 +248,35 @@ func (c Config) advertise() string {
 	return c.Addr
 }
 
+// The parts' configurations with what the member sets from its own fields
+// filled in; the running member adds its cluster id, loggers and callbacks.
+
 func (c Config) groupConfig() groupcomm.Config {
-	g := groupcomm.DefaultConfig()
-	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.bootstrap(), c.Logger, c.peerDialer()
+	g := c.Group
+	g.ID, g.Addr, g.Dir = c.ID, c.advertise(), filepath.Join(c.DataDir, "raft")
+	g.Bootstrap, g.Arbitrator, g.Dial = c.bootstrap(), c.Arbitrator, c.peerDialer()
 	if c.TLS != nil {
 		g.Authorize = authorizeMember
 	}
-	g.Dir = c.DataDir + "/raft"
-	g.HeartbeatTimeout, g.ElectionTimeout = c.HeartbeatTimeout, c.ElectionTimeout
-	g.LeaderLeaseTimeout, g.NotPrimaryTimeout = c.LeaderLeaseTimeout, c.NotPrimaryTimeout
-	g.SnapshotThreshold, g.SnapshotInterval, g.TrailingLogs = c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs
-	g.Arbitrator = c.Arbitrator
 	return g
 }
 
 func (c Config) txnConfig() txn.Config {
-	t := txn.DefaultConfig()
-	t.Limits, t.CausalWait, t.CommitTimeout, t.Logger = c.Limits, c.CausalWait, c.CommitTimeout, c.Logger
-	t.MaxInflightCommits, t.MaxInflightBytes = c.MaxInflightCommits, c.MaxInflightBytes
+	t := c.Txn
+	t.Window = c.Apply.Certification.Window
 	return t
+}
+
+func (c Config) storageConfig() storage.Config {
+	s := c.Storage
+	s.Dir = filepath.Join(c.DataDir, "data")
+	return s
+}
+
+func (c Config) applyConfig() apply.Config {
+	a := c.Apply
+	a.Member = c.ID
+	return a
 }
 
 // bootstrap is InitialCluster as groupcomm's bootstrap configuration.

@@ -75,7 +75,7 @@ func (n *Node) monitor() {
 		case st.Member && !st.Voter && caughtUp:
 			lastAsk = now
 			n.ask("", true)
-		case wasMember && !st.Member && len(st.Members) > 0, !cutSince.IsZero() && now.Sub(cutSince) > 3*n.cfg.NotPrimaryTimeout:
+		case wasMember && !st.Member && len(st.Members) > 0, !cutSince.IsZero() && now.Sub(cutSince) > 3*n.cfg.Group.NotPrimaryTimeout:
 			// The configuration this member holds no longer lists it, or it
 			// has been cut off for long. The first may be an old
 			// configuration it is catching up through: a member that reuses
@@ -223,7 +223,7 @@ func (n *Node) announceLoop() {
 		case <-n.ctx.Done():
 			return
 		case cp := <-n.announce:
-			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.CommitTimeout)
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.Txn.CommitTimeout)
 			if _, err := n.group.Broadcast(ctx, certification.EncodeCheckpoint(n.cfg.ID, cp)); err != nil {
 				n.lg.Debug("checkpoint not announced", zap.Uint64("seqno", cp.Seqno), zap.Error(err))
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,14 +147,12 @@ func (n *Node) open() error {
 	if err := writeClusterID(n.cfg.DataDir, n.clusterID); err != nil {
 		return err
 	}
-	tc := n.cfg.txnConfig()
-	tc.Window, tc.Logger = certification.DefaultWindow, n.lg.Named("txn")
 	gc := n.cfg.groupConfig()
 	gc.Logger, gc.ClusterID = n.lg.Named("groupcomm"), n.clusterID
 	if n.cfg.Arbitrator {
 		// No user data: the txn service only admits forwarded entries while
 		// this member leads, and refuses clients.
-		if n.svc, err = txn.New(tc, nil, orderer{n}); err != nil {
+		if n.svc, err = txn.New(n.txnConfig(), nil, orderer{n}); err != nil {
 			return err
 		}
 		gc.Admit = n.svc.Admit
@@ -164,18 +161,17 @@ func (n *Node) open() error {
 		n.group, err = groupcomm.New(gc, n.mux.Match(groupcomm.Match), nil, n.onFatal)
 		return err
 	}
-	sc := storage.DefaultConfig()
-	sc.Dir, sc.Logger = filepath.Join(n.cfg.DataDir, "data"), n.lg.Named("storage")
+	sc := n.cfg.storageConfig()
+	sc.Logger = n.lg.Named("storage")
 	if n.store, err = storage.Open(sc); err != nil {
 		return err
 	}
-	if n.svc, err = txn.New(tc, n.store, orderer{n}); err != nil {
+	if n.svc, err = txn.New(n.txnConfig(), n.store, orderer{n}); err != nil {
 		return err
 	}
-	ac := apply.DefaultConfig()
+	ac := n.cfg.applyConfig()
 	ac.Logger, ac.OnOutcome = n.lg.Named("certification"), n.svc.OnOutcome
-	ac.Member, ac.CheckpointInterval, ac.OnCheckpoint, ac.IsMember = n.cfg.ID, n.cfg.CheckpointInterval, n.onCheckpoint, n.isMember
-	ac.Faults, ac.TimeCertify = n.cfg.Faults, n.timeCertify
+	ac.OnCheckpoint, ac.IsMember, ac.TimeCertify = n.onCheckpoint, n.isMember, n.timeCertify
 	if n.applier, err = apply.New(ac, n.store); err != nil {
 		return err
 	}
@@ -186,6 +182,13 @@ func (n *Node) open() error {
 		return err
 	}
 	return nil
+}
+
+// txnConfig is the transaction service's configuration.
+func (n *Node) txnConfig() txn.Config {
+	tc := n.cfg.txnConfig()
+	tc.Logger = n.lg.Named("txn")
+	return tc
 }
 
 // orderer lets the txn service reach the group, which is created after it.
@@ -249,7 +252,7 @@ func (n *Node) startFailed(v verdict) error {
 	if n.clusterID, _, err = readClusterID(n.cfg.DataDir); err != nil {
 		return err
 	}
-	if n.svc, err = txn.New(n.cfg.txnConfig(), nil, orderer{n}); err != nil {
+	if n.svc, err = txn.New(n.txnConfig(), nil, orderer{n}); err != nil {
 		return err
 	}
 	n.mux = cmux.New(n.ln)

@@ -150,7 +150,7 @@ func demoConfig(peers []node.Peer, i int, ln net.Listener, dir string, lg *zap.L
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.Addr, cfg.Listener = peers[i].ID, peers[i].Addr, ln
 	cfg.DataDir, cfg.InitialCluster, cfg.Logger = filepath.Join(dir, peers[i].ID), peers, lg
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 	cfg.ShutdownTimeout = 2 * time.Second
 	return cfg
 }

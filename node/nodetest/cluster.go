@@ -29,9 +29,9 @@ func Config(t testing.TB, id, dir string) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.DataDir = id, dir
 	cfg.Logger = zaptest.NewLogger(t).Named(id)
-	cfg.NotPrimaryTimeout = 2 * time.Second
+	cfg.Group.NotPrimaryTimeout = 2 * time.Second
 	cfg.ShutdownTimeout = time.Second
-	cfg.CausalWait = time.Second
+	cfg.Txn.CausalWait = time.Second
 	return cfg
 }
 
