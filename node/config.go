@@ -218,6 +218,9 @@ func (c Config) validateOwned() error {
 		{"Group.Bootstrap", "InitialCluster", g.Bootstrap != nil},
 		{"Group.Arbitrator", "Arbitrator", g.Arbitrator},
 		{"Group.ClusterID", "the cluster it belongs to", g.ClusterID != 0},
+		{"Group.Join", "Join", g.Join != ""},
+		{"Group.Peers", "its Cluster service", g.Peers != nil},
+		{"Group.OnRemoved", "its own stop", g.OnRemoved != nil},
 		{"Group.Dial", "PeerDial and PeerTLS", g.Dial != nil},
 		{"Group.Authorize", "TLS", g.Authorize != nil},
 		{"Group.Admit", "the transaction service", g.Admit != nil},
@@ -254,7 +257,7 @@ func (c Config) advertise() string {
 func (c Config) groupConfig() groupcomm.Config {
 	g := c.Group
 	g.ID, g.Addr, g.Dir = c.ID, c.advertise(), filepath.Join(c.DataDir, "raft")
-	g.Bootstrap, g.Arbitrator, g.Dial = c.bootstrap(), c.Arbitrator, c.peerDialer()
+	g.Bootstrap, g.Arbitrator, g.Join, g.Dial = c.bootstrap(), c.Arbitrator, c.Join, c.peerDialer()
 	if c.TLS != nil {
 		g.Authorize = authorizeMember
 	}

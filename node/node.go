@@ -116,9 +116,7 @@ func New(cfg Config) (*Node, error) {
 	n.joining.Store(cfg.Join != "") // until monitor finds this member caught up
 	n.serve()
 	n.goTracked(n.monitor)
-	if cfg.Arbitrator {
-		n.goTracked(n.retainLoop)
-	} else {
+	if !cfg.Arbitrator {
 		n.goTracked(n.announceLoop)
 	}
 	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),
@@ -149,6 +147,7 @@ func (n *Node) open() error {
 	}
 	gc := n.cfg.groupConfig()
 	gc.Logger, gc.ClusterID = n.lg.Named("groupcomm"), n.clusterID
+	gc.Peers, gc.OnRemoved = clusterPeers{n}, n.removed
 	if n.cfg.Arbitrator {
 		// No user data: the txn service only admits forwarded entries while
 		// this member leads, and refuses clients.
@@ -279,8 +278,12 @@ func (n *Node) stopped() error {
 	return nil
 }
 
-// removed stops a member that is no longer in the configuration.
+// removed stops a member that is no longer in the configuration, unless
+// it already stopped.
 func (n *Node) removed() {
+	if n.stopped() != nil {
+		return
+	}
 	n.lg.Warn("this member was removed from the cluster; it no longer serves")
 	n.onFatal(ErrRemoved)
 }
