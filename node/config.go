@@ -202,7 +202,8 @@ func (c Config) validateParts() error {
 }
 
 // validateOwned refuses a configuration that sets, in a part, what the
-// member sets itself: the setting would be silently replaced.
+// member sets itself (from its own fields, where it has one): the setting
+// would be silently replaced.
 func (c Config) validateOwned() error {
 	if c.Storage.InMemory {
 		return errors.New("node: Storage.InMemory is not supported: a member keeps its data under DataDir")
@@ -217,13 +218,13 @@ func (c Config) validateOwned() error {
 		{"Group.Dir", "DataDir", g.Dir != ""},
 		{"Group.Bootstrap", "InitialCluster", g.Bootstrap != nil},
 		{"Group.Arbitrator", "Arbitrator", g.Arbitrator},
-		{"Group.ClusterID", "the cluster it belongs to", g.ClusterID != 0},
+		{"Group.ClusterID", "", g.ClusterID != 0},
 		{"Group.Join", "Join", g.Join != ""},
-		{"Group.Peers", "its Cluster service", g.Peers != nil},
-		{"Group.OnRemoved", "its own stop", g.OnRemoved != nil},
+		{"Group.Peers", "", g.Peers != nil},
+		{"Group.OnRemoved", "", g.OnRemoved != nil},
 		{"Group.Dial", "PeerDial and PeerTLS", g.Dial != nil},
 		{"Group.Authorize", "TLS", g.Authorize != nil},
-		{"Group.Admit", "the transaction service", g.Admit != nil},
+		{"Group.Admit", "", g.Admit != nil},
 		{"Group.Logger", "Logger", g.Logger != nil},
 		{"Txn.Window", "Apply.Certification.Window", t.Window != 0},
 		{"Txn.Logger", "Logger", t.Logger != nil},
@@ -231,13 +232,16 @@ func (c Config) validateOwned() error {
 		{"Storage.Logger", "Logger", s.Logger != nil},
 		{"Apply.Member", "ID", a.Member != ""},
 		{"Apply.Logger", "Logger", a.Logger != nil},
-		{"Apply.OnOutcome", "the transaction service", a.OnOutcome != nil},
-		{"Apply.IsMember", "the configuration", a.IsMember != nil},
-		{"Apply.OnCheckpoint", "the member's announcements", a.OnCheckpoint != nil},
-		{"Apply.TimeCertify", "the member's metrics", a.TimeCertify != nil},
+		{"Apply.OnOutcome", "", a.OnOutcome != nil},
+		{"Apply.IsMember", "", a.IsMember != nil},
+		{"Apply.OnCheckpoint", "", a.OnCheckpoint != nil},
+		{"Apply.TimeCertify", "", a.TimeCertify != nil},
 	} {
-		if f.set {
+		switch {
+		case f.set && f.from != "":
 			return fmt.Errorf("node: %s is set by the member itself, from %s; leave it unset", f.field, f.from)
+		case f.set:
+			return fmt.Errorf("node: %s is set by the member itself; leave it unset", f.field)
 		}
 	}
 	return nil
