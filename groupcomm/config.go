@@ -39,6 +39,22 @@ type Config struct {
 
 	Logger *zap.Logger // nil → zap.NewNop()
 
+	// Peers, if set, runs the membership policy (see Peers): through it this
+	// member asks to be added (with Join) and then promoted, asks the leader
+	// whether it was removed, and, on an arbitrator, learns which log the
+	// data members still need. Without it, the member does none of that
+	// itself.
+	Peers Peers
+	// Join is the address of a member of the running cluster through which
+	// a member that finds itself in no configuration asks to be added. It
+	// needs Peers.
+	Join string
+	// OnRemoved, if set, is called once, on the policy's goroutine, when the
+	// leader's configuration no longer lists this member; the policy then
+	// stops. The Group itself runs on: what a removed member does is its
+	// owner's business.
+	OnRemoved func()
+
 	// Admit, if set, is the leader's check of an entry forwarded by another
 	// member (anyone who can reach the port can send one) before it is
 	// appended; a refused entry is never ordered. Broadcast's own callers are

@@ -13,4 +13,11 @@
 // BatchingFSM), on one goroutine. Broadcast returns once its entry has been
 // delivered on the calling member, so a caller that then reads locally sees the
 // effect of its own entry.
+//
+// With Config.Peers, a member also carries out its own part in membership
+// changes (the membership policy): it asks to be added through
+// Config.Join and to be promoted once caught up, judges its removal by the
+// leader's configuration, and, on an arbitrator, keeps the log the data
+// members need. It asks other members through Peers, which its owner
+// implements: groupcomm knows nothing of how the questions travel.
 package groupcomm

@@ -67,6 +67,8 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 		d = &arbitratorState{}
 	case d == nil:
 		return nil, errors.New("groupcomm: a Deliverer is required")
+	case cfg.Join != "" && cfg.Peers == nil:
+		return nil, errors.New("groupcomm: Join needs Peers to ask through")
 	}
 	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{})}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
@@ -81,6 +83,12 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	g.goTracked(g.watchLeaderIndex)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
+	}
+	if cfg.Peers != nil {
+		g.goTracked(g.keepStanding)
+	}
+	if cfg.Peers != nil && cfg.Arbitrator {
+		g.goTracked(g.retainForDataMembers)
 	}
 	return g, nil
 }

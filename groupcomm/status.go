@@ -49,6 +49,17 @@ type Status struct {
 	RetainedFrom uint64
 }
 
+// SyncedLag is how many committed entries a member may still have to
+// deliver and count as caught up (Status.CaughtUp).
+const SyncedLag = 1024
+
+// CaughtUp reports whether the member is primary, has its state (it is not
+// restoring a snapshot), and is at most SyncedLag entries behind the
+// leader. A non-voter asks to be promoted once it is.
+func (s Status) CaughtUp() bool {
+	return s.Primary && !s.Restoring && s.CommitIndex > 0 && s.ApplyLag <= SyncedLag
+}
+
 // Status reports the member's current view. It does not block on the network.
 func (g *Group) Status() Status {
 	addr, id := g.raft.LeaderWithID()

@@ -129,7 +129,7 @@ func (a admin) onLeader(ctx context.Context, local func(context.Context) error, 
 func (a admin) leaderAddr(ctx context.Context) (string, error) {
 	t := time.NewTicker(monitorInterval / 4)
 	defer t.Stop()
-	deadline := time.Now().Add(a.n.cfg.NotPrimaryTimeout)
+	deadline := time.Now().Add(a.n.cfg.Group.NotPrimaryTimeout)
 	for {
 		if addr := a.n.group.Status().LeaderAddr; addr != "" {
 			return addr, nil

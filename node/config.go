@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -25,7 +27,7 @@ type Config struct {
 	// InitialCluster lists every voting member of a new cluster (this one
 	// included). Each listed member bootstraps the same configuration on its
 	// first start; on later starts the stored configuration is used.
-	InitialCluster []groupcomm.Peer
+	InitialCluster []Peer
 	// ClusterToken tells apart clusters bootstrapped from the same
 	// InitialCluster: the cluster id is derived from both. Empty means
 	// DefaultClusterToken.
@@ -42,12 +44,6 @@ type Config struct {
 	// data member. An arbitrator hands leadership over to a data member and
 	// is never the source of a state transfer.
 	Arbitrator bool
-
-	// CheckpointInterval is how often, in seqnos, members record their running
-	// digest and announce it through the log; a member that finds a majority
-	// of the others disagreeing with it stops. Zero means
-	// DefaultCheckpointInterval.
-	CheckpointInterval uint64
 
 	// Listener, if set, is used instead of listening on Addr (tests and the
 	// demo pre-open ports). The node closes it.
@@ -92,60 +88,51 @@ type Config struct {
 	// metrics carry no member label).
 	RaftMetrics bool
 
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
-	LeaderLeaseTimeout time.Duration
-	NotPrimaryTimeout  time.Duration
-	SnapshotThreshold  uint64
-	SnapshotInterval   time.Duration // how often Raft checks SnapshotThreshold
-	TrailingLogs       uint64
-
-	// Faults make the member misbehave on purpose, for fault tests (see
-	// apply.Faults). Only fault builds (-tags faults) have any; in a release
-	// build the type is empty.
-	Faults apply.Faults
-
-	Limits        txn.Limits
-	CausalWait    time.Duration
-	CommitTimeout time.Duration
 	// ShutdownTimeout bounds how long Close lets in-flight commits, then
 	// other in-flight requests, finish.
 	ShutdownTimeout time.Duration
-	// MaxInflightCommits bounds the commits the member serves at once;
-	// beyond it a commit is refused at once with ErrOverloaded (gRPC
-	// ResourceExhausted). See txn.Config.
-	MaxInflightCommits int
-	// MaxInflightBytes bounds the bytes of the write-sets of the commits the
-	// member serves at once, likewise; at least Limits.MaxWriteSetSize.
-	MaxInflightBytes int
+
+	// The parts' own settings, each declared by the package that uses it.
+	// The member fills in what it owns (its id and address, directories,
+	// cluster id, loggers, dialers and callbacks) from the fields above when
+	// it starts; a configuration that sets any of those in a part is
+	// refused.
+
+	// Group configures the total order: Raft's timeouts, snapshots and log
+	// retention, forwarding (groupcomm.Config).
+	Group groupcomm.Config
+	// Txn configures the transaction service: the limits of a request,
+	// causal waits, the commit timeout, admission control (txn.Config). Its
+	// Window is certification's, Apply.Certification.Window.
+	Txn txn.Config
+	// Storage configures a data member's store, kept under DataDir
+	// (storage.Config); it is never in memory.
+	Storage storage.Config
+	// Apply configures certification and the apply loop: the certification
+	// rule, how often members compare their digests (CheckpointInterval) and,
+	// in fault builds only, deliberate misbehaviours (apply.Faults).
+	Apply apply.Config
+}
+
+// Peer is one voting member of a new cluster's initial configuration.
+type Peer struct {
+	ID   string
+	Addr string // host:port the other members reach it at
 }
 
 // DefaultClusterToken is the cluster token when none is given.
 const DefaultClusterToken = "galena"
 
-// DefaultCheckpointInterval is the default CheckpointInterval.
-const DefaultCheckpointInterval = 4096
-
 // DefaultConfig returns defaults for everything but ID, Addr, DataDir and
-// InitialCluster.
+// InitialCluster or Join: each part's own DefaultConfig.
 func DefaultConfig() Config {
-	g, t := groupcomm.DefaultConfig(), txn.DefaultConfig()
 	return Config{
-		HeartbeatTimeout:   g.HeartbeatTimeout,
-		ElectionTimeout:    g.ElectionTimeout,
-		LeaderLeaseTimeout: g.LeaderLeaseTimeout,
-		NotPrimaryTimeout:  g.NotPrimaryTimeout,
-		SnapshotThreshold:  g.SnapshotThreshold,
-		SnapshotInterval:   g.SnapshotInterval,
-		TrailingLogs:       g.TrailingLogs,
-		Limits:             t.Limits,
-		CausalWait:         t.CausalWait,
-		CommitTimeout:      t.CommitTimeout,
-		MaxInflightCommits: t.MaxInflightCommits,
-		MaxInflightBytes:   t.MaxInflightBytes,
-		ShutdownTimeout:    5 * time.Second,
-		ClusterToken:       DefaultClusterToken,
-		CheckpointInterval: DefaultCheckpointInterval,
+		ClusterToken:    DefaultClusterToken,
+		ShutdownTimeout: 5 * time.Second,
+		Group:           groupcomm.DefaultConfig(),
+		Txn:             txn.DefaultConfig(),
+		Storage:         storage.DefaultConfig(),
+		Apply:           apply.DefaultConfig(),
 	}
 }
 
@@ -181,7 +168,7 @@ func (c Config) Validate() error {
 	case len(c.InitialCluster) > 0 && c.Join != "":
 		return errors.New("node: give either an initial cluster (to bootstrap a new cluster) or an address to join, not both")
 	}
-	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p groupcomm.Peer) bool { return p.ID == c.ID }) {
+	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p Peer) bool { return p.ID == c.ID }) {
 		return fmt.Errorf("node: the initial cluster does not list this member (id %s): list every member of the new cluster, this one included", c.ID)
 	}
 	if c.Join != "" {
@@ -189,10 +176,75 @@ func (c Config) Validate() error {
 			return fmt.Errorf("node: join address %q: %w", c.Join, err)
 		}
 	}
-	if err := c.groupConfig().Validate(); err != nil {
+	if err := c.validateOwned(); err != nil {
 		return err
 	}
-	return c.txnConfig().Validate()
+	return c.validateParts()
+}
+
+// validateParts checks each part's configuration, as the member fills it
+// in.
+func (c Config) validateParts() error {
+	for _, p := range []struct {
+		name     string
+		validate func() error
+	}{
+		{"Group", c.groupConfig().Validate},
+		{"Txn", c.txnConfig().Validate},
+		{"Storage", c.storageConfig().Validate},
+		{"Apply", c.applyConfig().Validate},
+	} {
+		if err := p.validate(); err != nil {
+			return fmt.Errorf("node: %s: %w", p.name, err)
+		}
+	}
+	return nil
+}
+
+// validateOwned refuses a configuration that sets, in a part, what the
+// member sets itself (from its own fields, where it has one): the setting
+// would be silently replaced.
+func (c Config) validateOwned() error {
+	if c.Storage.InMemory {
+		return errors.New("node: Storage.InMemory is not supported: a member keeps its data under DataDir")
+	}
+	g, t, s, a := c.Group, c.Txn, c.Storage, c.Apply
+	for _, f := range []struct {
+		field, from string
+		set         bool
+	}{
+		{"Group.ID", "ID", g.ID != ""},
+		{"Group.Addr", "Addr", g.Addr != ""},
+		{"Group.Dir", "DataDir", g.Dir != ""},
+		{"Group.Bootstrap", "InitialCluster", g.Bootstrap != nil},
+		{"Group.Arbitrator", "Arbitrator", g.Arbitrator},
+		{"Group.ClusterID", "", g.ClusterID != 0},
+		{"Group.Join", "Join", g.Join != ""},
+		{"Group.Peers", "", g.Peers != nil},
+		{"Group.OnRemoved", "", g.OnRemoved != nil},
+		{"Group.Dial", "PeerDial and PeerTLS", g.Dial != nil},
+		{"Group.Authorize", "TLS", g.Authorize != nil},
+		{"Group.Admit", "", g.Admit != nil},
+		{"Group.Logger", "Logger", g.Logger != nil},
+		{"Txn.Window", "Apply.Certification.Window", t.Window != 0},
+		{"Txn.Logger", "Logger", t.Logger != nil},
+		{"Storage.Dir", "DataDir", s.Dir != ""},
+		{"Storage.Logger", "Logger", s.Logger != nil},
+		{"Apply.Member", "ID", a.Member != ""},
+		{"Apply.Logger", "Logger", a.Logger != nil},
+		{"Apply.OnOutcome", "", a.OnOutcome != nil},
+		{"Apply.IsMember", "", a.IsMember != nil},
+		{"Apply.OnCheckpoint", "", a.OnCheckpoint != nil},
+		{"Apply.TimeCertify", "", a.TimeCertify != nil},
+	} {
+		switch {
+		case f.set && f.from != "":
+			return fmt.Errorf("node: %s is set by the member itself, from %s; leave it unset", f.field, f.from)
+		case f.set:
+			return fmt.Errorf("node: %s is set by the member itself; leave it unset", f.field)
+		}
+	}
+	return nil
 }
 
 // advertise is the address peers and clients reach this member at.
@@ -203,30 +255,52 @@ func (c Config) advertise() string {
 	return c.Addr
 }
 
+// The parts' configurations with what the member sets from its own fields
+// filled in; the running member adds its cluster id, loggers and callbacks.
+
 func (c Config) groupConfig() groupcomm.Config {
-	g := groupcomm.DefaultConfig()
-	g.ID, g.Addr, g.Bootstrap, g.Logger, g.Dial = c.ID, c.advertise(), c.InitialCluster, c.Logger, c.peerDialer()
+	g := c.Group
+	g.ID, g.Addr, g.Dir = c.ID, c.advertise(), filepath.Join(c.DataDir, "raft")
+	g.Bootstrap, g.Arbitrator, g.Join, g.Dial = c.bootstrap(), c.Arbitrator, c.Join, c.peerDialer()
 	if c.TLS != nil {
 		g.Authorize = authorizeMember
 	}
-	g.Dir = c.DataDir + "/raft"
-	g.HeartbeatTimeout, g.ElectionTimeout = c.HeartbeatTimeout, c.ElectionTimeout
-	g.LeaderLeaseTimeout, g.NotPrimaryTimeout = c.LeaderLeaseTimeout, c.NotPrimaryTimeout
-	g.SnapshotThreshold, g.SnapshotInterval, g.TrailingLogs = c.SnapshotThreshold, c.SnapshotInterval, c.TrailingLogs
-	g.Arbitrator = c.Arbitrator
 	return g
 }
 
 func (c Config) txnConfig() txn.Config {
-	t := txn.DefaultConfig()
-	t.Limits, t.CausalWait, t.CommitTimeout, t.Logger = c.Limits, c.CausalWait, c.CommitTimeout, c.Logger
-	t.MaxInflightCommits, t.MaxInflightBytes = c.MaxInflightCommits, c.MaxInflightBytes
+	t := c.Txn
+	t.Window = c.Apply.Certification.Window
 	return t
 }
 
+func (c Config) storageConfig() storage.Config {
+	s := c.Storage
+	s.Dir = filepath.Join(c.DataDir, "data")
+	return s
+}
+
+func (c Config) applyConfig() apply.Config {
+	a := c.Apply
+	a.Member = c.ID
+	return a
+}
+
+// bootstrap is InitialCluster as groupcomm's bootstrap configuration.
+func (c Config) bootstrap() []groupcomm.Peer {
+	if len(c.InitialCluster) == 0 {
+		return nil
+	}
+	peers := make([]groupcomm.Peer, len(c.InitialCluster))
+	for i, p := range c.InitialCluster {
+		peers[i] = groupcomm.Peer(p)
+	}
+	return peers
+}
+
 // ParseInitialCluster parses "n1=host:port,n2=host:port,...".
-func ParseInitialCluster(s string) ([]groupcomm.Peer, error) {
-	var peers []groupcomm.Peer
+func ParseInitialCluster(s string) ([]Peer, error) {
+	var peers []Peer
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -239,7 +313,7 @@ func ParseInitialCluster(s string) ([]groupcomm.Peer, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("node: initial cluster entry %q: %w", part, err)
 		}
-		peers = append(peers, groupcomm.Peer{ID: id, Addr: addr})
+		peers = append(peers, Peer{ID: id, Addr: addr})
 	}
 	if len(peers) == 0 {
 		return nil, errors.New("node: initial cluster is empty")

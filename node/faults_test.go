@@ -22,9 +22,9 @@ func TestDivergedMemberStops(t *testing.T) {
 		t.Skip("in-process cluster")
 	}
 	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
-		cfg.CheckpointInterval = 16
+		cfg.Apply.CheckpointInterval = 16
 		if i == 2 {
-			cfg.Faults.DivergeAt = 20
+			cfg.Apply.Faults.DivergeAt = 20
 		}
 	})
 	c.Leader()

@@ -39,7 +39,7 @@ const (
 
 // grpcOptions are the gRPC server's limits and its metrics interceptors.
 func (n *Node) grpcOptions() []grpc.ServerOption {
-	max := n.cfg.Limits.MaxWriteSetSize + grpcMessageSlack
+	max := n.cfg.Txn.Limits.MaxWriteSetSize + grpcMessageSlack
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(max), grpc.MaxSendMsgSize(max),
 		grpc.MaxConcurrentStreams(grpcMaxConcurrentStreams),

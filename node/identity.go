@@ -38,7 +38,7 @@ func (c Config) resolveCluster(ctx context.Context) (uint64, error) {
 	}
 	switch {
 	case has && len(c.InitialCluster) > 0:
-		if want := groupcomm.ClusterIDFor(c.ClusterToken, c.InitialCluster); want != stored {
+		if want := groupcomm.ClusterIDFor(c.ClusterToken, c.bootstrap()); want != stored {
 			return 0, fmt.Errorf("node: data directory %s belongs to cluster %s, but --initial-cluster (with cluster token %q) describes cluster %s; to restart this member, give the --initial-cluster it was created with, or none",
 				c.DataDir, groupcomm.FormatClusterID(stored), c.ClusterToken, groupcomm.FormatClusterID(want))
 		}
@@ -56,7 +56,7 @@ func (c Config) resolveCluster(ctx context.Context) (uint64, error) {
 	case has:
 		return stored, nil
 	case len(c.InitialCluster) > 0:
-		return groupcomm.ClusterIDFor(c.ClusterToken, c.InitialCluster), nil
+		return groupcomm.ClusterIDFor(c.ClusterToken, c.bootstrap()), nil
 	case c.Join != "":
 		ml, err := c.memberList(ctx, c.Join)
 		if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,9 +116,7 @@ func New(cfg Config) (*Node, error) {
 	n.joining.Store(cfg.Join != "") // until monitor finds this member caught up
 	n.serve()
 	n.goTracked(n.monitor)
-	if cfg.Arbitrator {
-		n.goTracked(n.retainLoop)
-	} else {
+	if !cfg.Arbitrator {
 		n.goTracked(n.announceLoop)
 	}
 	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),
@@ -148,14 +145,13 @@ func (n *Node) open() error {
 	if err := writeClusterID(n.cfg.DataDir, n.clusterID); err != nil {
 		return err
 	}
-	tc := n.cfg.txnConfig()
-	tc.Window, tc.Logger = certification.DefaultWindow, n.lg.Named("txn")
 	gc := n.cfg.groupConfig()
 	gc.Logger, gc.ClusterID = n.lg.Named("groupcomm"), n.clusterID
+	gc.Peers, gc.OnRemoved = clusterPeers{n}, n.removed
 	if n.cfg.Arbitrator {
 		// No user data: the txn service only admits forwarded entries while
 		// this member leads, and refuses clients.
-		if n.svc, err = txn.New(tc, nil, orderer{n}); err != nil {
+		if n.svc, err = txn.New(n.txnConfig(), nil, orderer{n}); err != nil {
 			return err
 		}
 		gc.Admit = n.svc.Admit
@@ -164,18 +160,17 @@ func (n *Node) open() error {
 		n.group, err = groupcomm.New(gc, n.mux.Match(groupcomm.Match), nil, n.onFatal)
 		return err
 	}
-	sc := storage.DefaultConfig()
-	sc.Dir, sc.Logger = filepath.Join(n.cfg.DataDir, "data"), n.lg.Named("storage")
+	sc := n.cfg.storageConfig()
+	sc.Logger = n.lg.Named("storage")
 	if n.store, err = storage.Open(sc); err != nil {
 		return err
 	}
-	if n.svc, err = txn.New(tc, n.store, orderer{n}); err != nil {
+	if n.svc, err = txn.New(n.txnConfig(), n.store, orderer{n}); err != nil {
 		return err
 	}
-	ac := apply.DefaultConfig()
+	ac := n.cfg.applyConfig()
 	ac.Logger, ac.OnOutcome = n.lg.Named("certification"), n.svc.OnOutcome
-	ac.Member, ac.CheckpointInterval, ac.OnCheckpoint, ac.IsMember = n.cfg.ID, n.cfg.CheckpointInterval, n.onCheckpoint, n.isMember
-	ac.Faults, ac.TimeCertify = n.cfg.Faults, n.timeCertify
+	ac.OnCheckpoint, ac.IsMember, ac.TimeCertify = n.onCheckpoint, n.isMember, n.timeCertify
 	if n.applier, err = apply.New(ac, n.store); err != nil {
 		return err
 	}
@@ -186,6 +181,13 @@ func (n *Node) open() error {
 		return err
 	}
 	return nil
+}
+
+// txnConfig is the transaction service's configuration.
+func (n *Node) txnConfig() txn.Config {
+	tc := n.cfg.txnConfig()
+	tc.Logger = n.lg.Named("txn")
+	return tc
 }
 
 // orderer lets the txn service reach the group, which is created after it.
@@ -249,7 +251,7 @@ func (n *Node) startFailed(v verdict) error {
 	if n.clusterID, _, err = readClusterID(n.cfg.DataDir); err != nil {
 		return err
 	}
-	if n.svc, err = txn.New(n.cfg.txnConfig(), nil, orderer{n}); err != nil {
+	if n.svc, err = txn.New(n.txnConfig(), nil, orderer{n}); err != nil {
 		return err
 	}
 	n.mux = cmux.New(n.ln)
@@ -276,8 +278,12 @@ func (n *Node) stopped() error {
 	return nil
 }
 
-// removed stops a member that is no longer in the configuration.
+// removed stops a member that is no longer in the configuration, unless
+// it already stopped.
 func (n *Node) removed() {
+	if n.stopped() != nil {
+		return
+	}
 	n.lg.Warn("this member was removed from the cluster; it no longer serves")
 	n.onFatal(ErrRemoved)
 }

@@ -316,6 +316,12 @@ func TestConfigValidation(t *testing.T) {
 		{"self at another address", func(c *node.Config) {
 			c.InitialCluster, _ = node.ParseInitialCluster("n1=127.0.0.1:9999")
 		}, "but this member's address"},
+		{"a part's own setting", func(c *node.Config) { c.Group.LeaderLeaseTimeout = 2 * c.Group.HeartbeatTimeout }, "node: Group: groupcomm: LeaderLeaseTimeout"},
+		{"a part's own limit", func(c *node.Config) { c.Txn.MaxInflightBytes = c.Txn.Limits.MaxWriteSetSize - 1 }, "node: Txn: txn: MaxInflightBytes"},
+		{"certification's rule", func(c *node.Config) { c.Apply.Certification.IndexSize = 0 }, "node: Apply: certification: IndexSize"},
+		{"what the member sets", func(c *node.Config) { c.Group.ID = "n2" }, "Group.ID is set by the member itself, from ID"},
+		{"a second data directory", func(c *node.Config) { c.Storage.Dir = "/elsewhere" }, "Storage.Dir is set by the member itself, from DataDir"},
+		{"storage in memory", func(c *node.Config) { c.Storage.InMemory = true }, "Storage.InMemory is not supported"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

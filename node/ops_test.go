@@ -23,7 +23,7 @@ import (
 // smallLog makes members snapshot often and keep little log, so that a
 // member joining later must receive a snapshot.
 func smallLog(_ int, cfg *node.Config) {
-	cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = 64, 8, 50*time.Millisecond
+	cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs, cfg.Group.SnapshotInterval = 64, 8, 50*time.Millisecond
 }
 
 func putN(t *testing.T, cl *client.Client, prefix string, n int) {

@@ -84,7 +84,7 @@ func TestCommitFloodIsRefusedNotQueued(t *testing.T) {
 		// and still failing a member whose reads hang behind the flood.
 		probeTimeout = 10 * time.Second
 	)
-	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) { cfg.MaxInflightCommits = bound })
+	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) { cfg.Txn.MaxInflightCommits = bound })
 	c.Leader()
 	ep := c.Endpoints()[0]
 	putN(t, newClient(t, ep), "probe", 1)
@@ -154,7 +154,7 @@ func TestCloseLeaderHandsOver(t *testing.T) {
 	const timeout = 2 * time.Second
 	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
 		observed(logs, core)(i, cfg)
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = timeout, timeout, timeout/2
+		cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = timeout, timeout, timeout/2
 	})
 	ld := c.Leader()
 	old := c.Nodes[ld].ID()

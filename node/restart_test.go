@@ -155,7 +155,7 @@ func TestReplaceMemberUnderLoad(t *testing.T) {
 		during    = 200  // entries written while the replacement catches up
 	)
 	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
-		cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.SnapshotInterval = threshold, 64, 50*time.Millisecond
+		cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs, cfg.Group.SnapshotInterval = threshold, 64, 50*time.Millisecond
 		if i != 2 {
 			cfg.PeerDial = slowTo(cfg.InitialCluster[2].Addr, 150*time.Millisecond)
 		}

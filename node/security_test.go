@@ -276,7 +276,7 @@ func TestPlaintextWarning(t *testing.T) {
 			cfg := nodetest.Config(t, "n1", t.TempDir())
 			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 			cfg.Addr, cfg.Listener = addr, ln
-			cfg.InitialCluster = []groupcomm.Peer{{ID: "n1", Addr: addr}}
+			cfg.InitialCluster = []node.Peer{{ID: "n1", Addr: addr}}
 			cfg.Logger = teeWarnings(cfg.Logger, obs)
 			nd, err := node.New(cfg)
 			if err != nil {

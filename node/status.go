@@ -26,10 +26,6 @@ const (
 const errWaitingForData = "behind the leader's log, which an arbitrator leads and cannot send as a snapshot (it holds no data): " +
 	"waiting for a data member to come back"
 
-// syncedLag is how many committed-but-unapplied entries a member may have
-// and still count as synced.
-const syncedLag = 1024
-
 // Status is the member's state as reported by `galena status`.
 type Status struct {
 	groupcomm.Status
@@ -68,7 +64,7 @@ func (n *Node) statusOf(gs groupcomm.Status) Status {
 		s.State = StateNonPrimary
 	case gs.Donor:
 		s.State = StateDonor
-	case s.ApplyLag > syncedLag || !gs.Voter:
+	case s.ApplyLag > groupcomm.SyncedLag || !gs.Voter:
 		s.State = StateJoined
 	default:
 		s.State = StateSynced

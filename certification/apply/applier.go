@@ -29,7 +29,8 @@ type Config struct {
 	Member string
 	// CheckpointInterval: the running digest is recorded at every multiple of
 	// it, and compared with the digests other members announce for the same
-	// seqno (see certification.EncodeCheckpoint). Zero records none.
+	// seqno (see certification.EncodeCheckpoint). Zero records none;
+	// DefaultConfig sets DefaultCheckpointInterval.
 	CheckpointInterval uint64
 	// IsMember says whether an id belongs to a current member; announcements
 	// signed with any other id are ignored (anyone who can forward an entry
@@ -53,12 +54,16 @@ type Config struct {
 	Faults Faults
 }
 
+// DefaultCheckpointInterval is the CheckpointInterval of DefaultConfig.
+const DefaultCheckpointInterval = 4096
+
 // DefaultConfig returns the configuration members use: certification's,
-// with the limits of a write-set set to what storage can hold.
+// with the limits of a write-set set to what storage can hold, and a
+// checkpoint every DefaultCheckpointInterval seqnos.
 func DefaultConfig() Config {
 	c := certification.DefaultConfig()
 	c.MaxKeySize, c.MaxValueSize = storage.MaxKeySize, storage.MaxValueSize
-	return Config{Certification: c}
+	return Config{Certification: c, CheckpointInterval: DefaultCheckpointInterval}
 }
 
 // Validate reports a configuration that cannot work.

@@ -40,9 +40,7 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { st.Close() })
-	cfg := DefaultConfig()
-	cfg.CheckpointInterval = 4096
-	a, err := New(cfg, st)
+	a, err := New(DefaultConfig(), st)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
-	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/node"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -125,9 +124,9 @@ func startDemoCluster(logOut io.Writer) (*demoCluster, error) {
 }
 
 // listenLoopback pre-opens n loopback listeners and names their members.
-func listenLoopback(n int) ([]net.Listener, []groupcomm.Peer, error) {
+func listenLoopback(n int) ([]net.Listener, []node.Peer, error) {
 	var lns []net.Listener
-	var peers []groupcomm.Peer
+	var peers []node.Peer
 	for i := range n {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -135,7 +134,7 @@ func listenLoopback(n int) ([]net.Listener, []groupcomm.Peer, error) {
 			return nil, nil, err
 		}
 		lns = append(lns, ln)
-		peers = append(peers, groupcomm.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
+		peers = append(peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
 	}
 	return lns, peers, nil
 }
@@ -147,11 +146,11 @@ func closeAll(lns []net.Listener) {
 }
 
 // demoConfig configures member i: Raft timeouts shortened for loopback.
-func demoConfig(peers []groupcomm.Peer, i int, ln net.Listener, dir string, lg *zap.Logger) node.Config {
+func demoConfig(peers []node.Peer, i int, ln net.Listener, dir string, lg *zap.Logger) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.Addr, cfg.Listener = peers[i].ID, peers[i].Addr, ln
 	cfg.DataDir, cfg.InitialCluster, cfg.Logger = filepath.Join(dir, peers[i].ID), peers, lg
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+	cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 	cfg.ShutdownTimeout = 2 * time.Second
 	return cfg
 }

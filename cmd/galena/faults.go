@@ -25,7 +25,7 @@ func addFaultFlags(fl *pflag.FlagSet, f *startFlags) {
 }
 
 func applyFaults(f startFlags, cfg *node.Config) error {
-	cfg.Faults.DivergeAt = f.divergeAt
+	cfg.Apply.Faults.DivergeAt = f.divergeAt
 	if f.peerRoute == "" {
 		return nil
 	}

@@ -98,16 +98,17 @@ func TestStartConfig(t *testing.T) {
 		cfg.Join != "" || cfg.ClusterToken != "prod" || !cfg.Arbitrator {
 		t.Errorf("config %+v", cfg)
 	}
-	if cfg.HeartbeatTimeout != 200*time.Millisecond || cfg.ElectionTimeout != 400*time.Millisecond ||
-		cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
-		t.Errorf("timeouts: heartbeat %v election %v lease %v", cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout)
+	g := cfg.Group
+	if g.HeartbeatTimeout != 200*time.Millisecond || g.ElectionTimeout != 400*time.Millisecond ||
+		g.LeaderLeaseTimeout > g.HeartbeatTimeout {
+		t.Errorf("timeouts: heartbeat %v election %v lease %v", g.HeartbeatTimeout, g.ElectionTimeout, g.LeaderLeaseTimeout)
 	}
-	if cfg.MaxInflightCommits != 16 || cfg.MaxInflightBytes != 32<<20 {
-		t.Errorf("max inflight commits %d, bytes %d; want 16 and 32 MiB", cfg.MaxInflightCommits, cfg.MaxInflightBytes)
+	if cfg.Txn.MaxInflightCommits != 16 || cfg.Txn.MaxInflightBytes != 32<<20 {
+		t.Errorf("max inflight commits %d, bytes %d; want 16 and 32 MiB", cfg.Txn.MaxInflightCommits, cfg.Txn.MaxInflightBytes)
 	}
-	if cfg.NotPrimaryTimeout != 3*time.Second || cfg.SnapshotThreshold != 100 || cfg.TrailingLogs != 50 || cfg.CheckpointInterval != 64 {
+	if g.NotPrimaryTimeout != 3*time.Second || g.SnapshotThreshold != 100 || g.TrailingLogs != 50 || cfg.Apply.CheckpointInterval != 64 {
 		t.Errorf("not primary %v, snapshot threshold %d, trailing logs %d, checkpoint interval %d",
-			cfg.NotPrimaryTimeout, cfg.SnapshotThreshold, cfg.TrailingLogs, cfg.CheckpointInterval)
+			g.NotPrimaryTimeout, g.SnapshotThreshold, g.TrailingLogs, cfg.Apply.CheckpointInterval)
 	}
 	if cfg.Logger == nil {
 		t.Error("no logger")
@@ -141,9 +142,9 @@ func TestStartFlagDefaults(t *testing.T) {
 	}
 	d := node.DefaultConfig()
 	if cfg.Join != "127.0.0.1:7001" || cfg.InitialCluster != nil || cfg.Arbitrator || cfg.ClusterToken != d.ClusterToken ||
-		cfg.NotPrimaryTimeout != d.NotPrimaryTimeout || cfg.SnapshotThreshold != d.SnapshotThreshold ||
-		cfg.TrailingLogs != d.TrailingLogs || cfg.CheckpointInterval != d.CheckpointInterval ||
-		cfg.MaxInflightCommits != d.MaxInflightCommits || cfg.MaxInflightBytes != d.MaxInflightBytes || !cfg.RaftMetrics {
+		cfg.Group.NotPrimaryTimeout != d.Group.NotPrimaryTimeout || cfg.Group.SnapshotThreshold != d.Group.SnapshotThreshold ||
+		cfg.Group.TrailingLogs != d.Group.TrailingLogs || cfg.Apply.CheckpointInterval != d.Apply.CheckpointInterval ||
+		cfg.Txn.MaxInflightCommits != d.Txn.MaxInflightCommits || cfg.Txn.MaxInflightBytes != d.Txn.MaxInflightBytes || !cfg.RaftMetrics {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
 	}
 }

@@ -106,16 +106,16 @@ member on a non-loopback address logs a warning.`,
 	fl.StringVar(&f.clusterToken, "cluster-token", d.ClusterToken, "tells apart clusters bootstrapped with the same --initial-cluster")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "console", "console or json")
-	fl.DurationVar(&f.heartbeatTimeout, "heartbeat-timeout", d.HeartbeatTimeout, "Raft heartbeat timeout")
-	fl.DurationVar(&f.electionTimeout, "election-timeout", d.ElectionTimeout, "Raft election timeout")
-	fl.DurationVar(&f.notPrimaryTimeout, "not-primary-timeout", d.NotPrimaryTimeout, "how long without a majority before the member is NON_PRIMARY")
-	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.SnapshotThreshold, "Raft log entries between snapshots")
-	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
-	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
-	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
-	f.maxInflightBytes = byteSize(d.MaxInflightBytes)
+	fl.DurationVar(&f.heartbeatTimeout, "heartbeat-timeout", d.Group.HeartbeatTimeout, "Raft heartbeat timeout")
+	fl.DurationVar(&f.electionTimeout, "election-timeout", d.Group.ElectionTimeout, "Raft election timeout")
+	fl.DurationVar(&f.notPrimaryTimeout, "not-primary-timeout", d.Group.NotPrimaryTimeout, "how long without a majority before the member is NON_PRIMARY")
+	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.Group.SnapshotThreshold, "Raft log entries between snapshots")
+	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.Group.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
+	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.Apply.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
+	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.Txn.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
+	f.maxInflightBytes = byteSize(d.Txn.MaxInflightBytes)
 	fl.Var(&f.maxInflightBytes, "max-inflight-bytes", "bytes of write-sets the member's commits in flight may hold, at least the largest write-set ("+
-		byteSize(d.Limits.MaxWriteSetSize).String()+"); more are refused at once, like --max-inflight-commits")
+		byteSize(d.Txn.Limits.MaxWriteSetSize).String()+"); more are refused at once, like --max-inflight-commits")
 	addFaultFlags(fl, &f)
 	addTLSFlags(fl, &f.tls)
 	return cmd
@@ -201,14 +201,14 @@ func (f startFlags) tuning(cfg *node.Config) error {
 		return usagef("--checkpoint-interval must be positive")
 	case f.maxInflightCommits <= 0:
 		return usagef("--max-inflight-commits must be positive, got %d", f.maxInflightCommits)
-	case int(f.maxInflightBytes) < cfg.Limits.MaxWriteSetSize:
+	case int(f.maxInflightBytes) < cfg.Txn.Limits.MaxWriteSetSize:
 		return usagef("--max-inflight-bytes must be at least the largest write-set, %v, got %v",
-			byteSize(cfg.Limits.MaxWriteSetSize), f.maxInflightBytes)
+			byteSize(cfg.Txn.Limits.MaxWriteSetSize), f.maxInflightBytes)
 	}
-	cfg.MaxInflightCommits, cfg.MaxInflightBytes = f.maxInflightCommits, int(f.maxInflightBytes)
-	cfg.NotPrimaryTimeout = f.notPrimaryTimeout
-	cfg.SnapshotThreshold, cfg.TrailingLogs = f.snapshotThreshold, f.trailingLogs
-	cfg.CheckpointInterval = f.checkpointInterval
+	cfg.Txn.MaxInflightCommits, cfg.Txn.MaxInflightBytes = f.maxInflightCommits, int(f.maxInflightBytes)
+	cfg.Group.NotPrimaryTimeout = f.notPrimaryTimeout
+	cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs = f.snapshotThreshold, f.trailingLogs
+	cfg.Apply.CheckpointInterval = f.checkpointInterval
 	return nil
 }
 
@@ -221,9 +221,10 @@ func (f startFlags) timeouts(cfg *node.Config) error {
 	case f.electionTimeout <= 0:
 		return usagef("--election-timeout must be positive, got %v", f.electionTimeout)
 	}
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout = f.heartbeatTimeout, f.electionTimeout
-	if cfg.LeaderLeaseTimeout > cfg.HeartbeatTimeout {
-		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout / 2
+	g := &cfg.Group
+	g.HeartbeatTimeout, g.ElectionTimeout = f.heartbeatTimeout, f.electionTimeout
+	if g.LeaderLeaseTimeout > g.HeartbeatTimeout {
+		g.LeaderLeaseTimeout = g.HeartbeatTimeout / 2
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ var forbidden = map[string][]string{
 	"api":                 {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "client"},
 	"api/galenapb":        {module + "storage", module + "certification", module + "groupcomm", module + "txn", module + "node", module + "client"},
 	"api/writesetpb":      {module, "google.golang.org/grpc"}, // messages only: the log's entries link no gRPC
+	// main stays thin: it configures and starts members through node.
+	"cmd/galena": {module + "groupcomm", module + "storage", module + "certification", module + "txn"},
 }
 
 // leaves are packages of the module that import none of it, so that any

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/node"
 	"go.uber.org/zap/zaptest"
 )
@@ -30,9 +29,9 @@ func Config(t testing.TB, id, dir string) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.DataDir = id, dir
 	cfg.Logger = zaptest.NewLogger(t).Named(id)
-	cfg.NotPrimaryTimeout = 2 * time.Second
+	cfg.Group.NotPrimaryTimeout = 2 * time.Second
 	cfg.ShutdownTimeout = time.Second
-	cfg.CausalWait = time.Second
+	cfg.Txn.CausalWait = time.Second
 	return cfg
 }
 
@@ -48,14 +47,14 @@ func MakeClusterWith(t testing.TB, n int, edit func(i int, cfg *node.Config)) *C
 	t.Helper()
 	c := &Cluster{t: t, Nodes: make([]*node.Node, n)}
 	lns := make([]net.Listener, n)
-	var peers []groupcomm.Peer
+	var peers []node.Peer
 	for i := range lns {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		lns[i] = ln
-		peers = append(peers, groupcomm.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
+		peers = append(peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
 	}
 	for i := range lns {
 		cfg := Config(t, peers[i].ID, filepath.Join(t.TempDir(), peers[i].ID))
