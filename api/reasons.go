@@ -1,6 +1,8 @@
 // Package api holds the parts of the wire contract that are not generated:
 // the error reasons a server attaches to a gRPC status so that a client can
-// map it back to a precise sentinel error. The services and their messages
+// map it back to a precise sentinel error. A member maps its errors to codes
+// and reasons in one table (node/rpc), and the client maps them back in one
+// table of its own. The services and their messages
 // are in package galenapb, generated from galena.proto; the write-set, which
 // also travels in the replicated log, is in package writesetpb, generated
 // from writeset.proto.
@@ -9,8 +11,10 @@ package api
 // ErrorDomain is the domain of every errdetails.ErrorInfo a server sends.
 const ErrorDomain = "galena.io"
 
-// Reasons carried in errdetails.ErrorInfo.Reason. A status without one is
-// mapped by its code alone.
+// Reasons carried in errdetails.ErrorInfo.Reason, by the KV and the Cluster
+// service alike: every refusal of Galena's own carries one. A status without
+// one (an invalid argument of another kind, a deadline, what gRPC or the
+// authorization of a call answers itself) is mapped by its code alone.
 const (
 	ReasonInvalidKey          = "INVALID_KEY"          // InvalidArgument: empty or malformed key
 	ReasonTooLarge            = "TOO_LARGE"            // InvalidArgument: key, value or write-set over a limit
@@ -21,4 +25,7 @@ const (
 	ReasonIndeterminate       = "INDETERMINATE"        // Unknown: the commit's outcome is not known
 	ReasonShuttingDown        = "SHUTTING_DOWN"        // Unavailable: the node is stopping
 	ReasonOverloaded          = "OVERLOADED"           // ResourceExhausted: too many commits in flight on the node; retry after a backoff
+	ReasonMemberExists        = "MEMBER_EXISTS"        // AlreadyExists: the id or the address of a member to add is in use
+	ReasonMemberNotFound      = "MEMBER_NOT_FOUND"     // NotFound: no member has the id a membership change names
+	ReasonMemberRefused       = "MEMBER_REFUSED"       // FailedPrecondition: removing the last voter, adding a member of another cluster
 )

@@ -110,6 +110,9 @@ var statusErrors = []struct {
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
 	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},
+	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
+	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound},
+	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},
 
 	{codes.InvalidArgument, "", ErrInvalidArgument},
 	{codes.ResourceExhausted, "", ErrTooLarge},

@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// What only a real member shows about bad input (txn's malformed_test.go
+// What only a real member shows about bad input (node/rpc's malformed_test.go
 // covers each refusal of the KV service; TestBadInputChangesNothing the
 // commit refusals on a 3-member cluster): the Galena reason survives the
 // wire, a request over the gRPC message limit is refused by gRPC itself, and

@@ -1,8 +1,9 @@
 // Package node assembles one Galena member: one listener split by cmux into
-// Raft/forwarding (groupcomm), gRPC (the KV and Cluster services) and HTTP
-// (health, metrics, pprof); storage; certification; the transaction
-// service. New starts it, Close stops it in reverse order. The galena
-// binary and the in-process test clusters both build members through New.
+// Raft/forwarding (groupcomm), gRPC (the KV and Cluster services of package
+// rpc, which the member serves through rpc.Member) and HTTP (health,
+// metrics, pprof); storage; certification; the transaction service. New
+// starts it, Close stops it in reverse order. The galena binary and the
+// in-process test clusters both build members through New.
 //
 // Config nests each part's own configuration (Group, Txn, Storage, Apply),
 // so a setting is declared once, in the package that uses it; the member

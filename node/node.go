@@ -10,10 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/node/rpc"
 	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -165,7 +165,7 @@ func (n *Node) open() error {
 	if n.store, err = storage.Open(sc); err != nil {
 		return err
 	}
-	if n.svc, err = txn.New(n.txnConfig(), n.store, orderer{n}); err != nil {
+	if n.svc, err = txn.New(n.txnConfig(), txnStore{n.store}, orderer{n}); err != nil {
 		return err
 	}
 	ac := n.cfg.applyConfig()
@@ -261,15 +261,6 @@ func (n *Node) startFailed(v verdict) error {
 	return nil
 }
 
-// failedOnlyStatus is the gRPC interceptor of a member started failed: it
-// answers Status and refuses every other call, as a stopped member does.
-func (n *Node) failedOnlyStatus(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if info.FullMethod == galenapb.KV_Status_FullMethodName {
-		return handler(ctx, req)
-	}
-	return nil, txn.ToStatus(n.serving(true))
-}
-
 // stopped is why the member stopped, or nil while it runs.
 func (n *Node) stopped() error {
 	if err := n.failure.Load(); err != nil {
@@ -301,11 +292,12 @@ func (n *Node) serve() {
 	httpLn := n.mux.Match(cmux.HTTP1Fast())
 	opts := append(n.grpcOptions(), n.securityOptions()...)
 	if n.group == nil {
-		opts = append(opts, grpc.ChainUnaryInterceptor(n.failedOnlyStatus))
+		// Started failed: it answers Status and refuses every other call,
+		// as a stopped member does.
+		opts = append(opts, grpc.ChainUnaryInterceptor(rpc.StatusOnly(func() error { return n.serving(true) })))
 	}
 	n.grpc = grpc.NewServer(opts...)
-	galenapb.RegisterKVServer(n.grpc, txn.NewServer(n.svc, n.statusProto))
-	galenapb.RegisterClusterServer(n.grpc, admin{n: n})
+	n.registerServices(n.grpc)
 	n.grpcMetrics.InitializeMetrics(n.grpc)
 	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 	n.goTracked(func() { n.grpc.Serve(grpcLn) })

@@ -7,6 +7,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
+	"github.com/galenadb/galena/node/rpc"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -79,7 +80,7 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		AppliedSeqno: s.Applied, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
 		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
-		LastContactMs: -1, Error: s.Error, Members: membersProto(s.Members),
+		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members),
 	}
 	if s.LastContact >= 0 {
 		resp.LastContactMs = s.LastContact.Milliseconds()

@@ -14,6 +14,7 @@
 // seqno, after waiting (bounded) until that is at least the session's
 // min_seqno, so a session never reads older state than it already saw.
 //
-// Service holds the logic; Server adapts it to the gRPC KV service and maps
-// errors to status codes in one table.
+// Service holds the logic and knows no gRPC: the KV service (node/rpc)
+// adapts it to the wire and maps its errors to status codes. Outcomes the
+// apply loop stored come through Store, decoded.
 package txn

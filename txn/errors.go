@@ -2,9 +2,9 @@ package txn
 
 import "errors"
 
-// Errors returned by Service. Each maps to one gRPC status code and reason
-// (see statusFor), and each means the call changed nothing, except
-// ErrIndeterminate, whose commit may or may not have been applied.
+// Errors returned by Service. Each means the call changed nothing, except
+// ErrIndeterminate, whose commit may or may not have been applied. The KV
+// service (node/rpc) maps each to one gRPC status code and reason.
 var (
 	ErrInvalidKey          = errors.New("txn: invalid key")
 	ErrTooLarge            = errors.New("txn: too large")

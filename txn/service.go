@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -16,11 +15,13 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Store is the local state reads are served from.
+// Store is the local state reads are served from, and the outcomes the
+// apply loop recorded there.
 type Store interface {
 	Get(key []byte, snapshot uint64) ([]byte, error)
 	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
-	LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error)
+	// Outcome returns the outcome stored for write-set id, if any.
+	Outcome(id []byte) (certification.Outcome, bool, error)
 }
 
 // Orderer puts write-sets in the cluster-wide order.
@@ -314,18 +315,14 @@ func (s *Service) checkWindow(snap, origin uint64) error {
 	return nil
 }
 
+// storedOutcome returns the outcome stored for a delivered write-set, if
+// it can be read.
 func (s *Service) storedOutcome(id []byte) (certification.Outcome, bool) {
-	raw, _, ok, err := s.store.LookupID(id, math.MaxUint64)
-	if err == nil && ok {
-		var o certification.Outcome
-		if o, err = certification.DecodeOutcome(raw); err == nil {
-			return o, true
-		}
-	}
+	o, ok, err := s.store.Outcome(id)
 	if err != nil {
 		s.lg.Warn("cannot read a delivered write-set's stored outcome", zap.Binary("id", id), zap.Error(err))
 	}
-	return certification.Outcome{}, false
+	return o, ok && err == nil
 }
 
 func broadcastErr(err error) error {

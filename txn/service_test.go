@@ -4,20 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
 	"go.uber.org/goleak"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -109,8 +104,8 @@ func (emptyStore) Get([]byte, uint64) ([]byte, error) { return nil, storage.ErrN
 func (emptyStore) Scan([]byte, []byte, int, uint64) ([]storage.KV, error) {
 	return nil, nil
 }
-func (emptyStore) LookupID([]byte, uint64) ([]byte, uint64, bool, error) {
-	return nil, 0, false, nil
+func (emptyStore) Outcome([]byte) (certification.Outcome, bool, error) {
+	return certification.Outcome{}, false, nil
 }
 
 // newService returns a Service whose causal waits give up after 50ms, for
@@ -167,6 +162,9 @@ func TestCommitValidation(t *testing.T) {
 			}
 			if o.sent != 0 {
 				t.Fatal("a rejected write-set was broadcast")
+			}
+			if len(s.waiters) != 0 {
+				t.Fatalf("%d waiters left behind by a rejected write-set", len(s.waiters))
 			}
 		})
 	}
@@ -261,27 +259,6 @@ func mustEntry(t *testing.T) []byte {
 		t.Error(err)
 	}
 	return b
-}
-
-func TestStatusTable(t *testing.T) {
-	for _, e := range statusTable {
-		st := status.Convert(ToStatus(errors.Join(e.err, errors.New("detail"))))
-		if st.Code() != e.code || !strings.Contains(st.Message(), "detail") {
-			t.Fatalf("%v → %v %q", e.err, st.Code(), st.Message())
-		}
-		var reason string
-		for _, d := range st.Details() {
-			if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == api.ErrorDomain {
-				reason = info.Reason
-			}
-		}
-		if reason != e.reason {
-			t.Fatalf("%v carries reason %q, want %q", e.err, reason, e.reason)
-		}
-	}
-	if status.Code(ToStatus(errors.New("boom"))) != codes.Internal {
-		t.Fatal("an unknown error is not Internal")
-	}
 }
 
 func TestLinearizableReadWaitsForCommitPoint(t *testing.T) {

@@ -53,8 +53,10 @@ var rules = map[string]rule{
 	},
 	"storage":   {notImport: []string{module}, notDepend: []string{raft, grpc, cmux}},
 	"groupcomm": {notImport: []string{module}, notDepend: []string{badger, grpc}},
+	// The transaction service knows no wire: node/rpc is its gRPC face.
 	"txn": {
 		notImport: []string{module + "node", module + "client", raft, badger},
+		notDepend: []string{grpc, module + "api/galenapb"},
 	},
 	"security": {notImport: []string{module}, notDepend: []string{raft, badger, grpc, cmux}},
 
@@ -68,6 +70,10 @@ var rules = map[string]rule{
 	// command and the tests' starter.
 	"node":          {notImport: []string{module + "client", module + "integration", module + "cmd"}},
 	"node/nodetest": {notImport: append([]string{module + "client", module + "integration"}, inner...)},
+
+	// A member's gRPC face reads state only through txn and rpc.Member; its
+	// tests may use the client to prove the errors' round trip.
+	"node/rpc": {notImport: []string{module + "client", module + "storage", module + "certification/apply", module + "integration", module + "cmd", raft, badger}},
 
 	// The command stays thin: it starts members through node and does what
 	// a client does through client.

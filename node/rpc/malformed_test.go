@@ -1,4 +1,4 @@
-package txn
+package rpc
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/galenadb/galena/api/writesetpb"
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/storage"
+	"github.com/galenadb/galena/txn"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -21,7 +22,8 @@ import (
 )
 
 // The KV service against malformed requests: each is refused with its exact
-// code and Galena reason, and changes nothing.
+// code and Galena reason, and changes nothing. (That a refused commit leaves
+// no waiter behind is txn's to test.)
 
 // The fixture member: it has applied seqno kvApplied, holds versions from
 // kvMinReadable up (older ones were not transferred: it was imported), and
@@ -33,14 +35,14 @@ const (
 )
 
 // kvLimits are small, so that every limit is cheap to cross.
-var kvLimits = Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4}
+var kvLimits = txn.Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4}
 
 // stubOrderer is a member at a fixed applied seqno. Its Broadcast records the
 // entry and reports the configured verdict without applying anything, so the
 // store never changes; a wait for a seqno it has not applied times out at
 // once, as CausalWait would.
 type stubOrderer struct {
-	svc     *Service
+	svc     *txn.Service
 	verdict certification.Verdict
 	cutOff  bool // not primary: Serving refuses unless stale
 
@@ -72,7 +74,7 @@ func (o *stubOrderer) ReadIndex(context.Context) (uint64, error) { return kvAppl
 
 func (o *stubOrderer) Serving(stale bool) error {
 	if o.cutOff && !stale {
-		return fmt.Errorf("%w: no leader", ErrNotPrimary)
+		return fmt.Errorf("%w: no leader", txn.ErrNotPrimary)
 	}
 	return nil
 }
@@ -127,18 +129,26 @@ func kvStore(tb testing.TB) *storage.Store {
 	return st
 }
 
+// kvState is the fixture member's store as the txn service reads it. No
+// stored outcome is ever read: stubOrderer reports every verdict at once.
+type kvState struct{ *storage.Store }
+
+func (kvState) Outcome([]byte) (certification.Outcome, bool, error) {
+	return certification.Outcome{}, false, nil
+}
+
 // kvServer is the KV service of the fixture member over st.
-func kvServer(tb testing.TB, st *storage.Store) (*Server, *stubOrderer) {
+func kvServer(tb testing.TB, st *storage.Store) (*KV, *stubOrderer) {
 	tb.Helper()
-	cfg := DefaultConfig()
+	cfg := txn.DefaultConfig()
 	cfg.Limits, cfg.Window = kvLimits, kvWindow
 	o := &stubOrderer{verdict: certification.Commit}
-	svc, err := New(cfg, st, o)
+	svc, err := txn.New(cfg, kvState{st}, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	o.svc = svc
-	return NewServer(svc, func() *galenapb.StatusResponse { return &galenapb.StatusResponse{} }), o
+	return NewKV(svc, func() *galenapb.StatusResponse { return &galenapb.StatusResponse{} }), o
 }
 
 // storeDump renders the applied state and every live key at every readable
@@ -206,18 +216,18 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		}
 		return ws
 	}
-	type call func(*Server, *stubOrderer) error
+	type call func(*KV, *stubOrderer) error
 	get := func(r *galenapb.GetRequest) call {
-		return func(s *Server, _ *stubOrderer) error { _, err := s.Get(ctx, r); return err }
+		return func(s *KV, _ *stubOrderer) error { _, err := s.Get(ctx, r); return err }
 	}
 	scan := func(r *galenapb.ScanRequest) call {
-		return func(s *Server, _ *stubOrderer) error { _, err := s.Scan(ctx, r); return err }
+		return func(s *KV, _ *stubOrderer) error { _, err := s.Scan(ctx, r); return err }
 	}
 	commit := func(r *galenapb.CommitRequest) call {
-		return func(s *Server, _ *stubOrderer) error { _, err := s.Commit(ctx, r); return err }
+		return func(s *KV, _ *stubOrderer) error { _, err := s.Commit(ctx, r); return err }
 	}
 	cutOff := func(c call) call {
-		return func(s *Server, o *stubOrderer) error { o.cutOff = true; return c(s, o) }
+		return func(s *KV, o *stubOrderer) error { o.cutOff = true; return c(s, o) }
 	}
 	const (
 		invalid = codes.InvalidArgument
@@ -249,9 +259,9 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 		{"Scan: min_seqno in the future", scan(&galenapb.ScanRequest{MinSeqno: math.MaxUint64}), precond, api.ReasonSnapshotUnavailable},
 		{"Scan: snapshot below what the member holds", scan(&galenapb.ScanRequest{Snapshot: 1}), precond, api.ReasonSnapshotTooOld},
 		{"Scan: not primary", cutOff(scan(&galenapb.ScanRequest{})), unavail, api.ReasonNotPrimary},
-		{"Scan: negative limit (Go API)", func(s *Server, _ *stubOrderer) error {
-			_, _, _, err := s.svc.Scan(ctx, nil, nil, -1, ReadAt{})
-			return ToStatus(err)
+		{"Scan: negative limit (Go API)", func(s *KV, _ *stubOrderer) error {
+			_, _, _, err := s.svc.Scan(ctx, nil, nil, -1, txn.ReadAt{})
+			return toStatus(err)
 		}, invalid, ""},
 
 		{"Commit: nil request", commit(nil), invalid, api.ReasonInvalidWriteSet},
@@ -286,9 +296,6 @@ func TestMalformedRequestsChangeNothing(t *testing.T) {
 			}
 			if n := len(o.broadcasts()); n != 0 {
 				t.Fatalf("%d entries broadcast", n)
-			}
-			if len(srv.svc.waiters) != 0 {
-				t.Fatalf("%d commit waiters left behind", len(srv.svc.waiters))
 			}
 			if after := storeDump(t, st); after != before {
 				t.Fatalf("the store changed:\n%s\nwant\n%s", after, before)
