@@ -35,7 +35,7 @@ func (c *Client) Members(ctx context.Context) (Membership, error) {
 	var resp *galenapb.MemberListResponse
 	_, err := c.callEndpoints(ctx, c.start(), func(ctx context.Context, ep *endpoint) (err error) {
 		resp, err = ep.cluster.MemberList(ctx, &galenapb.MemberListRequest{})
-		return orRefusal(err)
+		return err
 	})
 	if err != nil {
 		return Membership{}, err
@@ -101,23 +101,11 @@ func (c *Client) change(ctx context.Context, fn func(context.Context, galenapb.C
 		if err == nil {
 			return nil
 		}
-		if refusal := memberRefusal(err); refusal != nil {
-			return refusal
-		}
 		if p.Addr != nil && !refusedUnapplied(err) {
 			return fmt.Errorf("%w: membership change sent to %s got no answer: %v", ErrIndeterminate, ep.addr, fromStatus(err))
 		}
 		return err
 	})
-	return err
-}
-
-// orRefusal returns the translation of err if it is a refusal of the
-// Cluster service, else err unchanged for the failover loop to judge.
-func orRefusal(err error) error {
-	if refusal := memberRefusal(err); refusal != nil {
-		return refusal
-	}
 	return err
 }
 

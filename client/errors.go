@@ -92,10 +92,12 @@ func (e *ConflictError) Error() string {
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // statusErrors is the one table mapping a server's gRPC status back to a
-// sentinel. A row with a reason matches an ErrorInfo of api.ErrorDomain with
-// that reason, whatever the code (code documents what servers send with it);
-// rows without a reason match by code alone and are consulted only when no
-// reason row matched.
+// sentinel, for the KV and the Cluster service alike. A row with a reason
+// matches an ErrorInfo of api.ErrorDomain with that reason, whatever the
+// code (code documents what servers send with it); rows without a reason
+// match by code alone and are consulted only when no reason row matched:
+// statuses that gRPC, a server without the Cluster service
+// (Unimplemented) or the check of a client's certificate answer.
 var statusErrors = []struct {
 	code   codes.Code
 	reason string
@@ -120,39 +122,9 @@ var statusErrors = []struct {
 	{codes.NotFound, "", ErrNotFound},
 	{codes.DeadlineExceeded, "", context.DeadlineExceeded},
 	{codes.Canceled, "", context.Canceled},
+	{codes.Unimplemented, "", errors.ErrUnsupported},
 	{codes.Unauthenticated, "", ErrUnauthenticated},
 	{codes.PermissionDenied, "", ErrPermissionDenied},
-}
-
-// memberErrors maps the refusals of the Cluster service, which carry no
-// Galena reason, by code. Only membership calls consult it, before
-// statusErrors: a NotFound there is a member, not a key. Unimplemented is a
-// server without the Cluster service.
-var memberErrors = []struct {
-	code codes.Code
-	err  error
-}{
-	{codes.NotFound, ErrMemberNotFound},
-	{codes.AlreadyExists, ErrMemberExists},
-	{codes.FailedPrecondition, ErrMemberRefused},
-	{codes.Unimplemented, errors.ErrUnsupported},
-	{codes.Unauthenticated, ErrUnauthenticated},
-	{codes.PermissionDenied, ErrPermissionDenied},
-}
-
-// memberRefusal translates err when it is a refusal of the Cluster
-// service, keeping the server's message; otherwise it returns nil.
-func memberRefusal(err error) error {
-	st, ok := status.FromError(err)
-	if !ok || reasonOf(st) != "" {
-		return nil
-	}
-	for _, row := range memberErrors {
-		if row.code == st.Code() {
-			return fmt.Errorf("%w: %s", row.err, st.Message())
-		}
-	}
-	return nil
 }
 
 // reasonOf returns the Galena reason attached to st, or "".

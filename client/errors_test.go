@@ -29,7 +29,10 @@ var statusCases = []struct {
 	{codes.Unavailable, api.ReasonNotPrimary, ErrNotPrimary},
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
-	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},  // not ErrTooLarge
+	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded}, // not ErrTooLarge
+	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
+	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound}, // a member, not a key
+	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},
 	{codes.FailedPrecondition, api.ReasonNotPrimary, ErrNotPrimary}, // reason wins over code
 	{codes.InvalidArgument, "", ErrInvalidArgument},
 	{codes.ResourceExhausted, "", ErrTooLarge},
@@ -39,6 +42,7 @@ var statusCases = []struct {
 	{codes.Canceled, "", context.Canceled},
 	{codes.Unauthenticated, "", ErrUnauthenticated},
 	{codes.PermissionDenied, "", ErrPermissionDenied},
+	{codes.Unimplemented, "", errors.ErrUnsupported}, // a server without the Cluster service
 }
 
 func statusErr(code codes.Code, reason, msg string) error {

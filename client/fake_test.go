@@ -382,35 +382,36 @@ func (s *fakeStore) cloneMembersLocked() []*galenapb.Member {
 	return out
 }
 
-// memberAdd refuses as a Galena server does: AlreadyExists for an id or
-// address in use, FailedPrecondition for another cluster or promoting a
-// voter, NotFound for promoting an unknown member.
+// memberAdd refuses as a Galena server does, with its reasons:
+// MEMBER_EXISTS for an id or address in use or promoting a voter,
+// MEMBER_REFUSED for another cluster, MEMBER_NOT_FOUND for promoting an
+// unknown member.
 func (s *fakeStore) memberAdd(req *galenapb.MemberAddRequest) (*galenapb.MemberAddResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if req.ClusterId != "" && req.ClusterId != fakeClusterID {
-		return nil, status.Errorf(codes.FailedPrecondition, "member of cluster %s, this is %s", req.ClusterId, fakeClusterID)
+		return nil, reasonErr(codes.FailedPrecondition, api.ReasonMemberRefused, fmt.Sprintf("member of cluster %s, this is %s", req.ClusterId, fakeClusterID))
 	}
 	i := slices.IndexFunc(s.members, func(m *galenapb.Member) bool { return m.Id == req.Id })
 	switch {
 	case req.Voter && i < 0:
-		return nil, status.Errorf(codes.NotFound, "no member %s to promote", req.Id)
+		return nil, reasonErr(codes.NotFound, api.ReasonMemberNotFound, fmt.Sprintf("no member %s to promote", req.Id))
 	case req.Voter && s.members[i].Voter:
-		return nil, status.Errorf(codes.FailedPrecondition, "%s is a voter already", req.Id)
+		return nil, reasonErr(codes.AlreadyExists, api.ReasonMemberExists, fmt.Sprintf("%s is a voter already", req.Id))
 	case req.Voter:
 		s.members[i].Voter = true
 	case i >= 0:
-		return nil, status.Errorf(codes.AlreadyExists, "id %s is in use by %s", req.Id, s.members[i].Address)
+		return nil, reasonErr(codes.AlreadyExists, api.ReasonMemberExists, fmt.Sprintf("id %s is in use by %s", req.Id, s.members[i].Address))
 	case slices.ContainsFunc(s.members, func(m *galenapb.Member) bool { return m.Address == req.Address }):
-		return nil, status.Errorf(codes.AlreadyExists, "address %s is in use", req.Address)
+		return nil, reasonErr(codes.AlreadyExists, api.ReasonMemberExists, fmt.Sprintf("address %s is in use", req.Address))
 	default:
 		s.members = append(s.members, &galenapb.Member{Id: req.Id, Address: req.Address})
 	}
 	return &galenapb.MemberAddResponse{ClusterId: fakeClusterID, Members: s.cloneMembersLocked()}, nil
 }
 
-// memberRemove refuses an unknown id (NotFound) and the last voter
-// (FailedPrecondition).
+// memberRemove refuses an unknown id (NotFound, MEMBER_NOT_FOUND) and the
+// last voter (FailedPrecondition, MEMBER_REFUSED).
 func (s *fakeStore) memberRemove(req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -423,9 +424,9 @@ func (s *fakeStore) memberRemove(req *galenapb.MemberRemoveRequest) (*galenapb.M
 	}
 	switch {
 	case i < 0:
-		return nil, status.Errorf(codes.NotFound, "no member %s", req.Id)
+		return nil, reasonErr(codes.NotFound, api.ReasonMemberNotFound, fmt.Sprintf("no member %s", req.Id))
 	case s.members[i].Voter && voters == 1:
-		return nil, status.Errorf(codes.FailedPrecondition, "%s is the last voter", req.Id)
+		return nil, reasonErr(codes.FailedPrecondition, api.ReasonMemberRefused, fmt.Sprintf("%s is the last voter", req.Id))
 	}
 	s.members = slices.Delete(s.members, i, i+1)
 	return &galenapb.MemberRemoveResponse{Members: s.cloneMembersLocked()}, nil
