@@ -74,7 +74,7 @@ func New(cfg Config) (*Client, error) {
 // flowWindow is the flow-control window of each call and connection.
 const flowWindow = 1 << 20
 
-// dialOptions are the gRPC options of every connection. A connection
+// dialOptions are the gRPC options of an endpoint's connection. A connection
 // attempt gives up after DialTimeout (MinConnectTimeout), and calls do not
 // wait for a connection that failed (no WaitForReady), so an endpoint that
 // is unreachable, or accepts connections but never answers, fails a call
@@ -83,13 +83,18 @@ func dialOptions(cfg Config) []grpc.DialOption {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay = 100 * time.Millisecond
 	bo.MaxDelay = max(cfg.DialTimeout, time.Second)
+	return append(connOptions(cfg), grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}))
+}
+
+// connOptions are the options of every connection, an endpoint's or a
+// probe's: TLS, flow control and message sizes.
+func connOptions(cfg Config) []grpc.DialOption {
 	creds := insecure.NewCredentials()
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(creds),
-		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: cfg.DialTimeout}),
 		// A fixed window turns off gRPC's bandwidth-estimation pings, which
 		// cost a packet each way per burst of small responses.
 		grpc.WithInitialWindowSize(flowWindow), grpc.WithInitialConnWindowSize(flowWindow),

@@ -295,7 +295,18 @@ func serve[Req proto.Message, Resp any](n *fakeNode, ctx context.Context, method
 // Status answers as a member does whatever its state: the hooks, which
 // play a member's refusals, do not apply.
 func (n *fakeNode) Status(context.Context, *galenapb.StatusRequest) (*galenapb.StatusResponse, error) {
-	return &galenapb.StatusResponse{Address: n.addr, AppliedSeqno: n.store.appliedSeqno()}, nil
+	ml, _ := n.store.memberList(nil)
+	resp := &galenapb.StatusResponse{Address: n.addr, AppliedSeqno: n.store.appliedSeqno(), ClusterId: ml.ClusterId,
+		LeaderId: ml.LeaderId, State: "SYNCED", RaftState: "Follower", LastContactMs: 12, Members: ml.Members}
+	for _, m := range ml.Members {
+		if m.Address == n.addr {
+			resp.Id = m.Id
+		}
+	}
+	if resp.Id == ml.LeaderId {
+		resp.RaftState, resp.LastContactMs = "Leader", -1
+	}
+	return resp, nil
 }
 
 func (n *fakeNode) Get(ctx context.Context, req *galenapb.GetRequest) (*galenapb.GetResponse, error) {
@@ -433,7 +444,7 @@ func (s *fakeStore) memberRemove(req *galenapb.MemberRemoveRequest) (*galenapb.M
 }
 
 // fakeCluster serves galenapb.ClusterServer for a fakeNode, through the
-// node's hooks. It has no Digest.
+// node's hooks.
 type fakeCluster struct {
 	galenapb.UnimplementedClusterServer
 	n *fakeNode
@@ -446,6 +457,19 @@ func (f fakeCluster) MemberList(ctx context.Context, req *galenapb.MemberListReq
 func (f fakeCluster) MemberAdd(ctx context.Context, req *galenapb.MemberAddRequest) (*galenapb.MemberAddResponse, error) {
 	return serve(f.n, ctx, "MemberAdd", req, f.n.store.memberAdd)
 }
+
+// Digest reports the store's applied seqno with a digest of it, and one
+// checkpoint at seqno 1.
+func (f fakeCluster) Digest(ctx context.Context, req *galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
+	return serve(f.n, ctx, "Digest", req, func(*galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
+		seq := f.n.store.appliedSeqno()
+		return &galenapb.DigestResponse{AppliedSeqno: seq, Digest: fakeDigest(seq), State: "SYNCED",
+			Checkpoints: []*galenapb.Checkpoint{{Seqno: 1, Digest: fakeDigest(1)}}}, nil
+	})
+}
+
+// fakeDigest is the fake's digest at seqno seq.
+func fakeDigest(seq uint64) []byte { return bytes.Repeat([]byte{byte(seq)}, 32) }
 
 func (f fakeCluster) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRequest) (*galenapb.MemberRemoveResponse, error) {
 	return serve(f.n, ctx, "MemberRemove", req, f.n.store.memberRemove)

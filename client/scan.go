@@ -10,6 +10,21 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 )
 
+// PrefixEnd returns the end of the key range that holds every key
+// starting with prefix: Scan(ctx, prefix, PrefixEnd(prefix), 0) reads them
+// all. It is nil, no upper bound, when no key comes after them (prefix is
+// empty or all 0xff bytes).
+func PrefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
 // Scan returns the keys in [start, end) and their values, in key order, as
 // the transaction sees them: the snapshot merged with its own buffered puts
 // and deletes. A nil (or empty) end means no upper bound; limit 0 means no

@@ -572,3 +572,18 @@ func TestBlindWriteSetOrigin(t *testing.T) {
 		t.Fatalf("%d commits, the last with origin %d; want a retry with an origin of at least 1042", len(commits), last.GetOrigin())
 	}
 }
+
+func TestPrefixEnd(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"a", "b"},
+		{"acct/", "acct0"},
+		{"a\xff", "b"},
+		{"\xff\xff", ""},
+	}
+	for _, tt := range tests {
+		if got := PrefixEnd([]byte(tt.in)); string(got) != tt.want {
+			t.Errorf("PrefixEnd(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
