@@ -1,25 +1,23 @@
-// Package nodetest runs in-process Galena clusters for tests, built with the
-// same node.New the galena binary uses.
+// Package nodetest runs in-process Galena clusters for tests: the clusters
+// of package local, whose failures fail the test, with the waits and
+// checks tests make of them.
 package nodetest
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/node/local"
 	"go.uber.org/zap/zaptest"
 )
 
-// Cluster is a set of in-process members on loopback.
+// Cluster is a local cluster of a test: a member that fails to start fails
+// the test, and the members stop when it ends.
 type Cluster struct {
-	t     testing.TB
-	cfgs  []node.Config
-	Nodes []*node.Node // nil while a member is stopped
+	*local.Cluster
+	t testing.TB
 }
 
 // Config returns the member configuration tests use. Its Raft timeouts are
@@ -28,11 +26,17 @@ type Cluster struct {
 func Config(t testing.TB, id, dir string) node.Config {
 	cfg := node.DefaultConfig()
 	cfg.ID, cfg.DataDir = id, dir
-	cfg.Logger = zaptest.NewLogger(t).Named(id)
+	testSettings(t, &cfg)
+	return cfg
+}
+
+// testSettings sets what tests change of a member's configuration: a test
+// logger named after the member, and shorter waits.
+func testSettings(t testing.TB, cfg *node.Config) {
+	cfg.Logger = zaptest.NewLogger(t).Named(cfg.ID)
 	cfg.Group.NotPrimaryTimeout = 2 * time.Second
 	cfg.ShutdownTimeout = time.Second
 	cfg.Txn.CausalWait = time.Second
-	return cfg
 }
 
 // MakeCluster starts n members that bootstrap one cluster, and stops them at
@@ -45,49 +49,26 @@ func MakeCluster(t testing.TB, n int) *Cluster {
 // configuration (member i is n<i+1>) before it starts.
 func MakeClusterWith(t testing.TB, n int, edit func(i int, cfg *node.Config)) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Nodes: make([]*node.Node, n)}
-	lns := make([]net.Listener, n)
-	var peers []node.Peer
-	for i := range lns {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i] = ln
-		peers = append(peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
-	}
-	for i := range lns {
-		cfg := Config(t, peers[i].ID, filepath.Join(t.TempDir(), peers[i].ID))
-		cfg.Addr, cfg.InitialCluster, cfg.Listener = peers[i].Addr, peers, lns[i]
+	lc, err := local.Start(local.Config{Members: n, Dir: t.TempDir(), Member: func(i int, cfg *node.Config) {
+		testSettings(t, cfg)
 		if edit != nil {
-			edit(i, &cfg)
+			edit(i, cfg)
 		}
-		c.cfgs = append(c.cfgs, cfg)
+	}})
+	if err != nil {
+		t.Fatal(err)
 	}
+	c := &Cluster{Cluster: lc, t: t}
 	t.Cleanup(c.Close)
-	for i := range c.cfgs {
-		c.Start(i)
-	}
 	return c
 }
 
 // Start (re)starts member i on its address and data directory.
 func (c *Cluster) Start(i int) {
 	c.t.Helper()
-	cfg := c.cfgs[i]
-	if cfg.Listener == nil {
-		ln, err := listenRetry(cfg.Addr)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		cfg.Listener = ln
+	if err := c.Restart(i); err != nil {
+		c.t.Fatal(err)
 	}
-	c.cfgs[i].Listener = nil // a listener serves one start
-	nd, err := node.New(cfg)
-	if err != nil {
-		c.t.Fatalf("start %s: %v", cfg.ID, err)
-	}
-	c.Nodes[i] = nd
 }
 
 // Join starts a new member with an empty data directory that joins the
@@ -95,20 +76,16 @@ func (c *Cluster) Start(i int) {
 // returns the new member's index.
 func (c *Cluster) Join(via int, edit func(cfg *node.Config)) int {
 	c.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	i, err := c.Cluster.Join(via, func(cfg *node.Config) {
+		testSettings(c.t, cfg)
+		if edit != nil {
+			edit(cfg)
+		}
+	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	id := fmt.Sprintf("n%d", len(c.cfgs)+1)
-	cfg := Config(c.t, id, filepath.Join(c.t.TempDir(), id))
-	cfg.Addr, cfg.Listener, cfg.Join = ln.Addr().String(), ln, c.cfgs[via].Addr
-	if edit != nil {
-		edit(&cfg)
-	}
-	c.cfgs = append(c.cfgs, cfg)
-	c.Nodes = append(c.Nodes, nil)
-	c.Start(len(c.cfgs) - 1)
-	return len(c.cfgs) - 1
+	return i
 }
 
 // Replace stops member i, deletes its data directory and starts it again
@@ -116,51 +93,24 @@ func (c *Cluster) Join(via int, edit func(cfg *node.Config)) int {
 // operator does to replace a member once it was removed from the cluster.
 func (c *Cluster) Replace(i, via int) {
 	c.t.Helper()
-	c.Stop(i)
-	if err := os.RemoveAll(c.cfgs[i].DataDir); err != nil {
+	if err := c.Cluster.Replace(i, via); err != nil {
 		c.t.Fatal(err)
-	}
-	c.cfgs[i].InitialCluster, c.cfgs[i].Join = nil, c.cfgs[via].Addr
-	c.Start(i)
-}
-
-// listenRetry re-binds a just-released port.
-func listenRetry(addr string) (net.Listener, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		ln, err := net.Listen("tcp", addr)
-		if err == nil || time.Now().After(deadline) {
-			return ln, err
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // Stop stops member i, keeping its data directory.
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
-	if c.Nodes[i] != nil {
-		if err := c.Nodes[i].Close(); err != nil {
-			c.t.Logf("stop %s: %v", c.cfgs[i].ID, err)
-		}
-		c.Nodes[i] = nil
+	if err := c.Cluster.Stop(i); err != nil {
+		c.t.Log(err)
 	}
 }
 
 // Close stops every member.
 func (c *Cluster) Close() {
-	for i := range c.Nodes {
-		c.Stop(i)
+	if err := c.Cluster.Close(); err != nil {
+		c.t.Log(err)
 	}
-}
-
-// Endpoints are the client addresses of all members, running or not.
-func (c *Cluster) Endpoints() []string {
-	eps := make([]string, len(c.cfgs))
-	for i, cfg := range c.cfgs {
-		eps[i] = cfg.Addr
-	}
-	return eps
 }
 
 // Leader waits for a running member to lead and returns its index.

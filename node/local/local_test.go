@@ -1,0 +1,81 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/galenadb/galena/node"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := Start(Config{}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Start of no members = %v; want ErrInvalidConfig", err)
+	}
+}
+
+// A cluster in a temporary directory elects a leader, applies the same
+// history everywhere, takes a member back after a restart, and leaves
+// nothing behind when closed.
+func TestStartWaitClose(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	edited := 0
+	c, err := Start(Config{Members: 3, Member: func(i int, cfg *node.Config) {
+		edited++
+		cfg.Logger = zaptest.NewLogger(t).Named(cfg.ID)
+		if cfg.ID != []string{"n1", "n2", "n3"}[i] || len(cfg.InitialCluster) != 3 || cfg.Listener == nil {
+			t.Errorf("member %d: %s with %d peers", i, cfg.ID, len(cfg.InitialCluster))
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := c.Dir()
+	defer func() {
+		if err := c.Close(); err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after Close: %v", dir, err)
+		}
+	}()
+	if edited != 3 || len(c.Endpoints()) != 3 || c.Endpoints()[1] != c.Nodes[1].Addr() {
+		t.Fatalf("%d members edited, endpoints %v", edited, c.Endpoints())
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stop(2); err != nil || c.Nodes[2] != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := c.Restart(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitSame(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Failed(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := c.Wait(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait = %v; want the context's end", err)
+	}
+}
