@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/workload/bank"
 	"github.com/spf13/cobra"
 )
 
@@ -31,11 +32,8 @@ const (
 var benchWorkloads = []string{workloadPut, workloadRMW, workloadHot, workloadRead, workloadBank}
 
 const (
-	benchHotKeys    = 100
-	benchAccounts   = 100
-	benchBalance    = 1000 // each account's balance when loaded
-	benchKeyPrefix  = "bench/k"
-	benchAcctPrefix = "bench/acct/"
+	benchHotKeys   = 100
+	benchKeyPrefix = "bench/k"
 	// benchMaxValue is the largest --value-size: a member's default
 	// MaxValueSize.
 	benchMaxValue = 1 << 20
@@ -44,12 +42,12 @@ const (
 	loadBatchKeys  = 500
 	loadBatchBytes = 4 << 20
 	loadParallel   = 4
-	// errorPause keeps a loop from spinning on a broken cluster.
-	errorPause = 10 * time.Millisecond
 )
 
-func benchKey(i int) []byte     { return fmt.Appendf(nil, "%s%08d", benchKeyPrefix, i) }
-func benchAccount(i int) []byte { return fmt.Appendf(nil, "%s%04d", benchAcctPrefix, i) }
+// benchBank are the accounts of the bank workload.
+var benchBank = bank.Config{Prefix: "bench/acct/", Accounts: 100, Initial: 1000, MaxTransfer: 5}
+
+func benchKey(i int) []byte { return fmt.Appendf(nil, "%s%08d", benchKeyPrefix, i) }
 
 // loadFlag is --load: unset means each workload's default.
 type loadFlag struct{ set, on bool }
@@ -117,7 +115,7 @@ func (o benchOptions) keySpace(w string) int {
 	case workloadHot:
 		return benchHotKeys
 	case workloadBank:
-		return benchAccounts
+		return benchBank.Accounts
 	}
 	return o.Keys
 }
@@ -238,9 +236,13 @@ func runBench(ctx context.Context, o benchOptions, g *globalFlags, out, errOut i
 	if err := o.validate(); err != nil {
 		return err
 	}
+	b, err := bank.New(benchBank)
+	if err != nil {
+		return err
+	}
 	tty := isTerminal(errOut)
 	errOut = &lockedWriter{w: errOut}
-	r := &benchRun{o: o, errOut: errOut, tty: tty, dialTimeout: g.dialTimeout, value: benchValue(o.ValueSize)}
+	r := &benchRun{o: o, errOut: errOut, tty: tty, dialTimeout: g.dialTimeout, value: benchValue(o.ValueSize), bank: b}
 	if o.Local {
 		c, err := r.startLocal(ctx)
 		if c != nil {
@@ -280,30 +282,31 @@ type benchRun struct {
 	dialTimeout time.Duration
 	tls         *tls.Config // --tls-*, against a running cluster
 	value       []byte
-	local       *demoCluster // with --local
+	bank        *bank.Bank
+	local       *localCluster // with --local
 	eps         []string
 	clients     []*client.Client // client i is pinned to eps[i%len(eps)]
 	loaded      int              // keys benchKey(0..loaded-1) are written
 }
 
 // startLocal starts the in-process cluster and waits for its leader.
-func (r *benchRun) startLocal(ctx context.Context) (*demoCluster, error) {
-	c, err := startDemoCluster(r.errOut)
+func (r *benchRun) startLocal(ctx context.Context) (*localCluster, error) {
+	c, err := startLocal(r.errOut)
 	if err != nil {
 		return nil, err
 	}
-	r.local, r.eps = c, c.endpoints
-	fmt.Fprintf(r.errOut, "galena bench: %d members on %s (data in %s)\n", demoMembers, strings.Join(c.endpoints, ", "), c.dir)
+	r.local, r.eps = c, c.Endpoints()
+	fmt.Fprintf(r.errOut, "galena bench: %d members on %s (data in %s)\n", demoMembers, strings.Join(r.eps, ", "), c.Dir())
 	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	return c, c.waitSynced(setup)
+	return c, c.WaitSynced(setup)
 }
 
 // checkLocal checks that the in-process members applied the same history.
 func (r *benchRun) checkLocal(ctx context.Context) error {
 	verify, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
 	defer cancel()
-	seq, err := r.local.waitSame(verify)
+	seq, err := r.local.WaitSame(verify)
 	if err == nil {
 		fmt.Fprintf(r.errOut, "galena bench: every member applied seqno %d, digests equal\n", seq)
 	}
@@ -313,14 +316,11 @@ func (r *benchRun) checkLocal(ctx context.Context) error {
 // runAll runs the workloads in turn, printing each JSON result as it comes.
 // It stops early, with the results so far, when ctx ends.
 func (r *benchRun) runAll(ctx context.Context, out io.Writer) ([]benchResult, error) {
-	defer r.closeClients()
-	for i := range r.o.Clients {
-		cl, err := r.newClient(r.eps[i%len(r.eps)])
-		if err != nil {
-			return nil, err
-		}
-		r.clients = append(r.clients, cl)
+	var err error
+	if r.clients, err = pinnedClients(r.o.Clients, r.eps, r.clientConfig()); err != nil {
+		return nil, err
 	}
+	defer closeClients(r.clients)
 	var results []benchResult
 	for _, w := range r.o.Workloads {
 		res, err := r.runWorkload(ctx, w)
@@ -340,15 +340,10 @@ func (r *benchRun) runAll(ctx context.Context, out io.Writer) ([]benchResult, er
 	return results, nil
 }
 
-func (r *benchRun) newClient(ep string) (*client.Client, error) {
-	return client.New(client.Config{Endpoints: []string{ep}, DialTimeout: r.dialTimeout, TLS: r.tls})
-}
-
-func (r *benchRun) closeClients() {
-	for _, cl := range r.clients {
-		cl.Close()
-	}
-	r.clients = nil
+// clientConfig is the configuration of the run's clients, but for their
+// endpoints.
+func (r *benchRun) clientConfig() client.Config {
+	return client.Config{DialTimeout: r.dialTimeout, TLS: r.tls}
 }
 
 // runWorkload prepares the key space, measures w and, for bank, checks the
@@ -373,7 +368,7 @@ func (r *benchRun) runWorkload(ctx context.Context, w string) (benchResult, erro
 func (r *benchRun) prepare(ctx context.Context, w string) error {
 	if r.o.load(w) {
 		began := time.Now()
-		n, err := benchAccounts, error(nil)
+		n, err := r.bank.Accounts(), error(nil)
 		if w == workloadBank {
 			err = r.loadAccounts(ctx)
 		} else {
@@ -389,19 +384,11 @@ func (r *benchRun) prepare(ctx context.Context, w string) error {
 	return r.catchUp(ctx)
 }
 
-// loadAccounts sets every bank account to benchBalance in one transaction.
+// loadAccounts opens every bank account in one transaction.
 func (r *benchRun) loadAccounts(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
-	value := []byte(strconv.Itoa(benchBalance))
-	return r.clients[0].Update(ctx, func(tx *client.Txn) error {
-		for i := range benchAccounts {
-			if err := tx.Put(benchAccount(i), value); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return r.bank.Load(ctx, r.clients[0])
 }
 
 // loadKeys writes benchKey(0..n-1), in batches, loadParallel at a time
@@ -479,52 +466,39 @@ func (r *benchRun) catchUp(ctx context.Context) error {
 // measure runs w on every client for the warm-up and the duration, and
 // counts what ends inside the measured window.
 func (r *benchRun) measure(ctx context.Context, w string) benchResult {
-	var st workloadStats
-	lats := make([][]time.Duration, len(r.clients))
-	from := time.Now().Add(r.o.Warmup)
-	until := from.Add(r.o.Duration)
-	ctx, cancel := context.WithDeadline(ctx, until)
-	defer cancel()
-	var wg sync.WaitGroup
-	for i, cl := range r.clients {
-		l := &benchLoop{w: w, cl: cl, keys: r.o.keySpace(w), value: r.value, id: i,
-			rng: rand.New(rand.NewPCG(uint64(i), rand.Uint64()))}
-		wg.Go(func() { lats[i] = l.run(ctx, from, &st) })
+	steps := transfers(r.bank, r.clients, false)
+	if w != workloadBank {
+		steps = make([]step, len(r.clients))
+		for i, cl := range r.clients {
+			l := &benchLoop{w: w, cl: cl, keys: r.o.keySpace(w), value: r.value, id: i,
+				rng: rand.New(rand.NewPCG(uint64(i), rand.Uint64()))}
+			steps[i] = l.step
+		}
 	}
 	if r.o.Warmup > 0 {
 		fmt.Fprintf(r.errOut, "%s: warming up for %v\n", w, r.o.Warmup)
-		pause(ctx, r.o.Warmup)
 	}
-	stop := progress{w: r.errOut, tty: r.tty, label: fmt.Sprintf("%-4s", w)}.start(&st, from)
-	wg.Wait()
-	end := time.Now()
-	if end.After(until) {
-		end = until
-	}
-	stop()
-	return r.result(w, &st, slices.Concat(lats...), max(end.Sub(from), 0))
+	res := measure(ctx, steps, r.o.Warmup, r.o.Duration, progress{w: r.errOut, tty: r.tty, label: fmt.Sprintf("%-4s", w)})
+	return r.result(w, res)
 }
 
-func (r *benchRun) result(w string, st *workloadStats, lat []time.Duration, elapsed time.Duration) benchResult {
+func (r *benchRun) result(w string, lr loadResult) benchResult {
 	res := benchResult{
 		Workload: w, Clients: r.o.Clients, Keys: r.o.keySpace(w), ValueSize: r.o.ValueSize,
-		DurationS: elapsed.Seconds(),
-		Commits:   st.commits.Load(), Aborts: st.conflicts.Load(), Errors: st.errors.Load(),
+		DurationS: lr.Elapsed.Seconds(),
+		Commits:   lr.Commits, Aborts: lr.Conflicts, Errors: lr.Errors, FirstError: lr.FirstError,
 	}
 	if w == workloadBank {
 		res.ValueSize = 0
 	}
-	if elapsed > 0 {
-		res.CommitsPerS = float64(res.Commits) / elapsed.Seconds()
+	if lr.Elapsed > 0 {
+		res.CommitsPerS = float64(res.Commits) / lr.Elapsed.Seconds()
 	}
 	if n := res.Commits + res.Aborts; n > 0 {
 		res.AbortRatio = float64(res.Aborts) / float64(n)
 	}
-	slices.Sort(lat)
+	lat := lr.Latencies
 	res.P50ms, res.P99ms, res.P999ms = ms(rank(lat, 0.5)), ms(rank(lat, 0.99)), ms(rank(lat, 0.999))
-	if st.first != nil {
-		res.FirstError = st.first.Error()
-	}
 	return res
 }
 
@@ -538,31 +512,6 @@ type benchLoop struct {
 	value []byte
 	id    int
 	rng   *rand.Rand
-}
-
-// run runs transactions until ctx ends and counts those that end at or
-// after from; it returns the latencies of the counted commits.
-func (l *benchLoop) run(ctx context.Context, from time.Time, st *workloadStats) []time.Duration {
-	var lat []time.Duration
-	for ctx.Err() == nil {
-		began := time.Now()
-		committed, err := l.step(ctx)
-		ended := time.Now()
-		if err != nil {
-			pause(ctx, errorPause) // counted or not, do not spin on a broken cluster
-		}
-		switch {
-		case ended.Before(from) || over(ctx): // warm-up, or cut short by the end
-		case err != nil:
-			st.fail(err)
-		case committed:
-			st.commits.Add(1)
-			lat = append(lat, ended.Sub(began))
-		default:
-			st.conflicts.Add(1)
-		}
-	}
-	return lat
 }
 
 // step runs one transaction; committed is false after a conflict.
@@ -579,11 +528,8 @@ func (l *benchLoop) step(ctx context.Context) (committed bool, err error) {
 		}
 		return err == nil, err
 	case workloadRMW, workloadHot:
-		a, b := pickPair(l.keys)
+		a, b := l.pickPair()
 		return commitOnce(ctx, l.cl, func(tx *client.Txn) error { return l.readWrite(ctx, tx, benchKey(a), benchKey(b)) })
-	case workloadBank:
-		a, b := pickPair(l.keys)
-		return commitOnce(ctx, l.cl, func(tx *client.Txn) error { return l.transfer(ctx, tx, benchAccount(a), benchAccount(b)) })
 	}
 	return false, fmt.Errorf("unknown workload %q", l.w)
 }
@@ -603,24 +549,13 @@ func (l *benchLoop) readWrite(ctx context.Context, tx *client.Txn, keys ...[]byt
 	return nil
 }
 
-// transfer moves 1..5 from one account to the other, or writes both back
-// unchanged when the payer holds less (as kvbench does).
-func (l *benchLoop) transfer(ctx context.Context, tx *client.Txn, from, to []byte) error {
-	a, err := balance(ctx, tx, from)
-	if err != nil {
-		return err
+// pickPair returns two different random keys.
+func (l *benchLoop) pickPair() (int, int) {
+	a, b := l.rng.IntN(l.keys), l.rng.IntN(l.keys-1)
+	if b >= a {
+		b++
 	}
-	b, err := balance(ctx, tx, to)
-	if err != nil {
-		return err
-	}
-	if amount := 1 + l.rng.IntN(5); a >= amount {
-		a, b = a-amount, b+amount
-	}
-	if err := tx.Put(from, []byte(strconv.Itoa(a))); err != nil {
-		return err
-	}
-	return tx.Put(to, []byte(strconv.Itoa(b)))
+	return a, b
 }
 
 // fresh returns a copy of the value whose head is unique to this write, so
@@ -640,65 +575,23 @@ func benchValue(size int) []byte {
 	return v
 }
 
-// commitOnce runs fn in a new transaction and commits it, once. A conflict
-// is reported as committed=false with no error.
-func commitOnce(ctx context.Context, cl *client.Client, fn func(tx *client.Txn) error) (committed bool, err error) {
-	tx, err := cl.Begin(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return false, err
-	}
-	_, err = tx.Commit(ctx)
-	if errors.Is(err, client.ErrConflict) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
 // checkBank reads every account on every endpoint at a linearizable
-// snapshot and checks the count, the total and that no balance is negative.
+// snapshot and checks that each holds the bank's total.
 func (r *benchRun) checkBank(ctx context.Context) (ok bool, detail string) {
-	want := benchAccounts * benchBalance
-	var bad []string
+	var errs []error
+	var hs []bank.Holding
 	for _, ep := range r.eps {
-		bs, err := r.endpointBalances(ctx, ep)
+		h, err := readHolding(ctx, r.bank, r.clientConfig(), ep, ep, client.Linearizable())
 		if err != nil {
-			bad = append(bad, fmt.Sprintf("%s: %v", ep, err))
+			errs = append(errs, err)
 			continue
 		}
-		total, negative := 0, 0
-		for _, b := range bs {
-			total += b
-			if b < 0 {
-				negative++
-			}
-		}
-		if total != want || len(bs) != benchAccounts || negative > 0 {
-			bad = append(bad, fmt.Sprintf("%s: %d in %d accounts (%d negative), want %d in %d",
-				ep, total, len(bs), negative, want, benchAccounts))
-		}
+		hs = append(hs, h)
 	}
-	if len(bad) > 0 {
-		return false, strings.Join(bad, "; ")
+	if err := errors.Join(append(errs, r.bank.Check(hs))...); err != nil {
+		return false, strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
-	return true, fmt.Sprintf("total %d in %d accounts on each of %s", want, benchAccounts, strings.Join(r.eps, ", "))
-}
-
-func (r *benchRun) endpointBalances(ctx context.Context, ep string) ([]int, error) {
-	cl, err := r.newClient(ep)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	var bs []int
-	err = cl.View(ctx, func(tx *client.Txn) (err error) {
-		bs, err = balances(ctx, tx, benchAcctPrefix)
-		return err
-	}, client.Linearizable())
-	return bs, err
+	return true, fmt.Sprintf("total %d in %d accounts on each of %s", r.bank.Total(), r.bank.Accounts(), strings.Join(r.eps, ", "))
 }
 
 // printBench prints one row per workload, then each failure's detail.

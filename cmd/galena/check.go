@@ -12,10 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 )
 
 // checkRetryInterval is how often `galena check` asks again while the
@@ -93,12 +91,8 @@ Exit status 0 when the members agree, 1 when they do not or when no common
 seqno was found within --timeout.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			d, err := g.memberDialer()
-			if err != nil {
-				return err
-			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				rep, err := checkCluster(ctx, c, d, checkRetryInterval)
+				rep, err := checkCluster(ctx, prober{c: c, dialTimeout: g.dialTimeout}, checkRetryInterval)
 				if err != nil {
 					return err
 				}
@@ -121,8 +115,8 @@ seqno was found within --timeout.`,
 // checkCluster asks every member for its digest, again every interval while
 // they cannot be compared, until ctx is done. A round that the deadline may
 // have cut short never replaces the report of an earlier one.
-func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interval time.Duration) (checkReport, error) {
-	m, err := c.Members(ctx)
+func checkCluster(ctx context.Context, p prober, interval time.Duration) (checkReport, error) {
+	m, err := p.c.Members(ctx)
 	if err != nil {
 		return checkReport{}, err
 	}
@@ -130,7 +124,7 @@ func checkCluster(ctx context.Context, c *client.Client, d memberDialer, interva
 	defer tick.Stop()
 	var rep checkReport
 	for {
-		answers := fetchDigests(ctx, d, m.Members)
+		answers := fetchDigests(ctx, p, m.Members)
 		if rep.Verdict != "" && cutShort(ctx, answers) {
 			return rep, nil // report the last whole round
 		}
@@ -159,44 +153,35 @@ func cutShort(ctx context.Context, answers []digestAnswer) bool {
 }
 
 // fetchDigests asks every member for its digest, concurrently.
-func fetchDigests(ctx context.Context, d memberDialer, members []client.Member) []digestAnswer {
+func fetchDigests(ctx context.Context, p prober, members []client.Member) []digestAnswer {
 	answers := make([]digestAnswer, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		wg.Go(func() { answers[i] = fetchDigest(ctx, d, m) })
+		wg.Go(func() { answers[i] = fetchDigest(ctx, p, m) })
 	}
 	wg.Wait()
 	return answers
 }
 
-// fetchDigest asks one member for its digest; an arbitrator answers with
-// none.
-func fetchDigest(ctx context.Context, d memberDialer, m client.Member) digestAnswer {
+// fetchDigest asks one member for its digest and fills the answer's digest
+// points from it; an empty digest means the member keeps none (an
+// arbitrator).
+func fetchDigest(ctx context.Context, p prober, m client.Member) digestAnswer {
 	a := digestAnswer{id: m.ID, addr: m.Addr}
-	var resp *galenapb.DigestResponse
-	a.err = d.call(ctx, m.Addr, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = galenapb.NewClusterClient(conn).Digest(ctx, &galenapb.DigestRequest{})
-		return err
-	})
-	if a.err != nil {
+	var d client.MemberDigest
+	if d, a.err = p.digest(ctx, m.Addr); a.err != nil {
 		return a
 	}
-	return withDigest(a, resp)
-}
-
-// withDigest fills a's digest points from d; an empty digest means the
-// member keeps none (an arbitrator).
-func withDigest(a digestAnswer, d *galenapb.DigestResponse) digestAnswer {
-	a.state, a.applied = d.GetState(), d.GetAppliedSeqno()
-	if len(d.GetDigest()) == 0 {
+	a.state, a.applied = d.State, d.AppliedSeqno
+	if len(d.Digest) == 0 {
 		a.arbitrator = true
 		return a
 	}
 	a.points = map[uint64][]byte{}
-	for _, cp := range d.GetCheckpoints() {
-		a.points[cp.GetSeqno()] = cp.GetDigest()
+	for _, cp := range d.Checkpoints {
+		a.points[cp.Seqno] = cp.Digest
 	}
-	a.points[a.applied] = d.GetDigest()
+	a.points[a.applied] = d.Digest
 	return a
 }
 

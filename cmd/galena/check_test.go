@@ -14,7 +14,6 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/client"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // dg is a 32-byte digest made of one repeated byte.
@@ -314,8 +313,7 @@ func TestCheckKeepsLastReportAtDeadline(t *testing.T) {
 	ends, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	ctx := earlyDeadline{Context: ends, at: time.Now().Add(time.Second)}
-	d := memberDialer{creds: insecure.NewCredentials(), timeout: client.DefaultDialTimeout}
-	rep, err := checkCluster(ctx, c, d, 50*time.Millisecond)
+	rep, err := checkCluster(ctx, prober{c: c, dialTimeout: client.DefaultDialTimeout}, 50*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,21 +5,31 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/node/local"
+	"github.com/galenadb/galena/workload/bank"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
 
-// demoMembers is the size of the demo cluster.
-const demoMembers = 3
+const (
+	// demoMembers is the size of the cluster of demo and bench --local.
+	demoMembers = 3
+	// The demo's accounts: each starts with initialBalance, and a transfer
+	// moves 1 to demoMaxTransfer.
+	initialBalance  = 100
+	accountPrefix   = "acct/"
+	demoMaxTransfer = 5
+	// setupTimeout bounds the election and loading before a workload, and
+	// the convergence check after it.
+	setupTimeout = 30 * time.Second
+)
 
 // demoOptions are the flags of `galena demo`.
 type demoOptions struct {
@@ -69,194 +79,130 @@ func runDemo(ctx context.Context, o demoOptions, out, errOut io.Writer) (bankRep
 	if err := o.validate(); err != nil {
 		return bankReport{}, err
 	}
+	b, err := bank.New(bank.Config{Prefix: accountPrefix, Accounts: o.Accounts, Initial: initialBalance, MaxTransfer: demoMaxTransfer})
+	if err != nil {
+		return bankReport{}, err
+	}
 	tty := isTerminal(errOut)
 	errOut = &lockedWriter{w: errOut}
-	c, err := startDemoCluster(errOut)
+	c, err := startLocal(errOut)
 	if err != nil {
 		return bankReport{}, err
 	}
 	defer c.close(errOut)
-	fmt.Fprintf(out, "galena demo: %d members on %s (data in %s)\n", demoMembers, strings.Join(c.endpoints, ", "), c.dir)
-	rep, err := c.runBank(ctx, o, progress{w: errOut, tty: tty})
+	fmt.Fprintf(out, "galena demo: %d members on %s (data in %s)\n", demoMembers, strings.Join(c.Endpoints(), ", "), c.Dir())
+	rep, err := runBank(ctx, c, b, o, progress{w: errOut, tty: tty})
 	if err != nil {
 		return rep, err
 	}
-	rep.print(out)
-	if err := rep.check(); err != nil || o.Exit || ctx.Err() != nil {
+	rep.print(out, b)
+	if err := rep.check(b); err != nil || o.Exit || ctx.Err() != nil {
 		return rep, err
 	}
-	return rep, c.serveUntilDone(ctx, out)
+	return rep, serveUntilDone(ctx, c, b, out)
 }
 
-// demoCluster is the demo's in-process cluster.
-type demoCluster struct {
-	dir       string
-	logLevel  zap.AtomicLevel // silenced while the members stop
-	nodes     []*node.Node
-	endpoints []string
+// bankReport is the outcome of the demo's bank workload.
+type bankReport struct {
+	loadResult
+	Accounts int
+	Seqno    uint64 // the seqno every member had applied when totals were read
+	Totals   []memberTotal
 }
 
-// startDemoCluster starts demoMembers members on loopback with data in a new
-// temporary directory.
-func startDemoCluster(logOut io.Writer) (*demoCluster, error) {
-	dir, err := os.MkdirTemp("", "galena-demo-")
-	if err != nil {
-		return nil, err
+// memberTotal is the money one member holds, read from its own storage.
+type memberTotal struct {
+	ID, Addr string
+	bank.Holding
+}
+
+// runBank loads the accounts, runs the transfers and reads every member's
+// total once they have all applied the same seqno.
+func runBank(ctx context.Context, c *localCluster, b *bank.Bank, o demoOptions, p progress) (bankReport, error) {
+	rep := bankReport{Accounts: o.Accounts}
+	setup, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if err := c.WaitSynced(setup); err != nil {
+		return rep, err
 	}
-	c := &demoCluster{dir: dir, logLevel: zap.NewAtomicLevelAt(zap.WarnLevel)}
-	lns, peers, err := listenLoopback(demoMembers)
+	clients, err := pinnedClients(o.Clients, c.Endpoints(), client.Config{})
 	if err != nil {
-		c.close(io.Discard)
-		return nil, err
+		return rep, err
 	}
-	lg := demoLogger(logOut, c.logLevel)
-	for i, ln := range lns {
-		n, err := node.New(demoConfig(peers, i, ln, dir, lg))
+	defer closeClients(clients)
+	if err := b.Load(setup, clients[0]); err != nil {
+		return rep, fmt.Errorf("load accounts: %w", err)
+	}
+	// Each transfer client is a new session: let every member apply the
+	// accounts before one reads from it.
+	if _, err := c.WaitSame(setup); err != nil {
+		return rep, err
+	}
+	rep.loadResult = measure(ctx, transfers(b, clients, true), 0, o.Duration, p)
+	// Check even after Ctrl-C: the workload stopped, the cluster did not.
+	verify, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
+	if rep.Seqno, err = c.WaitSame(verify); err != nil {
+		return rep, err
+	}
+	for i, ep := range c.Endpoints() {
+		id := c.Nodes[i].ID()
+		h, err := readHolding(verify, b, client.Config{}, ep, id)
 		if err != nil {
-			closeAll(lns[i:]) // New closes its listener only once it got that far
-			c.close(io.Discard)
-			return nil, fmt.Errorf("start %s: %w", peers[i].ID, err)
+			return rep, err
 		}
-		c.nodes = append(c.nodes, n)
-		c.endpoints = append(c.endpoints, n.Addr())
+		rep.Totals = append(rep.Totals, memberTotal{ID: id, Addr: ep, Holding: h})
 	}
-	return c, nil
+	return rep, nil
 }
 
-// listenLoopback pre-opens n loopback listeners and names their members.
-func listenLoopback(n int) ([]net.Listener, []node.Peer, error) {
-	var lns []net.Listener
-	var peers []node.Peer
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			closeAll(lns)
-			return nil, nil, err
-		}
-		lns = append(lns, ln)
-		peers = append(peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
+// check reports a workload that committed nothing or a member that does
+// not hold what the accounts started with.
+func (r bankReport) check(b *bank.Bank) error {
+	errs := []error{b.Check(r.holdings())}
+	if r.Commits == 0 {
+		errs = append([]error{errors.New("demo: no transfer committed")}, errs...)
 	}
-	return lns, peers, nil
+	return errors.Join(errs...)
 }
 
-func closeAll(lns []net.Listener) {
-	for _, ln := range lns {
-		ln.Close()
+func (r bankReport) holdings() []bank.Holding {
+	hs := make([]bank.Holding, len(r.Totals))
+	for i, t := range r.Totals {
+		hs[i] = t.Holding
 	}
+	return hs
 }
 
-// demoConfig configures member i: Raft timeouts shortened for loopback.
-func demoConfig(peers []node.Peer, i int, ln net.Listener, dir string, lg *zap.Logger) node.Config {
-	cfg := node.DefaultConfig()
-	cfg.ID, cfg.Addr, cfg.Listener = peers[i].ID, peers[i].Addr, ln
-	cfg.DataDir, cfg.InitialCluster, cfg.Logger = filepath.Join(dir, peers[i].ID), peers, lg
-	cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-	cfg.ShutdownTimeout = 2 * time.Second
-	return cfg
-}
-
-// demoLogger logs warnings and errors only, so the screen stays clean.
-func demoLogger(w io.Writer, lvl zap.AtomicLevel) *zap.Logger {
-	lg, _ := newLogger(lvl, "console", w) // a constant, valid format: cannot fail
-	return lg
-}
-
-// close stops the members and removes their data. Members log the peers
-// they lose while stopping one after another: those logs are muted; Close
-// still reports real errors.
-func (c *demoCluster) close(w io.Writer) {
-	c.logLevel.SetLevel(zap.FatalLevel)
-	for i := len(c.nodes) - 1; i >= 0; i-- {
-		if err := c.nodes[i].Close(); err != nil {
-			fmt.Fprintf(w, "galena: stop %s: %v\n", c.nodes[i].ID(), err)
-		}
+func (r bankReport) print(w io.Writer, b *bank.Bank) {
+	secs := r.Elapsed.Seconds()
+	fmt.Fprintf(w, "commits     %d in %.1fs (%.1f commits/s)\n", r.Commits, secs, float64(r.Commits)/max(secs, 1e-9))
+	fmt.Fprintf(w, "conflicts   %d (certification conflicts, retried)\n", r.Conflicts)
+	if r.Errors > 0 {
+		fmt.Fprintf(w, "errors      %d (first: %s)\n", r.Errors, r.FirstError)
+	} else {
+		fmt.Fprintln(w, "errors      0")
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
-		fmt.Fprintf(w, "galena: remove %s: %v\n", c.dir, err)
-	}
-}
-
-// failed returns the error of a member whose apply loop stopped, if any.
-func (c *demoCluster) failed() error {
-	for _, n := range c.nodes {
-		select {
-		case err := <-n.Fatal():
-			return fmt.Errorf("member %s failed: %w", n.ID(), err)
-		default:
+	fmt.Fprintf(w, "latency     p50 %v  p99 %v (begin to commit of committed transfers)\n",
+		rank(r.Latencies, 0.50).Round(10*time.Microsecond), rank(r.Latencies, 0.99).Round(10*time.Microsecond))
+	fmt.Fprintf(w, "applied     seqno %d on every member, digests equal\n", r.Seqno)
+	for _, t := range r.Totals {
+		verdict := "ok"
+		if b.CheckHolding(t.Holding) != nil {
+			verdict = "WRONG"
 		}
+		fmt.Fprintf(w, "total       %s %s: %d in %d accounts (want %d) %s\n", t.ID, t.Addr, t.Total, t.Accounts, b.Total(), verdict)
 	}
-	return nil
-}
-
-// poll calls done every interval until it reports true, a member fails, or
-// ctx ends.
-func (c *demoCluster) poll(ctx context.Context, interval time.Duration, done func() bool) error {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for !done() {
-		if err := c.failed(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// waitSynced waits until every member is SYNCED and knows the leader.
-func (c *demoCluster) waitSynced(ctx context.Context) error {
-	err := c.poll(ctx, 20*time.Millisecond, func() bool {
-		for _, n := range c.nodes {
-			if st := n.Status(); st.State != node.StateSynced || st.LeaderID == "" {
-				return false
-			}
-		}
-		return true
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for the cluster to elect a leader: %w", err)
-	}
-	return nil
-}
-
-// waitSame waits until every member has applied the same seqno and checks
-// that their digests agree there.
-func (c *demoCluster) waitSame(ctx context.Context) (uint64, error) {
-	var seq uint64
-	var digests [][32]byte
-	err := c.poll(ctx, 10*time.Millisecond, func() bool {
-		digests = digests[:0]
-		for i, n := range c.nodes {
-			s, d := n.Digest()
-			if i > 0 && s != seq {
-				return false
-			}
-			seq, digests = s, append(digests, d)
-		}
-		return true
-	})
-	if err != nil {
-		return 0, fmt.Errorf("waiting for the members to apply the same seqno: %w", err)
-	}
-	for i, d := range digests {
-		if d != digests[0] {
-			return seq, fmt.Errorf("members %s and %s have different digests at seqno %d", c.nodes[0].ID(), c.nodes[i].ID(), seq)
-		}
-	}
-	return seq, nil
 }
 
 // serveUntilDone prints how to reach the cluster and serves until ctx ends.
-func (c *demoCluster) serveUntilDone(ctx context.Context, out io.Writer) error {
+func serveUntilDone(ctx context.Context, c *localCluster, b *bank.Bank, out io.Writer) error {
 	fmt.Fprintln(out, "\nThe cluster keeps serving until Ctrl-C:")
-	for i, ep := range c.endpoints {
-		fmt.Fprintf(out, "  %s  %s\n", c.nodes[i].ID(), ep)
+	for i, ep := range c.Endpoints() {
+		fmt.Fprintf(out, "  %s  %s\n", c.Nodes[i].ID(), ep)
 	}
-	fmt.Fprintf(out, "Try:\n  galena --endpoints %s get acct/0000\n", strings.Join(c.endpoints, ","))
-	err := c.poll(ctx, 250*time.Millisecond, func() bool { return false })
+	fmt.Fprintf(out, "Try:\n  galena --endpoints %s get %s\n", strings.Join(c.Endpoints(), ","), b.Key(0))
+	err := c.Wait(ctx)
 	if errors.Is(err, context.Canceled) {
 		fmt.Fprintln(out, "stopping")
 		return nil
@@ -264,9 +210,36 @@ func (c *demoCluster) serveUntilDone(ctx context.Context, out io.Writer) error {
 	return err
 }
 
-// newClient returns a client bound to member i only.
-func (c *demoCluster) newClient(i int) (*client.Client, error) {
-	return client.New(client.Config{Endpoints: []string{c.endpoints[i%len(c.endpoints)]}})
+// localCluster is the in-process cluster of demo and bench --local.
+type localCluster struct {
+	*local.Cluster
+	logLevel zap.AtomicLevel // silenced while the members stop
+}
+
+// startLocal starts demoMembers members on loopback with data in a new
+// temporary directory; they log warnings and errors to logOut.
+func startLocal(logOut io.Writer) (*localCluster, error) {
+	lvl := zap.NewAtomicLevelAt(zap.WarnLevel)
+	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
+	c, err := local.Start(local.Config{Members: demoMembers, Member: func(_ int, cfg *node.Config) {
+		// Raft timeouts shortened for loopback.
+		cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return &localCluster{Cluster: c, logLevel: lvl}, nil
+}
+
+// close stops the members and removes their data. Members log the peers
+// they lose while stopping one after another: those logs are muted; Close
+// still reports real errors.
+func (c *localCluster) close(w io.Writer) {
+	c.logLevel.SetLevel(zap.FatalLevel)
+	if err := c.Close(); err != nil {
+		fmt.Fprintf(w, "galena: %v\n", err)
+	}
 }
 
 // isTerminal reports whether w is a character device, such as a terminal.

@@ -13,11 +13,7 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/security"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -66,59 +62,54 @@ func (g *globalFlags) clientTLS() (*tls.Config, error) {
 	return cfg, nil
 }
 
-// memberDialer connects to single members for the commands that call them
-// directly (status, check), with the TLS of --tls-* and --dial-timeout.
-type memberDialer struct {
-	creds   credentials.TransportCredentials
-	timeout time.Duration
+// prober asks single members about themselves, for the commands that
+// report on every member (status, check), through a client of
+// --endpoints.
+type prober struct {
+	c           *client.Client
+	dialTimeout time.Duration // the client's: --dial-timeout
 }
 
-func (g *globalFlags) memberDialer() (memberDialer, error) {
-	cfg, err := g.clientTLS()
-	switch {
-	case err != nil:
-		return memberDialer{}, err
-	case cfg == nil:
-		return memberDialer{creds: insecure.NewCredentials(), timeout: g.dialTimeout}, nil
-	}
-	return memberDialer{creds: credentials.NewTLS(cfg), timeout: g.dialTimeout}, nil
-}
-
-// call runs fn on a connection to addr, bounded by statusCallTimeout once
-// connected (see connect).
-func (d memberDialer) call(ctx context.Context, addr string, fn func(context.Context, *grpc.ClientConn) error) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(d.creds))
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if err := d.connect(ctx, conn); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, statusCallTimeout)
+// status asks the member at addr for its status, bounded by
+// statusCallTimeout once connected.
+func (p prober) status(ctx context.Context, addr string) (client.MemberStatus, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout+statusCallTimeout)
 	defer cancel()
-	return fn(ctx, conn)
+	st, err := p.c.Status(ctx, addr)
+	return st, p.failure(err)
 }
 
-// connect waits until conn is ready or has failed, at most d.timeout, so
-// that a member that accepts connections but never answers (a process
-// stopped with SIGSTOP) fails within it rather than at the command's
-// deadline. A failed connection is left to the call, which then fails at
-// once with the transport's error.
-func (d memberDialer) connect(ctx context.Context, conn *grpc.ClientConn) error {
-	dctx, cancel := context.WithTimeout(ctx, d.timeout)
+// digest asks the member at addr for its digest, as status does.
+func (p prober) digest(ctx context.Context, addr string) (client.MemberDigest, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout+statusCallTimeout)
 	defer cancel()
-	conn.Connect()
-	for s := conn.GetState(); s != connectivity.Ready && s != connectivity.TransientFailure; s = conn.GetState() {
-		if !conn.WaitForStateChange(dctx, s) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fmt.Errorf("not connected within %v (--dial-timeout)", d.timeout)
-		}
-	}
-	return nil
+	d, err := p.c.Digest(ctx, addr)
+	return d, p.failure(err)
 }
+
+func (p prober) failure(err error) error {
+	if err == nil {
+		return nil
+	}
+	return probeError{err: err, dialTimeout: p.dialTimeout}
+}
+
+// probeError is why a member did not answer a probe, in the words of the
+// flags: that it did not connect within --dial-timeout, or the member's or
+// the transport's own message.
+type probeError struct {
+	err         error
+	dialTimeout time.Duration
+}
+
+func (e probeError) Error() string {
+	if errors.Is(e.err, client.ErrUnavailable) && errors.Is(e.err, context.DeadlineExceeded) {
+		return fmt.Sprintf("not connected within %v (--dial-timeout)", e.dialTimeout)
+	}
+	return cause(e.err)
+}
+
+func (e probeError) Unwrap() error { return e.err }
 
 // endpointList validates and splits --endpoints.
 func (g *globalFlags) endpointList() ([]string, error) {
@@ -289,21 +280,9 @@ func (f scanFlags) bounds(cmd *cobra.Command) (start, end []byte, err error) {
 	case f.limit < 0:
 		return nil, nil, usagef("--limit must not be negative, got %d", f.limit)
 	case fl.Changed("prefix"):
-		return []byte(f.prefix), prefixEnd([]byte(f.prefix)), nil
+		return []byte(f.prefix), client.PrefixEnd([]byte(f.prefix)), nil
 	}
 	return []byte(f.start), []byte(f.end), nil
-}
-
-// prefixEnd is the first key after every key with prefix p; nil means none.
-func prefixEnd(p []byte) []byte {
-	end := append([]byte(nil), p...)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 func newScanCmd(g *globalFlags) *cobra.Command {

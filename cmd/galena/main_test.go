@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -242,31 +243,17 @@ func TestNoEndpointReachable(t *testing.T) {
 	}
 }
 
-func TestPrefixEnd(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"", ""},
-		{"a", "b"},
-		{"acct/", "acct0"},
-		{"a\xff", "b"},
-		{"\xff\xff", ""},
-	}
-	for _, tt := range tests {
-		if got := prefixEnd([]byte(tt.in)); string(got) != tt.want {
-			t.Errorf("prefixEnd(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestPercentiles(t *testing.T) {
 	var lat []time.Duration
 	for i := 100; i >= 1; i-- {
 		lat = append(lat, time.Duration(i)*time.Millisecond)
 	}
-	p50, p99 := percentiles(lat)
+	slices.Sort(lat)
+	p50, p99 := rank(lat, 0.50), rank(lat, 0.99)
 	if p50 != 50*time.Millisecond || p99 != 99*time.Millisecond {
 		t.Errorf("p50 %v p99 %v, want 50ms 99ms", p50, p99)
 	}
-	if p50, p99 := percentiles(nil); p50 != 0 || p99 != 0 {
+	if p50, p99 := rank(nil, 0.50), rank(nil, 0.99); p50 != 0 || p99 != 0 {
 		t.Errorf("empty: %v %v", p50, p99)
 	}
 }

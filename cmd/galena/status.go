@@ -10,13 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 )
 
-// statusCallTimeout bounds one Status or Digest call to one member, once
-// connected.
+// statusCallTimeout bounds one Status or Digest call to one member once
+// connected: a probe takes at most --dial-timeout to connect, then this.
 const statusCallTimeout = 3 * time.Second
 
 // stateUnreachable is the state shown for a member that did not answer.
@@ -67,20 +66,16 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 			if err != nil {
 				return err
 			}
-			d, err := g.memberDialer()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
-			defer cancel()
-			rows, err := clusterStatus(ctx, d, eps)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printStatusJSON(cmd.OutOrStdout(), rows)
-			}
-			return printStatusTable(cmd.OutOrStdout(), rows)
+			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
+				rows, err := clusterStatus(ctx, prober{c: c, dialTimeout: g.dialTimeout}, eps)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return printStatusJSON(cmd.OutOrStdout(), rows)
+				}
+				return printStatusTable(cmd.OutOrStdout(), rows)
+			})
 		}),
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
@@ -89,19 +84,18 @@ UNREACHABLE. A member's error, if any, follows the table.`,
 
 // clusterStatus asks the endpoints for the member list, then every member
 // for its status.
-func clusterStatus(ctx context.Context, d memberDialer, eps []string) ([]memberStatus, error) {
-	first, err := firstStatus(ctx, d, eps)
+func clusterStatus(ctx context.Context, p prober, eps []string) ([]memberStatus, error) {
+	first, err := firstStatus(ctx, p, eps)
 	if err != nil {
 		return nil, err
 	}
-	members := first.GetMembers()
-	if len(members) == 0 {
+	if len(first.Members) == 0 {
 		return []memberStatus{rowOf(first)}, nil
 	}
-	rows := make([]memberStatus, len(members))
+	rows := make([]memberStatus, len(first.Members))
 	var wg sync.WaitGroup
-	for i, m := range members {
-		wg.Go(func() { rows[i] = memberRow(ctx, d, m) })
+	for i, m := range first.Members {
+		wg.Go(func() { rows[i] = memberRow(ctx, p, m) })
 	}
 	wg.Wait()
 	return rows, nil
@@ -109,11 +103,11 @@ func clusterStatus(ctx context.Context, d memberDialer, eps []string) ([]memberS
 
 // firstStatus asks every endpoint for its status at once and returns the
 // first answer, so that an endpoint that does not answer delays nothing.
-func firstStatus(ctx context.Context, d memberDialer, eps []string) (*galenapb.StatusResponse, error) {
+func firstStatus(ctx context.Context, p prober, eps []string) (client.MemberStatus, error) {
 	type answer struct {
-		i    int
-		resp *galenapb.StatusResponse
-		err  error
+		i   int
+		st  client.MemberStatus
+		err error
 	}
 	answers := make(chan answer, len(eps)) // never blocks a sender
 	ctx, cancel := context.WithCancel(ctx)
@@ -122,46 +116,41 @@ func firstStatus(ctx context.Context, d memberDialer, eps []string) (*galenapb.S
 	defer cancel() // first: the others stop
 	for i, ep := range eps {
 		wg.Go(func() {
-			resp, err := fetchStatus(ctx, d, ep)
-			answers <- answer{i, resp, err}
+			st, err := p.status(ctx, ep)
+			answers <- answer{i, st, err}
 		})
 	}
 	errs := make([]string, len(eps))
 	for range eps {
 		a := <-answers
 		if a.err == nil {
-			return a.resp, nil
+			return a.st, nil
 		}
 		errs[a.i] = fmt.Sprintf("%s: %s", eps[a.i], cause(a.err))
 	}
-	return nil, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
+	return client.MemberStatus{}, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
 }
 
 // memberRow is the status row of member m.
-func memberRow(ctx context.Context, d memberDialer, m *galenapb.Member) memberStatus {
-	resp, err := fetchStatus(ctx, d, m.GetAddress())
+func memberRow(ctx context.Context, p prober, m client.Member) memberStatus {
+	st, err := p.status(ctx, m.Addr)
 	if err != nil {
-		return memberStatus{ID: m.GetId(), Address: m.GetAddress(), LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
+		return memberStatus{ID: m.ID, Address: m.Addr, LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
 	}
-	return rowOf(resp)
+	return rowOf(st)
 }
 
-// fetchStatus calls Status on one address.
-func fetchStatus(ctx context.Context, d memberDialer, addr string) (resp *galenapb.StatusResponse, err error) {
-	err = d.call(ctx, addr, func(ctx context.Context, conn *grpc.ClientConn) (err error) {
-		resp, err = galenapb.NewKVClient(conn).Status(ctx, &galenapb.StatusRequest{})
-		return err
-	})
-	return resp, err
-}
-
-func rowOf(r *galenapb.StatusResponse) memberStatus {
-	return memberStatus{
-		ID: r.GetId(), Address: r.GetAddress(), ClusterID: r.GetClusterId(), Role: roleOf(r.GetArbitrator()),
-		RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(),
-		AppliedSeqno: r.GetAppliedSeqno(), ApplyLag: r.GetApplyLag(), LastContactMs: r.GetLastContactMs(),
-		Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
+func rowOf(s client.MemberStatus) memberStatus {
+	row := memberStatus{
+		ID: s.ID, Address: s.Addr, ClusterID: s.ClusterID, Role: roleOf(s.Arbitrator),
+		RaftState: s.RaftState, LeaderID: s.LeaderID,
+		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1,
+		Commits: s.Commits, CertFailures: s.CertFailures, State: s.State, Error: s.Error,
 	}
+	if s.LastContact >= 0 {
+		row.LastContactMs = s.LastContact.Milliseconds()
+	}
+	return row
 }
 
 func roleOf(arbitrator bool) string {
