@@ -77,7 +77,9 @@ func TestProbeUnreachable(t *testing.T) {
 // A member's refusal keeps its status, translated as for any call.
 func TestProbeRefusal(t *testing.T) {
 	n := newFakeCluster(t, 1)[0]
-	n.setHooks(func(context.Context, string, proto.Message) error { return status.Error(codes.PermissionDenied, "role read may not") }, nil)
+	n.setHooks(func(context.Context, string, proto.Message) error {
+		return status.Error(codes.PermissionDenied, "role read may not")
+	}, nil)
 	c := newTestClient(t, n.addr)
 	_, err := c.Digest(testCtx(t), n.addr)
 	var se interface{ GRPCStatus() *status.Status }

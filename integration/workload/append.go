@@ -189,7 +189,7 @@ func (w *appendWorkload) Final(ctx context.Context, s *session) ([]checker.Op, e
 	op := s.Do(func() checker.Op {
 		read := &checker.TxnOp{}
 		err := s.Client.View(ctx, func(tx *client.Txn) error {
-			kvs, err := tx.Scan(ctx, []byte(appendPrefix), prefixEnd([]byte(appendPrefix)), 0)
+			kvs, err := tx.Scan(ctx, []byte(appendPrefix), client.PrefixEnd([]byte(appendPrefix)), 0)
 			if err != nil {
 				return err
 			}

@@ -28,7 +28,7 @@ func Contents(ctx context.Context, endpoint, prefix string) ([]client.KV, error)
 	defer cancel()
 	var kvs []client.KV
 	err = cl.View(ctx, func(tx *client.Txn) (err error) {
-		kvs, err = tx.Scan(ctx, []byte(prefix), prefixEnd([]byte(prefix)), 0)
+		kvs, err = tx.Scan(ctx, []byte(prefix), client.PrefixEnd([]byte(prefix)), 0)
 		return err
 	})
 	if err != nil {

@@ -71,7 +71,7 @@ func (w *setWorkload) Step(ctx context.Context, cl *client.Client, rng *rand.Ran
 
 // readSet scans the set's prefix; each key names its value.
 func readSet(ctx context.Context, tx *client.Txn) ([]int, error) {
-	kvs, err := tx.Scan(ctx, []byte(setPrefix), prefixEnd([]byte(setPrefix)), 0)
+	kvs, err := tx.Scan(ctx, []byte(setPrefix), client.PrefixEnd([]byte(setPrefix)), 0)
 	if err != nil {
 		return nil, err
 	}

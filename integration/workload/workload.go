@@ -1,7 +1,6 @@
 package workload
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
+	"github.com/galenadb/galena/workload/bank"
 )
 
 // workload is one kind of Jepsen-style test: what the clients do and how the
@@ -70,7 +70,7 @@ var Names = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.Workl
 func newWorkload(name string) (workload, error) {
 	switch name {
 	case checker.WorkloadBank:
-		return &bankWorkload{}, nil
+		return newBankWorkload(bank.DefaultConfig())
 	case checker.WorkloadAppend:
 		return &appendWorkload{}, nil
 	case checker.WorkloadSet:
@@ -79,19 +79,6 @@ func newWorkload(name string) (workload, error) {
 		return &registerWorkload{}, nil
 	}
 	return nil, fmt.Errorf("workload: unknown workload %q (want one of %s)", name, strings.Join(Names, ", "))
-}
-
-// prefixEnd is the smallest key after every key with the given prefix, or
-// nil (no bound) when there is none.
-func prefixEnd(prefix []byte) []byte {
-	end := bytes.Clone(prefix)
-	for i := len(end) - 1; i >= 0; i-- {
-		if end[i] < 0xff {
-			end[i]++
-			return end[:i+1]
-		}
-	}
-	return nil
 }
 
 // errNotFound reports whether err is the client's not-found.

@@ -129,7 +129,10 @@ func (b *Bank) Transfer(ctx context.Context, tx *client.Txn, from, to int, amoun
 	if err := tx.Put(b.Key(from), []byte(strconv.FormatInt(payer-moved, 10))); err != nil {
 		return 0, err
 	}
-	return moved, tx.Put(b.Key(to), []byte(strconv.FormatInt(payee+moved, 10)))
+	if err := tx.Put(b.Key(to), []byte(strconv.FormatInt(payee+moved, 10))); err != nil {
+		return 0, err
+	}
+	return moved, nil
 }
 
 func (b *Bank) balance(ctx context.Context, tx *client.Txn, i int) (int64, error) {
