@@ -70,8 +70,8 @@ type prober struct {
 	dialTimeout time.Duration // the client's: --dial-timeout
 }
 
-// status asks the member at addr for its status, bounded by
-// statusCallTimeout once connected.
+// status asks the member at addr for its status, bounded by --dial-timeout
+// to connect and statusCallTimeout more.
 func (p prober) status(ctx context.Context, addr string) (client.MemberStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.dialTimeout+statusCallTimeout)
 	defer cancel()
