@@ -67,8 +67,10 @@ var rules = map[string]rule{
 	},
 
 	// node assembles one member; nothing of the module imports it but the
-	// command and the tests' starter.
+	// command and the starter of in-process clusters, which the tests use
+	// through nodetest.
 	"node":          {notImport: []string{module + "client", module + "integration", module + "cmd"}},
+	"node/local":    {notImport: append([]string{module + "client", module + "integration"}, inner...)},
 	"node/nodetest": {notImport: append([]string{module + "client", module + "integration"}, inner...)},
 
 	// A member's gRPC face reads state only through txn and rpc.Member; its
@@ -89,6 +91,10 @@ var rules = map[string]rule{
 	"integration/harness":  {notImport: inner, notDepend: []string{module + "integration/nemesis", module + "integration/workload", module + "integration/checker", module + "node"}},
 	"integration/nemesis":  {notImport: inner, notDepend: []string{module + "integration/workload", module + "integration/checker", module + "node"}},
 	"integration/checker":  {notImport: []string{module}},
+
+	// The bank workload reaches a cluster through the client alone, so that
+	// the command and the fault tests can both run it.
+	"workload/bank": {onlyImport: []string{module + "client"}, notDepend: append([]string{module + "node", raft, badger, cmux}, inner...)},
 
 	"internal/atomicfile": {notImport: []string{module}},
 	"internal/lint":       {notImport: []string{module}},
