@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 	"github.com/spf13/cobra"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/local"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 )
 
 // The client loops of galena demo and galena bench: each client of a run

@@ -7,7 +7,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 )
 
 // bankWorkload records the bank of package bank: each transfer is an

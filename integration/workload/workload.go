@@ -9,7 +9,7 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 )
 
 // workload is one kind of Jepsen-style test: what the clients do and how the

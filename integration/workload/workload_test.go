@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/galenadb/galena/integration/checker"
-	"github.com/galenadb/galena/workload/bank"
+	"github.com/galenadb/galena/integration/workload/bank"
 )
 
 // Each workload's Check sees an anomaly planted in a history recorded the

@@ -78,8 +78,10 @@ var rules = map[string]rule{
 	"node/rpc": {notImport: []string{module + "client", module + "storage", module + "certification/apply", module + "integration", module + "cmd", raft, badger}},
 
 	// The command stays thin: it starts members through node and does what
-	// a client does through client.
-	"cmd/galena": {notImport: inner},
+	// a client does through client; of the fault tests' parts it runs the
+	// bank workload alone.
+	"cmd/galena": {notImport: append([]string{module + "api", module + "node/rpc", module + "node/nodetest",
+		module + "integration/harness", module + "integration/nemesis", module + "integration/checker"}, inner...)},
 
 	// The fault tests' parts depend on each other one way: the workload
 	// reaches a cluster only through its Cluster interface and a client, so
@@ -91,10 +93,10 @@ var rules = map[string]rule{
 	"integration/harness":  {notImport: inner, notDepend: []string{module + "integration/nemesis", module + "integration/workload", module + "integration/checker", module + "node"}},
 	"integration/nemesis":  {notImport: inner, notDepend: []string{module + "integration/workload", module + "integration/checker", module + "node"}},
 	"integration/checker":  {notImport: []string{module}},
-
 	// The bank workload reaches a cluster through the client alone, so that
 	// the command and the fault tests can both run it.
-	"workload/bank": {onlyImport: []string{module + "client"}, notDepend: append([]string{module + "node", raft, badger, cmux}, inner...)},
+	"integration/workload/bank": {onlyImport: []string{module + "client"},
+		notDepend: append([]string{"testing", module + "node", module + "integration/workload/", raft, badger, cmux}, inner...)},
 
 	"internal/atomicfile": {notImport: []string{module}},
 	"internal/lint":       {notImport: []string{module}},
