@@ -1,11 +1,3 @@
-// Package api holds the parts of the wire contract that are not generated:
-// the error reasons a server attaches to a gRPC status so that a client can
-// map it back to a precise sentinel error. A member maps its errors to codes
-// and reasons in one table (node/rpc), and the client maps them back in one
-// table of its own. The services and their messages
-// are in package galenapb, generated from galena.proto; the write-set, which
-// also travels in the replicated log, is in package writesetpb, generated
-// from writeset.proto.
 package api
 
 // ErrorDomain is the domain of every errdetails.ErrorInfo a server sends.

@@ -1,12 +1,3 @@
-// Command galena runs and operates a Galena cluster: `start` runs a member,
-// `demo` runs a three-member cluster in-process under a bank workload;
-// `get`, `put`, `del`, `scan` and `status` talk to a running cluster through
-// package client, `member` lists, adds and removes members, and `check`
-// compares the members' digests of what they applied. `cert` makes a
-// development CA and the certificates of members and clients, for TLS.
-//
-// Exit codes: 0 on success, 1 when a command fails, 2 on a usage error (bad
-// flags or arguments; nothing was done).
 package main
 
 import (

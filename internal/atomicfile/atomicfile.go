@@ -1,4 +1,3 @@
-// Package atomicfile writes small files whole or not at all, and durably.
 package atomicfile
 
 import (
