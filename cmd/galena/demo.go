@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/integration/workload/bank"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/local"
-	"github.com/galenadb/galena/integration/workload/bank"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 )
