@@ -23,8 +23,11 @@ import (
 //	request:  id uint64 | len uint32 | data
 //	response: id uint64 | index uint64 | code uint8 | len uint32 | message
 //
-// A request with no data asks for a read index instead: the leader's last
-// log index, answered once the leader has confirmed it still leads.
+// The message of a committed entry's answer is the entry's term (8 bytes,
+// or empty from a leader that does not send it), from which the follower
+// sends itself a commit notice (see notifier). A request with no data asks
+// for a read index instead: the leader's last log index, answered once the
+// leader has confirmed it still leads.
 const (
 	fwdOK            byte = 0 // committed at index
 	fwdNotLeader     byte = 1 // never appended: ask the current leader
@@ -287,6 +290,9 @@ func (c *fwdConn) readLoop() {
 		}
 		switch hdr[16] {
 		case fwdOK:
+			if len(msg) == 8 {
+				c.f.g.notes.heard(resp.index, binary.BigEndian.Uint64(msg))
+			}
 		case fwdNotLeader:
 			resp.err = ErrNotLeader
 		default:
@@ -359,6 +365,20 @@ type indexFuture interface {
 	Index() uint64
 }
 
+// termOf returns, as the message of its answer, the term of the entry an
+// append committed (the FSM's response), or "" for a read index.
+func termOf(f indexFuture) string {
+	af, ok := f.(raft.ApplyFuture)
+	if !ok {
+		return ""
+	}
+	term, ok := af.Response().(uint64)
+	if !ok {
+		return ""
+	}
+	return string(binary.BigEndian.AppendUint64(nil, term))
+}
+
 // respondForward answers forwarded entries in order as they commit.
 func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 	w := bufio.NewWriterSize(nc, 16<<10)
@@ -369,7 +389,7 @@ func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 			err := call.f.Error()
 			switch {
 			case err == nil:
-				code, idx = fwdOK, call.f.Index()
+				code, idx, msg = fwdOK, call.f.Index(), termOf(call.f)
 			case errors.Is(translateApplyErr(err), ErrNotLeader):
 			default:
 				code, msg = fwdIndeterminate, err.Error()

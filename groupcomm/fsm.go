@@ -62,7 +62,9 @@ func newFSM(d Deliverer, lg *zap.Logger, fatal func(error)) *fsm {
 
 func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
 
-// ApplyBatch delivers the commands in logs as one batch.
+// ApplyBatch delivers the commands in logs as one batch. Each entry's
+// response is its term, which the leader sends with its answer to a
+// forwarded entry (see notifier).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	resp := make([]interface{}, len(logs))
 	if f.failed.Load() != nil || len(logs) == 0 {
@@ -80,6 +82,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		return resp
 	}
 	f.setApplied(last)
+	for i, l := range logs {
+		resp[i] = l.Term
+	}
 	return resp
 }
 

@@ -27,6 +27,7 @@ type Group struct {
 	logs   closableLogStore
 	cache  *logCache // logs, with recent entries in memory
 	fwd    *forwarder
+	notes  *notifier // commit notices for entries this member forwarded
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
@@ -81,6 +82,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	g.goTracked(func() { <-g.closing; ln.Close() })
 	g.goTracked(g.watchLeader)
 	g.goTracked(g.watchLeaderIndex)
+	g.goTracked(g.notes.run)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
 	}
@@ -104,6 +106,8 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	}
 	g.logs, g.cache = logs, cache
 	cache.retaining = g.cfg.Arbitrator
+	g.notes = newNotifier(g)
+	cache.stored = g.notes.storedThrough
 	files, err := raft.NewFileSnapshotStoreWithLogger(g.cfg.Dir, 2, hl.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("groupcomm: snapshot store: %w", err)

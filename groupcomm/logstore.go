@@ -87,6 +87,9 @@ type logCache struct {
 	retaining bool
 	keepFrom  atomic.Uint64
 
+	// stored, if set, is told the last index of each batch stored.
+	stored func(index uint64)
+
 	mu    sync.RWMutex
 	cache []*raft.Log
 }
@@ -122,6 +125,9 @@ func (c *logCache) StoreLogs(logs []*raft.Log) error {
 		*slot = l
 	}
 	c.mu.Unlock()
+	if c.stored != nil && len(logs) > 0 {
+		c.stored(logs[len(logs)-1].Index)
+	}
 	return nil
 }
 

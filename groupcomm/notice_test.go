@@ -1,0 +1,79 @@
+package groupcomm
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// noCommitTimeout stands for raft's CommitTimeout in these tests: long
+// enough that a follower never learns a commit from the leader's idle
+// appends while a test runs.
+const noCommitTimeout = 10 * time.Minute
+
+// startQuietGroup starts 3 members whose leader sends followers no idle
+// appends, and returns them with the leader's position.
+func startQuietGroup(t *testing.T) ([]*member, int) {
+	t.Helper()
+	ms := startGroupWith(t, 3, func(_ int, cfg *Config) { cfg.CommitTimeout = noCommitTimeout })
+	return ms, leader(t, ms)
+}
+
+// A commit through a follower returns once the leader has answered: the
+// follower does not wait for the leader's next append to learn that its
+// entry committed. Without commit notices, each Broadcast here would wait
+// for the leader's idle append, noCommitTimeout away.
+func TestForwardedEntryAppliesWithoutAnotherAppend(t *testing.T) {
+	ms, l := startQuietGroup(t)
+	f := ms[(l+1)%3]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 5 {
+		idx, err := f.g.Broadcast(ctx, []byte{'a' + byte(i)})
+		if err != nil {
+			t.Fatalf("broadcast %d through a follower: %v", i, err)
+		}
+		if got := f.d.Applied(); got < idx {
+			t.Fatalf("Broadcast returned seqno %d with only %d applied", idx, got)
+		}
+	}
+}
+
+// A notice commits an entry only when the follower holds that very entry:
+// one naming another term, or an index beyond the follower's log, changes
+// nothing.
+func TestNoticeCommitsOnlyTheEntryNamed(t *testing.T) {
+	ms, l := startQuietGroup(t)
+	f := ms[(l+1)%3]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	idx, err := ms[l].g.Broadcast(ctx, []byte("x")) // through the leader: no notice
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the follower to store the entry", func() bool { return f.g.raft.LastIndex() >= idx })
+	var entry raft.Log
+	if err := f.g.cache.GetLog(idx, &entry); err != nil {
+		t.Fatal(err)
+	}
+	if c := f.g.raft.CommitIndex(); c >= idx {
+		t.Fatalf("the follower learned commit index %d without a notice; the test needs it not to", c)
+	}
+
+	f.g.notes.send(idx, entry.Term-1) // another term
+	f.g.notes.send(idx+5, entry.Term) // beyond its log
+	if c := f.g.raft.CommitIndex(); c >= idx {
+		t.Fatalf("commit index %d after notices naming no entry the follower holds", c)
+	}
+	if f.d.Applied() >= idx {
+		t.Fatalf("the follower applied seqno %d after wrong notices", idx)
+	}
+
+	f.g.notes.send(idx, entry.Term)
+	if c := f.g.raft.CommitIndex(); c != idx {
+		t.Fatalf("commit index %d after a notice for %d", c, idx)
+	}
+	waitFor(t, "the follower to apply the noticed entry", func() bool { return f.d.Applied() >= idx })
+}
