@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ type memDeliverer struct {
 	mu      sync.Mutex
 	applied uint64
 	log     []Entry
+	at      []time.Time // when each entry of log was delivered
 }
 
 func (d *memDeliverer) Deliver(entries []Entry, last uint64) error {
@@ -33,10 +35,22 @@ func (d *memDeliverer) Deliver(entries []Entry, last uint64) error {
 	for _, e := range entries {
 		if e.Index > d.applied {
 			d.log = append(d.log, Entry{Index: e.Index, Data: append([]byte(nil), e.Data...)})
+			d.at = append(d.at, time.Now())
 		}
 	}
 	d.applied = max(d.applied, last)
 	return nil
+}
+
+// deliveredAt returns when the entry at idx was delivered.
+func (d *memDeliverer) deliveredAt(idx uint64) (time.Time, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	i := sort.Search(len(d.log), func(i int) bool { return d.log[i].Index >= idx })
+	if i == len(d.log) || d.log[i].Index != idx {
+		return time.Time{}, false
+	}
+	return d.at[i], true
 }
 
 func (d *memDeliverer) Applied() uint64 {
@@ -85,7 +99,7 @@ func (d *memDeliverer) Restore(r io.Reader, _ uint64) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.applied, d.log = s.Idx, s.Log
+	d.applied, d.log, d.at = s.Idx, s.Log, make([]time.Time, len(s.Log))
 	return nil
 }
 
@@ -117,7 +131,7 @@ func startGroup(t *testing.T, n int) []*member { return startGroupWith(t, n, nil
 // configuration first. An arbitrator gets no Deliverer. Raft's timeouts are
 // the defaults (1s): with shorter ones a busy machine deposes leaders in the
 // middle of tests that rely on one staying.
-func startGroupWith(t *testing.T, n int, edit func(i int, cfg *Config)) []*member {
+func startGroupWith(t testing.TB, n int, edit func(i int, cfg *Config)) []*member {
 	t.Helper()
 	lns := make([]net.Listener, n)
 	var peers []Peer
@@ -146,7 +160,7 @@ func startGroupWith(t *testing.T, n int, edit func(i int, cfg *Config)) []*membe
 // startMember starts a member with cfg on ln, with a new, empty Deliverer
 // unless it is an arbitrator: on a restart, raft restores it from the
 // member's snapshot and log.
-func startMember(t *testing.T, cfg Config, ln net.Listener) *member {
+func startMember(t testing.TB, cfg Config, ln net.Listener) *member {
 	t.Helper()
 	m := &member{cfg: cfg, ln: ln, mux: cmux.New(ln)}
 	var d Deliverer
@@ -189,7 +203,7 @@ func relisten(t *testing.T, addr string) net.Listener {
 	}
 }
 
-func leader(t *testing.T, ms []*member) int {
+func leader(t testing.TB, ms []*member) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
