@@ -9,6 +9,11 @@
 // rather than one request per entry. Broadcast carries opaque bytes: groupcomm
 // knows nothing of write-sets, storage or gRPC.
 //
+// A follower learns that an entry it forwarded committed from the leader's
+// answer, and tells its own Raft at once (a commit notice) rather than
+// waiting for the leader's next append, which carries the commit index only
+// after CommitTimeout when no entry follows.
+//
 // Committed entries reach the Deliverer in log order, in batches (raft's
 // BatchingFSM), on one goroutine. Broadcast returns once its entry has been
 // delivered on the calling member, so a caller that then reads locally sees the
