@@ -82,6 +82,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	g.goTracked(func() { <-g.closing; ln.Close() })
 	g.goTracked(g.watchLeader)
 	g.goTracked(g.watchLeaderIndex)
+	g.goTracked(g.notes.relay)
 	g.goTracked(g.notes.run)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
@@ -135,12 +136,20 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	if err := g.bootstrap(rc, logs, snaps); err != nil {
 		return err
 	}
-	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, boundedTransport{donorTransport{g.trans, g.lg}, g.cfg.MaxAppendBytes}); err != nil {
+	if g.raft, err = raft.NewRaft(rc, g.fsm, cache, logs, snaps, g.transport()); err != nil {
 		return fmt.Errorf("groupcomm: start raft: %w", err)
 	}
 	g.live.Store(g.raft)
 	g.fwd = newForwarder(g)
 	return nil
+}
+
+// transport is what Raft sends and receives through: the network
+// transport, sending AppendEntries in parts of at most MaxAppendBytes,
+// logging the snapshots it sends, and handing Raft this member's commit
+// notices with the network's requests.
+func (g *Group) transport() raft.Transport {
+	return noticeTransport{boundedTransport{donorTransport{g.trans, g.lg}, g.cfg.MaxAppendBytes}, g.notes.rpcs}
 }
 
 func (g *Group) raftConfig() *raft.Config {

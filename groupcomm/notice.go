@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
-	"go.uber.org/zap"
 )
 
 // Commit notices. A member applies an entry once it knows the entry
@@ -25,10 +24,12 @@ import (
 // nothing, and the next append brings the commit index as before. So a
 // notice never commits what is not committed: at worst it is refused.
 //
-// The request goes to the member's own address, the path every other
-// request takes, so raft handles it in order with the leader's requests.
+// The request reaches Raft on the channel the transport hands it every
+// other request on (noticeTransport), so Raft handles it in order with the
+// leader's.
 type notifier struct {
-	g *Group
+	g    *Group
+	rpcs chan raft.RPC // what Raft consumes: the network's requests and the notices
 
 	mu    sync.Mutex
 	index uint64 // highest forwarded entry heard committed and not yet applied here
@@ -42,7 +43,41 @@ type notifier struct {
 }
 
 func newNotifier(g *Group) *notifier {
-	return &notifier{g: g, wake: make(chan struct{}, 1)}
+	return &notifier{g: g, rpcs: make(chan raft.RPC), wake: make(chan struct{}, 1)}
+}
+
+// noticeTransport is the transport Raft sees: it consumes the network's
+// requests and this member's commit notices from one channel.
+type noticeTransport struct {
+	boundedTransport
+	rpcs <-chan raft.RPC
+}
+
+// raft enables pre-vote and closes the transport on shutdown only for a
+// transport that has those methods; the wrapper keeps them.
+var (
+	_ raft.WithPreVote = noticeTransport{}
+	_ raft.WithClose   = noticeTransport{}
+)
+
+// Consumer implements raft.Transport.
+func (t noticeTransport) Consumer() <-chan raft.RPC { return t.rpcs }
+
+// relay passes the network's requests on to Raft until the Group closes.
+func (n *notifier) relay() {
+	in := n.g.trans.Consumer()
+	for {
+		select {
+		case rpc := <-in:
+			select {
+			case n.rpcs <- rpc:
+			case <-n.g.closing:
+				return
+			}
+		case <-n.g.closing:
+			return
+		}
+	}
 }
 
 // heard records that the entry at index, of term, committed.
@@ -123,9 +158,14 @@ func (n *notifier) send(index, term uint64) {
 		PrevLogTerm:       term,
 		LeaderCommitIndex: index,
 	}
-	var resp raft.AppendEntriesResponse
-	self := raft.ServerAddress(n.g.cfg.Addr)
-	if err := n.g.trans.AppendEntries(raft.ServerID(n.g.cfg.ID), self, req, &resp); err != nil {
-		n.g.lg.Debug("commit notice not delivered", zap.Uint64("index", index), zap.Error(err))
+	done := make(chan raft.RPCResponse, 1)
+	select {
+	case n.rpcs <- raft.RPC{Command: req, RespChan: done}:
+	case <-n.g.closing:
+		return
+	}
+	select {
+	case <-done: // one notice at a time
+	case <-n.g.closing:
 	}
 }
