@@ -195,7 +195,7 @@ func compareDigests(answers []digestAnswer) checkReport {
 		rep.Members[i] = checkMember{ID: a.id, Address: a.addr, State: a.state, AppliedSeqno: a.applied}
 		switch {
 		case a.err != nil:
-			rep.Members[i].Outcome, rep.Members[i].Error, rep.Members[i].State = memberUnreachable, a.err.Error(), ""
+			rep.Members[i].Outcome, rep.Members[i].Error, rep.Members[i].State = memberUnreachable, cause(a.err), ""
 			unreachable++
 		case a.arbitrator:
 			rep.Members[i].Outcome = memberArbitrator

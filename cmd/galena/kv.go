@@ -13,6 +13,8 @@ import (
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/security"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // globalFlags are the flags every client command shares.
@@ -104,7 +106,7 @@ func (e probeError) Error() string {
 	if errors.Is(e.err, client.ErrUnavailable) && errors.Is(e.err, context.DeadlineExceeded) {
 		return fmt.Sprintf("not connected within %v (--dial-timeout)", e.dialTimeout)
 	}
-	return e.err.Error()
+	return cause(e.err)
 }
 
 func (e probeError) Unwrap() error { return e.err }
@@ -146,23 +148,39 @@ func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context
 	return explain(fn(ctx, c), eps, g.timeout)
 }
 
-// explain rewords the errors of an unreachable cluster. A write that
-// may have been applied says so first.
+// explain rewords the errors of an unreachable cluster.
 func explain(err error, eps []string, timeout time.Duration) error {
 	list := strings.Join(eps, ",")
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, client.ErrIndeterminate) && errors.Is(err, client.ErrUnavailable):
-		return fmt.Errorf("no endpoint reachable (%s); the write may or may not have been applied: %w", list, err)
 	case errors.Is(err, client.ErrUnavailable):
-		return fmt.Errorf("no endpoint reachable (%s): %w", list, err)
+		return fmt.Errorf("no endpoint reachable (%s): %s", list, cause(err))
+	case errors.Is(err, client.ErrIndeterminate) && grpcCause(err).Code() == codes.Unavailable:
+		return fmt.Errorf("no endpoint reachable (%s); the write may or may not have been applied: %s", list, cause(err))
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("no answer within %v (%s): %w", timeout, list, err)
 	case errors.Is(err, client.ErrUnauthenticated):
 		return fmt.Errorf("%w (give a client certificate: --tls-cert and --tls-key)", err)
 	}
 	return err
+}
+
+// cause is the message of the gRPC status inside err, or err's own message.
+func cause(err error) string {
+	if st := grpcCause(err); st != nil {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+// grpcCause returns the gRPC status err wraps, or nil.
+func grpcCause(err error) *status.Status {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus()
+	}
+	return nil
 }
 
 func newPutCmd(g *globalFlags) *cobra.Command {

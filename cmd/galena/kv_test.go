@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node/nodetest"
 )
 
@@ -68,34 +63,5 @@ func TestCommandsAgainstCluster(t *testing.T) {
 	}
 	if len(states) != 3 || states["n3"] != stateUnreachable || states["n1"] == stateUnreachable {
 		t.Errorf("states %v; want n3 %s and n1, n2 answering", states, stateUnreachable)
-	}
-}
-
-// explain says when a write may have been applied, before it says that no
-// endpoint answered, and leaves other errors as they are.
-func TestExplain(t *testing.T) {
-	eps := []string{"127.0.0.1:1", "127.0.0.1:2"}
-	unavailable := fmt.Errorf("%w: connection refused", client.ErrUnavailable)
-	for _, tc := range []struct {
-		err  error
-		want string // "" for err unchanged
-	}{
-		{fmt.Errorf("%w: write-set 01: %w", client.ErrIndeterminate, unavailable),
-			"no endpoint reachable (127.0.0.1:1,127.0.0.1:2); the write may or may not have been applied: "},
-		{unavailable, "no endpoint reachable (127.0.0.1:1,127.0.0.1:2): "},
-		{context.DeadlineExceeded, "no answer within 5s (127.0.0.1:1,127.0.0.1:2): "},
-		{client.ErrUnauthenticated, "client: unauthenticated (give a client certificate"},
-		{client.ErrConflict, ""},
-	} {
-		got := explain(tc.err, eps, 5*time.Second)
-		if !errors.Is(got, tc.err) {
-			t.Errorf("explain(%v) = %v, which no longer wraps the error", tc.err, got)
-		}
-		if tc.want == "" && got != tc.err {
-			t.Errorf("explain(%v) = %v, want it unchanged", tc.err, got)
-		}
-		if tc.want != "" && !strings.HasPrefix(got.Error(), tc.want) {
-			t.Errorf("explain(%v) = %q, want it to start %q", tc.err, got, tc.want)
-		}
 	}
 }

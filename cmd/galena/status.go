@@ -126,7 +126,7 @@ func firstStatus(ctx context.Context, p prober, eps []string) (client.MemberStat
 		if a.err == nil {
 			return a.st, nil
 		}
-		errs[a.i] = fmt.Sprintf("%s: %s", eps[a.i], a.err.Error())
+		errs[a.i] = fmt.Sprintf("%s: %s", eps[a.i], cause(a.err))
 	}
 	return client.MemberStatus{}, fmt.Errorf("no endpoint reachable (%s): %s", strings.Join(eps, ","), strings.Join(errs, "; "))
 }
@@ -135,7 +135,7 @@ func firstStatus(ctx context.Context, p prober, eps []string) (client.MemberStat
 func memberRow(ctx context.Context, p prober, m client.Member) memberStatus {
 	st, err := p.status(ctx, m.Addr)
 	if err != nil {
-		return memberStatus{ID: m.ID, Address: m.Addr, LastContactMs: -1, State: stateUnreachable, Error: err.Error()}
+		return memberStatus{ID: m.ID, Address: m.Addr, LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
 	}
 	return rowOf(st)
 }

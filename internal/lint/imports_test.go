@@ -81,7 +81,7 @@ var rules = map[string]rule{
 	// a client does through client; of the fault tests' parts it runs the
 	// bank workload alone.
 	"cmd/galena": {notImport: append([]string{module + "api", module + "node/rpc", module + "node/nodetest",
-		module + "integration/harness", module + "integration/nemesis", module + "integration/checker", grpc}, inner...)},
+		module + "integration/harness", module + "integration/nemesis", module + "integration/checker"}, inner...)},
 
 	// The fault tests' parts depend on each other one way: the workload
 	// reaches a cluster only through its Cluster interface and a client, so
