@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node/nodetest"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 func TestCommandsAgainstCluster(t *testing.T) {
@@ -63,5 +69,34 @@ func TestCommandsAgainstCluster(t *testing.T) {
 	}
 	if len(states) != 3 || states["n3"] != stateUnreachable || states["n1"] == stateUnreachable {
 		t.Errorf("states %v; want n3 %s and n1, n2 answering", states, stateUnreachable)
+	}
+}
+
+// explain says that a write without an answer may have been applied, from
+// the transport's status the client keeps inside such an error (as
+// client/commit.go builds it), and rewords the other errors of an
+// unreachable cluster.
+func TestExplain(t *testing.T) {
+	eps := []string{"127.0.0.1:1", "127.0.0.1:2"}
+	down := status.Error(codes.Unavailable, "connection refused")
+	for _, tc := range []struct {
+		err  error
+		want string // "" for err unchanged
+	}{
+		{fmt.Errorf("%w: write-set 01: no endpoint answered (tried %s): %w", client.ErrIndeterminate, strings.Join(eps, ","), down),
+			"no endpoint reachable (127.0.0.1:1,127.0.0.1:2); the write may or may not have been applied: connection refused"},
+		{fmt.Errorf("%w: connection refused", client.ErrUnavailable), "no endpoint reachable (127.0.0.1:1,127.0.0.1:2): "},
+		{context.DeadlineExceeded, "no answer within 5s (127.0.0.1:1,127.0.0.1:2): "},
+		{client.ErrUnauthenticated, "client: unauthenticated (give a client certificate"},
+		{fmt.Errorf("%w: write-set 01: %w", client.ErrIndeterminate, context.Canceled), ""},
+		{client.ErrConflict, ""},
+	} {
+		got := explain(tc.err, eps, 5*time.Second)
+		if tc.want == "" && got != tc.err {
+			t.Errorf("explain(%v) = %v, want it unchanged", tc.err, got)
+		}
+		if tc.want != "" && !strings.HasPrefix(got.Error(), tc.want) {
+			t.Errorf("explain(%v) = %q, want it to start %q", tc.err, got, tc.want)
+		}
 	}
 }
