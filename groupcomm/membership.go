@@ -137,10 +137,18 @@ func changeTimeout(ctx context.Context) time.Duration {
 	return membershipTimeout
 }
 
+// translateMembershipErr tells raft's errors of a configuration change
+// that was never appended (ErrNotLeader: ask the leader) from those that
+// leave its fate open (ErrIndeterminate).
 func translateMembershipErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
-		return ErrNotLeader
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return ErrNotLeader // never appended: ask the leader
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// Appended, and lost with the lead before it committed: it may
+		// still commit under the next leader, so it is not to be retried
+		// there as if refused.
+		return fmt.Errorf("%w: membership change: %v", ErrIndeterminate, err)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return ErrClosed
 	default:

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -256,5 +257,28 @@ func TestPolicyJoinsAndLearnsOfItsRemoval(t *testing.T) {
 	case <-removed:
 		t.Fatal("OnRemoved called twice")
 	default:
+	}
+}
+
+// A configuration change lost with the lead may still commit under the
+// next leader: it is indeterminate, never "not the leader", which would
+// have it retried there as if refused.
+func TestMembershipErrors(t *testing.T) {
+	for _, tc := range []struct {
+		raft error
+		want error
+	}{
+		{raft.ErrNotLeader, ErrNotLeader},
+		{raft.ErrLeadershipTransferInProgress, ErrNotLeader},
+		{raft.ErrLeadershipLost, ErrIndeterminate},
+		{raft.ErrRaftShutdown, ErrClosed},
+	} {
+		got := translateMembershipErr(tc.raft)
+		if !errors.Is(got, tc.want) {
+			t.Errorf("%v became %v, want %v", tc.raft, got, tc.want)
+		}
+		if tc.want != ErrNotLeader && errors.Is(got, ErrNotLeader) {
+			t.Errorf("%v became %v, which reads as never appended", tc.raft, got)
+		}
 	}
 }

@@ -50,6 +50,9 @@ var statusTable = []struct {
 	// follower that knows no leader: the change was not made.
 	{groupcomm.ErrNotLeader, codes.Unavailable, api.ReasonNotPrimary},
 	{groupcomm.ErrNotPrimary, codes.Unavailable, api.ReasonNotPrimary},
+	// A change appended by a leader that lost the lead before it
+	// committed: the next leader may commit it.
+	{groupcomm.ErrIndeterminate, codes.Unknown, api.ReasonIndeterminate},
 	// The group closed under a change, which may have been made: no
 	// refusal reason, so the client does not take it for one.
 	{groupcomm.ErrClosed, codes.Unavailable, ""},

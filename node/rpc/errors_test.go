@@ -45,6 +45,7 @@ var roundTrips = map[error]struct{ read, change error }{
 	errInvalidChange:           {client.ErrInvalidArgument, client.ErrInvalidArgument},
 	groupcomm.ErrNotLeader:     {client.ErrNotPrimary, client.ErrNotPrimary},
 	groupcomm.ErrNotPrimary:    {client.ErrNotPrimary, client.ErrNotPrimary},
+	groupcomm.ErrIndeterminate: {client.ErrIndeterminate, client.ErrIndeterminate},
 	groupcomm.ErrClosed:        {client.ErrUnavailable, client.ErrIndeterminate},
 
 	context.DeadlineExceeded: {context.DeadlineExceeded, client.ErrIndeterminate},
