@@ -1,12 +1,14 @@
 package node_test
 
 import (
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/api/writesetpb"
+	"github.com/galenadb/galena/node"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -66,5 +68,24 @@ func TestBadInputOverTheWire(t *testing.T) {
 	}
 	if after, _ := c.Nodes[0].Digest(); after != before {
 		t.Fatal("bad input changed the applied state")
+	}
+}
+
+// New closes the listener it is given on every error, a configuration it
+// refuses included: the port is free again.
+func TestNewClosesListenerItRefuses(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := node.DefaultConfig()
+	cfg.Listener, cfg.DataDir = ln, t.TempDir() // no ID: refused
+	if _, err := node.New(cfg); err == nil {
+		t.Fatal("New accepted a configuration without an ID")
+	}
+	if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		ln.Close()
+		t.Fatal("the listener New refused is still open")
 	}
 }

@@ -66,6 +66,9 @@ type Node struct {
 // status until an operator resets it.
 func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
+		if cfg.Listener != nil {
+			cfg.Listener.Close() // given to the member: closed on every error
+		}
 		return nil, err
 	}
 	if cfg.Logger == nil {

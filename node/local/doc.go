@@ -4,7 +4,7 @@
 // galena demo and galena bench --local run one; the tests run one through
 // package nodetest.
 //
-// A Cluster's methods that start or stop members are not safe for
-// concurrent use with each other; its waits and Failed may run alongside
-// them.
+// A Cluster is not safe for concurrent use: its waits and Failed read the
+// members that Stop, Restart, Join and Replace change, so call them from
+// one goroutine.
 package local

@@ -185,7 +185,7 @@ func (c *Cluster) Stop(i int) error {
 // Join starts a new member with an empty data directory that joins the
 // cluster through member via, and returns its index. edit, if set, adjusts
 // its configuration: node.DefaultConfig() with ID, Addr, Listener, DataDir
-// and Join set.
+// and Join set. A member that fails to start is not added.
 func (c *Cluster) Join(via int, edit func(cfg *node.Config)) (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -198,7 +198,11 @@ func (c *Cluster) Join(via int, edit func(cfg *node.Config)) (int, error) {
 	}
 	c.cfgs, c.Nodes = append(c.cfgs, cfg), append(c.Nodes, nil)
 	i := len(c.cfgs) - 1
-	return i, c.Restart(i)
+	if err := c.Restart(i); err != nil {
+		c.cfgs, c.Nodes = c.cfgs[:i], c.Nodes[:i] // it never started: not a member of this Cluster
+		return 0, err
+	}
+	return i, nil
 }
 
 // Replace stops member i, deletes its data directory and starts it again
