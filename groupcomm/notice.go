@@ -20,9 +20,10 @@ import (
 // index, in the follower's current term and naming its current leader.
 // Raft checks it like any other: it applies through the index only if its
 // log holds that very entry, which (Log Matching) means its log agrees with
-// the leader's through it, all committed; otherwise it refuses and changes
-// nothing, and the next append brings the commit index as before. So a
-// notice never commits what is not committed: at worst it is refused.
+// the leader's through it, all committed; otherwise it refuses and takes
+// no commit index from it, and the next append brings the commit index as
+// before. So a notice never commits what is not committed: at worst it is
+// refused, like a delayed request of the leader's.
 //
 // The request reaches Raft on the channel the transport hands it every
 // other request on (noticeTransport), so Raft handles it in order with the

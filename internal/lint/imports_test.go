@@ -96,7 +96,7 @@ var rules = map[string]rule{
 	// The bank workload reaches a cluster through the client alone, so that
 	// the command and the fault tests can both run it.
 	"integration/workload/bank": {onlyImport: []string{module + "client"},
-		notDepend: append([]string{"testing", module + "node", module + "integration/workload/", raft, badger, cmux}, inner...)},
+		notDepend: append([]string{"testing", module + "node", raft, badger, cmux}, inner...)},
 
 	"internal/atomicfile": {notImport: []string{module}},
 	"internal/lint":       {notImport: []string{module}},
