@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -276,6 +277,7 @@ func (c *fwdConn) watchLoop() {
 func (c *fwdConn) readLoop() {
 	r := bufio.NewReaderSize(c.nc, 16<<10)
 	var hdr [21]byte
+	var msg []byte // reused: a message is read whole before the next
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			c.fail(err)
@@ -283,7 +285,8 @@ func (c *fwdConn) readLoop() {
 		}
 		id := binary.BigEndian.Uint64(hdr[:8])
 		resp := fwdResp{index: binary.BigEndian.Uint64(hdr[8:16])}
-		msg := make([]byte, binary.BigEndian.Uint32(hdr[17:21]))
+		n := int(binary.BigEndian.Uint32(hdr[17:21]))
+		msg = slices.Grow(msg[:0], n)[:n]
 		if _, err := io.ReadFull(r, msg); err != nil {
 			c.fail(err)
 			return
@@ -365,34 +368,39 @@ type indexFuture interface {
 	Index() uint64
 }
 
-// termOf returns, as the message of its answer, the term of the entry an
-// append committed (the FSM's response), or "" for a read index.
-func termOf(f indexFuture) string {
+// termOf returns the term of the entry an append committed (the FSM's
+// response); ok is false for a read index.
+func termOf(f indexFuture) (term uint64, ok bool) {
 	af, ok := f.(raft.ApplyFuture)
 	if !ok {
-		return ""
+		return 0, false
 	}
-	term, ok := af.Response().(uint64)
+	t, ok := af.Response().(*uint64)
 	if !ok {
-		return ""
+		return 0, false
 	}
-	return string(binary.BigEndian.AppendUint64(nil, term))
+	return *t, true
 }
 
 // respondForward answers forwarded entries in order as they commit.
 func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 	w := bufio.NewWriterSize(nc, 16<<10)
 	var hdr [21]byte
+	var term [8]byte
 	for call := range q {
-		code, idx, msg := fwdNotLeader, uint64(0), ""
+		code, idx, msg := fwdNotLeader, uint64(0), []byte(nil)
 		if call.f != nil {
 			err := call.f.Error()
 			switch {
 			case err == nil:
-				code, idx, msg = fwdOK, call.f.Index(), termOf(call.f)
+				code, idx = fwdOK, call.f.Index()
+				if t, ok := termOf(call.f); ok {
+					binary.BigEndian.PutUint64(term[:], t)
+					msg = term[:]
+				}
 			case errors.Is(translateApplyErr(err), ErrNotLeader):
 			default:
-				code, msg = fwdIndeterminate, err.Error()
+				code, msg = fwdIndeterminate, []byte(err.Error())
 			}
 		}
 		binary.BigEndian.PutUint64(hdr[:8], call.id)
@@ -400,7 +408,7 @@ func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 		hdr[16] = code
 		binary.BigEndian.PutUint32(hdr[17:], uint32(len(msg)))
 		w.Write(hdr[:])
-		w.WriteString(msg)
+		w.Write(msg)
 		if len(q) == 0 {
 			if err := w.Flush(); err != nil {
 				nc.Close() // the reader sees it and stops; keep draining q

@@ -63,8 +63,8 @@ func newFSM(d Deliverer, lg *zap.Logger, fatal func(error)) *fsm {
 func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
 
 // ApplyBatch delivers the commands in logs as one batch. Each entry's
-// response is its term, which the leader sends with its answer to a
-// forwarded entry (see notifier).
+// response is its term (a *uint64), which the leader sends with its answer
+// to a forwarded entry (see notifier).
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	resp := make([]interface{}, len(logs))
 	if f.failed.Load() != nil || len(logs) == 0 {
@@ -82,8 +82,10 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		return resp
 	}
 	f.setApplied(last)
+	terms := make([]uint64, len(logs)) // one allocation per batch, not per entry
 	for i, l := range logs {
-		resp[i] = l.Term
+		terms[i] = l.Term
+		resp[i] = &terms[i]
 	}
 	return resp
 }
