@@ -368,7 +368,8 @@ func (r *benchRun) runWorkload(ctx context.Context, w string) (benchResult, erro
 func (r *benchRun) prepare(ctx context.Context, w string) error {
 	if r.o.load(w) {
 		began := time.Now()
-		n, err := r.bank.Accounts(), error(nil)
+		n := r.bank.Accounts()
+		var err error
 		if w == workloadBank {
 			err = r.loadAccounts(ctx)
 		} else {

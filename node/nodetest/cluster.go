@@ -153,8 +153,10 @@ func waitApplied(ctx context.Context, nd *node.Node, seqno uint64) error {
 	return nil
 }
 
-// EnsureSame waits until every running member has applied the same seqno and
-// checks that their digests of everything applied are equal.
+// EnsureSame waits until every running member has applied what any of
+// them knows committed, and the members that keep data the same seqno, and
+// checks that their digests of everything applied are equal (see
+// local.Cluster.WaitSame).
 func (c *Cluster) EnsureSame() {
 	c.t.Helper()
 	var top uint64
@@ -164,29 +166,11 @@ func (c *Cluster) EnsureSame() {
 		}
 	}
 	c.WaitApplied(top)
-	var ref *node.Node
-	var refSeq uint64
-	var refDigest [32]byte
-	c.WaitFor(20*time.Second, "equal applied seqnos", func() bool {
-		ref = nil
-		for _, nd := range c.Nodes {
-			if nd == nil || nd.Status().Arbitrator {
-				continue // an arbitrator has no digest
-			}
-			s, d := nd.Digest()
-			if ref == nil {
-				ref, refSeq, refDigest = nd, s, d
-				continue
-			}
-			if s != refSeq {
-				return false
-			}
-			if d != refDigest {
-				c.t.Fatalf("%s and %s diverged at seqno %d: digests %x and %x", ref.ID(), nd.ID(), s, refDigest, d)
-			}
-		}
-		return true
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := c.WaitSame(ctx); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // WaitFor polls cond until it holds or the timeout passes.
