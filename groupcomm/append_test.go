@@ -209,7 +209,7 @@ func TestCatchUpRequestsAreBoundedByBytes(t *testing.T) {
 
 	var bursts readBursts
 	back := startMember(t, ms[f].cfg, burstListener{relisten(t, ms[f].cfg.Addr), &bursts})
-	if err := back.g.WaitApplied(ctx, last); err != nil {
+	if _, err := back.g.WaitIndex(ctx, last); err != nil {
 		t.Fatalf("the follower did not catch up to %d: %v", last, err)
 	}
 	if n := back.d.delivered(); n < entries {

@@ -10,17 +10,26 @@ import (
 )
 
 // arbitratorState is an arbitrator's Deliverer: it keeps no state but the
-// applied index, so its snapshots are a header alone.
-type arbitratorState struct{ applied atomic.Uint64 }
+// applied index, so its snapshots are a header alone. It holds no data, so
+// the seqnos it counts are not meaningful: after it restores a snapshot it
+// counts them from the snapshot's index.
+type arbitratorState struct{ applied atomic.Pointer[Position] }
 
-func (a *arbitratorState) Deliver(_ []Entry, last uint64) error {
-	a.applied.Store(last)
+func (a *arbitratorState) Deliver(_ []Entry, last Position) error {
+	a.applied.Store(&last)
 	return nil
 }
 
-func (a *arbitratorState) Applied() uint64 { return a.applied.Load() }
+func (a *arbitratorState) Applied() Position {
+	if p := a.applied.Load(); p != nil {
+		return *p
+	}
+	return Position{}
+}
 
-func (a *arbitratorState) Snapshot() (Snapshot, error) { return arbitratorSnapshot(a.Applied()), nil }
+func (a *arbitratorState) Snapshot() (Snapshot, error) {
+	return arbitratorSnapshot(a.Applied().Index), nil
+}
 
 // Restore takes the snapshot's index; the data a data member's snapshot
 // carries is read and dropped.
@@ -28,7 +37,7 @@ func (a *arbitratorState) Restore(r io.Reader, index uint64) error {
 	if _, err := io.Copy(io.Discard, r); err != nil {
 		return err
 	}
-	a.applied.Store(index)
+	a.applied.Store(&Position{Index: index, Seqno: index})
 	return nil
 }
 

@@ -57,12 +57,12 @@ func snapshotStream(magic string, idx uint64, body []byte) io.ReadCloser {
 // arbitrator takes a data member's snapshot's index and drops its data.
 func TestArbitratorSnapshots(t *testing.T) {
 	lg := zaptest.NewLogger(t)
-	d := &memDeliverer{applied: 5, log: []Entry{{Index: 5, Data: []byte("x")}}}
+	d := &memDeliverer{applied: Position{Index: 5, Seqno: 5}, log: []Entry{{Index: 5, Seqno: 5, Data: []byte("x")}}}
 	data := newFSM(d, lg, func(err error) { t.Errorf("fatal: %v", err) })
 	if err := data.Restore(snapshotStream(arbitratorMagic, 10, nil)); !errors.Is(err, errArbitratorSnapshot) {
 		t.Fatalf("data member restoring an arbitrator's snapshot: %v", err)
 	}
-	if d.Applied() != 5 || d.entries() != "5:x " || data.applied.Load() != 5 {
+	if d.Applied().Index != 5 || d.entries() != "5:x " || data.applied.Load() != 5 {
 		t.Fatalf("a refused snapshot changed the state: applied %d, %q", d.Applied(), d.entries())
 	}
 
@@ -98,25 +98,25 @@ func TestDataMemberWaitsForADataMember(t *testing.T) {
 	waitFor(t, "m1 to apply the first entries", func() bool { return ms[1].g.Applied() >= ms[0].g.Applied() })
 	ms[1].close()
 	broadcastN(t, ms[0], "b", 100)
-	want := ms[0].g.Applied()
+	want, wantIndex := ms[0].g.Applied(), ms[0].g.AppliedIndex()
 	waitFor(t, "the arbitrator to compact its log past m1's entries", func() bool {
 		first, err := ms[2].g.cache.FirstIndex()
-		return err == nil && first > ms[1].g.Applied()+1
+		return err == nil && first > ms[1].g.AppliedIndex()+1
 	})
 	ms[0].close()
 
 	m1 := restart(t, ms[1])
 	waitFor(t, "m1 to wait for data, knowing how far behind it is", func() bool {
 		st := m1.g.Status()
-		return st.WaitingForData && st.ApplyLag >= want-m1.g.Applied()-1 && st.ApplyLag > 50
+		return st.WaitingForData && st.ApplyLag >= wantIndex-m1.g.AppliedIndex()-1 && st.ApplyLag > 50
 	})
 	snaps, err := m1.g.snaps.List()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range snaps {
-		if s.Index > m1.g.Applied() {
-			t.Fatalf("m1 stored snapshot %s at %d, ahead of its state at %d", s.ID, s.Index, m1.g.Applied())
+		if s.Index > m1.g.AppliedIndex() {
+			t.Fatalf("m1 stored snapshot %s at %d, ahead of its state at %d", s.ID, s.Index, m1.g.AppliedIndex())
 		}
 	}
 	m1.close()

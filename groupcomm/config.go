@@ -91,6 +91,13 @@ type Config struct {
 	// MaxAppendEntries of the largest entries at once.
 	MaxAppendBytes int
 
+	// MaxBatch and MaxBatchBytes bound one Raft entry of the leader's group
+	// commit: at most MaxBatch commands and, unless one command is larger,
+	// MaxBatchBytes of them. MaxBatch 1 puts every command in an entry of
+	// its own.
+	MaxBatch      int
+	MaxBatchBytes int
+
 	SnapshotThreshold uint64 // entries between snapshots
 	SnapshotInterval  time.Duration
 	TrailingLogs      uint64 // entries kept after a snapshot for followers to catch up from
@@ -110,6 +117,8 @@ func DefaultConfig() Config {
 		DialTimeout:        2 * time.Second,
 		MaxAppendEntries:   256,
 		MaxAppendBytes:     DefaultMaxAppendBytes,
+		MaxBatch:           256,
+		MaxBatchBytes:      1 << 20,
 		SnapshotThreshold:  16384,
 		SnapshotInterval:   5 * time.Second, // how often raft checks SnapshotThreshold
 		TrailingLogs:       10240,
@@ -135,6 +144,8 @@ func (c Config) Validate() error {
 		return errors.New("groupcomm: MaxAppendEntries must be in 1..1024")
 	case c.MaxAppendBytes <= 0:
 		return fmt.Errorf("groupcomm: MaxAppendBytes must be positive, got %d", c.MaxAppendBytes)
+	case c.MaxBatch <= 0 || c.MaxBatchBytes <= 0:
+		return fmt.Errorf("groupcomm: MaxBatch and MaxBatchBytes must be positive, got %d and %d", c.MaxBatch, c.MaxBatchBytes)
 	}
 	return validatePeers(c.ID, c.Addr, c.Bootstrap)
 }

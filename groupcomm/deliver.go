@@ -2,10 +2,24 @@ package groupcomm
 
 import "io"
 
-// Entry is one committed command, in log order. Index is its seqno.
+// Entry is one committed command, in log order: the bytes one Broadcast
+// call gave. Several entries may share a log index: the leader puts the
+// commands queued together into one log entry (see batch.go), and each
+// gets a seqno of its own.
 type Entry struct {
-	Index uint64
+	Index uint64 // the log index of the Raft entry that carried it
+	Seqno uint64 // its position in the order (see Position)
 	Data  []byte // the bytes given to Broadcast; owned by the Deliverer only during Deliver
+}
+
+// Position is a point in the order: a log index and the seqno reached
+// there. Every Raft entry advances the seqno by the number of commands it
+// carries, or by one if it carries one or none, so a log without batched
+// entries has seqno = index, and seqno - index only grows. Both are a pure
+// function of the log, so every member gives a command the same seqno.
+type Position struct {
+	Index uint64
+	Seqno uint64
 }
 
 // Deliverer consumes the totally ordered log. Every member's Deliverer sees the
@@ -13,24 +27,26 @@ type Entry struct {
 // deterministically. Its methods are called from the one apply goroutine, except
 // Snapshot's WriteTo, which runs concurrently with Deliver.
 type Deliverer interface {
-	// Deliver hands over the commands committed up to and including log index
-	// last (Raft's own entries take indexes too, so last may exceed the last
-	// entry's Index, and entries may be empty). Entries at or below Applied()
-	// must be skipped: they were delivered before a restart. An error stops
-	// the member: the state can no longer be trusted to match its peers'.
-	Deliver(entries []Entry, last uint64) error
-	// Applied is the highest index whose delivery is durable.
-	Applied() uint64
+	// Deliver hands over the commands committed up to and including log
+	// position last (Raft's own entries take indexes too, so last may be
+	// past the last entry's, and entries may be empty). Entries at or
+	// below Applied().Index must be skipped: they were delivered before a
+	// restart. Once Deliver returns nil, the Deliverer's position is last.
+	// An error stops the member: the state can no longer be trusted to
+	// match its peers'.
+	Deliver(entries []Entry, last Position) error
+	// Applied is the highest position whose delivery is durable.
+	Applied() Position
 	// Snapshot pins the current state for a state transfer.
 	Snapshot() (Snapshot, error)
 	// Restore replaces the state with one written by a Snapshot whose Index
-	// was index; afterwards Applied must be index.
+	// was index; afterwards Applied().Index must be index.
 	Restore(r io.Reader, index uint64) error
 }
 
 // Snapshot is a pinned point-in-time state.
 type Snapshot interface {
-	// Index is the applied index the state reflects.
+	// Index is the applied log index the state reflects.
 	Index() uint64
 	// WriteTo streams the state; it may run while Deliver goes on. When it
 	// returns nil, the Deliverer's durable state (what Applied reports, and

@@ -343,7 +343,11 @@ func (g *Group) serveForward(nc net.Conn) {
 			g.lg.Warn("refused a forwarded entry", zap.String("from", nc.RemoteAddr().String()), zap.Error(refuse))
 			call.f = refused{}
 		default:
-			call.f = g.raft.Apply(data, 0)
+			c, err := g.app.submit(g.ctx, data)
+			if err != nil {
+				return // closing: the follower sees the stream break
+			}
+			call.f = forwardedAppend{c, g.closing}
 		}
 		q <- call
 	}
@@ -351,7 +355,14 @@ func (g *Group) serveForward(nc net.Conn) {
 
 type raftCall struct {
 	id uint64
-	f  indexFuture // nil: not the leader, never appended
+	f  forwardResult // nil: not the leader, never appended
+}
+
+// forwardResult is what the responder waits on: an append or a read index.
+type forwardResult interface {
+	// wait returns the index and, for an append, the entry's term once
+	// known, or the error Raft gave.
+	wait() (index, term uint64, err error)
 }
 
 // refused answers a forwarded entry the leader would not append: the
@@ -359,27 +370,23 @@ type raftCall struct {
 // follower gets "never appended" and, after retrying, ErrNotPrimary.
 type refused struct{}
 
-func (refused) Error() error  { return raft.ErrNotLeader }
-func (refused) Index() uint64 { return 0 }
+func (refused) wait() (uint64, uint64, error) { return 0, 0, raft.ErrNotLeader }
 
-// indexFuture is what the responder waits on: an append or a read index.
-type indexFuture interface {
-	Error() error
-	Index() uint64
+// forwardedAppend is a forwarded entry in the leader's group commit.
+type forwardedAppend struct {
+	c       *appendCall
+	closing <-chan struct{}
 }
 
-// termOf returns the term of the entry an append committed (the FSM's
-// response); ok is false for a read index.
-func termOf(f indexFuture) (term uint64, ok bool) {
-	af, ok := f.(raft.ApplyFuture)
-	if !ok {
-		return 0, false
+func (a forwardedAppend) wait() (uint64, uint64, error) {
+	e, err := a.c.wait(context.Background(), a.closing)
+	switch {
+	case err != nil:
+		return 0, 0, err
+	case e.err != nil:
+		return 0, 0, e.err
 	}
-	t, ok := af.Response().(*uint64)
-	if !ok {
-		return 0, false
-	}
-	return *t, true
+	return e.index, e.term, nil
 }
 
 // respondForward answers forwarded entries in order as they commit.
@@ -390,11 +397,11 @@ func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 	for call := range q {
 		code, idx, msg := fwdNotLeader, uint64(0), []byte(nil)
 		if call.f != nil {
-			err := call.f.Error()
+			i, t, err := call.f.wait()
 			switch {
 			case err == nil:
-				code, idx = fwdOK, call.f.Index()
-				if t, ok := termOf(call.f); ok {
+				code, idx = fwdOK, i
+				if t > 0 {
 					binary.BigEndian.PutUint64(term[:], t)
 					msg = term[:]
 				}

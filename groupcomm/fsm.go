@@ -33,8 +33,10 @@ var errArbitratorSnapshot = errors.New("groupcomm: refusing an arbitrator's snap
 // checksummed stream).
 var errSnapshotIndex = errors.New("groupcomm: the restored state is not at the snapshot's index")
 
-// fsm adapts a Deliverer to raft's BatchingFSM and tracks the applied index
-// so that callers can wait for their entry to be delivered locally.
+// fsm adapts a Deliverer to raft's BatchingFSM: it splits batched entries
+// into their commands, gives each its seqno, and tracks the applied
+// position so that callers can wait for their entry to be delivered
+// locally.
 type fsm struct {
 	d          Deliverer
 	lg         *zap.Logger
@@ -43,10 +45,15 @@ type fsm struct {
 
 	restoring atomic.Bool // a snapshot is being restored (state transfer)
 
-	applied atomic.Uint64
-	mu      sync.Mutex
-	advance chan struct{} // closed and replaced each time applied grows
-	failed  atomic.Pointer[error]
+	at Position // the position delivered; the apply goroutine's own
+
+	// applied and appliedSeqno publish at: the seqno first, so a reader
+	// that sees an index also sees at least the seqno reached there.
+	applied      atomic.Uint64
+	appliedSeqno atomic.Uint64
+	mu           sync.Mutex
+	advance      chan struct{} // closed and replaced each time applied grows
+	failed       atomic.Pointer[error]
 
 	entries []Entry // reused across batches
 }
@@ -56,7 +63,7 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 func newFSM(d Deliverer, lg *zap.Logger, fatal func(error)) *fsm {
 	_, arb := d.(*arbitratorState)
 	f := &fsm{d: d, lg: lg, fatal: fatal, arbitrator: arb, advance: make(chan struct{})}
-	f.applied.Store(d.Applied())
+	f.setApplied(d.Applied())
 	return f
 }
 
@@ -70,24 +77,53 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	if f.failed.Load() != nil || len(logs) == 0 {
 		return resp
 	}
-	f.entries = f.entries[:0]
-	for _, l := range logs {
-		if l.Type == raft.LogCommand {
-			f.entries = append(f.entries, Entry{Index: l.Index, Data: l.Data})
-		}
-	}
-	last := logs[len(logs)-1].Index
-	if err := f.d.Deliver(f.entries, last); err != nil {
-		f.fail(fmt.Errorf("deliver through index %d: %w", last, err))
+	last, err := f.sequence(logs)
+	if err != nil {
+		f.fail(err)
 		return resp
 	}
-	f.setApplied(last)
+	if last != f.at {
+		if err := f.d.Deliver(f.entries, last); err != nil {
+			f.fail(fmt.Errorf("deliver through index %d: %w", last.Index, err))
+			return resp
+		}
+		f.setApplied(last)
+	}
 	terms := make([]uint64, len(logs)) // one allocation per batch, not per entry
 	for i, l := range logs {
 		terms[i] = l.Term
 		resp[i] = &terms[i]
 	}
 	return resp
+}
+
+// sequence fills f.entries with the commands of logs above f.at, each with
+// its seqno (see Position), and returns the position after the last log.
+// Entries at or below f.at were delivered before a restart: Raft replays
+// its log from its last snapshot, which may be older than the Deliverer's
+// durable state.
+func (f *fsm) sequence(logs []*raft.Log) (Position, error) {
+	f.entries = f.entries[:0]
+	at := f.at
+	for _, l := range logs {
+		if l.Index <= at.Index {
+			continue
+		}
+		seqno := at.Seqno + (l.Index - at.Index)
+		if l.Type == raft.LogCommand {
+			n := uint64(0)
+			err := commands(l, func(cmd []byte) {
+				f.entries = append(f.entries, Entry{Index: l.Index, Seqno: seqno + n, Data: cmd})
+				n++
+			})
+			if err != nil {
+				return at, fmt.Errorf("entry at index %d: %w", l.Index, err)
+			}
+			seqno += max(n, 1) - 1
+		}
+		at = Position{Index: l.Index, Seqno: seqno}
+	}
+	return at, nil
 }
 
 // fail stops delivery for good: a member whose state may differ from its
@@ -104,19 +140,36 @@ func (f *fsm) fail(err error) {
 	}
 }
 
-func (f *fsm) setApplied(idx uint64) {
-	if idx <= f.applied.Load() {
-		return
-	}
-	f.applied.Store(idx)
+// setApplied moves the delivered position to p, on the apply goroutine.
+func (f *fsm) setApplied(p Position) {
+	f.at = p
+	f.appliedSeqno.Store(p.Seqno)
+	f.applied.Store(p.Index)
 	f.mu.Lock()
 	close(f.advance)
 	f.advance = make(chan struct{})
 	f.mu.Unlock()
 }
 
-// waitApplied blocks until index idx has been delivered locally.
-func (f *fsm) waitApplied(ctx context.Context, idx uint64, closing <-chan struct{}) error {
+// waitIndex blocks until log index idx has been delivered locally, and
+// returns the seqno delivered then.
+func (f *fsm) waitIndex(ctx context.Context, idx uint64, closing <-chan struct{}) (uint64, error) {
+	var seqno uint64
+	err := f.wait(ctx, closing, func() bool {
+		seqno = f.appliedSeqno.Load()
+		return f.applied.Load() >= idx
+	})
+	return seqno, err
+}
+
+// waitSeqno blocks until seqno has been delivered locally.
+func (f *fsm) waitSeqno(ctx context.Context, seqno uint64, closing <-chan struct{}) error {
+	return f.wait(ctx, closing, func() bool { return f.appliedSeqno.Load() >= seqno })
+}
+
+// wait blocks until done reports true; it checks it each time the applied
+// position moves.
+func (f *fsm) wait(ctx context.Context, closing <-chan struct{}, done func() bool) error {
 	for {
 		f.mu.Lock()
 		ch := f.advance
@@ -124,7 +177,7 @@ func (f *fsm) waitApplied(ctx context.Context, idx uint64, closing <-chan struct
 		if err := f.failed.Load(); err != nil {
 			return fmt.Errorf("%w: %v", ErrStopped, *err)
 		}
-		if f.applied.Load() >= idx {
+		if done() {
 			return nil
 		}
 		select {
@@ -167,7 +220,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("groupcomm: not a galena snapshot")
 	}
 	idx := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
-	if have := f.d.Applied(); idx <= have {
+	if have := f.d.Applied().Index; idx <= have {
 		f.lg.Info("snapshot already reflected in local state", zap.Uint64("snapshot", idx), zap.Uint64("applied", have))
 		return nil
 	}
@@ -178,17 +231,18 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	f.restoring.Store(true)
 	defer f.restoring.Store(false)
 	start := time.Now()
-	f.lg.Info("state transfer: restoring state from snapshot", zap.Uint64("snapshot", idx), zap.Uint64("applied", f.d.Applied()))
+	f.lg.Info("state transfer: restoring state from snapshot", zap.Uint64("snapshot", idx), zap.Uint64("applied", f.d.Applied().Index))
 	if err := f.d.Restore(rc, idx); err != nil {
 		f.fail(fmt.Errorf("restore snapshot at %d: %w", idx, err))
 		return err
 	}
-	if got := f.d.Applied(); got != idx {
-		err := fmt.Errorf("%w: header %d, state %d", errSnapshotIndex, idx, got)
+	got := f.d.Applied()
+	if got.Index != idx {
+		err := fmt.Errorf("%w: header %d, state %d", errSnapshotIndex, idx, got.Index)
 		f.fail(err)
 		return err
 	}
-	f.setApplied(f.d.Applied())
+	f.setApplied(got)
 	f.lg.Info("state transfer: restored state from snapshot", zap.Uint64("snapshot", idx), zap.Duration("took", time.Since(start)))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -23,37 +24,44 @@ var errUndecodable = errors.New("strict deliverer: undecodable entry")
 // strictDeliverer stands in for apply's Applier, which groupcomm
 // cannot import: it refuses an entry it cannot decode (here, one that does
 // not start with 'w') and records any breach of the Deliverer contract by
-// the fsm. Its snapshot stream is 'w' and the applied index (8 bytes).
+// the fsm. Its snapshot stream is 'w' and the applied index (8 bytes); it
+// restores the seqno snapshotSeqnoOffset above the index, so that a test
+// sees the fsm take the Deliverer's seqno rather than the index.
 type strictDeliverer struct {
-	applied  uint64
+	applied  Position
 	calls    int // Deliver calls
 	got      []Entry
 	breach   string
 	restores int
 }
 
-func (d *strictDeliverer) Deliver(entries []Entry, last uint64) error {
+const snapshotSeqnoOffset = 100
+
+func (d *strictDeliverer) Deliver(entries []Entry, last Position) error {
 	d.calls++
 	prev := d.applied
 	for _, e := range entries {
-		if e.Index <= prev || e.Index > last {
-			d.breach = fmt.Sprintf("entry %d delivered after %d, through %d", e.Index, prev, last)
+		if e.Index <= d.applied.Index || e.Index < prev.Index || e.Index > last.Index ||
+			e.Seqno <= prev.Seqno || e.Seqno > last.Seqno || e.Seqno-e.Index < prev.Seqno-prev.Index {
+			d.breach = fmt.Sprintf("entry %+v delivered after %+v, through %+v", e, prev, last)
 		}
-		prev = e.Index
+		prev = Position{Index: e.Index, Seqno: e.Seqno}
 		if len(e.Data) == 0 || e.Data[0] != 'w' {
 			return fmt.Errorf("%w at index %d", errUndecodable, e.Index)
 		}
 	}
 	for _, e := range entries {
-		d.got = append(d.got, Entry{Index: e.Index, Data: bytes.Clone(e.Data)})
+		d.got = append(d.got, Entry{Index: e.Index, Seqno: e.Seqno, Data: bytes.Clone(e.Data)})
 	}
 	d.applied = last
 	return nil
 }
 
-func (d *strictDeliverer) Applied() uint64 { return d.applied }
+func (d *strictDeliverer) Applied() Position { return d.applied }
 
-func (d *strictDeliverer) Snapshot() (Snapshot, error) { return arbitratorSnapshot(d.applied), nil }
+func (d *strictDeliverer) Snapshot() (Snapshot, error) {
+	return arbitratorSnapshot(d.applied.Index), nil
+}
 
 func (d *strictDeliverer) Restore(r io.Reader, _ uint64) error {
 	d.restores++
@@ -64,7 +72,8 @@ func (d *strictDeliverer) Restore(r io.Reader, _ uint64) error {
 	if len(b) != 9 || b[0] != 'w' {
 		return fmt.Errorf("%w: snapshot of %d bytes", errUndecodable, len(b))
 	}
-	d.applied = binary.BigEndian.Uint64(b[1:])
+	idx := binary.BigEndian.Uint64(b[1:])
+	d.applied = Position{Index: idx, Seqno: idx + snapshotSeqnoOffset}
 	return nil
 }
 
@@ -75,19 +84,36 @@ func (r *fatalRecorder) fatal(err error) { r.errs = append(r.errs, err) }
 
 // fuzzBatches reads raft log batches from b, two bytes and a payload per log:
 // t's low 2 bits pick the type (command, no-op, barrier, configuration), the
-// next 2 a gap before its index, bit 4 ends the batch after it; n&31 is the
-// payload length.
-func fuzzBatches(b []byte) [][]*raft.Log {
+// next 2 a gap before its index, bit 4 ends the batch after it, and bit 5
+// makes a command a group commit's entry whose commands are the payload's
+// bytes, each after a 'w' (one of 0x00 is empty, which the fsm must
+// refuse); n&31 is the payload length.
+// It also returns the commands each batched entry was made of.
+func fuzzBatches(b []byte) ([][]*raft.Log, map[*raft.Log][][]byte) {
 	types := [4]raft.LogType{raft.LogCommand, raft.LogNoop, raft.LogBarrier, raft.LogConfiguration}
 	var (
 		batches [][]*raft.Log
 		cur     []*raft.Log
 		idx     uint64
 	)
+	batched := map[*raft.Log][][]byte{}
 	for len(b) >= 2 {
 		t, n := b[0], min(int(b[1]&31), len(b)-2)
 		idx += 1 + uint64(t>>2&3)
-		cur = append(cur, &raft.Log{Index: idx, Type: types[t&3], Data: b[2 : 2+n]})
+		l := &raft.Log{Index: idx, Type: types[t&3], Data: b[2 : 2+n]}
+		if t&0x20 != 0 {
+			var cmds [][]byte
+			for _, c := range l.Data {
+				if c == 0 {
+					cmds = append(cmds, nil)
+				} else {
+					cmds = append(cmds, []byte{'w', c})
+				}
+			}
+			l.Data, l.Extensions = encodeBatch(nil, cmds), batchExtension
+			batched[l] = cmds
+		}
+		cur = append(cur, l)
 		b = b[2+n:]
 		if t&0x10 != 0 {
 			batches, cur = append(batches, cur), nil
@@ -96,27 +122,34 @@ func fuzzBatches(b []byte) [][]*raft.Log {
 	if len(cur) > 0 {
 		batches = append(batches, cur)
 	}
-	return batches
+	return batches, batched
 }
 
 // FuzzFSMApplyBatch feeds batches of raft logs to the fsm over a strict
 // Deliverer. The fsm never panics; it hands the Deliverer the commands alone,
-// in order; and the first entry the Deliverer refuses stops it loudly: the
-// fatal callback runs once with that error, the applied index stays where it
-// was, waiters and snapshots get ErrStopped, and nothing more is delivered.
+// in order, a batched entry's one by one, each with the seqno Position
+// defines; and the first entry the Deliverer refuses, or a batched entry
+// that does not decode, stops it loudly: the fatal callback runs once with
+// that error, the applied index stays where it was, waiters and snapshots
+// get ErrStopped, and nothing more is delivered.
 func FuzzFSMApplyBatch(f *testing.F) {
 	f.Add([]byte("\x00\x02w1\x00\x02w2\x10\x02w3"))            // commands in two batches
 	f.Add([]byte("\x01\x00\x03\x01x\x05\x02w1\x12\x00"))       // noop, configuration, gap, barrier
 	f.Add([]byte("\x10\x02w1\x00\x03bad\x10\x02w3\x10\x02w4")) // refused in the second batch
 	f.Add([]byte("\x00\x00"))                                  // an empty command
 	f.Add([]byte("\x0c\x01w\x1c\x01w\x0c\x01w\x1c\x05wwwww"))  // wide gaps
+	f.Add([]byte("\x00\x02w1\x20\x03abc\x10\x02w2\x30\x02de")) // batched entries
+	f.Add([]byte("\x20\x01a\x10\x02w2"))                       // a batch of one: malformed
+	f.Add([]byte("\x20\x02a\x00\x10\x02w2"))                   // an empty command in a batch
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := &strictDeliverer{}
 		var fr fatalRecorder
 		fs := newFSM(d, zap.NewNop(), fr.fatal)
 		var want []Entry
+		var at Position
 		stopped := false
-		for _, batch := range fuzzBatches(b) {
+		batches, batched := fuzzBatches(b)
+		for _, batch := range batches {
 			calls, before := d.calls, fs.applied.Load()
 			if resp := fs.ApplyBatch(batch); len(resp) != len(batch) {
 				t.Fatalf("%d responses for %d logs", len(resp), len(batch))
@@ -127,30 +160,49 @@ func FuzzFSMApplyBatch(f *testing.F) {
 				}
 				continue
 			}
-			refused := false
+			// The model: every log moves the seqno on by its index's
+			// distance from the previous one, and a batched entry by one
+			// more for each command after its first.
+			refused, malformed := false, false
 			var cmds []Entry
+			next := at
 			for _, l := range batch {
+				seqno := next.Seqno + l.Index - next.Index
 				if l.Type == raft.LogCommand {
-					cmds = append(cmds, Entry{Index: l.Index, Data: l.Data})
-					refused = refused || len(l.Data) == 0 || l.Data[0] != 'w'
+					data, ok := batched[l]
+					if ok {
+						malformed = malformed || len(data) < 2 || slices.ContainsFunc(data, func(c []byte) bool { return len(c) == 0 })
+					} else {
+						data = [][]byte{l.Data}
+						refused = refused || len(l.Data) == 0 || l.Data[0] != 'w'
+					}
+					for i, c := range data {
+						cmds = append(cmds, Entry{Index: l.Index, Seqno: seqno + uint64(i), Data: c})
+					}
+					seqno += uint64(max(len(data), 1) - 1)
 				}
+				next = Position{Index: l.Index, Seqno: seqno}
 			}
-			if !refused {
-				want = append(want, cmds...)
-				if got := fs.applied.Load(); got != batch[len(batch)-1].Index || len(fr.errs) != 0 {
-					t.Fatalf("applied %d after a good batch through %d (fatal: %v)", got, batch[len(batch)-1].Index, fr.errs)
+			if !refused && !malformed {
+				want, at = append(want, cmds...), next
+				if got := fs.applied.Load(); got != next.Index || fs.appliedSeqno.Load() != next.Seqno || len(fr.errs) != 0 {
+					t.Fatalf("applied %d (seqno %d) after a good batch through %+v (fatal: %v)", got, fs.appliedSeqno.Load(), next, fr.errs)
 				}
 				continue
 			}
 			stopped = true
-			if len(fr.errs) != 1 || !errors.Is(fr.errs[0], errUndecodable) {
-				t.Fatalf("a refused entry gave fatal errors %v; want one wrapping the Deliverer's", fr.errs)
+			want := errUndecodable
+			if malformed {
+				want = errMalformedBatch
+			}
+			if len(fr.errs) != 1 || !errors.Is(fr.errs[0], want) {
+				t.Fatalf("a refused entry gave fatal errors %v; want one wrapping %v", fr.errs, want)
 			}
 			if fs.applied.Load() != before {
 				t.Fatalf("applied moved from %d to %d on a refused batch", before, fs.applied.Load())
 			}
-			if err := fs.waitApplied(context.Background(), before+1, nil); !errors.Is(err, ErrStopped) {
-				t.Fatalf("waitApplied on a stopped fsm = %v, want ErrStopped", err)
+			if _, err := fs.waitIndex(context.Background(), before+1, nil); !errors.Is(err, ErrStopped) {
+				t.Fatalf("waitIndex on a stopped fsm = %v, want ErrStopped", err)
 			}
 			if _, err := fs.Snapshot(); !errors.Is(err, ErrStopped) {
 				t.Fatalf("Snapshot of a stopped fsm = %v, want ErrStopped", err)
@@ -185,10 +237,10 @@ func FuzzFSMRestore(f *testing.F) {
 	f.Add(uint64(0), snapshotHeader("GLNSNAP2", 5))
 	f.Add(uint64(0), []byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, applied uint64, stream []byte) {
-		d := &strictDeliverer{applied: applied}
+		d := &strictDeliverer{applied: Position{Index: applied, Seqno: applied}}
 		checkRestore(t, d, false, applied, stream)
 		a := &arbitratorState{}
-		a.applied.Store(applied)
+		a.applied.Store(&Position{Index: applied, Seqno: applied})
 		checkRestore(t, a, true, applied, stream)
 	})
 }
@@ -201,7 +253,7 @@ func checkRestore(t *testing.T, d Deliverer, arb bool, applied uint64, stream []
 	strict, _ := d.(*strictDeliverer)
 	unchanged := func(what string) {
 		t.Helper()
-		if len(fr.errs) != 0 || fs.failed.Load() != nil || fs.applied.Load() != applied || d.Applied() != applied {
+		if len(fr.errs) != 0 || fs.failed.Load() != nil || fs.applied.Load() != applied || d.Applied().Index != applied {
 			t.Fatalf("%s (arbitrator=%v): fatal %v, applied %d → %d", what, arb, fr.errs, applied, fs.applied.Load())
 		}
 		if strict != nil && strict.restores != 0 {
@@ -238,8 +290,8 @@ func checkRestore(t *testing.T, d Deliverer, arb bool, applied uint64, stream []
 			t.Fatalf("a failed restore: %v; fatal %v", err, fr.errs)
 		}
 	default:
-		if len(fr.errs) != 0 || fs.applied.Load() != max(applied, d.Applied()) {
-			t.Fatalf("after a restore: applied %d, Deliverer's %d, fatal %v", fs.applied.Load(), d.Applied(), fr.errs)
+		if got := d.Applied(); len(fr.errs) != 0 || fs.applied.Load() != got.Index || fs.appliedSeqno.Load() != got.Seqno || got.Index != idx {
+			t.Fatalf("after a restore at %d: applied %d (seqno %d), Deliverer's %+v, fatal %v", idx, fs.applied.Load(), fs.appliedSeqno.Load(), got, fr.errs)
 		}
 	}
 }
@@ -254,7 +306,7 @@ func TestArbitratorRestoreTakesTheIndex(t *testing.T) {
 		if err := fs.Restore(io.NopCloser(bytes.NewReader(append(snapshotHeader(magic, 42), "data"...)))); err != nil {
 			t.Fatal(err)
 		}
-		if a.Applied() != 42 || fs.applied.Load() != 42 {
+		if a.Applied().Index != 42 || fs.applied.Load() != 42 {
 			t.Fatalf("%s: arbitrator applied %d, fsm applied %d after restoring a snapshot at 42", magic, a.Applied(), fs.applied.Load())
 		}
 	}

@@ -27,6 +27,7 @@ type Group struct {
 	logs   closableLogStore
 	cache  *logCache // logs, with recent entries in memory
 	fwd    *forwarder
+	app    *appender // group commit, used while leading
 	notes  *notifier // commit notices for entries this member forwarded
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
@@ -84,6 +85,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	g.goTracked(g.watchLeaderIndex)
 	g.goTracked(g.notes.relay)
 	g.goTracked(g.notes.run)
+	g.goTracked(g.app.run)
 	if cfg.Arbitrator {
 		g.goTracked(g.handOff)
 	}
@@ -141,6 +143,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	}
 	g.live.Store(g.raft)
 	g.fwd = newForwarder(g)
+	g.app = newAppender(g)
 	return nil
 }
 
@@ -160,7 +163,7 @@ func (g *Group) raftConfig() *raft.Config {
 	rc.LeaderLeaseTimeout = g.cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = g.cfg.CommitTimeout
 	rc.MaxAppendEntries = g.cfg.MaxAppendEntries
-	rc.BatchApplyCh = true
+	rc.BatchApplyCh = false     // the appender batches; see batch.go
 	rc.NoLegacyTelemetry = true // the per-peer copies of labelled series
 	if g.cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = g.cfg.SnapshotThreshold
@@ -213,9 +216,10 @@ func (g *Group) goTracked(fn func()) bool {
 	return true
 }
 
-// Broadcast orders data in the log and returns its seqno once the entry has
-// been delivered on this member. A follower forwards data to the leader. On
-// error the entry was not ordered, unless the error is ErrIndeterminate.
+// Broadcast orders data in the log and returns the log index of the entry
+// that carries it once that entry has been delivered on this member. A
+// follower forwards data to the leader. On error the entry was not ordered,
+// unless the error is ErrIndeterminate.
 func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
@@ -232,8 +236,8 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := g.fsm.waitApplied(ctx, idx, g.closing); err != nil {
-			return idx, fmt.Errorf("%w: ordered at seqno %d but not yet applied here: %v", ErrIndeterminate, idx, err)
+		if _, err := g.fsm.waitIndex(ctx, idx, g.closing); err != nil {
+			return idx, fmt.Errorf("%w: ordered at index %d but not yet applied here: %v", ErrIndeterminate, idx, err)
 		}
 		return idx, nil
 	}
@@ -256,17 +260,21 @@ func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
 	return g.fwd.forward(ctx, string(addr), data)
 }
 
-// applyLocal appends data as the leader.
+// applyLocal appends data as the leader, in the next entry the appender
+// hands to Raft.
 func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
-	var timeout time.Duration
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+	c, err := g.app.submit(ctx, data)
+	if err != nil {
+		return 0, err
 	}
-	f := g.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		return 0, translateApplyErr(err)
+	e, err := c.wait(ctx, g.closing)
+	if err != nil {
+		return 0, err
 	}
-	return f.Index(), nil
+	if e.err != nil {
+		return 0, translateApplyErr(e.err)
+	}
+	return e.index, nil
 }
 
 // translateApplyErr tells raft's "never appended" errors from the ones that
@@ -309,7 +317,7 @@ func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
 // the leader's last log index, taken before it confirms with a majority that
 // it still leads (Raft's read index; the last index rather than the commit
 // index, so a new leader need not first commit an entry of its term). A read
-// served after WaitApplied(ReadIndex()) is linearizable. Errors are as for
+// served after WaitIndex(ReadIndex()) is linearizable. Errors are as for
 // Broadcast; nothing is ever written.
 func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
@@ -384,13 +392,24 @@ func (r *readIndex) Index() uint64 { return r.idx }
 
 func (r *readIndex) Error() error { return r.f.Error() }
 
+func (r *readIndex) wait() (uint64, uint64, error) { return r.idx, 0, r.f.Error() }
+
 // WaitApplied blocks until this member has delivered seqno.
 func (g *Group) WaitApplied(ctx context.Context, seqno uint64) error {
-	return g.fsm.waitApplied(ctx, seqno, g.closing)
+	return g.fsm.waitSeqno(ctx, seqno, g.closing)
+}
+
+// WaitIndex blocks until this member has delivered every entry through
+// log index idx (a ReadIndex), and returns the seqno it has delivered then.
+func (g *Group) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
+	return g.fsm.waitIndex(ctx, idx, g.closing)
 }
 
 // Applied is the highest seqno delivered on this member.
-func (g *Group) Applied() uint64 { return g.fsm.applied.Load() }
+func (g *Group) Applied() uint64 { return g.fsm.appliedSeqno.Load() }
+
+// AppliedIndex is the highest log index delivered on this member.
+func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
 
 // Close stops the member: forwarding, Raft, the transport and the log store,
 // in that order. It is idempotent and returns after every goroutine exited.

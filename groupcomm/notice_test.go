@@ -35,8 +35,8 @@ func TestForwardedEntryAppliesWithoutAnotherAppend(t *testing.T) {
 		if err != nil {
 			t.Fatalf("broadcast %d through a follower: %v", i, err)
 		}
-		if got := f.d.Applied(); got < idx {
-			t.Fatalf("Broadcast returned seqno %d with only %d applied", idx, got)
+		if got := f.d.Applied().Index; got < idx {
+			t.Fatalf("Broadcast returned index %d with only %d applied", idx, got)
 		}
 	}
 }
@@ -67,7 +67,7 @@ func TestNoticeCommitsOnlyTheEntryNamed(t *testing.T) {
 	if c := f.g.raft.CommitIndex(); c >= idx {
 		t.Fatalf("commit index %d after notices naming no entry the follower holds", c)
 	}
-	if f.d.Applied() >= idx {
+	if f.d.Applied().Index >= idx {
 		t.Fatalf("the follower applied seqno %d after wrong notices", idx)
 	}
 
@@ -75,5 +75,5 @@ func TestNoticeCommitsOnlyTheEntryNamed(t *testing.T) {
 	if c := f.g.raft.CommitIndex(); c != idx {
 		t.Fatalf("commit index %d after a notice for %d", c, idx)
 	}
-	waitFor(t, "the follower to apply the noticed entry", func() bool { return f.d.Applied() >= idx })
+	waitFor(t, "the follower to apply the noticed entry", func() bool { return f.d.Applied().Index >= idx })
 }

@@ -213,7 +213,7 @@ func (p *groupPeers) Applied(_ context.Context, m Member) (uint64, bool, error) 
 	if err != nil {
 		return 0, false, err
 	}
-	return g.Applied(), g.cfg.Arbitrator, nil
+	return g.AppliedIndex(), g.cfg.Arbitrator, nil
 }
 
 // A member started with Join asks to be added, then to be promoted once

@@ -23,9 +23,13 @@ type Status struct {
 	LeaderAddr  string
 	Primary     bool          // part of a majority with a live leader
 	LastContact time.Duration // since the leader was last heard from (0 on the leader, -1 never)
-	Applied     uint64
-	CommitIndex uint64
-	LastIndex   uint64
+	// AppliedIndex is the last log index delivered here, AppliedSeqno the
+	// seqno reached there (see Position). Lags and the log are counted in
+	// log indexes.
+	AppliedIndex uint64
+	AppliedSeqno uint64
+	CommitIndex  uint64
+	LastIndex    uint64
 	// ApplyLag and RecvQueue are the entries still to be delivered here:
 	// those committed, and all those in the log, committed or not. Raft's
 	// own entries, which are never delivered (a new leader's first entry,
@@ -67,13 +71,14 @@ func (g *Group) Status() Status {
 		ID: g.cfg.ID, Addr: g.cfg.Addr,
 		RaftState: g.raft.State().String(),
 		LeaderID:  string(id), LeaderAddr: string(addr),
-		Applied:     g.Applied(),
-		CommitIndex: g.raft.CommitIndex(),
-		LastIndex:   g.raft.LastIndex(),
-		ClusterID:   g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
+		AppliedSeqno: g.Applied(),
+		AppliedIndex: g.AppliedIndex(),
+		CommitIndex:  g.raft.CommitIndex(),
+		LastIndex:    g.raft.LastIndex(),
+		ClusterID:    g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
 		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
 	}
-	st.WaitingForData = g.snaps.waitingForData(st.Applied)
+	st.WaitingForData = g.snaps.waitingForData(st.AppliedIndex)
 	if g.cfg.Arbitrator {
 		st.RetainedFrom = g.cache.keepFrom.Load()
 	}
@@ -96,14 +101,14 @@ func (g *Group) Status() Status {
 // commit index, which a follower missing entries cannot advance.
 func (g *Group) backlog(st Status) (lag, queued uint64) {
 	pending := func(idx uint64) uint64 {
-		if d := g.delivered(idx); d > st.Applied {
-			return d - st.Applied
+		if d := g.delivered(idx); d > st.AppliedIndex {
+			return d - st.AppliedIndex
 		}
 		return 0
 	}
 	lag = pending(st.CommitIndex)
-	if li := g.leaderIndex.Load(); li > st.Applied && st.RaftState != raft.Leader.String() {
-		lag = max(lag, li-st.Applied) // the leader's read index counts delivered entries only
+	if li := g.leaderIndex.Load(); li > st.AppliedIndex && st.RaftState != raft.Leader.String() {
+		lag = max(lag, li-st.AppliedIndex) // the leader's read index counts delivered entries only
 	}
 	return lag, pending(st.LastIndex)
 }

@@ -58,7 +58,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.state, stateCodes[s.State])
 	gauge(c.primary, primary)
 	gauge(c.size, float64(len(s.Members)))
-	gauge(c.applied, float64(s.Applied))
+	gauge(c.applied, float64(s.AppliedSeqno))
 	gauge(c.lag, float64(s.ApplyLag))
 	gauge(c.contact, contact)
 	gauge(c.recvQueue, float64(s.RecvQueue))

@@ -46,7 +46,7 @@ func (n *Node) monitor() {
 			(st.Member && !st.Voter && !st.CaughtUp()))
 		if s := n.statusOf(st).State; s != state {
 			n.lg.Info("member state", zap.String("from", state), zap.String("to", s),
-				zap.Uint64("applied", st.Applied), zap.Uint64("commit_index", st.CommitIndex))
+				zap.Uint64("applied_seqno", st.AppliedSeqno), zap.Uint64("applied_index", st.AppliedIndex), zap.Uint64("commit_index", st.CommitIndex))
 			state = s
 		}
 	}

@@ -207,7 +207,10 @@ func (o orderer) WaitApplied(ctx context.Context, s uint64) error {
 }
 func (o orderer) Applied() uint64                               { return o.n.group.Applied() }
 func (o orderer) ReadIndex(ctx context.Context) (uint64, error) { return o.n.group.ReadIndex(ctx) }
-func (o orderer) Serving(stale bool) error                      { return o.n.serving(stale) }
+func (o orderer) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
+	return o.n.group.WaitIndex(ctx, idx)
+}
+func (o orderer) Serving(stale bool) error { return o.n.serving(stale) }
 
 // serving says whether the member may serve clients now. It is on every
 // read's path, so it only reads flags.
@@ -342,7 +345,8 @@ func (n *Node) Digest() (uint64, [32]byte) {
 	if n.applier == nil {
 		return n.Applied(), [32]byte{}
 	}
-	return n.applier.Digest()
+	at, d := n.applier.Digest()
+	return at.Seqno, d
 }
 
 // Close stops the member gracefully and releases everything, in reverse

@@ -41,8 +41,9 @@ func (p clusterPeers) Configuration(ctx context.Context, addr string) ([]groupco
 	return ms, ml.GetLeaderId(), nil
 }
 
-// Applied returns member m's applied seqno, and whether it is an
-// arbitrator (it has no digest).
+// Applied returns member m's applied log index, and whether it is an
+// arbitrator (it has no digest). A member that predates group commit
+// answers no index: its seqnos are its log indexes.
 func (p clusterPeers) Applied(ctx context.Context, m groupcomm.Member) (uint64, bool, error) {
 	var d *galenapb.DigestResponse
 	err := p.n.cfg.withCluster(ctx, m.Addr, func(ctx context.Context, cc galenapb.ClusterClient) (err error) {
@@ -55,5 +56,9 @@ func (p clusterPeers) Applied(ctx context.Context, m groupcomm.Member) (uint64, 
 	case d.GetId() != m.ID:
 		return 0, false, fmt.Errorf("node: %s answers as %s, not %s", m.Addr, d.GetId(), m.ID)
 	}
-	return d.GetAppliedSeqno(), len(d.GetDigest()) == 0, nil
+	arbitrator := len(d.GetDigest()) == 0
+	if d.GetAppliedIndex() == 0 {
+		return d.GetAppliedSeqno(), arbitrator, nil
+	}
+	return d.GetAppliedIndex(), arbitrator, nil
 }

@@ -45,13 +45,14 @@ func (m clusterMember) RemoveMember(ctx context.Context, id string) error {
 func (m clusterMember) State() string { return m.n.Status().State }
 func (m clusterMember) Removed()      { m.n.removed() }
 
-// Applied is the applier's digest and checkpoints; an arbitrator has none.
-func (m clusterMember) Applied() (uint64, [32]byte, []certification.Checkpoint, bool) {
+// Applied is the applier's position, digest and checkpoints; an
+// arbitrator has none.
+func (m clusterMember) Applied() (groupcomm.Position, [32]byte, []certification.Checkpoint, bool) {
 	if m.n.applier == nil {
-		return 0, [32]byte{}, nil, false
+		return groupcomm.Position{}, [32]byte{}, nil, false
 	}
-	seqno, d := m.n.applier.Digest()
-	return seqno, d, m.n.applier.Checkpoints(), true
+	at, d := m.n.applier.Digest()
+	return at, d, m.n.applier.Checkpoints(), true
 }
 
 // txnStore is storage as the txn service reads it: the outcome stored

@@ -77,7 +77,7 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 	s := n.Status()
 	resp := &galenapb.StatusResponse{
 		Id: s.ID, Address: s.Addr, RaftState: s.RaftState, LeaderId: s.LeaderID,
-		AppliedSeqno: s.Applied, Commits: s.Commits, CertFailures: s.CertFailures,
+		AppliedSeqno: s.AppliedSeqno, AppliedIndex: s.AppliedIndex, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
 		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
 		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members),

@@ -28,10 +28,16 @@ type Store interface {
 type Orderer interface {
 	// Broadcast returns once the entry is delivered on this member.
 	Broadcast(ctx context.Context, data []byte) (uint64, error)
+	// WaitApplied returns once this member has applied seqno.
 	WaitApplied(ctx context.Context, seqno uint64) error
+	// Applied is the highest seqno this member has applied.
 	Applied() uint64
-	// ReadIndex returns a seqno covering every entry committed before the call.
+	// ReadIndex returns a log index covering every entry committed before
+	// the call.
 	ReadIndex(ctx context.Context) (uint64, error)
+	// WaitIndex returns, once this member has applied every entry through
+	// log index idx, the seqno it has applied.
+	WaitIndex(ctx context.Context, idx uint64) (uint64, error)
 	// Serving says whether this member may serve reads now: nil, or why not
 	// (wrapping ErrNotPrimary or ErrShuttingDown). With stale set, a member
 	// cut off from the majority may still serve from its local state.
@@ -124,14 +130,10 @@ func (s *Service) unregister(id []byte, ch chan certification.Outcome) {
 func (s *Service) snapshot(ctx context.Context, snap, minSeqno uint64) (uint64, error) {
 	need := max(snap, minSeqno, 1)
 	if s.ord.Applied() < need {
-		wctx, cancel := context.WithTimeout(ctx, s.cfg.CausalWait)
-		err := s.ord.WaitApplied(wctx, need)
-		cancel()
+		err := s.causalWait(ctx, func(ctx context.Context) error { return s.ord.WaitApplied(ctx, need) },
+			func() string { return fmt.Sprintf("seqno %d requested, %d applied here", need, s.ord.Applied()) })
 		if err != nil {
-			if errors.Is(err, groupcomm.ErrClosed) {
-				return 0, ErrShuttingDown
-			}
-			return 0, fmt.Errorf("%w: seqno %d requested, %d applied here: %v", ErrSnapshotUnavailable, need, s.ord.Applied(), err)
+			return 0, err
 		}
 	}
 	if snap != 0 {
@@ -140,7 +142,25 @@ func (s *Service) snapshot(ctx context.Context, snap, minSeqno uint64) (uint64, 
 	return s.ord.Applied(), nil
 }
 
-// readSnapshot resolves a read's snapshot.
+// causalWait runs wait for at most CausalWait. It fails with
+// ErrShuttingDown if the member closes, else with ErrSnapshotUnavailable
+// and what was waited for.
+func (s *Service) causalWait(ctx context.Context, wait func(context.Context) error, what func() string) error {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.CausalWait)
+	defer cancel()
+	switch err := wait(wctx); {
+	case err == nil:
+		return nil
+	case errors.Is(err, groupcomm.ErrClosed):
+		return ErrShuttingDown
+	default:
+		return fmt.Errorf("%w: %s: %v", ErrSnapshotUnavailable, what(), err)
+	}
+}
+
+// readSnapshot resolves a read's snapshot. A linearizable read first
+// applies through the leader's read index, a log index, and reads at least
+// at the seqno reached there.
 func (s *Service) readSnapshot(ctx context.Context, r ReadAt) (uint64, error) {
 	if err := s.ord.Serving(r.AllowStale); err != nil {
 		return 0, err
@@ -150,7 +170,15 @@ func (s *Service) readSnapshot(ctx context.Context, r ReadAt) (uint64, error) {
 		if err != nil {
 			return 0, broadcastErr(err)
 		}
-		r.MinSeqno = max(r.MinSeqno, idx)
+		var seqno uint64
+		err = s.causalWait(ctx, func(ctx context.Context) (err error) {
+			seqno, err = s.ord.WaitIndex(ctx, idx)
+			return err
+		}, func() string { return fmt.Sprintf("the leader's read index %d is not yet applied here", idx) })
+		if err != nil {
+			return 0, err
+		}
+		r.MinSeqno = max(r.MinSeqno, seqno)
 	}
 	return s.snapshot(ctx, r.Snapshot, r.MinSeqno)
 }

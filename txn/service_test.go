@@ -77,6 +77,15 @@ func (o *fakeOrderer) ReadIndex(context.Context) (uint64, error) {
 	return o.applied, o.err
 }
 
+// WaitIndex waits as WaitApplied does: the fake's log indexes are its
+// seqnos.
+func (o *fakeOrderer) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
+	if err := o.WaitApplied(ctx, idx); err != nil {
+		return 0, err
+	}
+	return o.Applied(), nil
+}
+
 func (o *fakeOrderer) setWaits(c chan<- uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -662,9 +662,12 @@ type StatusResponse struct {
 	LastIndex     uint64                 `protobuf:"varint,11,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`               // raft last log index
 	ClusterId     string                 `protobuf:"bytes,12,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`                // the cluster this member belongs to
 	Arbitrator    bool                   `protobuf:"varint,13,opt,name=arbitrator,proto3" json:"arbitrator,omitempty"`                              // votes, stores no user data
-	ApplyLag      uint64                 `protobuf:"varint,14,opt,name=apply_lag,json=applyLag,proto3" json:"apply_lag,omitempty"`                  // commit_index minus applied_seqno
+	ApplyLag      uint64                 `protobuf:"varint,14,opt,name=apply_lag,json=applyLag,proto3" json:"apply_lag,omitempty"`                  // committed log entries not yet applied here
 	LastContactMs int64                  `protobuf:"varint,15,opt,name=last_contact_ms,json=lastContactMs,proto3" json:"last_contact_ms,omitempty"` // since the leader was last heard from; -1 never
 	Error         string                 `protobuf:"bytes,16,opt,name=error,proto3" json:"error,omitempty"`                                         // why the member stopped, in state FAILED
+	// the raft log index applied_seqno was reached at: one log entry may
+	// carry several write-sets, each with a seqno of its own
+	AppliedIndex  uint64 `protobuf:"varint,17,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -809,6 +812,13 @@ func (x *StatusResponse) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
 }
 
 type MemberListRequest struct {
@@ -1215,8 +1225,11 @@ type DigestResponse struct {
 	// the most recent checkpoints, oldest first: every member records one at
 	// each multiple of the checkpoint interval, so members can be compared at
 	// a common seqno while they apply.
-	Checkpoints   []*Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
-	State         string        `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Checkpoints []*Checkpoint `protobuf:"bytes,4,rep,name=checkpoints,proto3" json:"checkpoints,omitempty"`
+	State       string        `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// the raft log index applied_seqno was reached at; 0 from a member that
+	// predates group commit, whose seqnos are its log indexes
+	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1286,6 +1299,13 @@ func (x *DigestResponse) GetState() string {
 	return ""
 }
 
+func (x *DigestResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
 var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
@@ -1331,7 +1351,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xf9\x03\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x9e\x04\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -1354,7 +1374,8 @@ const file_galena_proto_rawDesc = "" +
 	"arbitrator\x12\x1b\n" +
 	"\tapply_lag\x18\x0e \x01(\x04R\bapplyLag\x12&\n" +
 	"\x0flast_contact_ms\x18\x0f \x01(\x03R\rlastContactMs\x12\x14\n" +
-	"\x05error\x18\x10 \x01(\tR\x05error\"\x13\n" +
+	"\x05error\x18\x10 \x01(\tR\x05error\x12#\n" +
+	"\rapplied_index\x18\x11 \x01(\x04R\fappliedIndex\"\x13\n" +
 	"\x11MemberListRequest\"}\n" +
 	"\x12MemberListResponse\x12\x1d\n" +
 	"\n" +
@@ -1379,13 +1400,14 @@ const file_galena_proto_rawDesc = "" +
 	"\n" +
 	"Checkpoint\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xac\x01\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xd1\x01\n" +
 	"\x0eDigestResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rapplied_seqno\x18\x02 \x01(\x04R\fappliedSeqno\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x127\n" +
 	"\vcheckpoints\x18\x04 \x03(\v2\x15.galena.v1.CheckpointR\vcheckpoints\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state*O\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12#\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex*O\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +

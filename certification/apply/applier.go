@@ -136,30 +136,49 @@ func (a *Applier) resume(applied uint64) {
 // Checkpoints returns the recent checkpoints, oldest first.
 func (a *Applier) Checkpoints() []certification.Checkpoint { return a.cps.Recent() }
 
-// Applied is the highest seqno whose application is durable (storage's
+// Applied is the highest position whose application is durable (storage's
 // durable state), as groupcomm.Deliverer asks: no restart resumes below it.
 // Batches applied since may not be counted yet.
-func (a *Applier) Applied() uint64 { return a.store.Durable().Seqno }
+func (a *Applier) Applied() groupcomm.Position { return position(a.store.Durable()) }
+
+// The applied-state record's Meta is the running digest followed by the log
+// index its seqno was reached at (8 bytes, big-endian). A record of a digest
+// alone was written before group commit, when every seqno was its index.
+const metaSize = sha256.Size + 8
+
+func encodeMeta(digest [sha256.Size]byte, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(digest[:], index)
+}
+
+// position is the log position an applied state records.
+func position(st storage.AppliedState) groupcomm.Position {
+	p := groupcomm.Position{Index: st.Seqno, Seqno: st.Seqno}
+	if len(st.Meta) == metaSize {
+		p.Index = binary.BigEndian.Uint64(st.Meta[sha256.Size:])
+	}
+	return p
+}
 
 // Stats returns the running counts.
 func (a *Applier) Stats() Stats {
 	return Stats{Commits: a.commits.Load(), CertFailures: a.failures.Load(), Duplicates: a.dups.Load()}
 }
 
-// Digest returns the applied seqno and the running digest of every
+// Digest returns the applied position and the running digest of every
 // (seqno, id, outcome) applied up to it. Members with equal seqnos must have
 // equal digests.
-func (a *Applier) Digest() (uint64, [sha256.Size]byte) {
-	st := a.store.Applied() // seqno and digest were stored together
+func (a *Applier) Digest() (groupcomm.Position, [sha256.Size]byte) {
+	st := a.store.Applied() // position and digest were stored together
 	var d [sha256.Size]byte
 	copy(d[:], st.Meta)
-	return st.Seqno, d
+	return position(st), d
 }
 
 // Deliver certifies entries in order and applies the batch to storage.
-func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
+func (a *Applier) Deliver(entries []groupcomm.Entry, last groupcomm.Position) error {
 	applied := a.store.Applied()
-	if last <= applied.Seqno {
+	at := position(applied)
+	if last.Index <= at.Index {
 		return nil // delivered before a restart
 	}
 	a.recs, a.ids, a.outs, a.writes = a.recs[:0], a.ids[:0], a.outs[:0], a.writes[:0]
@@ -170,16 +189,16 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 		timed = a.cfg.TimeCertify()
 	}
 	for _, e := range entries {
-		if e.Index <= applied.Seqno {
+		if e.Index <= at.Index {
 			continue
 		}
-		if err := a.passCheckpoint(e.Index-1, digest); err != nil {
+		if err := a.passCheckpoint(e.Seqno-1, digest); err != nil {
 			return err
 		}
 		if certification.IsCheckpoint(e.Data) {
 			member, cp, err := certification.DecodeCheckpoint(e.Data)
 			if err != nil {
-				return fmt.Errorf("apply: entry at seqno %d: %w", e.Index, err)
+				return fmt.Errorf("apply: entry at seqno %d: %w", e.Seqno, err)
 			}
 			if a.cfg.IsMember != nil && a.cfg.IsMember(member) {
 				a.cps.report(member, cp)
@@ -195,17 +214,17 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last uint64) error {
 		a.ids = append(a.ids, id)
 		a.outs = append(a.outs, o)
 	}
-	if err := a.passCheckpoint(last, digest); err != nil {
+	if err := a.passCheckpoint(last.Seqno, digest); err != nil {
 		return err
 	}
 	if timed != nil {
 		timed(len(a.recs))
 	}
-	st := storage.AppliedState{Seqno: last, MinReadable: applied.MinReadable, Meta: digest[:]}
+	st := storage.AppliedState{Seqno: last.Seqno, MinReadable: applied.MinReadable, Meta: encodeMeta(digest, last.Index)}
 	if err := a.store.ApplyBatch(a.recs, st); err != nil {
-		return fmt.Errorf("apply: batch through seqno %d: %w", last, err)
+		return fmt.Errorf("apply: batch through seqno %d: %w", last.Seqno, err)
 	}
-	a.cert.Persisted(last)
+	a.cert.Persisted(last.Seqno)
 	a.report()
 	return nil
 }
@@ -216,14 +235,14 @@ func (a *Applier) certify(e groupcomm.Entry) (storage.Record, []byte, certificat
 	ws := &a.ws
 	ws.Reset()
 	if err := certification.DecodeEntry(e.Data, ws); err != nil {
-		return storage.Record{}, nil, certification.Outcome{}, fmt.Errorf("apply: entry at seqno %d: %w", e.Index, err)
+		return storage.Record{}, nil, certification.Outcome{}, fmt.Errorf("apply: entry at seqno %d: %w", e.Seqno, err)
 	}
-	o, err := a.cert.Certify(ws, e.Index)
+	o, err := a.cert.Certify(ws, e.Seqno)
 	if err != nil {
 		return storage.Record{}, nil, certification.Outcome{}, err
 	}
-	o = a.cfg.Faults.outcome(e.Index, o)
-	rec := storage.Record{Seqno: e.Index, ID: ws.GetId(), Outcome: certification.EncodeOutcome(o)}
+	o = a.cfg.Faults.outcome(e.Seqno, o)
+	rec := storage.Record{Seqno: e.Seqno, ID: ws.GetId(), Outcome: certification.EncodeOutcome(o)}
 	switch {
 	case o.Duplicate:
 		a.dups.Add(1)
@@ -302,21 +321,21 @@ type snapshot struct {
 	store *storage.Store
 }
 
-func (s snapshot) Index() uint64 { return s.State().Seqno }
+func (s snapshot) Index() uint64 { return position(s.State()).Index }
 
 // WriteTo syncs storage, which makes it durable up to at least the
-// snapshot's seqno, then streams the snapshot. Raft compacts its log once
+// snapshot's position, then streams the snapshot. Raft compacts its log once
 // the snapshot is complete, and no restart, even after a power loss, needs
 // entries at or below it then.
 func (s snapshot) WriteTo(w io.Writer) (int64, error) {
 	if err := s.store.Sync(); err != nil {
-		return 0, fmt.Errorf("apply: snapshot at seqno %d: %w", s.Index(), err)
+		return 0, fmt.Errorf("apply: snapshot at index %d: %w", s.Index(), err)
 	}
 	return s.Snapshot.WriteTo(w)
 }
 
 // Restore replaces the state with a snapshot's. The stream names its own
-// seqno; the caller checks that it is the index it expected.
+// position; the caller checks that its index is the one it expected.
 func (a *Applier) Restore(r io.Reader, _ uint64) error {
 	st, err := a.store.Import(r)
 	if err != nil {

@@ -42,27 +42,55 @@ func mustEncode(tb testing.TB, w *writesetpb.WriteSet) []byte {
 }
 
 // randomLog makes n encoded write-sets over a few hot keys, with snapshots
-// that lag the seqno by a random amount, some repeated ids, some deletes, and
-// gaps in the seqnos where Raft's own entries would be.
+// that lag the seqno by a random amount, some repeated ids, some deletes,
+// gaps in the log where Raft's own entries would be, and group commit's
+// entries: several write-sets at one index, with seqnos as
+// groupcomm.Position gives them.
 func randomLog(t *testing.T, r *rand.Rand, n int) []groupcomm.Entry {
 	t.Helper()
 	var log []groupcomm.Entry
-	seqno := uint64(0)
-	for i := 0; i < n; i++ {
-		seqno += 1 + uint64(r.IntN(2))
-		w := &writesetpb.WriteSet{Id: []byte(fmt.Sprintf("id-%d", i)), Snapshot: seqno - 1 - uint64(r.IntN(int(min(seqno, 8))))}
-		if i > 0 && r.IntN(10) == 0 {
-			w.Id = []byte(fmt.Sprintf("id-%d", r.IntN(i))) // a resend
+	var at groupcomm.Position // the last entry's
+	for i := 0; i < n; {
+		gap := 1 + uint64(r.IntN(2))
+		at.Index, at.Seqno = at.Index+gap, at.Seqno+gap
+		batch := 1
+		if r.IntN(4) == 0 {
+			batch = 2 + r.IntN(4)
 		}
-		for k := 0; k < 1+r.IntN(3); k++ {
-			wr := &writesetpb.Write{Key: []byte(fmt.Sprintf("k%d", r.IntN(12))), Value: []byte(fmt.Sprintf("v%d", i))}
-			wr.Delete = r.IntN(8) == 0
-			w.Writes = append(w.Writes, wr)
+		for k := 0; k < batch && i < n; k, i = k+1, i+1 {
+			seqno := at.Seqno + uint64(k)
+			w := &writesetpb.WriteSet{Id: []byte(fmt.Sprintf("id-%d", i)), Snapshot: seqno - 1 - uint64(r.IntN(int(min(seqno, 8))))}
+			if i > 0 && r.IntN(10) == 0 {
+				w.Id = []byte(fmt.Sprintf("id-%d", r.IntN(i))) // a resend
+			}
+			for k := 0; k < 1+r.IntN(3); k++ {
+				wr := &writesetpb.Write{Key: []byte(fmt.Sprintf("k%d", r.IntN(12))), Value: []byte(fmt.Sprintf("v%d", i))}
+				wr.Delete = r.IntN(8) == 0
+				w.Writes = append(w.Writes, wr)
+			}
+			log = append(log, groupcomm.Entry{Index: at.Index, Seqno: seqno, Data: mustEncode(t, w)})
 		}
-		log = append(log, groupcomm.Entry{Index: seqno, Data: mustEncode(t, w)})
+		at.Seqno = log[len(log)-1].Seqno
 	}
 	return log
 }
+
+// boundary is the first i at or after n where a Raft entry starts in log:
+// groupcomm never splits one entry's write-sets between two Deliver calls.
+func boundary(log []groupcomm.Entry, n int) int {
+	for n > 0 && n < len(log) && log[n].Index == log[n-1].Index {
+		n++
+	}
+	return n
+}
+
+// positionOf is the position after entry e.
+func positionOf(e groupcomm.Entry) groupcomm.Position {
+	return groupcomm.Position{Index: e.Index, Seqno: e.Seqno}
+}
+
+// pos is the position at index i of a log without group commit's entries.
+func pos(i uint64) groupcomm.Position { return groupcomm.Position{Index: i, Seqno: i} }
 
 type recorder struct{ outcomes []string }
 
@@ -89,10 +117,11 @@ func openApplier(t *testing.T, dir string, rec *recorder, indexSize int) (*Appli
 func deliverInBatches(t *testing.T, a *Applier, r *rand.Rand, log []groupcomm.Entry) {
 	t.Helper()
 	for i := 0; i < len(log); {
-		j := min(len(log), i+1+r.IntN(7))
-		last := log[j-1].Index + uint64(r.IntN(2)) // a trailing raft entry
-		if j < len(log) {
-			last = min(last, log[j].Index-1)
+		j := boundary(log, min(len(log), i+1+r.IntN(7)))
+		last := positionOf(log[j-1])
+		if j == len(log) || log[j].Index > last.Index+1 {
+			extra := uint64(r.IntN(2)) // a trailing raft entry
+			last.Index, last.Seqno = last.Index+extra, last.Seqno+extra
 		}
 		if err := a.Deliver(log[i:j], last); err != nil {
 			t.Fatal(err)
@@ -167,14 +196,15 @@ func TestRestartReplaysNothingTwice(t *testing.T) {
 
 	dir := t.TempDir()
 	a, st = openApplier(t, dir, &got, 64)
-	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[:170])
+	stop := boundary(log, 170)
+	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[:stop])
 	st.Close()
 	a, st = openApplier(t, dir, &got, 64)
 	defer st.Close()
-	if a.Applied() != log[169].Index {
-		t.Fatalf("applied after restart = %d, want %d", a.Applied(), log[169].Index)
+	if a.Applied() != positionOf(log[stop-1]) {
+		t.Fatalf("applied after restart = %+v, want %+v", a.Applied(), positionOf(log[stop-1]))
 	}
-	deliverInBatches(t, a, rand.New(rand.NewPCG(3, 3)), log[100:]) // overlap: replayed entries
+	deliverInBatches(t, a, rand.New(rand.NewPCG(3, 3)), log[boundary(log, 100):]) // overlap: replayed entries
 	if _, d := a.Digest(); d != want || dump(t, st) != wantContents {
 		t.Fatal("state after restart and replay differs from an uninterrupted member")
 	}
@@ -188,7 +218,8 @@ func TestSnapshotRestore(t *testing.T) {
 	var r1, r2 recorder
 	a, st := openApplier(t, t.TempDir(), &r1, 64)
 	defer st.Close()
-	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[:120])
+	cut := boundary(log, 120)
+	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[:cut])
 	sn, err := a.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -198,17 +229,17 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn.Release()
-	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[120:])
+	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[cut:])
 
 	b, st2 := openApplier(t, t.TempDir(), &r2, 64)
 	defer st2.Close()
 	if err := b.Restore(&buf, sn.Index()); err != nil {
 		t.Fatal(err)
 	}
-	if b.Applied() != log[119].Index {
-		t.Fatalf("restored applied = %d, want %d", b.Applied(), log[119].Index)
+	if b.Applied() != positionOf(log[cut-1]) {
+		t.Fatalf("restored applied = %+v, want %+v", b.Applied(), positionOf(log[cut-1]))
 	}
-	deliverInBatches(t, b, rand.New(rand.NewPCG(9, 9)), log[120:])
+	deliverInBatches(t, b, rand.New(rand.NewPCG(9, 9)), log[cut:])
 	_, da := a.Digest()
 	_, db := b.Digest()
 	if da != db || dump(t, st) != dump(t, st2) {
@@ -224,8 +255,8 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Fatal("the restored member recorded no checkpoint")
 	}
 	for _, cp := range got {
-		if d, ok := want[cp.Seqno]; !ok || d != cp.Digest || cp.Seqno <= sn.Index() {
-			t.Fatalf("restored member's checkpoint at %d (snapshot at %d) is not the other's (%v)", cp.Seqno, sn.Index(), ok)
+		if d, ok := want[cp.Seqno]; !ok || d != cp.Digest || cp.Seqno <= log[cut-1].Seqno {
+			t.Fatalf("restored member's checkpoint at %d (snapshot at seqno %d) is not the other's (%v)", cp.Seqno, log[cut-1].Seqno, ok)
 		}
 	}
 }
@@ -238,21 +269,22 @@ func TestSnapshotSyncsStorage(t *testing.T) {
 	var r recorder
 	a, st := openApplier(t, t.TempDir(), &r, 64)
 	defer st.Close()
-	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[:60])
+	cut := boundary(log, 60)
+	deliverInBatches(t, a, rand.New(rand.NewPCG(1, 1)), log[:cut])
 	sn, err := a.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sn.Release()
-	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[60:])
-	if a.Applied() >= sn.Index() {
-		t.Fatalf("durable seqno %d before the snapshot is written: the test needs it below %d", a.Applied(), sn.Index())
+	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[cut:])
+	if a.Applied().Index >= sn.Index() {
+		t.Fatalf("durable index %d before the snapshot is written: the test needs it below %d", a.Applied().Index, sn.Index())
 	}
 	if _, err := sn.WriteTo(io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if got := st.Durable().Seqno; got < sn.Index() || a.Applied() != got {
-		t.Fatalf("after the snapshot at %d: durable seqno %d, Applied %d", sn.Index(), got, a.Applied())
+	if got := position(st.Durable()); got.Index < sn.Index() || a.Applied() != got {
+		t.Fatalf("after the snapshot at %d: durable %+v, Applied %+v", sn.Index(), got, a.Applied())
 	}
 }
 

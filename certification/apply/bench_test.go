@@ -27,7 +27,7 @@ func benchEntries(b *testing.B, keys [][]byte, first uint64, n int) []groupcomm.
 		w := &writesetpb.WriteSet{Id: id, Snapshot: seq - 1, Writes: []*writesetpb.Write{
 			{Key: keys[rng.IntN(len(keys))], Value: val}, {Key: keys[rng.IntN(len(keys))], Value: val},
 		}}
-		es[i] = groupcomm.Entry{Index: seq, Data: mustEncode(b, w)}
+		es[i] = groupcomm.Entry{Index: seq, Seqno: seq, Data: mustEncode(b, w)}
 	}
 	return es
 }
@@ -56,7 +56,7 @@ func BenchmarkDeliver(b *testing.B) {
 		es := benchEntries(b, keys, next, batch)
 		b.StartTimer()
 		next += batch
-		if err := a.Deliver(es, next-1); err != nil {
+		if err := a.Deliver(es, pos(next-1)); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -15,13 +15,14 @@ import (
 // digest differs from there on.
 func TestFaultsDivergeAt(t *testing.T) {
 	log := randomLog(t, rand.New(rand.NewPCG(3, 0)), 200)
-	at := log[100].Index
+	c := boundary(log, 100)
+	at := log[c].Seqno
 	cfg := Config{Certification: testConfig(64, 8)}
 	honest, _, hrec := memApplier(t, cfg)
 	cfg.Faults.DivergeAt = at
 	faulty, _, frec := memApplier(t, cfg)
 	for _, a := range []*Applier{honest, faulty} {
-		if err := a.Deliver(log[:100], at-1); err != nil {
+		if err := a.Deliver(log[:c], positionOf(log[c-1])); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -29,17 +30,17 @@ func TestFaultsDivergeAt(t *testing.T) {
 		t.Fatal("the members' digests differ before DivergeAt")
 	}
 	for _, a := range []*Applier{honest, faulty} {
-		if err := a.Deliver(log[100:], log[len(log)-1].Index); err != nil {
+		if err := a.Deliver(log[c:], positionOf(log[len(log)-1])); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, h := honest.Digest(); h == digestOf(faulty) {
 		t.Fatal("the members' digests agree after DivergeAt")
 	}
-	if n := a0Commits(hrec.outcomes[100:]); n == 0 {
+	if n := a0Commits(hrec.outcomes[c:]); n == 0 {
 		t.Fatal("degenerate log: nothing commits after DivergeAt")
 	}
-	if n := a0Commits(frec.outcomes[100:]); n != 0 {
+	if n := a0Commits(frec.outcomes[c:]); n != 0 {
 		t.Fatalf("the faulty member committed %d write-sets after DivergeAt", n)
 	}
 }

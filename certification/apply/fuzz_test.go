@@ -70,7 +70,7 @@ func fuzzLog(base uint64, gaps uint16, data ...[]byte) ([]groupcomm.Entry, uint6
 	for i, d := range data {
 		idx += 1 + uint64(gaps>>(4*i)&0xf)
 		if len(d) > 0 {
-			log = append(log, groupcomm.Entry{Index: idx, Data: rebase(d, base)})
+			log = append(log, groupcomm.Entry{Index: idx, Seqno: idx, Data: rebase(d, base)})
 		}
 	}
 	return log, idx + uint64(gaps>>12)
@@ -131,7 +131,7 @@ func FuzzApplierDeliver(f *testing.F) {
 		if other := fx.stores[1].Applied().Seqno; other != before.Seqno {
 			t.Fatalf("the members drifted apart: applied %d and %d", before.Seqno, other)
 		}
-		if err := a.Deliver(log, last); err != nil {
+		if err := a.Deliver(log, pos(last)); err != nil {
 			if !errors.Is(err, certification.ErrMalformedEntry) && !errors.Is(err, ErrDiverged) {
 				t.Fatalf("Deliver failed with %v; want ErrMalformedEntry or ErrDiverged", err)
 			}
@@ -150,12 +150,12 @@ func FuzzApplierDeliver(f *testing.F) {
 			if i+1 < len(log) {
 				through = log[i+1].Index - 1
 			}
-			if err := b.Deliver([]groupcomm.Entry{en}, through); err != nil {
+			if err := b.Deliver([]groupcomm.Entry{en}, pos(through)); err != nil {
 				t.Fatalf("entry-by-entry Deliver failed where one batch succeeded: %v", err)
 			}
 		}
 		if len(log) == 0 {
-			if err := b.Deliver(nil, last); err != nil {
+			if err := b.Deliver(nil, pos(last)); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -47,7 +47,7 @@ func TestUnstorableWriteSetIsRefusedNotFatal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, st, rec := memApplier(t, Config{Certification: testConfig(64, 8)})
-			err := a.Deliver([]groupcomm.Entry{{Index: 1, Data: mustEncode(t, tc.ws)}}, 1)
+			err := a.Deliver([]groupcomm.Entry{{Index: 1, Seqno: 1, Data: mustEncode(t, tc.ws)}}, pos(1))
 			if err != nil {
 				t.Fatalf("Deliver = %v; want the write-set refused with a verdict", err)
 			}
@@ -85,9 +85,9 @@ func pastFirstCheckpoint(t *testing.T) *Applier {
 	a, _, _ := memApplier(t, Config{Certification: testConfig(64, 8), Member: "n1", CheckpointInterval: hostileInterval, IsMember: isMember})
 	var log []groupcomm.Entry
 	for i := uint64(1); i <= hostileInterval; i++ {
-		log = append(log, groupcomm.Entry{Index: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})
+		log = append(log, groupcomm.Entry{Index: i, Seqno: i, Data: mustEncode(t, ws(fmt.Sprint("w", i), i-1, "k"))})
 	}
-	if err := a.Deliver(log, hostileInterval); err != nil {
+	if err := a.Deliver(log, pos(hostileInterval)); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -110,10 +110,10 @@ func TestAnnouncementsFromNonMembersDoNotStopAMember(t *testing.T) {
 		if m[0] == 'x' {
 			cp = forged
 		}
-		log = append(log, groupcomm.Entry{Index: hostileInterval + 1 + uint64(i), Data: certification.EncodeCheckpoint(m, cp)})
+		log = append(log, groupcomm.Entry{Index: hostileInterval + 1 + uint64(i), Seqno: hostileInterval + 1 + uint64(i), Data: certification.EncodeCheckpoint(m, cp)})
 	}
-	log = append(log, groupcomm.Entry{Index: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))})
-	if err := a.Deliver(log, 2*hostileInterval+1); errors.Is(err, ErrDiverged) {
+	log = append(log, groupcomm.Entry{Index: 2*hostileInterval + 1, Seqno: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))})
+	if err := a.Deliver(log, pos(2*hostileInterval+1)); errors.Is(err, ErrDiverged) {
 		t.Fatalf("a member agreeing with every real member stopped: %v", err)
 	} else if err != nil {
 		t.Fatal(err)
@@ -127,11 +127,11 @@ func TestOutvotedMemberStops(t *testing.T) {
 	a := pastFirstCheckpoint(t)
 	other := certification.Checkpoint{Seqno: hostileInterval, Digest: [32]byte{0x07}}
 	log := []groupcomm.Entry{
-		{Index: hostileInterval + 1, Data: certification.EncodeCheckpoint("n2", other)},
-		{Index: hostileInterval + 2, Data: certification.EncodeCheckpoint("n3", other)},
-		{Index: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))},
+		{Index: hostileInterval + 1, Seqno: hostileInterval + 1, Data: certification.EncodeCheckpoint("n2", other)},
+		{Index: hostileInterval + 2, Seqno: hostileInterval + 2, Data: certification.EncodeCheckpoint("n3", other)},
+		{Index: 2*hostileInterval + 1, Seqno: 2*hostileInterval + 1, Data: mustEncode(t, ws("next", hostileInterval, "k"))},
 	}
-	if err := a.Deliver(log, 2*hostileInterval+1); !errors.Is(err, ErrDiverged) {
+	if err := a.Deliver(log, pos(2*hostileInterval+1)); !errors.Is(err, ErrDiverged) {
 		t.Fatalf("Deliver = %v; want ErrDiverged", err)
 	}
 }

@@ -2,6 +2,7 @@ package nodetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -153,19 +154,27 @@ func waitApplied(ctx context.Context, nd *node.Node, seqno uint64) error {
 	return nil
 }
 
-// EnsureSame waits until every running member has applied what any of
-// them knows committed, and the members that keep data the same seqno, and
-// checks that their digests of everything applied are equal (see
-// local.Cluster.WaitSame).
+// EnsureSame waits until every running member has applied the log through
+// what any of them knows committed, and the members that keep data the
+// same seqno, and checks that their digests of everything applied are
+// equal (see local.Cluster.WaitSame).
 func (c *Cluster) EnsureSame() {
 	c.t.Helper()
 	var top uint64
 	for _, nd := range c.Nodes {
 		if nd != nil {
-			top = max(top, nd.Status().CommitIndex, nd.Applied())
+			st := nd.Status()
+			top = max(top, st.CommitIndex, st.AppliedIndex)
 		}
 	}
-	c.WaitApplied(top)
+	c.WaitFor(20*time.Second, fmt.Sprintf("every member to apply the log through index %d", top), func() bool {
+		for _, nd := range c.Nodes {
+			if nd != nil && nd.Status().AppliedIndex < top {
+				return false
+			}
+		}
+		return true
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := c.WaitSame(ctx); err != nil {

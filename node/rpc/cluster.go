@@ -35,10 +35,10 @@ type Member interface {
 	RemoveMember(ctx context.Context, id string) error
 	// State is the member's state (SYNCED, JOINING, ...).
 	State() string
-	// Applied is the applied seqno, the running digest of the outcomes up
-	// to it and the recent checkpoints; ok is false on an arbitrator,
+	// Applied is the applied position (log index and seqno), the running
+	// digest of the outcomes up to it and the recent checkpoints; ok is false on an arbitrator,
 	// which has no data.
-	Applied() (seqno uint64, digest [32]byte, cps []certification.Checkpoint, ok bool)
+	Applied() (at groupcomm.Position, digest [32]byte, cps []certification.Checkpoint, ok bool)
 	// Removed stops the member: a change it served removed it.
 	Removed()
 }
@@ -141,11 +141,11 @@ func (c *Cluster) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRe
 // checkpoints; an arbitrator answers only its id and state.
 func (c *Cluster) Digest(context.Context, *galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
 	resp := &galenapb.DigestResponse{Id: c.cfg.ID, State: c.m.State()}
-	seqno, d, cps, ok := c.m.Applied()
+	at, d, cps, ok := c.m.Applied()
 	if !ok {
 		return resp, nil
 	}
-	resp.AppliedSeqno, resp.Digest = seqno, d[:]
+	resp.AppliedSeqno, resp.AppliedIndex, resp.Digest = at.Seqno, at.Index, d[:]
 	for _, cp := range cps {
 		resp.Checkpoints = append(resp.Checkpoints, &galenapb.Checkpoint{Seqno: cp.Seqno, Digest: append([]byte(nil), cp.Digest[:]...)})
 	}

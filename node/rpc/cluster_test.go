@@ -69,8 +69,8 @@ func (m *fakeMember) RemoveMember(_ context.Context, id string) error {
 
 func (m *fakeMember) State() string { return "SYNCED" }
 
-func (m *fakeMember) Applied() (uint64, [32]byte, []certification.Checkpoint, bool) {
-	return 0, [32]byte{}, nil, false
+func (m *fakeMember) Applied() (groupcomm.Position, [32]byte, []certification.Checkpoint, bool) {
+	return groupcomm.Position{}, [32]byte{}, nil, false
 }
 
 func (m *fakeMember) Removed() {

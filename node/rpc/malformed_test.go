@@ -71,6 +71,9 @@ func (o *stubOrderer) WaitApplied(_ context.Context, s uint64) error {
 
 func (o *stubOrderer) Applied() uint64                           { return kvApplied }
 func (o *stubOrderer) ReadIndex(context.Context) (uint64, error) { return kvApplied, nil }
+func (o *stubOrderer) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
+	return kvApplied, o.WaitApplied(ctx, idx)
+}
 
 func (o *stubOrderer) Serving(stale bool) error {
 	if o.cutOff && !stale {

@@ -1,0 +1,226 @@
+package groupcomm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Group commit: the leader puts the commands queued together, its own and
+// forwarded ones, into one Raft entry, so Raft's per-entry cost (its
+// dispatch, encoding, log framing and futures) is paid once per batch.
+//
+// One goroutine (appender.run) hands entries to Raft, one at a time. Raft
+// takes the next only when its leader loop is free (BatchApplyCh is off), so
+// commands queue here while it stores and sends the previous one, and the
+// next entry carries all of them. Nothing waits on a timer: a lone command
+// goes into the log at once, as an entry of its own.
+//
+// An entry that carries several commands is marked by batchExtension in the
+// Raft log's Extensions; its Data is each command as a uvarint length and
+// the bytes. An entry without the mark is one command, as before group
+// commit, so logs written earlier read the same.
+var batchExtension = []byte{1}
+
+// errMalformedBatch stops the apply loop: a committed entry that does not
+// decode is corruption.
+var errMalformedBatch = errors.New("groupcomm: malformed batched entry")
+
+// encodeBatch appends the batch entry that carries cmds to dst.
+func encodeBatch(dst []byte, cmds [][]byte) []byte {
+	for _, c := range cmds {
+		dst = binary.AppendUvarint(dst, uint64(len(c)))
+		dst = append(dst, c...)
+	}
+	return dst
+}
+
+// batchSize is the length of encodeBatch's output for commands of n bytes
+// in all.
+func batchSize(cmds, n int) int { return cmds*binary.MaxVarintLen32 + n }
+
+// decodeBatch calls fn with each command of a batch entry, in order. The
+// slices alias b. A batch holds at least two commands, none of them empty.
+func decodeBatch(b []byte, fn func(cmd []byte)) error {
+	n := 0
+	for len(b) > 0 {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l == 0 || l > uint64(len(b)-k) {
+			return fmt.Errorf("%w: command %d", errMalformedBatch, n)
+		}
+		fn(b[k : k+int(l)])
+		b = b[k+int(l):]
+		n++
+	}
+	if n < 2 {
+		return fmt.Errorf("%w: %d commands", errMalformedBatch, n)
+	}
+	return nil
+}
+
+// commands calls fn with each command a Raft command entry carries.
+func commands(l *raft.Log, fn func(cmd []byte)) error {
+	if len(l.Extensions) == 0 {
+		fn(l.Data)
+		return nil
+	}
+	if string(l.Extensions) != string(batchExtension) {
+		return fmt.Errorf("%w: unknown extension %x", errMalformedBatch, l.Extensions)
+	}
+	return decodeBatch(l.Data, fn)
+}
+
+// appender is the leader's group commit. Commands queue in q, and one
+// goroutine at a time (busy) hands them to Raft. A command that finds
+// nobody handing goes to Raft on its caller's goroutine at once, as an
+// entry of its own: a lone command pays no goroutine switch. If more queued
+// meanwhile, run takes over and hands entries until the queue is empty.
+type appender struct {
+	g      *Group
+	max    int
+	maxLen int
+	kick   chan struct{} // wakes run to hand what is queued
+	cmds   [][]byte      // the entry being made; only the busy goroutine uses it
+
+	mu   sync.Mutex
+	q    []*appendCall // commands waiting for an entry
+	busy bool          // a goroutine is handing entries to Raft
+}
+
+// appendCall is one command on its way into the log.
+type appendCall struct {
+	data  []byte
+	entry chan *appended // the entry that carries it, once handed to Raft
+}
+
+// appended is one entry handed to Raft. Its commands' callers all wait for
+// Raft's answer; the first to ask takes it from the future (which allows
+// one reader) and the others share it.
+type appended struct {
+	f     raft.ApplyFuture
+	once  sync.Once
+	err   error
+	index uint64
+	term  uint64 // the entry's term (the FSM's response), for commit notices
+}
+
+// answer waits for Raft's answer for the entry: committed and applied
+// here, or failed. Raft answers every entry, at the latest when it shuts
+// down.
+func (e *appended) answer() *appended {
+	e.once.Do(func() {
+		if e.err = e.f.Error(); e.err == nil {
+			e.index = e.f.Index()
+			if t, ok := e.f.Response().(*uint64); ok {
+				e.term = *t
+			}
+		}
+	})
+	return e
+}
+
+func newAppender(g *Group) *appender {
+	return &appender{g: g, max: g.cfg.MaxBatch, maxLen: g.cfg.MaxBatchBytes, kick: make(chan struct{}, 1)}
+}
+
+// submit queues data for the log, and hands it to Raft itself if nobody
+// else is handing entries. It fails, with nothing queued, when ctx has
+// ended or the group is closing.
+func (a *appender) submit(ctx context.Context, data []byte) (*appendCall, error) {
+	select {
+	case <-a.g.closing:
+		return nil, ErrClosed
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("groupcomm: not sent: %w", err)
+	}
+	c := &appendCall{data: data, entry: make(chan *appended, 1)}
+	a.mu.Lock()
+	a.q = append(a.q, c)
+	if a.busy {
+		a.mu.Unlock()
+		return c, nil
+	}
+	a.busy = true
+	a.mu.Unlock()
+	a.hand()
+	a.mu.Lock()
+	if len(a.q) == 0 {
+		a.busy = false
+	} else {
+		a.kick <- struct{}{} // busy stays set: run takes over; only a busy holder sends
+	}
+	a.mu.Unlock()
+	return c, nil
+}
+
+// run hands the queued commands to Raft whenever a caller leaves some,
+// until the group closes.
+func (a *appender) run() {
+	for {
+		select {
+		case <-a.kick:
+		case <-a.g.closing:
+			return
+		}
+		for more := true; more; {
+			a.hand()
+			a.mu.Lock()
+			more = len(a.q) > 0
+			a.busy = more
+			a.mu.Unlock()
+		}
+	}
+}
+
+// hand takes the next entry's commands from the queue, as many as the
+// bounds allow, and hands the entry to Raft. Raft takes it only when its
+// leader loop is free, so commands queue meanwhile. The caller is busy.
+func (a *appender) hand() {
+	a.mu.Lock()
+	k, n := 0, 0
+	for ; k < len(a.q) && k < a.max; k++ {
+		if k > 0 && n+len(a.q[k].data) > a.maxLen {
+			break
+		}
+		n += len(a.q[k].data)
+	}
+	batch := a.q[:k:k]
+	if a.q = a.q[k:]; len(a.q) == 0 {
+		a.q = nil
+	}
+	a.mu.Unlock()
+	l := raft.Log{Data: batch[0].data}
+	if len(batch) > 1 {
+		a.cmds = a.cmds[:0]
+		for _, c := range batch {
+			a.cmds = append(a.cmds, c.data)
+		}
+		// A new buffer each time: Raft keeps the entry.
+		l = raft.Log{Data: encodeBatch(make([]byte, 0, batchSize(len(batch), n)), a.cmds), Extensions: batchExtension}
+	}
+	e := &appended{f: a.g.raft.ApplyLog(l, 0)}
+	for _, c := range batch {
+		c.entry <- e
+	}
+}
+
+// wait returns the entry that carries c once Raft has answered for it.
+// An error means c may or may not be ordered. Once c is in an entry, it
+// waits for Raft's answer whatever ctx says, as a caller of raft.Apply
+// does.
+func (c *appendCall) wait(ctx context.Context, closing <-chan struct{}) (*appended, error) {
+	select {
+	case e := <-c.entry:
+		return e.answer(), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
+	case <-closing:
+		return nil, fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
+	}
+}
