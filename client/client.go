@@ -43,7 +43,7 @@ type Client struct {
 type endpoint struct {
 	addr    string
 	conn    *grpc.ClientConn
-	kv      galenapb.KVClient
+	kv      *batchKV // Get, Scan and Commit on a Batch stream
 	cluster galenapb.ClusterClient
 }
 
@@ -66,7 +66,7 @@ func New(cfg Config) (*Client, error) {
 		}
 		conn.Connect()
 		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn,
-			kv: galenapb.NewKVClient(conn), cluster: galenapb.NewClusterClient(conn)})
+			kv: newBatchKV(conn, addr, cfg.MaxCallSize), cluster: galenapb.NewClusterClient(conn)})
 	}
 	return c, nil
 }
@@ -121,6 +121,7 @@ func (c *Client) closeConns() error {
 	var errs []error
 	for _, ep := range c.endpoints {
 		errs = append(errs, ep.conn.Close())
+		ep.kv.close()
 	}
 	return errors.Join(errs...)
 }

@@ -3,11 +3,15 @@ package client
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -177,8 +181,9 @@ type hook func(ctx context.Context, method string, req proto.Message) error
 
 // call is a request a fakeNode received.
 type call struct {
-	method string
-	req    proto.Message
+	method  string
+	req     proto.Message
+	batched bool // on a Batch stream
 }
 
 // fakeNode serves galenapb.KVServer, and galenapb.ClusterServer through
@@ -189,7 +194,10 @@ type fakeNode struct {
 	addr    string
 	srv     *grpc.Server
 	lis     *trackingListener
-	pageCap int // max keys per scan response; 0 = none
+	pageCap int  // max keys per scan response; 0 = none
+	noBatch bool // play a member without the Batch stream
+
+	streams atomic.Int32 // Batch streams opened
 
 	mu     sync.Mutex
 	calls  []call
@@ -197,7 +205,7 @@ type fakeNode struct {
 	after  hook
 }
 
-func newFakeNode(t *testing.T, store *fakeStore) *fakeNode {
+func newFakeNode(t testing.TB, store *fakeStore) *fakeNode {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -221,7 +229,7 @@ func newFakeNode(t *testing.T, store *fakeStore) *fakeNode {
 }
 
 // newFakeCluster starts n nodes sharing one store.
-func newFakeCluster(t *testing.T, n int) []*fakeNode {
+func newFakeCluster(t testing.TB, n int) []*fakeNode {
 	store := newFakeStore()
 	nodes := make([]*fakeNode, n)
 	for i := range nodes {
@@ -255,9 +263,26 @@ func (n *fakeNode) callsOf(method string) []proto.Message {
 	return out
 }
 
+// batchedCalls returns how many calls of method came on a Batch stream
+// and how many as unary calls.
+func (n *fakeNode) batchedCalls(method string) (batched, unary int) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.calls {
+		switch {
+		case c.method != method:
+		case c.batched:
+			batched++
+		default:
+			unary++
+		}
+	}
+	return batched, unary
+}
+
 func (n *fakeNode) enter(ctx context.Context, method string, req proto.Message) error {
 	n.mu.Lock()
-	n.calls = append(n.calls, call{method: method, req: proto.Clone(req)})
+	n.calls = append(n.calls, call{method: method, req: proto.Clone(req), batched: ctx.Value(batchedKey{}) != nil})
 	h := n.before
 	n.mu.Unlock()
 	if h == nil {
@@ -330,6 +355,70 @@ func (n *fakeNode) Commit(ctx context.Context, req *galenapb.CommitRequest) (*ga
 		}
 		return n.store.commit(ws)
 	})
+}
+
+type batchedKey struct{}
+
+// Batch serves the Batch stream as a member does, each call on a goroutine
+// of its own through the fake's unary method (hooks included), and answers
+// Unimplemented when the node plays one that predates it.
+func (n *fakeNode) Batch(stream galenapb.KV_BatchServer) error {
+	n.streams.Add(1)
+	if n.noBatch {
+		return status.Error(codes.Unimplemented, "unknown method Batch")
+	}
+	ctx := context.WithValue(stream.Context(), batchedKey{}, true)
+	var (
+		wg   sync.WaitGroup
+		send sync.Mutex
+	)
+	defer wg.Wait()
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, c := range req.GetCalls() {
+			wg.Go(func() {
+				ctx := ctx
+				if t := c.GetTimeoutUs(); t > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Microsecond)
+					defer cancel()
+				}
+				r := &galenapb.BatchReply{Id: c.GetId()}
+				var err error
+				switch q := c.GetRequest().(type) {
+				case *galenapb.BatchCall_Get:
+					var resp *galenapb.GetResponse
+					resp, err = n.Get(ctx, q.Get)
+					r.Response = &galenapb.BatchReply_Get{Get: resp}
+				case *galenapb.BatchCall_Scan:
+					var resp *galenapb.ScanResponse
+					resp, err = n.Scan(ctx, q.Scan)
+					r.Response = &galenapb.BatchReply_Scan{Scan: resp}
+				case *galenapb.BatchCall_Commit:
+					var resp *galenapb.CommitResponse
+					resp, err = n.Commit(ctx, q.Commit)
+					r.Response = &galenapb.BatchReply_Commit{Commit: resp}
+				}
+				if err != nil {
+					s, ok := status.FromError(err) // as gRPC answers a unary call
+					if !ok {
+						s = status.FromContextError(err)
+					}
+					st := s.Proto()
+					r.Response = &galenapb.BatchReply_Error{Error: &galenapb.CallError{Code: st.GetCode(), Message: st.GetMessage(), Details: st.GetDetails()}}
+				}
+				send.Lock()
+				defer send.Unlock()
+				stream.Send(&galenapb.BatchResponse{Replies: []*galenapb.BatchReply{r}})
+			})
+		}
+	}
 }
 
 // trackingListener remembers accepted connections so a test can drop them.

@@ -21,6 +21,7 @@ var methodRoles = map[string]security.Role{
 	galenapb.KV_Get_FullMethodName:               security.RoleRead,
 	galenapb.KV_Scan_FullMethodName:              security.RoleRead,
 	galenapb.KV_Status_FullMethodName:            security.RoleRead,
+	galenapb.KV_Batch_FullMethodName:             security.RoleRead, // and each call its own method's role
 	galenapb.Cluster_MemberList_FullMethodName:   security.RoleRead,
 	galenapb.Cluster_Digest_FullMethodName:       security.RoleRead,
 	galenapb.KV_Commit_FullMethodName:            security.RoleWrite,
@@ -36,8 +37,8 @@ func (n *Node) securityOptions() []grpc.ServerOption {
 		return nil
 	}
 	opts := []grpc.ServerOption{grpc.Creds(tlsTerminated{})}
-	if n.cfg.ClientCertAuth {
-		opts = append(opts, grpc.ChainUnaryInterceptor(n.authorizeUnary), grpc.ChainStreamInterceptor(n.authorizeStream))
+	if n.cfg.ClientCertAuth { // the unary check is in unaryInterceptors
+		opts = append(opts, grpc.ChainStreamInterceptor(n.authorizeStream))
 	}
 	return opts
 }

@@ -1,8 +1,10 @@
 package node
 
 import (
+	"context"
 	"time"
 
+	"github.com/galenadb/galena/node/rpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -47,7 +49,37 @@ func (n *Node) grpcOptions() []grpc.ServerOption {
 		grpc.InitialWindowSize(grpcWindow), grpc.InitialConnWindowSize(grpcWindow),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: grpcKeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: grpcKeepaliveTime, Timeout: grpcKeepaliveTimeout}),
-		grpc.ChainUnaryInterceptor(n.grpcMetrics.UnaryServerInterceptor()),
+		grpc.ChainUnaryInterceptor(n.unaryInterceptors()...),
 		grpc.ChainStreamInterceptor(n.grpcMetrics.StreamServerInterceptor()),
+	}
+}
+
+// unaryInterceptors are what every unary call passes through, outermost
+// first, and so every call of a Batch stream (rpc.KV.Intercept): metrics;
+// with ClientCertAuth, the caller's role; on a member started failed, the
+// refusal of everything but Status.
+func (n *Node) unaryInterceptors() []grpc.UnaryServerInterceptor {
+	ics := []grpc.UnaryServerInterceptor{n.grpcMetrics.UnaryServerInterceptor()}
+	if n.cfg.TLS != nil && n.cfg.ClientCertAuth {
+		ics = append(ics, n.authorizeUnary)
+	}
+	if n.group == nil {
+		// Started failed: it answers Status and refuses every other call,
+		// as a stopped member does.
+		ics = append(ics, rpc.StatusOnly(func() error { return n.serving(true) }))
+	}
+	return ics
+}
+
+// chainUnary is ics as one interceptor, run as grpc.ChainUnaryInterceptor
+// runs them: the first outermost.
+func chainUnary(ics []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		h := handler
+		for i := len(ics) - 1; i >= 0; i-- {
+			ic, next := ics[i], h
+			h = func(ctx context.Context, req any) (any, error) { return ic(ctx, req, info, next) }
+		}
+		return h(ctx, req)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/galenadb/galena/certification"
 	"github.com/galenadb/galena/certification/apply"
 	"github.com/galenadb/galena/groupcomm"
-	"github.com/galenadb/galena/node/rpc"
 	"github.com/galenadb/galena/storage"
 	"github.com/galenadb/galena/txn"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -296,13 +295,7 @@ func (n *Node) Fatal() <-chan error { return n.fatal }
 func (n *Node) serve() {
 	grpcLn := n.mux.MatchWithWriters(cmux.HTTP2MatchHeaderFieldSendSettings("content-type", "application/grpc"))
 	httpLn := n.mux.Match(cmux.HTTP1Fast())
-	opts := append(n.grpcOptions(), n.securityOptions()...)
-	if n.group == nil {
-		// Started failed: it answers Status and refuses every other call,
-		// as a stopped member does.
-		opts = append(opts, grpc.ChainUnaryInterceptor(rpc.StatusOnly(func() error { return n.serving(true) })))
-	}
-	n.grpc = grpc.NewServer(opts...)
+	n.grpc = grpc.NewServer(append(n.grpcOptions(), n.securityOptions()...)...)
 	n.registerServices(n.grpc)
 	n.grpcMetrics.InitializeMetrics(n.grpc)
 	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}

@@ -16,7 +16,9 @@ import (
 // registerServices registers the KV and Cluster services (package rpc) on
 // srv.
 func (n *Node) registerServices(srv *grpc.Server) {
-	galenapb.RegisterKVServer(srv, rpc.NewKV(n.svc, n.statusProto))
+	kv := rpc.NewKV(n.svc, n.statusProto)
+	kv.Intercept, kv.Closing = chainUnary(n.unaryInterceptors()), n.ctx.Done()
+	galenapb.RegisterKVServer(srv, kv)
 	galenapb.RegisterClusterServer(srv, rpc.NewCluster(rpc.ClusterConfig{
 		ID: n.cfg.ID, ClusterID: groupcomm.FormatClusterID(n.clusterID), LeaderWait: n.cfg.Group.NotPrimaryTimeout,
 		Dial: n.cfg.withCluster, CheckMember: checkMember, Logger: n.lg,

@@ -17,6 +17,7 @@ import (
 	writesetpb "github.com/galenadb/galena/api/writesetpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	anypb "google.golang.org/protobuf/types/known/anypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -78,6 +79,405 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_galena_proto_rawDescGZIP(), []int{0}
 }
 
+type BatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Calls         []*BatchCall           `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchRequest) Reset() {
+	*x = BatchRequest{}
+	mi := &file_galena_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRequest) ProtoMessage() {}
+
+func (x *BatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
+func (*BatchRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BatchRequest) GetCalls() []*BatchCall {
+	if x != nil {
+		return x.Calls
+	}
+	return nil
+}
+
+type BatchCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // names the call in its reply; unique among the stream's calls in flight
+	// how long the caller waits for the answer, counted from when the member
+	// reads the call; 0: as long as the stream lasts
+	TimeoutUs int64 `protobuf:"varint,2,opt,name=timeout_us,json=timeoutUs,proto3" json:"timeout_us,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*BatchCall_Get
+	//	*BatchCall_Scan
+	//	*BatchCall_Commit
+	Request       isBatchCall_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchCall) Reset() {
+	*x = BatchCall{}
+	mi := &file_galena_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchCall) ProtoMessage() {}
+
+func (x *BatchCall) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchCall.ProtoReflect.Descriptor instead.
+func (*BatchCall) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BatchCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *BatchCall) GetTimeoutUs() int64 {
+	if x != nil {
+		return x.TimeoutUs
+	}
+	return 0
+}
+
+func (x *BatchCall) GetRequest() isBatchCall_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *BatchCall) GetGet() *GetRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetScan() *ScanRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Scan); ok {
+			return x.Scan
+		}
+	}
+	return nil
+}
+
+func (x *BatchCall) GetCommit() *CommitRequest {
+	if x != nil {
+		if x, ok := x.Request.(*BatchCall_Commit); ok {
+			return x.Commit
+		}
+	}
+	return nil
+}
+
+type isBatchCall_Request interface {
+	isBatchCall_Request()
+}
+
+type BatchCall_Get struct {
+	Get *GetRequest `protobuf:"bytes,3,opt,name=get,proto3,oneof"`
+}
+
+type BatchCall_Scan struct {
+	Scan *ScanRequest `protobuf:"bytes,4,opt,name=scan,proto3,oneof"`
+}
+
+type BatchCall_Commit struct {
+	Commit *CommitRequest `protobuf:"bytes,5,opt,name=commit,proto3,oneof"`
+}
+
+func (*BatchCall_Get) isBatchCall_Request() {}
+
+func (*BatchCall_Scan) isBatchCall_Request() {}
+
+func (*BatchCall_Commit) isBatchCall_Request() {}
+
+type BatchResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Replies []*BatchReply          `protobuf:"bytes,1,rep,name=replies,proto3" json:"replies,omitempty"`
+	// the member is shutting down: the client sends no more calls on this
+	// stream and closes its side; the member answers the calls it has, then
+	// ends the stream
+	Closing       bool `protobuf:"varint,2,opt,name=closing,proto3" json:"closing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchResponse) Reset() {
+	*x = BatchResponse{}
+	mi := &file_galena_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchResponse) ProtoMessage() {}
+
+func (x *BatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
+func (*BatchResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchResponse) GetReplies() []*BatchReply {
+	if x != nil {
+		return x.Replies
+	}
+	return nil
+}
+
+func (x *BatchResponse) GetClosing() bool {
+	if x != nil {
+		return x.Closing
+	}
+	return false
+}
+
+type BatchReply struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Types that are valid to be assigned to Response:
+	//
+	//	*BatchReply_Get
+	//	*BatchReply_Scan
+	//	*BatchReply_Commit
+	//	*BatchReply_Error
+	Response      isBatchReply_Response `protobuf_oneof:"response"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchReply) Reset() {
+	*x = BatchReply{}
+	mi := &file_galena_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchReply) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchReply) ProtoMessage() {}
+
+func (x *BatchReply) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
+func (*BatchReply) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *BatchReply) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *BatchReply) GetResponse() isBatchReply_Response {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *BatchReply) GetGet() *GetResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchReply_Get); ok {
+			return x.Get
+		}
+	}
+	return nil
+}
+
+func (x *BatchReply) GetScan() *ScanResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchReply_Scan); ok {
+			return x.Scan
+		}
+	}
+	return nil
+}
+
+func (x *BatchReply) GetCommit() *CommitResponse {
+	if x != nil {
+		if x, ok := x.Response.(*BatchReply_Commit); ok {
+			return x.Commit
+		}
+	}
+	return nil
+}
+
+func (x *BatchReply) GetError() *CallError {
+	if x != nil {
+		if x, ok := x.Response.(*BatchReply_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isBatchReply_Response interface {
+	isBatchReply_Response()
+}
+
+type BatchReply_Get struct {
+	Get *GetResponse `protobuf:"bytes,2,opt,name=get,proto3,oneof"`
+}
+
+type BatchReply_Scan struct {
+	Scan *ScanResponse `protobuf:"bytes,3,opt,name=scan,proto3,oneof"`
+}
+
+type BatchReply_Commit struct {
+	Commit *CommitResponse `protobuf:"bytes,4,opt,name=commit,proto3,oneof"`
+}
+
+type BatchReply_Error struct {
+	Error *CallError `protobuf:"bytes,5,opt,name=error,proto3,oneof"`
+}
+
+func (*BatchReply_Get) isBatchReply_Response() {}
+
+func (*BatchReply_Scan) isBatchReply_Response() {}
+
+func (*BatchReply_Commit) isBatchReply_Response() {}
+
+func (*BatchReply_Error) isBatchReply_Response() {}
+
+// CallError is the status the unary call would have failed with: its code
+// (google.golang.org/grpc/codes), message and details (google.rpc.Status).
+type CallError struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Details       []*anypb.Any           `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallError) Reset() {
+	*x = CallError{}
+	mi := &file_galena_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallError) ProtoMessage() {}
+
+func (x *CallError) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallError.ProtoReflect.Descriptor instead.
+func (*CallError) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CallError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *CallError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *CallError) GetDetails() []*anypb.Any {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
 type GetRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -99,7 +499,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_galena_proto_msgTypes[0]
+	mi := &file_galena_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -111,7 +511,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[0]
+	mi := &file_galena_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -124,7 +524,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{0}
+	return file_galena_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -173,7 +573,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +585,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +598,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{1}
+	return file_galena_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -237,7 +637,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +649,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +662,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{2}
+	return file_galena_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScanRequest) GetStart() []byte {
@@ -324,7 +724,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +736,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +749,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{3}
+	return file_galena_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -380,7 +780,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -392,7 +792,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -405,7 +805,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{4}
+	return file_galena_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScanResponse) GetKvs() []*KeyValue {
@@ -439,7 +839,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +851,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +864,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{5}
+	return file_galena_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommitRequest) GetWriteSet() *writesetpb.WriteSet {
@@ -495,7 +895,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +907,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +920,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{6}
+	return file_galena_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CommitResponse) GetOutcome() Outcome {
@@ -559,7 +959,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +971,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +984,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{7}
+	return file_galena_proto_rawDescGZIP(), []int{12}
 }
 
 type Member struct {
@@ -598,7 +998,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +1010,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +1023,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{8}
+	return file_galena_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Member) GetId() string {
@@ -674,7 +1074,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -686,7 +1086,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -699,7 +1099,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{9}
+	return file_galena_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StatusResponse) GetId() string {
@@ -829,7 +1229,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +1241,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +1254,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{10}
+	return file_galena_proto_rawDescGZIP(), []int{15}
 }
 
 type MemberListResponse struct {
@@ -868,7 +1268,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +1280,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +1293,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{11}
+	return file_galena_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *MemberListResponse) GetClusterId() string {
@@ -932,7 +1332,7 @@ type MemberAddRequest struct {
 
 func (x *MemberAddRequest) Reset() {
 	*x = MemberAddRequest{}
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1344,7 @@ func (x *MemberAddRequest) String() string {
 func (*MemberAddRequest) ProtoMessage() {}
 
 func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1357,7 @@ func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
 func (*MemberAddRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{12}
+	return file_galena_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *MemberAddRequest) GetId() string {
@@ -998,7 +1398,7 @@ type MemberAddResponse struct {
 
 func (x *MemberAddResponse) Reset() {
 	*x = MemberAddResponse{}
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1410,7 @@ func (x *MemberAddResponse) String() string {
 func (*MemberAddResponse) ProtoMessage() {}
 
 func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1423,7 @@ func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
 func (*MemberAddResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{13}
+	return file_galena_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *MemberAddResponse) GetClusterId() string {
@@ -1049,7 +1449,7 @@ type MemberRemoveRequest struct {
 
 func (x *MemberRemoveRequest) Reset() {
 	*x = MemberRemoveRequest{}
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1461,7 @@ func (x *MemberRemoveRequest) String() string {
 func (*MemberRemoveRequest) ProtoMessage() {}
 
 func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1474,7 @@ func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
 func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{14}
+	return file_galena_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *MemberRemoveRequest) GetId() string {
@@ -1093,7 +1493,7 @@ type MemberRemoveResponse struct {
 
 func (x *MemberRemoveResponse) Reset() {
 	*x = MemberRemoveResponse{}
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1105,7 +1505,7 @@ func (x *MemberRemoveResponse) String() string {
 func (*MemberRemoveResponse) ProtoMessage() {}
 
 func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1118,7 +1518,7 @@ func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
 func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{15}
+	return file_galena_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MemberRemoveResponse) GetMembers() []*Member {
@@ -1136,7 +1536,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1548,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1561,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{16}
+	return file_galena_proto_rawDescGZIP(), []int{21}
 }
 
 // Checkpoint is the running digest after every entry at or below seqno.
@@ -1175,7 +1575,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1587,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1600,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{17}
+	return file_galena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Checkpoint) GetSeqno() uint64 {
@@ -1236,7 +1636,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1648,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1661,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{18}
+	return file_galena_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DigestResponse) GetId() string {
@@ -1310,7 +1710,33 @@ var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
 	"\n" +
-	"\fgalena.proto\x12\tgalena.v1\x1a\x0ewriteset.proto\"\x9c\x01\n" +
+	"\fgalena.proto\x12\tgalena.v1\x1a\x19google/protobuf/any.proto\x1a\x0ewriteset.proto\":\n" +
+	"\fBatchRequest\x12*\n" +
+	"\x05calls\x18\x01 \x03(\v2\x14.galena.v1.BatchCallR\x05calls\"\xd2\x01\n" +
+	"\tBatchCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_us\x18\x02 \x01(\x03R\ttimeoutUs\x12)\n" +
+	"\x03get\x18\x03 \x01(\v2\x15.galena.v1.GetRequestH\x00R\x03get\x12,\n" +
+	"\x04scan\x18\x04 \x01(\v2\x16.galena.v1.ScanRequestH\x00R\x04scan\x122\n" +
+	"\x06commit\x18\x05 \x01(\v2\x18.galena.v1.CommitRequestH\x00R\x06commitB\t\n" +
+	"\arequest\"Z\n" +
+	"\rBatchResponse\x12/\n" +
+	"\areplies\x18\x01 \x03(\v2\x15.galena.v1.BatchReplyR\areplies\x12\x18\n" +
+	"\aclosing\x18\x02 \x01(\bR\aclosing\"\xe6\x01\n" +
+	"\n" +
+	"BatchReply\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12*\n" +
+	"\x03get\x18\x02 \x01(\v2\x16.galena.v1.GetResponseH\x00R\x03get\x12-\n" +
+	"\x04scan\x18\x03 \x01(\v2\x17.galena.v1.ScanResponseH\x00R\x04scan\x123\n" +
+	"\x06commit\x18\x04 \x01(\v2\x19.galena.v1.CommitResponseH\x00R\x06commit\x12,\n" +
+	"\x05error\x18\x05 \x01(\v2\x14.galena.v1.CallErrorH\x00R\x05errorB\n" +
+	"\n" +
+	"\bresponse\"i\n" +
+	"\tCallError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12.\n" +
+	"\adetails\x18\x03 \x03(\v2\x14.google.protobuf.AnyR\adetails\"\x9c\x01\n" +
 	"\n" +
 	"GetRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1a\n" +
@@ -1411,12 +1837,13 @@ const file_galena_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +
-	"\x10OUTCOME_CONFLICT\x10\x022\xf1\x01\n" +
+	"\x10OUTCOME_CONFLICT\x10\x022\xb1\x02\n" +
 	"\x02KV\x124\n" +
 	"\x03Get\x12\x15.galena.v1.GetRequest\x1a\x16.galena.v1.GetResponse\x127\n" +
 	"\x04Scan\x12\x16.galena.v1.ScanRequest\x1a\x17.galena.v1.ScanResponse\x12=\n" +
 	"\x06Commit\x12\x18.galena.v1.CommitRequest\x1a\x19.galena.v1.CommitResponse\x12=\n" +
-	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse2\xac\x02\n" +
+	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse\x12>\n" +
+	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x012\xac\x02\n" +
 	"\aCluster\x12I\n" +
 	"\n" +
 	"MemberList\x12\x1c.galena.v1.MemberListRequest\x1a\x1d.galena.v1.MemberListResponse\x12F\n" +
@@ -1437,60 +1864,78 @@ func file_galena_proto_rawDescGZIP() []byte {
 }
 
 var file_galena_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_galena_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: galena.v1.Outcome
-	(*GetRequest)(nil),           // 1: galena.v1.GetRequest
-	(*GetResponse)(nil),          // 2: galena.v1.GetResponse
-	(*ScanRequest)(nil),          // 3: galena.v1.ScanRequest
-	(*KeyValue)(nil),             // 4: galena.v1.KeyValue
-	(*ScanResponse)(nil),         // 5: galena.v1.ScanResponse
-	(*CommitRequest)(nil),        // 6: galena.v1.CommitRequest
-	(*CommitResponse)(nil),       // 7: galena.v1.CommitResponse
-	(*StatusRequest)(nil),        // 8: galena.v1.StatusRequest
-	(*Member)(nil),               // 9: galena.v1.Member
-	(*StatusResponse)(nil),       // 10: galena.v1.StatusResponse
-	(*MemberListRequest)(nil),    // 11: galena.v1.MemberListRequest
-	(*MemberListResponse)(nil),   // 12: galena.v1.MemberListResponse
-	(*MemberAddRequest)(nil),     // 13: galena.v1.MemberAddRequest
-	(*MemberAddResponse)(nil),    // 14: galena.v1.MemberAddResponse
-	(*MemberRemoveRequest)(nil),  // 15: galena.v1.MemberRemoveRequest
-	(*MemberRemoveResponse)(nil), // 16: galena.v1.MemberRemoveResponse
-	(*DigestRequest)(nil),        // 17: galena.v1.DigestRequest
-	(*Checkpoint)(nil),           // 18: galena.v1.Checkpoint
-	(*DigestResponse)(nil),       // 19: galena.v1.DigestResponse
-	(*writesetpb.WriteSet)(nil),  // 20: galena.v1.WriteSet
+	(*BatchRequest)(nil),         // 1: galena.v1.BatchRequest
+	(*BatchCall)(nil),            // 2: galena.v1.BatchCall
+	(*BatchResponse)(nil),        // 3: galena.v1.BatchResponse
+	(*BatchReply)(nil),           // 4: galena.v1.BatchReply
+	(*CallError)(nil),            // 5: galena.v1.CallError
+	(*GetRequest)(nil),           // 6: galena.v1.GetRequest
+	(*GetResponse)(nil),          // 7: galena.v1.GetResponse
+	(*ScanRequest)(nil),          // 8: galena.v1.ScanRequest
+	(*KeyValue)(nil),             // 9: galena.v1.KeyValue
+	(*ScanResponse)(nil),         // 10: galena.v1.ScanResponse
+	(*CommitRequest)(nil),        // 11: galena.v1.CommitRequest
+	(*CommitResponse)(nil),       // 12: galena.v1.CommitResponse
+	(*StatusRequest)(nil),        // 13: galena.v1.StatusRequest
+	(*Member)(nil),               // 14: galena.v1.Member
+	(*StatusResponse)(nil),       // 15: galena.v1.StatusResponse
+	(*MemberListRequest)(nil),    // 16: galena.v1.MemberListRequest
+	(*MemberListResponse)(nil),   // 17: galena.v1.MemberListResponse
+	(*MemberAddRequest)(nil),     // 18: galena.v1.MemberAddRequest
+	(*MemberAddResponse)(nil),    // 19: galena.v1.MemberAddResponse
+	(*MemberRemoveRequest)(nil),  // 20: galena.v1.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil), // 21: galena.v1.MemberRemoveResponse
+	(*DigestRequest)(nil),        // 22: galena.v1.DigestRequest
+	(*Checkpoint)(nil),           // 23: galena.v1.Checkpoint
+	(*DigestResponse)(nil),       // 24: galena.v1.DigestResponse
+	(*anypb.Any)(nil),            // 25: google.protobuf.Any
+	(*writesetpb.WriteSet)(nil),  // 26: galena.v1.WriteSet
 }
 var file_galena_proto_depIdxs = []int32{
-	4,  // 0: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
-	20, // 1: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
-	0,  // 2: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
-	9,  // 3: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
-	9,  // 4: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
-	9,  // 5: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
-	9,  // 6: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
-	18, // 7: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
-	1,  // 8: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
-	3,  // 9: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
-	6,  // 10: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
-	8,  // 11: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
-	11, // 12: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
-	13, // 13: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
-	15, // 14: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
-	17, // 15: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
-	2,  // 16: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
-	5,  // 17: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
-	7,  // 18: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
-	10, // 19: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
-	12, // 20: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
-	14, // 21: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
-	16, // 22: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
-	19, // 23: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 0: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
+	6,  // 1: galena.v1.BatchCall.get:type_name -> galena.v1.GetRequest
+	8,  // 2: galena.v1.BatchCall.scan:type_name -> galena.v1.ScanRequest
+	11, // 3: galena.v1.BatchCall.commit:type_name -> galena.v1.CommitRequest
+	4,  // 4: galena.v1.BatchResponse.replies:type_name -> galena.v1.BatchReply
+	7,  // 5: galena.v1.BatchReply.get:type_name -> galena.v1.GetResponse
+	10, // 6: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
+	12, // 7: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
+	5,  // 8: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
+	25, // 9: galena.v1.CallError.details:type_name -> google.protobuf.Any
+	9,  // 10: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
+	26, // 11: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
+	0,  // 12: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
+	14, // 13: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
+	14, // 14: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
+	14, // 15: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
+	14, // 16: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
+	23, // 17: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
+	6,  // 18: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
+	8,  // 19: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
+	11, // 20: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
+	13, // 21: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
+	1,  // 22: galena.v1.KV.Batch:input_type -> galena.v1.BatchRequest
+	16, // 23: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
+	18, // 24: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
+	20, // 25: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
+	22, // 26: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
+	7,  // 27: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
+	10, // 28: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
+	12, // 29: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
+	15, // 30: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
+	3,  // 31: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
+	17, // 32: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
+	19, // 33: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
+	21, // 34: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
+	24, // 35: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
+	27, // [27:36] is the sub-list for method output_type
+	18, // [18:27] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_galena_proto_init() }
@@ -1498,13 +1943,24 @@ func file_galena_proto_init() {
 	if File_galena_proto != nil {
 		return
 	}
+	file_galena_proto_msgTypes[1].OneofWrappers = []any{
+		(*BatchCall_Get)(nil),
+		(*BatchCall_Scan)(nil),
+		(*BatchCall_Commit)(nil),
+	}
+	file_galena_proto_msgTypes[3].OneofWrappers = []any{
+		(*BatchReply_Get)(nil),
+		(*BatchReply_Scan)(nil),
+		(*BatchReply_Commit)(nil),
+		(*BatchReply_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_galena_proto_rawDesc), len(file_galena_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -30,6 +30,7 @@ const (
 	KV_Scan_FullMethodName   = "/galena.v1.KV/Scan"
 	KV_Commit_FullMethodName = "/galena.v1.KV/Commit"
 	KV_Status_FullMethodName = "/galena.v1.KV/Status"
+	KV_Batch_FullMethodName  = "/galena.v1.KV/Batch"
 )
 
 // KVClient is the client API for KV service.
@@ -48,6 +49,12 @@ type KVClient interface {
 	Commit(ctx context.Context, in *CommitRequest, opts ...grpc.CallOption) (*CommitResponse, error)
 	// Status reports the serving node's view of itself and of the cluster.
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
+	// Batch carries Get, Scan and Commit calls on one long-lived stream,
+	// several per message, answered by id as each is ready. Each call is
+	// checked and answered as its unary call would be. The Go client uses it
+	// and falls back to the unary calls on a member that answers it
+	// Unimplemented.
+	Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error)
 }
 
 type kVClient struct {
@@ -98,6 +105,19 @@ func (c *kVClient) Status(ctx context.Context, in *StatusRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[0], KV_Batch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BatchRequest, BatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_BatchClient = grpc.BidiStreamingClient[BatchRequest, BatchResponse]
+
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
@@ -114,6 +134,12 @@ type KVServer interface {
 	Commit(context.Context, *CommitRequest) (*CommitResponse, error)
 	// Status reports the serving node's view of itself and of the cluster.
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
+	// Batch carries Get, Scan and Commit calls on one long-lived stream,
+	// several per message, answered by id as each is ready. Each call is
+	// checked and answered as its unary call would be. The Go client uses it
+	// and falls back to the unary calls on a member that answers it
+	// Unimplemented.
+	Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -135,6 +161,9 @@ func (UnimplementedKVServer) Commit(context.Context, *CommitRequest) (*CommitRes
 }
 func (UnimplementedKVServer) Status(context.Context, *StatusRequest) (*StatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Status not implemented")
+}
+func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Batch not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -229,6 +258,13 @@ func _KV_Status_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(KVServer).Batch(&grpc.GenericServerStream[BatchRequest, BatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_BatchServer = grpc.BidiStreamingServer[BatchRequest, BatchResponse]
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -253,7 +289,14 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _KV_Status_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Batch",
+			Handler:       _KV_Batch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "galena.proto",
 }
 

@@ -16,6 +16,14 @@ type KV struct {
 	galenapb.UnimplementedKVServer
 	svc    *txn.Service
 	status func() *galenapb.StatusResponse
+
+	// Intercept, if set, is what each call of a Batch stream passes
+	// through before its method: the server's unary interceptors, so that
+	// a batched call is checked, refused and counted as its unary call is.
+	Intercept grpc.UnaryServerInterceptor
+	// Closing, once closed, asks the clients of Batch streams to close
+	// them, so that a graceful stop does not wait for them.
+	Closing <-chan struct{}
 }
 
 // NewKV returns the KV service of svc; status reports the member's state.
