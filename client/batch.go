@@ -61,45 +61,37 @@ func (peerAddr) Network() string  { return "tcp" }
 func (a peerAddr) String() string { return string(a) }
 
 func (b *batchKV) Get(ctx context.Context, req *galenapb.GetRequest, opts ...grpc.CallOption) (*galenapb.GetResponse, error) {
-	r, err := b.call(ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Get{Get: req}}, opts)
-	if errors.Is(err, errUnary) {
-		return b.KVClient.Get(ctx, req, opts...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if resp := r.GetGet(); resp != nil {
-		return resp, nil
-	}
-	return nil, mismatched(r)
+	return batched(b, ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Get{Get: req}}, opts,
+		(*galenapb.BatchReply).GetGet, func() (*galenapb.GetResponse, error) { return b.KVClient.Get(ctx, req, opts...) })
 }
 
 func (b *batchKV) Scan(ctx context.Context, req *galenapb.ScanRequest, opts ...grpc.CallOption) (*galenapb.ScanResponse, error) {
-	r, err := b.call(ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Scan{Scan: req}}, opts)
-	if errors.Is(err, errUnary) {
-		return b.KVClient.Scan(ctx, req, opts...)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if resp := r.GetScan(); resp != nil {
-		return resp, nil
-	}
-	return nil, mismatched(r)
+	return batched(b, ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Scan{Scan: req}}, opts,
+		(*galenapb.BatchReply).GetScan, func() (*galenapb.ScanResponse, error) { return b.KVClient.Scan(ctx, req, opts...) })
 }
 
 func (b *batchKV) Commit(ctx context.Context, req *galenapb.CommitRequest, opts ...grpc.CallOption) (*galenapb.CommitResponse, error) {
-	r, err := b.call(ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Commit{Commit: req}}, opts)
-	if errors.Is(err, errUnary) {
-		return b.KVClient.Commit(ctx, req, opts...)
+	return batched(b, ctx, &galenapb.BatchCall{Request: &galenapb.BatchCall_Commit{Commit: req}}, opts,
+		(*galenapb.BatchReply).GetCommit, func() (*galenapb.CommitResponse, error) { return b.KVClient.Commit(ctx, req, opts...) })
+}
+
+// batched makes call c on the stream and returns the response answer
+// finds in its reply, or makes the unary call when c cannot go on the
+// stream.
+func batched[Resp proto.Message](b *batchKV, ctx context.Context, c *galenapb.BatchCall, opts []grpc.CallOption,
+	answer func(*galenapb.BatchReply) Resp, unary func() (Resp, error)) (Resp, error) {
+	var zero Resp
+	r, err := b.call(ctx, c, opts)
+	switch {
+	case errors.Is(err, errUnary):
+		return unary()
+	case err != nil:
+		return zero, err
 	}
-	if err != nil {
-		return nil, err
-	}
-	if resp := r.GetCommit(); resp != nil {
+	if resp := answer(r); resp.ProtoReflect().IsValid() {
 		return resp, nil
 	}
-	return nil, mismatched(r)
+	return zero, mismatched(r)
 }
 
 // mismatched is the error of a reply that does not answer its call's

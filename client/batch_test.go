@@ -28,37 +28,28 @@ func putGet(t *testing.T, c *Client, n int) {
 }
 
 // Get and Commit travel on one Batch stream once the connection is up,
-// and are answered as their unary calls are.
-func TestCallsTravelOnOneBatchStream(t *testing.T) {
-	n := newFakeCluster(t, 1)[0]
-	c := newTestClient(t, n.addr)
-	waitConnected(t, c)
-	putGet(t, c, 5)
-	gets, unaryGets := n.batchedCalls("Get")
-	commits, unaryCommits := n.batchedCalls("Commit")
-	if gets != 5 || commits != 5 || unaryGets+unaryCommits != 0 {
-		t.Fatalf("batched %d gets and %d commits, unary %d and %d; want every call batched", gets, commits, unaryGets, unaryCommits)
-	}
-	if s := n.streams.Load(); s != 1 {
-		t.Fatalf("%d Batch streams for one connection", s)
-	}
-}
-
-// A member without the Batch stream (one that predates it) is called
-// through the unary calls; the client asks it for the stream once.
-func TestCallsFallBackToUnary(t *testing.T) {
-	n := newFakeCluster(t, 1)[0]
-	n.noBatch = true
-	c := newTestClient(t, n.addr)
-	waitConnected(t, c)
-	putGet(t, c, 5)
-	gets, unaryGets := n.batchedCalls("Get")
-	commits, unaryCommits := n.batchedCalls("Commit")
-	if unaryGets != 5 || unaryCommits != 5 || gets+commits != 0 {
-		t.Fatalf("unary %d gets and %d commits, batched %d and %d; want every call unary", unaryGets, unaryCommits, gets, commits)
-	}
-	if s := n.streams.Load(); s != 1 {
-		t.Fatalf("asked for the Batch stream %d times, want once", s)
+// and are answered as their unary calls are; a member without the stream
+// (one that predates it) gets unary calls, and is asked for it once.
+func TestCallsTravelOnTheStreamOrUnary(t *testing.T) {
+	for _, noBatch := range []bool{false, true} {
+		t.Run(fmt.Sprint("noBatch=", noBatch), func(t *testing.T) {
+			n := newFakeCluster(t, 1)[0]
+			n.noBatch = noBatch
+			c := newTestClient(t, n.addr)
+			waitConnected(t, c)
+			putGet(t, c, 5)
+			gets, unaryGets := n.batchedCalls("Get")
+			commits, unaryCommits := n.batchedCalls("Commit")
+			if noBatch {
+				gets, unaryGets, commits, unaryCommits = unaryGets, gets, unaryCommits, commits
+			}
+			if gets != 5 || commits != 5 || unaryGets+unaryCommits != 0 {
+				t.Fatalf("%d gets and %d commits the expected way, %d and %d the other", gets, commits, unaryGets, unaryCommits)
+			}
+			if s := n.streams.Load(); s != 1 {
+				t.Fatalf("asked for the Batch stream %d times, want once", s)
+			}
+		})
 	}
 }
 

@@ -14,8 +14,8 @@ import (
 // forwarded ones, into one Raft entry, so Raft's per-entry cost (its
 // dispatch, encoding, log framing and futures) is paid once per batch.
 //
-// One goroutine (appender.run) hands entries to Raft, one at a time. Raft
-// takes the next only when its leader loop is free (BatchApplyCh is off), so
+// One goroutine at a time hands entries to Raft (see appender). Raft takes
+// the next only when its leader loop is free (BatchApplyCh is off), so
 // commands queue here while it stores and sends the previous one, and the
 // next entry carries all of them. Nothing waits on a timer: a lone command
 // goes into the log at once, as an entry of its own.
@@ -39,8 +39,8 @@ func encodeBatch(dst []byte, cmds [][]byte) []byte {
 	return dst
 }
 
-// batchSize is the length of encodeBatch's output for commands of n bytes
-// in all.
+// batchSize bounds the length of encodeBatch's output for cmds commands of
+// n bytes in all.
 func batchSize(cmds, n int) int { return cmds*binary.MaxVarintLen32 + n }
 
 // decodeBatch calls fn with each command of a batch entry, in order. The

@@ -12,20 +12,20 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// MaxBatchInflight bounds the calls of one Batch stream being served at
+// maxBatchInflight bounds the calls of one Batch stream being served at
 // once; the member reads no more of the stream until one is answered.
-const MaxBatchInflight = 1024
+const maxBatchInflight = 1024
 
 // Batch serves the stream of batched calls: each call on a goroutine of its
-// own, through the interceptors and the method of its unary call (call). Replies go
-// back as they are ready, as many per message as are ready together. Once
-// Closing is closed, the member tells the client to send no more calls on
-// the stream; when the client closes its side, the calls in flight are
-// answered and the stream ends.
+// own, through the interceptors and the method of its unary call (call).
+// Replies go back as they are ready, as many per message as are ready
+// together. Once Closing is closed, the member tells the client to send no
+// more calls on the stream; when the client closes its side, the calls in
+// flight are answered and the stream ends.
 func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	ctx := stream.Context()
-	replies := make(chan *galenapb.BatchReply, MaxBatchInflight)
-	slots := make(chan struct{}, MaxBatchInflight)
+	replies := make(chan *galenapb.BatchReply, maxBatchInflight)
+	slots := make(chan struct{}, maxBatchInflight)
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, s.Closing) }()
 	var err error
@@ -49,7 +49,7 @@ func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 			}()
 		}
 	}
-	for range MaxBatchInflight { // every call answered
+	for range maxBatchInflight { // every call answered
 		slots <- struct{}{}
 	}
 	close(replies)
@@ -84,7 +84,7 @@ func sendReplies(stream galenapb.KV_BatchServer, replies <-chan *galenapb.BatchR
 			batch = append(batch[:0], r)
 		}
 	drain:
-		for len(batch) < MaxBatchInflight {
+		for len(batch) < maxBatchInflight {
 			select {
 			case r, ok := <-replies:
 				if !ok {
