@@ -1,6 +1,8 @@
 // Package groupcomm gives Galena its total order: every member sees the same
-// entries in the same order, each with a unique, increasing seqno (its Raft log
-// index).
+// entries in the same order, each with a unique, increasing seqno. The leader
+// puts the entries that arrive together into one Raft log entry (group
+// commit); a seqno is a position in the order, derived from the log alone
+// (Position), not a log index.
 //
 // It wraps hashicorp/raft: the transport runs over the member's one listener
 // (a cmux sub-listener picked by the first byte of each connection), the log is

@@ -4,7 +4,12 @@
 // services return to a gRPC code and, for Galena's own refusals, a reason
 // (api.Reason...) that a client maps back to its own sentinel.
 //
-// The package holds no state and owns no goroutines. It knows the member
+// The KV service also serves the Get, Scan and Commit calls a client sends
+// on one Batch stream per connection, each through the unary call's
+// interceptors and method (batch.go).
+//
+// The package holds no state, and its goroutines are a Batch stream's,
+// which end before the stream's call returns. It knows the member
 // it serves only through Member, which node implements; node registers the
 // services on its gRPC server.
 //
