@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -84,7 +85,9 @@ type appender struct {
 	max    int
 	maxLen int
 	kick   chan struct{} // wakes run to hand what is queued
-	cmds   [][]byte      // the entry being made; only the busy goroutine uses it
+
+	entries, commands atomic.Uint64 // handed to Raft so far
+	cmds              [][]byte      // the entry being made; only the busy goroutine uses it
 
 	mu   sync.Mutex
 	q    []*appendCall // commands waiting for an entry
@@ -205,6 +208,8 @@ func (a *appender) hand() {
 		l = raft.Log{Data: encodeBatch(make([]byte, 0, batchSize(len(batch), n)), a.cmds), Extensions: batchExtension}
 	}
 	e := &appended{f: a.g.raft.ApplyLog(l, 0)}
+	a.entries.Add(1)
+	a.commands.Add(uint64(len(batch)))
 	for _, c := range batch {
 		c.entry <- e
 	}

@@ -51,6 +51,10 @@ type Status struct {
 	// RetainedFrom is, on an arbitrator, the lowest log index it keeps for
 	// the data members (Group.RetainLog); 0 while it keeps the whole log.
 	RetainedFrom uint64
+	// BatchedEntries and BatchedCommands count the Raft entries this
+	// member handed to Raft while leading, and the commands they carried
+	// (group commit); their ratio is the mean batch.
+	BatchedEntries, BatchedCommands uint64
 }
 
 // SyncedLag is how many committed entries a member may still have to
@@ -77,6 +81,7 @@ func (g *Group) Status() Status {
 		LastIndex:    g.raft.LastIndex(),
 		ClusterID:    g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
 		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
+		BatchedEntries: g.app.entries.Load(), BatchedCommands: g.app.commands.Load(),
 	}
 	st.WaitingForData = g.snaps.waitingForData(st.AppliedIndex)
 	if g.cfg.Arbitrator {

@@ -20,6 +20,7 @@ type collector struct {
 	n                                           *Node
 	state, primary, size, applied, lag, contact *prometheus.Desc
 	commits, failures, recvQueue                *prometheus.Desc
+	batchedEntries, batchedCommands             *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -36,11 +37,16 @@ func newCollector(n *Node) *collector {
 		failures: d("galena_local_cert_failures_total", "Write-sets this member certified as conflicts since it started."),
 		recvQueue: d("galena_local_recv_queue", "Entries in this member's log not yet applied here, committed or not "+
 			"(Galera's wsrep_local_recv_queue): galena_apply_lag plus the entries not yet known to be committed."),
+		batchedEntries: d("galena_group_commit_entries_total", "Raft entries this member appended while leading, "+
+			"each carrying the write-sets (and checkpoint announcements) queued together."),
+		batchedCommands: d("galena_group_commit_commands_total", "Write-sets and checkpoint announcements in those entries: "+
+			"divided by galena_group_commit_entries_total, the mean batch."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue} {
+	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
+		c.batchedEntries, c.batchedCommands} {
 		ch <- d
 	}
 }
@@ -62,8 +68,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lag, float64(s.ApplyLag))
 	gauge(c.contact, contact)
 	gauge(c.recvQueue, float64(s.RecvQueue))
-	ch <- prometheus.MustNewConstMetric(c.commits, prometheus.CounterValue, float64(s.Commits))
-	ch <- prometheus.MustNewConstMetric(c.failures, prometheus.CounterValue, float64(s.CertFailures))
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(c.commits, s.Commits)
+	counter(c.failures, s.CertFailures)
+	counter(c.batchedEntries, s.BatchedEntries)
+	counter(c.batchedCommands, s.BatchedCommands)
 }
 
 // newCertifyHistogram is galena_certification_duration_seconds, observed

@@ -117,6 +117,8 @@ func TestMetricsMoveWithCommits(t *testing.T) {
 		{"galena_certification_duration_seconds_count", nil, 1},
 		{"galena_local_commits_total", nil, 6},
 		{"galena_local_cert_failures_total", nil, 1},
+		{"galena_group_commit_entries_total", nil, 1},
+		{"galena_group_commit_commands_total", nil, 7},
 		{"grpc_server_handled_total", []string{`grpc_method="Commit"`, `grpc_code="OK"`}, 7},
 		{"grpc_server_handling_seconds_count", []string{`grpc_method="Commit"`}, 7},
 		{"galena_raft_apply", nil, 7},
