@@ -135,11 +135,6 @@ func (b *batchKV) call(ctx context.Context, c *galenapb.BatchCall, opts []grpc.C
 		return nil, r.err
 	}
 	if e := r.reply.GetError(); e != nil {
-		if err := ctx.Err(); err != nil {
-			// As for a unary call: the caller's own deadline, not the
-			// member's answer to it.
-			return nil, status.FromContextError(err).Err()
-		}
 		return nil, status.ErrorProto(&spb.Status{Code: e.GetCode(), Message: e.GetMessage(), Details: e.GetDetails()})
 	}
 	return r.reply, nil

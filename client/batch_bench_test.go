@@ -2,9 +2,9 @@ package client
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/galenadb/galena/internal/cputime"
 )
 
 // BenchmarkCall measures a Get against an in-process fake member (client
@@ -30,7 +30,7 @@ func BenchmarkCall(b *testing.B) {
 				if err := one.Put(ctx, []byte("k"), []byte("v")); err != nil {
 					b.Fatal(err)
 				}
-				cpu := processCPU(b)
+				cpu := cputime.Used(b)
 				b.SetParallelism(4)
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
@@ -47,16 +47,8 @@ func BenchmarkCall(b *testing.B) {
 					}
 				})
 				b.StopTimer()
-				b.ReportMetric(float64(processCPU(b)-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+				cputime.ReportPerOp(b, cpu)
 			})
 		}
 	}
-}
-
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -60,18 +60,20 @@ func TestBrokenBatchStreamIsReplaced(t *testing.T) {
 	c := newTestClient(t, n.addr)
 	waitConnected(t, c)
 	putGet(t, c, 1)
-	n.dropConns()
 	kv := c.endpoints[0].kv
-	deadline := time.Now().Add(30 * time.Second)
-	for open := true; open; {
-		kv.mu.Lock()
-		open = kv.stream != nil
-		kv.mu.Unlock()
-		if time.Now().After(deadline) {
-			t.Fatal("the stream outlived its connection")
-		}
-		time.Sleep(time.Millisecond)
+	kv.mu.Lock()
+	s := kv.stream
+	kv.mu.Unlock()
+	if s == nil {
+		t.Fatal("no stream open after a call on a connected endpoint")
 	}
+	n.dropConns()
+	select {
+	case <-s.done:
+	case <-testCtx(t).Done():
+		t.Fatal("the stream outlived its connection")
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for n.streams.Load() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatal("no new Batch stream after the connection broke")

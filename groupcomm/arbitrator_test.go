@@ -62,7 +62,7 @@ func TestArbitratorSnapshots(t *testing.T) {
 	if err := data.Restore(snapshotStream(arbitratorMagic, 10, nil)); !errors.Is(err, errArbitratorSnapshot) {
 		t.Fatalf("data member restoring an arbitrator's snapshot: %v", err)
 	}
-	if d.Applied().Index != 5 || d.entries() != "5:x " || data.applied.Load() != 5 {
+	if d.Applied().Index != 5 || d.entries() != "5:x " || data.position().Index != 5 {
 		t.Fatalf("a refused snapshot changed the state: applied %d, %q", d.Applied(), d.entries())
 	}
 
@@ -70,7 +70,7 @@ func TestArbitratorSnapshots(t *testing.T) {
 	if err := arb.Restore(snapshotStream(snapshotMagic, 10, []byte("user data"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := arb.applied.Load(); got != 10 {
+	if got := arb.position().Index; got != 10 {
 		t.Fatalf("arbitrator applied %d after a snapshot at 10", got)
 	}
 	sn, err := arb.Snapshot()

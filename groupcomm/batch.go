@@ -31,18 +31,20 @@ var batchExtension = []byte{1}
 // decode is corruption.
 var errMalformedBatch = errors.New("groupcomm: malformed batched entry")
 
-// encodeBatch appends the batch entry that carries cmds to dst.
-func encodeBatch(dst []byte, cmds [][]byte) []byte {
+// encodeBatch is the data of the batch entry that carries cmds, in a new
+// buffer (Raft keeps the entry).
+func encodeBatch(cmds []*appendCall) []byte {
+	n := 0
 	for _, c := range cmds {
-		dst = binary.AppendUvarint(dst, uint64(len(c)))
-		dst = append(dst, c...)
+		n += binary.MaxVarintLen64 + len(c.data)
 	}
-	return dst
+	b := make([]byte, 0, n)
+	for _, c := range cmds {
+		b = binary.AppendUvarint(b, uint64(len(c.data)))
+		b = append(b, c.data...)
+	}
+	return b
 }
-
-// batchSize bounds the length of encodeBatch's output for cmds commands of
-// n bytes in all.
-func batchSize(cmds, n int) int { return cmds*binary.MaxVarintLen32 + n }
 
 // decodeBatch calls fn with each command of a batch entry, in order. The
 // slices alias b. A batch holds at least two commands, none of them empty.
@@ -87,7 +89,6 @@ type appender struct {
 	kick   chan struct{} // wakes run to hand what is queued
 
 	entries, commands atomic.Uint64 // handed to Raft so far
-	cmds              [][]byte      // the entry being made; only the busy goroutine uses it
 
 	mu   sync.Mutex
 	q    []*appendCall // commands waiting for an entry
@@ -200,12 +201,7 @@ func (a *appender) hand() {
 	a.mu.Unlock()
 	l := raft.Log{Data: batch[0].data}
 	if len(batch) > 1 {
-		a.cmds = a.cmds[:0]
-		for _, c := range batch {
-			a.cmds = append(a.cmds, c.data)
-		}
-		// A new buffer each time: Raft keeps the entry.
-		l = raft.Log{Data: encodeBatch(make([]byte, 0, batchSize(len(batch), n)), a.cmds), Extensions: batchExtension}
+		l = raft.Log{Data: encodeBatch(batch), Extensions: batchExtension}
 	}
 	e := &appended{f: a.g.raft.ApplyLog(l, 0)}
 	a.entries.Add(1)

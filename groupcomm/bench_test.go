@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/galenadb/galena/internal/cputime"
 )
 
 // BenchmarkBroadcast measures one Broadcast at a time, as one client
@@ -69,7 +70,7 @@ func BenchmarkBroadcastConcurrent(b *testing.B) {
 			ctx := context.Background()
 			data := make([]byte, 100)
 			var next atomic.Uint64
-			first, cpu := ms[l].g.raft.LastIndex(), processCPU(b)
+			first, cpu := ms[l].g.raft.LastIndex(), cputime.Used(b)
 			b.SetParallelism(12) // 24 callers on 2 cores
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -83,16 +84,7 @@ func BenchmarkBroadcastConcurrent(b *testing.B) {
 			})
 			b.StopTimer()
 			b.ReportMetric(float64(ms[l].g.raft.LastIndex()-first)/float64(b.N), "entries/op")
-			b.ReportMetric(float64(processCPU(b)-cpu)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+			cputime.ReportPerOp(b, cpu)
 		})
 	}
-}
-
-// processCPU is the CPU time this process has used so far.
-func processCPU(tb testing.TB) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		tb.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -45,15 +45,12 @@ type fsm struct {
 
 	restoring atomic.Bool // a snapshot is being restored (state transfer)
 
-	at Position // the position delivered; the apply goroutine's own
-
-	// applied and appliedSeqno publish at: the seqno first, so a reader
-	// that sees an index also sees at least the seqno reached there.
-	applied      atomic.Uint64
-	appliedSeqno atomic.Uint64
-	mu           sync.Mutex
-	advance      chan struct{} // closed and replaced each time applied grows
-	failed       atomic.Pointer[error]
+	// applied is the position delivered: its index and seqno are read
+	// together. Only the apply goroutine stores it.
+	applied atomic.Pointer[Position]
+	mu      sync.Mutex
+	advance chan struct{} // closed and replaced each time applied grows
+	failed  atomic.Pointer[error]
 
 	entries []Entry // reused across batches
 }
@@ -82,7 +79,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		f.fail(err)
 		return resp
 	}
-	if last != f.at {
+	if last != f.position() {
 		if err := f.d.Deliver(f.entries, last); err != nil {
 			f.fail(fmt.Errorf("deliver through index %d: %w", last.Index, err))
 			return resp
@@ -97,14 +94,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	return resp
 }
 
-// sequence fills f.entries with the commands of logs above f.at, each with
-// its seqno (see Position), and returns the position after the last log.
-// Entries at or below f.at were delivered before a restart: Raft replays
+// sequence fills f.entries with the commands of logs above the applied
+// position, each with its seqno (see Position), and returns the position
+// after the last log. Entries at or below it were delivered before a
+// restart: Raft replays
 // its log from its last snapshot, which may be older than the Deliverer's
 // durable state.
 func (f *fsm) sequence(logs []*raft.Log) (Position, error) {
 	f.entries = f.entries[:0]
-	at := f.at
+	at := f.position()
 	for _, l := range logs {
 		if l.Index <= at.Index {
 			continue
@@ -142,9 +140,7 @@ func (f *fsm) fail(err error) {
 
 // setApplied moves the delivered position to p, on the apply goroutine.
 func (f *fsm) setApplied(p Position) {
-	f.at = p
-	f.appliedSeqno.Store(p.Seqno)
-	f.applied.Store(p.Index)
+	f.applied.Store(&p)
 	f.mu.Lock()
 	close(f.advance)
 	f.advance = make(chan struct{})
@@ -154,18 +150,21 @@ func (f *fsm) setApplied(p Position) {
 // waitIndex blocks until log index idx has been delivered locally, and
 // returns the seqno delivered then.
 func (f *fsm) waitIndex(ctx context.Context, idx uint64, closing <-chan struct{}) (uint64, error) {
-	var seqno uint64
+	var at Position
 	err := f.wait(ctx, closing, func() bool {
-		seqno = f.appliedSeqno.Load()
-		return f.applied.Load() >= idx
+		at = f.position()
+		return at.Index >= idx
 	})
-	return seqno, err
+	return at.Seqno, err
 }
 
 // waitSeqno blocks until seqno has been delivered locally.
 func (f *fsm) waitSeqno(ctx context.Context, seqno uint64, closing <-chan struct{}) error {
-	return f.wait(ctx, closing, func() bool { return f.appliedSeqno.Load() >= seqno })
+	return f.wait(ctx, closing, func() bool { return f.position().Seqno >= seqno })
 }
+
+// position is the position delivered here.
+func (f *fsm) position() Position { return *f.applied.Load() }
 
 // wait blocks until done reports true; it checks it each time the applied
 // position moves.

@@ -103,14 +103,15 @@ func fuzzBatches(b []byte) ([][]*raft.Log, map[*raft.Log][][]byte) {
 		l := &raft.Log{Index: idx, Type: types[t&3], Data: b[2 : 2+n]}
 		if t&0x20 != 0 {
 			var cmds [][]byte
+			var calls []*appendCall
 			for _, c := range l.Data {
+				cmd := []byte{'w', c}
 				if c == 0 {
-					cmds = append(cmds, nil)
-				} else {
-					cmds = append(cmds, []byte{'w', c})
+					cmd = nil
 				}
+				cmds, calls = append(cmds, cmd), append(calls, &appendCall{data: cmd})
 			}
-			l.Data, l.Extensions = encodeBatch(nil, cmds), batchExtension
+			l.Data, l.Extensions = encodeBatch(calls), batchExtension
 			batched[l] = cmds
 		}
 		cur = append(cur, l)
@@ -150,13 +151,13 @@ func FuzzFSMApplyBatch(f *testing.F) {
 		stopped := false
 		batches, batched := fuzzBatches(b)
 		for _, batch := range batches {
-			calls, before := d.calls, fs.applied.Load()
+			calls, before := d.calls, fs.position().Index
 			if resp := fs.ApplyBatch(batch); len(resp) != len(batch) {
 				t.Fatalf("%d responses for %d logs", len(resp), len(batch))
 			}
 			if stopped {
-				if d.calls != calls || fs.applied.Load() != before || len(fr.errs) != 1 {
-					t.Fatalf("a stopped fsm delivered again (%d calls, applied %d, %d fatal errors)", d.calls-calls, fs.applied.Load(), len(fr.errs))
+				if d.calls != calls || fs.position().Index != before || len(fr.errs) != 1 {
+					t.Fatalf("a stopped fsm delivered again (%d calls, applied %d, %d fatal errors)", d.calls-calls, fs.position().Index, len(fr.errs))
 				}
 				continue
 			}
@@ -185,8 +186,8 @@ func FuzzFSMApplyBatch(f *testing.F) {
 			}
 			if !refused && !malformed {
 				want, at = append(want, cmds...), next
-				if got := fs.applied.Load(); got != next.Index || fs.appliedSeqno.Load() != next.Seqno || len(fr.errs) != 0 {
-					t.Fatalf("applied %d (seqno %d) after a good batch through %+v (fatal: %v)", got, fs.appliedSeqno.Load(), next, fr.errs)
+				if got := fs.position().Index; got != next.Index || fs.position().Seqno != next.Seqno || len(fr.errs) != 0 {
+					t.Fatalf("applied %d (seqno %d) after a good batch through %+v (fatal: %v)", got, fs.position().Seqno, next, fr.errs)
 				}
 				continue
 			}
@@ -198,8 +199,8 @@ func FuzzFSMApplyBatch(f *testing.F) {
 			if len(fr.errs) != 1 || !errors.Is(fr.errs[0], want) {
 				t.Fatalf("a refused entry gave fatal errors %v; want one wrapping %v", fr.errs, want)
 			}
-			if fs.applied.Load() != before {
-				t.Fatalf("applied moved from %d to %d on a refused batch", before, fs.applied.Load())
+			if fs.position().Index != before {
+				t.Fatalf("applied moved from %d to %d on a refused batch", before, fs.position().Index)
 			}
 			if _, err := fs.waitIndex(context.Background(), before+1, nil); !errors.Is(err, ErrStopped) {
 				t.Fatalf("waitIndex on a stopped fsm = %v, want ErrStopped", err)
@@ -253,8 +254,8 @@ func checkRestore(t *testing.T, d Deliverer, arb bool, applied uint64, stream []
 	strict, _ := d.(*strictDeliverer)
 	unchanged := func(what string) {
 		t.Helper()
-		if len(fr.errs) != 0 || fs.failed.Load() != nil || fs.applied.Load() != applied || d.Applied().Index != applied {
-			t.Fatalf("%s (arbitrator=%v): fatal %v, applied %d → %d", what, arb, fr.errs, applied, fs.applied.Load())
+		if len(fr.errs) != 0 || fs.failed.Load() != nil || fs.position().Index != applied || d.Applied().Index != applied {
+			t.Fatalf("%s (arbitrator=%v): fatal %v, applied %d → %d", what, arb, fr.errs, applied, fs.position().Index)
 		}
 		if strict != nil && strict.restores != 0 {
 			t.Fatalf("%s: the Deliverer restored", what)
@@ -290,8 +291,8 @@ func checkRestore(t *testing.T, d Deliverer, arb bool, applied uint64, stream []
 			t.Fatalf("a failed restore: %v; fatal %v", err, fr.errs)
 		}
 	default:
-		if got := d.Applied(); len(fr.errs) != 0 || fs.applied.Load() != got.Index || fs.appliedSeqno.Load() != got.Seqno || got.Index != idx {
-			t.Fatalf("after a restore at %d: applied %d (seqno %d), Deliverer's %+v, fatal %v", idx, fs.applied.Load(), fs.appliedSeqno.Load(), got, fr.errs)
+		if got := d.Applied(); len(fr.errs) != 0 || fs.position().Index != got.Index || fs.position().Seqno != got.Seqno || got.Index != idx {
+			t.Fatalf("after a restore at %d: applied %d (seqno %d), Deliverer's %+v, fatal %v", idx, fs.position().Index, fs.position().Seqno, got, fr.errs)
 		}
 	}
 }
@@ -306,8 +307,8 @@ func TestArbitratorRestoreTakesTheIndex(t *testing.T) {
 		if err := fs.Restore(io.NopCloser(bytes.NewReader(append(snapshotHeader(magic, 42), "data"...)))); err != nil {
 			t.Fatal(err)
 		}
-		if a.Applied().Index != 42 || fs.applied.Load() != 42 {
-			t.Fatalf("%s: arbitrator applied %d, fsm applied %d after restoring a snapshot at 42", magic, a.Applied(), fs.applied.Load())
+		if a.Applied().Index != 42 || fs.position().Index != 42 {
+			t.Fatalf("%s: arbitrator applied %d, fsm applied %d after restoring a snapshot at 42", magic, a.Applied(), fs.position().Index)
 		}
 	}
 }

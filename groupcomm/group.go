@@ -374,7 +374,7 @@ func (g *Group) delivered(idx uint64) uint64 {
 		if err := g.cache.GetLog(idx, &l); err != nil {
 			// Compacted into a snapshot, so applied here (we lead): every
 			// delivered entry at or below it is at or below our applied index.
-			return min(idx, g.fsm.applied.Load())
+			return min(idx, g.fsm.position().Index)
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
 			return idx
@@ -406,10 +406,10 @@ func (g *Group) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
 }
 
 // Applied is the highest seqno delivered on this member.
-func (g *Group) Applied() uint64 { return g.fsm.appliedSeqno.Load() }
+func (g *Group) Applied() uint64 { return g.fsm.position().Seqno }
 
 // AppliedIndex is the highest log index delivered on this member.
-func (g *Group) AppliedIndex() uint64 { return g.fsm.applied.Load() }
+func (g *Group) AppliedIndex() uint64 { return g.fsm.position().Index }
 
 // Close stops the member: forwarding, Raft, the transport and the log store,
 // in that order. It is idempotent and returns after every goroutine exited.

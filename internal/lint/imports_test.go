@@ -99,12 +99,13 @@ var rules = map[string]rule{
 		notDepend: append([]string{"testing", module + "node", raft, badger, cmux}, inner...)},
 
 	"internal/atomicfile": {notImport: []string{module}},
+	"internal/cputime":    {notImport: []string{module}},
 	"internal/lint":       {notImport: []string{module}},
 }
 
 // leaves are packages of the module that import none of it, so that any
 // package may use them whatever its rules above.
-var leaves = map[string]bool{module + "internal/atomicfile": true}
+var leaves = map[string]bool{module + "internal/atomicfile": true, module + "internal/cputime": true}
 
 // pkg is what the tests read of `go list -json`.
 type pkg struct {

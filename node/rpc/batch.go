@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -28,30 +29,30 @@ func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	slots := make(chan struct{}, maxBatchInflight)
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, s.Closing) }()
-	var err error
-	for err == nil {
+	var (
+		calls sync.WaitGroup
+		err   error
+	)
+recv:
+	for {
 		var req *galenapb.BatchRequest
 		if req, err = stream.Recv(); err != nil {
 			break
 		}
 		for _, c := range req.GetCalls() {
 			select {
-			case slots <- struct{}{}:
+			case slots <- struct{}{}: // at most maxBatchInflight calls at once
 			case <-ctx.Done():
 				err = ctx.Err()
+				break recv
 			}
-			if err != nil {
-				break
-			}
-			go func() {
+			calls.Go(func() {
 				replies <- s.call(ctx, c)
 				<-slots
-			}()
+			})
 		}
 	}
-	for range maxBatchInflight { // every call answered
-		slots <- struct{}{}
-	}
+	calls.Wait() // every call answered
 	close(replies)
 	serr := <-sent
 	if errors.Is(err, io.EOF) {
