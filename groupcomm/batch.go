@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -93,23 +94,43 @@ type appender struct {
 	mu   sync.Mutex
 	q    []*appendCall // commands waiting for an entry
 	busy bool          // a goroutine is handing entries to Raft
+
+	// forwarded holds the entries handed to Raft that carry a forwarded
+	// command and have not yet committed, by their Data's first byte (see
+	// committedEntry).
+	fmu       sync.Mutex
+	forwarded map[*byte]*appended
+	nfwd      atomic.Int64 // len(forwarded), read without fmu
 }
 
 // appendCall is one command on its way into the log.
 type appendCall struct {
-	data  []byte
-	entry chan *appended // the entry that carries it, once handed to Raft
+	data      []byte
+	forwarded bool           // from a follower; data is groupcomm's own buffer
+	entry     chan *appended // the entry that carries it, once handed to Raft
 }
 
 // appended is one entry handed to Raft. Its commands' callers all wait for
 // Raft's answer; the first to ask takes it from the future (which allows
 // one reader) and the others share it.
+//
+// An entry that carries a forwarded command is also told when it commits,
+// before this member applies it: the follower that forwarded the command
+// needs only to know it committed, and then applies it itself (see
+// forwardedAppend).
 type appended struct {
 	f     raft.ApplyFuture
 	once  sync.Once
 	err   error
 	index uint64
 	term  uint64 // the entry's term (the FSM's response), for commit notices
+
+	// For an entry with a forwarded command: committed is closed once the
+	// entry has reached the FSM, with at its index and term; answered is
+	// closed once answer has run.
+	committed chan struct{}
+	at        struct{ index, term uint64 }
+	answered  chan struct{}
 }
 
 // answer waits for Raft's answer for the entry: committed and applied
@@ -123,18 +144,22 @@ func (e *appended) answer() *appended {
 				e.term = *t
 			}
 		}
+		if e.answered != nil {
+			close(e.answered)
+		}
 	})
 	return e
 }
 
 func newAppender(g *Group) *appender {
-	return &appender{g: g, max: g.cfg.MaxBatch, maxLen: g.cfg.MaxBatchBytes, kick: make(chan struct{}, 1)}
+	return &appender{g: g, max: g.cfg.MaxBatch, maxLen: g.cfg.MaxBatchBytes, kick: make(chan struct{}, 1),
+		forwarded: make(map[*byte]*appended)}
 }
 
 // submit queues data for the log, and hands it to Raft itself if nobody
 // else is handing entries. It fails, with nothing queued, when ctx has
 // ended or the group is closing.
-func (a *appender) submit(ctx context.Context, data []byte) (*appendCall, error) {
+func (a *appender) submit(ctx context.Context, data []byte, forwarded bool) (*appendCall, error) {
 	select {
 	case <-a.g.closing:
 		return nil, ErrClosed
@@ -143,7 +168,7 @@ func (a *appender) submit(ctx context.Context, data []byte) (*appendCall, error)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("groupcomm: not sent: %w", err)
 	}
-	c := &appendCall{data: data, entry: make(chan *appended, 1)}
+	c := &appendCall{data: data, forwarded: forwarded, entry: make(chan *appended, 1)}
 	a.mu.Lock()
 	a.q = append(a.q, c)
 	if a.busy {
@@ -152,6 +177,10 @@ func (a *appender) submit(ctx context.Context, data []byte) (*appendCall, error)
 	}
 	a.busy = true
 	a.mu.Unlock()
+	if forwarded {
+		a.kick <- struct{}{}
+		return c, nil
+	}
 	a.hand()
 	a.mu.Lock()
 	if len(a.q) == 0 {
@@ -203,7 +232,16 @@ func (a *appender) hand() {
 	if len(batch) > 1 {
 		l = raft.Log{Data: encodeBatch(batch), Extensions: batchExtension}
 	}
-	e := &appended{f: a.g.raft.ApplyLog(l, 0)}
+	e := &appended{}
+	watch := slices.ContainsFunc(batch, func(c *appendCall) bool { return c.forwarded })
+	if watch {
+		e.committed, e.answered = make(chan struct{}), make(chan struct{})
+		a.watch(l.Data, e) // before Raft can commit it
+	}
+	e.f = a.g.raft.ApplyLog(l, 0)
+	if watch && !a.g.goTracked(func() { e.answer(); a.unwatch(l.Data, e) }) {
+		a.unwatch(l.Data, e) // closing: its waiters stop on the group's closing
+	}
 	a.entries.Add(1)
 	a.commands.Add(uint64(len(batch)))
 	for _, c := range batch {
@@ -211,14 +249,56 @@ func (a *appender) hand() {
 	}
 }
 
-// wait returns the entry that carries c once Raft has answered for it.
-// An error means c may or may not be ordered. Once c is in an entry, it
-// waits for Raft's answer whatever ctx says, as a caller of raft.Apply
-// does.
+// An entry's Data is the key that finds it again when it reaches the FSM:
+// on the leader, Raft hands the FSM the very slice it was given. The key is
+// unique while the entry is watched, because the data of an entry with a
+// forwarded command is groupcomm's own buffer (the forward's, or the
+// batch's), which the map keeps alive. Should Raft ever copy the data, the
+// entry is simply not found and its waiters take Raft's answer instead.
+func (a *appender) watch(data []byte, e *appended) {
+	a.fmu.Lock()
+	a.forwarded[&data[0]] = e
+	a.nfwd.Store(int64(len(a.forwarded)))
+	a.fmu.Unlock()
+}
+
+func (a *appender) unwatch(data []byte, e *appended) {
+	a.fmu.Lock()
+	if a.forwarded[&data[0]] == e {
+		delete(a.forwarded, &data[0])
+		a.nfwd.Store(int64(len(a.forwarded)))
+	}
+	a.fmu.Unlock()
+}
+
+// committedEntry tells the waiters of a watched entry that it committed,
+// at l's index and term. The FSM calls it for each command entry it is
+// given, before it applies them.
+func (a *appender) committedEntry(l *raft.Log) {
+	if a.nfwd.Load() == 0 || len(l.Data) == 0 {
+		return
+	}
+	a.fmu.Lock()
+	e := a.forwarded[&l.Data[0]]
+	if e != nil {
+		delete(a.forwarded, &l.Data[0])
+		a.nfwd.Store(int64(len(a.forwarded)))
+	}
+	a.fmu.Unlock()
+	if e != nil {
+		e.at.index, e.at.term = l.Index, l.Term
+		close(e.committed)
+	}
+}
+
+// wait returns the entry that carries c once it has been handed to Raft.
+// An error means c may or may not be ordered. Once c is in an entry, its
+// caller waits for Raft's answer whatever ctx says, as a caller of
+// raft.Apply does.
 func (c *appendCall) wait(ctx context.Context, closing <-chan struct{}) (*appended, error) {
 	select {
 	case e := <-c.entry:
-		return e.answer(), nil
+		return e, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: %v", ErrIndeterminate, ctx.Err())
 	case <-closing:

@@ -343,7 +343,7 @@ func (g *Group) serveForward(nc net.Conn) {
 			g.lg.Warn("refused a forwarded entry", zap.String("from", nc.RemoteAddr().String()), zap.Error(refuse))
 			call.f = refused{}
 		default:
-			c, err := g.app.submit(g.ctx, data)
+			c, err := g.app.submit(g.ctx, data, true)
 			if err != nil {
 				return // closing: the follower sees the stream break
 			}
@@ -372,7 +372,11 @@ type refused struct{}
 
 func (refused) wait() (uint64, uint64, error) { return 0, 0, raft.ErrNotLeader }
 
-// forwardedAppend is a forwarded entry in the leader's group commit.
+// forwardedAppend is a forwarded entry in the leader's group commit. The
+// follower is answered as soon as the entry commits, not once the leader
+// has applied it: the follower applies it itself, and a commit through a
+// follower would otherwise wait for both members' applies, one after the
+// other.
 type forwardedAppend struct {
 	c       *appendCall
 	closing <-chan struct{}
@@ -380,13 +384,20 @@ type forwardedAppend struct {
 
 func (a forwardedAppend) wait() (uint64, uint64, error) {
 	e, err := a.c.wait(context.Background(), a.closing)
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, 0, err
-	case e.err != nil:
-		return 0, 0, e.err
 	}
-	return e.index, e.term, nil
+	select {
+	case <-e.committed:
+		return e.at.index, e.at.term, nil
+	case <-e.answered: // failed, or answered before the FSM saw it
+		if e.err != nil {
+			return 0, 0, e.err
+		}
+		return e.index, e.term, nil
+	case <-a.closing:
+		return 0, 0, fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
+	}
 }
 
 // respondForward answers forwarded entries in order as they commit.

@@ -53,6 +53,10 @@ type fsm struct {
 	failed  atomic.Pointer[error]
 
 	entries []Entry // reused across batches
+
+	// committed, if set, is told of each command entry before it is
+	// applied: it has committed (the leader answers forwards with it).
+	committed func(*raft.Log)
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -73,6 +77,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	resp := make([]interface{}, len(logs))
 	if f.failed.Load() != nil || len(logs) == 0 {
 		return resp
+	}
+	if f.committed != nil {
+		for _, l := range logs {
+			if l.Type == raft.LogCommand {
+				f.committed(l)
+			}
+		}
 	}
 	last, err := f.sequence(logs)
 	if err != nil {

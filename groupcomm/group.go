@@ -121,6 +121,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
 	})
+	g.app = newAppender(g)
 	g.fsm = newFSM(d, g.lg, func(err error) {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
 		// serve snapshots: shut its raft down (not from the apply goroutine,
@@ -134,6 +135,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 			fatal(err)
 		}
 	})
+	g.fsm.committed = g.app.committedEntry
 	rc := g.raftConfig()
 	if err := g.bootstrap(rc, logs, snaps); err != nil {
 		return err
@@ -143,7 +145,6 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	}
 	g.live.Store(g.raft)
 	g.fwd = newForwarder(g)
-	g.app = newAppender(g)
 	return nil
 }
 
@@ -263,7 +264,7 @@ func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
 // applyLocal appends data as the leader, in the next entry the appender
 // hands to Raft.
 func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
-	c, err := g.app.submit(ctx, data)
+	c, err := g.app.submit(ctx, data, false)
 	if err != nil {
 		return 0, err
 	}
@@ -271,7 +272,7 @@ func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if e.err != nil {
+	if e.answer(); e.err != nil {
 		return 0, translateApplyErr(e.err)
 	}
 	return e.index, nil

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,9 +29,14 @@ type memDeliverer struct {
 	applied Position
 	log     []Entry
 	at      []time.Time // when each entry of log was delivered
+
+	gate atomic.Pointer[chan struct{}] // if set, Deliver of entries waits until it is closed
 }
 
 func (d *memDeliverer) Deliver(entries []Entry, last Position) error {
+	if g := d.gate.Load(); g != nil && len(entries) > 0 {
+		<-*g
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, e := range entries {

@@ -41,6 +41,29 @@ func TestForwardedEntryAppliesWithoutAnotherAppend(t *testing.T) {
 	}
 }
 
+// The leader answers a forwarded entry once it commits, not once it has
+// applied it: a commit through a follower returns, applied there, while
+// the leader's apply of that very entry is held.
+func TestForwardedEntryNeedsNotTheLeadersApply(t *testing.T) {
+	ms, l := startQuietGroup(t)
+	f := ms[(l+1)%3]
+	gate := make(chan struct{})
+	ms[l].d.gate.Store(&gate)
+	t.Cleanup(func() { close(gate) }) // before the members stop
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	idx, err := f.g.Broadcast(ctx, []byte("x"))
+	if err != nil {
+		t.Fatalf("broadcast through a follower while the leader's apply is held: %v", err)
+	}
+	if !f.d.holds(idx, []byte("x")) {
+		t.Fatalf("Broadcast returned index %d, which the follower did not deliver it in", idx)
+	}
+	if got := ms[l].d.Applied().Index; got >= idx {
+		t.Fatalf("the leader applied through index %d while its apply was held", got)
+	}
+}
+
 // A notice commits an entry only when the follower holds that very entry:
 // one naming another term, or an index beyond the follower's log, changes
 // nothing.

@@ -4,37 +4,93 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node/nodetest"
 )
 
-// BenchmarkCommit is a blind single-key put through an in-process 3-member
-// cluster, from 48 concurrent clients spread over the members: every layer
-// of a commit (gRPC, forwarding, Raft, certification, storage) but the
-// process boundary.
-func BenchmarkCommit(b *testing.B) {
-	c := nodetest.MakeCluster(b, 3)
-	c.Leader()
-	cl, err := client.New(client.Config{Endpoints: c.Endpoints()})
+// benchTargets are the endpoints a benchmark's client is bound to: every
+// member, only the leader, or only a follower (whose commits are forwarded
+// to the leader).
+func benchTargets(c *nodetest.Cluster) []struct {
+	name      string
+	endpoints []string
+} {
+	l := c.Leader()
+	eps := c.Endpoints()
+	f := (l + 1) % len(eps)
+	return []struct {
+		name      string
+		endpoints []string
+	}{{"spread", eps}, {"leader", eps[l : l+1]}, {"follower", eps[f : f+1]}}
+}
+
+func benchClient(b *testing.B, endpoints []string) *client.Client {
+	cl, err := client.New(client.Config{Endpoints: endpoints})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { cl.Close() })
-	val := make([]byte, 100)
-	ctx := context.Background()
-	b.SetParallelism(24) // 48 goroutines on 2 cores
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
-		for pb.Next() {
-			if err := cl.Put(ctx, []byte(fmt.Sprintf("user/%08d", rng.IntN(100_000))), val); err != nil {
-				b.Error(err)
-				return
+	return cl
+}
+
+// BenchmarkCommit is a blind single-key put through an in-process 3-member
+// cluster, from 48 concurrent clients spread over the members, or all on
+// the leader, or all on a follower: every layer of a commit (gRPC,
+// forwarding, Raft, certification, storage) but the process boundary.
+func BenchmarkCommit(b *testing.B) {
+	c := nodetest.MakeCluster(b, 3)
+	for _, to := range benchTargets(c) {
+		b.Run(to.name, func(b *testing.B) {
+			cl := benchClient(b, to.endpoints)
+			val := make([]byte, 100)
+			ctx := context.Background()
+			b.SetParallelism(24) // 48 goroutines on 2 cores
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+				for pb.Next() {
+					if err := cl.Put(ctx, []byte(fmt.Sprintf("user/%08d", rng.IntN(100_000))), val); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+		})
+	}
+}
+
+// BenchmarkCommitLone is one client committing one blind put after
+// another, bound to the leader or to a follower: a lone commit's latency,
+// the follower's including the forward to the leader. It reports the
+// median and the 99th percentile too (p50-µs, p99-µs).
+func BenchmarkCommitLone(b *testing.B) {
+	c := nodetest.MakeCluster(b, 3)
+	for _, to := range benchTargets(c)[1:] {
+		b.Run(to.name, func(b *testing.B) {
+			cl := benchClient(b, to.endpoints)
+			val := make([]byte, 100)
+			ctx := context.Background()
+			var took []time.Duration
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				if err := cl.Put(ctx, []byte(fmt.Sprintf("user/%08d", i%100_000)), val); err != nil {
+					b.Fatal(err)
+				}
+				took = append(took, time.Since(start))
 			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			slices.Sort(took)
+			for _, q := range []struct {
+				unit string
+				at   float64
+			}{{"p50-µs", 0.50}, {"p99-µs", 0.99}} {
+				b.ReportMetric(float64(took[int(q.at*float64(len(took)-1))].Microseconds()), q.unit)
+			}
+		})
+	}
 }
