@@ -88,3 +88,29 @@ func BenchmarkBroadcastConcurrent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchEntry encodes and decodes the data of a batched entry of
+// 256 write-set-sized commands (200 bytes), the most an entry holds by
+// default; per entry.
+func BenchmarkBatchEntry(b *testing.B) {
+	cmds := make([]*appendCall, DefaultConfig().MaxBatch)
+	for i := range cmds {
+		cmds[i] = &appendCall{data: make([]byte, 200)}
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			encodeBatch(cmds)
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		data := encodeBatch(cmds)
+		b.ReportAllocs()
+		for b.Loop() {
+			n := 0
+			if err := decodeBatch(data, func([]byte) { n++ }); err != nil || n != len(cmds) {
+				b.Fatalf("decoded %d commands (%v), want %d", n, err, len(cmds))
+			}
+		}
+	})
+}
