@@ -156,10 +156,13 @@ func newAppender(g *Group) *appender {
 		forwarded: make(map[*byte]*appended)}
 }
 
-// submit queues data for the log, and hands it to Raft itself if nobody
-// else is handing entries. It fails, with nothing queued, when ctx has
-// ended or the group is closing.
-func (a *appender) submit(ctx context.Context, data []byte, forwarded bool) (*appendCall, error) {
+// submit queues data for the log, and, if nobody else is handing entries,
+// hands it to Raft itself, or with queueOnly leaves that to run. A caller
+// that must not wait for Raft (the leader's reader of a forwarding stream,
+// with more requests to read) queues only. It fails, with nothing queued,
+// when ctx has ended or the group is closing. forwarded says data came
+// from a follower, in a buffer groupcomm owns.
+func (a *appender) submit(ctx context.Context, data []byte, forwarded, queueOnly bool) (*appendCall, error) {
 	select {
 	case <-a.g.closing:
 		return nil, ErrClosed
@@ -177,7 +180,7 @@ func (a *appender) submit(ctx context.Context, data []byte, forwarded bool) (*ap
 	}
 	a.busy = true
 	a.mu.Unlock()
-	if forwarded {
+	if queueOnly {
 		a.kick <- struct{}{}
 		return c, nil
 	}

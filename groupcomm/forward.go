@@ -343,7 +343,7 @@ func (g *Group) serveForward(nc net.Conn) {
 			g.lg.Warn("refused a forwarded entry", zap.String("from", nc.RemoteAddr().String()), zap.Error(refuse))
 			call.f = refused{}
 		default:
-			c, err := g.app.submit(g.ctx, data, true)
+			c, err := g.app.submit(g.ctx, data, true, r.Buffered() > 0)
 			if err != nil {
 				return // closing: the follower sees the stream break
 			}

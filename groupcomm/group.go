@@ -264,7 +264,7 @@ func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
 // applyLocal appends data as the leader, in the next entry the appender
 // hands to Raft.
 func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
-	c, err := g.app.submit(ctx, data, false)
+	c, err := g.app.submit(ctx, data, false, false)
 	if err != nil {
 		return 0, err
 	}
