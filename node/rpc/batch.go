@@ -19,10 +19,13 @@ const maxBatchInflight = 1024
 
 // Batch serves the stream of batched calls: each call on a goroutine of its
 // own, through the interceptors and the method of its unary call (call).
-// Replies go back as they are ready, as many per message as are ready
-// together. Once Closing is closed, the member tells the client to send no
-// more calls on the stream; when the client closes its side, the calls in
-// flight are answered and the stream ends.
+// The goroutines are the stream's workers: one that has answered its call
+// waits for the next, so a stream's calls reuse stacks already grown
+// rather than growing a new one each (a tenth of a loaded member's CPU went
+// to growing stacks). Replies go back as they are ready, as many per
+// message as are ready together. Once Closing is closed, the member tells
+// the client to send no more calls on the stream; when the client closes
+// its side, the calls in flight are answered and the stream ends.
 func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	ctx := stream.Context()
 	replies := make(chan *galenapb.BatchReply, maxBatchInflight)
@@ -30,9 +33,16 @@ func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, s.Closing) }()
 	var (
-		calls sync.WaitGroup
-		err   error
+		calls   sync.WaitGroup // calls not yet answered
+		workers sync.WaitGroup
+		work    = make(chan *galenapb.BatchCall) // to a worker waiting for a call
+		err     error
 	)
+	serve := func(c *galenapb.BatchCall) {
+		replies <- s.call(ctx, c)
+		<-slots
+		calls.Done()
+	}
 recv:
 	for {
 		var req *galenapb.BatchRequest
@@ -46,13 +56,22 @@ recv:
 				err = ctx.Err()
 				break recv
 			}
-			calls.Go(func() {
-				replies <- s.call(ctx, c)
-				<-slots
-			})
+			calls.Add(1)
+			select {
+			case work <- c:
+			default: // every worker is busy: one more
+				workers.Go(func() {
+					serve(c)
+					for c := range work {
+						serve(c)
+					}
+				})
+			}
 		}
 	}
 	calls.Wait() // every call answered
+	close(work)
+	workers.Wait()
 	close(replies)
 	serr := <-sent
 	if errors.Is(err, io.EOF) {
