@@ -80,7 +80,8 @@ func decodeApplied(b []byte) (*AppliedState, error) {
 // Seqnos must be strictly increasing and above Applied().Seqno, and
 // st.Seqno must be above Applied().Seqno and at least the last record's seqno
 // (it may be larger: Raft's own entries leave gaps). st.MinReadable is
-// ignored: it only changes through Import. An invalid batch returns
+// ignored: the store raises it to keep Config.Retain seqnos readable (see
+// retain.go), and Import sets it. An invalid batch returns
 // ErrInvalidBatch and writes nothing. Any other error (badger I/O) may leave
 // writes above Applied().Seqno partially present, which is harmless (see the
 // package comment); the caller should stop rather than continue.
@@ -101,7 +102,7 @@ func (s *Store) ApplyBatch(recs []Record, st AppliedState) error {
 	if err := s.validateBatch(recs, st.Seqno, cur.Seqno); err != nil {
 		return err
 	}
-	next := &AppliedState{Seqno: st.Seqno, MinReadable: cur.MinReadable, Meta: bytes.Clone(st.Meta)}
+	next := &AppliedState{Seqno: st.Seqno, MinReadable: s.minReadableAfter(cur.MinReadable, st.Seqno), Meta: bytes.Clone(st.Meta)}
 	if len(recs) > 0 {
 		if err := s.writeRecords(recs); err != nil {
 			return fmt.Errorf("storage: apply seqnos %d..%d: %w", recs[0].Seqno, recs[len(recs)-1].Seqno, err)

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"math"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,6 +52,10 @@ type Config struct {
 	// loss, the caller re-applies at most about that many seqnos from its
 	// log. Zero means DefaultSyncEvery.
 	SyncEvery uint64
+	// Retain is how many seqnos of history below the applied seqno stay
+	// readable; older versions are discarded (see retain.go). Zero means
+	// DefaultRetain.
+	Retain uint64
 
 	// memTableSize overrides the memtable size; tests shrink it to force
 	// flushes to SSTables. Zero means defaultMemTableSize.
@@ -76,6 +79,13 @@ func (c Config) Validate() error {
 		return errors.New("storage: config: negative memtable size")
 	}
 	return nil
+}
+
+func (c Config) retain() uint64 {
+	if c.Retain == 0 {
+		return DefaultRetain
+	}
+	return c.Retain
 }
 
 func (c Config) syncEvery() uint64 {
@@ -109,7 +119,7 @@ func (c Config) badgerOptions(lg *zap.Logger) badger.Options {
 		WithInMemory(c.InMemory).
 		WithLogger(badgerLogger{lg.Named("badger").Sugar()}).
 		WithSyncWrites(false).
-		WithNumVersionsToKeep(math.MaxInt).
+		WithNumVersionsToKeep(1). // below the discard timestamp; see retain.go
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithCompression(options.None).

@@ -55,7 +55,8 @@ func (s *Store) sync() error {
 	defer s.syncMu.Unlock()
 	st := s.applied.Load()
 	if st == s.durable.Load() {
-		return nil // nothing applied since
+		s.discard() // a pin may have gone
+		return nil  // nothing applied since
 	}
 	if err := s.syncData(); err != nil {
 		return err
@@ -64,6 +65,7 @@ func (s *Store) sync() error {
 		return fmt.Errorf("storage: record durable state at seqno %d: %w", st.Seqno, err)
 	}
 	s.durable.Store(st)
+	s.discard()
 	return nil
 }
 

@@ -22,8 +22,9 @@ const (
 )
 
 // Snapshot is a consistent point-in-time view of the store at the applied
-// state current when it was taken. It is cheap: it pins a seqno, and every
-// version is kept. A Snapshot is invalidated by Import and by Close.
+// state current when it was taken. It is cheap: it pins a seqno, and no
+// version it sees is discarded until Release. A Snapshot is invalidated by
+// Import and by Close.
 type Snapshot struct {
 	s        *Store
 	state    AppliedState
@@ -40,7 +41,9 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	if s.closed {
 		return nil, ErrClosed
 	}
-	return &Snapshot{s: s, state: s.applied.Load().clone(), gen: s.gen}, nil
+	st := s.applied.Load().clone()
+	s.pin(st.Seqno) // its versions stay until Release
+	return &Snapshot{s: s, state: st, gen: s.gen}, nil
 }
 
 // State returns the applied state the snapshot pins.
@@ -50,7 +53,9 @@ func (sn *Snapshot) State() AppliedState {
 
 // Release releases the snapshot; WriteTo then fails. It is idempotent.
 func (sn *Snapshot) Release() {
-	sn.released.Store(true)
+	if sn.released.CompareAndSwap(false, true) {
+		sn.s.unpin(sn.state.Seqno)
+	}
 }
 
 // usable reports whether the snapshot can still be read. The caller holds

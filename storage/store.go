@@ -88,6 +88,11 @@ type Store struct {
 	// Open, and the same pointer as applied when nothing was applied since.
 	durable atomic.Pointer[AppliedState]
 
+	retain    uint64
+	pinMu     sync.Mutex
+	pins      map[uint64]int // seqno -> reads in flight at it and pinned Snapshots
+	discardTs uint64         // badger's discard timestamp; guarded by syncMu
+
 	syncMu    sync.Mutex // serialises syncs; taken after mu
 	syncErr   error      // the first sync failure; guarded by syncMu, or mu held exclusively
 	syncEvery uint64
@@ -120,6 +125,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
 	s := &Store{lg: lg, dir: cfg.Dir, db: db, maxValue: maxValueSize(opts), syncEvery: cfg.syncEvery(),
+		retain: cfg.retain(), pins: make(map[uint64]int),
 		kick: make(chan struct{}, 1), stopLoop: make(chan struct{}), loopDone: make(chan struct{})}
 	st, err := s.recover()
 	if err != nil {
@@ -227,6 +233,8 @@ func (s *Store) readable(snapshot uint64) error {
 func (s *Store) Get(key []byte, snapshot uint64) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.pin(snapshot)
+	defer s.unpin(snapshot)
 	if err := s.readable(snapshot); err != nil {
 		return nil, err
 	}
@@ -254,6 +262,8 @@ func (s *Store) Get(key []byte, snapshot uint64) ([]byte, error) {
 func (s *Store) Scan(start, end []byte, limit int, snapshot uint64) ([]KV, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.pin(snapshot)
+	defer s.unpin(snapshot)
 	if err := s.readable(snapshot); err != nil {
 		return nil, err
 	}

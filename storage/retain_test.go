@@ -1,0 +1,135 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// overwrite applies seqnos from..to, each rewriting key "k" with a 1 KiB
+// value that names its seqno.
+func overwrite(t *testing.T, s *Store, from, to uint64) {
+	t.Helper()
+	for n := from; n <= to; n++ {
+		mustApply(t, s, n, rec(n, "", put("k", value(n))))
+	}
+}
+
+func value(n uint64) string {
+	return fmt.Sprintf("v%d-%s", n, bytes.Repeat([]byte{'x'}, 1000))
+}
+
+// versionsOf counts the versions of user key k badger still holds.
+func versionsOf(t *testing.T, s *Store, k string) int {
+	t.Helper()
+	txn := s.db.NewTransactionAt(math.MaxUint64, false)
+	defer txn.Discard()
+	opts := badger.DefaultIteratorOptions
+	opts.AllVersions = true
+	it := txn.NewKeyIterator(internalKey(spaceData, []byte(k)), opts)
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// compact syncs (which moves the discard timestamp) and compacts every
+// level, so that what may be discarded is.
+func compact(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Flatten(1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The last Retain seqnos stay readable, exactly: a read just inside the
+// window sees its version, one just outside is refused, and a key last
+// written below the window keeps that version.
+func TestRetentionEdge(t *testing.T) {
+	s := openCfg(t, Config{Dir: t.TempDir(), Retain: 10, memTableSize: 64 << 10})
+	mustApply(t, s, 1, rec(1, "", put("old", "o1")))
+	overwrite(t, s, 2, 50)
+	if got := s.Applied().MinReadable; got != 40 {
+		t.Fatalf("MinReadable %d at seqno 50 with Retain 10, want 40", got)
+	}
+	compact(t, s)
+	for n := uint64(40); n <= 50; n++ {
+		if v, err := s.Get([]byte("k"), n); err != nil || string(v) != value(n) {
+			t.Fatalf("Get(k, %d) = %.8q, %v; want %.8q", n, v, err, value(n))
+		}
+	}
+	if _, err := s.Get([]byte("k"), 39); !errors.Is(err, ErrSnapshotTooOld) {
+		t.Fatalf("Get(k, 39) just outside the window: %v, want ErrSnapshotTooOld", err)
+	}
+	if v, err := s.Get([]byte("old"), 50); err != nil || string(v) != "o1" {
+		t.Fatalf("Get(old, 50) = %q, %v; want o1 (its latest version, below the window)", v, err)
+	}
+}
+
+// Versions below the window are discarded: a key rewritten 2,000 times
+// keeps the window's and what the memtables not yet flushed hold, not all
+// of them; every read in the window still sees the right version.
+func TestRetentionDiscards(t *testing.T) {
+	for _, tc := range []struct {
+		retain  uint64
+		atMost  int
+		atLeast int
+	}{{retain: 10, atMost: 500}, {retain: math.MaxUint64, atLeast: 2000}} {
+		t.Run(fmt.Sprint(tc.retain), func(t *testing.T) {
+			s := openCfg(t, Config{Dir: t.TempDir(), Retain: tc.retain, memTableSize: 64 << 10})
+			overwrite(t, s, 1, 2000)
+			compact(t, s)
+			n := versionsOf(t, s, "k")
+			if (tc.atMost > 0 && n > tc.atMost) || n < tc.atLeast {
+				t.Fatalf("Retain %d: %d versions of k after 2000 writes and a compaction, want at most %d, at least %d",
+					tc.retain, n, tc.atMost, tc.atLeast)
+			}
+			for at := max(s.Applied().MinReadable, 1); at <= 2000; at++ {
+				if v, err := s.Get([]byte("k"), at); err != nil || string(v) != value(at) {
+					t.Fatalf("Get(k, %d) = %.8q, %v; want %.8q", at, v, err, value(at))
+				}
+			}
+		})
+	}
+}
+
+// A pinned Snapshot keeps what it sees until Release, however far the
+// window moves meanwhile.
+func TestRetentionKeepsPinnedSnapshot(t *testing.T) {
+	s := openCfg(t, Config{Dir: t.TempDir(), Retain: 10, memTableSize: 64 << 10})
+	overwrite(t, s, 1, 100)
+	sn, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	overwrite(t, s, 101, 2000)
+	compact(t, s)
+	var buf bytes.Buffer
+	if _, err := sn.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	sn.Release()
+	other := openCfg(t, Config{InMemory: true})
+	if _, err := other.Import(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := other.Get([]byte("k"), 100); err != nil || string(v) != value(100) {
+		t.Fatalf("the snapshot at 100, imported: Get(k) = %.8q, %v; want %.8q", v, err, value(100))
+	}
+	// Released, it no longer holds the discard back: the next compaction
+	// of those tables drops what it kept.
+	overwrite(t, s, 2001, 3000)
+	compact(t, s)
+	if n := versionsOf(t, s, "k"); n > 500 {
+		t.Fatalf("%d versions of k after the snapshot's release, want at most 500", n)
+	}
+}
