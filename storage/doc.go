@@ -26,17 +26,17 @@
 //
 // The applied-state record is rewritten at the fixed version 1 rather than at
 // a new version per batch, which would accumulate in one key within the
-// retained history.
+// retained history. Badger resolves two writes of the same key at the same
+// version in favour of the newer write (memtables before tables, newer L0
+// tables first, merge iterators prefer the newer source), the same rule that
+// makes re-applying a record harmless.
 //
 // # Retention
 //
 // The last Config.Retain seqnos below the applied seqno stay readable;
 // ApplyBatch raises MinReadable behind them, and compactions discard older
 // versions (badger's discard timestamp with NumVersionsToKeep 1), never one
-// a read in flight or a pinned Snapshot may see. See retain.go. Badger resolves two
-// writes of the same key at the same version in favour of the newer write
-// (memtables before tables, newer L0 tables first, merge iterators prefer the
-// newer source), the same rule that makes re-applying a record harmless.
+// a read in flight or a pinned Snapshot may see. See retain.go.
 //
 // # Applying and crash safety
 //
