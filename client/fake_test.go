@@ -22,6 +22,7 @@ import (
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/api/writesetpb"
+	noderpc "github.com/galenadb/galena/node/rpc"
 )
 
 // version is one committed value of a key in the fake store.
@@ -406,12 +407,7 @@ func (n *fakeNode) Batch(stream galenapb.KV_BatchServer) error {
 					r.Response = &galenapb.BatchReply_Commit{Commit: resp}
 				}
 				if err != nil {
-					s, ok := status.FromError(err) // as gRPC answers a unary call
-					if !ok {
-						s = status.FromContextError(err)
-					}
-					st := s.Proto()
-					r.Response = &galenapb.BatchReply_Error{Error: &galenapb.CallError{Code: st.GetCode(), Message: st.GetMessage(), Details: st.GetDetails()}}
+					r.Response = &galenapb.BatchReply_Error{Error: noderpc.CallError(err)}
 				}
 				send.Lock()
 				defer send.Unlock()

@@ -100,3 +100,50 @@ func TestNoticeCommitsOnlyTheEntryNamed(t *testing.T) {
 	}
 	waitFor(t, "the follower to apply the noticed entry", func() bool { return f.d.Applied().Index >= idx })
 }
+
+// The commands queued while an entry is being handed go into the next
+// entries, as many as the bounds allow: 10 one-byte commands with
+// MaxBatch 4 and MaxBatchBytes 3 make entries of 3, 3, 3 and 1, each
+// command with a seqno of its own, in order.
+func TestQueuedCommandsFillEntriesToTheBounds(t *testing.T) {
+	ms := startGroupWith(t, 3, func(_ int, cfg *Config) { cfg.MaxBatch, cfg.MaxBatchBytes = 4, 3 })
+	l := ms[leader(t, ms)]
+	a := l.g.app
+	a.mu.Lock()
+	a.busy = true // as if a command were being handed: the next ones queue
+	a.mu.Unlock()
+	entries, commands := a.entries.Load(), a.commands.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	calls := make([]*appendCall, 10)
+	for i := range calls {
+		c, err := a.submit(ctx, []byte{'a' + byte(i)}, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls[i] = c
+	}
+	a.kick <- struct{}{} // run takes over, as the busy holder would have it
+	var idx []uint64
+	for i, c := range calls {
+		e, err := c.wait(ctx, l.g.closing)
+		if err == nil {
+			err = e.answer().err
+		}
+		if err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+		if len(idx) == 0 || idx[len(idx)-1] != e.index {
+			idx = append(idx, e.index)
+		}
+	}
+	if got := a.entries.Load() - entries; got != 4 || len(idx) != 4 {
+		t.Fatalf("10 queued commands went into %d entries (%d distinct indexes), want 4", got, len(idx))
+	}
+	if got := a.commands.Load() - commands; got != 10 {
+		t.Fatalf("%d commands handed, want 10", got)
+	}
+	if err := l.d.seqnosInOrder(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -71,12 +71,13 @@ func (s Status) CaughtUp() bool {
 // Status reports the member's current view. It does not block on the network.
 func (g *Group) Status() Status {
 	addr, id := g.raft.LeaderWithID()
+	at := g.fsm.position() // index and seqno of one moment
 	st := Status{
 		ID: g.cfg.ID, Addr: g.cfg.Addr,
 		RaftState: g.raft.State().String(),
 		LeaderID:  string(id), LeaderAddr: string(addr),
-		AppliedSeqno: g.Applied(),
-		AppliedIndex: g.AppliedIndex(),
+		AppliedSeqno: at.Seqno,
+		AppliedIndex: at.Index,
 		CommitIndex:  g.raft.CommitIndex(),
 		LastIndex:    g.raft.LastIndex(),
 		ClusterID:    g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,

@@ -12,20 +12,19 @@ import (
 	"github.com/galenadb/galena/node/nodetest"
 )
 
-// benchTargets are the endpoints a benchmark's client is bound to: every
-// member, only the leader, or only a follower (whose commits are forwarded
-// to the leader).
-func benchTargets(c *nodetest.Cluster) []struct {
+// benchTarget is what a benchmark's client is bound to.
+type benchTarget struct {
 	name      string
 	endpoints []string
-} {
+}
+
+// benchTargets are every member, only the leader, or only a follower
+// (whose commits are forwarded to the leader).
+func benchTargets(c *nodetest.Cluster) []benchTarget {
 	l := c.Leader()
 	eps := c.Endpoints()
 	f := (l + 1) % len(eps)
-	return []struct {
-		name      string
-		endpoints []string
-	}{{"spread", eps}, {"leader", eps[l : l+1]}, {"follower", eps[f : f+1]}}
+	return []benchTarget{{"spread", eps}, {"leader", eps[l : l+1]}, {"follower", eps[f : f+1]}}
 }
 
 func benchClient(b *testing.B, endpoints []string) *client.Client {

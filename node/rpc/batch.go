@@ -33,7 +33,6 @@ func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	sent := make(chan error, 1)
 	go func() { sent <- sendReplies(stream, replies, s.Closing) }()
 	var (
-		calls   sync.WaitGroup // calls not yet answered
 		workers sync.WaitGroup
 		work    = make(chan *galenapb.BatchCall) // to a worker waiting for a call
 		err     error
@@ -41,7 +40,6 @@ func (s *KV) Batch(stream galenapb.KV_BatchServer) error {
 	serve := func(c *galenapb.BatchCall) {
 		replies <- s.call(ctx, c)
 		<-slots
-		calls.Done()
 	}
 recv:
 	for {
@@ -56,7 +54,6 @@ recv:
 				err = ctx.Err()
 				break recv
 			}
-			calls.Add(1)
 			select {
 			case work <- c:
 			default: // every worker is busy: one more
@@ -69,9 +66,8 @@ recv:
 			}
 		}
 	}
-	calls.Wait() // every call answered
 	close(work)
-	workers.Wait()
+	workers.Wait() // every call answered: each is a worker's until then
 	close(replies)
 	serr := <-sent
 	if errors.Is(err, io.EOF) {
@@ -90,8 +86,8 @@ func sendReplies(stream galenapb.KV_BatchServer, replies <-chan *galenapb.BatchR
 			err = stream.Send(m)
 		}
 	}
-	var batch []*galenapb.BatchReply
 	for {
+		var batch []*galenapb.BatchReply // new for each message: gRPC may read a sent one later
 		select {
 		case <-closing:
 			closing = nil
@@ -101,7 +97,7 @@ func sendReplies(stream galenapb.KV_BatchServer, replies <-chan *galenapb.BatchR
 			if !ok {
 				return err
 			}
-			batch = append(batch[:0], r)
+			batch = append(batch, r)
 		}
 	drain:
 		for len(batch) < maxBatchInflight {
