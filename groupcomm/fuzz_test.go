@@ -312,3 +312,34 @@ func TestArbitratorRestoreTakesTheIndex(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeBatch feeds raw bytes to decodeBatch, as a corrupt log entry
+// would: it never panics, and what it accepts is two or more non-empty
+// commands, which encodeBatch encodes to bytes that decode to the same.
+func FuzzDecodeBatch(f *testing.F) {
+	f.Add(encodeBatch([]*appendCall{{data: []byte("a")}, {data: []byte("bc")}}))
+	f.Add([]byte{0x80})            // a varint cut short
+	f.Add([]byte{0x05, 'a'})       // a length past the end
+	f.Add([]byte{0x00, 0x01, 'a'}) // an empty command
+	f.Add([]byte{0x01, 'a'})       // one command
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var cmds []*appendCall
+		err := decodeBatch(b, func(cmd []byte) { cmds = append(cmds, &appendCall{data: cmd}) })
+		if err != nil {
+			if !errors.Is(err, errMalformedBatch) {
+				t.Fatalf("error %v does not wrap errMalformedBatch", err)
+			}
+			return
+		}
+		if len(cmds) < 2 || slices.ContainsFunc(cmds, func(c *appendCall) bool { return len(c.data) == 0 }) {
+			t.Fatalf("accepted %d commands, some empty, from %x", len(cmds), b)
+		}
+		var again [][]byte
+		if err := decodeBatch(encodeBatch(cmds), func(cmd []byte) { again = append(again, cmd) }); err != nil {
+			t.Fatalf("the commands decoded from %x encode to an entry that does not decode: %v", b, err)
+		}
+		if !slices.EqualFunc(again, cmds, func(x []byte, c *appendCall) bool { return bytes.Equal(x, c.data) }) {
+			t.Fatalf("decoded %x, which encodes to other commands", b)
+		}
+	})
+}
