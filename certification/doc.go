@@ -1,7 +1,7 @@
 // Package certification decides commit or abort for totally ordered
 // write-sets. It does no I/O except through its Store.
 //
-// Every member feeds the same ordered write-sets (seqno = Raft log index)
+// Every member feeds the same ordered write-sets (seqnos as groupcomm numbers them)
 // through the same rule, so every member reaches the same verdicts: the
 // decision is a pure function of the ordered log prefix. There is no clock,
 // no randomness, no goroutine, no networking and no dependence on map

@@ -106,7 +106,8 @@ type Config struct {
 	// Window is certification's, Apply.Certification.Window.
 	Txn txn.Config
 	// Storage configures a data member's store, kept under DataDir
-	// (storage.Config); it is never in memory.
+	// (storage.Config); it is never in memory. Its Window is
+	// certification's, Apply.Certification.Window.
 	Storage storage.Config
 	// Apply configures certification and the apply loop: the certification
 	// rule, how often members compare their digests (CheckpointInterval) and,
@@ -229,6 +230,7 @@ func (c Config) validateOwned() error {
 		{"Txn.Window", "Apply.Certification.Window", t.Window != 0},
 		{"Txn.Logger", "Logger", t.Logger != nil},
 		{"Storage.Dir", "DataDir", s.Dir != ""},
+		{"Storage.Window", "Apply.Certification.Window", s.Window != 0},
 		{"Storage.Logger", "Logger", s.Logger != nil},
 		{"Apply.Member", "ID", a.Member != ""},
 		{"Apply.Logger", "Logger", a.Logger != nil},
@@ -277,6 +279,7 @@ func (c Config) txnConfig() txn.Config {
 func (c Config) storageConfig() storage.Config {
 	s := c.Storage
 	s.Dir = filepath.Join(c.DataDir, "data")
+	s.Window = c.Apply.Certification.Window
 	return s
 }
 

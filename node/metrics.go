@@ -19,7 +19,7 @@ var stateCodes = map[string]float64{StateJoining: 1, StateDonor: 2, StateJoined:
 type collector struct {
 	n                                           *Node
 	state, primary, size, applied, lag, contact *prometheus.Desc
-	commits, failures, recvQueue                *prometheus.Desc
+	commits, failures, recvQueue, minReadable   *prometheus.Desc
 	batchedEntries, batchedCommands             *prometheus.Desc
 }
 
@@ -37,6 +37,8 @@ func newCollector(n *Node) *collector {
 		failures: d("galena_local_cert_failures_total", "Write-sets this member certified as conflicts since it started."),
 		recvQueue: d("galena_local_recv_queue", "Entries in this member's log not yet applied here, committed or not "+
 			"(Galera's wsrep_local_recv_queue): galena_apply_lag plus the entries not yet known to be committed."),
+		minReadable: d("galena_min_readable_seqno", "Oldest snapshot a read on this member can use: history below it was "+
+			"discarded (retention: --retain-seqnos, --retain-age). galena_last_committed minus it is the history kept."),
 		batchedEntries: d("galena_group_commit_entries_total", "Raft entries this member appended while leading, "+
 			"each carrying the write-sets (and checkpoint announcements) queued together."),
 		batchedCommands: d("galena_group_commit_commands_total", "Write-sets and checkpoint announcements in those entries: "+
@@ -46,7 +48,7 @@ func newCollector(n *Node) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
-		c.batchedEntries, c.batchedCommands} {
+		c.minReadable, c.batchedEntries, c.batchedCommands} {
 		ch <- d
 	}
 }
@@ -68,6 +70,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.lag, float64(s.ApplyLag))
 	gauge(c.contact, contact)
 	gauge(c.recvQueue, float64(s.RecvQueue))
+	gauge(c.minReadable, float64(s.MinReadable))
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

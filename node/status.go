@@ -33,6 +33,10 @@ type Status struct {
 	State        string
 	Commits      uint64
 	CertFailures uint64
+	// MinReadable is the oldest snapshot a read on this member can use:
+	// older history was discarded (storage.Config.Retain). Zero on an
+	// arbitrator.
+	MinReadable uint64
 	// Error says why the member stopped (StateFailed), or why it cannot
 	// catch up by itself (StateJoining, waiting for a data member).
 	Error string
@@ -53,6 +57,9 @@ func (n *Node) statusOf(gs groupcomm.Status) Status {
 	if n.applier != nil {
 		st := n.applier.Stats()
 		s.Commits, s.CertFailures = st.Commits, st.CertFailures
+	}
+	if n.store != nil {
+		s.MinReadable = n.store.Applied().MinReadable
 	}
 	switch err := n.stopped(); {
 	case err != nil:

@@ -102,7 +102,9 @@ func (s *Store) ApplyBatch(recs []Record, st AppliedState) error {
 	if err := s.validateBatch(recs, st.Seqno, cur.Seqno); err != nil {
 		return err
 	}
-	next := &AppliedState{Seqno: st.Seqno, MinReadable: s.minReadableAfter(cur.MinReadable, st.Seqno), Meta: bytes.Clone(st.Meta)}
+	now := s.now()
+	s.aged.note(now, cur.Seqno)
+	next := &AppliedState{Seqno: st.Seqno, MinReadable: s.minReadableAfter(cur.MinReadable, st.Seqno, now), Meta: bytes.Clone(st.Meta)}
 	if len(recs) > 0 {
 		if err := s.writeRecords(recs); err != nil {
 			return fmt.Errorf("storage: apply seqnos %d..%d: %w", recs[0].Seqno, recs[len(recs)-1].Seqno, err)
@@ -162,8 +164,18 @@ func (s *Store) validateWrite(w *Write) error {
 // the caller writes the applied record only after this returns.
 func (s *Store) writeRecords(recs []Record) error {
 	wb := s.db.NewManagedWriteBatch()
+	var reap *reapList
+	if s.window > 0 {
+		reap = &reapList{}
+	}
 	for i := range recs {
-		if err := addRecord(wb, &recs[i]); err != nil {
+		if err := addRecord(wb, &recs[i], reap); err != nil {
+			wb.Cancel()
+			return err
+		}
+	}
+	if reap != nil {
+		if err := reap.write(wb, 0); err != nil {
 			wb.Cancel()
 			return err
 		}
@@ -171,15 +183,25 @@ func (s *Store) writeRecords(recs []Record) error {
 	return wb.Flush()
 }
 
-func addRecord(wb *badger.WriteBatch, r *Record) error {
+// addRecord adds r's entries to wb, and its deletes and id to reap unless
+// reap is nil.
+func addRecord(wb *badger.WriteBatch, r *Record, reap *reapList) error {
 	if len(r.ID) > 0 {
-		if err := wb.SetEntryAt(badger.NewEntry(internalKey(spaceID, r.ID), r.Outcome), r.Seqno); err != nil {
+		k := internalKey(spaceID, r.ID)
+		if err := wb.SetEntryAt(badger.NewEntry(k, r.Outcome), r.Seqno); err != nil {
 			return err
+		}
+		if reap != nil {
+			reap.add(k, r.Seqno)
 		}
 	}
 	for j := range r.Writes {
-		if err := wb.SetEntryAt(dataEntry(&r.Writes[j]), r.Seqno); err != nil {
+		e := dataEntry(&r.Writes[j])
+		if err := wb.SetEntryAt(e, r.Seqno); err != nil {
 			return err
+		}
+		if reap != nil && r.Writes[j].Delete {
+			reap.add(e.Key, r.Seqno)
 		}
 	}
 	return nil

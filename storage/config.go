@@ -2,7 +2,9 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -56,6 +58,15 @@ type Config struct {
 	// readable; older versions are discarded (see retain.go). Zero means
 	// DefaultRetain.
 	Retain uint64
+	// RetainAge keeps history readable for at least this long too,
+	// whatever Retain: a version stays readable while it is among the last
+	// Retain seqnos or was current less than RetainAge ago. Zero means no
+	// age bound; DefaultConfig sets DefaultRetainAge.
+	RetainAge time.Duration
+	// Window is the certification window (certification.Config.Window):
+	// deletes and write-set id records older than the applied seqno minus
+	// Window are forgotten (see forget.go). Zero keeps them forever.
+	Window uint64
 
 	// memTableSize overrides the memtable size; tests shrink it to force
 	// flushes to SSTables. Zero means defaultMemTableSize.
@@ -65,7 +76,7 @@ type Config struct {
 // DefaultConfig returns the default configuration. Callers must still set Dir
 // or InMemory.
 func DefaultConfig() Config {
-	return Config{}
+	return Config{RetainAge: DefaultRetainAge}
 }
 
 // Validate reports whether c can be used to open a Store.
@@ -77,6 +88,8 @@ func (c Config) Validate() error {
 		return errors.New("storage: config: Dir is required unless InMemory is set")
 	case c.memTableSize < 0:
 		return errors.New("storage: config: negative memtable size")
+	case c.RetainAge < 0:
+		return fmt.Errorf("storage: config: RetainAge %v is negative", c.RetainAge)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@
 //	'd' + user key       user data; version = seqno of the write-set; value = user value
 //	'i' + write-set id   the outcome bytes of that write-set; version = its seqno
 //	's' + "applied"      the applied-state record (AppliedState), always at version 1
+//	'x' + seqno + n      a reap record: deletes and ids to forget (see forget.go)
 //
 // Get, Scan and LatestVersion only ever look inside 'd'; internal keys are never
 // visible to users. Besides badger's files, Dir holds galena-durable (the
@@ -20,9 +21,11 @@
 //
 // A delete is an ordinary version of its key whose badger UserMeta byte is
 // metaTombstone (the one-byte "value or tombstone" header, kept by badger next
-// to the value so values are stored verbatim). Badger's own delete markers are
-// never used, so LatestVersion sees deletes, Snapshot.WriteTo exports them with
-// their version, and Get and Scan hide them.
+// to the value so values are stored verbatim), so LatestVersion sees deletes,
+// Snapshot.WriteTo exports them with their version, and Get and Scan hide
+// them. Badger's own delete markers are used only to forget deletes and id
+// records once they are older than the certification window (Config.Window,
+// see forget.go).
 //
 // The applied-state record is rewritten at the fixed version 1 rather than at
 // a new version per batch, which would accumulate in one key within the
@@ -36,7 +39,9 @@
 // The last Config.Retain seqnos below the applied seqno stay readable;
 // ApplyBatch raises MinReadable behind them, and compactions discard older
 // versions (badger's discard timestamp with NumVersionsToKeep 1), never one
-// a read in flight or a pinned Snapshot may see. See retain.go.
+// a read in flight or a pinned Snapshot may see. See retain.go. Deletes and
+// id records, which are a key's latest version, are forgotten once older
+// than Config.Window, the certification window. See forget.go.
 //
 // # Applying and crash safety
 //

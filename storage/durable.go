@@ -39,7 +39,10 @@ func (s *Store) Sync() error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.sync()
+	if err := s.sync(); err != nil {
+		return err
+	}
+	return s.reap()
 }
 
 // Durable returns the durable state: the applied state as of the last Sync

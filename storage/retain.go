@@ -1,8 +1,14 @@
 package storage
 
+import (
+	"math"
+	"time"
+)
+
 // Retention. The store keeps every version of a key for Retain seqnos below
-// the applied seqno; older versions are discarded. ApplyBatch raises
-// MinReadable to Applied().Seqno - Retain, so reads below it fail with
+// the applied seqno, and for RetainAge; older versions are discarded.
+// ApplyBatch raises MinReadable to Applied().Seqno - Retain, or to the
+// seqno applied RetainAge ago if that is lower, so reads below it fail with
 // ErrSnapshotTooOld, and each sync then lets badger's compactions drop
 // versions below it (badger's discard timestamp, with NumVersionsToKeep 1):
 // of the versions at or below the discard timestamp, a key keeps only its
@@ -21,13 +27,60 @@ package storage
 //     see checked against a MinReadable at least as high.
 //
 // Deletes are versions like any other (see the package comment), so a
-// deleted key keeps its latest delete, and an id record stays: reclaiming
-// those is not done yet.
+// deleted key keeps its latest delete, and an id record stays: those are
+// forgotten after the certification window instead (forget.go).
 
 // DefaultRetain is the default Config.Retain: at tens of thousands of
 // commits a second, seconds of history; a transaction whose snapshot is
 // older gets ErrSnapshotTooOld and is retried.
 const DefaultRetain = 100_000
+
+// DefaultRetainAge is DefaultConfig's RetainAge: a transaction or a read a
+// minute long still finds its snapshot, however busy the cluster.
+const DefaultRetainAge = time.Minute
+
+// ageSamples is how many samples of the applied seqno span RetainAge: the
+// age bound is kept to within RetainAge/ageSamples.
+const ageSamples = 32
+
+// agedSeqnos remembers which seqno was applied when, coarsely, to tell the
+// applied seqno of RetainAge ago. Used under applyMu.
+type agedSeqnos struct {
+	age     time.Duration
+	samples []ageSample // oldest first
+}
+
+type ageSample struct {
+	at    time.Time
+	seqno uint64
+}
+
+// note records that seqno was the applied seqno at now.
+func (a *agedSeqnos) note(now time.Time, seqno uint64) {
+	if n := len(a.samples); n > 0 && now.Sub(a.samples[n-1].at) < a.age/ageSamples {
+		return
+	}
+	a.samples = append(a.samples, ageSample{at: now, seqno: seqno})
+}
+
+// floor is the applied seqno of RetainAge before now, as far as the
+// samples tell: every read at a snapshot taken since is at or above it.
+// With no age bound it is MaxUint64; with no sample that old, 0.
+func (a *agedSeqnos) floor(now time.Time) uint64 {
+	if a.age == 0 {
+		return math.MaxUint64
+	}
+	i := 0
+	for i < len(a.samples) && now.Sub(a.samples[i].at) >= a.age {
+		i++
+	}
+	if i == 0 {
+		return 0
+	}
+	// Samples before the floor's are no longer needed.
+	a.samples = a.samples[i-1:]
+	return a.samples[0].seqno
+}
 
 // pin registers a read at seqno until unpin: the discard timestamp stays at
 // or below it.
@@ -58,12 +111,12 @@ func (s *Store) oldestPin() (oldest uint64, ok bool) {
 }
 
 // minReadableAfter is the MinReadable of the applied state at seqno, from
-// the current one's.
-func (s *Store) minReadableAfter(cur, seqno uint64) uint64 {
-	if seqno > s.retain {
-		return max(cur, seqno-s.retain)
+// the current one's, at now. The caller holds applyMu.
+func (s *Store) minReadableAfter(cur, seqno uint64, now time.Time) uint64 {
+	if seqno <= s.retain {
+		return cur
 	}
-	return cur
+	return max(cur, min(seqno-s.retain, s.aged.floor(now)))
 }
 
 // discard moves badger's discard timestamp up to the durable MinReadable,

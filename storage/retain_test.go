@@ -52,27 +52,33 @@ func compact(t *testing.T, s *Store) {
 	}
 }
 
-// compactDown compacts until key "k" keeps at most atMost versions, or
-// fails the test after a generous deadline. Flatten compacts only when the
-// tables lie on two levels or more, which the background compactions may
-// just have undone; so each round after the first rewrites k enough to
-// flush a memtable into level 0.
-func compactDown(t *testing.T, s *Store, atMost int) {
+// compactUntil compacts until count() is at most atMost, or fails the test
+// after a generous deadline. Flatten compacts only when the tables lie on
+// two levels or more, which the background compactions may just have
+// undone; so each round after the first rewrites key "k" enough to flush a
+// memtable into level 0.
+func compactUntil(t *testing.T, s *Store, what string, count func() int, atMost int) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
 		compact(t, s)
-		n := versionsOf(t, s, "k")
+		n := count()
 		if n <= atMost {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d versions of k at seqno %d after a minute of compactions, want at most %d",
-				n, s.Applied().Seqno, atMost)
+			t.Fatalf("%d %s at seqno %d after a minute of compactions, want at most %d",
+				n, what, s.Applied().Seqno, atMost)
 		}
 		next := s.Applied().Seqno + 1
 		overwrite(t, s, next, next+99)
 	}
+}
+
+// compactDown compacts until key "k" keeps at most atMost versions.
+func compactDown(t *testing.T, s *Store, atMost int) {
+	t.Helper()
+	compactUntil(t, s, "versions of k", func() int { return versionsOf(t, s, "k") }, atMost)
 }
 
 // compactRounds compacts rounds times, rewriting k enough between rounds to
@@ -160,4 +166,35 @@ func TestRetentionKeepsPinnedSnapshot(t *testing.T) {
 	// Released, it no longer holds the discard back: the next compaction
 	// of those tables drops what it kept.
 	compactDown(t, s, 500)
+}
+
+// RetainAge keeps what was current less than RetainAge ago readable,
+// beyond Retain: MinReadable stays at the seqno applied RetainAge ago.
+func TestRetentionByAge(t *testing.T) {
+	s := openCfg(t, Config{Dir: t.TempDir(), Retain: 10, RetainAge: time.Minute})
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	step := func(from, to uint64, d time.Duration) { // applies from..to, d apart
+		t.Helper()
+		for n := from; n <= to; n++ {
+			now = now.Add(d)
+			mustApply(t, s, n, rec(n, "", put("k", value(n))))
+		}
+	}
+	step(1, 100, time.Second/10) // 10 s
+	if got := s.Applied().MinReadable; got != 0 {
+		t.Fatalf("MinReadable %d after 10 s of a minute's age bound, want 0", got)
+	}
+	step(101, 700, time.Second/10) // 70 s in all: the seqno of 10 s, about 100
+	if got := s.Applied().MinReadable; got < 80 || got > 100 {
+		t.Fatalf("MinReadable %d at 70 s, want the seqno applied a minute before, about 100", got)
+	}
+	compact(t, s)
+	if v, err := s.Get([]byte("k"), 100); err != nil || string(v) != value(100) {
+		t.Fatalf("Get(k, 100), a minute old = %.8q, %v; want %.8q", v, err, value(100))
+	}
+	step(701, 710, 10*time.Minute) // then idle: Retain bounds it again
+	if got := s.Applied().MinReadable; got != 700 {
+		t.Fatalf("MinReadable %d after a long pause, want 700 (Retain 10 of 710)", got)
+	}
 }

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
@@ -96,7 +98,8 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 }
 
 // exportEntries writes the latest version at or below seqno of every user key
-// and id record, in key order, and returns how many it wrote.
+// and id record, in key order, and returns how many it wrote. Deletes and id
+// records older than the window are left out.
 func (s *Store) exportEntries(sw *streamWriter, seqno uint64) (uint64, error) {
 	txn := s.db.NewTransactionAt(seqno, false)
 	defer txn.Discard()
@@ -114,6 +117,9 @@ func (s *Store) exportEntries(sw *streamWriter, seqno uint64) (uint64, error) {
 		var flags byte
 		if item.UserMeta()&metaTombstone != 0 {
 			flags = flagTombstone
+		}
+		if (flags == flagTombstone || key[0] == spaceID) && s.forgotten(item.Version(), seqno) {
+			continue // older than the window: see forget.go
 		}
 		err := item.Value(func(v []byte) error {
 			sw.entry(key, item.Version(), flags, v)
@@ -187,7 +193,7 @@ func (s *Store) setState(st *AppliedState) {
 
 // importEntries writes the stream's entries in chunks and checks its trailer.
 func (s *Store) importEntries(sr *streamReader, seqno uint64) (uint64, error) {
-	cw := &chunkWriter{db: s.db}
+	cw := &chunkWriter{db: s.db, window: s.window}
 	defer cw.cancel()
 	var (
 		prev  []byte
@@ -220,11 +226,17 @@ func (s *Store) importEntries(sr *streamReader, seqno uint64) (uint64, error) {
 
 // chunkWriter writes imported entries, each at its own version, through
 // managed WriteBatches flushed every importChunk bytes, so memory stays
-// bounded whatever the stream's size.
+// bounded whatever the stream's size. With a window, each chunk lists its
+// deletes and id records in reap records (see forget.go), one per
+// sixteenth of the window their versions fall in, so that each is
+// forgotten soon after it ages out.
 type chunkWriter struct {
 	db      *badger.DB
 	wb      *badger.WriteBatch
 	pending int
+	window  uint64
+	lists   map[uint64]*reapList // by version / (window/16)
+	chunks  uint64
 }
 
 func (c *chunkWriter) add(e *streamEntry) error {
@@ -233,6 +245,9 @@ func (c *chunkWriter) add(e *streamEntry) error {
 	}
 	if err := c.wb.SetEntryAt(importEntry(e), e.version); err != nil {
 		return err
+	}
+	if c.window > 0 && (e.flags&flagTombstone != 0 || e.key[0] == spaceID) {
+		c.list(e.version).add(e.key, e.version)
 	}
 	if c.pending += len(e.key) + len(e.value); c.pending >= importChunk {
 		return c.flush()
@@ -245,9 +260,32 @@ func (c *chunkWriter) flush() error {
 	if c.wb == nil {
 		return nil
 	}
-	err := c.wb.Flush()
-	c.wb, c.pending = nil, 0
+	c.chunks++
+	var err error
+	for _, b := range slices.Sorted(maps.Keys(c.lists)) {
+		if err = c.lists[b].write(c.wb, c.chunks); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		err = c.wb.Flush()
+	} else {
+		c.wb.Cancel()
+	}
+	c.wb, c.pending, c.lists = nil, 0, nil
 	return err
+}
+
+// list is the reap list for entries at version.
+func (c *chunkWriter) list(version uint64) *reapList {
+	b := version / max(1, c.window/16)
+	if c.lists == nil {
+		c.lists = make(map[uint64]*reapList)
+	}
+	if c.lists[b] == nil {
+		c.lists[b] = &reapList{}
+	}
+	return c.lists[b]
 }
 
 // cancel abandons unflushed entries (already committed chunks stay).

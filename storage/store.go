@@ -7,6 +7,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"go.uber.org/zap"
@@ -89,6 +90,9 @@ type Store struct {
 	durable atomic.Pointer[AppliedState]
 
 	retain    uint64
+	aged      agedSeqnos       // guarded by applyMu
+	now       func() time.Time // time.Now; tests move it
+	window    uint64
 	pinMu     sync.Mutex
 	pins      map[uint64]int // seqno -> reads in flight at it and pinned Snapshots
 	discardTs uint64         // badger's discard timestamp; guarded by syncMu
@@ -125,7 +129,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
 	s := &Store{lg: lg, dir: cfg.Dir, db: db, maxValue: maxValueSize(opts), syncEvery: cfg.syncEvery(),
-		retain: cfg.retain(), pins: make(map[uint64]int),
+		retain: cfg.retain(), aged: agedSeqnos{age: cfg.RetainAge}, now: time.Now, window: cfg.Window, pins: make(map[uint64]int),
 		kick: make(chan struct{}, 1), stopLoop: make(chan struct{}), loopDone: make(chan struct{})}
 	st, err := s.recover()
 	if err != nil {

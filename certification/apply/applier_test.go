@@ -102,6 +102,13 @@ func openApplier(t *testing.T, dir string, rec *recorder, indexSize int) (*Appli
 	t.Helper()
 	sc := storage.DefaultConfig()
 	sc.Dir = dir
+	return openApplierOn(t, sc, rec, indexSize)
+}
+
+// openApplierOn is openApplier on a store configured by sc; certification's
+// window is 64.
+func openApplierOn(t *testing.T, sc storage.Config, rec *recorder, indexSize int) (*Applier, *storage.Store) {
+	t.Helper()
 	st, err := storage.Open(sc)
 	if err != nil {
 		t.Fatal(err)
@@ -167,6 +174,52 @@ func TestDeterminism(t *testing.T) {
 			}
 			if s := a0Commits(recs[0].outcomes); s == 0 || s == len(log) {
 				t.Fatalf("degenerate log: %d of %d committed", s, len(log))
+			}
+		})
+	}
+}
+
+// Forgetting does not change a verdict: a member whose store forgets
+// deletes and ids as soon as they leave the window (a sync after every
+// batch) reaches the verdicts of one that keeps them all, and the first
+// really did forget.
+func TestDeterminismWhateverForgotten(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			log := randomLog(t, rand.New(rand.NewPCG(seed, 0)), 600)
+			var recs [2]recorder
+			var contents [2]string
+			var forgot [2]bool
+			for m := 0; m < 2; m++ {
+				sc := storage.Config{Dir: t.TempDir(), Window: []uint64{64, 0}[m]}
+				a, st := openApplierOn(t, sc, &recs[m], 1)
+				r := rand.New(rand.NewPCG(seed, 10))
+				for i := 0; i < len(log); {
+					j := boundary(log, min(len(log), i+1+r.IntN(7)))
+					if err := a.Deliver(log[i:j], positionOf(log[j-1])); err != nil {
+						t.Fatal(err)
+					}
+					if err := st.Sync(); err != nil {
+						t.Fatal(err)
+					}
+					i = j
+				}
+				_, _, found, err := st.LookupID([]byte("id-0"), st.Applied().Seqno+1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				forgot[m] = !found
+				contents[m] = dump(t, st)
+				st.Close()
+			}
+			if fmt.Sprint(recs[0].outcomes) != fmt.Sprint(recs[1].outcomes) {
+				t.Fatalf("verdicts differ:\n%v\n%v", recs[0].outcomes, recs[1].outcomes)
+			}
+			if contents[0] != contents[1] {
+				t.Fatalf("contents differ:\n%s\n%s", contents[0], contents[1])
+			}
+			if !forgot[0] || forgot[1] {
+				t.Fatalf("id-0 forgotten: %v with a window, %v without; want true, false", forgot[0], forgot[1])
 			}
 		})
 	}

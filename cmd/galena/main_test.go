@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/storage"
 )
 
 // runCLI runs a command line in-process and returns its exit code and output.
@@ -37,6 +38,8 @@ func TestStartFlagsRejected(t *testing.T) {
 		{"negative snapshot threshold", []string{"--id", "n1", "--initial-cluster", cluster, "--snapshot-threshold", "-5"}, "invalid argument \"-5\""},
 		{"zero trailing logs", []string{"--id", "n1", "--initial-cluster", cluster, "--trailing-logs", "0"}, "--trailing-logs must be positive"},
 		{"zero checkpoint interval", []string{"--id", "n1", "--initial-cluster", cluster, "--checkpoint-interval", "0"}, "--checkpoint-interval must be positive"},
+		{"zero retain seqnos", []string{"--id", "n1", "--initial-cluster", cluster, "--retain-seqnos", "0"}, "--retain-seqnos must be positive"},
+		{"negative retain age", []string{"--id", "n1", "--initial-cluster", cluster, "--retain-age", "-1m"}, "--retain-age must not be negative, got -1m0s"},
 		{"zero max inflight commits", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-commits", "0"}, "--max-inflight-commits must be positive"},
 		{"max inflight bytes below a write-set", []string{"--id", "n1", "--initial-cluster", cluster, "--max-inflight-bytes", "1MiB"},
 			"--max-inflight-bytes must be at least the largest write-set, 16MiB, got 1MiB"},
@@ -89,7 +92,7 @@ func TestStartConfig(t *testing.T) {
 		logLevel: "debug", logFormat: "json",
 		heartbeatTimeout: 200 * time.Millisecond, electionTimeout: 400 * time.Millisecond,
 		notPrimaryTimeout: 3 * time.Second, snapshotThreshold: 100, trailingLogs: 50, checkpointInterval: 64,
-		maxInflightCommits: 16, maxInflightBytes: 32 << 20,
+		maxInflightCommits: 16, maxInflightBytes: 32 << 20, retainSeqnos: 5000, retainAge: time.Hour,
 	}
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
@@ -110,6 +113,9 @@ func TestStartConfig(t *testing.T) {
 	if g.NotPrimaryTimeout != 3*time.Second || g.SnapshotThreshold != 100 || g.TrailingLogs != 50 || cfg.Apply.CheckpointInterval != 64 {
 		t.Errorf("not primary %v, snapshot threshold %d, trailing logs %d, checkpoint interval %d",
 			g.NotPrimaryTimeout, g.SnapshotThreshold, g.TrailingLogs, cfg.Apply.CheckpointInterval)
+	}
+	if cfg.Storage.Retain != 5000 || cfg.Storage.RetainAge != time.Hour {
+		t.Errorf("retain %d seqnos and %v; want 5000 and 1h", cfg.Storage.Retain, cfg.Storage.RetainAge)
 	}
 	if cfg.Logger == nil {
 		t.Error("no logger")
@@ -137,6 +143,8 @@ func TestStartFlagDefaults(t *testing.T) {
 	f.checkpointInterval, _ = fl.GetUint64("checkpoint-interval")
 	f.maxInflightCommits, _ = fl.GetInt("max-inflight-commits")
 	f.maxInflightBytes = *fl.Lookup("max-inflight-bytes").Value.(*byteSize)
+	f.retainSeqnos, _ = fl.GetUint64("retain-seqnos")
+	f.retainAge, _ = fl.GetDuration("retain-age")
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +153,8 @@ func TestStartFlagDefaults(t *testing.T) {
 	if cfg.Join != "127.0.0.1:7001" || cfg.InitialCluster != nil || cfg.Arbitrator || cfg.ClusterToken != d.ClusterToken ||
 		cfg.Group.NotPrimaryTimeout != d.Group.NotPrimaryTimeout || cfg.Group.SnapshotThreshold != d.Group.SnapshotThreshold ||
 		cfg.Group.TrailingLogs != d.Group.TrailingLogs || cfg.Apply.CheckpointInterval != d.Apply.CheckpointInterval ||
-		cfg.Txn.MaxInflightCommits != d.Txn.MaxInflightCommits || cfg.Txn.MaxInflightBytes != d.Txn.MaxInflightBytes || !cfg.RaftMetrics {
+		cfg.Txn.MaxInflightCommits != d.Txn.MaxInflightCommits || cfg.Txn.MaxInflightBytes != d.Txn.MaxInflightBytes || !cfg.RaftMetrics ||
+		cfg.Storage.Retain != storage.DefaultRetain || cfg.Storage.RetainAge != d.Storage.RetainAge {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -32,6 +33,8 @@ type startFlags struct {
 	snapshotThreshold              uint64
 	trailingLogs                   uint64
 	checkpointInterval             uint64
+	retainSeqnos                   uint64
+	retainAge                      time.Duration
 	maxInflightCommits             int
 	maxInflightBytes               byteSize
 	peerRoute                      string // fault builds only
@@ -112,6 +115,8 @@ member on a non-loopback address logs a warning.`,
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.Group.SnapshotThreshold, "Raft log entries between snapshots")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.Group.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
 	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.Apply.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
+	fl.Uint64Var(&f.retainSeqnos, "retain-seqnos", storage.DefaultRetain, "seqnos of history kept readable below the applied one; older versions are discarded")
+	fl.DurationVar(&f.retainAge, "retain-age", d.Storage.RetainAge, "history kept readable for at least this long too, whatever --retain-seqnos (0: no age bound)")
 	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.Txn.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
 	f.maxInflightBytes = byteSize(d.Txn.MaxInflightBytes)
 	fl.Var(&f.maxInflightBytes, "max-inflight-bytes", "bytes of write-sets the member's commits in flight may hold, at least the largest write-set ("+
@@ -184,8 +189,8 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	return cfg, nil
 }
 
-// tuning sets the Raft timeouts, log retention and checkpoint interval
-// from the flags.
+// tuning sets the Raft timeouts, log retention, checkpoint interval,
+// admission limits and history retention from the flags.
 func (f startFlags) tuning(cfg *node.Config) error {
 	if err := f.timeouts(cfg); err != nil {
 		return err
@@ -199,6 +204,10 @@ func (f startFlags) tuning(cfg *node.Config) error {
 		return usagef("--trailing-logs must be positive")
 	case f.checkpointInterval == 0:
 		return usagef("--checkpoint-interval must be positive")
+	case f.retainSeqnos == 0:
+		return usagef("--retain-seqnos must be positive")
+	case f.retainAge < 0:
+		return usagef("--retain-age must not be negative, got %v", f.retainAge)
 	case f.maxInflightCommits <= 0:
 		return usagef("--max-inflight-commits must be positive, got %d", f.maxInflightCommits)
 	case int(f.maxInflightBytes) < cfg.Txn.Limits.MaxWriteSetSize:
@@ -209,6 +218,7 @@ func (f startFlags) tuning(cfg *node.Config) error {
 	cfg.Group.NotPrimaryTimeout = f.notPrimaryTimeout
 	cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs = f.snapshotThreshold, f.trailingLogs
 	cfg.Apply.CheckpointInterval = f.checkpointInterval
+	cfg.Storage.Retain, cfg.Storage.RetainAge = f.retainSeqnos, f.retainAge
 	return nil
 }
 
