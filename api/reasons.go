@@ -17,6 +17,7 @@ const (
 	ReasonIndeterminate       = "INDETERMINATE"        // Unknown: the commit's outcome is not known
 	ReasonShuttingDown        = "SHUTTING_DOWN"        // Unavailable: the node is stopping
 	ReasonOverloaded          = "OVERLOADED"           // ResourceExhausted: too many commits in flight on the node; retry after a backoff
+	ReasonNoSpace             = "NO_SPACE"             // ResourceExhausted: the node's data is over its space quota; only deletes are taken
 	ReasonMemberExists        = "MEMBER_EXISTS"        // AlreadyExists: the id or the address of a member to add is in use
 	ReasonMemberNotFound      = "MEMBER_NOT_FOUND"     // NotFound: no member has the id a membership change names
 	ReasonMemberRefused       = "MEMBER_REFUSED"       // FailedPrecondition: removing the last voter, adding a member of another cluster

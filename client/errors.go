@@ -49,6 +49,12 @@ var (
 	// refused this one at once: it was not applied. Update retries it after
 	// a backoff; a caller of Commit should back off too.
 	ErrOverloaded = errors.New("client: server overloaded")
+	// ErrNoSpace means the member's data is over its space quota: it
+	// refused the commit at once (nothing was applied), as it refuses every
+	// commit that puts a value until space is freed; commits that only
+	// delete, and reads, are served. The error's text says what to do. It
+	// is not retried.
+	ErrNoSpace = errors.New("client: server out of space")
 	// ErrUnavailable means no endpoint could serve the call.
 	ErrUnavailable = errors.New("client: unavailable")
 	// ErrUnauthenticated means the member verifies clients and the client
@@ -112,6 +118,7 @@ var statusErrors = []struct {
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
 	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},
+	{codes.ResourceExhausted, api.ReasonNoSpace, ErrNoSpace},
 	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
 	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound},
 	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},

@@ -30,6 +30,7 @@ var statusCases = []struct {
 	{codes.Unknown, api.ReasonIndeterminate, ErrIndeterminate},
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
 	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded}, // not ErrTooLarge
+	{codes.ResourceExhausted, api.ReasonNoSpace, ErrNoSpace},
 	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
 	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound}, // a member, not a key
 	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},

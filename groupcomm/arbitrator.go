@@ -44,6 +44,7 @@ func (a *arbitratorState) Restore(r io.Reader, index uint64) error {
 type arbitratorSnapshot uint64
 
 func (s arbitratorSnapshot) Index() uint64                  { return uint64(s) }
+func (s arbitratorSnapshot) Seqno() uint64                  { return uint64(s) }
 func (arbitratorSnapshot) WriteTo(io.Writer) (int64, error) { return 0, nil }
 func (arbitratorSnapshot) Release()                         {}
 

@@ -46,8 +46,10 @@ type Deliverer interface {
 
 // Snapshot is a pinned point-in-time state.
 type Snapshot interface {
-	// Index is the applied log index the state reflects.
+	// Index is the applied log index the state reflects, and Seqno the
+	// applied seqno.
 	Index() uint64
+	Seqno() uint64
 	// WriteTo streams the state; it may run while Deliver goes on. When it
 	// returns nil, the Deliverer's durable state (what Applied reports, and
 	// the least a restart resumes from) must be at or past Index: Raft

@@ -123,6 +123,7 @@ type memSnapshot struct {
 }
 
 func (s memSnapshot) Index() uint64 { return s.at.Index }
+func (s memSnapshot) Seqno() uint64 { return s.at.Seqno }
 func (s memSnapshot) Release()      {}
 func (s memSnapshot) WriteTo(w io.Writer) (int64, error) {
 	return 0, gob.NewEncoder(w).Encode(struct {

@@ -27,6 +27,7 @@ var methodRoles = map[string]security.Role{
 	galenapb.KV_Commit_FullMethodName:            security.RoleWrite,
 	galenapb.Cluster_MemberAdd_FullMethodName:    security.RoleAdmin,
 	galenapb.Cluster_MemberRemove_FullMethodName: security.RoleAdmin,
+	galenapb.Cluster_Backup_FullMethodName:       security.RoleAdmin,
 }
 
 // securityOptions are the gRPC server options of TLS: the connection's TLS

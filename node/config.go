@@ -88,6 +88,12 @@ type Config struct {
 	// metrics carry no member label).
 	RaftMetrics bool
 
+	// QuotaBytes is how much the data directory of a data member may hold
+	// before the member refuses commits that put values (txn.ErrNoSpace);
+	// it takes them again, by itself, once under. Zero means
+	// DefaultQuotaFraction of the filesystem holding DataDir.
+	QuotaBytes int64
+
 	// ShutdownTimeout bounds how long Close lets in-flight commits, then
 	// other in-flight requests, finish.
 	ShutdownTimeout time.Duration
@@ -168,6 +174,8 @@ func (c Config) Validate() error {
 		return errors.New("node: a data directory is required")
 	case len(c.InitialCluster) > 0 && c.Join != "":
 		return errors.New("node: give either an initial cluster (to bootstrap a new cluster) or an address to join, not both")
+	case c.QuotaBytes < 0:
+		return fmt.Errorf("node: QuotaBytes %d is negative", c.QuotaBytes)
 	}
 	if len(c.InitialCluster) > 0 && !slices.ContainsFunc(c.InitialCluster, func(p Peer) bool { return p.ID == c.ID }) {
 		return fmt.Errorf("node: the initial cluster does not list this member (id %s): list every member of the new cluster, this one included", c.ID)

@@ -21,6 +21,7 @@ type collector struct {
 	state, primary, size, applied, lag, contact *prometheus.Desc
 	commits, failures, recvQueue, minReadable   *prometheus.Desc
 	batchedEntries, batchedCommands             *prometheus.Desc
+	dataBytes, quotaBytes                       *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -39,6 +40,9 @@ func newCollector(n *Node) *collector {
 			"(Galera's wsrep_local_recv_queue): galena_apply_lag plus the entries not yet known to be committed."),
 		minReadable: d("galena_min_readable_seqno", "Oldest snapshot a read on this member can use: history below it was "+
 			"discarded (retention: --retain-seqnos, --retain-age). galena_last_committed minus it is the history kept."),
+		dataBytes: d("galena_data_bytes", "Bytes in this member's data directory, measured every second."),
+		quotaBytes: d("galena_quota_bytes", "This member's space quota (--quota-bytes): over it, commits that put values are refused "+
+			"(NO_SPACE) until it is under again. 0 on an arbitrator."),
 		batchedEntries: d("galena_group_commit_entries_total", "Raft entries this member appended while leading, "+
 			"each carrying the write-sets (and checkpoint announcements) queued together."),
 		batchedCommands: d("galena_group_commit_commands_total", "Write-sets and checkpoint announcements in those entries: "+
@@ -48,7 +52,7 @@ func newCollector(n *Node) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
-		c.minReadable, c.batchedEntries, c.batchedCommands} {
+		c.minReadable, c.dataBytes, c.quotaBytes, c.batchedEntries, c.batchedCommands} {
 		ch <- d
 	}
 }
@@ -71,6 +75,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.contact, contact)
 	gauge(c.recvQueue, float64(s.RecvQueue))
 	gauge(c.minReadable, float64(s.MinReadable))
+	gauge(c.dataBytes, float64(c.n.dataBytes.Load()))
+	gauge(c.quotaBytes, float64(c.n.quotaBytes.Load()))
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}

@@ -38,15 +38,17 @@ type Node struct {
 	grpc    *grpc.Server
 	http    *http.Server
 
-	clusterID uint64
-	fatal     chan error // receives the apply loop's fatal error, once
-	fatalOnce sync.Once
-	failure   atomic.Pointer[error]           // why the member stopped
-	joining   atomic.Bool                     // catching up before it can serve (see monitor)
-	members   atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
-	announce  chan certification.Checkpoint
-	ctx       context.Context // cancelled by Close: ends the member's own goroutines and calls
-	cancel    context.CancelFunc
+	clusterID  uint64
+	fatal      chan error // receives the apply loop's fatal error, once
+	fatalOnce  sync.Once
+	failure    atomic.Pointer[error]           // why the member stopped
+	joining    atomic.Bool                     // catching up before it can serve (see monitor)
+	members    atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
+	announce   chan certification.Checkpoint
+	quotaBytes atomic.Int64    // a data member's space quota (see spaceLoop)
+	dataBytes  atomic.Int64    // what its data directory held when last measured
+	ctx        context.Context // cancelled by Close: ends the member's own goroutines and calls
+	cancel     context.CancelFunc
 
 	registered  []prometheus.Collector // on cfg.Registerer until Close
 	certifyTime prometheus.Histogram
@@ -120,6 +122,7 @@ func New(cfg Config) (*Node, error) {
 	n.goTracked(n.monitor)
 	if !cfg.Arbitrator {
 		n.goTracked(n.announceLoop)
+		n.goTracked(n.spaceLoop)
 	}
 	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),
 		zap.Bool("arbitrator", cfg.Arbitrator), zap.Uint64("applied", n.group.Applied()))
@@ -162,6 +165,11 @@ func (n *Node) open() error {
 		n.group, err = groupcomm.New(gc, n.mux.Match(groupcomm.Match), nil, n.onFatal)
 		return err
 	}
+	quota, err := n.cfg.quota()
+	if err != nil {
+		return err
+	}
+	n.quotaBytes.Store(quota)
 	sc := n.cfg.storageConfig()
 	sc.Logger = n.lg.Named("storage")
 	if n.store, err = storage.Open(sc); err != nil {

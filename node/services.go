@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"io"
 	"math"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -45,7 +46,10 @@ func (m clusterMember) RemoveMember(ctx context.Context, id string) error {
 	return m.n.group.RemoveMember(ctx, id)
 }
 func (m clusterMember) State() string { return m.n.Status().State }
-func (m clusterMember) Removed()      { m.n.removed() }
+func (m clusterMember) Backup(w io.Writer) (groupcomm.Position, error) {
+	return m.n.group.Backup(w)
+}
+func (m clusterMember) Removed() { m.n.removed() }
 
 // Applied is the applier's position, digest and checkpoints; an
 // arbitrator has none.

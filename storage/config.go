@@ -76,7 +76,7 @@ type Config struct {
 // DefaultConfig returns the default configuration. Callers must still set Dir
 // or InMemory.
 func DefaultConfig() Config {
-	return Config{RetainAge: DefaultRetainAge}
+	return Config{Retain: DefaultRetain, RetainAge: DefaultRetainAge}
 }
 
 // Validate reports whether c can be used to open a Store.

@@ -195,12 +195,31 @@ func (s *Store) setState(st *AppliedState) {
 func (s *Store) importEntries(sr *streamReader, seqno uint64) (uint64, error) {
 	cw := &chunkWriter{db: s.db, window: s.window}
 	defer cw.cancel()
+	count, err := readEntries(sr, seqno, s.maxValue, func(e *streamEntry) error {
+		if err := cw.add(e); err != nil {
+			return fmt.Errorf("storage: import: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return count, err
+	}
+	if err := cw.flush(); err != nil {
+		return count, fmt.Errorf("storage: import: %w", err)
+	}
+	return count, nil
+}
+
+// readEntries reads the entries after the stream's header up to its
+// trailer, checks each (values up to maxValue) and hands it to add, then
+// checks the trailer. It returns how many entries it read.
+func readEntries(sr *streamReader, seqno uint64, maxValue int64, add func(*streamEntry) error) (uint64, error) {
 	var (
 		prev  []byte
 		count uint64
 	)
 	for {
-		e, end, err := sr.next(s.maxValue)
+		e, end, err := sr.next(maxValue)
 		if err != nil {
 			return count, sr.classify(err)
 		}
@@ -210,16 +229,13 @@ func (s *Store) importEntries(sr *streamReader, seqno uint64) (uint64, error) {
 		if err := checkEntry(&e, prev, seqno); err != nil {
 			return count, err
 		}
-		if err := cw.add(&e); err != nil {
-			return count, fmt.Errorf("storage: import: %w", err)
+		if err := add(&e); err != nil {
+			return count, err
 		}
 		prev, count = e.key, count+1
 	}
 	if err := sr.trailer(count); err != nil {
 		return count, sr.classify(err)
-	}
-	if err := cw.flush(); err != nil {
-		return count, fmt.Errorf("storage: import: %w", err)
 	}
 	return count, nil
 }
@@ -419,4 +435,21 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// Verify reads a stream written by Snapshot.WriteTo to its end and checks
+// it as Import would (format, key order, versions, checksum), writing
+// nothing. It returns the stream's applied state and how many entries it
+// holds, or ErrBadSnapshot (or r's error) for a stream Import would refuse.
+func Verify(r io.Reader) (AppliedState, uint64, error) {
+	sr := newStreamReader(r)
+	st, err := sr.header()
+	if err != nil {
+		return AppliedState{}, 0, sr.classify(err)
+	}
+	count, err := readEntries(sr, st.Seqno, MaxValueSize, func(*streamEntry) error { return nil })
+	if err != nil {
+		return AppliedState{}, count, err
+	}
+	return st, count, nil
 }

@@ -19,4 +19,8 @@ var (
 	// Config.MaxInflightBytes bytes of write-sets, are already in flight on
 	// this node; the commit was refused at once, before anything was sent.
 	ErrOverloaded = errors.New("txn: too many commits in flight on this node")
+	// ErrNoSpace: the node's data is over its space quota (see
+	// Service.SetNoSpace); a write-set that puts anything is refused at
+	// once, one that only deletes is not.
+	ErrNoSpace = errors.New("txn: node is out of space")
 )

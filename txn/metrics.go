@@ -22,6 +22,7 @@ type metrics struct {
 	inflight      prometheus.GaugeFunc
 	inflightBytes prometheus.GaugeFunc
 	overloaded    prometheus.Counter
+	noSpace       prometheus.Counter
 }
 
 func newMetrics(inflight, inflightBytes func() int) *metrics {
@@ -43,6 +44,10 @@ func newMetrics(inflight, inflightBytes func() int) *metrics {
 		overloaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "galena_commits_overloaded_total",
 			Help: "Commits refused at once because MaxInflightCommits commits, or MaxInflightBytes bytes of write-sets, were in flight on this member.",
+		}),
+		noSpace: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "galena_commits_no_space_total",
+			Help: "Commits refused at once because this member's data was over its space quota (--quota-bytes).",
 		}),
 	}
 	m.byOutcome = map[string]prometheus.Observer{}
@@ -70,16 +75,19 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	s.m.inflight.Describe(ch)
 	s.m.inflightBytes.Describe(ch)
 	s.m.overloaded.Describe(ch)
+	s.m.noSpace.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: the member's commit latency
 // (galena_commit_duration_seconds), commits in flight
 // (galena_inflight_commits) and the bytes of their write-sets
 // (galena_inflight_commit_bytes), and commits refused as overload
-// (galena_commits_overloaded_total).
+// (galena_commits_overloaded_total) or for want of space
+// (galena_commits_no_space_total).
 func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	s.m.duration.Collect(ch)
 	s.m.inflight.Collect(ch)
 	s.m.inflightBytes.Collect(ch)
 	s.m.overloaded.Collect(ch)
+	s.m.noSpace.Collect(ch)
 }

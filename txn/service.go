@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/galenadb/galena/api/writesetpb"
@@ -67,8 +68,36 @@ type Service struct {
 	gate  *gate
 	m     *metrics
 
+	noSpace atomic.Pointer[error] // why commits that put are refused; nil: they are not
+
 	mu      sync.Mutex
 	waiters map[string][]chan certification.Outcome
+}
+
+// SetNoSpace makes Commit refuse every write-set that puts a value with
+// err, which should wrap ErrNoSpace and say what to do, until it is called
+// with nil. Write-sets that only delete, and reads, are served as before.
+func (s *Service) SetNoSpace(err error) {
+	if err == nil {
+		s.noSpace.Store(nil)
+		return
+	}
+	s.noSpace.Store(&err)
+}
+
+// checkSpace refuses ws if it puts a value while the node is out of space.
+func (s *Service) checkSpace(ws *writesetpb.WriteSet) error {
+	err := s.noSpace.Load()
+	if err == nil {
+		return nil
+	}
+	for _, w := range ws.GetWrites() {
+		if !w.GetDelete() {
+			s.m.noSpace.Inc()
+			return *err
+		}
+	}
+	return nil
 }
 
 // New returns a Service reading from store and ordering through ord. Its
@@ -280,6 +309,9 @@ func (s *Service) Drain(ctx context.Context) error { return s.gate.drain(ctx) }
 
 func (s *Service) commit(ctx context.Context, ws *writesetpb.WriteSet, minSeqno uint64) (certification.Outcome, error) {
 	if err := s.validate(ws); err != nil {
+		return certification.Outcome{}, err
+	}
+	if err := s.checkSpace(ws); err != nil {
 		return certification.Outcome{}, err
 	}
 	// A member cut off from the majority learns so from Broadcast, within

@@ -1706,6 +1706,127 @@ func (x *DigestResponse) GetAppliedIndex() uint64 {
 	return 0
 }
 
+type BackupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupRequest) Reset() {
+	*x = BackupRequest{}
+	mi := &file_galena_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupRequest) ProtoMessage() {}
+
+func (x *BackupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
+func (*BackupRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{24}
+}
+
+type BackupChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Data  []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// On the last message only, which carries no data: the copy is complete.
+	Done          bool   `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	Seqno         uint64 `protobuf:"varint,3,opt,name=seqno,proto3" json:"seqno,omitempty"`  // the copy is the state after this seqno
+	Index         uint64 `protobuf:"varint,4,opt,name=index,proto3" json:"index,omitempty"`  // the raft log index that seqno was reached at
+	Bytes         uint64 `protobuf:"varint,5,opt,name=bytes,proto3" json:"bytes,omitempty"`  // how many bytes of data were sent
+	Sha256        []byte `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"` // of those bytes
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupChunk) Reset() {
+	*x = BackupChunk{}
+	mi := &file_galena_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupChunk) ProtoMessage() {}
+
+func (x *BackupChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
+func (*BackupChunk) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *BackupChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *BackupChunk) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *BackupChunk) GetSeqno() uint64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *BackupChunk) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
 var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
@@ -1833,7 +1954,15 @@ const file_galena_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x127\n" +
 	"\vcheckpoints\x18\x04 \x03(\v2\x15.galena.v1.CheckpointR\vcheckpoints\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12#\n" +
-	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex*O\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\"\x0f\n" +
+	"\rBackupRequest\"\x8f\x01\n" +
+	"\vBackupChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\x12\x14\n" +
+	"\x05seqno\x18\x03 \x01(\x04R\x05seqno\x12\x14\n" +
+	"\x05index\x18\x04 \x01(\x04R\x05index\x12\x14\n" +
+	"\x05bytes\x18\x05 \x01(\x04R\x05bytes\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\fR\x06sha256*O\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +
@@ -1843,13 +1972,14 @@ const file_galena_proto_rawDesc = "" +
 	"\x04Scan\x12\x16.galena.v1.ScanRequest\x1a\x17.galena.v1.ScanResponse\x12=\n" +
 	"\x06Commit\x12\x18.galena.v1.CommitRequest\x1a\x19.galena.v1.CommitResponse\x12=\n" +
 	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse\x12>\n" +
-	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x012\xac\x02\n" +
+	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x012\xea\x02\n" +
 	"\aCluster\x12I\n" +
 	"\n" +
 	"MemberList\x12\x1c.galena.v1.MemberListRequest\x1a\x1d.galena.v1.MemberListResponse\x12F\n" +
 	"\tMemberAdd\x12\x1b.galena.v1.MemberAddRequest\x1a\x1c.galena.v1.MemberAddResponse\x12O\n" +
 	"\fMemberRemove\x12\x1e.galena.v1.MemberRemoveRequest\x1a\x1f.galena.v1.MemberRemoveResponse\x12=\n" +
-	"\x06Digest\x12\x18.galena.v1.DigestRequest\x1a\x19.galena.v1.DigestResponseB)Z'github.com/galenadb/galena/api/galenapbb\x06proto3"
+	"\x06Digest\x12\x18.galena.v1.DigestRequest\x1a\x19.galena.v1.DigestResponse\x12<\n" +
+	"\x06Backup\x12\x18.galena.v1.BackupRequest\x1a\x16.galena.v1.BackupChunk0\x01B)Z'github.com/galenadb/galena/api/galenapbb\x06proto3"
 
 var (
 	file_galena_proto_rawDescOnce sync.Once
@@ -1864,7 +1994,7 @@ func file_galena_proto_rawDescGZIP() []byte {
 }
 
 var file_galena_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_galena_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: galena.v1.Outcome
 	(*BatchRequest)(nil),         // 1: galena.v1.BatchRequest
@@ -1891,8 +2021,10 @@ var file_galena_proto_goTypes = []any{
 	(*DigestRequest)(nil),        // 22: galena.v1.DigestRequest
 	(*Checkpoint)(nil),           // 23: galena.v1.Checkpoint
 	(*DigestResponse)(nil),       // 24: galena.v1.DigestResponse
-	(*anypb.Any)(nil),            // 25: google.protobuf.Any
-	(*writesetpb.WriteSet)(nil),  // 26: galena.v1.WriteSet
+	(*BackupRequest)(nil),        // 25: galena.v1.BackupRequest
+	(*BackupChunk)(nil),          // 26: galena.v1.BackupChunk
+	(*anypb.Any)(nil),            // 27: google.protobuf.Any
+	(*writesetpb.WriteSet)(nil),  // 28: galena.v1.WriteSet
 }
 var file_galena_proto_depIdxs = []int32{
 	2,  // 0: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
@@ -1904,9 +2036,9 @@ var file_galena_proto_depIdxs = []int32{
 	10, // 6: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
 	12, // 7: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
 	5,  // 8: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
-	25, // 9: galena.v1.CallError.details:type_name -> google.protobuf.Any
+	27, // 9: galena.v1.CallError.details:type_name -> google.protobuf.Any
 	9,  // 10: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
-	26, // 11: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
+	28, // 11: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
 	0,  // 12: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
 	14, // 13: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
 	14, // 14: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
@@ -1922,17 +2054,19 @@ var file_galena_proto_depIdxs = []int32{
 	18, // 24: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
 	20, // 25: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
 	22, // 26: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
-	7,  // 27: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
-	10, // 28: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
-	12, // 29: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
-	15, // 30: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
-	3,  // 31: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
-	17, // 32: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
-	19, // 33: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
-	21, // 34: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
-	24, // 35: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
-	27, // [27:36] is the sub-list for method output_type
-	18, // [18:27] is the sub-list for method input_type
+	25, // 27: galena.v1.Cluster.Backup:input_type -> galena.v1.BackupRequest
+	7,  // 28: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
+	10, // 29: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
+	12, // 30: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
+	15, // 31: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
+	3,  // 32: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
+	17, // 33: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
+	19, // 34: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
+	21, // 35: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
+	24, // 36: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
+	26, // 37: galena.v1.Cluster.Backup:output_type -> galena.v1.BackupChunk
+	28, // [28:38] is the sub-list for method output_type
+	18, // [18:28] is the sub-list for method input_type
 	18, // [18:18] is the sub-list for extension type_name
 	18, // [18:18] is the sub-list for extension extendee
 	0,  // [0:18] is the sub-list for field type_name
@@ -1960,7 +2094,7 @@ func file_galena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_galena_proto_rawDesc), len(file_galena_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -305,6 +305,7 @@ const (
 	Cluster_MemberAdd_FullMethodName    = "/galena.v1.Cluster/MemberAdd"
 	Cluster_MemberRemove_FullMethodName = "/galena.v1.Cluster/MemberRemove"
 	Cluster_Digest_FullMethodName       = "/galena.v1.Cluster/Digest"
+	Cluster_Backup_FullMethodName       = "/galena.v1.Cluster/Backup"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -323,6 +324,11 @@ type ClusterClient interface {
 	MemberRemove(ctx context.Context, in *MemberRemoveRequest, opts ...grpc.CallOption) (*MemberRemoveResponse, error)
 	// Digest reports the running digest of what this member applied.
 	Digest(ctx context.Context, in *DigestRequest, opts ...grpc.CallOption) (*DigestResponse, error)
+	// Backup streams a consistent copy of this data member's state at one
+	// seqno, in the format of its Raft snapshots, while it goes on serving;
+	// the last message says where the copy stands and carries the SHA-256 of
+	// every byte sent. galena restore seeds a new cluster from it.
+	Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error)
 }
 
 type clusterClient struct {
@@ -373,6 +379,25 @@ func (c *clusterClient) Digest(ctx context.Context, in *DigestRequest, opts ...g
 	return out, nil
 }
 
+func (c *clusterClient) Backup(ctx context.Context, in *BackupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cluster_ServiceDesc.Streams[0], Cluster_Backup_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupRequest, BackupChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_BackupClient = grpc.ServerStreamingClient[BackupChunk]
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -389,6 +414,11 @@ type ClusterServer interface {
 	MemberRemove(context.Context, *MemberRemoveRequest) (*MemberRemoveResponse, error)
 	// Digest reports the running digest of what this member applied.
 	Digest(context.Context, *DigestRequest) (*DigestResponse, error)
+	// Backup streams a consistent copy of this data member's state at one
+	// seqno, in the format of its Raft snapshots, while it goes on serving;
+	// the last message says where the copy stands and carries the SHA-256 of
+	// every byte sent. galena restore seeds a new cluster from it.
+	Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -410,6 +440,9 @@ func (UnimplementedClusterServer) MemberRemove(context.Context, *MemberRemoveReq
 }
 func (UnimplementedClusterServer) Digest(context.Context, *DigestRequest) (*DigestResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Digest not implemented")
+}
+func (UnimplementedClusterServer) Backup(*BackupRequest, grpc.ServerStreamingServer[BackupChunk]) error {
+	return status.Errorf(codes.Unimplemented, "method Backup not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -504,6 +537,17 @@ func _Cluster_Digest_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Backup_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ClusterServer).Backup(m, &grpc.GenericServerStream[BackupRequest, BackupChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cluster_BackupServer = grpc.ServerStreamingServer[BackupChunk]
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -528,6 +572,12 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Cluster_Digest_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Backup",
+			Handler:       _Cluster_Backup_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "galena.proto",
 }

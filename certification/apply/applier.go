@@ -322,6 +322,7 @@ type snapshot struct {
 }
 
 func (s snapshot) Index() uint64 { return position(s.State()).Index }
+func (s snapshot) Seqno() uint64 { return s.State().Seqno }
 
 // WriteTo syncs storage, which makes it durable up to at least the
 // snapshot's position, then streams the snapshot. Raft compacts its log once

@@ -95,6 +95,7 @@ func newRootCmd() *cobra.Command {
 		newDemoCmd(),
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
 		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
+		newBackupCmd(g), newRestoreCmd(),
 		newCertCmd(),
 	)
 	return root

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
-	"github.com/galenadb/galena/storage"
 )
 
 // runCLI runs a command line in-process and returns its exit code and output.
@@ -154,7 +153,7 @@ func TestStartFlagDefaults(t *testing.T) {
 		cfg.Group.NotPrimaryTimeout != d.Group.NotPrimaryTimeout || cfg.Group.SnapshotThreshold != d.Group.SnapshotThreshold ||
 		cfg.Group.TrailingLogs != d.Group.TrailingLogs || cfg.Apply.CheckpointInterval != d.Apply.CheckpointInterval ||
 		cfg.Txn.MaxInflightCommits != d.Txn.MaxInflightCommits || cfg.Txn.MaxInflightBytes != d.Txn.MaxInflightBytes || !cfg.RaftMetrics ||
-		cfg.Storage.Retain != storage.DefaultRetain || cfg.Storage.RetainAge != d.Storage.RetainAge {
+		cfg.Storage.Retain != d.Storage.Retain || cfg.Storage.RetainAge != d.Storage.RetainAge {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
 	}
 }
@@ -210,6 +209,10 @@ func TestClientUsageErrors(t *testing.T) {
 		{"unknown command", []string{"frobnicate"}, "unknown command \"frobnicate\""},
 		{"demo without clients", []string{"demo", "--clients", "0"}, "--clients must be at least 1"},
 		{"demo one account", []string{"demo", "--accounts", "1"}, "--accounts must be in 2..10000"},
+		{"backup without out", []string{"backup"}, "--out is required"},
+		{"restore without from", []string{"restore", "--id", "n1", "--data", "d", "--initial-cluster", "n1=127.0.0.1:7001"}, "--from is required"},
+		{"restore without cluster", []string{"restore", "--from", "f", "--id", "n1", "--data", "d"}, "--initial-cluster is required"},
+		{"restore bad cluster", []string{"restore", "--from", "f", "--id", "n1", "--data", "d", "--initial-cluster", "n1"}, "--initial-cluster:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
-	"github.com/galenadb/galena/storage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -37,6 +36,7 @@ type startFlags struct {
 	retainAge                      time.Duration
 	maxInflightCommits             int
 	maxInflightBytes               byteSize
+	quotaBytes                     byteSize
 	peerRoute                      string // fault builds only
 	divergeAt                      uint64 // fault builds only
 	tls                            tlsFlags
@@ -115,12 +115,14 @@ member on a non-loopback address logs a warning.`,
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.Group.SnapshotThreshold, "Raft log entries between snapshots")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.Group.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
 	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.Apply.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
-	fl.Uint64Var(&f.retainSeqnos, "retain-seqnos", storage.DefaultRetain, "seqnos of history kept readable below the applied one; older versions are discarded")
+	fl.Uint64Var(&f.retainSeqnos, "retain-seqnos", d.Storage.Retain, "seqnos of history kept readable below the applied one; older versions are discarded")
 	fl.DurationVar(&f.retainAge, "retain-age", d.Storage.RetainAge, "history kept readable for at least this long too, whatever --retain-seqnos (0: no age bound)")
 	fl.IntVar(&f.maxInflightCommits, "max-inflight-commits", d.Txn.MaxInflightCommits, "commits the member serves at once; more are refused at once (client.ErrOverloaded, retried with backoff)")
 	f.maxInflightBytes = byteSize(d.Txn.MaxInflightBytes)
 	fl.Var(&f.maxInflightBytes, "max-inflight-bytes", "bytes of write-sets the member's commits in flight may hold, at least the largest write-set ("+
 		byteSize(d.Txn.Limits.MaxWriteSetSize).String()+"); more are refused at once, like --max-inflight-commits")
+	fl.Var(&f.quotaBytes, "quota-bytes", "how much the data directory may hold before the member refuses commits that put values "+
+		"(client.ErrNoSpace; deletes and reads go on, and it takes commits again once under); 0: "+fmt.Sprint(node.DefaultQuotaFraction*100)+"% of the filesystem's size")
 	addFaultFlags(fl, &f)
 	addTLSFlags(fl, &f.tls)
 	return cmd
@@ -219,6 +221,7 @@ func (f startFlags) tuning(cfg *node.Config) error {
 	cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs = f.snapshotThreshold, f.trailingLogs
 	cfg.Apply.CheckpointInterval = f.checkpointInterval
 	cfg.Storage.Retain, cfg.Storage.RetainAge = f.retainSeqnos, f.retainAge
+	cfg.QuotaBytes = int64(f.quotaBytes)
 	return nil
 }
 
@@ -310,7 +313,8 @@ type member interface {
 }
 
 // serve runs a member until ctx is done (exit 0), it is removed from the
-// cluster (exit 0) or its apply loop fails (exit 1).
+// cluster (exit 0) or fails (exit 1): its apply loop failed, or its disk
+// filled.
 func serve(ctx context.Context, cfg node.Config) error {
 	lg := cfg.Logger
 	defer lg.Sync()
@@ -338,7 +342,7 @@ func serveUntil(ctx context.Context, lg *zap.Logger, n member) error {
 			}
 			return nil
 		}
-		lg.Error("apply loop failed, stopping", zap.Error(ferr))
+		lg.Error("the member failed; stopping", zap.Error(ferr))
 		return errors.Join(fmt.Errorf("member failed: %w", ferr), n.Close())
 	}
 }

@@ -34,7 +34,7 @@ func TestServeUntil(t *testing.T) {
 		{"signal", nil, nil, "signal received, stopping"},
 		{"removed", node.ErrRemoved, nil, "removed from the cluster"},
 		{"removed, wrapped", errors.Join(errors.New("monitor"), node.ErrRemoved), nil, "removed from the cluster"},
-		{"apply loop failed", failure, failure, "apply loop failed, stopping"},
+		{"apply loop failed", failure, failure, "the member failed; stopping"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -41,6 +42,9 @@ type Member interface {
 	Applied() (at groupcomm.Position, digest [32]byte, cps []certification.Checkpoint, ok bool)
 	// Removed stops the member: a change it served removed it.
 	Removed()
+	// Backup writes a consistent copy of the member's state to w, as
+	// groupcomm.Group.Backup does, and returns its position.
+	Backup(w io.Writer) (groupcomm.Position, error)
 }
 
 // ClusterConfig is what a Cluster service knows of its member that does

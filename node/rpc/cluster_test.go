@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -27,6 +28,8 @@ type fakeMember struct {
 	mu      sync.Mutex
 	members []groupcomm.Member
 	removed bool
+
+	backup []byte // what Backup writes, in one Write
 }
 
 func (m *fakeMember) Group() groupcomm.Status {
@@ -71,6 +74,14 @@ func (m *fakeMember) State() string { return "SYNCED" }
 
 func (m *fakeMember) Applied() (groupcomm.Position, [32]byte, []certification.Checkpoint, bool) {
 	return groupcomm.Position{}, [32]byte{}, nil, false
+}
+
+func (m *fakeMember) Backup(w io.Writer) (groupcomm.Position, error) {
+	if m.backup == nil {
+		return groupcomm.Position{}, groupcomm.ErrArbitrator
+	}
+	_, err := w.Write(m.backup)
+	return groupcomm.Position{Index: 7, Seqno: 9}, err
 }
 
 func (m *fakeMember) Removed() {

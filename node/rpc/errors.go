@@ -40,6 +40,7 @@ var statusTable = []struct {
 	{txn.ErrIndeterminate, codes.Unknown, api.ReasonIndeterminate},
 	{txn.ErrShuttingDown, codes.Unavailable, api.ReasonShuttingDown},
 	{txn.ErrOverloaded, codes.ResourceExhausted, api.ReasonOverloaded},
+	{txn.ErrNoSpace, codes.ResourceExhausted, api.ReasonNoSpace},
 
 	{groupcomm.ErrMemberExists, codes.AlreadyExists, api.ReasonMemberExists},
 	{groupcomm.ErrUnknownMember, codes.NotFound, api.ReasonMemberNotFound},

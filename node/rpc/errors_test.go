@@ -37,6 +37,7 @@ var roundTrips = map[error]struct{ read, change error }{
 	txn.ErrIndeterminate:       {client.ErrIndeterminate, client.ErrIndeterminate},
 	txn.ErrShuttingDown:        {client.ErrUnavailable, client.ErrUnavailable},
 	txn.ErrOverloaded:          {client.ErrOverloaded, client.ErrOverloaded},
+	txn.ErrNoSpace:             {client.ErrNoSpace, client.ErrNoSpace},
 
 	groupcomm.ErrMemberExists:  {client.ErrMemberExists, client.ErrMemberExists},
 	groupcomm.ErrUnknownMember: {client.ErrMemberNotFound, client.ErrMemberNotFound},
