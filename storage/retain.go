@@ -55,30 +55,33 @@ type ageSample struct {
 	seqno uint64
 }
 
-// note records that seqno was the applied seqno at now.
+// note records that seqno was the applied seqno at now, and forgets the
+// samples older than the floor's: there are at most about ageSamples.
 func (a *agedSeqnos) note(now time.Time, seqno uint64) {
-	if n := len(a.samples); n > 0 && now.Sub(a.samples[n-1].at) < a.age/ageSamples {
+	if a.age == 0 {
 		return
 	}
-	a.samples = append(a.samples, ageSample{at: now, seqno: seqno})
+	if n := len(a.samples); n == 0 || now.Sub(a.samples[n-1].at) >= a.age/ageSamples {
+		a.samples = append(a.samples, ageSample{at: now, seqno: seqno})
+	}
+	i := 0
+	for i+1 < len(a.samples) && now.Sub(a.samples[i+1].at) >= a.age {
+		i++
+	}
+	a.samples = a.samples[i:]
 }
 
 // floor is the applied seqno of RetainAge before now, as far as the
 // samples tell: every read at a snapshot taken since is at or above it.
-// With no age bound it is MaxUint64; with no sample that old, 0.
+// With no age bound it is MaxUint64; with no sample that old, 0. The
+// samples are those note left at now.
 func (a *agedSeqnos) floor(now time.Time) uint64 {
-	if a.age == 0 {
+	switch {
+	case a.age == 0:
 		return math.MaxUint64
-	}
-	i := 0
-	for i < len(a.samples) && now.Sub(a.samples[i].at) >= a.age {
-		i++
-	}
-	if i == 0 {
+	case len(a.samples) == 0 || now.Sub(a.samples[0].at) < a.age:
 		return 0
 	}
-	// Samples before the floor's are no longer needed.
-	a.samples = a.samples[i-1:]
 	return a.samples[0].seqno
 }
 

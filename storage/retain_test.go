@@ -189,6 +189,9 @@ func TestRetentionByAge(t *testing.T) {
 	if got := s.Applied().MinReadable; got < 80 || got > 100 {
 		t.Fatalf("MinReadable %d at 70 s, want the seqno applied a minute before, about 100", got)
 	}
+	if n := len(s.aged.samples); n > ageSamples+2 {
+		t.Fatalf("%d samples of the applied seqno kept, want about %d", n, ageSamples)
+	}
 	compact(t, s)
 	if v, err := s.Get([]byte("k"), 100); err != nil || string(v) != value(100) {
 		t.Fatalf("Get(k, 100), a minute old = %.8q, %v; want %.8q", v, err, value(100))

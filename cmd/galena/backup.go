@@ -40,22 +40,14 @@ galena restore seeds the members of a new cluster from the file.`,
 			if out == "" {
 				return usagef("--out is required")
 			}
-			eps, err := g.endpointList()
-			if err != nil {
-				return err
-			}
-			if member == "" {
-				member = eps[0]
-			}
-			tlsCfg, err := g.clientTLS()
-			if err != nil {
-				return err
-			}
-			c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.dialTimeout, TLS: tlsCfg})
+			c, eps, err := g.newClient()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			if member == "" {
+				member = eps[0]
+			}
 			return backup(cmd.Context(), c, member, out, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}

@@ -130,15 +130,7 @@ func (g *globalFlags) endpointList() ([]string, error) {
 // --dial-timeout and a context bounded by --timeout, and explains the errors
 // a user can act on.
 func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context, c *client.Client) error) error {
-	eps, err := g.endpointList()
-	if err != nil {
-		return err
-	}
-	tlsCfg, err := g.clientTLS()
-	if err != nil {
-		return err
-	}
-	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.dialTimeout, TLS: tlsCfg})
+	c, eps, err := g.newClient()
 	if err != nil {
 		return err
 	}
@@ -146,6 +138,20 @@ func (g *globalFlags) withClient(cmd *cobra.Command, fn func(ctx context.Context
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
 	return explain(fn(ctx, c), eps, g.timeout)
+}
+
+// newClient is a client of the endpoints, as the flags configure it.
+func (g *globalFlags) newClient() (*client.Client, []string, error) {
+	eps, err := g.endpointList()
+	if err != nil {
+		return nil, nil, err
+	}
+	tlsCfg, err := g.clientTLS()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := client.New(client.Config{Endpoints: eps, DialTimeout: g.dialTimeout, TLS: tlsCfg})
+	return c, eps, err
 }
 
 // explain rewords the errors of an unreachable cluster.
