@@ -11,7 +11,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// Badger tuning: modest memory, every version kept (no MVCC GC yet), no
+// Badger tuning: modest memory, versions below the retention window
+// discarded (retain.go) and their value-log space collected (vlog.go), no
 // fsync per write (the Raft log is the durable record until Sync; see the
 // package comment), no badger-level conflict detection (certification
 // decides conflicts).
@@ -71,6 +72,9 @@ type Config struct {
 	// memTableSize overrides the memtable size; tests shrink it to force
 	// flushes to SSTables. Zero means defaultMemTableSize.
 	memTableSize int64
+	// valueLogFileSize overrides badger's value-log file size; tests shrink
+	// it to have several files. Zero means badger's (1 GiB).
+	valueLogFileSize int64
 }
 
 // DefaultConfig returns the default configuration. Callers must still set Dir
@@ -115,6 +119,9 @@ func (c Config) badgerOptions(lg *zap.Logger) badger.Options {
 		mem = defaultMemTableSize
 	}
 	opts := badger.DefaultOptions(c.Dir)
+	if c.valueLogFileSize > 0 {
+		opts.ValueLogFileSize = c.valueLogFileSize
+	}
 	if !c.InMemory {
 		// Values over valueThreshold go to the value log, keys and small
 		// values stay in the LSM tree: memtables, flushes and compactions

@@ -36,10 +36,13 @@
 //
 // # Retention
 //
-// The last Config.Retain seqnos below the applied seqno stay readable;
+// The last Config.Retain seqnos below the applied seqno, and what was
+// current less than Config.RetainAge ago, stay readable;
 // ApplyBatch raises MinReadable behind them, and compactions discard older
 // versions (badger's discard timestamp with NumVersionsToKeep 1), never one
-// a read in flight or a pinned Snapshot may see. See retain.go. Deletes and
+// a read in flight or a pinned Snapshot may see. See retain.go. Values in
+// the value log (over 4 KiB) give their space back when the store rewrites
+// the value-log files mostly discarded, every minute (vlog.go). Deletes and
 // id records, which are a key's latest version, are forgotten once older
 // than Config.Window, the certification window. See forget.go.
 //

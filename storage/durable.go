@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/galenadb/galena/internal/atomicfile"
 	"go.uber.org/zap"
@@ -173,17 +174,22 @@ func (s *Store) removeDurable() error {
 }
 
 // syncLoop syncs whenever ApplyBatch finds the applied state SyncEvery
-// seqnos past the durable one, until Close stops it. Errors are logged by
+// seqnos past the durable one, and collects the value log every
+// vlogGCEvery (vlog.go), until Close stops it. Sync errors are logged by
 // syncData, once.
 func (s *Store) syncLoop() {
 	defer close(s.loopDone)
+	t := time.NewTicker(vlogGCEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-s.stopLoop:
 			return
 		case <-s.kick:
+			_ = s.Sync()
+		case <-t.C:
+			s.logValueLogGC()
 		}
-		_ = s.Sync()
 	}
 }
 
