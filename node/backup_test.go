@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +26,9 @@ type committed struct {
 
 // writeUntil commits transactions one after another until stop is closed
 // (and at least min of them), each putting a new key, overwriting "last"
-// and sometimes deleting an earlier key, and returns them in order.
-func writeUntil(t *testing.T, cl *client.Client, stop <-chan struct{}, min int) []committed {
+// and sometimes deleting an earlier key, and returns them in order. It
+// counts each commit in done.
+func writeUntil(t *testing.T, cl *client.Client, stop <-chan struct{}, min int, done *atomic.Int64) []committed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -61,6 +63,7 @@ func writeUntil(t *testing.T, cl *client.Client, stop <-chan struct{}, min int) 
 		}
 		c.seqno = info.Seqno
 		out = append(out, c)
+		done.Add(1)
 	}
 }
 
@@ -102,8 +105,9 @@ func TestBackupRestore(t *testing.T) {
 	stop := make(chan struct{})
 	var txns []committed
 	var wg sync.WaitGroup
+	var done atomic.Int64
 	wg.Add(1)
-	go func() { defer wg.Done(); txns = writeUntil(t, cl, stop, 300) }()
+	go func() { defer wg.Done(); txns = writeUntil(t, cl, stop, 300, &done) }()
 
 	file := filepath.Join(t.TempDir(), "backup")
 	var buf bytes.Buffer
@@ -112,11 +116,15 @@ func TestBackupRestore(t *testing.T) {
 	src.WaitFor(time.Minute, "some commits before the backup", func() bool { return src.Nodes[follower].Status().AppliedSeqno > 100 })
 	var calls int
 	info, err := cl.Backup(ctx, src.Endpoints()[follower], &buf, func(int64) { calls++ })
-	close(stop)
-	wg.Wait()
 	if err != nil {
+		close(stop)
+		wg.Wait()
 		t.Fatal(err)
 	}
+	after := done.Load() + 5 // commits on after the backup, so it was taken under load
+	src.WaitFor(time.Minute, "commits after the backup", func() bool { return done.Load() >= after })
+	close(stop)
+	wg.Wait()
 	if info.Bytes != int64(buf.Len()) || calls == 0 {
 		t.Fatalf("backup of %d bytes reported %d, progress called %d times", buf.Len(), info.Bytes, calls)
 	}
