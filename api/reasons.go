@@ -21,4 +21,5 @@ const (
 	ReasonMemberExists        = "MEMBER_EXISTS"        // AlreadyExists: the id or the address of a member to add is in use
 	ReasonMemberNotFound      = "MEMBER_NOT_FOUND"     // NotFound: no member has the id a membership change names
 	ReasonMemberRefused       = "MEMBER_REFUSED"       // FailedPrecondition: removing the last voter, adding a member of another cluster
+	ReasonNoData              = "NO_DATA"              // FailedPrecondition: a backup asked of an arbitrator, which keeps no data
 )

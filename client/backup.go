@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 	"google.golang.org/grpc"
 )
@@ -38,7 +39,9 @@ func (c *Client) Backup(ctx context.Context, addr string, w io.Writer, progress 
 	info := BackupInfo{Member: addr}
 	sum := sha256.New()
 	err := c.probe(ctx, addr, func(ctx context.Context, conn *grpc.ClientConn) error {
-		stream, err := galenapb.NewClusterClient(conn).Backup(ctx, &galenapb.BackupRequest{})
+		// The member's chunks are received whatever Config.MaxCallSize.
+		recv := grpc.MaxCallRecvMsgSize(max(c.cfg.MaxCallSize, api.MaxBackupChunk+64<<10))
+		stream, err := galenapb.NewClusterClient(conn).Backup(ctx, &galenapb.BackupRequest{}, recv)
 		if err != nil {
 			return err
 		}

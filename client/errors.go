@@ -122,6 +122,7 @@ var statusErrors = []struct {
 	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
 	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound},
 	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},
+	{codes.FailedPrecondition, api.ReasonNoData, ErrInvalidArgument}, // back up a data member instead
 
 	{codes.InvalidArgument, "", ErrInvalidArgument},
 	{codes.ResourceExhausted, "", ErrTooLarge},

@@ -31,6 +31,7 @@ var statusCases = []struct {
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
 	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded}, // not ErrTooLarge
 	{codes.ResourceExhausted, api.ReasonNoSpace, ErrNoSpace},
+	{codes.FailedPrecondition, api.ReasonNoData, ErrInvalidArgument},
 	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
 	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound}, // a member, not a key
 	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},

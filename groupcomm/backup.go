@@ -1,7 +1,6 @@
 package groupcomm
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -25,45 +24,29 @@ func (g *Group) Backup(w io.Writer) (Position, error) {
 	if g.cfg.Arbitrator {
 		return Position{}, ErrArbitrator
 	}
-	if err := g.fsm.failed.Load(); err != nil {
-		return Position{}, fmt.Errorf("%w: %v", ErrStopped, *err)
-	}
-	sn, err := g.fsm.d.Snapshot()
+	fs, err := g.fsm.Snapshot()
 	if err != nil {
 		return Position{}, fmt.Errorf("groupcomm: backup: %w", err)
 	}
-	defer sn.Release()
-	hdr := backupHeader(snapshotMagic, sn.Index())
-	if _, err := w.Write(hdr[:]); err != nil {
+	s := fs.(*fsmSnapshot)
+	defer s.Release()
+	if err := s.writeTo(w); err != nil {
 		return Position{}, fmt.Errorf("groupcomm: backup: %w", err)
 	}
-	if _, err := sn.WriteTo(w); err != nil {
-		return Position{}, fmt.Errorf("groupcomm: backup: %w", err)
-	}
-	return Position{Index: sn.Index(), Seqno: sn.Seqno()}, nil
-}
-
-func backupHeader(magic string, index uint64) [len(snapshotMagic) + 8]byte {
-	var hdr [len(snapshotMagic) + 8]byte
-	copy(hdr[:], magic)
-	binary.BigEndian.PutUint64(hdr[len(snapshotMagic):], index)
-	return hdr
+	return Position{Index: s.sn.Index(), Seqno: s.sn.Seqno()}, nil
 }
 
 // ReadBackupHeader reads the header Backup writes and returns the log
 // index the backup reflects; r is then at the Deliverer's stream.
 func ReadBackupHeader(r io.Reader) (index uint64, err error) {
-	var hdr [len(snapshotMagic) + 8]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, fmt.Errorf("%w: header: %v", ErrBadBackup, err)
-	}
-	switch string(hdr[:len(snapshotMagic)]) {
-	case snapshotMagic:
-		return binary.BigEndian.Uint64(hdr[len(snapshotMagic):]), nil
-	case arbitratorMagic:
+	magic, index, err := readSnapshotHeader(r)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: %v", ErrBadBackup, err)
+	case magic == arbitratorMagic:
 		return 0, fmt.Errorf("%w: an arbitrator's snapshot holds no data", ErrBadBackup)
 	}
-	return 0, ErrBadBackup
+	return index, nil
 }
 
 // Seed prepares cfg.Dir, which must hold no Raft state, for a member of a
@@ -110,8 +93,8 @@ func Seed(cfg Config, backup io.Reader) (uint64, error) {
 	if cfg.Arbitrator {
 		magic = arbitratorMagic // it keeps no data, as its own snapshots
 	}
-	hdr := backupHeader(magic, index)
-	_, err = sink.Write(hdr[:])
+	hdr := snapshotHeader(magic, index)
+	_, err = sink.Write(hdr)
 	if err == nil && !cfg.Arbitrator {
 		_, err = io.Copy(sink, backup)
 	}

@@ -242,8 +242,8 @@ func (a *appender) hand() {
 		a.watch(l.Data, e) // before Raft can commit it
 	}
 	e.f = a.g.raft.ApplyLog(l, 0)
-	if watch && !a.g.goTracked(func() { e.answer(); a.unwatch(l.Data, e) }) {
-		a.unwatch(l.Data, e) // closing: its waiters stop on the group's closing
+	if watch && !a.g.goTracked(func() { e.answer(); a.take(l.Data, e) }) {
+		a.take(l.Data, e) // closing: its waiters stop on the group's closing
 	}
 	a.entries.Add(1)
 	a.commands.Add(uint64(len(batch)))
@@ -265,13 +265,18 @@ func (a *appender) watch(data []byte, e *appended) {
 	a.fmu.Unlock()
 }
 
-func (a *appender) unwatch(data []byte, e *appended) {
+// take stops watching the entry whose data is data and returns it, if it is
+// e or e is nil; else it returns nil.
+func (a *appender) take(data []byte, e *appended) *appended {
 	a.fmu.Lock()
-	if a.forwarded[&data[0]] == e {
-		delete(a.forwarded, &data[0])
-		a.nfwd.Store(int64(len(a.forwarded)))
+	defer a.fmu.Unlock()
+	w := a.forwarded[&data[0]]
+	if w == nil || (e != nil && w != e) {
+		return nil
 	}
-	a.fmu.Unlock()
+	delete(a.forwarded, &data[0])
+	a.nfwd.Store(int64(len(a.forwarded)))
+	return w
 }
 
 // committedEntry tells the waiters of a watched entry that it committed,
@@ -281,14 +286,7 @@ func (a *appender) committedEntry(l *raft.Log) {
 	if a.nfwd.Load() == 0 || len(l.Data) == 0 {
 		return
 	}
-	a.fmu.Lock()
-	e := a.forwarded[&l.Data[0]]
-	if e != nil {
-		delete(a.forwarded, &l.Data[0])
-		a.nfwd.Store(int64(len(a.forwarded)))
-	}
-	a.fmu.Unlock()
-	if e != nil {
+	if e := a.take(l.Data, nil); e != nil {
 		e.at.index, e.at.term = l.Index, l.Term
 		close(e.committed)
 	}

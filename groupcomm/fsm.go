@@ -23,6 +23,26 @@ const (
 	arbitratorMagic = "GLNARBT1"
 )
 
+// snapshotHeader is what starts a snapshot: magic, then index (8 bytes,
+// big-endian).
+func snapshotHeader(magic string, index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte(magic), index)
+}
+
+// readSnapshotHeader reads a snapshot's header: its magic, snapshotMagic or
+// arbitratorMagic, and its index.
+func readSnapshotHeader(r io.Reader) (magic string, index uint64, err error) {
+	var hdr [len(snapshotMagic) + 8]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return "", 0, fmt.Errorf("groupcomm: read snapshot header: %w", err)
+	}
+	magic = string(hdr[:len(snapshotMagic)])
+	if magic != snapshotMagic && magic != arbitratorMagic {
+		return "", 0, fmt.Errorf("groupcomm: not a galena snapshot")
+	}
+	return magic, binary.BigEndian.Uint64(hdr[len(snapshotMagic):]), nil
+}
+
 // errArbitratorSnapshot refuses an arbitrator's snapshot on a data member.
 // The state is left as it was; the leader retries, and an arbitrator does
 // not stay leader.
@@ -221,15 +241,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 // past it, there is nothing to do and the stream is not read further.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	var hdr [len(snapshotMagic) + 8]byte
-	if _, err := io.ReadFull(rc, hdr[:]); err != nil {
-		return fmt.Errorf("groupcomm: read snapshot header: %w", err)
+	magic, idx, err := readSnapshotHeader(rc)
+	if err != nil {
+		return err
 	}
-	magic := string(hdr[:len(snapshotMagic)])
-	if magic != snapshotMagic && magic != arbitratorMagic {
-		return fmt.Errorf("groupcomm: not a galena snapshot")
-	}
-	idx := binary.BigEndian.Uint64(hdr[len(snapshotMagic):])
 	if have := f.d.Applied().Index; idx <= have {
 		f.lg.Info("snapshot already reflected in local state", zap.Uint64("snapshot", idx), zap.Uint64("applied", have))
 		return nil
@@ -263,18 +278,20 @@ type fsmSnapshot struct {
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	var hdr [len(snapshotMagic) + 8]byte
-	copy(hdr[:], s.magic)
-	binary.BigEndian.PutUint64(hdr[len(snapshotMagic):], s.sn.Index())
-	if _, err := sink.Write(hdr[:]); err != nil {
-		sink.Cancel()
-		return err
-	}
-	if _, err := s.sn.WriteTo(sink); err != nil {
+	if err := s.writeTo(sink); err != nil {
 		sink.Cancel()
 		return err
 	}
 	return sink.Close()
+}
+
+// writeTo writes the snapshot: its header, then the Deliverer's stream.
+func (s *fsmSnapshot) writeTo(w io.Writer) error {
+	if _, err := w.Write(snapshotHeader(s.magic, s.sn.Index())); err != nil {
+		return err
+	}
+	_, err := s.sn.WriteTo(w)
+	return err
 }
 
 func (s *fsmSnapshot) Release() { s.sn.Release() }

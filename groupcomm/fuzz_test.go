@@ -218,10 +218,6 @@ func FuzzFSMApplyBatch(f *testing.F) {
 	})
 }
 
-func snapshotHeader(magic string, idx uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(magic), idx)
-}
-
 // FuzzFSMRestore hands fsm.Restore arbitrary streams, on a data member and
 // on an arbitrator whose applied index is given. Restore never panics. A
 // stream too short for the header, or of another magic, is an error that

@@ -97,7 +97,7 @@ func asMap(kvs []client.KV) map[string]string {
 // new three-member cluster, holds exactly the state at the backup's seqno;
 // the new cluster takes commits, at seqnos above it.
 func TestBackupRestore(t *testing.T) {
-	src := nodetest.MakeCluster(t, 3)
+	src := cluster(t, 3)
 	leader := src.Leader()
 	follower := (leader + 1) % 3
 	cl := newClient(t, src.Endpoints()...)

@@ -40,7 +40,7 @@ func newCollector(n *Node) *collector {
 			"(Galera's wsrep_local_recv_queue): galena_apply_lag plus the entries not yet known to be committed."),
 		minReadable: d("galena_min_readable_seqno", "Oldest snapshot a read on this member can use: history below it was "+
 			"discarded (retention: --retain-seqnos, --retain-age). galena_last_committed minus it is the history kept."),
-		dataBytes: d("galena_data_bytes", "Bytes in this member's data directory, measured every second."),
+		dataBytes: d("galena_data_bytes", "Disk space the files of this member's data directory take, measured every 250 ms."),
 		quotaBytes: d("galena_quota_bytes", "This member's space quota (--quota-bytes): over it, commits that put values are refused "+
 			"(NO_SPACE) until it is under again. 0 on an arbitrator."),
 		batchedEntries: d("galena_group_commit_entries_total", "Raft entries this member appended while leading, "+

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/storage"
@@ -40,7 +41,8 @@ func Restore(cfg Config, backup string) (RestoreInfo, error) {
 	if err := cfg.Validate(); err != nil {
 		return RestoreInfo{}, fmt.Errorf("node: restore: %w", err)
 	}
-	if err := checkEmptyDir(cfg.DataDir); err != nil {
+	existed, err := checkEmptyDir(cfg.DataDir)
+	if err != nil {
 		return RestoreInfo{}, err
 	}
 	info, err := verifyBackup(backup)
@@ -48,7 +50,7 @@ func Restore(cfg Config, backup string) (RestoreInfo, error) {
 		return RestoreInfo{}, err
 	}
 	if err := seed(cfg, backup); err != nil {
-		if rerr := os.RemoveAll(cfg.DataDir); rerr != nil {
+		if rerr := unseed(cfg.DataDir, existed); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("node: restore: remove the half-seeded %s: %w", cfg.DataDir, rerr))
 		}
 		return RestoreInfo{}, err
@@ -56,19 +58,33 @@ func Restore(cfg Config, backup string) (RestoreInfo, error) {
 	return info, nil
 }
 
-// checkEmptyDir refuses a directory that holds anything.
-func checkEmptyDir(dir string) error {
+// checkEmptyDir refuses a directory that holds anything, and says whether
+// it exists.
+func checkEmptyDir(dir string) (exists bool, err error) {
 	entries, err := os.ReadDir(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("node: restore: %w", err)
+		return false, fmt.Errorf("node: restore: %w", err)
 	case len(entries) > 0:
-		return fmt.Errorf("node: restore: %s is not empty: restore seeds the data directory of a new member; "+
+		return true, fmt.Errorf("node: restore: %s is not empty: restore seeds the data directory of a new member; "+
 			"give an empty or absent one", dir)
 	}
-	return nil
+	return true, nil
+}
+
+// unseed removes what a failed seed wrote: dir itself if Restore created
+// it, else only what is inside (dir may be a mount point).
+func unseed(dir string, existed bool) error {
+	if !existed {
+		return os.RemoveAll(dir)
+	}
+	entries, err := os.ReadDir(dir)
+	for _, e := range entries {
+		err = errors.Join(err, os.RemoveAll(filepath.Join(dir, e.Name())))
+	}
+	return err
 }
 
 // verifyBackup reads the backup whole and checks it.

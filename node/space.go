@@ -41,11 +41,21 @@ func (c Config) quota() (int64, error) {
 	if c.QuotaBytes > 0 {
 		return c.QuotaBytes, nil
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(c.DataDir, &st); err != nil {
-		return 0, fmt.Errorf("node: size of the filesystem holding %s: %w", c.DataDir, err)
+	size, _, err := filesystem(c.DataDir)
+	if err != nil {
+		return 0, fmt.Errorf("node: %w", err)
 	}
-	return int64(float64(st.Blocks) * float64(st.Bsize) * DefaultQuotaFraction), nil
+	return int64(float64(size) * DefaultQuotaFraction), nil
+}
+
+// filesystem is the size of the filesystem holding dir, and the space free
+// on it for an unprivileged process.
+func filesystem(dir string) (size, free int64, err error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, 0, fmt.Errorf("the filesystem holding %s: %w", dir, err)
+	}
+	return int64(st.Blocks) * st.Bsize, int64(st.Bavail) * st.Bsize, nil
 }
 
 // spaceLoop measures the data directory and the free space of its
@@ -58,20 +68,30 @@ func (c Config) quota() (int64, error) {
 func (n *Node) spaceLoop() {
 	t := time.NewTicker(spaceInterval)
 	defer t.Stop()
-	var refusing error
+	var refusing, failed error
 	for {
-		size, free, err := n.measureSpace()
+		_, free, ferr := filesystem(n.cfg.DataDir)
+		size, serr := dirSize(n.cfg.DataDir)
+		if serr == nil {
+			n.dataBytes.Store(size)
+		}
+		err := errors.Join(ferr, serr)
 		switch {
-		case err != nil:
-			n.lg.Warn("cannot measure the data directory", zap.String("dir", n.cfg.DataDir), zap.Error(err))
-		case free < MinFreeBytes:
+		case err != nil && failed == nil:
+			n.lg.Warn("cannot measure the data directory or its filesystem", zap.String("dir", n.cfg.DataDir), zap.Error(err))
+		case err == nil && failed != nil:
+			n.lg.Info("measuring the data directory again", zap.String("dir", n.cfg.DataDir))
+		}
+		failed = err
+		switch {
+		case ferr == nil && free < MinFreeBytes:
 			err := fmt.Errorf("%w: the filesystem holding %s has %s free, under the %s a member needs to write safely: "+
 				"the member stopped before a write could fail; free space, then start it again (it catches up, losing nothing)",
 				ErrDiskFull, n.cfg.DataDir, humanize.IBytes(uint64(free)), humanize.IBytes(MinFreeBytes))
 			n.lg.Error("disk full: stopping", zap.Int64("free_bytes", free), zap.Error(err))
 			n.onFatal(err)
 			return
-		default:
+		case err == nil:
 			refusing = n.refuseWithoutSpace(refusing, size, free)
 		}
 		select {
@@ -80,20 +100,6 @@ func (n *Node) spaceLoop() {
 		case <-t.C:
 		}
 	}
-}
-
-// measureSpace measures the data directory and its filesystem's free
-// space, and records the first for the metrics.
-func (n *Node) measureSpace() (size, free int64, err error) {
-	if size, err = dirSize(n.cfg.DataDir); err != nil {
-		return 0, 0, err
-	}
-	n.dataBytes.Store(size)
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(n.cfg.DataDir, &st); err != nil {
-		return 0, 0, fmt.Errorf("free space: %w", err)
-	}
-	return size, int64(st.Bavail) * st.Bsize, nil
 }
 
 // refuseWithoutSpace makes the txn service refuse or take commits that put
@@ -120,8 +126,8 @@ func (n *Node) refuseWithoutSpace(prev error, size, free int64) error {
 		n.lg.Info("space again: taking commits", zap.Int64("data_bytes", size),
 			zap.Int64("quota_bytes", quota), zap.Int64("free_bytes", free))
 	}
-	if (why == nil) != (prev == nil) {
-		n.svc.SetNoSpace(why)
+	if why != nil || prev != nil {
+		n.svc.SetNoSpace(why) // the reason, or its figures, may have changed
 	}
 	return why
 }

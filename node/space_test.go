@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,18 +8,15 @@ import (
 
 	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/node"
-	"github.com/galenadb/galena/node/nodetest"
 )
 
 // Over its quota, a member refuses at once every commit that puts a value,
 // with a message that says what to do, while it serves reads and deletes;
 // once under again it takes commits by itself.
 func TestQuotaRefusesPutsUntilUnder(t *testing.T) {
-	c := nodetest.MakeCluster(t, 1)
-	c.Leader()
+	c := cluster(t, 1)
 	cl := newClient(t, c.Endpoints()...)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := ctxT(t)
 	if err := cl.Put(ctx, []byte("kept"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}

@@ -166,7 +166,8 @@ func (s *Store) writeRecords(recs []Record) error {
 	wb := s.db.NewManagedWriteBatch()
 	var reap *reapList
 	if s.window > 0 {
-		reap = &reapList{}
+		reap = &s.reaps // its last batch was flushed: its buffer is free
+		reap.reset()
 	}
 	for i := range recs {
 		if err := addRecord(wb, &recs[i], reap); err != nil {

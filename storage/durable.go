@@ -40,10 +40,7 @@ func (s *Store) Sync() error {
 	if s.closed {
 		return ErrClosed
 	}
-	if err := s.sync(); err != nil {
-		return err
-	}
-	return s.reap()
+	return s.sync()
 }
 
 // Durable returns the durable state: the applied state as of the last Sync
@@ -70,6 +67,10 @@ func (s *Store) sync() error {
 	}
 	s.durable.Store(st)
 	s.discard()
+	if err := s.reap(); err != nil {
+		// Nothing durable depends on it: the next sync tries again.
+		s.lg.Warn("forgetting deletes and ids failed; the next sync tries again", zap.Error(err))
+	}
 	return nil
 }
 
@@ -175,8 +176,8 @@ func (s *Store) removeDurable() error {
 
 // syncLoop syncs whenever ApplyBatch finds the applied state SyncEvery
 // seqnos past the durable one, and collects the value log every
-// vlogGCEvery (vlog.go), until Close stops it. Sync errors are logged by
-// syncData, once.
+// vlogGCEvery (vlog.go), until Close stops it. A sync's errors are logged
+// by syncData, once.
 func (s *Store) syncLoop() {
 	defer close(s.loopDone)
 	t := time.NewTicker(vlogGCEvery)
@@ -186,7 +187,7 @@ func (s *Store) syncLoop() {
 		case <-s.stopLoop:
 			return
 		case <-s.kick:
-			_ = s.Sync()
+			_ = s.Sync() // logged by syncData
 		case <-t.C:
 			s.logValueLogGC()
 		}

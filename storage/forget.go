@@ -63,8 +63,8 @@ func (l *reapList) add(ikey []byte, version uint64) {
 	l.newest = max(l.newest, version)
 }
 
-// write adds the reap record numbered n to wb, if the list is not empty,
-// and empties the list.
+// write adds the reap record numbered n to wb, if the list is not empty.
+// wb refers to the list's buffer until it is flushed.
 func (l *reapList) write(wb *badger.WriteBatch, n uint64) error {
 	if len(l.buf) == 0 {
 		return nil
@@ -73,10 +73,11 @@ func (l *reapList) write(wb *badger.WriteBatch, n uint64) error {
 	key[0] = spaceReap
 	binary.BigEndian.PutUint64(key[1:], l.newest)
 	binary.BigEndian.PutUint64(key[9:], n)
-	err := wb.SetEntryAt(badger.NewEntry(key, l.buf), l.newest)
-	*l = reapList{}
-	return err
+	return wb.SetEntryAt(badger.NewEntry(key, l.buf), l.newest)
 }
+
+// reset empties the list, keeping its buffer.
+func (l *reapList) reset() { l.newest, l.buf = 0, l.buf[:0] }
 
 // forEachReaped calls f with every entry a reap record's value lists.
 func forEachReaped(v []byte, f func(ikey []byte, version uint64) error) error {
@@ -106,16 +107,17 @@ func (s *Store) forgotten(version, seqno uint64) bool {
 
 // reap writes delete markers over every delete and id record listed by a
 // reap record at or below the durable seqno minus the window, and over
-// those reap records. The caller holds mu.
+// those reap records. A sync calls it once the durable state moved; the
+// caller holds mu and syncMu.
 func (s *Store) reap() error {
-	if s.window == 0 || s.closed {
-		return nil
-	}
 	durable := s.durable.Load().Seqno
+	if s.closed || !s.forgotten(0, durable) {
+		return nil // nothing can be old enough yet
+	}
 	txn := s.db.NewTransactionAt(math.MaxUint64, false)
 	defer txn.Discard()
 	opts := badger.DefaultIteratorOptions
-	opts.Prefix = []byte{spaceReap}
+	opts.Prefix, opts.PrefetchValues = []byte{spaceReap}, false // it stops at the first record too new
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	wb := s.db.NewManagedWriteBatch()

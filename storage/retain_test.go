@@ -15,8 +15,14 @@ import (
 // value that names its seqno.
 func overwrite(t *testing.T, s *Store, from, to uint64) {
 	t.Helper()
+	rewrite(t, s, "k", from, to, value)
+}
+
+// rewrite applies seqnos from..to, each rewriting key with value(seqno).
+func rewrite(t *testing.T, s *Store, key string, from, to uint64, value func(uint64) string) {
+	t.Helper()
 	for n := from; n <= to; n++ {
-		mustApply(t, s, n, rec(n, "", put("k", value(n))))
+		mustApply(t, s, n, rec(n, "", put(key, value(n))))
 	}
 }
 
@@ -44,9 +50,7 @@ func versionsOf(t *testing.T, s *Store, k string) int {
 // level, so that what may be discarded is.
 func compact(t *testing.T, s *Store) {
 	t.Helper()
-	if err := s.Sync(); err != nil {
-		t.Fatal(err)
-	}
+	mustSync(t, s)
 	if err := s.db.Flatten(1); err != nil {
 		t.Fatal(err)
 	}

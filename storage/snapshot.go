@@ -118,7 +118,7 @@ func (s *Store) exportEntries(sw *streamWriter, seqno uint64) (uint64, error) {
 		if item.UserMeta()&metaTombstone != 0 {
 			flags = flagTombstone
 		}
-		if (flags == flagTombstone || key[0] == spaceID) && s.forgotten(item.Version(), seqno) {
+		if (flags&flagTombstone != 0 || key[0] == spaceID) && s.forgotten(item.Version(), seqno) {
 			continue // older than the window: see forget.go
 		}
 		err := item.Value(func(v []byte) error {
@@ -181,7 +181,20 @@ func (s *Store) beginImport() error {
 	}
 	s.gen++
 	s.setState(&AppliedState{})
+	s.forgetRetention()
 	return s.dropAll()
+}
+
+// forgetRetention resets what retention knows of the replaced contents:
+// the discard timestamp (the new contents may have versions below it) and
+// the age samples (of seqnos that no longer mean anything). The caller
+// holds applyMu and mu exclusively.
+func (s *Store) forgetRetention() {
+	s.syncMu.Lock()
+	s.db.SetDiscardTs(0)
+	s.discardTs = 0
+	s.syncMu.Unlock()
+	s.aged.samples = nil
 }
 
 // setState sets the applied and durable states to st, after Import changed

@@ -93,6 +93,7 @@ type Store struct {
 	aged      agedSeqnos       // guarded by applyMu
 	now       func() time.Time // time.Now; tests move it
 	window    uint64
+	reaps     reapList // ApplyBatch's; guarded by applyMu
 	pinMu     sync.Mutex
 	pins      map[uint64]int // seqno -> reads in flight at it and pinned Snapshots
 	discardTs uint64         // badger's discard timestamp; guarded by syncMu

@@ -21,25 +21,40 @@ const (
 	vlogDiscardRatio = 0.5
 )
 
-// collectValueLog rewrites the value-log files mostly discarded and
-// returns how many it rewrote.
+// collectValueLog rewrites the value-log files mostly discarded, one at a
+// time, until none is left or Close begins, and returns how many it
+// rewrote. It holds mu for one file at a time, so that Close and Import
+// wait for one rewrite at most.
 func (s *Store) collectValueLog() (int, error) {
+	for n := 0; ; n++ {
+		select {
+		case <-s.stopLoop:
+			return n, nil
+		default:
+		}
+		done, err := s.collectOne()
+		if done || err != nil {
+			return n, err
+		}
+	}
+}
+
+// collectOne rewrites one value-log file if one is mostly discarded; done
+// is true when none was.
+func (s *Store) collectOne() (done bool, err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed || s.dir == "" {
-		return 0, nil
+		return true, nil
 	}
-	n := 0
-	for {
-		err := s.db.RunValueLogGC(vlogDiscardRatio)
-		switch {
-		case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
-			return n, nil
-		case err != nil:
-			return n, fmt.Errorf("storage: value log GC: %w", err)
-		}
-		n++
+	err = s.db.RunValueLogGC(vlogDiscardRatio)
+	switch {
+	case errors.Is(err, badger.ErrNoRewrite), errors.Is(err, badger.ErrRejected):
+		return true, nil
+	case err != nil:
+		return true, fmt.Errorf("storage: value log GC: %w", err)
 	}
+	return false, nil
 }
 
 // logValueLogGC runs collectValueLog and logs what it did.

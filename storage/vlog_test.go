@@ -32,10 +32,9 @@ func valueLogBytes(t *testing.T, s *Store) int64 {
 // 8 KiB value, which lives in the value log.
 func overwriteLarge(t *testing.T, s *Store, from, to uint64) {
 	t.Helper()
-	for n := from; n <= to; n++ {
-		v := fmt.Sprintf("%d-%s", n, bytes.Repeat([]byte{'y'}, 8<<10))
-		mustApply(t, s, n, rec(n, "", put("big", v)))
-	}
+	rewrite(t, s, "big", from, to, func(n uint64) string {
+		return fmt.Sprintf("%d-%s", n, bytes.Repeat([]byte{'y'}, 8<<10))
+	})
 }
 
 // Values in the value log that retention discarded give their space back:

@@ -68,20 +68,16 @@ func backup(ctx context.Context, c *client.Client, member, out string, stdout, s
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
-	keep := false
 	defer func() {
-		if !keep {
-			f.Close()
-			os.Remove(partial)
-		}
+		f.Close()          // a second Close, after a successful one, is harmless
+		os.Remove(partial) // linked to out on success
 	}()
 	start, last := time.Now(), time.Now()
 	w := bufio.NewWriterSize(f, 1<<20)
 	info, err := c.Backup(ctx, member, w, func(n int64) {
 		if now := time.Now(); now.Sub(last) >= progressEvery {
 			last = now
-			fmt.Fprintf(stderr, "backup: %s received (%s/s)\n", humanize.IBytes(uint64(n)),
-				humanize.IBytes(uint64(float64(n)/now.Sub(start).Seconds())))
+			fmt.Fprintf(stderr, "backup: %s received (%s/s)\n", humanize.IBytes(uint64(n)), rate(n, now.Sub(start)))
 		}
 	})
 	if err == nil {
@@ -94,17 +90,21 @@ func backup(ctx context.Context, c *client.Client, member, out string, stdout, s
 		err = f.Close()
 	}
 	if err == nil {
-		err = os.Rename(partial, out)
+		err = os.Link(partial, out) // unlike a rename, never replaces a file made meanwhile
 	}
 	if err != nil {
 		return fmt.Errorf("backup of %s: %w", member, err)
 	}
-	keep = true
 	took := time.Since(start)
 	fmt.Fprintf(stdout, "backup of %s at seqno %d (log index %d): %s in %v (%s/s), sha256 %x, written to %s\n",
 		member, info.Seqno, info.Index, humanize.IBytes(uint64(info.Bytes)), took.Round(time.Millisecond),
-		humanize.IBytes(uint64(float64(info.Bytes)/took.Seconds())), info.SHA256, out)
+		rate(info.Bytes, took), info.SHA256, out)
 	return nil
+}
+
+// rate is n bytes over d, per second.
+func rate(n int64, d time.Duration) string {
+	return humanize.IBytes(uint64(float64(n) / max(d.Seconds(), 1e-3)))
 }
 
 func newRestoreCmd() *cobra.Command {

@@ -2,19 +2,17 @@ package rpc
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
-	"errors"
 	"hash"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
-	"github.com/galenadb/galena/groupcomm"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // backupChunk is the most data one Backup message carries.
-const backupChunk = 1 << 20
+const backupChunk = api.MaxBackupChunk
 
 // Backup streams a consistent copy of the member's state (see
 // groupcomm.Group.Backup) in messages of up to backupChunk bytes, then a
@@ -26,9 +24,6 @@ func (c *Cluster) Backup(_ *galenapb.BackupRequest, stream galenapb.Cluster_Back
 	at, err := c.m.Backup(w)
 	if err == nil {
 		err = w.Flush()
-	}
-	if errors.Is(err, groupcomm.ErrArbitrator) {
-		return status.Error(codes.FailedPrecondition, "backup: "+err.Error()+": back up a data member")
 	}
 	if err != nil {
 		c.cfg.Logger.Warn("backup failed", zap.Int64("bytes_sent", out.n), zap.Error(err))
@@ -51,7 +46,9 @@ func (s *chunkSender) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		part := p[:min(len(p), backupChunk)]
-		if err := s.stream.Send(&galenapb.BackupChunk{Data: part}); err != nil {
+		// A copy: p is the writer's buffer, reused once Write returns,
+		// and gRPC may read a sent message later.
+		if err := s.stream.Send(&galenapb.BackupChunk{Data: bytes.Clone(part)}); err != nil {
 			return written, err
 		}
 		s.sum.Write(part)

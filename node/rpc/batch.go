@@ -97,7 +97,7 @@ func sendReplies(stream galenapb.KV_BatchServer, replies <-chan *galenapb.BatchR
 			if !ok {
 				return err
 			}
-			batch = append(batch, r)
+			batch = append(make([]*galenapb.BatchReply, 0, 1+len(replies)), r)
 		}
 	drain:
 		for len(batch) < maxBatchInflight {

@@ -54,6 +54,8 @@ var statusTable = []struct {
 	// A change appended by a leader that lost the lead before it
 	// committed: the next leader may commit it.
 	{groupcomm.ErrIndeterminate, codes.Unknown, api.ReasonIndeterminate},
+	// A backup asked of an arbitrator: it has no data to copy.
+	{groupcomm.ErrArbitrator, codes.FailedPrecondition, api.ReasonNoData},
 	// The group closed under a change, which may have been made: no
 	// refusal reason, so the client does not take it for one.
 	{groupcomm.ErrClosed, codes.Unavailable, ""},

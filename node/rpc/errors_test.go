@@ -48,6 +48,7 @@ var roundTrips = map[error]struct{ read, change error }{
 	groupcomm.ErrNotPrimary:    {client.ErrNotPrimary, client.ErrNotPrimary},
 	groupcomm.ErrIndeterminate: {client.ErrIndeterminate, client.ErrIndeterminate},
 	groupcomm.ErrClosed:        {client.ErrUnavailable, client.ErrIndeterminate},
+	groupcomm.ErrArbitrator:    {client.ErrInvalidArgument, client.ErrInvalidArgument},
 
 	context.DeadlineExceeded: {context.DeadlineExceeded, client.ErrIndeterminate},
 	context.Canceled:         {context.Canceled, client.ErrIndeterminate},
