@@ -18,6 +18,7 @@ const (
 	ReasonShuttingDown        = "SHUTTING_DOWN"        // Unavailable: the node is stopping
 	ReasonOverloaded          = "OVERLOADED"           // ResourceExhausted: too many commits in flight on the node; retry after a backoff
 	ReasonNoSpace             = "NO_SPACE"             // ResourceExhausted: the node's data is over its space quota; only deletes are taken
+	ReasonWatchBehind         = "WATCH_BEHIND"         // ResourceExhausted: a watch read slower than the commits it follows; watch again from its progress
 	ReasonMemberExists        = "MEMBER_EXISTS"        // AlreadyExists: the id or the address of a member to add is in use
 	ReasonMemberNotFound      = "MEMBER_NOT_FOUND"     // NotFound: no member has the id a membership change names
 	ReasonMemberRefused       = "MEMBER_REFUSED"       // FailedPrecondition: removing the last voter, adding a member of another cluster

@@ -13,6 +13,7 @@ const (
 	DefaultDialTimeout     = 2 * time.Second
 	DefaultMaxCallSize     = 20 << 20 // 20 MiB
 	DefaultConflictBackoff = 2 * time.Millisecond
+	DefaultWatchTimeout    = 5 * time.Second
 	// MaxConflictBackoff caps the doubling of Config.ConflictBackoff.
 	MaxConflictBackoff = 200 * time.Millisecond
 )
@@ -56,6 +57,11 @@ type Config struct {
 	// (untrusted member, refused certificate) fails the call with
 	// ErrUnavailable once every endpoint was tried.
 	TLS *tls.Config
+	// WatchTimeout: a watch whose member sent nothing for this long (a
+	// member sends at least once a second while a watch is idle) is taken
+	// to be stopped or cut off, and the watch goes on on another member
+	// (default 5 s).
+	WatchTimeout time.Duration
 }
 
 // DefaultConfig returns a Config with every default set and no endpoints.
@@ -64,6 +70,7 @@ func DefaultConfig() Config {
 		DialTimeout:     DefaultDialTimeout,
 		MaxCallSize:     DefaultMaxCallSize,
 		ConflictBackoff: DefaultConflictBackoff,
+		WatchTimeout:    DefaultWatchTimeout,
 	}
 }
 
@@ -78,6 +85,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ConflictBackoff == 0 {
 		c.ConflictBackoff = d.ConflictBackoff
+	}
+	if c.WatchTimeout == 0 {
+		c.WatchTimeout = d.WatchTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -101,6 +111,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: config: negative MaxCallSize %d", ErrInvalidArgument, c.MaxCallSize)
 	case c.ConflictBackoff < 0:
 		return fmt.Errorf("%w: config: negative ConflictBackoff %v", ErrInvalidArgument, c.ConflictBackoff)
+	case c.WatchTimeout < 0:
+		return fmt.Errorf("%w: config: negative WatchTimeout %v", ErrInvalidArgument, c.WatchTimeout)
 	case c.MaxConflictRetries < 0:
 		return fmt.Errorf("%w: config: negative MaxConflictRetries %d", ErrInvalidArgument, c.MaxConflictRetries)
 	}

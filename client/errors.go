@@ -57,6 +57,10 @@ var (
 	ErrNoSpace = errors.New("client: server out of space")
 	// ErrUnavailable means no endpoint could serve the call.
 	ErrUnavailable = errors.New("client: unavailable")
+	// ErrWatchBehind: a member cut a watch that read slower than the
+	// commits it follows. A Watcher handles it itself (it watches again
+	// from its progress); other calls never see it.
+	ErrWatchBehind = errors.New("client: watch fell behind")
 	// ErrUnauthenticated means the member verifies clients and the client
 	// presented no certificate (Config.TLS): nothing was done.
 	ErrUnauthenticated = errors.New("client: unauthenticated")
@@ -119,6 +123,7 @@ var statusErrors = []struct {
 	{codes.Unavailable, api.ReasonShuttingDown, ErrUnavailable},
 	{codes.ResourceExhausted, api.ReasonOverloaded, ErrOverloaded},
 	{codes.ResourceExhausted, api.ReasonNoSpace, ErrNoSpace},
+	{codes.ResourceExhausted, api.ReasonWatchBehind, ErrWatchBehind},
 	{codes.AlreadyExists, api.ReasonMemberExists, ErrMemberExists},
 	{codes.NotFound, api.ReasonMemberNotFound, ErrMemberNotFound},
 	{codes.FailedPrecondition, api.ReasonMemberRefused, ErrMemberRefused},

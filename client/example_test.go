@@ -137,3 +137,55 @@ func ExampleClient_AddMember() {
 		fmt.Println(mb.ID, mb.Addr, mb.Voter, mb.ID == m.LeaderID)
 	}
 }
+
+// Keep a copy of every key under a prefix in step with the cluster: read
+// the prefix in a transaction, then watch after its snapshot, so that the
+// events apply exactly to what was read. The watch goes on across the
+// failure of the member it is on.
+func ExampleClient_Watch() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	prefix := []byte("user/")
+
+	copyOf := map[string][]byte{}
+	var at uint64
+	err = c.View(ctx, func(tx *client.Txn) error {
+		kvs, err := tx.Scan(ctx, prefix, client.PrefixEnd(prefix), 0)
+		for _, kv := range kvs {
+			copyOf[string(kv.Key)] = kv.Value
+		}
+		at = tx.Snapshot()
+		return err
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := c.WatchPrefix(ctx, prefix, at)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer w.Close()
+	for {
+		e, err := w.Next()
+		if errors.Is(err, client.ErrUnavailable) {
+			log.Printf("no member answers; trying again after seqno %d", w.Progress())
+			time.Sleep(time.Second)
+			continue
+		}
+		if err != nil {
+			log.Fatal(err) // ErrSnapshotTooOld: the members no longer hold what followed; read the prefix again
+		}
+		for _, ch := range e.Changes {
+			if ch.Deleted {
+				delete(copyOf, string(ch.Key))
+			} else {
+				copyOf[string(ch.Key)] = ch.Value
+			}
+		}
+		fmt.Printf("seqno %d: %d keys\n", e.Seqno, len(copyOf))
+	}
+}

@@ -258,6 +258,10 @@ func (tx *Txn) stamp(snapshot, minSeqno *uint64, linearizable, allowStale *bool)
 	}
 }
 
+// Snapshot is the seqno the transaction's reads see: every write-set at or
+// below it and none above. It is 0 before the first read.
+func (tx *Txn) Snapshot() uint64 { return tx.snapshot }
+
 // pin records the snapshot the server chose for the first read.
 func (tx *Txn) pin(snapshot uint64) {
 	if tx.snapshot == 0 {

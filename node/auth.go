@@ -22,6 +22,7 @@ var methodRoles = map[string]security.Role{
 	galenapb.KV_Scan_FullMethodName:              security.RoleRead,
 	galenapb.KV_Status_FullMethodName:            security.RoleRead,
 	galenapb.KV_Batch_FullMethodName:             security.RoleRead, // and each call its own method's role
+	galenapb.KV_Watch_FullMethodName:             security.RoleRead,
 	galenapb.Cluster_MemberList_FullMethodName:   security.RoleRead,
 	galenapb.Cluster_Digest_FullMethodName:       security.RoleRead,
 	galenapb.KV_Commit_FullMethodName:            security.RoleWrite,

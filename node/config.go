@@ -243,6 +243,8 @@ func (c Config) validateOwned() error {
 		{"Apply.Member", "ID", a.Member != ""},
 		{"Apply.Logger", "Logger", a.Logger != nil},
 		{"Apply.OnOutcome", "", a.OnOutcome != nil},
+		{"Apply.OnApplied", "", a.OnApplied != nil},
+		{"Apply.OnRestored", "", a.OnRestored != nil},
 		{"Apply.IsMember", "", a.IsMember != nil},
 		{"Apply.OnCheckpoint", "", a.OnCheckpoint != nil},
 		{"Apply.TimeCertify", "", a.TimeCertify != nil},

@@ -180,6 +180,7 @@ func (n *Node) open() error {
 	}
 	ac := n.cfg.applyConfig()
 	ac.Logger, ac.OnOutcome = n.lg.Named("certification"), n.svc.OnOutcome
+	ac.OnApplied, ac.OnRestored = n.svc.OnApplied, n.svc.OnRestored
 	ac.OnCheckpoint, ac.IsMember, ac.TimeCertify = n.onCheckpoint, n.isMember, n.timeCertify
 	if n.applier, err = apply.New(ac, n.store); err != nil {
 		return err

@@ -45,7 +45,17 @@ type Config struct {
 	// commit that would exceed it is refused at once with ErrOverloaded,
 	// unless none is in flight. It must be at least Limits.MaxWriteSetSize.
 	MaxInflightBytes int
-	Logger           *zap.Logger
+	// WatchBuffer bounds the bytes of events a watch holds that it has not
+	// sent yet; a watch whose client reads slower than the commits it
+	// follows is cut with ErrWatchBehind when it fills up. It also sizes
+	// the reads of history from storage.
+	WatchBuffer int
+	// WatchProgress is how often an idle watch tells its client how far
+	// it got (which also tells the client the member is alive), and checks
+	// that the member is still primary. Clients take a member silent for
+	// several of these to be gone: keep it at a second or less.
+	WatchProgress time.Duration
+	Logger        *zap.Logger
 }
 
 // DefaultMaxInflightCommits is the default Config.MaxInflightCommits.
@@ -55,10 +65,14 @@ const DefaultMaxInflightCommits = 1024
 // write-sets of the default largest size.
 const DefaultMaxInflightBytes = 64 << 20
 
+// DefaultWatchBuffer is the default Config.WatchBuffer.
+const DefaultWatchBuffer = 1 << 20
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second,
-		MaxInflightCommits: DefaultMaxInflightCommits, MaxInflightBytes: DefaultMaxInflightBytes}
+		MaxInflightCommits: DefaultMaxInflightCommits, MaxInflightBytes: DefaultMaxInflightBytes,
+		WatchBuffer: DefaultWatchBuffer, WatchProgress: time.Second}
 }
 
 // Validate reports a configuration that cannot work.
@@ -73,8 +87,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("txn: MaxKeySize must not exceed storage's %d bytes", storage.MaxKeySize)
 	case l.MaxValueSize > storage.MaxValueSize:
 		return fmt.Errorf("txn: MaxValueSize must not exceed storage's %d bytes", storage.MaxValueSize)
-	case c.CausalWait <= 0 || c.CommitTimeout <= 0:
-		return errors.New("txn: CausalWait and CommitTimeout must be positive")
+	case c.CausalWait <= 0 || c.CommitTimeout <= 0 || c.WatchProgress <= 0:
+		return errors.New("txn: CausalWait, CommitTimeout and WatchProgress must be positive")
+	case c.WatchBuffer <= 0:
+		return fmt.Errorf("txn: WatchBuffer must be positive, got %d", c.WatchBuffer)
 	case c.MaxInflightCommits <= 0:
 		return fmt.Errorf("txn: MaxInflightCommits must be positive, got %d", c.MaxInflightCommits)
 	case c.MaxInflightBytes < l.MaxWriteSetSize:

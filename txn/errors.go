@@ -23,4 +23,8 @@ var (
 	// Service.SetNoSpace); a write-set that puts anything is refused at
 	// once, one that only deletes is not.
 	ErrNoSpace = errors.New("txn: node is out of space")
+	// ErrWatchBehind: a watch's buffer of events not yet sent filled up
+	// (Config.WatchBuffer); the watch was cut rather than let it grow. It
+	// may start again after the last progress it was given.
+	ErrWatchBehind = errors.New("txn: watch fell behind the commits it follows")
 )

@@ -23,6 +23,9 @@ type metrics struct {
 	inflightBytes prometheus.GaugeFunc
 	overloaded    prometheus.Counter
 	noSpace       prometheus.Counter
+	watchers      prometheus.Gauge
+	watchEvents   prometheus.Counter
+	watchersCut   prometheus.Counter
 }
 
 func newMetrics(inflight, inflightBytes func() int) *metrics {
@@ -48,6 +51,19 @@ func newMetrics(inflight, inflightBytes func() int) *metrics {
 		noSpace: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "galena_commits_no_space_total",
 			Help: "Commits refused at once because this member's data was over its space quota (--quota-bytes).",
+		}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "galena_watchers",
+			Help: "Watches open on this member.",
+		}),
+		watchEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "galena_watch_events_sent_total",
+			Help: "Events (one committed write-set's changes to a watched range each) sent to watches on this member.",
+		}),
+		watchersCut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "galena_watchers_cut_total",
+			Help: "Watches this member ended because they fell behind the commits they follow (their buffer filled up), " +
+				"it stopped holding their history (a state transfer) or it was cut off from the majority.",
 		}),
 	}
 	m.byOutcome = map[string]prometheus.Observer{}
@@ -76,6 +92,9 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	s.m.inflightBytes.Describe(ch)
 	s.m.overloaded.Describe(ch)
 	s.m.noSpace.Describe(ch)
+	s.m.watchers.Describe(ch)
+	s.m.watchEvents.Describe(ch)
+	s.m.watchersCut.Describe(ch)
 }
 
 // Collect implements prometheus.Collector: the member's commit latency
@@ -83,11 +102,16 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 // (galena_inflight_commits) and the bytes of their write-sets
 // (galena_inflight_commit_bytes), and commits refused as overload
 // (galena_commits_overloaded_total) or for want of space
-// (galena_commits_no_space_total).
+// (galena_commits_no_space_total); and the watches open (galena_watchers),
+// the events sent to them (galena_watch_events_sent_total) and the
+// watches cut (galena_watchers_cut_total).
 func (s *Service) Collect(ch chan<- prometheus.Metric) {
 	s.m.duration.Collect(ch)
 	s.m.inflight.Collect(ch)
 	s.m.inflightBytes.Collect(ch)
 	s.m.overloaded.Collect(ch)
 	s.m.noSpace.Collect(ch)
+	s.m.watchers.Collect(ch)
+	s.m.watchEvents.Collect(ch)
+	s.m.watchersCut.Collect(ch)
 }

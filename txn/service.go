@@ -21,6 +21,9 @@ import (
 type Store interface {
 	Get(key []byte, snapshot uint64) ([]byte, error)
 	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
+	// Changes and Applied are storage.Store's: the history watches read.
+	Changes(start, end []byte, after, upTo uint64, maxBytes int) ([]storage.Change, uint64, error)
+	Applied() storage.AppliedState
 	// Outcome returns the outcome stored for write-set id, if any.
 	Outcome(id []byte) (certification.Outcome, bool, error)
 }
@@ -67,6 +70,7 @@ type Service struct {
 	ord   Orderer
 	gate  *gate
 	m     *metrics
+	feed  *feed
 
 	noSpace atomic.Pointer[error] // why commits that put are refused; nil: they are not
 
@@ -109,7 +113,7 @@ func New(cfg Config, store Store, ord Orderer) (*Service, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits, cfg.MaxInflightBytes),
+	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits, cfg.MaxInflightBytes), feed: newFeed(),
 		waiters: map[string][]chan certification.Outcome{}}
 	s.m = newMetrics(s.gate.inflight, s.gate.inflightBytes)
 	return s, nil

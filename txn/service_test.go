@@ -116,6 +116,10 @@ func (emptyStore) Scan([]byte, []byte, int, uint64) ([]storage.KV, error) {
 func (emptyStore) Outcome([]byte) (certification.Outcome, bool, error) {
 	return certification.Outcome{}, false, nil
 }
+func (emptyStore) Changes([]byte, []byte, uint64, uint64, int) ([]storage.Change, uint64, error) {
+	return nil, 0, nil
+}
+func (emptyStore) Applied() storage.AppliedState { return storage.AppliedState{} }
 
 // newService returns a Service whose causal waits give up after 50ms, for
 // tests that want the refusal of a seqno that never comes.

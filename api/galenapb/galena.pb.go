@@ -79,6 +79,242 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 	return file_galena_proto_rawDescGZIP(), []int{0}
 }
 
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Start []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End   []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"` // exclusive; empty = no upper bound
+	// after: the changes of write-sets above this seqno are sent; 0 starts
+	// at the member's applied seqno (once it reached min_seqno)
+	After         uint64 `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
+	MinSeqno      uint64 `protobuf:"varint,4,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_galena_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchRequest) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetAfter() uint64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetMinSeqno() uint64 {
+	if x != nil {
+		return x.MinSeqno
+	}
+	return 0
+}
+
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// whole write-sets (one event each), in seqno order
+	Events []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// every event at or below this seqno was sent: watch again after it
+	Progress      uint64 `protobuf:"varint,2,opt,name=progress,proto3" json:"progress,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_galena_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchResponse) GetEvents() []*WatchEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetProgress() uint64 {
+	if x != nil {
+		return x.Progress
+	}
+	return 0
+}
+
+type WatchEvent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seqno         uint64                 `protobuf:"varint,1,opt,name=seqno,proto3" json:"seqno,omitempty"`
+	Changes       []*Change              `protobuf:"bytes,2,rep,name=changes,proto3" json:"changes,omitempty"` // in key order
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchEvent) Reset() {
+	*x = WatchEvent{}
+	mi := &file_galena_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchEvent) ProtoMessage() {}
+
+func (x *WatchEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
+func (*WatchEvent) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WatchEvent) GetSeqno() uint64 {
+	if x != nil {
+		return x.Seqno
+	}
+	return 0
+}
+
+func (x *WatchEvent) GetChanges() []*Change {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type Change struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Change) Reset() {
+	*x = Change{}
+	mi := &file_galena_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Change) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Change) ProtoMessage() {}
+
+func (x *Change) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Change.ProtoReflect.Descriptor instead.
+func (*Change) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Change) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Change) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Change) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
 type BatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Calls         []*BatchCall           `protobuf:"bytes,1,rep,name=calls,proto3" json:"calls,omitempty"`
@@ -88,7 +324,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_galena_proto_msgTypes[0]
+	mi := &file_galena_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -100,7 +336,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[0]
+	mi := &file_galena_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -113,7 +349,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{0}
+	return file_galena_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BatchRequest) GetCalls() []*BatchCall {
@@ -141,7 +377,7 @@ type BatchCall struct {
 
 func (x *BatchCall) Reset() {
 	*x = BatchCall{}
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +389,7 @@ func (x *BatchCall) String() string {
 func (*BatchCall) ProtoMessage() {}
 
 func (x *BatchCall) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +402,7 @@ func (x *BatchCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCall.ProtoReflect.Descriptor instead.
 func (*BatchCall) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{1}
+	return file_galena_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchCall) GetId() uint64 {
@@ -252,7 +488,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -264,7 +500,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -277,7 +513,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{2}
+	return file_galena_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchResponse) GetReplies() []*BatchReply {
@@ -310,7 +546,7 @@ type BatchReply struct {
 
 func (x *BatchReply) Reset() {
 	*x = BatchReply{}
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +558,7 @@ func (x *BatchReply) String() string {
 func (*BatchReply) ProtoMessage() {}
 
 func (x *BatchReply) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +571,7 @@ func (x *BatchReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
 func (*BatchReply) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{3}
+	return file_galena_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchReply) GetId() uint64 {
@@ -429,7 +665,7 @@ type CallError struct {
 
 func (x *CallError) Reset() {
 	*x = CallError{}
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +677,7 @@ func (x *CallError) String() string {
 func (*CallError) ProtoMessage() {}
 
 func (x *CallError) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +690,7 @@ func (x *CallError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallError.ProtoReflect.Descriptor instead.
 func (*CallError) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{4}
+	return file_galena_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CallError) GetCode() int32 {
@@ -499,7 +735,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +747,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +760,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{5}
+	return file_galena_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -573,7 +809,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -585,7 +821,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -598,7 +834,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{6}
+	return file_galena_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -637,7 +873,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +885,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +898,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{7}
+	return file_galena_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScanRequest) GetStart() []byte {
@@ -724,7 +960,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -736,7 +972,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -749,7 +985,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{8}
+	return file_galena_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -780,7 +1016,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +1028,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +1041,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{9}
+	return file_galena_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScanResponse) GetKvs() []*KeyValue {
@@ -839,7 +1075,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1087,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1100,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{10}
+	return file_galena_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommitRequest) GetWriteSet() *writesetpb.WriteSet {
@@ -895,7 +1131,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1143,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1156,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{11}
+	return file_galena_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommitResponse) GetOutcome() Outcome {
@@ -959,7 +1195,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1207,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1220,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{12}
+	return file_galena_proto_rawDescGZIP(), []int{16}
 }
 
 type Member struct {
@@ -998,7 +1234,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1246,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1259,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{13}
+	return file_galena_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Member) GetId() string {
@@ -1074,7 +1310,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1322,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1335,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{14}
+	return file_galena_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StatusResponse) GetId() string {
@@ -1229,7 +1465,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1241,7 +1477,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1254,7 +1490,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{15}
+	return file_galena_proto_rawDescGZIP(), []int{19}
 }
 
 type MemberListResponse struct {
@@ -1268,7 +1504,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1280,7 +1516,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1293,7 +1529,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{16}
+	return file_galena_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *MemberListResponse) GetClusterId() string {
@@ -1332,7 +1568,7 @@ type MemberAddRequest struct {
 
 func (x *MemberAddRequest) Reset() {
 	*x = MemberAddRequest{}
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1344,7 +1580,7 @@ func (x *MemberAddRequest) String() string {
 func (*MemberAddRequest) ProtoMessage() {}
 
 func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1357,7 +1593,7 @@ func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
 func (*MemberAddRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{17}
+	return file_galena_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MemberAddRequest) GetId() string {
@@ -1398,7 +1634,7 @@ type MemberAddResponse struct {
 
 func (x *MemberAddResponse) Reset() {
 	*x = MemberAddResponse{}
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1410,7 +1646,7 @@ func (x *MemberAddResponse) String() string {
 func (*MemberAddResponse) ProtoMessage() {}
 
 func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1423,7 +1659,7 @@ func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
 func (*MemberAddResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{18}
+	return file_galena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MemberAddResponse) GetClusterId() string {
@@ -1449,7 +1685,7 @@ type MemberRemoveRequest struct {
 
 func (x *MemberRemoveRequest) Reset() {
 	*x = MemberRemoveRequest{}
-	mi := &file_galena_proto_msgTypes[19]
+	mi := &file_galena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1697,7 @@ func (x *MemberRemoveRequest) String() string {
 func (*MemberRemoveRequest) ProtoMessage() {}
 
 func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[19]
+	mi := &file_galena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1710,7 @@ func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
 func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{19}
+	return file_galena_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MemberRemoveRequest) GetId() string {
@@ -1493,7 +1729,7 @@ type MemberRemoveResponse struct {
 
 func (x *MemberRemoveResponse) Reset() {
 	*x = MemberRemoveResponse{}
-	mi := &file_galena_proto_msgTypes[20]
+	mi := &file_galena_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1741,7 @@ func (x *MemberRemoveResponse) String() string {
 func (*MemberRemoveResponse) ProtoMessage() {}
 
 func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[20]
+	mi := &file_galena_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1754,7 @@ func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
 func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{20}
+	return file_galena_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberRemoveResponse) GetMembers() []*Member {
@@ -1536,7 +1772,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_galena_proto_msgTypes[21]
+	mi := &file_galena_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1548,7 +1784,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[21]
+	mi := &file_galena_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1561,7 +1797,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{21}
+	return file_galena_proto_rawDescGZIP(), []int{25}
 }
 
 // Checkpoint is the running digest after every entry at or below seqno.
@@ -1575,7 +1811,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_galena_proto_msgTypes[22]
+	mi := &file_galena_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1823,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[22]
+	mi := &file_galena_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1836,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{22}
+	return file_galena_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Checkpoint) GetSeqno() uint64 {
@@ -1636,7 +1872,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_galena_proto_msgTypes[23]
+	mi := &file_galena_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1648,7 +1884,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[23]
+	mi := &file_galena_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1661,7 +1897,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{23}
+	return file_galena_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DigestResponse) GetId() string {
@@ -1714,7 +1950,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_galena_proto_msgTypes[24]
+	mi := &file_galena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1962,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[24]
+	mi := &file_galena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1975,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{24}
+	return file_galena_proto_rawDescGZIP(), []int{28}
 }
 
 type BackupChunk struct {
@@ -1757,7 +1993,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_galena_proto_msgTypes[25]
+	mi := &file_galena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +2005,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[25]
+	mi := &file_galena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +2018,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{25}
+	return file_galena_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -1831,7 +2067,23 @@ var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
 	"\n" +
-	"\fgalena.proto\x12\tgalena.v1\x1a\x19google/protobuf/any.proto\x1a\x0ewriteset.proto\":\n" +
+	"\fgalena.proto\x12\tgalena.v1\x1a\x19google/protobuf/any.proto\x1a\x0ewriteset.proto\"i\n" +
+	"\fWatchRequest\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\x04R\x05after\x12\x1b\n" +
+	"\tmin_seqno\x18\x04 \x01(\x04R\bminSeqno\"Z\n" +
+	"\rWatchResponse\x12-\n" +
+	"\x06events\x18\x01 \x03(\v2\x15.galena.v1.WatchEventR\x06events\x12\x1a\n" +
+	"\bprogress\x18\x02 \x01(\x04R\bprogress\"O\n" +
+	"\n" +
+	"WatchEvent\x12\x14\n" +
+	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12+\n" +
+	"\achanges\x18\x02 \x03(\v2\x11.galena.v1.ChangeR\achanges\"H\n" +
+	"\x06Change\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\":\n" +
 	"\fBatchRequest\x12*\n" +
 	"\x05calls\x18\x01 \x03(\v2\x14.galena.v1.BatchCallR\x05calls\"\xd2\x01\n" +
 	"\tBatchCall\x12\x0e\n" +
@@ -1966,13 +2218,14 @@ const file_galena_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +
-	"\x10OUTCOME_CONFLICT\x10\x022\xb1\x02\n" +
+	"\x10OUTCOME_CONFLICT\x10\x022\xef\x02\n" +
 	"\x02KV\x124\n" +
 	"\x03Get\x12\x15.galena.v1.GetRequest\x1a\x16.galena.v1.GetResponse\x127\n" +
 	"\x04Scan\x12\x16.galena.v1.ScanRequest\x1a\x17.galena.v1.ScanResponse\x12=\n" +
 	"\x06Commit\x12\x18.galena.v1.CommitRequest\x1a\x19.galena.v1.CommitResponse\x12=\n" +
 	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse\x12>\n" +
-	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x012\xea\x02\n" +
+	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x01\x12<\n" +
+	"\x05Watch\x12\x17.galena.v1.WatchRequest\x1a\x18.galena.v1.WatchResponse0\x012\xea\x02\n" +
 	"\aCluster\x12I\n" +
 	"\n" +
 	"MemberList\x12\x1c.galena.v1.MemberListRequest\x1a\x1d.galena.v1.MemberListResponse\x12F\n" +
@@ -1994,82 +2247,90 @@ func file_galena_proto_rawDescGZIP() []byte {
 }
 
 var file_galena_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_galena_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: galena.v1.Outcome
-	(*BatchRequest)(nil),         // 1: galena.v1.BatchRequest
-	(*BatchCall)(nil),            // 2: galena.v1.BatchCall
-	(*BatchResponse)(nil),        // 3: galena.v1.BatchResponse
-	(*BatchReply)(nil),           // 4: galena.v1.BatchReply
-	(*CallError)(nil),            // 5: galena.v1.CallError
-	(*GetRequest)(nil),           // 6: galena.v1.GetRequest
-	(*GetResponse)(nil),          // 7: galena.v1.GetResponse
-	(*ScanRequest)(nil),          // 8: galena.v1.ScanRequest
-	(*KeyValue)(nil),             // 9: galena.v1.KeyValue
-	(*ScanResponse)(nil),         // 10: galena.v1.ScanResponse
-	(*CommitRequest)(nil),        // 11: galena.v1.CommitRequest
-	(*CommitResponse)(nil),       // 12: galena.v1.CommitResponse
-	(*StatusRequest)(nil),        // 13: galena.v1.StatusRequest
-	(*Member)(nil),               // 14: galena.v1.Member
-	(*StatusResponse)(nil),       // 15: galena.v1.StatusResponse
-	(*MemberListRequest)(nil),    // 16: galena.v1.MemberListRequest
-	(*MemberListResponse)(nil),   // 17: galena.v1.MemberListResponse
-	(*MemberAddRequest)(nil),     // 18: galena.v1.MemberAddRequest
-	(*MemberAddResponse)(nil),    // 19: galena.v1.MemberAddResponse
-	(*MemberRemoveRequest)(nil),  // 20: galena.v1.MemberRemoveRequest
-	(*MemberRemoveResponse)(nil), // 21: galena.v1.MemberRemoveResponse
-	(*DigestRequest)(nil),        // 22: galena.v1.DigestRequest
-	(*Checkpoint)(nil),           // 23: galena.v1.Checkpoint
-	(*DigestResponse)(nil),       // 24: galena.v1.DigestResponse
-	(*BackupRequest)(nil),        // 25: galena.v1.BackupRequest
-	(*BackupChunk)(nil),          // 26: galena.v1.BackupChunk
-	(*anypb.Any)(nil),            // 27: google.protobuf.Any
-	(*writesetpb.WriteSet)(nil),  // 28: galena.v1.WriteSet
+	(*WatchRequest)(nil),         // 1: galena.v1.WatchRequest
+	(*WatchResponse)(nil),        // 2: galena.v1.WatchResponse
+	(*WatchEvent)(nil),           // 3: galena.v1.WatchEvent
+	(*Change)(nil),               // 4: galena.v1.Change
+	(*BatchRequest)(nil),         // 5: galena.v1.BatchRequest
+	(*BatchCall)(nil),            // 6: galena.v1.BatchCall
+	(*BatchResponse)(nil),        // 7: galena.v1.BatchResponse
+	(*BatchReply)(nil),           // 8: galena.v1.BatchReply
+	(*CallError)(nil),            // 9: galena.v1.CallError
+	(*GetRequest)(nil),           // 10: galena.v1.GetRequest
+	(*GetResponse)(nil),          // 11: galena.v1.GetResponse
+	(*ScanRequest)(nil),          // 12: galena.v1.ScanRequest
+	(*KeyValue)(nil),             // 13: galena.v1.KeyValue
+	(*ScanResponse)(nil),         // 14: galena.v1.ScanResponse
+	(*CommitRequest)(nil),        // 15: galena.v1.CommitRequest
+	(*CommitResponse)(nil),       // 16: galena.v1.CommitResponse
+	(*StatusRequest)(nil),        // 17: galena.v1.StatusRequest
+	(*Member)(nil),               // 18: galena.v1.Member
+	(*StatusResponse)(nil),       // 19: galena.v1.StatusResponse
+	(*MemberListRequest)(nil),    // 20: galena.v1.MemberListRequest
+	(*MemberListResponse)(nil),   // 21: galena.v1.MemberListResponse
+	(*MemberAddRequest)(nil),     // 22: galena.v1.MemberAddRequest
+	(*MemberAddResponse)(nil),    // 23: galena.v1.MemberAddResponse
+	(*MemberRemoveRequest)(nil),  // 24: galena.v1.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil), // 25: galena.v1.MemberRemoveResponse
+	(*DigestRequest)(nil),        // 26: galena.v1.DigestRequest
+	(*Checkpoint)(nil),           // 27: galena.v1.Checkpoint
+	(*DigestResponse)(nil),       // 28: galena.v1.DigestResponse
+	(*BackupRequest)(nil),        // 29: galena.v1.BackupRequest
+	(*BackupChunk)(nil),          // 30: galena.v1.BackupChunk
+	(*anypb.Any)(nil),            // 31: google.protobuf.Any
+	(*writesetpb.WriteSet)(nil),  // 32: galena.v1.WriteSet
 }
 var file_galena_proto_depIdxs = []int32{
-	2,  // 0: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
-	6,  // 1: galena.v1.BatchCall.get:type_name -> galena.v1.GetRequest
-	8,  // 2: galena.v1.BatchCall.scan:type_name -> galena.v1.ScanRequest
-	11, // 3: galena.v1.BatchCall.commit:type_name -> galena.v1.CommitRequest
-	4,  // 4: galena.v1.BatchResponse.replies:type_name -> galena.v1.BatchReply
-	7,  // 5: galena.v1.BatchReply.get:type_name -> galena.v1.GetResponse
-	10, // 6: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
-	12, // 7: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
-	5,  // 8: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
-	27, // 9: galena.v1.CallError.details:type_name -> google.protobuf.Any
-	9,  // 10: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
-	28, // 11: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
-	0,  // 12: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
-	14, // 13: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
-	14, // 14: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
-	14, // 15: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
-	14, // 16: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
-	23, // 17: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
-	6,  // 18: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
-	8,  // 19: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
-	11, // 20: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
-	13, // 21: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
-	1,  // 22: galena.v1.KV.Batch:input_type -> galena.v1.BatchRequest
-	16, // 23: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
-	18, // 24: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
-	20, // 25: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
-	22, // 26: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
-	25, // 27: galena.v1.Cluster.Backup:input_type -> galena.v1.BackupRequest
-	7,  // 28: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
-	10, // 29: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
-	12, // 30: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
-	15, // 31: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
-	3,  // 32: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
-	17, // 33: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
-	19, // 34: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
-	21, // 35: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
-	24, // 36: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
-	26, // 37: galena.v1.Cluster.Backup:output_type -> galena.v1.BackupChunk
-	28, // [28:38] is the sub-list for method output_type
-	18, // [18:28] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	3,  // 0: galena.v1.WatchResponse.events:type_name -> galena.v1.WatchEvent
+	4,  // 1: galena.v1.WatchEvent.changes:type_name -> galena.v1.Change
+	6,  // 2: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
+	10, // 3: galena.v1.BatchCall.get:type_name -> galena.v1.GetRequest
+	12, // 4: galena.v1.BatchCall.scan:type_name -> galena.v1.ScanRequest
+	15, // 5: galena.v1.BatchCall.commit:type_name -> galena.v1.CommitRequest
+	8,  // 6: galena.v1.BatchResponse.replies:type_name -> galena.v1.BatchReply
+	11, // 7: galena.v1.BatchReply.get:type_name -> galena.v1.GetResponse
+	14, // 8: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
+	16, // 9: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
+	9,  // 10: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
+	31, // 11: galena.v1.CallError.details:type_name -> google.protobuf.Any
+	13, // 12: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
+	32, // 13: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
+	0,  // 14: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
+	18, // 15: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
+	18, // 16: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
+	18, // 17: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
+	18, // 18: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
+	27, // 19: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
+	10, // 20: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
+	12, // 21: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
+	15, // 22: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
+	17, // 23: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
+	5,  // 24: galena.v1.KV.Batch:input_type -> galena.v1.BatchRequest
+	1,  // 25: galena.v1.KV.Watch:input_type -> galena.v1.WatchRequest
+	20, // 26: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
+	22, // 27: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
+	24, // 28: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
+	26, // 29: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
+	29, // 30: galena.v1.Cluster.Backup:input_type -> galena.v1.BackupRequest
+	11, // 31: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
+	14, // 32: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
+	16, // 33: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
+	19, // 34: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
+	7,  // 35: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
+	2,  // 36: galena.v1.KV.Watch:output_type -> galena.v1.WatchResponse
+	21, // 37: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
+	23, // 38: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
+	25, // 39: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
+	28, // 40: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
+	30, // 41: galena.v1.Cluster.Backup:output_type -> galena.v1.BackupChunk
+	31, // [31:42] is the sub-list for method output_type
+	20, // [20:31] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_galena_proto_init() }
@@ -2077,12 +2338,12 @@ func file_galena_proto_init() {
 	if File_galena_proto != nil {
 		return
 	}
-	file_galena_proto_msgTypes[1].OneofWrappers = []any{
+	file_galena_proto_msgTypes[5].OneofWrappers = []any{
 		(*BatchCall_Get)(nil),
 		(*BatchCall_Scan)(nil),
 		(*BatchCall_Commit)(nil),
 	}
-	file_galena_proto_msgTypes[3].OneofWrappers = []any{
+	file_galena_proto_msgTypes[7].OneofWrappers = []any{
 		(*BatchReply_Get)(nil),
 		(*BatchReply_Scan)(nil),
 		(*BatchReply_Commit)(nil),
@@ -2094,7 +2355,7 @@ func file_galena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_galena_proto_rawDesc), len(file_galena_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -31,6 +31,7 @@ const (
 	KV_Commit_FullMethodName = "/galena.v1.KV/Commit"
 	KV_Status_FullMethodName = "/galena.v1.KV/Status"
 	KV_Batch_FullMethodName  = "/galena.v1.KV/Batch"
+	KV_Watch_FullMethodName  = "/galena.v1.KV/Watch"
 )
 
 // KVClient is the client API for KV service.
@@ -55,6 +56,16 @@ type KVClient interface {
 	// and falls back to the unary calls on a member that answers it
 	// Unimplemented.
 	Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error)
+	// Watch streams the committed changes to the keys in [start, end) after
+	// a seqno: first what the member holds of them, then each write-set as
+	// it is applied, in seqno order. The first message has no events and
+	// says where the watch starts. The stream ends with an error when the
+	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
+	// member does not hold the changes; Unavailable NOT_PRIMARY or
+	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
+	// than the commits came); the client watches again after the last
+	// progress it was given, here or on another member.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
 }
 
 type kVClient struct {
@@ -118,6 +129,25 @@ func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.Bid
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KV_BatchClient = grpc.BidiStreamingClient[BatchRequest, BatchResponse]
 
+func (c *kVClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
@@ -140,6 +170,16 @@ type KVServer interface {
 	// and falls back to the unary calls on a member that answers it
 	// Unimplemented.
 	Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error
+	// Watch streams the committed changes to the keys in [start, end) after
+	// a seqno: first what the member holds of them, then each write-set as
+	// it is applied, in seqno order. The first message has no events and
+	// says where the watch starts. The stream ends with an error when the
+	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
+	// member does not hold the changes; Unavailable NOT_PRIMARY or
+	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
+	// than the commits came); the client watches again after the last
+	// progress it was given, here or on another member.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -164,6 +204,9 @@ func (UnimplementedKVServer) Status(context.Context, *StatusRequest) (*StatusRes
 }
 func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Batch not implemented")
+}
+func (UnimplementedKVServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
 func (UnimplementedKVServer) testEmbeddedByValue()            {}
@@ -265,6 +308,17 @@ func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KV_BatchServer = grpc.BidiStreamingServer[BatchRequest, BatchResponse]
 
+func _KV_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(KVServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type KV_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -295,6 +349,11 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			Handler:       _KV_Batch_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _KV_Watch_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "galena.proto",

@@ -24,6 +24,13 @@ type Config struct {
 	// a write-set with an id is durable (its writes applied, if it committed).
 	// It must not block.
 	OnOutcome func(id []byte, o certification.Outcome)
+	// OnApplied, if set, is called on the apply goroutine with the records
+	// of each batch once they are applied (readable in storage), and the
+	// batch's applied seqno; OnRestored, if set, once a snapshot replaced
+	// the state, with its seqno. The records and their Writes slices are
+	// reused afterwards (keys and values are not). They must not block.
+	OnApplied  func(recs []storage.Record, seqno uint64)
+	OnRestored func(seqno uint64)
 
 	// Member is this member's id, as it signs its checkpoint announcements.
 	Member string
@@ -225,6 +232,9 @@ func (a *Applier) Deliver(entries []groupcomm.Entry, last groupcomm.Position) er
 		return fmt.Errorf("apply: batch through seqno %d: %w", last.Seqno, err)
 	}
 	a.cert.Persisted(last.Seqno)
+	if a.cfg.OnApplied != nil {
+		a.cfg.OnApplied(a.recs, last.Seqno)
+	}
 	a.report()
 	return nil
 }
@@ -344,6 +354,9 @@ func (a *Applier) Restore(r io.Reader, _ uint64) error {
 	}
 	a.cert.Reset()
 	a.resume(st.Seqno)
+	if a.cfg.OnRestored != nil {
+		a.cfg.OnRestored(st.Seqno)
+	}
 	a.lg.Debug("restored state from snapshot", zap.Uint64("seqno", st.Seqno))
 	return nil
 }

@@ -82,6 +82,7 @@ type benchOptions struct {
 	EndpointsSet bool          // --endpoints was given
 	JSON         bool
 	Load         loadFlag
+	Watchers     int // watches open on the first endpoint during put
 }
 
 func (o benchOptions) validate() error {
@@ -103,6 +104,12 @@ func (o benchOptions) validate() error {
 		return usagef("--duration must be positive, got %v", o.Duration)
 	case o.Warmup < 0:
 		return usagef("--warmup must not be negative, got %v", o.Warmup)
+	case o.Watchers < 0:
+		return usagef("--watchers must not be negative, got %d", o.Watchers)
+	case o.Watchers > 0 && !slices.Equal(o.Workloads, []string{workloadPut}):
+		return usagef("--watchers measures the put workload alone: give --workload put")
+	case o.Watchers > o.Keys:
+		return usagef("--watchers (%d) must not exceed --keys (%d): each watch follows a slice of the keys", o.Watchers, o.Keys)
 	case o.Local && o.EndpointsSet:
 		return usagef("--local (start a cluster in-process) and --endpoints (use a running one) exclude each other")
 	}
@@ -163,8 +170,15 @@ its accounts.
 A progress line goes to stderr once a second; the results go to stdout as a
 table, or with --json as one JSON object per workload: workload, clients,
 keys, value_size, duration_s, commits, commits_per_s, aborts, abort_ratio,
-errors, p50_ms, p99_ms, p999_ms, first_error, and for bank bank_ok and
-bank_detail.
+errors, p50_ms, p99_ms, p999_ms, first_error, for bank bank_ok and
+bank_detail, and with --watchers watchers, watch_events, watch_missed,
+watch_p50_ms, watch_p99_ms and watch_error.
+
+--watchers N opens N watches on the first endpoint during put, each on its
+own slice of the keys, so that every commit reaches one watch: it measures
+what following the commits costs them, and how long an event takes to
+reach its watch after the writer learned of the commit. Every acknowledged
+commit must reach its watch (watch_missed 0), or the run fails.
 
 With --local a 3-member cluster runs in this process, its data in a temporary
 directory removed at the end, and the members' digests are compared at the
@@ -195,6 +209,7 @@ Exit status 1 when any workload had errors or the bank total did not hold.`,
 	fl.BoolVar(&o.JSON, "json", false, "print one JSON object per workload instead of the table")
 	fl.Var(&o.Load, "load", "preload the key space before timing; auto loads it for rmw, hot and read")
 	fl.Lookup("load").NoOptDefVal = "true"
+	fl.IntVar(&o.Watchers, "watchers", 0, "watches to open on the first endpoint during put, each on a slice of the keys")
 	return cmd
 }
 
@@ -216,6 +231,12 @@ type benchResult struct {
 	FirstError  string  `json:"first_error,omitempty"`
 	BankOK      *bool   `json:"bank_ok,omitempty"`
 	BankDetail  string  `json:"bank_detail,omitempty"`
+	Watchers    int     `json:"watchers,omitempty"`
+	WatchEvents int64   `json:"watch_events,omitempty"`
+	WatchMissed int64   `json:"watch_missed,omitempty"`
+	WatchP50ms  float64 `json:"watch_p50_ms,omitempty"`
+	WatchP99ms  float64 `json:"watch_p99_ms,omitempty"`
+	WatchError  string  `json:"watch_error,omitempty"`
 }
 
 // failure is the result's error: errors, or a bank total that did not hold.
@@ -226,6 +247,12 @@ func (r benchResult) failure() error {
 	}
 	if r.BankOK != nil && !*r.BankOK {
 		errs = append(errs, fmt.Errorf("%s: the total did not hold: %s", r.Workload, r.BankDetail))
+	}
+	if r.WatchMissed > 0 {
+		errs = append(errs, fmt.Errorf("%s: %d acknowledged commits never reached their watch", r.Workload, r.WatchMissed))
+	}
+	if r.WatchError != "" {
+		errs = append(errs, fmt.Errorf("%s: %s", r.Workload, r.WatchError))
 	}
 	return errors.Join(errs...)
 }
@@ -352,7 +379,10 @@ func (r *benchRun) runWorkload(ctx context.Context, w string) (benchResult, erro
 	if err := r.prepare(ctx, w); err != nil {
 		return benchResult{}, err
 	}
-	res := r.measure(ctx, w)
+	res, err := r.measure(ctx, w)
+	if err != nil {
+		return benchResult{}, err
+	}
 	if w == workloadBank {
 		verify, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
 		defer cancel()
@@ -465,22 +495,39 @@ func (r *benchRun) catchUp(ctx context.Context) error {
 }
 
 // measure runs w on every client for the warm-up and the duration, and
-// counts what ends inside the measured window.
-func (r *benchRun) measure(ctx context.Context, w string) benchResult {
+// counts what ends inside the measured window; with --watchers, it watches
+// the commits too.
+func (r *benchRun) measure(ctx context.Context, w string) (benchResult, error) {
 	steps := transfers(r.bank, r.clients, false)
+	var loops []*benchLoop
 	if w != workloadBank {
 		steps = make([]step, len(r.clients))
 		for i, cl := range r.clients {
 			l := &benchLoop{w: w, cl: cl, keys: r.o.keySpace(w), value: r.value, id: i,
-				rng: rand.New(rand.NewPCG(uint64(i), rand.Uint64()))}
-			steps[i] = l.step
+				rng: rand.New(rand.NewPCG(uint64(i), rand.Uint64())), keepAcks: r.o.Watchers > 0}
+			steps[i], loops = l.step, append(loops, l)
 		}
+	}
+	var bw *benchWatch
+	if r.o.Watchers > 0 {
+		var err error
+		if bw, err = startWatches(ctx, r.o.Watchers, r.o.keySpace(w), r.eps[0], r.clientConfig()); err != nil {
+			return benchResult{}, err
+		}
+		fmt.Fprintf(r.errOut, "%s: %d watches open on %s\n", w, r.o.Watchers, r.eps[0])
 	}
 	if r.o.Warmup > 0 {
 		fmt.Fprintf(r.errOut, "%s: warming up for %v\n", w, r.o.Warmup)
 	}
-	res := measure(ctx, steps, r.o.Warmup, r.o.Duration, progress{w: r.errOut, tty: r.tty, label: fmt.Sprintf("%-4s", w)})
-	return r.result(w, res)
+	res := r.result(w, measure(ctx, steps, r.o.Warmup, r.o.Duration, progress{w: r.errOut, tty: r.tty, label: fmt.Sprintf("%-4s", w)}))
+	if bw != nil {
+		var acks []ack
+		for _, l := range loops {
+			acks = append(acks, l.acks...)
+		}
+		bw.finish(ctx, &res, acks)
+	}
+	return res, nil
 }
 
 func (r *benchRun) result(w string, lr loadResult) benchResult {
@@ -513,15 +560,23 @@ type benchLoop struct {
 	value []byte
 	id    int
 	rng   *rand.Rand
+	// keepAcks: record in acks every commit's seqno and when it was
+	// acknowledged (put only, for --watchers).
+	keepAcks bool
+	acks     []ack
 }
 
 // step runs one transaction; committed is false after a conflict.
 func (l *benchLoop) step(ctx context.Context) (committed bool, err error) {
 	switch l.w {
 	case workloadPut:
-		return commitOnce(ctx, l.cl, func(tx *client.Txn) error {
+		seqno, committed, err := commitSeqno(ctx, l.cl, func(tx *client.Txn) error {
 			return tx.Put(benchKey(l.rng.IntN(l.keys)), l.fresh())
 		})
+		if committed && l.keepAcks {
+			l.acks = append(l.acks, ack{seqno, time.Now()})
+		}
+		return committed, err
 	case workloadRead:
 		_, err := l.cl.Get(ctx, benchKey(l.rng.IntN(l.keys)))
 		if errors.Is(err, client.ErrNotFound) {
@@ -610,6 +665,13 @@ func printBench(w io.Writer, results []benchResult) error {
 			fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms), fmt.Sprintf("%.2f", r.P999ms), check)
 	}
 	for _, r := range results {
+		if r.Watchers > 0 {
+			fmt.Fprintf(&b, "%s: %d watches on one member saw %d events, %d commits missed; delivery after the commit's answer p50 %.2f ms, p99 %.2f ms\n",
+				r.Workload, r.Watchers, r.WatchEvents, r.WatchMissed, r.WatchP50ms, r.WatchP99ms)
+		}
+		if r.WatchError != "" {
+			fmt.Fprintf(&b, "%s: %s\n", r.Workload, r.WatchError)
+		}
 		if r.FirstError != "" {
 			fmt.Fprintf(&b, "%s: %d errors, the first: %s\n", r.Workload, r.Errors, r.FirstError)
 		}

@@ -270,25 +270,35 @@ func newDelCmd(g *globalFlags) *cobra.Command {
 	}
 }
 
-// scanFlags are the flags of `galena scan`.
-type scanFlags struct {
-	prefix, start, end string
-	limit              int
-	stale              bool
+// rangeFlags are the flags that name a key range: --prefix, or --start
+// and --end.
+type rangeFlags struct{ prefix, start, end string }
+
+func addRangeFlags(cmd *cobra.Command, f *rangeFlags, verb string) {
+	cmd.Flags().StringVar(&f.prefix, "prefix", "", verb+" the keys with this prefix")
+	cmd.Flags().StringVar(&f.start, "start", "", "first key (inclusive)")
+	cmd.Flags().StringVar(&f.end, "end", "", "last key (exclusive); empty: no upper bound")
 }
 
-// bounds returns the key range to scan.
-func (f scanFlags) bounds(cmd *cobra.Command) (start, end []byte, err error) {
+// bounds returns the key range the flags name.
+func (f rangeFlags) bounds(cmd *cobra.Command) (start, end []byte, err error) {
 	fl := cmd.Flags()
 	switch {
 	case fl.Changed("prefix") && (fl.Changed("start") || fl.Changed("end")):
 		return nil, nil, usagef("--prefix cannot be combined with --start or --end")
-	case f.limit < 0:
-		return nil, nil, usagef("--limit must not be negative, got %d", f.limit)
 	case fl.Changed("prefix"):
 		return []byte(f.prefix), client.PrefixEnd([]byte(f.prefix)), nil
+	case f.end != "" && f.start >= f.end:
+		return nil, nil, usagef("--start %q is not before --end %q", f.start, f.end)
 	}
 	return []byte(f.start), []byte(f.end), nil
+}
+
+// scanFlags are the flags of `galena scan`.
+type scanFlags struct {
+	rangeFlags
+	limit int
+	stale bool
 }
 
 func newScanCmd(g *globalFlags) *cobra.Command {
@@ -298,6 +308,9 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 		Short: "Print key<TAB>value lines of a key range, in key order",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if f.limit < 0 {
+				return usagef("--limit must not be negative, got %d", f.limit)
+			}
 			start, end, err := f.bounds(cmd)
 			if err != nil {
 				return err
@@ -307,9 +320,7 @@ func newScanCmd(g *globalFlags) *cobra.Command {
 			})
 		}),
 	}
-	cmd.Flags().StringVar(&f.prefix, "prefix", "", "scan the keys with this prefix")
-	cmd.Flags().StringVar(&f.start, "start", "", "first key (inclusive)")
-	cmd.Flags().StringVar(&f.end, "end", "", "last key (exclusive); empty: no upper bound")
+	addRangeFlags(cmd, &f.rangeFlags, "scan")
 	cmd.Flags().IntVar(&f.limit, "limit", 0, "at most this many keys; 0: no limit")
 	staleFlag(cmd, &f.stale)
 	return cmd

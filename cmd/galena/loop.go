@@ -111,19 +111,25 @@ func loop(ctx context.Context, s step, from time.Time, st *loadStats) []time.Dur
 // commitOnce runs fn in a new transaction and commits it, once. A conflict
 // is reported as committed=false with no error.
 func commitOnce(ctx context.Context, cl *client.Client, fn func(tx *client.Txn) error) (committed bool, err error) {
+	_, committed, err = commitSeqno(ctx, cl, fn)
+	return committed, err
+}
+
+// commitSeqno is commitOnce, and the seqno of the commit.
+func commitSeqno(ctx context.Context, cl *client.Client, fn func(tx *client.Txn) error) (seqno uint64, committed bool, err error) {
 	tx, err := cl.Begin(ctx)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		return false, err
+		return 0, false, err
 	}
-	_, err = tx.Commit(ctx)
+	info, err := tx.Commit(ctx)
 	if errors.Is(err, client.ErrConflict) {
-		return false, nil
+		return 0, false, nil
 	}
-	return err == nil, err
+	return info.Seqno, err == nil, err
 }
 
 // pinnedClients returns n clients of cfg, client i bound to eps[i mod

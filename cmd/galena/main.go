@@ -93,7 +93,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newStartCmd(),
 		newDemoCmd(),
-		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g),
+		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g), newWatchCmd(g),
 		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
 		newBackupCmd(g), newRestoreCmd(),
 		newCertCmd(),

@@ -41,6 +41,7 @@ var statusTable = []struct {
 	{txn.ErrShuttingDown, codes.Unavailable, api.ReasonShuttingDown},
 	{txn.ErrOverloaded, codes.ResourceExhausted, api.ReasonOverloaded},
 	{txn.ErrNoSpace, codes.ResourceExhausted, api.ReasonNoSpace},
+	{txn.ErrWatchBehind, codes.ResourceExhausted, api.ReasonWatchBehind},
 
 	{groupcomm.ErrMemberExists, codes.AlreadyExists, api.ReasonMemberExists},
 	{groupcomm.ErrUnknownMember, codes.NotFound, api.ReasonMemberNotFound},

@@ -38,6 +38,7 @@ var roundTrips = map[error]struct{ read, change error }{
 	txn.ErrShuttingDown:        {client.ErrUnavailable, client.ErrUnavailable},
 	txn.ErrOverloaded:          {client.ErrOverloaded, client.ErrOverloaded},
 	txn.ErrNoSpace:             {client.ErrNoSpace, client.ErrNoSpace},
+	txn.ErrWatchBehind:         {client.ErrWatchBehind, client.ErrWatchBehind},
 
 	groupcomm.ErrMemberExists:  {client.ErrMemberExists, client.ErrMemberExists},
 	groupcomm.ErrUnknownMember: {client.ErrMemberNotFound, client.ErrMemberNotFound},
