@@ -7,8 +7,9 @@
 // harness builds the binary and runs the members (start, stop, kill, pause,
 // the waits, the CLI); package nemesis puts a proxy on every link between
 // them and injects faults, checking that each took effect; package workload
-// runs a workload's clients, records their history and takes the members'
-// final state; package checker checks the history. This package holds only
+// runs a workload's clients (and the watch workload's watchers of the
+// change feed), records their history and takes the members' final state;
+// package checker checks the history. This package holds only
 // tests: the lifecycle of members, operators' procedures (join, remove,
 // restart, crash, quorum loss, arbitrator, state transfer, memory), fault
 // scenarios, and TestJepsen, which runs every workload under a nemesis, each

@@ -4,12 +4,12 @@
 // goroutines (porcupine, which CheckRegister calls, runs and stops its own).
 //
 // A history is a slice of Op, one per client operation, in any order. Each Op
-// carries one workload payload (BankOp, TxnOp, SetOp or RegOp) and one of three
-// outcomes, matching Galena's three commit outcomes: TypeOK (completed and
-// applied), TypeFail (definitely not applied, such as a certification
-// conflict) and TypeInfo (unknown: the client got no answer, so it may or may
-// not have been applied). Histories are stored as JSON lines by WriteHistory
-// and read back by ReadHistory.
+// carries one workload payload (BankOp, TxnOp, SetOp, RegOp or WatchOp) and
+// one of three outcomes, matching Galena's three commit outcomes: TypeOK
+// (completed and applied), TypeFail (definitely not applied, such as a
+// certification conflict) and TypeInfo (unknown: the client got no answer,
+// so it may or may not have been applied). Histories are stored as JSON
+// lines by WriteHistory and read back by ReadHistory.
 //
 // There is one checker per workload:
 //
@@ -24,6 +24,10 @@
 //     separately.
 //   - CheckRegister: per-key linearizability of reads, writes and
 //     compare-and-sets, through porcupine.
+//   - CheckWatch: every watcher of the change feed returned exactly the
+//     committed write-sets of its range, in seqno order, without gap,
+//     duplicate or phantom, as the other watchers saw them, and its events
+//     replay to the final contents.
 //
 // Each returns a Result: Valid when it found no anomaly. Checkers return an
 // error only when they could not decide, for a malformed history

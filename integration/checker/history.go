@@ -46,10 +46,11 @@ type Op struct {
 	Node     string `json:"node,omitempty"`  // member the client used
 	Error    string `json:"error,omitempty"` // optional: why it failed or is unknown
 
-	Bank   *BankOp `json:"bank,omitempty"`
-	Append *TxnOp  `json:"append,omitempty"`
-	Set    *SetOp  `json:"set,omitempty"`
-	Reg    *RegOp  `json:"reg,omitempty"`
+	Bank   *BankOp  `json:"bank,omitempty"`
+	Append *TxnOp   `json:"append,omitempty"`
+	Set    *SetOp   `json:"set,omitempty"`
+	Reg    *RegOp   `json:"reg,omitempty"`
+	Watch  *WatchOp `json:"watch,omitempty"`
 }
 
 // Workload names, as Op.Workload returns them.
@@ -58,6 +59,7 @@ const (
 	WorkloadAppend   = "append"
 	WorkloadSet      = "set"
 	WorkloadRegister = "register"
+	WorkloadWatch    = "watch"
 )
 
 // Workload names the op's payload, or returns "" when it has none.
@@ -71,6 +73,8 @@ func (o Op) Workload() string {
 		return WorkloadSet
 	case o.Reg != nil:
 		return WorkloadRegister
+	case o.Watch != nil:
+		return WorkloadWatch
 	}
 	return ""
 }
@@ -100,13 +104,15 @@ func (o Op) Validate() error {
 		return o.Append.validate()
 	case o.Set != nil:
 		return o.Set.validate()
+	case o.Watch != nil:
+		return o.Watch.validate(o.Type)
 	}
 	return o.Reg.validate()
 }
 
 func (o Op) payloads() int {
 	n := 0
-	for _, set := range []bool{o.Bank != nil, o.Append != nil, o.Set != nil, o.Reg != nil} {
+	for _, set := range []bool{o.Bank != nil, o.Append != nil, o.Set != nil, o.Reg != nil, o.Watch != nil} {
 		if set {
 			n++
 		}
@@ -130,6 +136,8 @@ func (o Op) String() string {
 		b.WriteString(" " + o.Set.String())
 	case o.Reg != nil:
 		b.WriteString(" " + o.Reg.String())
+	case o.Watch != nil:
+		b.WriteString(" " + o.Watch.String())
 	}
 	if o.Error != "" {
 		b.WriteString(" (" + o.Error + ")")

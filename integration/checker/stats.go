@@ -26,7 +26,7 @@ func (c Counts) String() string { return fmt.Sprintf("%d/%d/%d", c.OK, c.Fail, c
 
 // Stats counts a history's operations by workload and outcome.
 type Stats struct {
-	Bank, Append, Set, Register Counts
+	Bank, Append, Set, Register, Watch Counts
 	// Other counts ops with no payload, or more than one.
 	Other Counts
 }
@@ -52,6 +52,8 @@ func (s *Stats) counts(o Op) *Counts {
 		return &s.Append
 	case WorkloadSet:
 		return &s.Set
+	case WorkloadWatch:
+		return &s.Watch
 	}
 	return &s.Register
 }
@@ -63,7 +65,7 @@ func (s Stats) String() string {
 	for _, w := range []struct {
 		name string
 		c    Counts
-	}{{WorkloadBank, s.Bank}, {WorkloadAppend, s.Append}, {WorkloadSet, s.Set}, {WorkloadRegister, s.Register}, {"other", s.Other}} {
+	}{{WorkloadBank, s.Bank}, {WorkloadAppend, s.Append}, {WorkloadSet, s.Set}, {WorkloadRegister, s.Register}, {WorkloadWatch, s.Watch}, {"other", s.Other}} {
 		if w.c.Total() == 0 {
 			continue
 		}

@@ -41,8 +41,8 @@ type invocation struct {
 
 // invoke records that process started an operation on node (a member id).
 // payload is the operation's checker payload (*checker.BankOp, *checker.TxnOp,
-// *checker.SetOp or *checker.RegOp) or nil when it is only known at
-// completion. Complete the returned invocation exactly once.
+// *checker.SetOp, *checker.RegOp or *checker.WatchOp) or nil when it is
+// only known at completion. Complete the returned invocation exactly once.
 func (r *recorder) invoke(process int, node string, payload any) *invocation {
 	op := checker.Op{Process: process, Node: node}
 	setPayload(&op, payload)
@@ -69,7 +69,7 @@ func (inv *invocation) complete(t checker.Type, payload any, err error) checker.
 	op := &inv.r.ops[inv.slot]
 	op.Type, op.Complete = t, now
 	if payload != nil {
-		op.Bank, op.Append, op.Set, op.Reg = nil, nil, nil, nil
+		op.Bank, op.Append, op.Set, op.Reg, op.Watch = nil, nil, nil, nil, nil
 		setPayload(op, payload)
 	}
 	if err != nil {
@@ -116,6 +116,8 @@ func setPayload(op *checker.Op, payload any) {
 		op.Set = p
 	case *checker.RegOp:
 		op.Reg = p
+	case *checker.WatchOp:
+		op.Watch = p
 	default:
 		panic(fmt.Sprintf("workload: recorder: payload of type %T", payload))
 	}
@@ -132,6 +134,8 @@ func payloadOf(op checker.Op) any {
 		return op.Set
 	case op.Reg != nil:
 		return op.Reg
+	case op.Watch != nil:
+		return op.Watch
 	}
 	return nil
 }

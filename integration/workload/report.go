@@ -145,8 +145,8 @@ const (
 // first anomalies (each capped), and how many allowed patterns of each kind
 // (such as G2 cycles under snapshot isolation) were seen.
 func describeResult(res checker.Result) string {
-	short := res
-	short.Anomalies, short.Allowed = nil, nil
+	short := res // the counts alone: String says "valid" and them
+	short.Valid, short.Anomalies, short.Allowed = true, nil, nil
 	head := short.String()
 	if !res.Valid {
 		head = fmt.Sprintf("invalid: %d anomalies %v", len(res.Anomalies), res.Kinds()) +

@@ -158,6 +158,13 @@ func Run(ctx context.Context, c Cluster, cfg RunConfig) (rep Report) {
 		fail(fmt.Errorf("after setup: %w", err))
 		return rep
 	}
+	if f, ok := w.(follower); ok {
+		defer f.Stop()
+		if err := f.Follow(base, c); err != nil {
+			fail(fmt.Errorf("follow: %w", err))
+			return rep
+		}
+	}
 
 	rec := newRecorder()
 	h, events, errs := runClients(base, c, w, rec, cfg)

@@ -32,6 +32,20 @@ type workload interface {
 	Check(h []checker.Op, final finalState) (checker.Result, error)
 }
 
+// follower is a workload that also follows the cluster while its clients
+// run, with goroutines and clients of its own (the watch workload's
+// watchers). Run starts them once the setup reached every member, and
+// stops them before it returns, whatever failed; the workload's Final may
+// stop them before.
+type follower interface {
+	// Follow starts following c's members; what it starts runs until Stop
+	// or until ctx ends.
+	Follow(ctx context.Context, c Cluster) error
+	// Stop stops what Follow started, waits for it and closes its clients.
+	// It may be called more than once, and without Follow.
+	Stop()
+}
+
 // finalState is what Run gathered once the clients stopped and the cluster
 // converged.
 type finalState struct {
@@ -64,7 +78,8 @@ func (s *session) Do(fn func() checker.Op) checker.Op {
 }
 
 // Names are the workloads New knows, in the default order.
-var Names = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.WorkloadSet, checker.WorkloadRegister}
+var Names = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.WorkloadSet, checker.WorkloadRegister,
+	checker.WorkloadWatch}
 
 // New returns a new workload, with default settings, by name.
 func newWorkload(name string) (workload, error) {
@@ -77,6 +92,8 @@ func newWorkload(name string) (workload, error) {
 		return &setWorkload{}, nil
 	case checker.WorkloadRegister:
 		return &registerWorkload{}, nil
+	case checker.WorkloadWatch:
+		return &watchWorkload{}, nil
 	}
 	return nil, fmt.Errorf("workload: unknown workload %q (want one of %s)", name, strings.Join(Names, ", "))
 }

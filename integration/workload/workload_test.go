@@ -1,9 +1,12 @@
 package workload
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/galenadb/galena/client"
 	"github.com/galenadb/galena/integration/checker"
 	"github.com/galenadb/galena/integration/workload/bank"
 )
@@ -59,6 +62,47 @@ func TestWorkloadChecksCatchAnomalies(t *testing.T) {
 	h = rec.history()
 	final = []checker.Op{do(rec, 6, "n3", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "0", List: []int{2}}}}))}
 	check("append", &appendWorkload{}, h, finalState{Reads: final}, checker.KindLostAppend)
+
+	rec = newRecorder()
+	do(rec, 0, "n1", ok(&checker.WatchOp{F: checker.WatchCommit, Seqno: 11,
+		Writes: []checker.WatchChange{{Key: "watch/a/1", Value: "v1"}}}))
+	h = rec.history()
+	final = []checker.Op{do(rec, 6, "n1", ok(&checker.WatchOp{F: checker.WatchFollow,
+		Log: &checker.WatchLog{Name: "n1/all", Start: "watch/", End: "watch0", After: 10, Progress: 11}}))}
+	contents := [][]client.KV{{{Key: []byte("watch/a/1"), Value: []byte("v1")}}}
+	check("watch", &watchWorkload{ids: []string{"n1"}}, h, finalState{Reads: final, Contents: contents}, checker.KindWatchGap)
+	check("watch replay", &watchWorkload{ids: []string{"n1"}}, h, finalState{Reads: final, Contents: contents}, checker.KindWatchFinal)
+}
+
+// The watch workload's Check refuses to decide without the op of every
+// watcher it started.
+func TestWatchCheckNeedsEveryWatcher(t *testing.T) {
+	w := &watchWorkload{ids: []string{"n1"}, watchers: []*watcher{{watchSpec: watchSpec{name: "n1/a"}}, {watchSpec: watchSpec{name: "n1/all"}}}}
+	read := outcome(&checker.WatchOp{F: checker.WatchFollow, Log: &checker.WatchLog{Name: "n1/all", Start: "watch/"}}, nil, true)
+	if _, err := w.Check(nil, finalState{Reads: []checker.Op{read}}); err == nil || !strings.Contains(err.Error(), "n1/a") {
+		t.Fatalf("Check without the op of n1/a: err = %v", err)
+	}
+}
+
+// A commit writes 1 to watchMaxWrites distinct keys, each a delete or a
+// put of a value never written before.
+func TestWatchWrites(t *testing.T) {
+	w := &watchWorkload{}
+	rng := rand.New(rand.NewPCG(1, 2))
+	values := map[string]bool{}
+	for range 1000 {
+		writes := w.pickWrites(rng)
+		if len(writes) < 1 || len(writes) > watchMaxWrites {
+			t.Fatalf("%d writes", len(writes))
+		}
+		keys := map[string]bool{}
+		for _, wr := range writes {
+			if keys[wr.Key] || (!wr.Delete && values[wr.Value]) || (wr.Delete && wr.Value != "") {
+				t.Fatalf("writes %v: a key or value twice, or a delete with a value", writes)
+			}
+			keys[wr.Key], values[wr.Value] = true, !wr.Delete
+		}
+	}
 }
 
 // Lists round-trip through their encoding.
@@ -71,5 +115,21 @@ func TestAppendListEncoding(t *testing.T) {
 	}
 	if _, err := decodeList([]byte("1,x")); err == nil {
 		t.Error("decodeList accepted garbage")
+	}
+}
+
+// An invalid result's report says how many anomalies there are once, then
+// the counts and each anomaly.
+func TestDescribeResult(t *testing.T) {
+	res := checker.Result{Counts: map[string]int{"events": 3}, Anomalies: []checker.Anomaly{
+		{Kind: "watch-gap", Detail: "seqno 7 missing"}, {Kind: "watch-gap", Detail: "seqno 9 missing"}}}
+	got := describeResult(res)
+	head, _, _ := strings.Cut(got, "\n")
+	if head != "invalid: 2 anomalies [watch-gap] events=3" || !strings.Contains(got, "seqno 9 missing") {
+		t.Fatalf("describeResult = %q", got)
+	}
+	res = checker.Result{Valid: true, Counts: map[string]int{"events": 3}}
+	if got := describeResult(res); got != "valid events=3" {
+		t.Fatalf("describeResult of a valid result = %q", got)
 	}
 }
