@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/internal/cputime"
 	"github.com/galenadb/galena/node/nodetest"
 )
 
@@ -90,6 +93,73 @@ func BenchmarkCommitLone(b *testing.B) {
 			}{{"p50-µs", 0.50}, {"p99-µs", 0.99}} {
 				b.ReportMetric(float64(took[int(q.at*float64(len(took)-1))].Microseconds()), q.unit)
 			}
+		})
+	}
+}
+
+// BenchmarkCommitWatched is BenchmarkCommit/spread with none or 1,000
+// watches open on one member, each on its own slice of the keys, so that
+// every commit reaches exactly one watch. It waits for every event before
+// it stops, and reports the CPU the whole process (members, writers and
+// watchers) used per commit (cpu-µs/op): the difference between the two
+// is what delivering one event costs, both ends included.
+func BenchmarkCommitWatched(b *testing.B) {
+	const keys = 100_000
+	c := nodetest.MakeCluster(b, 3)
+	c.Leader()
+	for _, watchers := range []int{0, 1000} {
+		b.Run(fmt.Sprintf("watchers=%d", watchers), func(b *testing.B) {
+			cl := benchClient(b, c.Endpoints())
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var events atomic.Int64
+			all := make(chan struct{}) // closed when the events reach b.N
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer cancel()
+			wcl := benchClient(b, c.Endpoints()[:1])
+			for i := range watchers {
+				lo, hi := i*keys/watchers, (i+1)*keys/watchers
+				w, err := wcl.Watch(ctx, fmt.Appendf(nil, "user/%08d", lo), fmt.Appendf(nil, "user/%08d", hi), 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Go(func() {
+					defer w.Close()
+					for {
+						if _, err := w.Next(); err != nil {
+							return
+						}
+						if events.Add(1) == int64(b.N) {
+							close(all)
+						}
+					}
+				})
+			}
+			val := make([]byte, 100)
+			b.SetParallelism(24)
+			b.ReportAllocs()
+			start := cputime.Used(b)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 1))
+				for pb.Next() {
+					if err := cl.Put(ctx, fmt.Appendf(nil, "user/%08d", rng.IntN(keys)), val); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if watchers > 0 {
+				select {
+				case <-all:
+				case <-time.After(time.Minute):
+					b.Fatalf("%d commits, %d events within a minute", b.N, events.Load())
+				}
+			}
+			b.StopTimer()
+			cputime.ReportPerOp(b, start)
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
 		})
 	}
 }
