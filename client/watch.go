@@ -45,7 +45,7 @@ type Watcher struct {
 	stream   galenapb.KV_WatchClient
 	stop     context.CancelFunc     // ends stream
 	silent   *time.Timer            // ends stream after Config.WatchTimeout without a message
-	timedOut atomic.Bool            // silent fired
+	timedOut *atomic.Bool           // silent fired; one per stream
 	buf      []*galenapb.WatchEvent // received, not yet returned
 	bufUntil uint64                 // the progress of the message buf came in
 	progress uint64                 // every event at or below it was returned
@@ -152,7 +152,7 @@ func (w *Watcher) drop() {
 	if w.stream != nil {
 		w.silent.Stop()
 		w.stop()
-		w.stream, w.stop, w.silent = nil, nil, nil
+		w.stream, w.stop, w.silent, w.timedOut = nil, nil, nil, nil
 	}
 }
 
@@ -180,22 +180,22 @@ func (w *Watcher) open() error {
 	var tooOld error // a member that does not hold the history; another may
 	idx, err := w.c.callEndpoints(w.ctx, w.ep, func(ctx context.Context, ep *endpoint) error {
 		sctx, end := context.WithCancel(ctx)
-		w.timedOut.Store(false)
-		silent := time.AfterFunc(w.c.cfg.WatchTimeout, func() { w.timedOut.Store(true); end() })
+		timedOut := new(atomic.Bool)
+		silent := time.AfterFunc(w.c.cfg.WatchTimeout, func() { timedOut.Store(true); end() })
 		stream, err := galenapb.NewKVClient(ep.conn).Watch(sctx, req)
 		var first *galenapb.WatchResponse
 		if err == nil {
 			first, err = stream.Recv()
 		}
 		if err == nil {
-			w.stream, w.stop, w.silent = stream, end, silent
+			w.stream, w.stop, w.silent, w.timedOut = stream, end, silent, timedOut
 			w.silent.Reset(w.c.cfg.WatchTimeout)
 			w.take(first)
 			return nil
 		}
 		silent.Stop()
 		end()
-		if w.timedOut.Load() {
+		if timedOut.Load() {
 			return status.Error(codes.Unavailable, "the member accepted no watch within WatchTimeout")
 		}
 		if status.Code(err) == codes.FailedPrecondition && reasonOf(status.Convert(err)) == api.ReasonSnapshotTooOld {
@@ -221,13 +221,14 @@ func (w *Watcher) open() error {
 // broken handles the end of the stream: nil when the watch can go on
 // (open then starts it again), else the error Next returns.
 func (w *Watcher) broken(err error) error {
+	timedOut := w.timedOut.Load()
 	w.drop()
 	switch {
 	case w.c.closed.Load() || w.closed.Load():
 		return ErrClosed
 	case w.ctx.Err() != nil:
 		return w.ctx.Err()
-	case w.timedOut.Load():
+	case timedOut:
 		err = status.Error(codes.Unavailable, "the member sent nothing within WatchTimeout")
 	case errors.Is(err, io.EOF):
 		err = status.Error(codes.Unavailable, "the member ended the watch")

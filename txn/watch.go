@@ -85,6 +85,9 @@ func (s *Service) Watch(ctx context.Context, start, end []byte, after, minSeqno 
 // hands w.
 func (s *Service) watch(ctx context.Context, w *watcher, after, applied uint64, send WatchSend) error {
 	sent := after // every event at or below it was sent
+	if err := s.sendEvents(send, nil, sent); err != nil { // the watch started: say where
+		return err
+	}
 	for sent < applied {
 		changes, through, err := s.store.Changes(w.start, w.end, sent, applied, s.cfg.WatchBuffer)
 		if err != nil {
@@ -94,9 +97,6 @@ func (s *Service) watch(ctx context.Context, w *watcher, after, applied uint64, 
 			return err
 		}
 		sent = through
-	}
-	if err := s.sendEvents(send, nil, sent); err != nil { // the watch started: say where
-		return err
 	}
 	tick := time.NewTicker(s.cfg.WatchProgress)
 	defer tick.Stop()

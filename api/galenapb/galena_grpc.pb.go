@@ -59,7 +59,8 @@ type KVClient interface {
 	// Watch streams the committed changes to the keys in [start, end) after
 	// a seqno: first what the member holds of them, then each write-set as
 	// it is applied, in seqno order. The first message has no events and
-	// says where the watch starts. The stream ends with an error when the
+	// says where the watch starts; an idle watch gets a message at least
+	// every second. The stream ends with an error when the
 	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
 	// member does not hold the changes; Unavailable NOT_PRIMARY or
 	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
@@ -173,7 +174,8 @@ type KVServer interface {
 	// Watch streams the committed changes to the keys in [start, end) after
 	// a seqno: first what the member holds of them, then each write-set as
 	// it is applied, in seqno order. The first message has no events and
-	// says where the watch starts. The stream ends with an error when the
+	// says where the watch starts; an idle watch gets a message at least
+	// every second. The stream ends with an error when the
 	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
 	// member does not hold the changes; Unavailable NOT_PRIMARY or
 	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
