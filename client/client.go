@@ -44,6 +44,7 @@ type endpoint struct {
 	addr    string
 	conn    *grpc.ClientConn
 	kv      *batchKV // Get, Scan and Commit on a Batch stream
+	watch   *watchMux
 	cluster galenapb.ClusterClient
 }
 
@@ -66,7 +67,8 @@ func New(cfg Config) (*Client, error) {
 		}
 		conn.Connect()
 		c.endpoints = append(c.endpoints, endpoint{addr: addr, conn: conn,
-			kv: newBatchKV(conn, addr, cfg.MaxCallSize), cluster: galenapb.NewClusterClient(conn)})
+			kv: newBatchKV(conn, addr, cfg.MaxCallSize), watch: newWatchMux(conn, cfg.WatchTimeout, c.lg),
+			cluster: galenapb.NewClusterClient(conn)})
 	}
 	return c, nil
 }
@@ -120,6 +122,7 @@ func (c *Client) Close() error {
 func (c *Client) closeConns() error {
 	var errs []error
 	for _, ep := range c.endpoints {
+		ep.watch.close()
 		errs = append(errs, ep.conn.Close())
 		ep.kv.close()
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync/atomic"
-	"time"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -34,25 +32,35 @@ type Change struct {
 
 // Watcher follows the committed changes to a range of keys, in seqno
 // order, across the failures of the members it watches on. Create it with
-// Client.Watch; it is not safe for concurrent use, except Close.
+// Client.Watch; it is not safe for concurrent use, except Close. The
+// watches of one client on one member share a stream.
 type Watcher struct {
 	c          *Client
 	ctx        context.Context
 	cancel     context.CancelFunc
 	start, end []byte
 
-	ep       int // the endpoint of the stream, or the one to try first
-	stream   galenapb.KV_WatchClient
-	stop     context.CancelFunc     // ends stream
-	silent   *time.Timer            // ends stream after Config.WatchTimeout without a message
-	timedOut *atomic.Bool           // silent fired; one per stream
-	buf      []*galenapb.WatchEvent // received, not yet returned
-	bufUntil uint64                 // the progress of the message buf came in
-	progress uint64                 // every event at or below it was returned
+	ep       int                      // the endpoint of sub, or the one to try first
+	sub      atomic.Pointer[watchSub] // the watch on the member; nil between members
+	buf      []*galenapb.WatchEvent
+	bufUntil uint64 // the progress of the update buf came in
+	progress uint64 // every event at or below it was returned
+	reported uint64 // the last progress Next returned, with WithProgress
+	opts     watchOptions
 	resumes  int
-
-	closed atomic.Bool
+	closed   atomic.Bool
 }
+
+// WatchOption configures a watch.
+type WatchOption func(*watchOptions)
+
+type watchOptions struct{ progress bool }
+
+// WithProgress makes Next also return the watch's progress when it moves
+// on without an event: an Event without Changes, whose Seqno is the new
+// Progress. A member reports it at least once a second while the range is
+// idle. It lets a caller learn that it has seen everything up to a seqno.
+func WithProgress() WatchOption { return func(o *watchOptions) { o.progress = true } }
 
 // Watch starts following the committed changes to keys in [start, end) (a
 // nil or empty end: no upper bound) after seqno after: Next returns every
@@ -69,7 +77,7 @@ type Watcher struct {
 // To keep a copy of a range in step, read it in a transaction and watch
 // after the transaction's snapshot (Txn.Snapshot): the events then apply
 // exactly to what was read.
-func (c *Client) Watch(ctx context.Context, start, end []byte, after uint64) (*Watcher, error) {
+func (c *Client) Watch(ctx context.Context, start, end []byte, after uint64, opts ...WatchOption) (*Watcher, error) {
 	if err := c.check(ctx); err != nil {
 		return nil, err
 	}
@@ -77,7 +85,17 @@ func (c *Client) Watch(ctx context.Context, start, end []byte, after uint64) (*W
 		return nil, fmt.Errorf("%w: watch range start %q is not before end %q", ErrInvalidArgument, start, end)
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	w := &Watcher{c: c, ctx: wctx, cancel: cancel, start: start, end: end, ep: c.start(), progress: after}
+	w := &Watcher{c: c, ctx: wctx, cancel: cancel, start: start, end: end, ep: c.start(), progress: after, reported: after}
+	for _, o := range opts {
+		o(&w.opts)
+	}
+	// Once the watch ends, its member need not go on with it, whether Next
+	// runs then or not.
+	context.AfterFunc(wctx, func() {
+		if sub := w.sub.Load(); sub != nil {
+			sub.close()
+		}
+	})
 	if err := w.open(); err != nil {
 		cancel()
 		return nil, err
@@ -86,18 +104,18 @@ func (c *Client) Watch(ctx context.Context, start, end []byte, after uint64) (*W
 }
 
 // WatchPrefix is Watch of the keys that start with prefix.
-func (c *Client) WatchPrefix(ctx context.Context, prefix []byte, after uint64) (*Watcher, error) {
-	return c.Watch(ctx, prefix, PrefixEnd(prefix), after)
+func (c *Client) WatchPrefix(ctx context.Context, prefix []byte, after uint64, opts ...WatchOption) (*Watcher, error) {
+	return c.Watch(ctx, prefix, PrefixEnd(prefix), after, opts...)
 }
 
 // Next returns the next event, waiting for it. When the member it watches
-// on fails, is cut off from the majority, stops, or cuts the watch because
-// the caller read too slowly, it watches again after Progress, on that
-// member or another, without a gap or a repeat. It returns an error when it
-// cannot: ctx's error or ErrClosed once the watch ended,
-// ErrSnapshotTooOld when no member holds the changes after Progress any
-// more, ErrUnavailable when no member answered (calling Next again tries
-// again).
+// on fails, is cut off from the majority, stops, goes silent for
+// Config.WatchTimeout, or cuts the watch because the caller read too
+// slowly, it watches again after Progress, on that member or another,
+// without a gap or a repeat. It returns an error when it cannot: ctx's
+// error, or ErrClosed once the watch was closed; ErrSnapshotTooOld when no
+// member holds the changes after Progress any more; ErrUnavailable when no
+// member answered (calling Next again tries again).
 func (w *Watcher) Next() (Event, error) {
 	for {
 		if w.closed.Load() {
@@ -111,23 +129,28 @@ func (w *Watcher) Next() (Event, error) {
 				w.progress = max(w.progress, w.bufUntil)
 			}
 			w.c.observe(e.GetSeqno())
+			w.reported = w.progress
 			return fromWatchEvent(e), nil
 		}
-		if w.stream == nil {
+		if w.opts.progress && w.progress > w.reported {
+			w.reported = w.progress
+			return Event{Seqno: w.progress}, nil
+		}
+		sub := w.sub.Load()
+		if sub == nil {
 			if err := w.open(); err != nil {
 				return Event{}, err
 			}
 			continue
 		}
-		resp, err := w.stream.Recv()
-		w.silent.Reset(w.c.cfg.WatchTimeout)
+		updates, err := sub.next(w.ctx)
 		if err != nil {
-			if err = w.broken(err); err != nil {
+			if err = w.broken(sub, err); err != nil {
 				return Event{}, err
 			}
 			continue
 		}
-		w.take(resp)
+		w.take(updates)
 	}
 }
 
@@ -147,57 +170,45 @@ func (w *Watcher) Close() error {
 	return nil
 }
 
-// drop ends the current stream, if any.
-func (w *Watcher) drop() {
-	if w.stream != nil {
-		w.silent.Stop()
-		w.stop()
-		w.stream, w.stop, w.silent, w.timedOut = nil, nil, nil, nil
-	}
-}
-
-// take keeps the events of resp above the progress; a message without
+// take keeps the events of updates above the progress; an update without
 // events moves the progress on.
-func (w *Watcher) take(resp *galenapb.WatchResponse) {
-	for _, e := range resp.GetEvents() {
-		if e.GetSeqno() > w.progress && (len(w.buf) == 0 || e.GetSeqno() > w.buf[len(w.buf)-1].GetSeqno()) {
-			w.buf = append(w.buf, e)
+func (w *Watcher) take(updates []*galenapb.WatchUpdate) {
+	for _, u := range updates {
+		for _, e := range u.GetEvents() {
+			if e.GetSeqno() > w.progress && (len(w.buf) == 0 || e.GetSeqno() > w.buf[len(w.buf)-1].GetSeqno()) {
+				w.buf = append(w.buf, e)
+			}
 		}
+		if len(w.buf) == 0 {
+			w.progress = max(w.progress, u.GetProgress())
+		}
+		w.bufUntil = u.GetProgress()
 	}
-	if len(w.buf) == 0 {
-		w.progress = max(w.progress, resp.GetProgress())
-	}
-	w.bufUntil = resp.GetProgress()
 }
 
-// open starts a stream after the progress, on the endpoints in turn from
-// w.ep, and reads its first message (the watch started).
+// open starts a watch after the progress, on the endpoints in turn from
+// w.ep, and takes its first update (the watch started).
 func (w *Watcher) open() error {
-	req := &galenapb.WatchRequest{Start: w.start, End: w.end, After: w.progress}
+	create := &galenapb.WatchCreate{Start: w.start, End: w.end, After: w.progress}
 	if w.progress == 0 {
-		req.MinSeqno = w.c.seen.Load()
+		create.MinSeqno = w.c.seen.Load()
 	}
 	var tooOld error // a member that does not hold the history; another may
 	idx, err := w.c.callEndpoints(w.ctx, w.ep, func(ctx context.Context, ep *endpoint) error {
-		sctx, end := context.WithCancel(ctx)
-		timedOut := new(atomic.Bool)
-		silent := time.AfterFunc(w.c.cfg.WatchTimeout, func() { timedOut.Store(true); end() })
-		stream, err := galenapb.NewKVClient(ep.conn).Watch(sctx, req)
-		var first *galenapb.WatchResponse
-		if err == nil {
-			first, err = stream.Recv()
+		sub, err := ep.watch.watch(create)
+		if err != nil {
+			return err
 		}
+		first, err := sub.next(ctx)
 		if err == nil {
-			w.stream, w.stop, w.silent, w.timedOut = stream, end, silent, timedOut
-			w.silent.Reset(w.c.cfg.WatchTimeout)
+			w.sub.Store(sub)
+			if w.ctx.Err() != nil {
+				sub.close() // the watch ended meanwhile
+			}
 			w.take(first)
 			return nil
 		}
-		silent.Stop()
-		end()
-		if timedOut.Load() {
-			return status.Error(codes.Unavailable, "the member accepted no watch within WatchTimeout")
-		}
+		sub.close()
 		if status.Code(err) == codes.FailedPrecondition && reasonOf(status.Convert(err)) == api.ReasonSnapshotTooOld {
 			tooOld = err
 			return status.Error(codes.Unavailable, err.Error())
@@ -218,24 +229,19 @@ func (w *Watcher) open() error {
 	return err
 }
 
-// broken handles the end of the stream: nil when the watch can go on
-// (open then starts it again), else the error Next returns.
-func (w *Watcher) broken(err error) error {
-	timedOut := w.timedOut.Load()
-	w.drop()
+// broken handles the end of sub, the watch on its member: nil when it can
+// go on (open then starts it again), else the error Next returns.
+func (w *Watcher) broken(sub *watchSub, err error) error {
+	sub.close()
+	w.sub.CompareAndSwap(sub, nil)
 	switch {
-	case w.c.closed.Load() || w.closed.Load():
+	case w.c.closed.Load() || w.closed.Load() || errors.Is(err, ErrClosed):
 		return ErrClosed
 	case w.ctx.Err() != nil:
 		return w.ctx.Err()
-	case timedOut:
-		err = status.Error(codes.Unavailable, "the member sent nothing within WatchTimeout")
-	case errors.Is(err, io.EOF):
-		err = status.Error(codes.Unavailable, "the member ended the watch")
 	}
-	st := status.Convert(err)
-	switch reason := reasonOf(st); {
-	case reason == api.ReasonWatchBehind:
+	switch reason := reasonOf(status.Convert(err)); {
+	case errors.Is(err, errSubBehind), reason == api.ReasonWatchBehind:
 		// Watch again on the same member: what was dropped is read back
 		// from its storage.
 	case reason == api.ReasonSnapshotTooOld, shouldFailover(err):

@@ -15,6 +15,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	noderpc "github.com/galenadb/galena/node/rpc"
 )
 
 // watchLog is the committed history the fake watch members serve: one
@@ -22,35 +23,51 @@ import (
 const watchFirst, watchLast = 6, 10
 
 // watchMember serves KV.Watch from watchLog, as its behaviour says:
-// "serve" sends every event after the request's seqno then waits; "stall"
-// sends the start and the first event, then nothing; any other is the
-// error every Watch call fails with.
+// "serve" sends every event after the request's seqno; "stall" sends the
+// start and the first event, then nothing more on the stream; "idle"
+// sends the start and then the progress up to watchLast alone; any other
+// is the error every watch ends with at once.
 type watchMember struct {
 	galenapb.UnimplementedKVServer
 	behaviour string
 	err       error
-	calls     chan uint64 // the after of each call
+	calls     chan uint64 // the after of each watch created
 }
 
-func (m *watchMember) Watch(req *galenapb.WatchRequest, stream galenapb.KV_WatchServer) error {
-	m.calls <- req.GetAfter()
-	if m.err != nil {
-		return m.err
-	}
-	if err := stream.Send(&galenapb.WatchResponse{Progress: req.GetAfter()}); err != nil {
-		return err
-	}
-	for seq := max(req.GetAfter()+1, watchFirst); seq <= watchLast; seq++ {
-		e := &galenapb.WatchEvent{Seqno: seq, Changes: []*galenapb.Change{{Key: fmt.Appendf(nil, "k%d", seq), Value: []byte("v")}}}
-		if err := stream.Send(&galenapb.WatchResponse{Events: []*galenapb.WatchEvent{e}, Progress: seq}); err != nil {
+func (m *watchMember) Watch(stream galenapb.KV_WatchServer) error {
+	stalled := false
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		c := req.GetCreate()
+		if c == nil || stalled {
+			continue
+		}
+		m.calls <- c.GetAfter()
+		if m.err != nil {
+			if err := stream.Send(&galenapb.WatchResponse{Updates: []*galenapb.WatchUpdate{{Id: c.GetId(), Error: noderpc.CallError(m.err)}}}); err != nil {
+				return err
+			}
+			continue
+		}
+		updates := []*galenapb.WatchUpdate{{Id: c.GetId(), Progress: c.GetAfter()}}
+		if m.behaviour == "idle" { // the range saw nothing up to watchLast
+			updates = append(updates, &galenapb.WatchUpdate{Id: c.GetId(), Progress: watchLast})
+		}
+		for seq := max(c.GetAfter()+1, watchFirst); seq <= watchLast && m.behaviour != "idle"; seq++ {
+			e := &galenapb.WatchEvent{Seqno: seq, Changes: []*galenapb.Change{{Key: fmt.Appendf(nil, "k%d", seq), Value: []byte("v")}}}
+			updates = append(updates, &galenapb.WatchUpdate{Id: c.GetId(), Events: []*galenapb.WatchEvent{e}, Progress: seq})
+			if m.behaviour == "stall" {
+				stalled = true
+				break
+			}
+		}
+		if err := stream.Send(&galenapb.WatchResponse{Updates: updates}); err != nil {
 			return err
 		}
-		if m.behaviour == "stall" {
-			break
-		}
 	}
-	<-stream.Context().Done()
-	return nil
 }
 
 func serveWatch(t *testing.T, m *watchMember) string {
@@ -149,5 +166,33 @@ func TestWatchRefusals(t *testing.T) {
 	}
 	if _, err := watchClient(t, "127.0.0.1:1").Watch(ctx, []byte("b"), []byte("a"), 0); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("watch of [b, a): %v, want ErrInvalidArgument", err)
+	}
+}
+
+// With WithProgress, Next returns the progress of an idle range as an
+// event without changes; without it, Next waits for an event.
+func TestWatchWithProgress(t *testing.T) {
+	ep := serveWatch(t, &watchMember{behaviour: "idle"})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	w, err := watchClient(t, ep).Watch(ctx, nil, nil, 5, WithProgress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	e, err := w.Next()
+	if err != nil || e.Seqno != watchLast || len(e.Changes) != 0 || w.Progress() != watchLast {
+		t.Fatalf("Next = %+v, %v (progress %d); want the progress %d alone", e, err, w.Progress(), watchLast)
+	}
+
+	short, stop := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer stop()
+	w, err = watchClient(t, ep).Watch(short, nil, nil, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if e, err := w.Next(); !errors.Is(err, context.DeadlineExceeded) || w.Progress() != watchLast {
+		t.Fatalf("Next without WithProgress = %+v, %v (progress %d); want it to wait, with the progress at %d", e, err, w.Progress(), watchLast)
 	}
 }

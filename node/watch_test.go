@@ -172,9 +172,10 @@ func TestWatchRefusesHistoryNoMemberHolds(t *testing.T) {
 	}
 }
 
-// A watch whose reader stalls while commits go on is cut by its member
-// once its buffer fills, and the client watches again from its progress:
-// the reader sees every write-set once, in order.
+// A watch whose reader stalls while commits go on is dropped once its
+// buffer fills (the client's: the member's is emptied into it), and the
+// client watches again from its progress: the reader sees every write-set
+// once, in order.
 func TestWatchSlowReaderIsCutAndResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("in-process cluster")
@@ -188,9 +189,9 @@ func TestWatchSlowReaderIsCutAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	// 3 MB of events while nobody reads: more than the stream's flow-control
-	// window holds, so the member's sends block and the buffer fills.
-	const txns, keys = 300, 10
+	// 6 MB of events while nobody reads: more than the client holds for one
+	// watch.
+	const txns, keys = 600, 10
 	value := bytes.Repeat([]byte("v"), 1<<10)
 	var last uint64
 	for i := range txns {
@@ -221,6 +222,6 @@ func TestWatchSlowReaderIsCutAndResumes(t *testing.T) {
 		prev = e.Seqno
 	}
 	if w.Resumes() == 0 {
-		t.Fatal("the watch was never cut, though its reader stalled through 3 MB of events")
+		t.Fatal("the watch was never cut, though its reader stalled through 6 MB of events")
 	}
 }

@@ -21,8 +21,10 @@ import (
 type Store interface {
 	Get(key []byte, snapshot uint64) ([]byte, error)
 	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
-	// Changes and Applied are storage.Store's: the history watches read.
+	// Changes, HistoryFloor and Applied are storage.Store's: the history
+	// watches read.
 	Changes(start, end []byte, after, upTo uint64, maxBytes int) ([]storage.Change, uint64, error)
+	HistoryFloor() uint64
 	Applied() storage.AppliedState
 	// Outcome returns the outcome stored for write-set id, if any.
 	Outcome(id []byte) (certification.Outcome, bool, error)

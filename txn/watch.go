@@ -85,6 +85,9 @@ func (s *Service) Watch(ctx context.Context, start, end []byte, after, minSeqno 
 // hands w.
 func (s *Service) watch(ctx context.Context, w *watcher, after, applied uint64, send WatchSend) error {
 	sent := after // every event at or below it was sent
+	if floor := s.store.HistoryFloor(); after < floor {
+		return fmt.Errorf("%w: changes after seqno %d asked, the oldest held are after %d", ErrSnapshotTooOld, after, floor)
+	}
 	if err := s.sendEvents(send, nil, sent); err != nil { // the watch started: say where
 		return err
 	}

@@ -81,12 +81,11 @@ func (Outcome) EnumDescriptor() ([]byte, []int) {
 
 type WatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Start []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
-	End   []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"` // exclusive; empty = no upper bound
-	// after: the changes of write-sets above this seqno are sent; 0 starts
-	// at the member's applied seqno (once it reached min_seqno)
-	After         uint64 `protobuf:"varint,3,opt,name=after,proto3" json:"after,omitempty"`
-	MinSeqno      uint64 `protobuf:"varint,4,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	// Types that are valid to be assigned to Request:
+	//
+	//	*WatchRequest_Create
+	//	*WatchRequest_Cancel
+	Request       isWatchRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -121,28 +120,119 @@ func (*WatchRequest) Descriptor() ([]byte, []int) {
 	return file_galena_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *WatchRequest) GetStart() []byte {
+func (x *WatchRequest) GetRequest() isWatchRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCreate() *WatchCreate {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCancel() uint64 {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return 0
+}
+
+type isWatchRequest_Request interface {
+	isWatchRequest_Request()
+}
+
+type WatchRequest_Create struct {
+	Create *WatchCreate `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type WatchRequest_Cancel struct {
+	Cancel uint64 `protobuf:"varint,2,opt,name=cancel,proto3,oneof"` // the id of a watch to end; no update answers it
+}
+
+func (*WatchRequest_Create) isWatchRequest_Request() {}
+
+func (*WatchRequest_Cancel) isWatchRequest_Request() {}
+
+type WatchCreate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"` // names the watch in its updates; unique among the stream's open watches
+	Start []byte                 `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End   []byte                 `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"` // exclusive; empty = no upper bound
+	// after: the changes of write-sets above this seqno are sent; 0 starts
+	// at the member's applied seqno (once it reached min_seqno)
+	After         uint64 `protobuf:"varint,4,opt,name=after,proto3" json:"after,omitempty"`
+	MinSeqno      uint64 `protobuf:"varint,5,opt,name=min_seqno,json=minSeqno,proto3" json:"min_seqno,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCreate) Reset() {
+	*x = WatchCreate{}
+	mi := &file_galena_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCreate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCreate) ProtoMessage() {}
+
+func (x *WatchCreate) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCreate.ProtoReflect.Descriptor instead.
+func (*WatchCreate) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WatchCreate) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WatchCreate) GetStart() []byte {
 	if x != nil {
 		return x.Start
 	}
 	return nil
 }
 
-func (x *WatchRequest) GetEnd() []byte {
+func (x *WatchCreate) GetEnd() []byte {
 	if x != nil {
 		return x.End
 	}
 	return nil
 }
 
-func (x *WatchRequest) GetAfter() uint64 {
+func (x *WatchCreate) GetAfter() uint64 {
 	if x != nil {
 		return x.After
 	}
 	return 0
 }
 
-func (x *WatchRequest) GetMinSeqno() uint64 {
+func (x *WatchCreate) GetMinSeqno() uint64 {
 	if x != nil {
 		return x.MinSeqno
 	}
@@ -150,18 +240,15 @@ func (x *WatchRequest) GetMinSeqno() uint64 {
 }
 
 type WatchResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// whole write-sets (one event each), in seqno order
-	Events []*WatchEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
-	// every event at or below this seqno was sent: watch again after it
-	Progress      uint64 `protobuf:"varint,2,opt,name=progress,proto3" json:"progress,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Updates       []*WatchUpdate         `protobuf:"bytes,1,rep,name=updates,proto3" json:"updates,omitempty"` // of any of the stream's watches
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -173,7 +260,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[1]
+	mi := &file_galena_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -186,21 +273,86 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{1}
+	return file_galena_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *WatchResponse) GetEvents() []*WatchEvent {
+func (x *WatchResponse) GetUpdates() []*WatchUpdate {
+	if x != nil {
+		return x.Updates
+	}
+	return nil
+}
+
+type WatchUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// whole write-sets (one event each), in seqno order
+	Events []*WatchEvent `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
+	// every event of the watch at or below this seqno was sent: watch again
+	// after it
+	Progress uint64 `protobuf:"varint,3,opt,name=progress,proto3" json:"progress,omitempty"`
+	// set on the watch's last update: why it ended, as a call's status
+	Error         *CallError `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchUpdate) Reset() {
+	*x = WatchUpdate{}
+	mi := &file_galena_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchUpdate) ProtoMessage() {}
+
+func (x *WatchUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_galena_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchUpdate.ProtoReflect.Descriptor instead.
+func (*WatchUpdate) Descriptor() ([]byte, []int) {
+	return file_galena_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WatchUpdate) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *WatchUpdate) GetEvents() []*WatchEvent {
 	if x != nil {
 		return x.Events
 	}
 	return nil
 }
 
-func (x *WatchResponse) GetProgress() uint64 {
+func (x *WatchUpdate) GetProgress() uint64 {
 	if x != nil {
 		return x.Progress
 	}
 	return 0
+}
+
+func (x *WatchUpdate) GetError() *CallError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
 }
 
 type WatchEvent struct {
@@ -213,7 +365,7 @@ type WatchEvent struct {
 
 func (x *WatchEvent) Reset() {
 	*x = WatchEvent{}
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +377,7 @@ func (x *WatchEvent) String() string {
 func (*WatchEvent) ProtoMessage() {}
 
 func (x *WatchEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[2]
+	mi := &file_galena_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +390,7 @@ func (x *WatchEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEvent.ProtoReflect.Descriptor instead.
 func (*WatchEvent) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{2}
+	return file_galena_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *WatchEvent) GetSeqno() uint64 {
@@ -266,7 +418,7 @@ type Change struct {
 
 func (x *Change) Reset() {
 	*x = Change{}
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +430,7 @@ func (x *Change) String() string {
 func (*Change) ProtoMessage() {}
 
 func (x *Change) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[3]
+	mi := &file_galena_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +443,7 @@ func (x *Change) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Change.ProtoReflect.Descriptor instead.
 func (*Change) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{3}
+	return file_galena_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Change) GetKey() []byte {
@@ -324,7 +476,7 @@ type BatchRequest struct {
 
 func (x *BatchRequest) Reset() {
 	*x = BatchRequest{}
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +488,7 @@ func (x *BatchRequest) String() string {
 func (*BatchRequest) ProtoMessage() {}
 
 func (x *BatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[4]
+	mi := &file_galena_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +501,7 @@ func (x *BatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRequest.ProtoReflect.Descriptor instead.
 func (*BatchRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{4}
+	return file_galena_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchRequest) GetCalls() []*BatchCall {
@@ -377,7 +529,7 @@ type BatchCall struct {
 
 func (x *BatchCall) Reset() {
 	*x = BatchCall{}
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +541,7 @@ func (x *BatchCall) String() string {
 func (*BatchCall) ProtoMessage() {}
 
 func (x *BatchCall) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[5]
+	mi := &file_galena_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +554,7 @@ func (x *BatchCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchCall.ProtoReflect.Descriptor instead.
 func (*BatchCall) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{5}
+	return file_galena_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BatchCall) GetId() uint64 {
@@ -488,7 +640,7 @@ type BatchResponse struct {
 
 func (x *BatchResponse) Reset() {
 	*x = BatchResponse{}
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +652,7 @@ func (x *BatchResponse) String() string {
 func (*BatchResponse) ProtoMessage() {}
 
 func (x *BatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[6]
+	mi := &file_galena_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +665,7 @@ func (x *BatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchResponse.ProtoReflect.Descriptor instead.
 func (*BatchResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{6}
+	return file_galena_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchResponse) GetReplies() []*BatchReply {
@@ -546,7 +698,7 @@ type BatchReply struct {
 
 func (x *BatchReply) Reset() {
 	*x = BatchReply{}
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +710,7 @@ func (x *BatchReply) String() string {
 func (*BatchReply) ProtoMessage() {}
 
 func (x *BatchReply) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[7]
+	mi := &file_galena_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +723,7 @@ func (x *BatchReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchReply.ProtoReflect.Descriptor instead.
 func (*BatchReply) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{7}
+	return file_galena_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BatchReply) GetId() uint64 {
@@ -665,7 +817,7 @@ type CallError struct {
 
 func (x *CallError) Reset() {
 	*x = CallError{}
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +829,7 @@ func (x *CallError) String() string {
 func (*CallError) ProtoMessage() {}
 
 func (x *CallError) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[8]
+	mi := &file_galena_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +842,7 @@ func (x *CallError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallError.ProtoReflect.Descriptor instead.
 func (*CallError) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{8}
+	return file_galena_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CallError) GetCode() int32 {
@@ -735,7 +887,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +899,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[9]
+	mi := &file_galena_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +912,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{9}
+	return file_galena_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetRequest) GetKey() []byte {
@@ -809,7 +961,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +973,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[10]
+	mi := &file_galena_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +986,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{10}
+	return file_galena_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetResponse) GetFound() bool {
@@ -873,7 +1025,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1037,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[11]
+	mi := &file_galena_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1050,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{11}
+	return file_galena_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScanRequest) GetStart() []byte {
@@ -960,7 +1112,7 @@ type KeyValue struct {
 
 func (x *KeyValue) Reset() {
 	*x = KeyValue{}
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1124,7 @@ func (x *KeyValue) String() string {
 func (*KeyValue) ProtoMessage() {}
 
 func (x *KeyValue) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[12]
+	mi := &file_galena_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1137,7 @@ func (x *KeyValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyValue.ProtoReflect.Descriptor instead.
 func (*KeyValue) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{12}
+	return file_galena_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyValue) GetKey() []byte {
@@ -1016,7 +1168,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1180,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[13]
+	mi := &file_galena_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1193,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{13}
+	return file_galena_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ScanResponse) GetKvs() []*KeyValue {
@@ -1075,7 +1227,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1087,7 +1239,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[14]
+	mi := &file_galena_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1100,7 +1252,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{14}
+	return file_galena_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CommitRequest) GetWriteSet() *writesetpb.WriteSet {
@@ -1131,7 +1283,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1295,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[15]
+	mi := &file_galena_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1308,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{15}
+	return file_galena_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommitResponse) GetOutcome() Outcome {
@@ -1195,7 +1347,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1359,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[16]
+	mi := &file_galena_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1372,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{16}
+	return file_galena_proto_rawDescGZIP(), []int{18}
 }
 
 type Member struct {
@@ -1234,7 +1386,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1246,7 +1398,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[17]
+	mi := &file_galena_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1259,7 +1411,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{17}
+	return file_galena_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Member) GetId() string {
@@ -1310,7 +1462,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1474,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[18]
+	mi := &file_galena_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1487,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{18}
+	return file_galena_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StatusResponse) GetId() string {
@@ -1465,7 +1617,7 @@ type MemberListRequest struct {
 
 func (x *MemberListRequest) Reset() {
 	*x = MemberListRequest{}
-	mi := &file_galena_proto_msgTypes[19]
+	mi := &file_galena_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1629,7 @@ func (x *MemberListRequest) String() string {
 func (*MemberListRequest) ProtoMessage() {}
 
 func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[19]
+	mi := &file_galena_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1642,7 @@ func (x *MemberListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListRequest.ProtoReflect.Descriptor instead.
 func (*MemberListRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{19}
+	return file_galena_proto_rawDescGZIP(), []int{21}
 }
 
 type MemberListResponse struct {
@@ -1504,7 +1656,7 @@ type MemberListResponse struct {
 
 func (x *MemberListResponse) Reset() {
 	*x = MemberListResponse{}
-	mi := &file_galena_proto_msgTypes[20]
+	mi := &file_galena_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1668,7 @@ func (x *MemberListResponse) String() string {
 func (*MemberListResponse) ProtoMessage() {}
 
 func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[20]
+	mi := &file_galena_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1681,7 @@ func (x *MemberListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberListResponse.ProtoReflect.Descriptor instead.
 func (*MemberListResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{20}
+	return file_galena_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MemberListResponse) GetClusterId() string {
@@ -1568,7 +1720,7 @@ type MemberAddRequest struct {
 
 func (x *MemberAddRequest) Reset() {
 	*x = MemberAddRequest{}
-	mi := &file_galena_proto_msgTypes[21]
+	mi := &file_galena_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1580,7 +1732,7 @@ func (x *MemberAddRequest) String() string {
 func (*MemberAddRequest) ProtoMessage() {}
 
 func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[21]
+	mi := &file_galena_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1593,7 +1745,7 @@ func (x *MemberAddRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddRequest.ProtoReflect.Descriptor instead.
 func (*MemberAddRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{21}
+	return file_galena_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MemberAddRequest) GetId() string {
@@ -1634,7 +1786,7 @@ type MemberAddResponse struct {
 
 func (x *MemberAddResponse) Reset() {
 	*x = MemberAddResponse{}
-	mi := &file_galena_proto_msgTypes[22]
+	mi := &file_galena_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1798,7 @@ func (x *MemberAddResponse) String() string {
 func (*MemberAddResponse) ProtoMessage() {}
 
 func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[22]
+	mi := &file_galena_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1811,7 @@ func (x *MemberAddResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberAddResponse.ProtoReflect.Descriptor instead.
 func (*MemberAddResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{22}
+	return file_galena_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *MemberAddResponse) GetClusterId() string {
@@ -1685,7 +1837,7 @@ type MemberRemoveRequest struct {
 
 func (x *MemberRemoveRequest) Reset() {
 	*x = MemberRemoveRequest{}
-	mi := &file_galena_proto_msgTypes[23]
+	mi := &file_galena_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1849,7 @@ func (x *MemberRemoveRequest) String() string {
 func (*MemberRemoveRequest) ProtoMessage() {}
 
 func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[23]
+	mi := &file_galena_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1862,7 @@ func (x *MemberRemoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveRequest.ProtoReflect.Descriptor instead.
 func (*MemberRemoveRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{23}
+	return file_galena_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *MemberRemoveRequest) GetId() string {
@@ -1729,7 +1881,7 @@ type MemberRemoveResponse struct {
 
 func (x *MemberRemoveResponse) Reset() {
 	*x = MemberRemoveResponse{}
-	mi := &file_galena_proto_msgTypes[24]
+	mi := &file_galena_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1741,7 +1893,7 @@ func (x *MemberRemoveResponse) String() string {
 func (*MemberRemoveResponse) ProtoMessage() {}
 
 func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[24]
+	mi := &file_galena_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1754,7 +1906,7 @@ func (x *MemberRemoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberRemoveResponse.ProtoReflect.Descriptor instead.
 func (*MemberRemoveResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{24}
+	return file_galena_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MemberRemoveResponse) GetMembers() []*Member {
@@ -1772,7 +1924,7 @@ type DigestRequest struct {
 
 func (x *DigestRequest) Reset() {
 	*x = DigestRequest{}
-	mi := &file_galena_proto_msgTypes[25]
+	mi := &file_galena_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1936,7 @@ func (x *DigestRequest) String() string {
 func (*DigestRequest) ProtoMessage() {}
 
 func (x *DigestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[25]
+	mi := &file_galena_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1949,7 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{25}
+	return file_galena_proto_rawDescGZIP(), []int{27}
 }
 
 // Checkpoint is the running digest after every entry at or below seqno.
@@ -1811,7 +1963,7 @@ type Checkpoint struct {
 
 func (x *Checkpoint) Reset() {
 	*x = Checkpoint{}
-	mi := &file_galena_proto_msgTypes[26]
+	mi := &file_galena_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1823,7 +1975,7 @@ func (x *Checkpoint) String() string {
 func (*Checkpoint) ProtoMessage() {}
 
 func (x *Checkpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[26]
+	mi := &file_galena_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1836,7 +1988,7 @@ func (x *Checkpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Checkpoint.ProtoReflect.Descriptor instead.
 func (*Checkpoint) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{26}
+	return file_galena_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Checkpoint) GetSeqno() uint64 {
@@ -1872,7 +2024,7 @@ type DigestResponse struct {
 
 func (x *DigestResponse) Reset() {
 	*x = DigestResponse{}
-	mi := &file_galena_proto_msgTypes[27]
+	mi := &file_galena_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1884,7 +2036,7 @@ func (x *DigestResponse) String() string {
 func (*DigestResponse) ProtoMessage() {}
 
 func (x *DigestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[27]
+	mi := &file_galena_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1897,7 +2049,7 @@ func (x *DigestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DigestResponse.ProtoReflect.Descriptor instead.
 func (*DigestResponse) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{27}
+	return file_galena_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DigestResponse) GetId() string {
@@ -1950,7 +2102,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_galena_proto_msgTypes[28]
+	mi := &file_galena_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2114,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[28]
+	mi := &file_galena_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2127,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{28}
+	return file_galena_proto_rawDescGZIP(), []int{30}
 }
 
 type BackupChunk struct {
@@ -1993,7 +2145,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_galena_proto_msgTypes[29]
+	mi := &file_galena_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2005,7 +2157,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_galena_proto_msgTypes[29]
+	mi := &file_galena_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2018,7 +2170,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_galena_proto_rawDescGZIP(), []int{29}
+	return file_galena_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -2067,15 +2219,24 @@ var File_galena_proto protoreflect.FileDescriptor
 
 const file_galena_proto_rawDesc = "" +
 	"\n" +
-	"\fgalena.proto\x12\tgalena.v1\x1a\x19google/protobuf/any.proto\x1a\x0ewriteset.proto\"i\n" +
-	"\fWatchRequest\x12\x14\n" +
-	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\fR\x03end\x12\x14\n" +
-	"\x05after\x18\x03 \x01(\x04R\x05after\x12\x1b\n" +
-	"\tmin_seqno\x18\x04 \x01(\x04R\bminSeqno\"Z\n" +
-	"\rWatchResponse\x12-\n" +
-	"\x06events\x18\x01 \x03(\v2\x15.galena.v1.WatchEventR\x06events\x12\x1a\n" +
-	"\bprogress\x18\x02 \x01(\x04R\bprogress\"O\n" +
+	"\fgalena.proto\x12\tgalena.v1\x1a\x19google/protobuf/any.proto\x1a\x0ewriteset.proto\"e\n" +
+	"\fWatchRequest\x120\n" +
+	"\x06create\x18\x01 \x01(\v2\x16.galena.v1.WatchCreateH\x00R\x06create\x12\x18\n" +
+	"\x06cancel\x18\x02 \x01(\x04H\x00R\x06cancelB\t\n" +
+	"\arequest\"x\n" +
+	"\vWatchCreate\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05start\x18\x02 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x03 \x01(\fR\x03end\x12\x14\n" +
+	"\x05after\x18\x04 \x01(\x04R\x05after\x12\x1b\n" +
+	"\tmin_seqno\x18\x05 \x01(\x04R\bminSeqno\"A\n" +
+	"\rWatchResponse\x120\n" +
+	"\aupdates\x18\x01 \x03(\v2\x16.galena.v1.WatchUpdateR\aupdates\"\x94\x01\n" +
+	"\vWatchUpdate\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
+	"\x06events\x18\x02 \x03(\v2\x15.galena.v1.WatchEventR\x06events\x12\x1a\n" +
+	"\bprogress\x18\x03 \x01(\x04R\bprogress\x12*\n" +
+	"\x05error\x18\x04 \x01(\v2\x14.galena.v1.CallErrorR\x05error\"O\n" +
 	"\n" +
 	"WatchEvent\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12+\n" +
@@ -2218,14 +2379,14 @@ const file_galena_proto_rawDesc = "" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11OUTCOME_COMMITTED\x10\x01\x12\x14\n" +
-	"\x10OUTCOME_CONFLICT\x10\x022\xef\x02\n" +
+	"\x10OUTCOME_CONFLICT\x10\x022\xf1\x02\n" +
 	"\x02KV\x124\n" +
 	"\x03Get\x12\x15.galena.v1.GetRequest\x1a\x16.galena.v1.GetResponse\x127\n" +
 	"\x04Scan\x12\x16.galena.v1.ScanRequest\x1a\x17.galena.v1.ScanResponse\x12=\n" +
 	"\x06Commit\x12\x18.galena.v1.CommitRequest\x1a\x19.galena.v1.CommitResponse\x12=\n" +
 	"\x06Status\x12\x18.galena.v1.StatusRequest\x1a\x19.galena.v1.StatusResponse\x12>\n" +
-	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x01\x12<\n" +
-	"\x05Watch\x12\x17.galena.v1.WatchRequest\x1a\x18.galena.v1.WatchResponse0\x012\xea\x02\n" +
+	"\x05Batch\x12\x17.galena.v1.BatchRequest\x1a\x18.galena.v1.BatchResponse(\x010\x01\x12>\n" +
+	"\x05Watch\x12\x17.galena.v1.WatchRequest\x1a\x18.galena.v1.WatchResponse(\x010\x012\xea\x02\n" +
 	"\aCluster\x12I\n" +
 	"\n" +
 	"MemberList\x12\x1c.galena.v1.MemberListRequest\x1a\x1d.galena.v1.MemberListResponse\x12F\n" +
@@ -2247,90 +2408,95 @@ func file_galena_proto_rawDescGZIP() []byte {
 }
 
 var file_galena_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_galena_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_galena_proto_goTypes = []any{
 	(Outcome)(0),                 // 0: galena.v1.Outcome
 	(*WatchRequest)(nil),         // 1: galena.v1.WatchRequest
-	(*WatchResponse)(nil),        // 2: galena.v1.WatchResponse
-	(*WatchEvent)(nil),           // 3: galena.v1.WatchEvent
-	(*Change)(nil),               // 4: galena.v1.Change
-	(*BatchRequest)(nil),         // 5: galena.v1.BatchRequest
-	(*BatchCall)(nil),            // 6: galena.v1.BatchCall
-	(*BatchResponse)(nil),        // 7: galena.v1.BatchResponse
-	(*BatchReply)(nil),           // 8: galena.v1.BatchReply
-	(*CallError)(nil),            // 9: galena.v1.CallError
-	(*GetRequest)(nil),           // 10: galena.v1.GetRequest
-	(*GetResponse)(nil),          // 11: galena.v1.GetResponse
-	(*ScanRequest)(nil),          // 12: galena.v1.ScanRequest
-	(*KeyValue)(nil),             // 13: galena.v1.KeyValue
-	(*ScanResponse)(nil),         // 14: galena.v1.ScanResponse
-	(*CommitRequest)(nil),        // 15: galena.v1.CommitRequest
-	(*CommitResponse)(nil),       // 16: galena.v1.CommitResponse
-	(*StatusRequest)(nil),        // 17: galena.v1.StatusRequest
-	(*Member)(nil),               // 18: galena.v1.Member
-	(*StatusResponse)(nil),       // 19: galena.v1.StatusResponse
-	(*MemberListRequest)(nil),    // 20: galena.v1.MemberListRequest
-	(*MemberListResponse)(nil),   // 21: galena.v1.MemberListResponse
-	(*MemberAddRequest)(nil),     // 22: galena.v1.MemberAddRequest
-	(*MemberAddResponse)(nil),    // 23: galena.v1.MemberAddResponse
-	(*MemberRemoveRequest)(nil),  // 24: galena.v1.MemberRemoveRequest
-	(*MemberRemoveResponse)(nil), // 25: galena.v1.MemberRemoveResponse
-	(*DigestRequest)(nil),        // 26: galena.v1.DigestRequest
-	(*Checkpoint)(nil),           // 27: galena.v1.Checkpoint
-	(*DigestResponse)(nil),       // 28: galena.v1.DigestResponse
-	(*BackupRequest)(nil),        // 29: galena.v1.BackupRequest
-	(*BackupChunk)(nil),          // 30: galena.v1.BackupChunk
-	(*anypb.Any)(nil),            // 31: google.protobuf.Any
-	(*writesetpb.WriteSet)(nil),  // 32: galena.v1.WriteSet
+	(*WatchCreate)(nil),          // 2: galena.v1.WatchCreate
+	(*WatchResponse)(nil),        // 3: galena.v1.WatchResponse
+	(*WatchUpdate)(nil),          // 4: galena.v1.WatchUpdate
+	(*WatchEvent)(nil),           // 5: galena.v1.WatchEvent
+	(*Change)(nil),               // 6: galena.v1.Change
+	(*BatchRequest)(nil),         // 7: galena.v1.BatchRequest
+	(*BatchCall)(nil),            // 8: galena.v1.BatchCall
+	(*BatchResponse)(nil),        // 9: galena.v1.BatchResponse
+	(*BatchReply)(nil),           // 10: galena.v1.BatchReply
+	(*CallError)(nil),            // 11: galena.v1.CallError
+	(*GetRequest)(nil),           // 12: galena.v1.GetRequest
+	(*GetResponse)(nil),          // 13: galena.v1.GetResponse
+	(*ScanRequest)(nil),          // 14: galena.v1.ScanRequest
+	(*KeyValue)(nil),             // 15: galena.v1.KeyValue
+	(*ScanResponse)(nil),         // 16: galena.v1.ScanResponse
+	(*CommitRequest)(nil),        // 17: galena.v1.CommitRequest
+	(*CommitResponse)(nil),       // 18: galena.v1.CommitResponse
+	(*StatusRequest)(nil),        // 19: galena.v1.StatusRequest
+	(*Member)(nil),               // 20: galena.v1.Member
+	(*StatusResponse)(nil),       // 21: galena.v1.StatusResponse
+	(*MemberListRequest)(nil),    // 22: galena.v1.MemberListRequest
+	(*MemberListResponse)(nil),   // 23: galena.v1.MemberListResponse
+	(*MemberAddRequest)(nil),     // 24: galena.v1.MemberAddRequest
+	(*MemberAddResponse)(nil),    // 25: galena.v1.MemberAddResponse
+	(*MemberRemoveRequest)(nil),  // 26: galena.v1.MemberRemoveRequest
+	(*MemberRemoveResponse)(nil), // 27: galena.v1.MemberRemoveResponse
+	(*DigestRequest)(nil),        // 28: galena.v1.DigestRequest
+	(*Checkpoint)(nil),           // 29: galena.v1.Checkpoint
+	(*DigestResponse)(nil),       // 30: galena.v1.DigestResponse
+	(*BackupRequest)(nil),        // 31: galena.v1.BackupRequest
+	(*BackupChunk)(nil),          // 32: galena.v1.BackupChunk
+	(*anypb.Any)(nil),            // 33: google.protobuf.Any
+	(*writesetpb.WriteSet)(nil),  // 34: galena.v1.WriteSet
 }
 var file_galena_proto_depIdxs = []int32{
-	3,  // 0: galena.v1.WatchResponse.events:type_name -> galena.v1.WatchEvent
-	4,  // 1: galena.v1.WatchEvent.changes:type_name -> galena.v1.Change
-	6,  // 2: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
-	10, // 3: galena.v1.BatchCall.get:type_name -> galena.v1.GetRequest
-	12, // 4: galena.v1.BatchCall.scan:type_name -> galena.v1.ScanRequest
-	15, // 5: galena.v1.BatchCall.commit:type_name -> galena.v1.CommitRequest
-	8,  // 6: galena.v1.BatchResponse.replies:type_name -> galena.v1.BatchReply
-	11, // 7: galena.v1.BatchReply.get:type_name -> galena.v1.GetResponse
-	14, // 8: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
-	16, // 9: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
-	9,  // 10: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
-	31, // 11: galena.v1.CallError.details:type_name -> google.protobuf.Any
-	13, // 12: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
-	32, // 13: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
-	0,  // 14: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
-	18, // 15: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
-	18, // 16: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
-	18, // 17: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
-	18, // 18: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
-	27, // 19: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
-	10, // 20: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
-	12, // 21: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
-	15, // 22: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
-	17, // 23: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
-	5,  // 24: galena.v1.KV.Batch:input_type -> galena.v1.BatchRequest
-	1,  // 25: galena.v1.KV.Watch:input_type -> galena.v1.WatchRequest
-	20, // 26: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
-	22, // 27: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
-	24, // 28: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
-	26, // 29: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
-	29, // 30: galena.v1.Cluster.Backup:input_type -> galena.v1.BackupRequest
-	11, // 31: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
-	14, // 32: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
-	16, // 33: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
-	19, // 34: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
-	7,  // 35: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
-	2,  // 36: galena.v1.KV.Watch:output_type -> galena.v1.WatchResponse
-	21, // 37: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
-	23, // 38: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
-	25, // 39: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
-	28, // 40: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
-	30, // 41: galena.v1.Cluster.Backup:output_type -> galena.v1.BackupChunk
-	31, // [31:42] is the sub-list for method output_type
-	20, // [20:31] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	2,  // 0: galena.v1.WatchRequest.create:type_name -> galena.v1.WatchCreate
+	4,  // 1: galena.v1.WatchResponse.updates:type_name -> galena.v1.WatchUpdate
+	5,  // 2: galena.v1.WatchUpdate.events:type_name -> galena.v1.WatchEvent
+	11, // 3: galena.v1.WatchUpdate.error:type_name -> galena.v1.CallError
+	6,  // 4: galena.v1.WatchEvent.changes:type_name -> galena.v1.Change
+	8,  // 5: galena.v1.BatchRequest.calls:type_name -> galena.v1.BatchCall
+	12, // 6: galena.v1.BatchCall.get:type_name -> galena.v1.GetRequest
+	14, // 7: galena.v1.BatchCall.scan:type_name -> galena.v1.ScanRequest
+	17, // 8: galena.v1.BatchCall.commit:type_name -> galena.v1.CommitRequest
+	10, // 9: galena.v1.BatchResponse.replies:type_name -> galena.v1.BatchReply
+	13, // 10: galena.v1.BatchReply.get:type_name -> galena.v1.GetResponse
+	16, // 11: galena.v1.BatchReply.scan:type_name -> galena.v1.ScanResponse
+	18, // 12: galena.v1.BatchReply.commit:type_name -> galena.v1.CommitResponse
+	11, // 13: galena.v1.BatchReply.error:type_name -> galena.v1.CallError
+	33, // 14: galena.v1.CallError.details:type_name -> google.protobuf.Any
+	15, // 15: galena.v1.ScanResponse.kvs:type_name -> galena.v1.KeyValue
+	34, // 16: galena.v1.CommitRequest.write_set:type_name -> galena.v1.WriteSet
+	0,  // 17: galena.v1.CommitResponse.outcome:type_name -> galena.v1.Outcome
+	20, // 18: galena.v1.StatusResponse.members:type_name -> galena.v1.Member
+	20, // 19: galena.v1.MemberListResponse.members:type_name -> galena.v1.Member
+	20, // 20: galena.v1.MemberAddResponse.members:type_name -> galena.v1.Member
+	20, // 21: galena.v1.MemberRemoveResponse.members:type_name -> galena.v1.Member
+	29, // 22: galena.v1.DigestResponse.checkpoints:type_name -> galena.v1.Checkpoint
+	12, // 23: galena.v1.KV.Get:input_type -> galena.v1.GetRequest
+	14, // 24: galena.v1.KV.Scan:input_type -> galena.v1.ScanRequest
+	17, // 25: galena.v1.KV.Commit:input_type -> galena.v1.CommitRequest
+	19, // 26: galena.v1.KV.Status:input_type -> galena.v1.StatusRequest
+	7,  // 27: galena.v1.KV.Batch:input_type -> galena.v1.BatchRequest
+	1,  // 28: galena.v1.KV.Watch:input_type -> galena.v1.WatchRequest
+	22, // 29: galena.v1.Cluster.MemberList:input_type -> galena.v1.MemberListRequest
+	24, // 30: galena.v1.Cluster.MemberAdd:input_type -> galena.v1.MemberAddRequest
+	26, // 31: galena.v1.Cluster.MemberRemove:input_type -> galena.v1.MemberRemoveRequest
+	28, // 32: galena.v1.Cluster.Digest:input_type -> galena.v1.DigestRequest
+	31, // 33: galena.v1.Cluster.Backup:input_type -> galena.v1.BackupRequest
+	13, // 34: galena.v1.KV.Get:output_type -> galena.v1.GetResponse
+	16, // 35: galena.v1.KV.Scan:output_type -> galena.v1.ScanResponse
+	18, // 36: galena.v1.KV.Commit:output_type -> galena.v1.CommitResponse
+	21, // 37: galena.v1.KV.Status:output_type -> galena.v1.StatusResponse
+	9,  // 38: galena.v1.KV.Batch:output_type -> galena.v1.BatchResponse
+	3,  // 39: galena.v1.KV.Watch:output_type -> galena.v1.WatchResponse
+	23, // 40: galena.v1.Cluster.MemberList:output_type -> galena.v1.MemberListResponse
+	25, // 41: galena.v1.Cluster.MemberAdd:output_type -> galena.v1.MemberAddResponse
+	27, // 42: galena.v1.Cluster.MemberRemove:output_type -> galena.v1.MemberRemoveResponse
+	30, // 43: galena.v1.Cluster.Digest:output_type -> galena.v1.DigestResponse
+	32, // 44: galena.v1.Cluster.Backup:output_type -> galena.v1.BackupChunk
+	34, // [34:45] is the sub-list for method output_type
+	23, // [23:34] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_galena_proto_init() }
@@ -2338,12 +2504,16 @@ func file_galena_proto_init() {
 	if File_galena_proto != nil {
 		return
 	}
-	file_galena_proto_msgTypes[5].OneofWrappers = []any{
+	file_galena_proto_msgTypes[0].OneofWrappers = []any{
+		(*WatchRequest_Create)(nil),
+		(*WatchRequest_Cancel)(nil),
+	}
+	file_galena_proto_msgTypes[7].OneofWrappers = []any{
 		(*BatchCall_Get)(nil),
 		(*BatchCall_Scan)(nil),
 		(*BatchCall_Commit)(nil),
 	}
-	file_galena_proto_msgTypes[7].OneofWrappers = []any{
+	file_galena_proto_msgTypes[9].OneofWrappers = []any{
 		(*BatchReply_Get)(nil),
 		(*BatchReply_Scan)(nil),
 		(*BatchReply_Commit)(nil),
@@ -2355,7 +2525,7 @@ func file_galena_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_galena_proto_rawDesc), len(file_galena_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

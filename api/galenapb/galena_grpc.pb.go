@@ -56,17 +56,19 @@ type KVClient interface {
 	// and falls back to the unary calls on a member that answers it
 	// Unimplemented.
 	Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[BatchRequest, BatchResponse], error)
-	// Watch streams the committed changes to the keys in [start, end) after
-	// a seqno: first what the member holds of them, then each write-set as
-	// it is applied, in seqno order. The first message has no events and
-	// says where the watch starts; an idle watch gets a message at least
-	// every second. The stream ends with an error when the
-	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
-	// member does not hold the changes; Unavailable NOT_PRIMARY or
-	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
-	// than the commits came); the client watches again after the last
-	// progress it was given, here or on another member.
-	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error)
+	// Watch carries the caller's watches on one stream, each created and
+	// cancelled by a request and answered by id. A watch follows the
+	// committed changes to the keys in [start, end) after a seqno: first what
+	// the member holds of them, then each write-set as it is applied, in
+	// seqno order. Its first update has no events and says where it starts;
+	// an idle watch gets an update at least every second. A watch ends with
+	// an update carrying its error when it cannot go on here
+	// (FailedPrecondition SNAPSHOT_TOO_OLD: the member does not hold the
+	// changes; Unavailable NOT_PRIMARY; ResourceExhausted WATCH_BEHIND: the
+	// stream was read slower than the commits came); the client watches again
+	// after the last progress it was given, here or on another member. The
+	// stream itself ends with SHUTTING_DOWN when the member stops.
+	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
 }
 
 type kVClient struct {
@@ -130,24 +132,18 @@ func (c *kVClient) Batch(ctx context.Context, opts ...grpc.CallOption) (grpc.Bid
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type KV_BatchClient = grpc.BidiStreamingClient[BatchRequest, BatchResponse]
 
-func (c *kVClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchResponse], error) {
+func (c *kVClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &KV_ServiceDesc.Streams[1], KV_Watch_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
-	if err := x.ClientStream.SendMsg(in); err != nil {
-		return nil, err
-	}
-	if err := x.ClientStream.CloseSend(); err != nil {
-		return nil, err
-	}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type KV_WatchClient = grpc.ServerStreamingClient[WatchResponse]
+type KV_WatchClient = grpc.BidiStreamingClient[WatchRequest, WatchResponse]
 
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
@@ -171,17 +167,19 @@ type KVServer interface {
 	// and falls back to the unary calls on a member that answers it
 	// Unimplemented.
 	Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error
-	// Watch streams the committed changes to the keys in [start, end) after
-	// a seqno: first what the member holds of them, then each write-set as
-	// it is applied, in seqno order. The first message has no events and
-	// says where the watch starts; an idle watch gets a message at least
-	// every second. The stream ends with an error when the
-	// watch cannot go on here (FailedPrecondition SNAPSHOT_TOO_OLD: the
-	// member does not hold the changes; Unavailable NOT_PRIMARY or
-	// SHUTTING_DOWN; ResourceExhausted WATCH_BEHIND: the client read slower
-	// than the commits came); the client watches again after the last
-	// progress it was given, here or on another member.
-	Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error
+	// Watch carries the caller's watches on one stream, each created and
+	// cancelled by a request and answered by id. A watch follows the
+	// committed changes to the keys in [start, end) after a seqno: first what
+	// the member holds of them, then each write-set as it is applied, in
+	// seqno order. Its first update has no events and says where it starts;
+	// an idle watch gets an update at least every second. A watch ends with
+	// an update carrying its error when it cannot go on here
+	// (FailedPrecondition SNAPSHOT_TOO_OLD: the member does not hold the
+	// changes; Unavailable NOT_PRIMARY; ResourceExhausted WATCH_BEHIND: the
+	// stream was read slower than the commits came); the client watches again
+	// after the last progress it was given, here or on another member. The
+	// stream itself ends with SHUTTING_DOWN when the member stops.
+	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
 	mustEmbedUnimplementedKVServer()
 }
 
@@ -207,7 +205,7 @@ func (UnimplementedKVServer) Status(context.Context, *StatusRequest) (*StatusRes
 func (UnimplementedKVServer) Batch(grpc.BidiStreamingServer[BatchRequest, BatchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Batch not implemented")
 }
-func (UnimplementedKVServer) Watch(*WatchRequest, grpc.ServerStreamingServer[WatchResponse]) error {
+func (UnimplementedKVServer) Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedKVServer) mustEmbedUnimplementedKVServer() {}
@@ -311,15 +309,11 @@ func _KV_Batch_Handler(srv interface{}, stream grpc.ServerStream) error {
 type KV_BatchServer = grpc.BidiStreamingServer[BatchRequest, BatchResponse]
 
 func _KV_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(WatchRequest)
-	if err := stream.RecvMsg(m); err != nil {
-		return err
-	}
-	return srv.(KVServer).Watch(m, &grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+	return srv.(KVServer).Watch(&grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type KV_WatchServer = grpc.ServerStreamingServer[WatchResponse]
+type KV_WatchServer = grpc.BidiStreamingServer[WatchRequest, WatchResponse]
 
 // KV_ServiceDesc is the grpc.ServiceDesc for KV service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -356,6 +350,7 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Watch",
 			Handler:       _KV_Watch_Handler,
 			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "galena.proto",

@@ -90,6 +90,7 @@ func (wt *watcher) follow(ctx context.Context, cw *client.Watcher, until uint64)
 	for until == 0 || cw.Progress() < until {
 		e, err := cw.Next()
 		switch {
+		case err == nil && len(e.Changes) == 0: // progress alone (client.WithProgress)
 		case err == nil:
 			wt.log.Events = append(wt.log.Events, watchEvent(e))
 		case ctx.Err() != nil:
@@ -127,10 +128,11 @@ func (wt *watcher) finish(ctx context.Context, until uint64) checker.Op {
 }
 
 // catchUp records the events of a new watch after the progress until its
-// progress reaches until.
+// progress reaches until: Next returns the progress too (WithProgress), so
+// that it returns once the watch got there, events or not.
 func (wt *watcher) catchUp(ctx context.Context, until uint64) error {
 	after := wt.log.Progress
-	cw, err := wt.cl.Watch(ctx, []byte(wt.start), []byte(wt.end), after)
+	cw, err := wt.cl.Watch(ctx, []byte(wt.start), []byte(wt.end), after, client.WithProgress())
 	if err != nil {
 		return fmt.Errorf("watch again after seqno %d: %w", after, err)
 	}

@@ -48,6 +48,7 @@ var statusTable = []struct {
 	{groupcomm.ErrLastVoter, codes.FailedPrecondition, api.ReasonMemberRefused},
 	{errOtherCluster, codes.FailedPrecondition, api.ReasonMemberRefused},
 	{errInvalidChange, codes.InvalidArgument, ""},
+	{errDuplicateWatch, codes.InvalidArgument, ""},
 	// A forwarded change that reached a member no longer leading, or a
 	// follower that knows no leader: the change was not made.
 	{groupcomm.ErrNotLeader, codes.Unavailable, api.ReasonNotPrimary},

@@ -45,6 +45,7 @@ var roundTrips = map[error]struct{ read, change error }{
 	groupcomm.ErrLastVoter:     {client.ErrMemberRefused, client.ErrMemberRefused},
 	errOtherCluster:            {client.ErrMemberRefused, client.ErrMemberRefused},
 	errInvalidChange:           {client.ErrInvalidArgument, client.ErrInvalidArgument},
+	errDuplicateWatch:          {client.ErrInvalidArgument, client.ErrInvalidArgument},
 	groupcomm.ErrNotLeader:     {client.ErrNotPrimary, client.ErrNotPrimary},
 	groupcomm.ErrNotPrimary:    {client.ErrNotPrimary, client.ErrNotPrimary},
 	groupcomm.ErrIndeterminate: {client.ErrIndeterminate, client.ErrIndeterminate},

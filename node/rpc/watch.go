@@ -2,61 +2,235 @@ package rpc
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/txn"
 	"google.golang.org/protobuf/proto"
 )
 
-// maxWatchMessage is the size a Watch response is cut at, between events:
-// an event larger than it goes alone.
-const maxWatchMessage = 1 << 20
+// How a Watch stream sends.
+const (
+	// maxWatchMessage is the size a Watch response is cut at, between
+	// events: an event larger than it goes alone.
+	maxWatchMessage = 1 << 20
+	// maxWatchOutbox bounds the bytes of updates a stream holds that it
+	// has not sent: a watch with more to send waits, and its own buffer
+	// fills (txn.ErrWatchBehind) if the client reads too slowly.
+	maxWatchOutbox = 4 << 20
+)
 
-// Watch streams the committed changes to a range (see txn.Service.Watch).
-// Once Closing is closed the stream ends with SHUTTING_DOWN, and the client
+// errDuplicateWatch: a create named a watch already open on the stream.
+var errDuplicateWatch = errors.New("rpc: a watch with this id is open on the stream")
+
+// Watch serves the watches a client creates on one stream (see
+// txn.Service.Watch for each). Every watch runs on a goroutine of its own
+// and hands its updates to the stream's outbox; one sender drains it, as
+// many updates per message as are waiting, so that many watches on one
+// stream cost a message per batch applied rather than one each. Once
+// Closing is closed the stream ends with SHUTTING_DOWN, and the client
 // goes on watching elsewhere.
-func (s *KV) Watch(req *galenapb.WatchRequest, stream galenapb.KV_WatchServer) error {
+func (s *KV) Watch(stream galenapb.KV_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	closing := make(chan struct{})
-	go func() {
-		select {
-		case <-s.Closing:
-			close(closing)
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := s.svc.Watch(ctx, req.GetStart(), req.GetEnd(), req.GetAfter(), req.GetMinSeqno(),
-		func(events []txn.Event, progress uint64) error { return sendEvents(stream, events, progress) })
+	ws := &watchStream{kv: s, out: newOutbox(), watches: map[uint64]context.CancelFunc{}}
+	sent := make(chan error, 1)
+	go func() { sent <- ws.out.sendLoop(ctx, stream) }()
+	// The reader ends when the stream does: at once when Watch returns.
+	read := make(chan error, 1)
+	go func() { read <- ws.readLoop(ctx, stream) }()
+	var err error
 	select {
-	case <-closing:
-		return toStatus(txn.ErrShuttingDown)
-	default:
-		return toStatus(err)
+	case err = <-read: // the client closed its side, or the stream broke
+	case err = <-sent:
+		sent = nil
+	case <-s.Closing:
+		err = toStatus(txn.ErrShuttingDown)
+	}
+	cancel()
+	ws.shut()
+	if sent != nil {
+		<-sent
+	}
+	return err
+}
+
+// shut ends every watch and waits for them; no watch starts afterwards.
+func (ws *watchStream) shut() {
+	ws.mu.Lock()
+	ws.shutting = true
+	for _, cancel := range ws.watches {
+		cancel()
+	}
+	ws.mu.Unlock()
+	ws.wg.Wait()
+}
+
+// watchStream is one Watch stream: its watches and its outbox.
+type watchStream struct {
+	kv  *KV
+	out *outbox
+	wg  sync.WaitGroup // the watches' goroutines
+
+	mu       sync.Mutex
+	watches  map[uint64]context.CancelFunc // by id
+	shutting bool                          // set by shut: no watch starts
+}
+
+// readLoop creates and cancels watches as the client asks, until the
+// stream ends; it returns nil when the client closed its side.
+func (ws *watchStream) readLoop(ctx context.Context, stream galenapb.KV_WatchServer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		switch r := req.GetRequest().(type) {
+		case *galenapb.WatchRequest_Create:
+			ws.create(ctx, r.Create)
+		case *galenapb.WatchRequest_Cancel:
+			ws.cancel(r.Cancel)
+		}
 	}
 }
 
-// sendEvents sends events in messages of about maxWatchMessage, the last
-// one with progress.
-func sendEvents(stream galenapb.KV_WatchServer, events []txn.Event, progress uint64) error {
-	resp := &galenapb.WatchResponse{}
-	size := 0
-	for _, e := range events {
-		pe := &galenapb.WatchEvent{Seqno: e.Seqno, Changes: make([]*galenapb.Change, len(e.Changes))}
-		for i, c := range e.Changes {
-			pe.Changes[i] = &galenapb.Change{Key: c.Key, Value: c.Value, Delete: c.Delete}
+func (ws *watchStream) create(ctx context.Context, c *galenapb.WatchCreate) {
+	id := c.GetId()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.shutting {
+		return
+	}
+	if _, open := ws.watches[id]; open {
+		ws.out.end(id, fmt.Errorf("%w: watch %d", errDuplicateWatch, id))
+		return
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	ws.watches[id] = cancel
+	ws.wg.Go(func() {
+		err := ws.kv.svc.Watch(wctx, c.GetStart(), c.GetEnd(), c.GetAfter(), c.GetMinSeqno(),
+			func(events []txn.Event, progress uint64) error { return ws.out.put(wctx, id, events, progress) })
+		if wctx.Err() == nil { // not cancelled by the client or the stream's end
+			ws.out.end(id, err)
 		}
-		n := proto.Size(pe)
-		if len(resp.Events) > 0 && size+n > maxWatchMessage {
-			resp.Progress = resp.Events[len(resp.Events)-1].GetSeqno()
+		ws.cancel(id)
+	})
+}
+
+func (ws *watchStream) cancel(id uint64) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if cancel, ok := ws.watches[id]; ok {
+		cancel()
+		delete(ws.watches, id)
+	}
+}
+
+// outbox holds the updates of a stream's watches until its sender takes
+// them.
+type outbox struct {
+	mu      sync.Mutex
+	updates []sizedUpdate
+	size    int
+	ready   chan struct{} // signalled when updates arrive
+	drained chan struct{} // signalled when the sender took them
+}
+
+func newOutbox() *outbox {
+	return &outbox{ready: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+}
+
+// put queues an update of watch id, waiting while the outbox is full
+// (unless it is empty: one update always goes in) or until ctx ends.
+func (o *outbox) put(ctx context.Context, id uint64, events []txn.Event, progress uint64) error {
+	u := watchUpdate(id, events, progress)
+	n := proto.Size(u)
+	for {
+		o.mu.Lock()
+		if len(o.updates) == 0 || o.size+n <= maxWatchOutbox {
+			o.updates, o.size = append(o.updates, sizedUpdate{u, n}), o.size+n
+			o.mu.Unlock()
+			signal(o.ready)
+			return nil
+		}
+		o.mu.Unlock()
+		select {
+		case <-o.drained:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// end queues the last update of watch id, with err, without waiting.
+func (o *outbox) end(id uint64, err error) {
+	o.mu.Lock()
+	u := &galenapb.WatchUpdate{Id: id, Error: CallError(toStatus(err))}
+	o.updates = append(o.updates, sizedUpdate{u, proto.Size(u)})
+	o.mu.Unlock()
+	signal(o.ready)
+}
+
+// sendLoop sends what is queued, in messages of about maxWatchMessage,
+// until ctx ends or a send fails.
+func (o *outbox) sendLoop(ctx context.Context, stream galenapb.KV_WatchServer) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-o.ready:
+		}
+		runtime.Gosched() // let the other watches woken by the same batch queue theirs
+		o.mu.Lock()
+		updates := o.updates
+		o.updates, o.size = nil, 0
+		o.mu.Unlock()
+		signal(o.drained)
+		for len(updates) > 0 {
+			resp := &galenapb.WatchResponse{}
+			size := 0
+			for len(updates) > 0 && (len(resp.Updates) == 0 || size+updates[0].size <= maxWatchMessage) {
+				size += updates[0].size
+				resp.Updates, updates = append(resp.Updates, updates[0].u), updates[1:]
+			}
 			if err := stream.Send(resp); err != nil {
 				return err
 			}
-			resp, size = &galenapb.WatchResponse{}, 0
 		}
-		resp.Events, size = append(resp.Events, pe), size+n
 	}
-	resp.Progress = progress
-	return stream.Send(resp)
+}
+
+// sizedUpdate is an update and its encoded size.
+type sizedUpdate struct {
+	u    *galenapb.WatchUpdate
+	size int
+}
+
+// signal wakes the receiver of ch, a channel of capacity one, if it is
+// not already woken.
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// watchUpdate is the wire form of events and progress of watch id.
+func watchUpdate(id uint64, events []txn.Event, progress uint64) *galenapb.WatchUpdate {
+	u := &galenapb.WatchUpdate{Id: id, Progress: progress, Events: make([]*galenapb.WatchEvent, len(events))}
+	for i, e := range events {
+		pe := &galenapb.WatchEvent{Seqno: e.Seqno, Changes: make([]*galenapb.Change, len(e.Changes))}
+		for j, c := range e.Changes {
+			pe.Changes[j] = &galenapb.Change{Key: c.Key, Value: c.Value, Delete: c.Delete}
+		}
+		u.Events[i] = pe
+	}
+	return u
 }
