@@ -193,7 +193,8 @@ func (w *Watcher) open() error {
 	if w.progress == 0 {
 		create.MinSeqno = w.c.seen.Load()
 	}
-	var tooOld error // a member that does not hold the history; another may
+	var tooOld error              // a member that does not hold the history; another may
+	tooOldAt := map[string]bool{} // the members that said so
 	idx, err := w.c.callEndpoints(w.ctx, w.ep, func(ctx context.Context, ep *endpoint) error {
 		sub, err := ep.watch.watch(create)
 		if err != nil {
@@ -210,7 +211,7 @@ func (w *Watcher) open() error {
 		}
 		sub.close()
 		if status.Code(err) == codes.FailedPrecondition && reasonOf(status.Convert(err)) == api.ReasonSnapshotTooOld {
-			tooOld = err
+			tooOld, tooOldAt[ep.addr] = err, true
 			return status.Error(codes.Unavailable, err.Error())
 		}
 		return err
@@ -223,8 +224,8 @@ func (w *Watcher) open() error {
 		return ErrClosed
 	case w.ctx.Err() != nil:
 		return w.ctx.Err()
-	case tooOld != nil && errors.Is(err, ErrUnavailable):
-		return fromStatus(tooOld)
+	case len(tooOldAt) == len(w.c.endpoints) && errors.Is(err, ErrUnavailable):
+		return fromStatus(tooOld) // every member: no other can take the watch
 	}
 	return err
 }

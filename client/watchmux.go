@@ -58,7 +58,7 @@ func (m *watchMux) watch(create *galenapb.WatchCreate) (*watchSub, error) {
 			return nil, err
 		}
 		m.mu.Lock()
-		if m.cur == nil && !m.closed {
+		if m.cur == nil && !m.closed && ms.subs != nil { // nil: it broke already
 			m.cur = ms
 			break
 		}
@@ -75,11 +75,14 @@ func (m *watchMux) watch(create *galenapb.WatchCreate) (*watchSub, error) {
 	m.nextID++
 	sub := &watchSub{id: m.nextID, ms: ms, wake: make(chan struct{}, 1)}
 	ms.subs[sub.id] = sub
+	ms.silent.Reset(m.timeout) // the member has a full timeout to answer
 	m.mu.Unlock()
 	create.Id = sub.id
 	if err := ms.send(&galenapb.WatchRequest{Request: &galenapb.WatchRequest_Create{Create: create}}); err != nil {
 		sub.close()
-		return nil, err
+		// The stream ended (Send says io.EOF; its reader learns why from
+		// Recv): another member may take the watch.
+		return nil, status.Errorf(codes.Unavailable, "watch stream ended: %v", err)
 	}
 	return sub, nil
 }

@@ -53,8 +53,8 @@ func (s *Store) Changes(start, end []byte, after, upTo uint64, maxBytes int) (ch
 	if s.closed {
 		return nil, 0, ErrClosed
 	}
-	if floor := s.HistoryFloor(); after < floor {
-		return nil, 0, fmt.Errorf("%w: changes after seqno %d asked, the oldest held are after %d", ErrSnapshotTooOld, after, floor)
+	if err := s.HistoryHeld(after); err != nil {
+		return nil, 0, err
 	}
 	if applied := s.applied.Load().Seqno; upTo > applied {
 		return nil, 0, fmt.Errorf("storage: changes up to seqno %d asked, %d applied", upTo, applied)
@@ -65,7 +65,9 @@ func (s *Store) Changes(start, end []byte, after, upTo uint64, maxBytes int) (ch
 	txn := s.db.NewTransactionAt(upTo, false)
 	defer txn.Discard()
 	opts := badger.DefaultIteratorOptions
-	opts.Prefix, opts.AllVersions, opts.SinceTs = []byte{spaceData}, true, after
+	// Values are read only for the versions kept: after a cut, most are
+	// skipped.
+	opts.Prefix, opts.AllVersions, opts.SinceTs, opts.PrefetchValues = []byte{spaceData}, true, after, false
 	it := txn.NewIterator(opts)
 	defer it.Close()
 
@@ -98,7 +100,21 @@ func (s *Store) Changes(start, end []byte, after, upTo uint64, maxBytes int) (ch
 	if size > maxBytes {
 		changes, through, _ = cutChanges(changes, maxBytes)
 	}
+	// A sync during the scan may have forgotten deletes (forget.go) that
+	// the scan then skipped: the floor only rises, so look again.
+	if err := s.HistoryHeld(after); err != nil {
+		return nil, 0, err
+	}
 	return changes, through, nil
+}
+
+// HistoryHeld returns nil when every change after seqno after is held, else
+// ErrSnapshotTooOld saying what is (after is below HistoryFloor).
+func (s *Store) HistoryHeld(after uint64) error {
+	if floor := s.HistoryFloor(); after < floor {
+		return fmt.Errorf("%w: changes after seqno %d asked, the oldest held are after %d", ErrSnapshotTooOld, after, floor)
+	}
+	return nil
 }
 
 // sortChanges orders changes by seqno, then key.

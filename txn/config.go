@@ -50,6 +50,10 @@ type Config struct {
 	// follows is cut with ErrWatchBehind when it fills up. It also sizes
 	// the reads of history from storage.
 	WatchBuffer int
+	// MaxWatches bounds the watches open on this member at once; one more
+	// is refused with ErrOverloaded. Each holds up to WatchBuffer bytes of
+	// events, and a piece of history while it catches up.
+	MaxWatches int
 	// WatchProgress is how often an idle watch tells its client how far
 	// it got (which also tells the client the member is alive), and checks
 	// that the member is still primary. Clients take a member silent for
@@ -65,14 +69,18 @@ const DefaultMaxInflightCommits = 1024
 // write-sets of the default largest size.
 const DefaultMaxInflightBytes = 64 << 20
 
-// DefaultWatchBuffer is the default Config.WatchBuffer.
-const DefaultWatchBuffer = 1 << 20
+// DefaultWatchBuffer and DefaultMaxWatches are the defaults of
+// Config.WatchBuffer and Config.MaxWatches.
+const (
+	DefaultWatchBuffer = 1 << 20
+	DefaultMaxWatches  = 10000
+)
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{Limits: DefaultLimits(), CausalWait: 5 * time.Second, CommitTimeout: 30 * time.Second,
 		MaxInflightCommits: DefaultMaxInflightCommits, MaxInflightBytes: DefaultMaxInflightBytes,
-		WatchBuffer: DefaultWatchBuffer, WatchProgress: time.Second}
+		WatchBuffer: DefaultWatchBuffer, MaxWatches: DefaultMaxWatches, WatchProgress: time.Second}
 }
 
 // Validate reports a configuration that cannot work.
@@ -91,6 +99,8 @@ func (c Config) Validate() error {
 		return errors.New("txn: CausalWait, CommitTimeout and WatchProgress must be positive")
 	case c.WatchBuffer <= 0:
 		return fmt.Errorf("txn: WatchBuffer must be positive, got %d", c.WatchBuffer)
+	case c.MaxWatches <= 0:
+		return fmt.Errorf("txn: MaxWatches must be positive, got %d", c.MaxWatches)
 	case c.MaxInflightCommits <= 0:
 		return fmt.Errorf("txn: MaxInflightCommits must be positive, got %d", c.MaxInflightCommits)
 	case c.MaxInflightBytes < l.MaxWriteSetSize:

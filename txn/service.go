@@ -21,10 +21,10 @@ import (
 type Store interface {
 	Get(key []byte, snapshot uint64) ([]byte, error)
 	Scan(start, end []byte, limit int, snapshot uint64) ([]storage.KV, error)
-	// Changes, HistoryFloor and Applied are storage.Store's: the history
+	// Changes, HistoryHeld and Applied are storage.Store's: the history
 	// watches read.
 	Changes(start, end []byte, after, upTo uint64, maxBytes int) ([]storage.Change, uint64, error)
-	HistoryFloor() uint64
+	HistoryHeld(after uint64) error
 	Applied() storage.AppliedState
 	// Outcome returns the outcome stored for write-set id, if any.
 	Outcome(id []byte) (certification.Outcome, bool, error)
@@ -73,6 +73,8 @@ type Service struct {
 	gate  *gate
 	m     *metrics
 	feed  *feed
+
+	watches atomic.Int64 // open, for MaxWatches
 
 	noSpace atomic.Pointer[error] // why commits that put are refused; nil: they are not
 

@@ -119,7 +119,7 @@ func (emptyStore) Outcome([]byte) (certification.Outcome, bool, error) {
 func (emptyStore) Changes([]byte, []byte, uint64, uint64, int) ([]storage.Change, uint64, error) {
 	return nil, 0, nil
 }
-func (emptyStore) HistoryFloor() uint64          { return 0 }
+func (emptyStore) HistoryHeld(uint64) error      { return nil }
 func (emptyStore) Applied() storage.AppliedState { return storage.AppliedState{} }
 
 // newService returns a Service whose causal waits give up after 50ms, for

@@ -48,7 +48,8 @@ type WatchSend func(events []Event, progress uint64) error
 // it reached minSeqno. Events are read from storage up to the member's
 // applied seqno, then taken from the apply path as it applies them.
 //
-// It fails with ErrSnapshotTooOld when the member no longer holds the
+// It fails with ErrOverloaded when Config.MaxWatches watches are open,
+// with ErrSnapshotTooOld when the member no longer holds the
 // changes after after (or a state transfer replaced them while the watch
 // was open), with ErrNotPrimary when the member is or becomes cut off from
 // the majority, and with ErrWatchBehind when the watcher's buffer of
@@ -69,6 +70,11 @@ func (s *Service) Watch(ctx context.Context, start, end []byte, after, minSeqno 
 		}
 		after = at
 	}
+	if n := s.watches.Add(1); n > int64(s.cfg.MaxWatches) {
+		s.watches.Add(-1)
+		return fmt.Errorf("%w: %d watches open on this node (MaxWatches)", ErrOverloaded, n-1)
+	}
+	defer s.watches.Add(-1)
 	w := newWatcher(start, end, s.cfg.WatchBuffer)
 	s.m.watchers.Inc()
 	defer s.m.watchers.Dec()
@@ -85,8 +91,8 @@ func (s *Service) Watch(ctx context.Context, start, end []byte, after, minSeqno 
 // hands w.
 func (s *Service) watch(ctx context.Context, w *watcher, after, applied uint64, send WatchSend) error {
 	sent := after // every event at or below it was sent
-	if floor := s.store.HistoryFloor(); after < floor {
-		return fmt.Errorf("%w: changes after seqno %d asked, the oldest held are after %d", ErrSnapshotTooOld, after, floor)
+	if err := s.store.HistoryHeld(after); err != nil {
+		return storageErr(err)
 	}
 	if err := s.sendEvents(send, nil, sent); err != nil { // the watch started: say where
 		return err
@@ -190,13 +196,15 @@ func (s *Service) OnRestored(seqno uint64) {
 // feed hands the writes the apply path applies to the watchers whose
 // range they touch. The apply goroutine does the matching, in time
 // proportional to the writes and the watchers they match, not to every
-// watcher.
+// watcher; the index it matches with is built by the watches as they come
+// and go, off the apply path.
 type feed struct {
+	buildMu  sync.Mutex // serialises add, remove and cutAll; taken before mu
+	watchers map[*watcher]struct{}
+
 	mu        sync.Mutex
-	watchers  map[*watcher]struct{}
-	index     rangeIndex // of watchers, rebuilt by publish when stale
-	stale     bool
-	published uint64 // the seqno of the last batch published
+	index     rangeIndex // of every watcher in watchers
+	published uint64     // the seqno of the last batch published
 	touched   []*watcher
 }
 
@@ -205,20 +213,26 @@ func newFeed() *feed { return &feed{watchers: map[*watcher]struct{}{}} }
 // add registers w and returns the seqno the store has applied: every
 // event above it reaches w through publish.
 func (f *feed) add(w *watcher, store Store) uint64 {
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
+	f.watchers[w] = struct{}{}
+	idx := newRangeIndex(f.watchers)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.watchers[w] = struct{}{}
-	f.stale = true
+	f.index = idx
 	// Read under mu: a batch applied but not yet published is published to
 	// w too, and its events, also read from storage, are dropped then.
 	return store.Applied().Seqno
 }
 
 func (f *feed) remove(w *watcher) {
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
+	delete(f.watchers, w)
+	idx := newRangeIndex(f.watchers)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.watchers, w)
-	f.stale = true
+	f.index = idx
 }
 
 // progress returns a seqno at or below which every event of w was handed
@@ -238,12 +252,8 @@ func (f *feed) publish(recs []storage.Record, seqno uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.published = seqno
-	if len(f.watchers) == 0 {
-		return
-	}
-	if f.stale {
-		f.index = newRangeIndex(f.watchers)
-		f.stale = false
+	if len(f.index.bounds) == 0 {
+		return // no watcher
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -266,8 +276,8 @@ func (f *feed) publish(recs []storage.Record, seqno uint64) {
 }
 
 func (f *feed) cutAll(err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.buildMu.Lock()
+	defer f.buildMu.Unlock()
 	for w := range f.watchers {
 		w.cut(err)
 	}

@@ -340,3 +340,19 @@ func TestRangeIndex(t *testing.T) {
 		}
 	}
 }
+
+// One watch more than MaxWatches is refused with ErrOverloaded; closing one
+// makes room.
+func TestWatchMaxWatches(t *testing.T) {
+	fx := newWatchFixture(t, DefaultWatchBuffer)
+	fx.svc.cfg.MaxWatches = 1
+	fx.publish("a=1")
+	first := fx.watch("", "", 1)
+	first.until(1)
+	if err := fx.watch("", "", 1).ended(); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("a second watch with MaxWatches 1: %v, want ErrOverloaded", err)
+	}
+	first.cancel()
+	first.ended()
+	fx.watch("", "", 1).until(1)
+}

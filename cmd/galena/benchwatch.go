@@ -13,8 +13,8 @@ import (
 
 // How `galena bench --watchers` runs its watches.
 const (
-	// watchersPerClient bounds the watches one connection carries, below
-	// a member's limit of concurrent streams per connection.
+	// watchersPerClient is how many watches share a client, and so a
+	// stream: the watches of a few clients, as applications would run them.
 	watchersPerClient = 500
 	// watchDrain bounds the wait, after the run, for the events of the
 	// last commits.

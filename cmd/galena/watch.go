@@ -65,13 +65,15 @@ func watch(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end
 	defer cancel()
 	startBound := time.AfterFunc(timeout, cancel)
 	w, err := c.Watch(sctx, start, end, from)
-	if !startBound.Stop() && err != nil {
-		return fmt.Errorf("watch not started within %v (--timeout): %w", timeout, err)
+	if w != nil {
+		defer w.Close()
+	}
+	if !startBound.Stop() { // it fired: the watch, if it started, is cancelled
+		return fmt.Errorf("watch not started within %v (--timeout): %w", timeout, firstErr(err, context.DeadlineExceeded))
 	}
 	if err != nil {
 		return err
 	}
-	defer w.Close()
 	fmt.Fprintf(cmd.ErrOrStderr(), "watching after seqno %d\n", w.Progress())
 	out := json.NewEncoder(cmd.OutOrStdout())
 	for {

@@ -15,16 +15,18 @@ import (
 
 // How a Watch stream sends.
 const (
-	// maxWatchMessage is the size a Watch response is cut at, between
-	// events: an event larger than it goes alone.
+	// maxWatchMessage is the size a Watch response, and a watch's update,
+	// is cut at, between events: an event larger than it goes alone.
 	maxWatchMessage = 1 << 20
 	// maxWatchOutbox bounds the bytes of updates a stream holds that it
 	// has not sent: a watch with more to send waits, and its own buffer
 	// fills (txn.ErrWatchBehind) if the client reads too slowly.
 	maxWatchOutbox = 4 << 20
+	// maxStreamWatches bounds the watches open on one stream.
+	maxStreamWatches = 10000
 )
 
-// errDuplicateWatch: a create named a watch already open on the stream.
+// errDuplicateWatch: a create named a watch open on the stream.
 var errDuplicateWatch = errors.New("rpc: a watch with this id is open on the stream")
 
 // Watch serves the watches a client creates on one stream (see
@@ -37,7 +39,7 @@ var errDuplicateWatch = errors.New("rpc: a watch with this id is open on the str
 func (s *KV) Watch(stream galenapb.KV_WatchServer) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	ws := &watchStream{kv: s, out: newOutbox(), watches: map[uint64]context.CancelFunc{}}
+	ws := &watchStream{kv: s, out: newOutbox(), watches: map[uint64]*context.CancelFunc{}}
 	sent := make(chan error, 1)
 	go func() { sent <- ws.out.sendLoop(ctx, stream) }()
 	// The reader ends when the stream does: at once when Watch returns.
@@ -64,7 +66,7 @@ func (ws *watchStream) shut() {
 	ws.mu.Lock()
 	ws.shutting = true
 	for _, cancel := range ws.watches {
-		cancel()
+		(*cancel)()
 	}
 	ws.mu.Unlock()
 	ws.wg.Wait()
@@ -77,8 +79,8 @@ type watchStream struct {
 	wg  sync.WaitGroup // the watches' goroutines
 
 	mu       sync.Mutex
-	watches  map[uint64]context.CancelFunc // by id
-	shutting bool                          // set by shut: no watch starts
+	watches  map[uint64]*context.CancelFunc // by id, until its goroutine returns
+	shutting bool                           // set by shut: no watch starts
 }
 
 // readLoop creates and cancels watches as the client asks, until the
@@ -94,41 +96,54 @@ func (ws *watchStream) readLoop(ctx context.Context, stream galenapb.KV_WatchSer
 		}
 		switch r := req.GetRequest().(type) {
 		case *galenapb.WatchRequest_Create:
-			ws.create(ctx, r.Create)
+			if err := ws.create(ctx, r.Create); err != nil {
+				return toStatus(err)
+			}
 		case *galenapb.WatchRequest_Cancel:
 			ws.cancel(r.Cancel)
 		}
 	}
 }
 
-func (ws *watchStream) create(ctx context.Context, c *galenapb.WatchCreate) {
+// create starts the watch c asks for; it refuses, ending the stream, an id
+// in use and more than maxStreamWatches at once.
+func (ws *watchStream) create(ctx context.Context, c *galenapb.WatchCreate) error {
 	id := c.GetId()
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
-	if ws.shutting {
-		return
-	}
-	if _, open := ws.watches[id]; open {
-		ws.out.end(id, fmt.Errorf("%w: watch %d", errDuplicateWatch, id))
-		return
+	switch _, open := ws.watches[id]; {
+	case ws.shutting:
+		return nil
+	case open:
+		return fmt.Errorf("%w: watch %d", errDuplicateWatch, id)
+	case len(ws.watches) >= maxStreamWatches:
+		return fmt.Errorf("%w: %d watches open on one stream", txn.ErrOverloaded, len(ws.watches))
 	}
 	wctx, cancel := context.WithCancel(ctx)
-	ws.watches[id] = cancel
+	self := &cancel
+	ws.watches[id] = self
 	ws.wg.Go(func() {
 		err := ws.kv.svc.Watch(wctx, c.GetStart(), c.GetEnd(), c.GetAfter(), c.GetMinSeqno(),
 			func(events []txn.Event, progress uint64) error { return ws.out.put(wctx, id, events, progress) })
 		if wctx.Err() == nil { // not cancelled by the client or the stream's end
-			ws.out.end(id, err)
+			_ = ws.out.queue(ctx, &galenapb.WatchUpdate{Id: id, Error: CallError(toStatus(err))})
 		}
-		ws.cancel(id)
+		ws.mu.Lock()
+		defer ws.mu.Unlock()
+		if ws.watches[id] == self { // not a later watch with the same id
+			delete(ws.watches, id)
+		}
+		cancel()
 	})
+	return nil
 }
 
+// cancel ends watch id, as the client asked; no update says so.
 func (ws *watchStream) cancel(id uint64) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if cancel, ok := ws.watches[id]; ok {
-		cancel()
+		(*cancel)()
 		delete(ws.watches, id)
 	}
 }
@@ -147,10 +162,30 @@ func newOutbox() *outbox {
 	return &outbox{ready: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
 }
 
-// put queues an update of watch id, waiting while the outbox is full
-// (unless it is empty: one update always goes in) or until ctx ends.
+// put queues the updates of watch id that carry events and progress: as
+// many as it takes to keep each under maxWatchMessage (an event larger
+// than it goes alone), the progress on the last.
 func (o *outbox) put(ctx context.Context, id uint64, events []txn.Event, progress uint64) error {
-	u := watchUpdate(id, events, progress)
+	u, size := &galenapb.WatchUpdate{Id: id}, 0
+	for _, e := range events {
+		pe := watchEvent(e)
+		n := proto.Size(pe)
+		if len(u.Events) > 0 && size+n > maxWatchMessage {
+			u.Progress = u.Events[len(u.Events)-1].GetSeqno()
+			if err := o.queue(ctx, u); err != nil {
+				return err
+			}
+			u, size = &galenapb.WatchUpdate{Id: id}, 0
+		}
+		u.Events, size = append(u.Events, pe), size+n
+	}
+	u.Progress = progress
+	return o.queue(ctx, u)
+}
+
+// queue queues u, waiting while the outbox is full (unless it is empty:
+// one update always goes in) or until ctx ends.
+func (o *outbox) queue(ctx context.Context, u *galenapb.WatchUpdate) error {
 	n := proto.Size(u)
 	for {
 		o.mu.Lock()
@@ -167,15 +202,6 @@ func (o *outbox) put(ctx context.Context, id uint64, events []txn.Event, progres
 			return ctx.Err()
 		}
 	}
-}
-
-// end queues the last update of watch id, with err, without waiting.
-func (o *outbox) end(id uint64, err error) {
-	o.mu.Lock()
-	u := &galenapb.WatchUpdate{Id: id, Error: CallError(toStatus(err))}
-	o.updates = append(o.updates, sizedUpdate{u, proto.Size(u)})
-	o.mu.Unlock()
-	signal(o.ready)
 }
 
 // sendLoop sends what is queued, in messages of about maxWatchMessage,
@@ -222,15 +248,11 @@ func signal(ch chan struct{}) {
 	}
 }
 
-// watchUpdate is the wire form of events and progress of watch id.
-func watchUpdate(id uint64, events []txn.Event, progress uint64) *galenapb.WatchUpdate {
-	u := &galenapb.WatchUpdate{Id: id, Progress: progress, Events: make([]*galenapb.WatchEvent, len(events))}
-	for i, e := range events {
-		pe := &galenapb.WatchEvent{Seqno: e.Seqno, Changes: make([]*galenapb.Change, len(e.Changes))}
-		for j, c := range e.Changes {
-			pe.Changes[j] = &galenapb.Change{Key: c.Key, Value: c.Value, Delete: c.Delete}
-		}
-		u.Events[i] = pe
+// watchEvent is the wire form of e.
+func watchEvent(e txn.Event) *galenapb.WatchEvent {
+	pe := &galenapb.WatchEvent{Seqno: e.Seqno, Changes: make([]*galenapb.Change, len(e.Changes))}
+	for i, c := range e.Changes {
+		pe.Changes[i] = &galenapb.Change{Key: c.Key, Value: c.Value, Delete: c.Delete}
 	}
-	return u
+	return pe
 }
