@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"path"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -68,35 +70,47 @@ func (n *Node) authorize(ctx context.Context, method string) error {
 	if !ok {
 		need = security.RoleMember
 	}
-	have, name, err := callerRole(ctx)
+	var from string
+	var cs *tls.ConnectionState
+	if p, ok := peer.FromContext(ctx); ok {
+		if p.Addr != nil {
+			from = p.Addr.String()
+		}
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok {
+			cs = &info.State
+		}
+	}
+	if r := n.admit(path.Base(method), need, from, cs); r != nil {
+		return status.Error(r.code, r.msg)
+	}
+	return nil
+}
+
+// refusal is why a caller may not make a call: it presented no
+// certificate (Unauthenticated) or one without the role (PermissionDenied).
+type refusal struct {
+	code codes.Code
+	msg  string
+}
+
+// admit checks that the certificate of a caller at from, on a connection
+// whose TLS state is cs (nil: not TLS), has the role need for call; a
+// refusal is logged once, as a warning.
+func (n *Node) admit(call string, need security.Role, from string, cs *tls.ConnectionState) *refusal {
+	have, name, err := security.RoleNone, "", security.ErrNoCertificate
+	if cs != nil {
+		have, name, err = security.PeerRole(*cs)
+	}
 	if err == nil && have.Allows(need) {
 		return nil
 	}
-	var from string
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		from = p.Addr.String()
-	}
-	call := path.Base(method)
 	n.lg.Warn("denied a call", zap.String("method", call), zap.String("from", from),
 		zap.String("certificate", name), zap.Stringer("role", have), zap.Stringer("needs", need), zap.NamedError("reason", err))
 	switch {
 	case errors.Is(err, security.ErrNoCertificate):
-		return status.Errorf(codes.Unauthenticated, "%s needs a client certificate signed by the cluster's CA with role %v or higher: this member verifies clients (--client-cert-auth)", call, need)
+		return &refusal{codes.Unauthenticated, fmt.Sprintf("%s needs a client certificate signed by the cluster's CA with role %v or higher: this member verifies clients (--client-cert-auth)", call, need)}
 	case err != nil:
-		return status.Errorf(codes.PermissionDenied, "%s denied: %v", call, err)
+		return &refusal{codes.PermissionDenied, fmt.Sprintf("%s denied: %v", call, err)}
 	}
-	return status.Errorf(codes.PermissionDenied, "%s denied: certificate %q has role %v, and %s needs role %v or higher", call, name, have, call, need)
-}
-
-// callerRole is the role of the certificate the caller presented.
-func callerRole(ctx context.Context) (security.Role, string, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return security.RoleNone, "", security.ErrNoCertificate
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return security.RoleNone, "", security.ErrNoCertificate
-	}
-	return security.PeerRole(info.State)
+	return &refusal{codes.PermissionDenied, fmt.Sprintf("%s denied: certificate %q has role %v, and %s needs role %v or higher", call, name, have, call, need)}
 }

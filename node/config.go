@@ -76,6 +76,16 @@ type Config struct {
 	// or PermissionDenied. It needs TLS. Without it, any client may do
 	// anything, as without TLS.
 	ClientCertAuth bool
+	// EnablePprof serves Go's profiler at /debug/pprof/ on the member's
+	// port (off by default: profiles show a database's memory, and a CPU
+	// profile costs a core while it runs); with ClientCertAuth, to the
+	// admin role only.
+	EnablePprof bool
+	// MetricsAddr, if set, is an extra listener ("host:port") serving
+	// /metrics, /healthz and /readyz only, in plaintext and to anyone: for
+	// scrapers and probes inside a trusted network when the member's port
+	// verifies clients.
+	MetricsAddr string
 
 	Logger     *zap.Logger           // nil → zap.NewNop()
 	Registerer prometheus.Registerer // nil → a private registry; /metrics serves it if it is also a Gatherer
@@ -183,6 +193,11 @@ func (c Config) Validate() error {
 	if c.Join != "" {
 		if _, _, err := net.SplitHostPort(c.Join); err != nil {
 			return fmt.Errorf("node: join address %q: %w", c.Join, err)
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			return fmt.Errorf("node: metrics address %q: %w", c.MetricsAddr, err)
 		}
 	}
 	if err := c.validateOwned(); err != nil {

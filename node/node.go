@@ -37,6 +37,8 @@ type Node struct {
 	svc     *txn.Service
 	grpc    *grpc.Server
 	http    *http.Server
+	plainLn net.Listener // MetricsAddr's; nil without it
+	plain   *http.Server
 
 	clusterID  uint64
 	fatal      chan error // receives the apply loop's fatal error, once
@@ -139,6 +141,11 @@ func (n *Node) listen() error {
 	}
 	n.secureListener()
 	n.addr = n.cfg.advertise()
+	if n.cfg.MetricsAddr != "" {
+		if n.plainLn, err = net.Listen("tcp", n.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("node: listen for metrics: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -307,9 +314,13 @@ func (n *Node) serve() {
 	n.grpc = grpc.NewServer(append(n.grpcOptions(), n.securityOptions()...)...)
 	n.registerServices(n.grpc)
 	n.grpcMetrics.InitializeMetrics(n.grpc)
-	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: httpConnContext}
 	n.goTracked(func() { n.grpc.Serve(grpcLn) })
 	n.goTracked(func() { n.http.Serve(httpLn) })
+	if n.plainLn != nil {
+		n.plain = &http.Server{Handler: n.plainHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.goTracked(func() { n.plain.Serve(n.plainLn) })
+	}
 	n.goTracked(func() {
 		if err := n.mux.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 			n.lg.Debug("listener stopped", zap.Error(err))
@@ -327,6 +338,15 @@ func (n *Node) goTracked(fn func()) {
 
 // Addr is the address the member serves on.
 func (n *Node) Addr() string { return n.addr }
+
+// MetricsAddr is the address of the plaintext metrics listener
+// (Config.MetricsAddr, with the port it got), or "" without one.
+func (n *Node) MetricsAddr() string {
+	if n.plainLn == nil {
+		return ""
+	}
+	return n.plainLn.Addr().String()
+}
 
 // ID is the member's id.
 func (n *Node) ID() string { return n.cfg.ID }
@@ -381,6 +401,12 @@ func (n *Node) close() error {
 	}
 	if n.http != nil {
 		n.http.Close()
+	}
+	if n.plain != nil {
+		n.plain.Close()
+	}
+	if n.plainLn != nil {
+		n.plainLn.Close() // when the member failed before serving it
 	}
 	if n.group != nil {
 		errs = append(errs, n.group.Close())

@@ -1,15 +1,20 @@
 package node
 
 import (
+	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/pprof"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/node/rpc"
+	"github.com/galenadb/galena/security"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc/codes"
 )
 
 // Member states, after Galera's.
@@ -95,9 +100,44 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 	return resp
 }
 
-// httpHandler serves /healthz, /readyz, /status, /metrics and /debug/pprof.
+// httpHandler serves the member's port: /healthz and /readyz to anyone;
+// /status and /metrics to the read role and /debug/pprof/ (only with
+// EnablePprof) to the admin role when the member verifies clients.
 func (n *Node) httpHandler() http.Handler {
 	mux := http.NewServeMux()
+	n.handleProbes(mux)
+	mux.Handle("/status", n.httpRole(security.RoleRead, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(n.Status())
+	})))
+	if h := n.metricsHandler(); h != nil {
+		mux.Handle("/metrics", n.httpRole(security.RoleRead, h))
+	}
+	if n.cfg.EnablePprof {
+		prof := http.NewServeMux()
+		prof.HandleFunc("/debug/pprof/", pprof.Index)
+		prof.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		prof.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		prof.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		prof.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.Handle("/debug/pprof/", n.httpRole(security.RoleAdmin, prof))
+	}
+	return mux
+}
+
+// plainHandler serves the extra plaintext listener (MetricsAddr):
+// /healthz, /readyz and /metrics, to anyone.
+func (n *Node) plainHandler() http.Handler {
+	mux := http.NewServeMux()
+	n.handleProbes(mux)
+	if h := n.metricsHandler(); h != nil {
+		mux.Handle("/metrics", h)
+	}
+	return mux
+}
+
+// handleProbes serves /healthz and /readyz on mux.
+func (n *Node) handleProbes(mux *http.ServeMux) {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if st := n.Status().State; st != StateSynced {
@@ -106,17 +146,49 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(n.Status())
-	})
+}
+
+// metricsHandler serves Registerer's metrics, or is nil when it gathers
+// none.
+func (n *Node) metricsHandler() http.Handler {
 	if g, ok := n.cfg.Registerer.(prometheus.Gatherer); ok {
-		mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+		return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 	}
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return nil
+}
+
+// tlsStateKey is the context key of an HTTP request's TLS state: the
+// member's listener ends TLS before the HTTP server sees the connection,
+// so http.Request.TLS is nil.
+type tlsStateKey struct{}
+
+// httpConnContext records the TLS state of an HTTP connection for
+// httpRole.
+func httpConnContext(ctx context.Context, c net.Conn) context.Context {
+	if cs, ok := tlsState(c); ok {
+		return context.WithValue(ctx, tlsStateKey{}, &cs)
+	}
+	return ctx
+}
+
+// httpRole serves h to callers whose certificate has the role need when
+// the member verifies clients (ClientCertAuth), and to anyone otherwise;
+// others get 401 (no certificate) or 403 (not the role), as gRPC calls
+// get Unauthenticated or PermissionDenied.
+func (n *Node) httpRole(need security.Role, h http.Handler) http.Handler {
+	if !n.cfg.ClientCertAuth {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cs, _ := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+		if ref := n.admit(r.URL.Path, need, r.RemoteAddr, cs); ref != nil {
+			code := http.StatusForbidden
+			if ref.code == codes.Unauthenticated {
+				code = http.StatusUnauthorized
+			}
+			http.Error(w, ref.msg, code)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

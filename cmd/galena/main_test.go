@@ -31,6 +31,7 @@ func TestStartFlagsRejected(t *testing.T) {
 		{"missing id", []string{"--initial-cluster", cluster}, "--id is required"},
 		{"initial cluster and join", []string{"--id", "n1", "--initial-cluster", cluster, "--join", "127.0.0.1:7002"}, "--initial-cluster (bootstrap a new cluster) and --join (join a running one) exclude each other"},
 		{"bad join address", []string{"--id", "n4", "--join", "nowhere"}, "join address \"nowhere\""},
+		{"bad metrics address", []string{"--id", "n1", "--initial-cluster", cluster, "--listen-metrics", "nowhere"}, "--listen-metrics \"nowhere\": want host:port"},
 		{"empty cluster token", []string{"--id", "n1", "--initial-cluster", cluster, "--cluster-token", ""}, "--cluster-token must not be empty"},
 		{"zero not primary timeout", []string{"--id", "n1", "--initial-cluster", cluster, "--not-primary-timeout", "0s"}, "--not-primary-timeout must be positive"},
 		{"zero snapshot threshold", []string{"--id", "n1", "--initial-cluster", cluster, "--snapshot-threshold", "0"}, "--snapshot-threshold must be positive"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -17,17 +18,29 @@ import (
 type tlsFlags struct {
 	cert, key, ca  string
 	clientCertAuth bool
+	enablePprof    bool
+	listenMetrics  string
 }
 
 func addTLSFlags(fl *pflag.FlagSet, f *tlsFlags) {
 	fl.StringVar(&f.cert, "tls-cert", "", "this member's certificate (galena cert node); with --tls-key and --tls-ca, everything on the port uses TLS")
 	fl.StringVar(&f.key, "tls-key", "", "private key of --tls-cert")
 	fl.StringVar(&f.ca, "tls-ca", "", "CA certificate that signed the members' (and clients') certificates")
-	fl.BoolVar(&f.clientCertAuth, "client-cert-auth", false, "clients must present a certificate from --tls-ca, whose role (read, write, admin) says what they may do")
+	fl.BoolVar(&f.clientCertAuth, "client-cert-auth", false, "clients must present a certificate from --tls-ca, whose role (read, write, admin) says what they may do; "+
+		"HTTP's /status and /metrics too (read role)")
+	fl.BoolVar(&f.enablePprof, "enable-pprof", false, "serve Go's profiler at /debug/pprof/ (with --client-cert-auth, to the admin role only)")
+	fl.StringVar(&f.listenMetrics, "listen-metrics", "", "host:port of an extra plaintext listener serving /metrics, /healthz and /readyz only, to anyone (for scrapers and probes in a trusted network)")
 }
 
-// apply sets the member's TLS configuration from the flags.
+// apply sets the member's TLS configuration, and what its HTTP side
+// serves, from the flags.
 func (f tlsFlags) apply(cfg *node.Config) error {
+	if f.listenMetrics != "" {
+		if _, _, err := net.SplitHostPort(f.listenMetrics); err != nil {
+			return usagef("--listen-metrics %q: want host:port: %v", f.listenMetrics, err)
+		}
+	}
+	cfg.EnablePprof, cfg.MetricsAddr = f.enablePprof, f.listenMetrics
 	switch {
 	case f.cert == "" && f.key == "" && f.ca == "":
 		if f.clientCertAuth {

@@ -69,8 +69,15 @@ the port under TLS: Raft and forwarding between members, membership calls,
 clients and HTTP. Members present their certificates to each other and
 refuse connections between members without a member certificate from the
 CA. --client-cert-auth also makes every client present a certificate from
-the CA, whose role (read, write or admin) says what it may do. Without TLS, a
-member on a non-loopback address logs a warning.`,
+the CA, whose role (read, write or admin) says what it may do, on gRPC and on
+HTTP's /status and /metrics (read role; /healthz and /readyz stay open).
+Without TLS, a member on a non-loopback address logs a warning.
+
+The profiler (/debug/pprof/) is off unless --enable-pprof turns it on; with
+--client-cert-auth it is then served to the admin role only.
+--listen-metrics host:port adds a plaintext listener serving only /metrics,
+/healthz and /readyz, to anyone: for scrapers and probes inside a trusted
+network.`,
 		Example: `  # a new three-member cluster, one command per member
   galena start --id n1 --addr 127.0.0.1:7001 --data /var/lib/galena/n1 \
     --initial-cluster n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003
