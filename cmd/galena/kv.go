@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -117,6 +119,11 @@ func (g *globalFlags) endpointList() ([]string, error) {
 	if len(eps) == 0 {
 		return nil, usagef("--endpoints lists no endpoint")
 	}
+	for _, ep := range eps {
+		if err := checkEndpoint(ep); err != nil {
+			return nil, err
+		}
+	}
 	if g.timeout <= 0 {
 		return nil, usagef("--timeout must be positive, got %v", g.timeout)
 	}
@@ -124,6 +131,19 @@ func (g *globalFlags) endpointList() ([]string, error) {
 		return nil, usagef("--dial-timeout must be positive, got %v", g.dialTimeout)
 	}
 	return eps, nil
+}
+
+// checkEndpoint refuses an endpoint that is not host:port: a scheme, or
+// no port, which gRPC would take for a name to resolve or port 443.
+func checkEndpoint(ep string) error {
+	if scheme, _, ok := strings.Cut(ep, "://"); ok {
+		return usagef("--endpoints: %q: give host:port, without %s:// (for TLS, pass --tls-ca)", ep, scheme)
+	}
+	host, port, err := net.SplitHostPort(ep)
+	if err != nil || host == "" || port == "" {
+		return usagef("--endpoints: %q is not host:port (a member listens on --addr, 7001 by default)", ep)
+	}
+	return nil
 }
 
 // withClient runs fn with a client of --endpoints that connects within
@@ -160,6 +180,9 @@ func explain(err error, eps []string, timeout time.Duration) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, client.ErrUnavailable) && strings.Contains(cause(err), "server preface"):
+		// A TLS member closes a connection that does not start a handshake.
+		return fmt.Errorf("no endpoint reachable (%s): %s (if the members use TLS, pass --tls-ca)", list, cause(err))
 	case errors.Is(err, client.ErrUnavailable):
 		return fmt.Errorf("no endpoint reachable (%s): %s", list, cause(err))
 	case errors.Is(err, client.ErrIndeterminate) && grpcCause(err).Code() == codes.Unavailable:
@@ -191,12 +214,19 @@ func grpcCause(err error) *status.Status {
 
 func newPutCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
-		Use:   "put KEY VALUE",
-		Short: "Write a key",
-		Args:  cobra.ExactArgs(2),
+		Use:   "put KEY [VALUE|-]",
+		Short: "Write a key; without VALUE, or with -, the value is read from standard input",
+		Args:  cobra.RangeArgs(1, 2),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			if args[0] == "" {
+				return usagef("KEY must not be empty")
+			}
+			value, err := putValue(cmd, args)
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := c.Put(ctx, []byte(args[0]), []byte(args[1])); err != nil {
+				if err := c.Put(ctx, []byte(args[0]), value); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintln(cmd.OutOrStdout(), "OK")
@@ -204,6 +234,26 @@ func newPutCmd(g *globalFlags) *cobra.Command {
 			})
 		}),
 	}
+}
+
+// maxStdinValue bounds a value read from standard input: a member's
+// largest value, and one byte to tell a larger one.
+const maxStdinValue = benchMaxValue
+
+// putValue is put's VALUE, or standard input's bytes, exactly, when it is
+// absent or "-".
+func putValue(cmd *cobra.Command, args []string) ([]byte, error) {
+	if len(args) == 2 && args[1] != "-" {
+		return []byte(args[1]), nil
+	}
+	v, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), maxStdinValue+1))
+	if err != nil {
+		return nil, fmt.Errorf("read the value from standard input: %w", err)
+	}
+	if len(v) > maxStdinValue {
+		return nil, usagef("the value on standard input is over %d bytes, a member's largest value", maxStdinValue)
+	}
+	return v, nil
 }
 
 // staleFlag adds --stale to a read command.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +99,48 @@ func TestExplain(t *testing.T) {
 		}
 		if tc.want != "" && !strings.HasPrefix(got.Error(), tc.want) {
 			t.Errorf("explain(%v) = %q, want it to start %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// put reads the value from standard input, byte for byte, when it has no
+// VALUE or VALUE is -.
+func TestPutFromStandardInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := nodetest.MakeCluster(t, 1)
+	c.Leader()
+	ep := c.Endpoints()[0]
+	cl, err := client.New(client.Config{Endpoints: c.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	value := append([]byte("line one\nline two\n\x00\xff"), bytes.Repeat([]byte("x"), 200<<10)...)
+	for _, args := range [][]string{{"put", "a", "-"}, {"put", "b"}} {
+		var out, errs bytes.Buffer
+		code := runWith(t.Context(), append([]string{"--endpoints", ep}, args...), bytes.NewReader(value), &out, &errs)
+		if code != 0 || out.String() != "OK\n" {
+			t.Fatalf("galena %v: exit %d, stdout %q, stderr %q", args, code, out.String(), errs.String())
+		}
+		got, err := cl.Get(t.Context(), []byte(args[1]))
+		if err != nil || !bytes.Equal(got, value) {
+			t.Fatalf("after galena %v: %d bytes, %v; want the %d bytes of standard input", args, len(got), err, len(value))
+		}
+	}
+	var errs bytes.Buffer
+	code := runWith(t.Context(), []string{"--endpoints", ep, "put", "c"}, bytes.NewReader(make([]byte, maxStdinValue+1)), io.Discard, &errs)
+	if code != 2 || !strings.Contains(errs.String(), "over 1048576 bytes") {
+		t.Fatalf("an oversized value on standard input: exit %d, stderr %q", code, errs.String())
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 || !strings.HasPrefix(out, "galena ") || !strings.Contains(out, "go1.") || errs != "" {
+			t.Errorf("galena %v: exit %d, stdout %q, stderr %q", args, code, out, errs)
 		}
 	}
 }

@@ -22,8 +22,14 @@ func main() {
 
 // run executes the command line args and returns the process exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runWith(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runWith is run, with the standard input commands read from.
+func runWith(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
@@ -89,6 +95,8 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.Version = version()
+	root.SetVersionTemplate("galena {{.Version}}\n")
 	g := addGlobalFlags(root)
 	root.AddCommand(
 		newStartCmd(),
@@ -96,7 +104,7 @@ func newRootCmd() *cobra.Command {
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g), newWatchCmd(g),
 		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
 		newBackupCmd(g), newRestoreCmd(),
-		newCertCmd(),
+		newCertCmd(), newVersionCmd(),
 	)
 	return root
 }

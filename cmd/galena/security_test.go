@@ -210,7 +210,7 @@ func TestTLSClusterCLI(t *testing.T) {
 	if code, out, errs := bob("put", "greeting", "bye"); code != 1 || out != "" || !strings.Contains(errs, "permission denied") || !strings.Contains(errs, `"bob" has role read`) {
 		t.Fatalf("put with a read certificate: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
-	if code, _, errs := cliOf(t, eps...)("get", "greeting"); code != 1 || !strings.Contains(errs, "no endpoint reachable") {
+	if code, _, errs := cliOf(t, eps...)("get", "greeting"); code != 1 || !strings.Contains(errs, "no endpoint reachable") || !strings.Contains(errs, "pass --tls-ca") {
 		t.Fatalf("get without TLS: exit %d, stderr %q", code, errs)
 	}
 	if code, _, errs := cliOf(t, eps...)("get", "greeting", "--tls-ca", filepath.Join(dir, "ca.crt")); code != 1 || !strings.Contains(errs, "unauthenticated") || !strings.Contains(errs, "--tls-cert") {
