@@ -216,11 +216,8 @@ func newPutCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "put KEY [VALUE|-]",
 		Short: "Write a key; without VALUE, or with -, the value is read from standard input",
-		Args:  cobra.RangeArgs(1, 2),
+		Args:  keyArgs(cobra.RangeArgs(1, 2)),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			if args[0] == "" {
-				return usagef("KEY must not be empty")
-			}
 			value, err := putValue(cmd, args)
 			if err != nil {
 				return err
@@ -279,12 +276,25 @@ func readOptions(stale bool) []client.TxnOption {
 	return nil
 }
 
+// keyArgs checks args with n, and that the first, a KEY, is not empty.
+func keyArgs(n cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := n(cmd, args); err != nil {
+			return err
+		}
+		if args[0] == "" {
+			return usagef("KEY must not be empty")
+		}
+		return nil
+	}
+}
+
 func newGetCmd(g *globalFlags) *cobra.Command {
-	var stale bool
+	var stale, raw bool
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value of a key",
-		Args:  cobra.ExactArgs(1),
+		Args:  keyArgs(cobra.ExactArgs(1)),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				v, err := c.Get(ctx, []byte(args[0]), readOptions(stale)...)
@@ -294,12 +304,16 @@ func newGetCmd(g *globalFlags) *cobra.Command {
 				if err != nil {
 					return staleHint(err, stale)
 				}
-				_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s\n", v)
+				if !raw {
+					v = append(v, '\n')
+				}
+				_, err = cmd.OutOrStdout().Write(v)
 				return err
 			})
 		}),
 	}
 	staleFlag(cmd, &stale)
+	cmd.Flags().BoolVar(&raw, "raw", false, "print the value's bytes exactly, without a newline after them (to pipe into a file)")
 	return cmd
 }
 
@@ -307,7 +321,7 @@ func newDelCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "del KEY",
 		Short: "Delete a key (deleting an absent key is not an error)",
-		Args:  cobra.ExactArgs(1),
+		Args:  keyArgs(cobra.ExactArgs(1)),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				if err := c.Delete(ctx, []byte(args[0])); err != nil {

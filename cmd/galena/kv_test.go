@@ -104,7 +104,7 @@ func TestExplain(t *testing.T) {
 }
 
 // put reads the value from standard input, byte for byte, when it has no
-// VALUE or VALUE is -.
+// VALUE or VALUE is -; get --raw prints it back exactly.
 func TestPutFromStandardInput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -127,6 +127,10 @@ func TestPutFromStandardInput(t *testing.T) {
 		got, err := cl.Get(t.Context(), []byte(args[1]))
 		if err != nil || !bytes.Equal(got, value) {
 			t.Fatalf("after galena %v: %d bytes, %v; want the %d bytes of standard input", args, len(got), err, len(value))
+		}
+		out.Reset()
+		if code := runWith(t.Context(), []string{"--endpoints", ep, "get", "--raw", args[1]}, nil, &out, &errs); code != 0 || !bytes.Equal(out.Bytes(), value) {
+			t.Fatalf("galena get --raw %s: exit %d, %d bytes out; want the %d bytes put", args[1], code, out.Len(), len(value))
 		}
 	}
 	var errs bytes.Buffer

@@ -201,6 +201,8 @@ func TestClientUsageErrors(t *testing.T) {
 		{"check with argument", []string{"check", "n1"}, "unknown command \"n1\""},
 		{"put three arguments", []string{"put", "k", "v", "w"}, "accepts between 1 and 2 arg(s)"},
 		{"put empty key", []string{"put", "", "v"}, "KEY must not be empty"},
+		{"get empty key", []string{"get", ""}, "KEY must not be empty"},
+		{"del empty key", []string{"del", ""}, "KEY must not be empty"},
 		{"endpoint without port", []string{"--endpoints", "127.0.0.1", "get", "k"}, `--endpoints: "127.0.0.1" is not host:port`},
 		{"endpoint with scheme", []string{"--endpoints", "http://127.0.0.1:7001", "get", "k"}, `give host:port, without http://`},
 		{"del two keys", []string{"del", "a", "b"}, "accepts 1 arg(s)"},
