@@ -45,10 +45,10 @@ func TestHTTPPathsByRole(t *testing.T) {
 	const ok, unauthenticated, denied, absent = http.StatusOK, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound
 	paths := []string{"/healthz", "/readyz", "/status", "/metrics", "/debug/pprof/", "/debug/pprof/cmdline"}
 	want := map[security.Role][]int{
-		security.RoleNone:   {ok, ok, unauthenticated, unauthenticated, unauthenticated, unauthenticated},
-		security.RoleRead:   {ok, ok, ok, ok, denied, denied},
-		security.RoleWrite:  {ok, ok, ok, ok, denied, denied},
-		security.RoleAdmin:  {ok, ok, ok, ok, ok, ok},
+		security.RoleNone:  {ok, ok, unauthenticated, unauthenticated, unauthenticated, unauthenticated},
+		security.RoleRead:  {ok, ok, ok, ok, denied, denied},
+		security.RoleWrite: {ok, ok, ok, ok, denied, denied},
+		security.RoleAdmin: {ok, ok, ok, ok, ok, ok},
 	}
 	for role, codes := range want {
 		cfg := pki.client(fmt.Sprint("http-", role), role)

@@ -2,6 +2,8 @@ package node
 
 import (
 	"fmt"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -11,14 +13,15 @@ import (
 )
 
 // stateCodes number the member states as Galera's wsrep_local_state does
-// (1 joining, 2 donor, 3 joined, 4 synced); the others are 0.
-var stateCodes = map[string]float64{StateJoining: 1, StateDonor: 2, StateJoined: 3, StateSynced: 4}
+// (1 joining, 2 donor, 3 joined, 4 synced), and Galena's own after them.
+var stateCodes = map[string]float64{StateJoining: 1, StateDonor: 2, StateJoined: 3, StateSynced: 4, StateNonPrimary: 5, StateFailed: 6}
 
 // collector exports a member's status at scrape time, one Status call per
 // scrape.
 type collector struct {
 	n                                           *Node
 	state, primary, size, applied, lag, contact *prometheus.Desc
+	leader, build                               *prometheus.Desc
 	commits, failures, recvQueue, minReadable   *prometheus.Desc
 	batchedEntries, batchedCommands             *prometheus.Desc
 	dataBytes, quotaBytes                       *prometheus.Desc
@@ -27,8 +30,12 @@ type collector struct {
 func newCollector(n *Node) *collector {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &collector{
-		n:        n,
-		state:    d("galena_local_state", "Member state, numbered as Galera's wsrep_local_state: 1 JOINING, 2 DONOR, 3 JOINED, 4 SYNCED, 0 otherwise (NON_PRIMARY, FAILED)."),
+		n: n,
+		state: d("galena_local_state", "Member state, numbered as Galera's wsrep_local_state: 1 JOINING, 2 DONOR, 3 JOINED, 4 SYNCED; "+
+			"and 5 NON_PRIMARY, 6 FAILED."),
+		leader: d("galena_leader", "1 while this member leads the Raft group, else 0."),
+		build: prometheus.NewDesc("galena_build_info", "The build this member runs: always 1, the build in the labels.",
+			nil, buildLabels()),
 		primary:  d("galena_cluster_status", "1 while the member is part of a majority with a live leader (primary), else 0."),
 		size:     d("galena_cluster_size", "Members in the cluster configuration, voters and non-voters."),
 		applied:  d("galena_last_committed", "Highest seqno applied on this member."),
@@ -51,7 +58,7 @@ func newCollector(n *Node) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
+	for _, d := range []*prometheus.Desc{c.state, c.leader, c.build, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
 		c.minReadable, c.dataBytes, c.quotaBytes, c.batchedEntries, c.batchedCommands} {
 		ch <- d
 	}
@@ -68,6 +75,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
 	gauge(c.state, stateCodes[s.State])
+	leader := 0.0
+	if s.RaftState == "Leader" {
+		leader = 1
+	}
+	gauge(c.leader, leader)
+	gauge(c.build, 1)
 	gauge(c.primary, primary)
 	gauge(c.size, float64(len(s.Members)))
 	gauge(c.applied, float64(s.AppliedSeqno))
@@ -84,6 +97,42 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.failures, s.CertFailures)
 	counter(c.batchedEntries, s.BatchedEntries)
 	counter(c.batchedCommands, s.BatchedCommands)
+}
+
+// Build describes the build a binary runs: the module's version, the
+// commit it was built from ("+changes" when the tree had some; "unknown"
+// when not built from a repository) and the Go version.
+type Build struct {
+	Version, Revision, GoVersion string
+}
+
+// ThisBuild is the running binary's Build.
+func ThisBuild() Build {
+	b := Build{Version: "unknown", Revision: "unknown", GoVersion: runtime.Version()}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return b
+	}
+	b.Version = info.Main.Version
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			b.Revision = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if modified {
+		b.Revision += "+changes"
+	}
+	return b
+}
+
+// buildLabels are galena_build_info's labels.
+func buildLabels() prometheus.Labels {
+	b := ThisBuild()
+	return prometheus.Labels{"version": b.Version, "revision": b.Revision, "go_version": b.GoVersion}
 }
 
 // newCertifyHistogram is galena_certification_duration_seconds, observed

@@ -173,6 +173,9 @@ func TestHealthAndReadiness(t *testing.T) {
 	if code := get(ep, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz of a NON_PRIMARY member = %d, want 503", code)
 	}
+	if m := scrape(t, ep); m["galena_local_state"] != 5 || m["galena_leader"] != 0 {
+		t.Fatalf("galena_local_state %v, galena_leader %v of a NON_PRIMARY member; want 5 and 0", m["galena_local_state"], m["galena_leader"])
+	}
 	if code := get(ep, "/healthz"); code != http.StatusOK {
 		t.Fatalf("/healthz of a NON_PRIMARY member = %d", code)
 	}

@@ -184,7 +184,10 @@ func TestStateMetrics(t *testing.T) {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{"galena_local_state 4", "galena_cluster_status 1", "galena_cluster_size 1", "galena_local_commits_total 3", "galena_apply_lag 0"} {
+	if b := node.ThisBuild(); !strings.Contains(string(body), fmt.Sprintf(`galena_build_info{go_version=%q,revision=%q,version=%q} 1`, b.GoVersion, b.Revision, b.Version)) {
+		t.Errorf("metrics lack galena_build_info of %+v:\n%s", b, body)
+	}
+	for _, want := range []string{"galena_local_state 4", "galena_leader 1", "galena_cluster_status 1", "galena_cluster_size 1", "galena_local_commits_total 3", "galena_apply_lag 0"} {
 		if !strings.Contains(string(body), want+"\n") {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}

@@ -2,30 +2,16 @@ package main
 
 import (
 	"fmt"
-	"runtime/debug"
 
+	"github.com/galenadb/galena/node"
 	"github.com/spf13/cobra"
 )
 
 // version describes this build: the module's version, the commit it was
-// built from (and whether the tree had changes), and the Go version.
+// built from and the Go version (as galena_build_info labels them).
 func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown build)"
-	}
-	v := info.Main.Version
-	settings := map[string]string{}
-	for _, s := range info.Settings {
-		settings[s.Key] = s.Value
-	}
-	if rev := settings["vcs.revision"]; rev != "" {
-		v += " " + rev[:min(12, len(rev))]
-		if settings["vcs.modified"] == "true" {
-			v += "+changes"
-		}
-	}
-	return v + " " + info.GoVersion
+	b := node.ThisBuild()
+	return fmt.Sprintf("%s %s %s", b.Version, b.Revision, b.GoVersion)
 }
 
 func newVersionCmd() *cobra.Command {
