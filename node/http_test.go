@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"testing"
@@ -10,6 +11,8 @@ import (
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/nodetest"
 	"github.com/galenadb/galena/security"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // httpGet returns the status code of GET url through a client of cfg (nil:
@@ -35,9 +38,11 @@ func TestHTTPPathsByRole(t *testing.T) {
 		t.Skip("in-process cluster")
 	}
 	pki := newTestPKI(t)
+	var certDER []byte // the member's certificate
 	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) {
 		pki.member(cfg, true)
 		cfg.EnablePprof, cfg.MetricsAddr = true, "127.0.0.1:0"
+		certDER = cfg.TLS.Certificates[0].Certificate[0]
 	})
 	c.Leader()
 	waitState(c, 0, node.StateSynced)
@@ -60,6 +65,15 @@ func TestHTTPPathsByRole(t *testing.T) {
 	}
 
 	plain := c.Nodes[0].MetricsAddr()
+	// The member's certificate expiry is a metric.
+	leaf, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := scrape(t, plain); m["galena_tls_certificate_expiry_timestamp_seconds"] != float64(leaf.NotAfter.Unix()) {
+		t.Errorf("galena_tls_certificate_expiry_timestamp_seconds = %v, want %d (the certificate's NotAfter)",
+			m["galena_tls_certificate_expiry_timestamp_seconds"], leaf.NotAfter.Unix())
+	}
 	for path, code := range map[string]int{"/metrics": ok, "/healthz": ok, "/readyz": ok, "/status": absent, "/debug/pprof/": absent} {
 		if got := httpGet(t, nil, "http://"+plain+path); got != code {
 			t.Errorf("plaintext listener: GET %s = %d, want %d", path, got, code)
@@ -76,5 +90,23 @@ func TestProfilerOffByDefault(t *testing.T) {
 	}
 	if got := httpGet(t, nil, "http://"+ep+"/status"); got != http.StatusOK {
 		t.Fatalf("GET /status without client-cert-auth = %d, want 200", got)
+	}
+}
+
+// A member whose certificate expires within 30 days warns when it starts.
+func TestCertificateExpiryWarning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("in-process cluster")
+	}
+	pki := newTestPKI(t)
+	obs, logs := observer.New(zap.WarnLevel)
+	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) {
+		cert := pki.cert(security.Leaf{Name: cfg.ID, Role: security.RoleMember, Hosts: []string{"127.0.0.1"}, ValidFor: 24 * time.Hour})
+		cfg.TLS, cfg.PeerTLS = security.ServerConfig(cert, pki.ca.Pool()), security.PeerConfig(cert, pki.ca.Pool())
+		cfg.Logger = teeWarnings(cfg.Logger, obs)
+	})
+	c.Leader()
+	if n := logs.FilterMessage("TLS certificate").Len(); n != 1 {
+		t.Fatalf("%d warnings of a certificate that expires in a day, want 1", n)
 	}
 }

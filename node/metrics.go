@@ -21,7 +21,7 @@ var stateCodes = map[string]float64{StateJoining: 1, StateDonor: 2, StateJoined:
 type collector struct {
 	n                                           *Node
 	state, primary, size, applied, lag, contact *prometheus.Desc
-	leader, build                               *prometheus.Desc
+	leader, build, certExpiry                   *prometheus.Desc
 	commits, failures, recvQueue, minReadable   *prometheus.Desc
 	batchedEntries, batchedCommands             *prometheus.Desc
 	dataBytes, quotaBytes                       *prometheus.Desc
@@ -34,6 +34,8 @@ func newCollector(n *Node) *collector {
 		state: d("galena_local_state", "Member state, numbered as Galera's wsrep_local_state: 1 JOINING, 2 DONOR, 3 JOINED, 4 SYNCED; "+
 			"and 5 NON_PRIMARY, 6 FAILED."),
 		leader: d("galena_leader", "1 while this member leads the Raft group, else 0."),
+		certExpiry: d("galena_tls_certificate_expiry_timestamp_seconds", "When this member's TLS certificate expires, "+
+			"in Unix seconds (absent without TLS): alert weeks ahead, e.g. on it minus time() below 30 days."),
 		build: prometheus.NewDesc("galena_build_info", "The build this member runs: always 1, the build in the labels.",
 			nil, buildLabels()),
 		primary:  d("galena_cluster_status", "1 while the member is part of a majority with a live leader (primary), else 0."),
@@ -58,7 +60,7 @@ func newCollector(n *Node) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.state, c.leader, c.build, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
+	for _, d := range []*prometheus.Desc{c.state, c.leader, c.build, c.certExpiry, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
 		c.minReadable, c.dataBytes, c.quotaBytes, c.batchedEntries, c.batchedCommands} {
 		ch <- d
 	}
@@ -81,6 +83,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.leader, leader)
 	gauge(c.build, 1)
+	if t := c.n.certNotAfter.Load(); t != 0 {
+		gauge(c.certExpiry, float64(t))
+	}
 	gauge(c.primary, primary)
 	gauge(c.size, float64(len(s.Members)))
 	gauge(c.applied, float64(s.AppliedSeqno))

@@ -47,10 +47,13 @@ type Node struct {
 	joining    atomic.Bool                     // catching up before it can serve (see monitor)
 	members    atomic.Pointer[map[string]bool] // ids in the configuration, as monitor last saw it
 	announce   chan certification.Checkpoint
-	quotaBytes atomic.Int64    // a data member's space quota (see spaceLoop)
-	dataBytes  atomic.Int64    // what its data directory held when last measured
-	ctx        context.Context // cancelled by Close: ends the member's own goroutines and calls
-	cancel     context.CancelFunc
+	quotaBytes atomic.Int64 // a data member's space quota (see spaceLoop)
+	dataBytes  atomic.Int64 // what its data directory held when last measured
+	// certNotAfter is when the member's TLS certificate expires (Unix
+	// seconds), 0 without TLS.
+	certNotAfter atomic.Int64
+	ctx          context.Context // cancelled by Close: ends the member's own goroutines and calls
+	cancel       context.CancelFunc
 
 	registered  []prometheus.Collector // on cfg.Registerer until Close
 	certifyTime prometheus.Histogram

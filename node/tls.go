@@ -198,6 +198,7 @@ func (c Config) peerCredentials() credentials.TransportCredentials {
 func (n *Node) secureListener() {
 	if n.cfg.TLS != nil {
 		n.ln = tls.NewListener(n.ln, n.cfg.TLS)
+		n.noteCertificate()
 		return
 	}
 	addr, ok := n.ln.Addr().(*net.TCPAddr)
@@ -206,6 +207,32 @@ func (n *Node) secureListener() {
 	}
 	n.lg.Warn("SERVING WITHOUT TLS on a non-loopback address: Raft, forwarding and client traffic are neither encrypted nor authenticated, and anyone who reaches this port can read and change the data and the membership; start every member with --tls-cert, --tls-key and --tls-ca (see galena cert)",
 		zap.String("listen", addr.String()))
+}
+
+// certWarnAhead is how long before its certificate expires a member warns
+// when it starts.
+const certWarnAhead = 30 * 24 * time.Hour
+
+// noteCertificate records when the member's certificate expires
+// (galena_tls_certificate_expiry_timestamp_seconds) and logs it: a
+// warning when that is less than certWarnAhead away.
+func (n *Node) noteCertificate() {
+	if len(n.cfg.TLS.Certificates) == 0 || len(n.cfg.TLS.Certificates[0].Certificate) == 0 {
+		return
+	}
+	leaf, err := x509.ParseCertificate(n.cfg.TLS.Certificates[0].Certificate[0])
+	if err != nil {
+		n.lg.Warn("cannot read this member's certificate", zap.Error(err))
+		return
+	}
+	n.certNotAfter.Store(leaf.NotAfter.Unix())
+	left := time.Until(leaf.NotAfter)
+	log := n.lg.Info
+	if left < certWarnAhead {
+		log = n.lg.Warn
+	}
+	log("TLS certificate", zap.String("subject", leaf.Subject.CommonName), zap.Time("expires", leaf.NotAfter),
+		zap.Duration("expires_in", left.Round(time.Hour)))
 }
 
 // tlsTerminated gives gRPC the TLS state of a connection whose handshake
