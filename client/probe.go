@@ -38,6 +38,9 @@ type MemberStatus struct {
 	Error string
 	// Members is the cluster's configuration as the member knows it.
 	Members []Member
+	// CertExpires is when the member's TLS certificate expires; zero
+	// without TLS.
+	CertExpires time.Time
 }
 
 // MemberDigest is one member's running digest of what it applied: equal
@@ -171,6 +174,9 @@ func statusOf(r *galenapb.StatusResponse) MemberStatus {
 	}
 	if ms := r.GetLastContactMs(); ms >= 0 {
 		s.LastContact = time.Duration(ms) * time.Millisecond
+	}
+	if u := r.GetCertExpiryUnix(); u != 0 {
+		s.CertExpires = time.Unix(u, 0).UTC()
 	}
 	for _, m := range r.GetMembers() {
 		s.Members = append(s.Members, memberOf(m))

@@ -92,7 +92,7 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		AppliedSeqno: s.AppliedSeqno, AppliedIndex: s.AppliedIndex, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
 		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
-		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members),
+		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members), CertExpiryUnix: n.certNotAfter.Load(),
 	}
 	if s.LastContact >= 0 {
 		resp.LastContactMs = s.LastContact.Milliseconds()

@@ -1455,9 +1455,12 @@ type StatusResponse struct {
 	Error         string                 `protobuf:"bytes,16,opt,name=error,proto3" json:"error,omitempty"`                                         // why the member stopped, in state FAILED
 	// the raft log index applied_seqno was reached at: one log entry may
 	// carry several write-sets, each with a seqno of its own
-	AppliedIndex  uint64 `protobuf:"varint,17,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AppliedIndex uint64 `protobuf:"varint,17,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// when the member's TLS certificate expires, in Unix seconds; 0 without
+	// TLS
+	CertExpiryUnix int64 `protobuf:"varint,18,opt,name=cert_expiry_unix,json=certExpiryUnix,proto3" json:"cert_expiry_unix,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1605,6 +1608,13 @@ func (x *StatusResponse) GetError() string {
 func (x *StatusResponse) GetAppliedIndex() uint64 {
 	if x != nil {
 		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCertExpiryUnix() int64 {
+	if x != nil {
+		return x.CertExpiryUnix
 	}
 	return 0
 }
@@ -2311,7 +2321,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x9e\x04\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xc8\x04\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -2335,7 +2345,8 @@ const file_galena_proto_rawDesc = "" +
 	"\tapply_lag\x18\x0e \x01(\x04R\bapplyLag\x12&\n" +
 	"\x0flast_contact_ms\x18\x0f \x01(\x03R\rlastContactMs\x12\x14\n" +
 	"\x05error\x18\x10 \x01(\tR\x05error\x12#\n" +
-	"\rapplied_index\x18\x11 \x01(\x04R\fappliedIndex\"\x13\n" +
+	"\rapplied_index\x18\x11 \x01(\x04R\fappliedIndex\x12(\n" +
+	"\x10cert_expiry_unix\x18\x12 \x01(\x03R\x0ecertExpiryUnix\"\x13\n" +
 	"\x11MemberListRequest\"}\n" +
 	"\x12MemberListResponse\x12\x1d\n" +
 	"\n" +

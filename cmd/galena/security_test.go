@@ -219,8 +219,11 @@ func TestTLSClusterCLI(t *testing.T) {
 	if m := membersOf(t, bob); len(m.Members) != 3 || m.LeaderID == "" {
 		t.Fatalf("member list: %+v", m)
 	}
-	if code, out, errs := bob("status", "--json"); code != 0 || strings.Count(out, `"state":"SYNCED"`) != 3 {
-		t.Fatalf("status: exit %d, stdout %q, stderr %q", code, out, errs)
+	if code, out, errs := bob("status", "--json"); code != 0 || strings.Count(out, `"state":"SYNCED"`) != 3 || strings.Count(out, `"cert_expires":"`) != 3 {
+		t.Fatalf("status: exit %d, stdout %q, stderr %q; want 3 members SYNCED, with their certificates' expiry", code, out, errs)
+	}
+	if code, out, errs := bob("status"); code != 0 || !strings.Contains(out, "CERT_EXPIRES") {
+		t.Fatalf("status: exit %d, stdout %q, stderr %q; want a CERT_EXPIRES column", code, out, errs)
 	}
 	if code, out, errs := bob("check"); code != 0 || !strings.HasPrefix(out, "consistent") {
 		t.Fatalf("check: exit %d, stdout %q, stderr %q", code, out, errs)

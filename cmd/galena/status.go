@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -42,6 +44,9 @@ type memberStatus struct {
 	CertFailures  uint64 `json:"cert_failures"`
 	State         string `json:"state"`
 	Error         string `json:"error,omitempty"` // why it stopped, or why it did not answer
+	// CertExpires is when the member's TLS certificate expires (RFC 3339),
+	// "" without TLS.
+	CertExpires string `json:"cert_expires,omitempty"`
 }
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
@@ -59,7 +64,8 @@ highest seqno the member applied and LAG how many committed entries it has
 yet to apply; CONTACT is how long ago a follower last heard from the leader
 ("-" on the leader and before any contact); STATE is SYNCED, JOINED (applying
 a backlog), JOINING, NON_PRIMARY (cut off from the majority), FAILED or
-UNREACHABLE. A member's error, if any, follows the table.`,
+UNREACHABLE; with TLS, CERT_EXPIRES is when the member's certificate
+expires. A member's error, if any, follows the table.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			eps, err := g.endpointList()
@@ -150,6 +156,9 @@ func rowOf(s client.MemberStatus) memberStatus {
 	if s.LastContact >= 0 {
 		row.LastContactMs = s.LastContact.Milliseconds()
 	}
+	if !s.CertExpires.IsZero() {
+		row.CertExpires = s.CertExpires.Format(time.RFC3339)
+	}
 	return row
 }
 
@@ -169,15 +178,24 @@ func (r memberStatus) contact() string {
 }
 
 func printStatusTable(w io.Writer, rows []memberStatus) error {
+	tls := slices.ContainsFunc(rows, func(r memberStatus) bool { return r.CertExpires != "" })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tROLE\tRAFT\tAPPLIED\tLAG\tCONTACT\tCOMMITS\tCERT_FAIL\tSTATE")
+	fmt.Fprint(tw, "ID\tADDRESS\tROLE\tRAFT\tAPPLIED\tLAG\tCONTACT\tCOMMITS\tCERT_FAIL\tSTATE")
+	if tls {
+		fmt.Fprint(tw, "\tCERT_EXPIRES")
+	}
+	fmt.Fprintln(tw)
 	for _, r := range rows {
 		if r.State == stateUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", r.ID, r.Address, r.State)
-			continue
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s", r.ID, r.Address, r.State)
+		} else {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s", r.ID, r.Address, r.Role, r.RaftState,
+				r.AppliedSeqno, r.ApplyLag, r.contact(), r.Commits, r.CertFailures, r.State)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", r.ID, r.Address, r.Role, r.RaftState,
-			r.AppliedSeqno, r.ApplyLag, r.contact(), r.Commits, r.CertFailures, r.State)
+		if tls {
+			fmt.Fprintf(tw, "\t%s", cmp.Or(r.CertExpires, "-"))
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
