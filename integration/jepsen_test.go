@@ -48,11 +48,7 @@ func TestJepsen(t *testing.T) {
 			t.Fatalf("-jepsen.nemesis=%q: %v", mix, err)
 		}
 	}
-	seed := *jepsenSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("jepsen: seed %d (-jepsen.seed=%d repeats the clients' and the faults' choices)", seed, seed)
+	seed := jepsenSeedOf(t)
 	injected := map[string]bool{}
 	every := true // whether every workload ran
 	for part, name := range names {
@@ -75,6 +71,17 @@ func TestJepsen(t *testing.T) {
 	if every && len(missing) > 0 {
 		t.Errorf("fault kinds never injected by the workloads %v: %v", names, missing)
 	}
+}
+
+// jepsenSeedOf is -jepsen.seed, or a random seed when it is 0; it logs
+// the seed, which repeats the run's choices.
+func jepsenSeedOf(t *testing.T) uint64 {
+	seed := *jepsenSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("jepsen: seed %d (-jepsen.seed=%d repeats the clients' and the faults' choices)", seed, seed)
+	return seed
 }
 
 // jepsenWorkloadNames are the workloads -jepsen.workloads lists.

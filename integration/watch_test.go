@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -19,11 +18,7 @@ func TestWatchUnderFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
-	seed := *jepsenSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (-jepsen.seed=%d repeats the clients' and the faults' choices)", seed, seed)
+	seed := jepsenSeedOf(t)
 	kinds := []string{"kill", "pause", "split"}
 	rep := runJepsen(t, checker.WorkloadWatch, nemesis.FaultSpec{Nemesis: "kill,pause,split", Seed: seed})
 	for _, k := range kinds {

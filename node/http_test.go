@@ -101,8 +101,7 @@ func TestCertificateExpiryWarning(t *testing.T) {
 	pki := newTestPKI(t)
 	obs, logs := observer.New(zap.WarnLevel)
 	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) {
-		cert := pki.cert(security.Leaf{Name: cfg.ID, Role: security.RoleMember, Hosts: []string{"127.0.0.1"}, ValidFor: 24 * time.Hour})
-		cfg.TLS, cfg.PeerTLS = security.ServerConfig(cert, pki.ca.Pool()), security.PeerConfig(cert, pki.ca.Pool())
+		pki.memberFor(cfg, false, 24*time.Hour)
 		cfg.Logger = teeWarnings(cfg.Logger, obs)
 	})
 	c.Leader()

@@ -54,7 +54,13 @@ func (p *testPKI) cert(l security.Leaf) tls.Certificate {
 
 // member sets cfg's TLS to a member certificate for loopback.
 func (p *testPKI) member(cfg *node.Config, clientCertAuth bool) {
-	c := p.cert(security.Leaf{Name: cfg.ID, Role: security.RoleMember, Hosts: []string{"127.0.0.1"}})
+	p.memberFor(cfg, clientCertAuth, 0)
+}
+
+// memberFor is member, with a certificate valid for validFor (0: the
+// default).
+func (p *testPKI) memberFor(cfg *node.Config, clientCertAuth bool, validFor time.Duration) {
+	c := p.cert(security.Leaf{Name: cfg.ID, Role: security.RoleMember, Hosts: []string{"127.0.0.1"}, ValidFor: validFor})
 	cfg.TLS, cfg.PeerTLS = security.ServerConfig(c, p.ca.Pool()), security.PeerConfig(c, p.ca.Pool())
 	cfg.ClientCertAuth = clientCertAuth
 }

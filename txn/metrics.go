@@ -23,12 +23,12 @@ type metrics struct {
 	inflightBytes prometheus.GaugeFunc
 	overloaded    prometheus.Counter
 	noSpace       prometheus.Counter
-	watchers      prometheus.Gauge
+	watchers      prometheus.GaugeFunc
 	watchEvents   prometheus.Counter
 	watchersCut   prometheus.Counter
 }
 
-func newMetrics(inflight, inflightBytes func() int) *metrics {
+func newMetrics(inflight, inflightBytes, watches func() int) *metrics {
 	m := &metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "galena_commit_duration_seconds",
@@ -52,10 +52,10 @@ func newMetrics(inflight, inflightBytes func() int) *metrics {
 			Name: "galena_commits_no_space_total",
 			Help: "Commits refused at once because this member's data was over its space quota (--quota-bytes).",
 		}),
-		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+		watchers: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "galena_watchers",
 			Help: "Watches open on this member.",
-		}),
+		}, func() float64 { return float64(watches()) }),
 		watchEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "galena_watch_events_sent_total",
 			Help: "Events (one committed write-set's changes to a watched range each) sent to watches on this member.",

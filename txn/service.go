@@ -119,7 +119,7 @@ func New(cfg Config, store Store, ord Orderer) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, lg: cfg.Logger, store: store, ord: ord, gate: newGate(cfg.MaxInflightCommits, cfg.MaxInflightBytes), feed: newFeed(),
 		waiters: map[string][]chan certification.Outcome{}}
-	s.m = newMetrics(s.gate.inflight, s.gate.inflightBytes)
+	s.m = newMetrics(s.gate.inflight, s.gate.inflightBytes, func() int { return int(s.watches.Load()) })
 	return s, nil
 }
 

@@ -76,8 +76,6 @@ func (s *Service) Watch(ctx context.Context, start, end []byte, after, minSeqno 
 	}
 	defer s.watches.Add(-1)
 	w := newWatcher(start, end, s.cfg.WatchBuffer)
-	s.m.watchers.Inc()
-	defer s.m.watchers.Dec()
 	applied := s.feed.add(w, s.store)
 	defer s.feed.remove(w)
 	err := s.watch(ctx, w, after, applied, send)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -91,7 +92,7 @@ func (bw *benchWatch) follow(ctx context.Context, w *client.Watcher, i int) {
 		if err != nil {
 			if ctx.Err() == nil {
 				bw.mu.Lock()
-				bw.failure = firstErr(bw.failure, fmt.Errorf("watch %d ended after seqno %d: %w", i, w.Progress(), err))
+				bw.failure = cmp.Or(bw.failure, fmt.Errorf("watch %d ended after seqno %d: %w", i, w.Progress(), err))
 				bw.mu.Unlock()
 			}
 			return
@@ -99,14 +100,6 @@ func (bw *benchWatch) follow(ctx context.Context, w *client.Watcher, i int) {
 		bw.arrivals[i] = append(bw.arrivals[i], arrival{e.Seqno, time.Now()})
 		bw.events.Add(1)
 	}
-}
-
-// firstErr returns a unless it is nil, else b.
-func firstErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // stop ends every watch and waits for them.

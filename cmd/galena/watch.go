@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -69,7 +70,7 @@ func watch(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end
 		defer w.Close()
 	}
 	if !startBound.Stop() { // it fired: the watch, if it started, is cancelled
-		return fmt.Errorf("watch not started within %v (--timeout): %w", timeout, firstErr(err, context.DeadlineExceeded))
+		return fmt.Errorf("watch not started within %v (--timeout): %w", timeout, cmp.Or(err, context.DeadlineExceeded))
 	}
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/txn"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -126,7 +128,8 @@ func (ws *watchStream) create(ctx context.Context, c *galenapb.WatchCreate) erro
 		err := ws.kv.svc.Watch(wctx, c.GetStart(), c.GetEnd(), c.GetAfter(), c.GetMinSeqno(),
 			func(events []txn.Event, progress uint64) error { return ws.out.put(wctx, id, events, progress) })
 		if wctx.Err() == nil { // not cancelled by the client or the stream's end
-			_ = ws.out.queue(ctx, &galenapb.WatchUpdate{Id: id, Error: CallError(toStatus(err))})
+			end := &galenapb.WatchUpdate{Id: id, Error: CallError(toStatus(err))}
+			_ = ws.out.queue(ctx, end, proto.Size(end)) // fails only once the stream ends
 		}
 		ws.mu.Lock()
 		defer ws.mu.Unlock()
@@ -169,10 +172,10 @@ func (o *outbox) put(ctx context.Context, id uint64, events []txn.Event, progres
 	u, size := &galenapb.WatchUpdate{Id: id}, 0
 	for _, e := range events {
 		pe := watchEvent(e)
-		n := proto.Size(pe)
+		n := protowire.SizeTag(2) + protowire.SizeBytes(proto.Size(pe)) // as a field of the update
 		if len(u.Events) > 0 && size+n > maxWatchMessage {
 			u.Progress = u.Events[len(u.Events)-1].GetSeqno()
-			if err := o.queue(ctx, u); err != nil {
+			if err := o.queue(ctx, u, size+updateOverhead); err != nil {
 				return err
 			}
 			u, size = &galenapb.WatchUpdate{Id: id}, 0
@@ -180,13 +183,16 @@ func (o *outbox) put(ctx context.Context, id uint64, events []txn.Event, progres
 		u.Events, size = append(u.Events, pe), size+n
 	}
 	u.Progress = progress
-	return o.queue(ctx, u)
+	return o.queue(ctx, u, size+updateOverhead)
 }
 
-// queue queues u, waiting while the outbox is full (unless it is empty:
-// one update always goes in) or until ctx ends.
-func (o *outbox) queue(ctx context.Context, u *galenapb.WatchUpdate) error {
-	n := proto.Size(u)
+// updateOverhead bounds what an update adds to its events: its id and
+// progress.
+const updateOverhead = 2 * (1 + binary.MaxVarintLen64)
+
+// queue queues u, of about n bytes, waiting while the outbox is full
+// (unless it is empty: one update always goes in) or until ctx ends.
+func (o *outbox) queue(ctx context.Context, u *galenapb.WatchUpdate, n int) error {
 	for {
 		o.mu.Lock()
 		if len(o.updates) == 0 || o.size+n <= maxWatchOutbox {
