@@ -62,7 +62,8 @@ type Config struct {
 	// and forwarding connections must present a member certificate, gRPC
 	// clients only with ClientCertAuth. security.ServerConfig builds one.
 	// PeerTLS is then required. nil serves plaintext; a member that does so
-	// on a non-loopback address logs a warning.
+	// on a non-loopback address logs a warning. Node.SetTLS replaces TLS
+	// and PeerTLS while the member runs.
 	TLS *tls.Config
 	// PeerTLS is how this member dials other members (Raft, forwarding,
 	// membership changes passed to the leader, Join): it presents this
@@ -76,6 +77,9 @@ type Config struct {
 	// or PermissionDenied. It needs TLS. Without it, any client may do
 	// anything, as without TLS.
 	ClientCertAuth bool
+	// live holds TLS and PeerTLS as New prepared them, then as SetTLS
+	// replaces them; nil without TLS.
+	live *liveTLS
 	// EnablePprof serves Go's profiler at /debug/pprof/ on the member's
 	// port (off by default: profiles show a database's memory, and a CPU
 	// profile costs a core while it runs); with ClientCertAuth, to the

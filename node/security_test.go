@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -333,5 +334,72 @@ func TestTLSConfigValidation(t *testing.T) {
 	cfg.TLS, cfg.PeerTLS, cfg.ClientCertAuth = server(), peer, true
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("a valid TLS configuration: %v", err)
+	}
+}
+
+// TestSetTLS replaces a running member's certificate: connections made
+// afterwards get the new one and the member's status shows its expiry;
+// configurations New would refuse (a client's certificate, an expired one)
+// change nothing; a member without TLS cannot turn it on.
+func TestSetTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("in-process cluster")
+	}
+	pki := newTestPKI(t)
+	c := nodetest.MakeClusterWith(t, 1, func(_ int, cfg *node.Config) { pki.member(cfg, false) })
+	c.Leader()
+	n, ep := c.Nodes[0], c.Endpoints()[0]
+	ctx := ctxT(t)
+	presented := func() *x509.Certificate {
+		t.Helper()
+		conn, err := tls.Dial("tcp", ep, pki.client("probe", security.RoleNone))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0]
+	}
+	member := func(validFor time.Duration) tls.Certificate {
+		return pki.cert(security.Leaf{Name: "n1", Role: security.RoleMember, Hosts: []string{"127.0.0.1"}, ValidFor: validFor})
+	}
+	old := presented()
+
+	renewed := member(30 * time.Minute)
+	if err := n.SetTLS(security.ServerConfig(renewed, pki.ca.Pool()), security.PeerConfig(renewed, pki.ca.Pool())); err != nil {
+		t.Fatal(err)
+	}
+	if got := presented(); got.SerialNumber.Cmp(renewed.Leaf.SerialNumber) != 0 || got.SerialNumber.Cmp(old.SerialNumber) == 0 {
+		t.Fatalf("after SetTLS the member presents serial %x; want the renewed %x", got.SerialNumber, renewed.Leaf.SerialNumber)
+	}
+	st, err := tlsClient(t, pki.client("r", security.RoleRead), ep).Status(ctx, ep)
+	if err != nil || !st.CertExpires.Equal(renewed.Leaf.NotAfter.Truncate(time.Second)) {
+		t.Fatalf("status: cert expires %v (%v); want %v", st.CertExpires, err, renewed.Leaf.NotAfter.Truncate(time.Second))
+	}
+	if err := tlsClient(t, pki.client("w", security.RoleWrite), ep).Put(ctx, []byte("k"), []byte("v")); err != nil {
+		t.Fatalf("put after SetTLS: %v", err)
+	}
+
+	clientCert := pki.cert(security.Leaf{Name: "alice", Role: security.RoleAdmin})
+	expired := member(time.Nanosecond)
+	for _, tc := range []struct {
+		name         string
+		server, peer *tls.Config
+		want         string
+	}{
+		{"a client's certificate", security.ServerConfig(clientCert, pki.ca.Pool()), security.PeerConfig(clientCert, pki.ca.Pool()), "not a member's"},
+		{"an expired certificate", security.ServerConfig(expired, pki.ca.Pool()), security.PeerConfig(expired, pki.ca.Pool()), "expired at"},
+		{"no peer configuration", security.ServerConfig(renewed, pki.ca.Pool()), nil, "needs both"},
+	} {
+		if err := n.SetTLS(tc.server, tc.peer); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SetTLS with %s = %v; want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	if got := presented(); got.SerialNumber.Cmp(renewed.Leaf.SerialNumber) != 0 {
+		t.Fatalf("a refused SetTLS changed the certificate presented to serial %x", got.SerialNumber)
+	}
+
+	plain := nodetest.MakeCluster(t, 1)
+	if err := plain.Nodes[0].SetTLS(security.ServerConfig(renewed, pki.ca.Pool()), security.PeerConfig(renewed, pki.ca.Pool())); err == nil || !strings.Contains(err.Error(), "needs a restart") {
+		t.Fatalf("SetTLS on a member without TLS = %v; want a refusal", err)
 	}
 }

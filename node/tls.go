@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/galenadb/galena/security"
@@ -51,45 +52,54 @@ func (c Config) validateTLS() error {
 }
 
 // memberCertificate checks that a configuration presents a certificate
-// with the member role (or gets one from a callback, which it cannot check).
+// with the member role that is valid now (or gets one from a callback,
+// which it cannot check).
 func memberCertificate(field string, certs []tls.Certificate, callback bool) error {
-	if len(certs) == 0 {
-		if callback {
-			return nil
-		}
+	leaf, err := leafOf(certs)
+	switch {
+	case err != nil:
+		return fmt.Errorf("node: %s certificate: %w", field, err)
+	case leaf == nil && callback:
+		return nil
+	case leaf == nil:
 		return fmt.Errorf("node: %s has no certificate: members present theirs to each other", field)
-	}
-	leaf := certs[0].Leaf
-	if leaf == nil {
-		var err error
-		if leaf, err = x509.ParseCertificate(certs[0].Certificate[0]); err != nil {
-			return fmt.Errorf("node: %s certificate: %w", field, err)
-		}
 	}
 	if r, err := security.RoleOf(leaf); err != nil {
 		return fmt.Errorf("node: the %s certificate %q is not a member's: %w", field, leaf.Subject.CommonName, err)
 	} else if r != security.RoleMember {
 		return fmt.Errorf("node: the %s certificate %q is not a member's (its role is %v): make one with galena cert node", field, leaf.Subject.CommonName, r)
 	}
+	if err := security.CheckValidity(leaf, time.Now()); err != nil {
+		return fmt.Errorf("node: %s: %w", field, err)
+	}
 	return nil
 }
 
 // secure copies the TLS configurations so that later changes by the caller
-// have no effect, offers the ALPN protocols gRPC and HTTP need, and makes
-// this member check that a member it dials presents a member certificate.
+// have no effect, prepares them (see secured) and makes them the member's
+// live pair, which SetTLS replaces.
 func (c *Config) secure() {
 	if c.TLS == nil {
 		return
 	}
-	c.TLS = c.TLS.Clone()
+	c.TLS, c.PeerTLS = secured(c.TLS, c.PeerTLS)
+	c.live = new(liveTLS)
+	c.live.cur.Store(&tlsPair{server: c.TLS, peer: c.PeerTLS})
+}
+
+// secured returns copies of a member's configurations that offer the ALPN
+// protocols gRPC and HTTP need and make this member check that a member it
+// dials presents a member certificate.
+func secured(server, peer *tls.Config) (*tls.Config, *tls.Config) {
+	server = server.Clone()
 	for _, p := range security.ServerNextProtos {
-		if !slices.Contains(c.TLS.NextProtos, p) {
-			c.TLS.NextProtos = append(c.TLS.NextProtos, p)
+		if !slices.Contains(server.NextProtos, p) {
+			server.NextProtos = append(server.NextProtos, p)
 		}
 	}
-	c.PeerTLS = c.PeerTLS.Clone()
-	verify := c.PeerTLS.VerifyConnection
-	c.PeerTLS.VerifyConnection = func(cs tls.ConnectionState) error {
+	peer = peer.Clone()
+	verify := peer.VerifyConnection
+	peer.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := requireMember(cs); err != nil {
 			return err
 		}
@@ -98,6 +108,46 @@ func (c *Config) secure() {
 		}
 		return nil
 	}
+	return server, peer
+}
+
+// liveTLS is the member's current pair of TLS configurations. SetTLS
+// replaces both at once: every connection made afterwards, accepted or
+// dialled, uses the new pair; connections already open keep theirs.
+type liveTLS struct{ cur atomic.Pointer[tlsPair] }
+
+type tlsPair struct{ server, peer *tls.Config }
+
+func (l *liveTLS) peer() *tls.Config { return l.cur.Load().peer }
+
+// listenerConfig is the configuration of the member's TLS listener: each
+// handshake takes the server configuration current when it starts.
+func (l *liveTLS) listenerConfig() *tls.Config {
+	return &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		return l.cur.Load().server, nil
+	}}
+}
+
+// SetTLS replaces the member's TLS configurations (see Config.TLS and
+// Config.PeerTLS) without a restart: a renewed certificate, or a new CA
+// bundle while CAs are rotated. Connections accepted or dialled afterwards
+// use them; open ones keep what they were made with. The new pair must pass
+// the checks New makes; a member started without TLS cannot turn it on.
+// On error nothing changes.
+func (n *Node) SetTLS(server, peer *tls.Config) error {
+	if n.cfg.live == nil {
+		return errors.New("node: this member serves without TLS; turning TLS on needs a restart")
+	}
+	if server == nil || peer == nil {
+		return errors.New("node: SetTLS needs both configurations")
+	}
+	if err := (Config{TLS: server, PeerTLS: peer}).validateTLS(); err != nil {
+		return err
+	}
+	server, peer = secured(server, peer)
+	n.cfg.live.cur.Store(&tlsPair{server: server, peer: peer})
+	n.noteCertificate(server, "TLS configuration replaced")
+	return nil
 }
 
 // requireMember accepts a TLS peer that presented a verified member
@@ -143,8 +193,8 @@ func tlsState(c net.Conn) (tls.ConnectionState, bool) {
 // and checks the other's, all within the dial timeout. nil lets groupcomm
 // dial TCP.
 func (c Config) peerDialer() func(string, time.Duration) (net.Conn, error) {
-	dial, cfg := c.PeerDial, c.PeerTLS
-	if cfg == nil {
+	dial, live := c.PeerDial, c.live
+	if live == nil {
 		return dial
 	}
 	if dial == nil {
@@ -159,7 +209,7 @@ func (c Config) peerDialer() func(string, time.Duration) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		tc := tls.Client(raw, withServerName(cfg, addr))
+		tc := tls.Client(raw, withServerName(live.peer(), addr))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
 			return nil, fmt.Errorf("node: TLS handshake with %s: %w", addr, err)
@@ -186,19 +236,19 @@ func withServerName(cfg *tls.Config, addr string) *tls.Config {
 // peerCredentials are the gRPC credentials of this member's calls to other
 // members (membership changes, --join).
 func (c Config) peerCredentials() credentials.TransportCredentials {
-	if c.PeerTLS == nil {
+	if c.live == nil {
 		return insecure.NewCredentials()
 	}
-	return credentials.NewTLS(c.PeerTLS)
+	return credentials.NewTLS(c.live.peer())
 }
 
 // secureListener wraps the member's listener in TLS, when configured,
 // before cmux splits it; without TLS it warns, loudly, when the listener can
 // be reached from other hosts.
 func (n *Node) secureListener() {
-	if n.cfg.TLS != nil {
-		n.ln = tls.NewListener(n.ln, n.cfg.TLS)
-		n.noteCertificate()
+	if n.cfg.live != nil {
+		n.ln = tls.NewListener(n.ln, n.cfg.live.listenerConfig())
+		n.noteCertificate(n.cfg.TLS, "TLS certificate")
 		return
 	}
 	addr, ok := n.ln.Addr().(*net.TCPAddr)
@@ -213,16 +263,15 @@ func (n *Node) secureListener() {
 // when it starts.
 const certWarnAhead = 30 * 24 * time.Hour
 
-// noteCertificate records when the member's certificate expires
-// (galena_tls_certificate_expiry_timestamp_seconds) and logs it: a
-// warning when that is less than certWarnAhead away.
-func (n *Node) noteCertificate() {
-	if len(n.cfg.TLS.Certificates) == 0 || len(n.cfg.TLS.Certificates[0].Certificate) == 0 {
-		return
-	}
-	leaf, err := x509.ParseCertificate(n.cfg.TLS.Certificates[0].Certificate[0])
-	if err != nil {
-		n.lg.Warn("cannot read this member's certificate", zap.Error(err))
+// noteCertificate records when the certificate of the member's server
+// configuration expires (galena_tls_certificate_expiry_timestamp_seconds)
+// and logs msg with it: a warning when that is less than certWarnAhead away.
+func (n *Node) noteCertificate(server *tls.Config, msg string) {
+	leaf, err := leafOf(server.Certificates)
+	if leaf == nil {
+		if err != nil {
+			n.lg.Warn("cannot read this member's certificate", zap.Error(err))
+		}
 		return
 	}
 	n.certNotAfter.Store(leaf.NotAfter.Unix())
@@ -231,8 +280,20 @@ func (n *Node) noteCertificate() {
 	if left < certWarnAhead {
 		log = n.lg.Warn
 	}
-	log("TLS certificate", zap.String("subject", leaf.Subject.CommonName), zap.Time("expires", leaf.NotAfter),
-		zap.Duration("expires_in", left.Round(time.Hour)))
+	log(msg, zap.String("subject", leaf.Subject.CommonName), zap.String("serial", leaf.SerialNumber.Text(16)),
+		zap.Time("expires", leaf.NotAfter), zap.Duration("expires_in", left.Round(time.Hour)))
+}
+
+// leafOf is the parsed first certificate of certs; nil, without error, when
+// there is none.
+func leafOf(certs []tls.Certificate) (*x509.Certificate, error) {
+	if len(certs) == 0 || len(certs[0].Certificate) == 0 {
+		return nil, nil
+	}
+	if certs[0].Leaf != nil {
+		return certs[0].Leaf, nil
+	}
+	return x509.ParseCertificate(certs[0].Certificate[0])
 }
 
 // tlsTerminated gives gRPC the TLS state of a connection whose handshake

@@ -174,6 +174,21 @@ func (l Leaf) validate() error {
 	return nil
 }
 
+// CheckValidity fails, saying when, if cert has expired or is not yet
+// valid at now: peers would refuse it.
+func CheckValidity(cert *x509.Certificate, now time.Time) error {
+	const layout = "2006-01-02 15:04:05 MST"
+	switch {
+	case now.After(cert.NotAfter):
+		return fmt.Errorf("security: certificate %q expired at %s (%s ago)", cert.Subject.CommonName,
+			cert.NotAfter.UTC().Format(layout), now.Sub(cert.NotAfter).Round(time.Second))
+	case now.Before(cert.NotBefore):
+		return fmt.Errorf("security: certificate %q is valid only from %s (in %s): check this host's clock", cert.Subject.CommonName,
+			cert.NotBefore.UTC().Format(layout), cert.NotBefore.Sub(now).Round(time.Second))
+	}
+	return nil
+}
+
 // template is a certificate template with a random serial number, valid
 // from a little before now for validFor.
 func template(subject pkix.Name, validFor time.Duration) (*x509.Certificate, error) {

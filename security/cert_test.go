@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -258,5 +259,42 @@ func TestHandshake(t *testing.T) {
 				t.Fatalf("PeerRole = %v, %v; want %v, %v", r, err, tt.wantRole, tt.wantErr)
 			}
 		})
+	}
+}
+
+// A CA file may hold several CAs (while one replaces another); one that
+// holds none, or a certificate that does not parse, is refused.
+func TestReadCAs(t *testing.T) {
+	a, b := newCA(t), newCA(t)
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	cas, err := ReadCAs(write("bundle.crt", append(slices.Clone(a.Pair().Cert), b.Pair().Cert...)))
+	if err != nil || len(cas) != 2 || !cas[0].Equal(a.cert) || !cas[1].Equal(b.cert) {
+		t.Fatalf("ReadCAs of a bundle of two = %d certificates, %v; want both CAs in order", len(cas), err)
+	}
+	if _, err := ReadCAs(write("key.pem", a.Pair().Key)); err == nil || !strings.Contains(err.Error(), "holds no PEM certificate") {
+		t.Fatalf("ReadCAs of a key = %v; want no certificate", err)
+	}
+	if _, err := ReadCAs(write("bad.crt", []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))); err == nil {
+		t.Fatal("ReadCAs of a certificate that does not parse succeeded")
+	}
+}
+
+func TestCheckValidity(t *testing.T) {
+	c := newCA(t).cert
+	if err := CheckValidity(c, c.NotBefore.Add(time.Minute)); err != nil {
+		t.Fatalf("within its validity: %v", err)
+	}
+	if err := CheckValidity(c, c.NotAfter.Add(time.Hour)); err == nil || !strings.Contains(err.Error(), "expired at") || !strings.Contains(err.Error(), "(1h0m0s ago)") {
+		t.Fatalf("after NotAfter: %v", err)
+	}
+	if err := CheckValidity(c, c.NotBefore.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "check this host's clock") {
+		t.Fatalf("before NotBefore: %v", err)
 	}
 }

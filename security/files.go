@@ -3,11 +3,13 @@ package security
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/galenadb/galena/internal/atomicfile"
 )
@@ -95,13 +97,13 @@ func (f Files) load() (*tls.Certificate, *x509.CertPool, error) {
 	if f.CA == "" {
 		return nil, nil, errors.New("security: a CA certificate file is required")
 	}
-	pem, err := os.ReadFile(f.CA)
+	cas, err := ReadCAs(f.CA)
 	if err != nil {
-		return nil, nil, fmt.Errorf("security: CA: %w", err)
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, nil, fmt.Errorf("security: %s holds no PEM certificate", f.CA)
+	for _, ca := range cas {
+		pool.AddCert(ca)
 	}
 	switch {
 	case f.Cert == "" && f.Key == "":
@@ -113,7 +115,38 @@ func (f Files) load() (*tls.Certificate, *x509.CertPool, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("security: %w", err)
 	}
+	if err := CheckValidity(cert.Leaf, time.Now()); err != nil {
+		return nil, nil, fmt.Errorf("%w (%s)", err, f.Cert)
+	}
 	return &cert, pool, nil
+}
+
+// ReadCAs reads the certificates of a CA file, a bundle of one or more PEM
+// certificates (several while one CA replaces another).
+func ReadCAs(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("security: CA: %w", err)
+	}
+	var cas []*x509.Certificate
+	for {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("security: %s: %w", path, err)
+		}
+		cas = append(cas, c)
+	}
+	if len(cas) == 0 {
+		return nil, fmt.Errorf("security: %s holds no PEM certificate", path)
+	}
+	return cas, nil
 }
 
 // Member loads a member's certificate (which must carry RoleMember) and

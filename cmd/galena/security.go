@@ -23,7 +23,8 @@ type tlsFlags struct {
 }
 
 func addTLSFlags(fl *pflag.FlagSet, f *tlsFlags) {
-	fl.StringVar(&f.cert, "tls-cert", "", "this member's certificate (galena cert node); with --tls-key and --tls-ca, everything on the port uses TLS")
+	fl.StringVar(&f.cert, "tls-cert", "", "this member's certificate (galena cert node); with --tls-key and --tls-ca, everything on the port uses TLS; "+
+		"on SIGHUP the member reads the three files again")
 	fl.StringVar(&f.key, "tls-key", "", "private key of --tls-cert")
 	fl.StringVar(&f.ca, "tls-ca", "", "CA certificate that signed the members' (and clients') certificates")
 	fl.BoolVar(&f.clientCertAuth, "client-cert-auth", false, "clients must present a certificate from --tls-ca, whose role (read, write, admin) says what they may do; "+
@@ -51,11 +52,19 @@ func (f tlsFlags) apply(cfg *node.Config) error {
 		return usagef("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
 	}
 	var err error
-	if cfg.TLS, cfg.PeerTLS, err = (security.Files{Cert: f.cert, Key: f.key, CA: f.ca}).Member(); err != nil {
+	if cfg.TLS, cfg.PeerTLS, err = f.files().Member(); err != nil {
 		return usagef("--tls-*: %w", err)
 	}
 	cfg.ClientCertAuth = f.clientCertAuth
 	return nil
+}
+
+// files are the member's TLS files; nil when it serves without TLS.
+func (f tlsFlags) files() *security.Files {
+	if f.cert == "" {
+		return nil
+	}
+	return &security.Files{Cert: f.cert, Key: f.key, CA: f.ca}
 }
 
 // certFlags are the flags of `galena cert` subcommands.

@@ -150,6 +150,8 @@ func tlsArgs(dir, name string) []string {
 func TestTLSFlagsRejected(t *testing.T) {
 	dir := makeCerts(t, 1, map[string]string{"alice": "admin"})
 	ca, n1 := filepath.Join(dir, "ca.crt"), filepath.Join(dir, "n1")
+	mustCLI(t, "cert", "node", "--ca", dir, "--id", "old", "--hosts", "127.0.0.1", "--valid-for", "1ns")
+	mustCLI(t, "cert", "client", "--ca", dir, "--name", "late", "--role", "read", "--valid-for", "1ns")
 	start := []string{"start", "--id", "n1", "--addr", "127.0.0.1:7001", "--initial-cluster", "n1=127.0.0.1:7001"}
 	tests := []struct {
 		name string
@@ -161,6 +163,8 @@ func TestTLSFlagsRejected(t *testing.T) {
 		{"start: client cert auth without TLS", append(start, "--client-cert-auth"), "--client-cert-auth needs TLS"},
 		{"start: a client's certificate", append(start, tlsArgs(dir, "alice")...), "not a member certificate"},
 		{"start: missing file", append(start, "--tls-cert", n1+".crt", "--tls-key", n1+".nokey", "--tls-ca", ca), "no such file"},
+		{"start: expired certificate", append(start, tlsArgs(dir, "old")...), `certificate "old" expired at`},
+		{"client: expired certificate", append([]string{"get", "k"}, tlsArgs(dir, "late")...), `certificate "late" expired at`},
 		{"client: no CA", []string{"get", "k", "--tls-cert", n1 + ".crt", "--tls-key", n1 + ".key"}, "need --tls-ca"},
 		{"client: cert without key", []string{"get", "k", "--tls-ca", ca, "--tls-cert", n1 + ".crt"}, "go together"},
 		{"client: CA not PEM", []string{"status", "--tls-ca", n1 + ".key"}, "holds no PEM certificate"},

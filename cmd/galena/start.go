@@ -2,17 +2,21 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/security"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
@@ -102,7 +106,7 @@ network.`,
 				return err
 			}
 			setGCPercent()
-			return serve(cmd.Context(), cfg)
+			return serve(cmd.Context(), cfg, f.tls.files())
 		}),
 	}
 	fl := cmd.Flags()
@@ -316,40 +320,94 @@ func newLogger(lvl zapcore.LevelEnabler, format string, w io.Writer) (*zap.Logge
 // member is what serve needs of a running node.Node.
 type member interface {
 	Fatal() <-chan error
+	SetTLS(server, peer *tls.Config) error
 	Close() error
 }
 
 // serve runs a member until ctx is done (exit 0), it is removed from the
 // cluster (exit 0) or fails (exit 1): its apply loop failed, or its disk
-// filled.
-func serve(ctx context.Context, cfg node.Config) error {
+// filled. On SIGHUP it reloads its TLS files, certs (nil: it has none).
+func serve(ctx context.Context, cfg node.Config, certs *security.Files) error {
 	lg := cfg.Logger
 	defer lg.Sync()
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
 	}
-	return serveUntil(ctx, lg, n)
+	if certs != nil {
+		logCAs(lg, certs.CA)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveUntil(ctx, lg, n, hup, certs)
 }
 
-// serveUntil waits for ctx or the member's fatal error, then closes it.
-func serveUntil(ctx context.Context, lg *zap.Logger, n member) error {
-	select {
-	case <-ctx.Done():
-		lg.Info("signal received, stopping")
-		if err := n.Close(); err != nil {
-			return fmt.Errorf("stop: %w", err)
-		}
-		return nil
-	case ferr := <-n.Fatal():
-		if errors.Is(ferr, node.ErrRemoved) {
-			lg.Info("removed from the cluster")
+// serveUntil waits for ctx or the member's fatal error, then closes it;
+// meanwhile it reloads the member's TLS files, certs, at each value from
+// hup.
+func serveUntil(ctx context.Context, lg *zap.Logger, n member, hup <-chan os.Signal, certs *security.Files) error {
+	for {
+		select {
+		case <-hup:
+			reloadTLS(lg, n, certs)
+		case <-ctx.Done():
+			lg.Info("signal received, stopping")
 			if err := n.Close(); err != nil {
 				return fmt.Errorf("stop: %w", err)
 			}
 			return nil
+		case ferr := <-n.Fatal():
+			if errors.Is(ferr, node.ErrRemoved) {
+				lg.Info("removed from the cluster")
+				if err := n.Close(); err != nil {
+					return fmt.Errorf("stop: %w", err)
+				}
+				return nil
+			}
+			lg.Error("the member failed; stopping", zap.Error(ferr))
+			return errors.Join(fmt.Errorf("member failed: %w", ferr), n.Close())
 		}
-		lg.Error("the member failed; stopping", zap.Error(ferr))
-		return errors.Join(fmt.Errorf("member failed: %w", ferr), n.Close())
 	}
 }
+
+// reloadTLS reads the member's TLS files again and gives them to the member
+// (node.Node.SetTLS logs the certificate). Files that cannot be used leave
+// the member with what it had, and say why.
+func reloadTLS(lg *zap.Logger, n member, certs *security.Files) {
+	if certs == nil {
+		lg.Info("SIGHUP: this member serves without TLS; nothing to reload")
+		return
+	}
+	server, peer, err := certs.Member()
+	if err == nil {
+		err = n.SetTLS(server, peer)
+	}
+	if err != nil {
+		lg.Error("SIGHUP: TLS files not reloaded; the member keeps its current certificate and CAs",
+			zap.String("cert", certs.Cert), zap.String("ca", certs.CA), zap.Error(err))
+		return
+	}
+	logCAs(lg, certs.CA)
+}
+
+// logCAs logs the CA certificates the member trusts, as read from path.
+func logCAs(lg *zap.Logger, path string) {
+	cas, err := security.ReadCAs(path)
+	if err != nil {
+		lg.Warn("cannot read the CA file", zap.String("ca", path), zap.Error(err))
+		return
+	}
+	for _, ca := range cas {
+		log := lg.Info
+		if time.Until(ca.NotAfter) < caWarnAhead {
+			log = lg.Warn
+		}
+		log("trusted CA", zap.String("ca", path), zap.String("subject", ca.Subject.CommonName),
+			zap.String("serial", ca.SerialNumber.Text(16)), zap.Time("expires", ca.NotAfter))
+	}
+}
+
+// caWarnAhead is how long before a trusted CA expires its log line is a
+// warning.
+const caWarnAhead = 30 * 24 * time.Hour

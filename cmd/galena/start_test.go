@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/galenadb/galena/security"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -18,10 +22,15 @@ import (
 type fakeServed struct {
 	fatal  chan error
 	closed atomic.Int32
+	setTLS chan *tls.Config // the server configurations SetTLS was given
 }
 
 func (f *fakeServed) Fatal() <-chan error { return f.fatal }
 func (f *fakeServed) Close() error        { f.closed.Add(1); return nil }
+func (f *fakeServed) SetTLS(server, _ *tls.Config) error {
+	f.setTLS <- server
+	return nil
+}
 
 func TestServeUntil(t *testing.T) {
 	failure := errors.New("storage: apply seqno 9: disk full")
@@ -47,7 +56,7 @@ func TestServeUntil(t *testing.T) {
 				cancel()
 			}
 			defer cancel()
-			err := serveUntil(ctx, zap.New(core), m)
+			err := serveUntil(ctx, zap.New(core), m, nil, nil)
 			if (tt.wantErr == nil) != (err == nil) || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) {
 				t.Errorf("serveUntil = %v; want %v", err, tt.wantErr)
 			}
@@ -55,6 +64,55 @@ func TestServeUntil(t *testing.T) {
 				t.Errorf("member closed %d times; want once", m.closed.Load())
 			}
 			if logs.FilterMessage(tt.wantLog).Len() != 1 {
+				t.Errorf("logs %v; want %q", logs.All(), tt.wantLog)
+			}
+		})
+	}
+}
+
+// On SIGHUP a member reloads its TLS files: good files reach the member,
+// bad ones are refused with the reason and the member keeps what it had,
+// and a member without TLS says there is nothing to reload.
+func TestServeUntilReloadsTLS(t *testing.T) {
+	dir := makeCerts(t, 1, map[string]string{"alice": "admin"})
+	good := &security.Files{Cert: filepath.Join(dir, "n1.crt"), Key: filepath.Join(dir, "n1.key"), CA: filepath.Join(dir, "ca.crt")}
+	notMember := &security.Files{Cert: filepath.Join(dir, "alice.crt"), Key: filepath.Join(dir, "alice.key"), CA: good.CA}
+	tests := []struct {
+		name    string
+		certs   *security.Files
+		wantSet bool
+		wantLog string
+	}{
+		{"good files", good, true, "trusted CA"},
+		{"a client's certificate", notMember, false, "SIGHUP: TLS files not reloaded; the member keeps its current certificate and CAs"},
+		{"no TLS", nil, false, "SIGHUP: this member serves without TLS; nothing to reload"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			core, logs := observer.New(zap.InfoLevel)
+			m := &fakeServed{fatal: make(chan error, 1), setTLS: make(chan *tls.Config, 1)}
+			hup := make(chan os.Signal)
+			done := make(chan error, 1)
+			go func() { done <- serveUntil(t.Context(), zap.New(core), m, hup, tt.certs) }()
+			hup <- syscall.SIGHUP
+			m.fatal <- node.ErrRemoved // handled after the reload: hup is unbuffered
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case server := <-m.setTLS:
+				if !tt.wantSet {
+					t.Fatal("the member was given TLS files it should not have been")
+				}
+				if len(server.Certificates) != 1 || server.Certificates[0].Leaf.Subject.CommonName != "n1" {
+					t.Fatalf("SetTLS got %+v; want n1's certificate", server.Certificates)
+				}
+			default:
+				if tt.wantSet {
+					t.Fatal("SetTLS was not called")
+				}
+			}
+			if logs.FilterMessage(tt.wantLog).Len() == 0 {
 				t.Errorf("logs %v; want %q", logs.All(), tt.wantLog)
 			}
 		})

@@ -17,7 +17,7 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 	if len(endpoints) == 0 {
 		endpoints = c.Endpoints()
 	}
-	cl, err := client.New(client.Config{Endpoints: endpoints, DialTimeout: clientDialTimeout})
+	cl, err := client.New(client.Config{Endpoints: endpoints, DialTimeout: clientDialTimeout, TLS: c.opts.ClientTLS})
 	if err != nil {
 		return nil, fmt.Errorf("harness: client of %v: %w", endpoints, err)
 	}
@@ -32,7 +32,7 @@ func (c *Cluster) Client(endpoints ...string) (*client.Client, error) {
 func (m *Member) Probe() *client.Client {
 	t := m.c.t
 	t.Helper()
-	cl, err := client.New(client.Config{Endpoints: []string{m.addr}, DialTimeout: clientDialTimeout, NoLeaderWait: true})
+	cl, err := client.New(client.Config{Endpoints: []string{m.addr}, DialTimeout: clientDialTimeout, NoLeaderWait: true, TLS: m.c.opts.ClientTLS})
 	if err != nil {
 		t.Fatalf("harness: probe of %s: %v", m.id, err)
 	}

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/galenadb/galena/api/galenapb"
@@ -53,6 +55,10 @@ type Options struct {
 	// MemberArgs[i], if present, is appended to member i's `galena start`
 	// command line after ExtraArgs, e.g. {nil, nil, {"--arbitrator"}}.
 	MemberArgs [][]string
+	// ClientTLS, if set, is the TLS configuration of the harness's own
+	// connections to the members (Status, HTTPStatus, Client, Probe), for
+	// members started with --tls-* flags (see ExtraArgs and MemberArgs).
+	ClientTLS *tls.Config
 }
 
 func (o Options) withDefaults() Options {
@@ -187,20 +193,25 @@ func (c *Cluster) newMember(port int) (*Member, error) {
 		dataDir: filepath.Join(c.dir, id), logPath: filepath.Join(c.dir, id+".log"),
 	}
 	var err error
-	if m.conn, err = dialStatus(m.addr); err != nil {
+	if m.conn, err = dialStatus(m.addr, c.opts.ClientTLS); err != nil {
 		return nil, err
 	}
 	m.kv = galenapb.NewKVClient(m.conn)
 	return m, nil
 }
 
-// dialStatus opens the harness's own connection to a member, retrying
-// quickly so a restarted member is seen soon.
-func dialStatus(addr string) (*grpc.ClientConn, error) {
+// dialStatus opens the harness's own connection to a member, over TLS with
+// tlsCfg when it is set, retrying quickly so a restarted member is seen
+// soon.
+func dialStatus(addr string, tlsCfg *tls.Config) (*grpc.ClientConn, error) {
 	bo := backoff.DefaultConfig
 	bo.BaseDelay, bo.MaxDelay = 50*time.Millisecond, 250*time.Millisecond
+	creds := insecure.NewCredentials()
+	if tlsCfg != nil {
+		creds = credentials.NewTLS(tlsCfg)
+	}
 	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bo, MinConnectTimeout: time.Second}))
 	if err != nil {
 		return nil, fmt.Errorf("harness: connect to %s: %w", addr, err)

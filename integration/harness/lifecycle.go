@@ -103,6 +103,21 @@ func (m *Member) resume() error {
 	return nil
 }
 
+// Hangup sends SIGHUP to the member's process: it reloads its TLS files.
+func (m *Member) Hangup() error {
+	m.op.Lock()
+	defer m.op.Unlock()
+	p := m.Process()
+	if p == nil || p.Exited() {
+		return fmt.Errorf("harness: hang up %s: not running", m.id)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		return fmt.Errorf("harness: hang up %s: %w", m.id, err)
+	}
+	m.note("SIGHUP")
+	return nil
+}
+
 // start is Start with m.op held.
 func (m *Member) start() error {
 	if p := m.Process(); p != nil && !p.Exited() {

@@ -158,7 +158,12 @@ func SyncedVoter(st *galenapb.StatusResponse) error {
 // a generic map.
 func (m *Member) HTTPStatus() (map[string]any, error) {
 	hc := http.Client{Timeout: httpStatusTimeout}
-	resp, err := hc.Get("http://" + m.addr + "/status")
+	scheme := "http://"
+	if cfg := m.c.opts.ClientTLS; cfg != nil {
+		hc.Transport = &http.Transport{TLSClientConfig: cfg.Clone()}
+		scheme = "https://"
+	}
+	resp, err := hc.Get(scheme + m.addr + "/status")
 	if err != nil {
 		return nil, fmt.Errorf("harness: /status of %s: %w", m.id, err)
 	}
