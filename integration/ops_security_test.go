@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -125,6 +126,18 @@ func statusWith(addr string, cfg *tls.Config) error {
 	return err
 }
 
+// refusedClientOf is clientOf for a client the member will refuse: it
+// speaks TLS 1.2, in which the member verifies the client's certificate
+// within the handshake, so the client always reads the alert that says why
+// (in TLS 1.3 the refusal comes after the handshake, and the client's first
+// write may meet a reset connection instead).
+func refusedClientOf(t *testing.T, dir, name string, pool *x509.CertPool) *tls.Config {
+	t.Helper()
+	cfg := clientOf(t, dir, name, pool)
+	cfg.MaxVersion = tls.VersionTLS12
+	return cfg
+}
+
 // clientOf is the TLS configuration of a client presenting the certificate
 // name in dir and trusting pool.
 func clientOf(t *testing.T, dir, name string, pool *x509.CertPool) *tls.Config {
@@ -228,6 +241,9 @@ func TestOpsCertRotationUnderLoad(t *testing.T) {
 	}
 	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: len(ids), ExtraArgs: []string{"--client-cert-auth"},
 		MemberArgs: memberArgs, ClientTLS: f.loadTLS(oldCA, newCA)})
+	if got := httpCode(t, clientOf(t, f.dir, "load", oldCA.Pool()), "https://"+c.Endpoint(0)+"/debug/pprof/"); got != http.StatusNotFound {
+		t.Fatalf("GET /debug/pprof/ as admin of a member without --enable-pprof = %d, want 404", got)
+	}
 	load := startPutLoad(t, c, 4)
 	load.waitMore(t, 100)
 
@@ -305,8 +321,7 @@ func TestOpsCertRotationUnderLoad(t *testing.T) {
 	// refused by every member, with the reason.
 	f.trust(newCA)
 	hangupAll()
-	oldClient := clientOf(t, f.dir, "old", x509.NewCertPool())
-	oldClient.RootCAs = newPool // trusts the members; presents the old CA's certificate
+	oldClient := refusedClientOf(t, f.dir, "old", newPool) // trusts the members; presents the old CA's certificate
 	for i := range ids {
 		err := harness.WaitFor(rotationTimeout, func() error {
 			err := statusWith(c.Endpoint(i), oldClient)
@@ -347,6 +362,20 @@ func TestOpsCertRotationUnderLoad(t *testing.T) {
 	converge(t, c)
 }
 
+// httpCode returns the status code of GET url through a client of cfg (nil:
+// plaintext).
+func httpCode(t *testing.T, cfg *tls.Config, url string) int {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: cfg}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // newClientOf is a client of member i alone.
 func newClientOf(t *testing.T, c *harness.Cluster, i int) *client.Client {
 	t.Helper()
@@ -384,11 +413,15 @@ func checkAcked(t *testing.T, c *harness.Cluster, acked map[string]string) {
 	}
 }
 
-// TestOpsExpiredCertificateRefused shows what an expired certificate gets:
-// the command line refuses to use one, saying when it expired; a client
-// that presents one anyway is refused by the member with a TLS alert that
-// says it expired; a member does not start with one.
-func TestOpsExpiredCertificateRefused(t *testing.T) {
+// TestOpsSecuredMember checks a member process started with
+// --client-cert-auth, --enable-pprof and --listen-metrics. Every HTTP path
+// asks a certificate of the role gRPC would: the probes none, /status and
+// /metrics the read role, the profiler the admin role; the plaintext
+// listener serves only the metrics and the probes. An expired certificate
+// is refused: the command line will not use one, saying when it expired; a
+// client that presents one anyway is refused by the member with a TLS
+// alert that says it expired; a member does not start with one.
+func TestOpsSecuredMember(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: starts real galena processes")
 	}
@@ -397,8 +430,41 @@ func TestOpsExpiredCertificateRefused(t *testing.T) {
 	f.issue(ca, "n1", security.RoleMember, 0)
 	f.issue(ca, "load", security.RoleAdmin, 0)
 	f.trust(ca)
-	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 1, ExtraArgs: []string{"--client-cert-auth"},
+	metricsAddr, err := harness.ClosedAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := harness.NewCluster(t, harness.Options{Binary: galenaBin, Members: 1,
+		ExtraArgs:  []string{"--client-cert-auth", "--enable-pprof", "--listen-metrics", metricsAddr},
 		MemberArgs: [][]string{f.memberArgs("n1")}, ClientTLS: f.loadTLS(ca)})
+	ep := c.Endpoint(0)
+
+	const ok, unauthenticated, denied, absent = http.StatusOK, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound
+	paths := []string{"/healthz", "/readyz", "/status", "/metrics", "/debug/pprof/", "/debug/pprof/cmdline"}
+	for role, codes := range map[security.Role][]int{
+		security.RoleNone:  {ok, ok, unauthenticated, unauthenticated, unauthenticated, unauthenticated},
+		security.RoleRead:  {ok, ok, ok, ok, denied, denied},
+		security.RoleWrite: {ok, ok, ok, ok, denied, denied},
+		security.RoleAdmin: {ok, ok, ok, ok, ok, ok},
+	} {
+		cfg := &tls.Config{RootCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+		if role != security.RoleNone {
+			name := "http-" + role.String()
+			f.issue(ca, name, role, 0)
+			cfg = clientOf(t, f.dir, name, ca.Pool())
+		}
+		for i, path := range paths {
+			if got := httpCode(t, cfg, "https://"+ep+path); got != codes[i] {
+				t.Errorf("role %v: GET %s = %d, want %d", role, path, got, codes[i])
+			}
+		}
+	}
+	for path, code := range map[string]int{"/metrics": ok, "/healthz": ok, "/readyz": ok, "/status": absent, "/debug/pprof/": absent} {
+		if got := httpCode(t, nil, "http://"+metricsAddr+path); got != code {
+			t.Errorf("plaintext listener: GET %s = %d, want %d", path, got, code)
+		}
+	}
+
 	expired := f.issue(ca, "expired", security.RoleAdmin, time.Nanosecond)
 	if err := harness.WaitFor(time.Minute, func() error {
 		if time.Now().Before(expired.NotAfter) {
@@ -414,7 +480,7 @@ func TestOpsExpiredCertificateRefused(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, `certificate "expired" expired at`) {
 		t.Fatalf("the CLI with an expired certificate: %v", r)
 	}
-	err := statusWith(c.Endpoint(0), clientOf(t, f.dir, "expired", ca.Pool()))
+	err = statusWith(c.Endpoint(0), refusedClientOf(t, f.dir, "expired", ca.Pool()))
 	if err == nil || !strings.Contains(err.Error(), "expired certificate") {
 		t.Fatalf("Status presenting an expired certificate = %v; want refused as expired", err)
 	}
