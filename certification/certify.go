@@ -1,6 +1,7 @@
 package certification
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -32,7 +33,10 @@ var (
 // ConflictError is the error of a write-set that lost to an earlier committer.
 // errors.Is(err, ErrConflict) holds for it.
 type ConflictError struct {
-	Key   []byte // the first conflicting key, in write-set order
+	// Key is the first conflicting key: in write-set order among its
+	// writes, then among its reads; for a scanned range, the first key in
+	// the range written after the snapshot.
+	Key   []byte
 	Seqno uint64 // the seqno of the write-set that wrote Key after the snapshot
 }
 
@@ -101,9 +105,14 @@ func (o Outcome) Err() error {
 }
 
 // Store is what certification needs of storage: the latest version of a key
-// below a seqno (deletes included), and the outcome recorded for an id.
+// below a seqno (deletes included), the first key of a range written
+// between two seqnos, and the outcome recorded for an id.
 type Store interface {
 	LatestVersion(key []byte, before uint64) (seqno uint64, ok bool, err error)
+	// WrittenIn returns the first key in [start, end) (an empty end: no
+	// upper bound) whose latest version below before, deletes included, is
+	// above after, and that version.
+	WrittenIn(start, end []byte, after, before uint64) (key []byte, seqno uint64, ok bool, err error)
 	LookupID(id []byte, before uint64) (outcome []byte, seqno uint64, ok bool, err error)
 }
 
@@ -224,15 +233,35 @@ func (c *Certifier) decide(ws *writesetpb.WriteSet, seqno uint64) (Outcome, erro
 		return Outcome{Seqno: seqno, Verdict: TooOld}, nil
 	}
 	for _, w := range ws.GetWrites() {
-		last, ok, err := c.lastWrite(w.GetKey(), snap, seqno)
+		if o, err := c.checkKey(w.GetKey(), snap, seqno); err != nil || o.Verdict != 0 {
+			return o, err
+		}
+	}
+	for _, k := range ws.GetReads() {
+		if o, err := c.checkKey(k, snap, seqno); err != nil || o.Verdict != 0 {
+			return o, err
+		}
+	}
+	for _, r := range ws.GetScans() {
+		key, last, ok, err := c.writtenIn(r.GetStart(), r.GetEnd(), snap, seqno)
 		if err != nil {
 			return Outcome{}, err
 		}
-		if ok && last > snap {
-			return Outcome{Seqno: seqno, Verdict: Conflict, Key: w.GetKey(), KeySeqno: last}, nil
+		if ok {
+			return Outcome{Seqno: seqno, Verdict: Conflict, Key: key, KeySeqno: last}, nil
 		}
 	}
 	return Outcome{Seqno: seqno, Verdict: Commit}, nil
+}
+
+// checkKey returns a Conflict outcome if key was written after snap and
+// before seqno, and the zero Outcome otherwise.
+func (c *Certifier) checkKey(key []byte, snap, seqno uint64) (Outcome, error) {
+	last, ok, err := c.lastWrite(key, snap, seqno)
+	if err != nil || !ok || last <= snap {
+		return Outcome{}, err
+	}
+	return Outcome{Seqno: seqno, Verdict: Conflict, Key: key, KeySeqno: last}, nil
 }
 
 // tooOld reports whether a write-set bounded by seqno b (its snapshot or
@@ -244,10 +273,22 @@ func (c *Certifier) tooOld(b, seqno uint64) bool {
 }
 
 // wellFormed reports whether ws's id, keys and values are within the
-// limits, which is what storage can hold, and no key is empty.
+// limits, which is what storage can hold, no key written or read is empty,
+// and every range scanned is ordered.
 func (c Config) wellFormed(ws *writesetpb.WriteSet) bool {
 	for _, w := range ws.GetWrites() {
 		if len(w.GetKey()) == 0 || len(w.GetKey()) > c.MaxKeySize || len(w.GetValue()) > c.MaxValueSize {
+			return false
+		}
+	}
+	for _, k := range ws.GetReads() {
+		if len(k) == 0 || len(k) > c.MaxKeySize {
+			return false
+		}
+	}
+	for _, r := range ws.GetScans() {
+		start, end := r.GetStart(), r.GetEnd()
+		if len(start) > c.MaxKeySize || len(end) > c.MaxKeySize || (len(end) > 0 && bytes.Compare(start, end) >= 0) {
 			return false
 		}
 	}
@@ -270,6 +311,28 @@ func (c *Certifier) lastWrite(key []byte, snap, seqno uint64) (uint64, bool, err
 		return 0, false, fmt.Errorf("certification: latest version of %q: %w", key, err)
 	}
 	return s, ok, nil
+}
+
+// writtenIn returns the first key in [start, end) written after snap and
+// before seqno, and its latest write before seqno. The index holds every
+// write storage does not yet (the batch being certified, say) and, when
+// snap is at or above the floor, every write after snap: it answers alone
+// then. Otherwise storage answers too, and the first key of the two
+// answers wins; either way the key and seqno are the same.
+func (c *Certifier) writtenIn(start, end []byte, snap, seqno uint64) ([]byte, uint64, bool, error) {
+	key, last, ok := c.idx.writtenIn(start, end, snap)
+	if snap >= c.floor {
+		return key, last, ok, nil
+	}
+	skey, slast, sok, err := c.store.WrittenIn(start, end, snap, seqno)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("certification: writes in [%q, %q): %w", start, end, err)
+	}
+	// A key the index lacks has no write storage does not hold.
+	if sok && (!ok || bytes.Compare(skey, key) < 0) {
+		key, last, ok = skey, slast, true
+	}
+	return key, last, ok, nil
 }
 
 // lookupID finds an earlier outcome for id within the window.

@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/galenadb/galena/api/writesetpb"
@@ -31,6 +33,19 @@ func (m *memStore) LatestVersion(key []byte, before uint64) (uint64, bool, error
 		}
 	}
 	return 0, false, nil
+}
+
+func (m *memStore) WrittenIn(start, end []byte, after, before uint64) ([]byte, uint64, bool, error) {
+	keys := slices.Sorted(maps.Keys(m.versions))
+	for _, k := range keys {
+		if k < string(start) || (len(end) > 0 && k >= string(end)) {
+			continue
+		}
+		if v, ok, _ := m.LatestVersion([]byte(k), before); ok && v > after {
+			return []byte(k), v, true, nil
+		}
+	}
+	return nil, 0, false, nil
 }
 
 func (m *memStore) LookupID(id []byte, before uint64) ([]byte, uint64, bool, error) {
@@ -186,6 +201,66 @@ func TestCertifyRule(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// reading is ws with the read set of a serializable transaction: keys read
+// and ranges scanned, each range given as start and end.
+func reading(w *writesetpb.WriteSet, reads []string, ranges ...string) *writesetpb.WriteSet {
+	for _, k := range reads {
+		w.Reads = append(w.Reads, []byte(k))
+	}
+	for i := 0; i+1 < len(ranges); i += 2 {
+		w.Scans = append(w.Scans, &writesetpb.KeyRange{Start: []byte(ranges[i]), End: []byte(ranges[i+1])})
+	}
+	return w
+}
+
+// A serializable write-set also conflicts with writes after its snapshot to
+// the keys it read and into the ranges it scanned (phantoms), with the same
+// verdict whether the index or the store answers.
+func TestCertifyReadSet(t *testing.T) {
+	prelude := []step{
+		{ws: ws("p1", 0, "b"), seqno: 1, want: Commit},
+		{ws: ws("p2", 1, "a2", "d"), seqno: 2, want: Commit}, // walking back, the index meets d first
+		{ws: ws("p3", 2, "f"), seqno: 3, want: Commit},
+	}
+	cases := []struct {
+		name string
+		step step
+	}{
+		{"a read of a key written after the snapshot", step{ws: reading(ws("r", 1, "z"), []string{"x", "d"}), want: Conflict, key: "d", at: 2}},
+		{"a read of a key written before the snapshot", step{ws: reading(ws("r", 2, "z"), []string{"b", "d"}), want: Commit}},
+		{"writes are checked before reads", step{ws: reading(ws("r", 1, "f"), []string{"d"}), want: Conflict, key: "f", at: 3}},
+		{"a range with writes after the snapshot: its first such key", step{ws: reading(ws("r", 1, "z"), nil, "a", "e"), want: Conflict, key: "a2", at: 2}},
+		{"a range with writes only before the snapshot", step{ws: reading(ws("r", 2, "z"), nil, "a", "e"), want: Commit}},
+		{"an open-ended range", step{ws: reading(ws("r", 2, "z"), nil, "e", ""), want: Conflict, key: "f", at: 3}},
+		{"a range beside the writes", step{ws: reading(ws("r", 0, "z"), nil, "g", "k", "c", "d"), want: Commit}},
+		{"a range ends before its end key", step{ws: reading(ws("r", 1, "z"), nil, "e", "f"), want: Commit}},
+		{"reads are checked before ranges", step{ws: reading(ws("r", 1, "z"), []string{"f"}, "a", "e"), want: Conflict, key: "f", at: 3}},
+		{"an empty read key is invalid", step{ws: reading(ws("r", 1, "z"), []string{""}), want: InvalidWriteSet}},
+		{"a reversed range is invalid", step{ws: reading(ws("r", 1, "z"), nil, "e", "a"), want: InvalidWriteSet}},
+	}
+	for _, tc := range cases {
+		for _, from := range []string{"index", "store"} {
+			t.Run(tc.name+" from the "+from, func(t *testing.T) {
+				st := newMemStore()
+				c, err := NewCertifier(testConfig(100, 1<<10), st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if from == "index" {
+					c.Resume(0) // the index then covers every write
+				}
+				tc.step.seqno = 4
+				for _, s := range append(prelude, tc.step) {
+					o := certifyAndStore(t, c, st, s.ws, s.seqno)
+					if o.Verdict != s.want || (s.want == Conflict && (string(o.Key) != s.key || o.KeySeqno != s.at)) {
+						t.Fatalf("%s@%d: got %v on %q@%d, want %v on %q@%d", s.ws.Id, s.seqno, o.Verdict, o.Key, o.KeySeqno, s.want, s.key, s.at)
+					}
+				}
+			})
+		}
 	}
 }
 

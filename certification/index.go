@@ -47,6 +47,27 @@ func (x *index) putID(id []byte, o Outcome) {
 	x.fresh = append(x.fresh, entry{seqno: o.Seqno, key: ids})
 }
 
+// writtenIn returns the first key in [start, end) (an empty end: no upper
+// bound) among the writes after seqno after that the index holds, and the
+// seqno of its newest write here. Walking back from the newest write, the
+// first time a key is met is its newest write, and entries leave in seqno
+// order, so when any write of a key is here its newest is too.
+func (x *index) writtenIn(start, end []byte, after uint64) ([]byte, uint64, bool) {
+	var first string
+	var at uint64
+	for i := len(x.order) - 1; i >= x.head && x.order[i].seqno > after; i-- {
+		e := x.order[i]
+		if e.key < string(start) || (len(end) > 0 && e.key >= string(end)) || (at > 0 && e.key >= first) {
+			continue
+		}
+		first, at = e.key, e.seqno
+	}
+	if at == 0 {
+		return nil, 0, false
+	}
+	return []byte(first), at, true
+}
+
 func (x *index) empty() bool { return len(x.order) == x.head && len(x.fresh) == 0 }
 
 // trim evicts the ids at or below persisted, and the oldest keys at or

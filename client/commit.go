@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -132,6 +134,27 @@ func (c *Client) indeterminate(ws *writesetpb.WriteSet, cause error) error {
 	return fmt.Errorf("%w: write-set %x: %w", ErrIndeterminate, ws.Id, cause)
 }
 
+// conflictOf is the error of ws's conflict on key, written at seqno: on a
+// key it wrote, else on a key it read, else in a range it scanned
+// (certification checks them in that order).
+func conflictOf(ws *writesetpb.WriteSet, key []byte, seqno uint64) *ConflictError {
+	e := &ConflictError{Key: key, Seqno: seqno}
+	if slices.ContainsFunc(ws.GetWrites(), func(w *writesetpb.Write) bool { return bytes.Equal(w.GetKey(), key) }) {
+		return e
+	}
+	e.Read = true
+	if slices.ContainsFunc(ws.GetReads(), func(k []byte) bool { return bytes.Equal(k, key) }) {
+		return e
+	}
+	for _, r := range ws.GetScans() {
+		if bytes.Compare(key, r.GetStart()) >= 0 && (len(r.GetEnd()) == 0 || bytes.Compare(key, r.GetEnd()) < 0) {
+			e.Range = &KeyRange{Start: r.GetStart(), End: r.GetEnd()}
+			break
+		}
+	}
+	return e
+}
+
 // outcome turns a server's verdict into Commit's result.
 func (c *Client) outcome(ws *writesetpb.WriteSet, resp *galenapb.CommitResponse) (CommitInfo, error) {
 	c.observe(resp.GetSeqno())
@@ -140,7 +163,7 @@ func (c *Client) outcome(ws *writesetpb.WriteSet, resp *galenapb.CommitResponse)
 		return CommitInfo{Seqno: resp.GetSeqno()}, nil
 	case galenapb.Outcome_OUTCOME_CONFLICT:
 		c.observe(resp.GetConflictSeqno())
-		return CommitInfo{}, &ConflictError{Key: resp.GetConflictKey(), Seqno: resp.GetConflictSeqno()}
+		return CommitInfo{}, conflictOf(ws, resp.GetConflictKey(), resp.GetConflictSeqno())
 	}
 	return CommitInfo{}, c.indeterminate(ws, fmt.Errorf("unexpected outcome %v", resp.GetOutcome()))
 }

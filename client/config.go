@@ -38,6 +38,10 @@ type Config struct {
 	// endpoints again until its context ends (see Elections in the package
 	// documentation). Probes that check a member's own answer set it.
 	NoLeaderWait bool
+	// Serializable makes the client's transactions serializable unless one
+	// says otherwise (see Serializable and SnapshotIsolation); without it
+	// they run under snapshot isolation.
+	Serializable bool
 	// MaxCallSize is the largest gRPC message sent or received, in bytes. A
 	// write-set over it fails with ErrTooLarge.
 	MaxCallSize int

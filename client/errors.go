@@ -91,10 +91,26 @@ var (
 type ConflictError struct {
 	Key   []byte
 	Seqno uint64
+	// Read is set when this serializable transaction did not write Key but
+	// read it, or scanned Range, which holds it.
+	Read  bool
+	Range *KeyRange // the range scanned, or nil
+}
+
+// KeyRange is the keys in [Start, End); a nil End means no upper bound.
+type KeyRange struct {
+	Start, End []byte
 }
 
 // Error implements error.
 func (e *ConflictError) Error() string {
+	switch {
+	case e.Range != nil:
+		return fmt.Sprintf("client: conflict: key %q, in the range [%q, %q) this transaction scanned, was written at seqno %d",
+			e.Key, e.Range.Start, e.Range.End, e.Seqno)
+	case e.Read:
+		return fmt.Sprintf("client: conflict: key %q, which this transaction read, was written at seqno %d", e.Key, e.Seqno)
+	}
 	return fmt.Sprintf("client: conflict on key %q written at seqno %d", e.Key, e.Seqno)
 }
 

@@ -50,7 +50,9 @@ func (tx *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]KV, er
 	if err != nil {
 		return nil, err
 	}
-	return merge(remote, local, truncated, limit), nil
+	out := merge(remote, local, truncated, limit)
+	tx.noteScan(start, end, out, limit)
+	return out, nil
 }
 
 // localWrite is a buffered write with its key, for merging.

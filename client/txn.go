@@ -28,6 +28,10 @@ type Txn struct {
 	ep       int    // endpoint index the reads are pinned to; -1 before the first read
 	snapshot uint64 // 0 before the first read
 	writes   map[string]write
+	// reads and scans are a serializable transaction's read set: the keys
+	// it read from its snapshot and the ranges it scanned.
+	reads map[string]struct{}
+	scans []*writesetpb.KeyRange
 }
 
 // write is one buffered put or delete.
@@ -51,19 +55,36 @@ type CommitInfo struct {
 
 func (c *Client) newTxn(readOnly bool, opts []TxnOption) *Txn {
 	tx := &Txn{c: c, readOnly: readOnly, ep: -1}
+	tx.opts.serializable = c.cfg.Serializable
 	for _, o := range opts {
 		o(&tx.opts)
 	}
 	return tx
 }
 
-// TxnOption sets how one transaction reads.
+// TxnOption sets how one transaction reads and commits.
 type TxnOption func(*txnOptions)
 
 type txnOptions struct {
 	linearizable bool
 	allowStale   bool
+	serializable bool
 }
+
+// Serializable makes the transaction serializable: its commit also fails
+// with ErrConflict when a key it read, or a key in a range it scanned, was
+// written by a transaction committed after its snapshot, so no interleaving
+// of serializable transactions can break an invariant that each keeps on
+// its own (no write skew, no phantom). Its write-set carries its read set,
+// which members certify with its writes (at most Limits.MaxReadSetSize, 1
+// MiB by default; more fails with ErrTooLarge). It changes nothing for a
+// transaction without writes: its snapshot is already a point in the
+// commit order. Config.Serializable makes it the client's default.
+func Serializable() TxnOption { return func(o *txnOptions) { o.serializable = true } }
+
+// SnapshotIsolation makes the transaction run under snapshot isolation,
+// whatever Config.Serializable says: only its writes are certified.
+func SnapshotIsolation() TxnOption { return func(o *txnOptions) { o.serializable = false } }
 
 // Linearizable makes the transaction's snapshot linearizable: before its
 // first read, the serving member learns the leader's commit point and waits
@@ -106,6 +127,7 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	tx.pin(resp.GetSnapshot())
+	tx.noteRead(key)
 	if !resp.GetFound() {
 		return nil, ErrNotFound
 	}
@@ -181,7 +203,7 @@ func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 	if err != nil {
 		return CommitInfo{}, err
 	}
-	tx.writes = nil
+	tx.writes, tx.reads, tx.scans = nil, nil, nil
 	info, err := tx.c.commit(ctx, tx.ep, ws)
 	if errors.Is(err, ErrSnapshotTooOld) && ws.Snapshot == 0 {
 		// Its origin, the session's highest seen seqno, fell out of the
@@ -200,19 +222,47 @@ func (tx *Txn) writeSet() (*writesetpb.WriteSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws := &writesetpb.WriteSet{Id: id, Snapshot: tx.snapshot}
+	ws := &writesetpb.WriteSet{Id: id, Snapshot: tx.snapshot, Scans: tx.scans}
 	for _, k := range slices.Sorted(maps.Keys(tx.writes)) {
 		w := tx.writes[k]
 		ws.Writes = append(ws.Writes, &writesetpb.Write{Key: []byte(k), Value: w.value, Delete: w.del})
 	}
+	for _, k := range slices.Sorted(maps.Keys(tx.reads)) {
+		ws.Reads = append(ws.Reads, []byte(k))
+	}
 	return ws, nil
+}
+
+// noteRead adds key, read from the snapshot, to a serializable
+// transaction's read set.
+func (tx *Txn) noteRead(key []byte) {
+	if !tx.opts.serializable || tx.readOnly {
+		return
+	}
+	if tx.reads == nil {
+		tx.reads = make(map[string]struct{})
+	}
+	tx.reads[string(key)] = struct{}{}
+}
+
+// noteScan adds the range a scan of [start, end) covered to a serializable
+// transaction's read set: up to its end or, when the scan stopped at its
+// limit, up to its last key.
+func (tx *Txn) noteScan(start, end []byte, got []KV, limit int) {
+	if !tx.opts.serializable || tx.readOnly {
+		return
+	}
+	if limit > 0 && len(got) == limit {
+		end = append(bytes.Clone(got[len(got)-1].Key), 0)
+	}
+	tx.scans = append(tx.scans, &writesetpb.KeyRange{Start: bytes.Clone(start), End: bytes.Clone(end)})
 }
 
 // Rollback discards the transaction. It makes no round trip and is safe to
 // call at any time, also after Commit and more than once.
 func (tx *Txn) Rollback() {
 	tx.done = true
-	tx.writes = nil
+	tx.writes, tx.reads, tx.scans = nil, nil, nil
 }
 
 func (tx *Txn) checkRead(ctx context.Context, key []byte) error {

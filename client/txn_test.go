@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/api/writesetpb"
 )
 
 // once returns a hook that runs fn on the first call of method only.
@@ -584,6 +586,90 @@ func TestPrefixEnd(t *testing.T) {
 	for _, tt := range tests {
 		if got := PrefixEnd([]byte(tt.in)); string(got) != tt.want {
 			t.Errorf("PrefixEnd(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A serializable transaction's write-set carries what it read from its
+// snapshot: each key once, in key order (a miss too, not its own writes),
+// and the ranges it scanned, a scan stopped by its limit only up to its
+// last key. Under snapshot isolation, the client's default unless
+// Config.Serializable, it carries none.
+func TestSerializableReadSet(t *testing.T) {
+	n := newFakeCluster(t, 1)[0]
+	ctx := testCtx(t)
+	run := func(c *Client, opts ...TxnOption) *writesetpb.WriteSet {
+		t.Helper()
+		err := c.Update(ctx, func(tx *Txn) error {
+			for _, k := range []string{"a3", "zz", "a1", "a3"} {
+				if _, err := tx.Get(ctx, []byte(k)); err != nil && !errors.Is(err, ErrNotFound) {
+					return err
+				}
+			}
+			if err := tx.Put([]byte("w"), []byte("x")); err != nil {
+				return err
+			}
+			if _, err := tx.Get(ctx, []byte("w")); err != nil { // its own write
+				return err
+			}
+			if _, err := tx.Scan(ctx, []byte("a"), []byte("b"), 2); err != nil {
+				return err
+			}
+			_, err := tx.Scan(ctx, []byte("b"), nil, 0)
+			return err
+		}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lastReq[*galenapb.CommitRequest](t, n, "Commit").GetWriteSet()
+	}
+	si := newTestClient(t, n.addr)
+	for _, k := range []string{"a1", "a2", "a3", "b"} {
+		mustPut(t, si, k, "v")
+	}
+	ws := run(si, Serializable())
+	if got := fmt.Sprintf("%q", ws.Reads); got != `["a1" "a3" "zz"]` {
+		t.Errorf("reads %s; want a1, a3 and zz once each, in order", got)
+	}
+	var scans []string
+	for _, r := range ws.Scans {
+		scans = append(scans, fmt.Sprintf("[%q, %q)", r.Start, r.End))
+	}
+	if got := strings.Join(scans, " "); got != `["a", "a2\x00") ["b", "")` {
+		t.Errorf("scans %s; want [a, a2\\x00) (stopped at its limit) and [b, no end)", got)
+	}
+	if ws := run(si); len(ws.Reads)+len(ws.Scans) != 0 {
+		t.Errorf("a snapshot-isolation transaction sent a read set: %v %v", ws.Reads, ws.Scans)
+	}
+
+	cfg := DefaultConfig()
+	cfg.Endpoints, cfg.Serializable = []string{n.addr}, true
+	ser := newClientCfg(t, cfg)
+	if ws := run(ser); len(ws.Reads) != 3 || len(ws.Scans) != 2 {
+		t.Errorf("with Config.Serializable, a transaction sent reads %q and scans %v; want its read set", ws.Reads, ws.Scans)
+	}
+	if ws := run(ser, SnapshotIsolation()); len(ws.Reads)+len(ws.Scans) != 0 {
+		t.Errorf("SnapshotIsolation() sent a read set: %v %v", ws.Reads, ws.Scans)
+	}
+}
+
+// A conflict says whether the transaction wrote the key, read it, or
+// scanned a range holding it.
+func TestConflictOf(t *testing.T) {
+	ws := &writesetpb.WriteSet{
+		Writes: []*writesetpb.Write{{Key: []byte("w")}},
+		Reads:  [][]byte{[]byte("r"), []byte("w")},
+		Scans:  []*writesetpb.KeyRange{{Start: []byte("a"), End: []byte("c")}, {Start: []byte("m")}},
+	}
+	for key, want := range map[string]string{
+		"w": `client: conflict on key "w" written at seqno 7`,
+		"r": `client: conflict: key "r", which this transaction read, was written at seqno 7`,
+		"b": `client: conflict: key "b", in the range ["a", "c") this transaction scanned, was written at seqno 7`,
+		"z": `client: conflict: key "z", in the range ["m", "") this transaction scanned, was written at seqno 7`,
+	} {
+		err := conflictOf(ws, []byte(key), 7)
+		if err.Error() != want || !errors.Is(err, ErrConflict) {
+			t.Errorf("conflict on %q: %q; want %q", key, err, want)
 		}
 	}
 }

@@ -57,6 +57,38 @@ func TestChanges(t *testing.T) {
 	}
 }
 
+// WrittenIn finds the first key of a range whose latest version below a
+// seqno is above another, deletes included.
+func TestWrittenIn(t *testing.T) {
+	s := openMem(t)
+	history(t, s) // 1: a b; 3: a -b c; 5: -a b; 7: a d
+	for _, tc := range []struct {
+		start, end    string
+		after, before uint64
+		want          string // key@seqno, or "" for none
+	}{
+		{"", "", 0, 9, "a@7"},
+		{"b", "", 5, 9, "d@7"},       // b's latest is 5, c's 3
+		{"a", "b", 3, 5, ""},         // a at 3 is not after 3
+		{"a", "b", 3, 6, "a@5"},      // a delete is a write
+		{"b", "d", 3, 9, "b@5"},      // end excluded
+		{"c", "d", 3, 9, ""},         // c only at 3
+		{"", "", 7, 8, ""},           // nothing between 7 and 8
+		{"a", "", 0, 2, "a@1"},       // versions at or above before are ignored
+		{"e", "", 0, 100, ""},        // past every key
+		{"", "a\x00", 6, 100, "a@7"}, // a range of one key
+	} {
+		key, seqno, ok, err := s.WrittenIn([]byte(tc.start), []byte(tc.end), tc.after, tc.before)
+		got := ""
+		if ok {
+			got = fmt.Sprintf("%s@%d", key, seqno)
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("WrittenIn(%q, %q, %d, %d) = %q, %v; want %q", tc.start, tc.end, tc.after, tc.before, got, err, tc.want)
+		}
+	}
+}
+
 // A small budget cuts between seqnos, never inside one, and following the
 // cuts reads every change once.
 func TestChangesCutBetweenSeqnos(t *testing.T) {

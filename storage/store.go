@@ -324,6 +324,37 @@ func (s *Store) LatestVersion(key []byte, before uint64) (seqno uint64, ok bool,
 	return item.Version(), true, nil
 }
 
+// WrittenIn returns the first key in [start, end) (a nil or empty end: no
+// upper bound) whose latest version below before, deletes included, is above
+// after, and that version; ok is false if there is none. Errors are as for
+// LatestVersion. Certification calls it for a range a serializable
+// write-set scanned at snapshot after, with before = the seqno being
+// certified.
+func (s *Store) WrittenIn(start, end []byte, after, before uint64) (key []byte, seqno uint64, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if err := s.beforeReadable(before); err != nil || before <= after+1 {
+		return nil, 0, false, err
+	}
+	txn := s.db.NewTransactionAt(before-1, false)
+	defer txn.Discard()
+	opts := badger.DefaultIteratorOptions
+	// Each key's latest version at or below before-1, skipped when it is at
+	// or below after: tables holding nothing newer are not read.
+	opts.Prefix, opts.SinceTs, opts.PrefetchValues = []byte{spaceData}, after, false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	it.Seek(internalKey(spaceData, start))
+	if !it.Valid() {
+		return nil, 0, false, nil
+	}
+	item := it.Item()
+	if len(end) > 0 && bytes.Compare(item.Key(), internalKey(spaceData, end)) >= 0 {
+		return nil, 0, false, nil
+	}
+	return bytes.Clone(item.Key()[1:]), item.Version(), true, nil
+}
+
 // LookupID returns the outcome stored for write-set id by a record with a
 // seqno below before, and that seqno; ok is false if there is none. If the id
 // was recorded more than once, the latest outcome below before wins. Errors

@@ -14,13 +14,16 @@ import (
 type Limits struct {
 	MaxKeySize      int // bytes
 	MaxValueSize    int // bytes
-	MaxWriteSetSize int // bytes, encoded
+	MaxWriteSetSize int // bytes, encoded, read set included
 	MaxScanBatch    int // key-values per Scan response
+	// MaxReadSetSize bounds the read set of a serializable write-set: the
+	// bytes of its keys and range bounds, and 8 more for each.
+	MaxReadSetSize int
 }
 
 // DefaultLimits are the limits members use unless configured otherwise.
 func DefaultLimits() Limits {
-	return Limits{MaxKeySize: 4 << 10, MaxValueSize: 1 << 20, MaxWriteSetSize: 16 << 20, MaxScanBatch: 10000}
+	return Limits{MaxKeySize: 4 << 10, MaxValueSize: 1 << 20, MaxWriteSetSize: 16 << 20, MaxScanBatch: 10000, MaxReadSetSize: 1 << 20}
 }
 
 // Config configures a Service.
@@ -87,7 +90,7 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	l := c.Limits
 	switch {
-	case l.MaxKeySize <= 0 || l.MaxValueSize <= 0 || l.MaxWriteSetSize <= 0 || l.MaxScanBatch <= 0:
+	case l.MaxKeySize <= 0 || l.MaxValueSize <= 0 || l.MaxWriteSetSize <= 0 || l.MaxScanBatch <= 0 || l.MaxReadSetSize <= 0:
 		return errors.New("txn: limits must be positive")
 	case l.MaxKeySize > l.MaxWriteSetSize || l.MaxValueSize > l.MaxWriteSetSize:
 		return errors.New("txn: key and value limits must not exceed the write-set limit")

@@ -34,7 +34,7 @@ func FuzzAdmit(f *testing.F) {
 	f.Add([]byte{2, 0})
 	f.Add([]byte{1, 0xff})
 	cfg := DefaultConfig()
-	cfg.Limits = Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4}
+	cfg.Limits = Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4, MaxReadSetSize: 64}
 	svc, err := New(cfg, nil, nil) // Admit reads no state and orders nothing
 	if err != nil {
 		f.Fatal(err)

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -335,7 +336,7 @@ func (s *Service) commit(ctx context.Context, ws *writesetpb.WriteSet, minSeqno 
 		return certification.Outcome{}, err
 	}
 	if snap != ws.GetSnapshot() {
-		ws = &writesetpb.WriteSet{Id: ws.GetId(), Snapshot: snap, Origin: ws.GetOrigin(), Writes: ws.GetWrites()}
+		ws = &writesetpb.WriteSet{Id: ws.GetId(), Snapshot: snap, Origin: ws.GetOrigin(), Writes: ws.GetWrites(), Reads: ws.GetReads(), Scans: ws.GetScans()}
 	}
 	data, err := certification.EncodeEntry(ws)
 	if err != nil {
@@ -443,6 +444,11 @@ func (s *Service) validate(ws *writesetpb.WriteSet) error {
 	case ws.GetSnapshot() == 0 && ws.GetOrigin() == 0:
 		return fmt.Errorf("%w: a write-set without a snapshot needs an origin: a seqno seen before it was made, "+
 			"which bounds how long a resend of it is accepted", ErrInvalidWriteSet)
+	case ws.GetSnapshot() == 0 && (len(ws.GetReads()) > 0 || len(ws.GetScans()) > 0):
+		return fmt.Errorf("%w: a read set needs the snapshot it was read at", ErrInvalidWriteSet)
+	}
+	if err := s.validateReadSet(ws); err != nil {
+		return err
 	}
 	if err := s.checkSize(proto.Size(ws)); err != nil {
 		return err
@@ -457,6 +463,39 @@ func (s *Service) validate(ws *writesetpb.WriteSet) error {
 	}
 	return nil
 }
+
+// validateReadSet checks the read set of a serializable write-set: keys as
+// keys, ranges ordered and bounded like keys, and the whole within
+// Limits.MaxReadSetSize.
+func (s *Service) validateReadSet(ws *writesetpb.WriteSet) error {
+	size := 0
+	for _, k := range ws.GetReads() {
+		if err := s.checkKey(k); err != nil {
+			return fmt.Errorf("read set: %w", err)
+		}
+		size += len(k)
+	}
+	for _, r := range ws.GetScans() {
+		start, end := r.GetStart(), r.GetEnd()
+		switch {
+		case len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize:
+			return fmt.Errorf("%w: read set: a scanned range's bound exceeds the %d-byte key limit", ErrTooLarge, s.cfg.Limits.MaxKeySize)
+		case len(end) > 0 && bytes.Compare(start, end) >= 0:
+			return fmt.Errorf("%w: read set: scanned range [%q, %q) is empty", ErrInvalidWriteSet, start, end)
+		}
+		size += len(start) + len(end)
+	}
+	if n := len(ws.GetReads()) + len(ws.GetScans()); size+n*readSetOverhead > s.cfg.Limits.MaxReadSetSize {
+		return fmt.Errorf("%w: read set of %d keys and ranges (%d bytes) exceeds the %d-byte limit: a serializable transaction may read at most that much",
+			ErrTooLarge, n, size+n*readSetOverhead, s.cfg.Limits.MaxReadSetSize)
+	}
+	return nil
+}
+
+// readSetOverhead is what each key or range of a read set counts for
+// besides its bytes, against Limits.MaxReadSetSize: its cost in the index
+// walk and the encoding.
+const readSetOverhead = 8
 
 // checkSize refuses a write-set of n bytes, encoded, over the size limit.
 func (s *Service) checkSize(n int) error {

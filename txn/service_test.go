@@ -133,7 +133,7 @@ func newService(t *testing.T) (*Service, *fakeOrderer) {
 func newServiceWaiting(t *testing.T, wait time.Duration) (*Service, *fakeOrderer) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Limits = Limits{MaxKeySize: 8, MaxValueSize: 16, MaxWriteSetSize: 64, MaxScanBatch: 10}
+	cfg.Limits = Limits{MaxKeySize: 8, MaxValueSize: 16, MaxWriteSetSize: 64, MaxScanBatch: 10, MaxReadSetSize: 40}
 	cfg.CausalWait = wait
 	o := &fakeOrderer{applied: 1, verdict: certification.Commit}
 	s, err := New(cfg, emptyStore{}, o)
@@ -152,6 +152,22 @@ func wset(keys ...string) *writesetpb.WriteSet {
 	return ws
 }
 
+// reads gives ws a snapshot and the keys of a serializable read set.
+func reads(ws *writesetpb.WriteSet, snapshot uint64, keys ...string) *writesetpb.WriteSet {
+	ws.Snapshot = snapshot
+	for _, k := range keys {
+		ws.Reads = append(ws.Reads, []byte(k))
+	}
+	return ws
+}
+
+// scans gives ws snapshot 1 and a scanned range of [start, end).
+func scans(ws *writesetpb.WriteSet, start, end string) *writesetpb.WriteSet {
+	ws.Snapshot = 1
+	ws.Scans = append(ws.Scans, &writesetpb.KeyRange{Start: []byte(start), End: []byte(end)})
+	return ws
+}
+
 func TestCommitValidation(t *testing.T) {
 	cases := []struct {
 		name string
@@ -166,6 +182,12 @@ func TestCommitValidation(t *testing.T) {
 		{"value too long", &writesetpb.WriteSet{Id: []byte("x"), Origin: 1, Writes: []*writesetpb.Write{{Key: []byte("k"), Value: make([]byte, 17)}}}, ErrTooLarge},
 		{"write-set too large", wset("a", "b", "c", "d", "e", "f", "g", "h"), ErrTooLarge},
 		{"snapshot not applied", &writesetpb.WriteSet{Id: []byte("x"), Snapshot: 99, Writes: wset("k").Writes}, ErrSnapshotUnavailable},
+		{"read set without a snapshot", reads(wset("k"), 0, "r"), ErrInvalidWriteSet},
+		{"empty key read", reads(wset("k"), 1, ""), ErrInvalidKey},
+		{"key read too long", reads(wset("k"), 1, "123456789"), ErrTooLarge},
+		{"range bound too long", scans(wset("k"), "123456789", ""), ErrTooLarge},
+		{"empty range", scans(wset("k"), "b", "a"), ErrInvalidWriteSet},
+		{"read set too large", reads(wset("k"), 1, "a", "b", "c", "d", "e"), ErrTooLarge},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,6 +92,59 @@ func (x *Write) GetDelete() bool {
 	return false
 }
 
+// KeyRange is the keys in [start, end); an empty end means no upper bound.
+type KeyRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyRange) Reset() {
+	*x = KeyRange{}
+	mi := &file_writeset_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyRange) ProtoMessage() {}
+
+func (x *KeyRange) ProtoReflect() protoreflect.Message {
+	mi := &file_writeset_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyRange.ProtoReflect.Descriptor instead.
+func (*KeyRange) Descriptor() ([]byte, []int) {
+	return file_writeset_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *KeyRange) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *KeyRange) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 // WriteSet is what a transaction asks to commit.
 type WriteSet struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -110,14 +163,22 @@ type WriteSet struct {
 	// same write-set, however late, is answered with the first outcome or
 	// refused, never applied twice. Required when snapshot is 0; a write-set
 	// with a snapshot is bounded by it and may leave origin 0.
-	Origin        uint64 `protobuf:"varint,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	Origin uint64 `protobuf:"varint,4,opt,name=origin,proto3" json:"origin,omitempty"`
+	// reads and scans are the read set of a serializable transaction: the
+	// keys it read at its snapshot and the key ranges it scanned (a scan cut
+	// short by its limit only up to the last key it returned). The write-set
+	// commits only if none of them was written by a write-set committed after
+	// the snapshot, as well as none of its writes. Empty under snapshot
+	// isolation; they need a snapshot.
+	Reads         [][]byte    `protobuf:"bytes,5,rep,name=reads,proto3" json:"reads,omitempty"`
+	Scans         []*KeyRange `protobuf:"bytes,6,rep,name=scans,proto3" json:"scans,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteSet) Reset() {
 	*x = WriteSet{}
-	mi := &file_writeset_proto_msgTypes[1]
+	mi := &file_writeset_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -129,7 +190,7 @@ func (x *WriteSet) String() string {
 func (*WriteSet) ProtoMessage() {}
 
 func (x *WriteSet) ProtoReflect() protoreflect.Message {
-	mi := &file_writeset_proto_msgTypes[1]
+	mi := &file_writeset_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -142,7 +203,7 @@ func (x *WriteSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteSet.ProtoReflect.Descriptor instead.
 func (*WriteSet) Descriptor() ([]byte, []int) {
-	return file_writeset_proto_rawDescGZIP(), []int{1}
+	return file_writeset_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *WriteSet) GetId() []byte {
@@ -173,6 +234,20 @@ func (x *WriteSet) GetOrigin() uint64 {
 	return 0
 }
 
+func (x *WriteSet) GetReads() [][]byte {
+	if x != nil {
+		return x.Reads
+	}
+	return nil
+}
+
+func (x *WriteSet) GetScans() []*KeyRange {
+	if x != nil {
+		return x.Scans
+	}
+	return nil
+}
+
 var File_writeset_proto protoreflect.FileDescriptor
 
 const file_writeset_proto_rawDesc = "" +
@@ -181,12 +256,17 @@ const file_writeset_proto_rawDesc = "" +
 	"\x05Write\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
-	"\x06delete\x18\x03 \x01(\bR\x06delete\"x\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\"2\n" +
+	"\bKeyRange\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\xb9\x01\n" +
 	"\bWriteSet\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\fR\x02id\x12\x1a\n" +
 	"\bsnapshot\x18\x02 \x01(\x04R\bsnapshot\x12(\n" +
 	"\x06writes\x18\x03 \x03(\v2\x10.galena.v1.WriteR\x06writes\x12\x16\n" +
-	"\x06origin\x18\x04 \x01(\x04R\x06originB+Z)github.com/galenadb/galena/api/writesetpbb\x06proto3"
+	"\x06origin\x18\x04 \x01(\x04R\x06origin\x12\x14\n" +
+	"\x05reads\x18\x05 \x03(\fR\x05reads\x12)\n" +
+	"\x05scans\x18\x06 \x03(\v2\x13.galena.v1.KeyRangeR\x05scansB+Z)github.com/galenadb/galena/api/writesetpbb\x06proto3"
 
 var (
 	file_writeset_proto_rawDescOnce sync.Once
@@ -200,18 +280,20 @@ func file_writeset_proto_rawDescGZIP() []byte {
 	return file_writeset_proto_rawDescData
 }
 
-var file_writeset_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_writeset_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_writeset_proto_goTypes = []any{
 	(*Write)(nil),    // 0: galena.v1.Write
-	(*WriteSet)(nil), // 1: galena.v1.WriteSet
+	(*KeyRange)(nil), // 1: galena.v1.KeyRange
+	(*WriteSet)(nil), // 2: galena.v1.WriteSet
 }
 var file_writeset_proto_depIdxs = []int32{
 	0, // 0: galena.v1.WriteSet.writes:type_name -> galena.v1.Write
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	1, // 1: galena.v1.WriteSet.scans:type_name -> galena.v1.KeyRange
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_writeset_proto_init() }
@@ -225,7 +307,7 @@ func file_writeset_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_writeset_proto_rawDesc), len(file_writeset_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

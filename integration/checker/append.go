@@ -13,6 +13,9 @@ type AppendConfig struct {
 	// acknowledged before it began, as with client.Linearizable. Without it,
 	// Galena promises this only within one client session (one Process).
 	RealTime bool
+	// Serializable: every transaction that appended ran serializable
+	// (client.Serializable), so G2 cycles are anomalies too, not allowed.
+	Serializable bool
 }
 
 // CheckListAppend checks the list-append transactions of h (other workloads
@@ -43,7 +46,7 @@ type AppendConfig struct {
 //     transactions some read observed: KindG0 (ww edges only), KindG1c (ww
 //     and wr, at least one wr), KindGSingle (exactly one rw: read skew).
 //     Cycles with two or more rw edges are KindG2, which snapshot isolation
-//     allows: they go to Result.Allowed.
+//     allows: they go to Result.Allowed, unless cfg.Serializable.
 //
 // Edges: T1 -ww-> T2 when T2 appended the element right after T1's in the
 // version order; T1 -wr-> T2 when T2 read a list whose last element T1

@@ -91,7 +91,7 @@ func (a *appendAnalysis) checkCycles() {
 func (a *appendAnalysis) reportCycle(g *depGraph, scc, cycle []int) {
 	an := Anomaly{Kind: g.classify(cycle), Ops: refs(a.h, cycle...), Detail: fmt.Sprintf(
 		"cycle %s, in a component of %d transactions", g.describe(cycle), len(scc))}
-	if an.Kind == KindG2 {
+	if an.Kind == KindG2 && !a.cfg.Serializable {
 		a.res.allow(an)
 		return
 	}

@@ -43,6 +43,15 @@ func TestListAppend(t *testing.T) {
 		),
 		allowed: []string{KindG2},
 	}, {
+		name: "G2 write skew is an anomaly under serializable",
+		cfg:  AppendConfig{Serializable: true},
+		h: conc(
+			txn(0, TypeOK, rd("x"), rd("y"), app("x", 1)),
+			txn(1, TypeOK, rd("x"), rd("y"), app("y", 1)),
+			txn(2, TypeOK, rd("x", 1), rd("y", 1)),
+		),
+		kinds: []string{KindG2}, culprit: KindG2, ops: []int{0, 1},
+	}, {
 		name: "G0 write cycle",
 		h: conc(
 			txn(0, TypeOK, app("x", 1), app("y", 2)),

@@ -36,6 +36,9 @@ type appendWorkload struct {
 	// Plain drops client.Linearizable: transactions then see at least what
 	// their own session saw, and the check drops RealTime.
 	Plain bool
+	// Serializable runs every transaction with client.Serializable, and the
+	// check forbids G2 cycles too (AppendConfig.Serializable).
+	Serializable bool
 
 	next atomic.Int64 // the last value appended, over every key
 
@@ -83,8 +86,17 @@ func (w *appendWorkload) pick(rng *rand.Rand, appending bool) string {
 	return strconv.Itoa(k)
 }
 
+// AppendSerializable names the list-append workload whose transactions
+// are serializable.
+const AppendSerializable = "append-ser"
+
 // Name implements workload.
-func (w *appendWorkload) Name() string { return checker.WorkloadAppend }
+func (w *appendWorkload) Name() string {
+	if w.Serializable {
+		return AppendSerializable
+	}
+	return checker.WorkloadAppend
+}
 
 func appendKey(k string) []byte { return []byte(appendPrefix + k) }
 
@@ -92,10 +104,14 @@ func appendKey(k string) []byte { return []byte(appendPrefix + k) }
 func (w *appendWorkload) Setup(context.Context, *client.Client) error { w.defaults(); return nil }
 
 func (w *appendWorkload) txnOpts() []client.TxnOption {
-	if w.Plain {
-		return nil
+	var opts []client.TxnOption
+	if !w.Plain {
+		opts = append(opts, client.Linearizable())
 	}
-	return []client.TxnOption{client.Linearizable()}
+	if w.Serializable {
+		opts = append(opts, client.Serializable())
+	}
+	return opts
 }
 
 // Step implements Workload: one transaction of random micro-ops.
@@ -212,8 +228,8 @@ func (w *appendWorkload) Final(ctx context.Context, s *session) ([]checker.Op, e
 }
 
 // Check implements Workload: CheckListAppend over the history and the final
-// reads, with RealTime unless Plain.
+// reads, with RealTime unless Plain, and Serializable when it is.
 func (w *appendWorkload) Check(h []checker.Op, final finalState) (checker.Result, error) {
 	all := append(slices.Clip(h), final.Reads...)
-	return checker.CheckListAppend(all, checker.AppendConfig{RealTime: !w.Plain})
+	return checker.CheckListAppend(all, checker.AppendConfig{RealTime: !w.Plain, Serializable: w.Serializable})
 }

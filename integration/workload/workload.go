@@ -79,7 +79,7 @@ func (s *session) Do(fn func() checker.Op) checker.Op {
 
 // Names are the workloads New knows, in the default order.
 var Names = []string{checker.WorkloadBank, checker.WorkloadAppend, checker.WorkloadSet, checker.WorkloadRegister,
-	checker.WorkloadWatch}
+	checker.WorkloadWatch, AppendSerializable}
 
 // New returns a new workload, with default settings, by name.
 func newWorkload(name string) (workload, error) {
@@ -88,6 +88,8 @@ func newWorkload(name string) (workload, error) {
 		return newBankWorkload(bank.DefaultConfig())
 	case checker.WorkloadAppend:
 		return &appendWorkload{}, nil
+	case AppendSerializable:
+		return &appendWorkload{Serializable: true}, nil
 	case checker.WorkloadSet:
 		return &setWorkload{}, nil
 	case checker.WorkloadRegister:

@@ -35,7 +35,7 @@ const (
 )
 
 // kvLimits are small, so that every limit is cheap to cross.
-var kvLimits = txn.Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4}
+var kvLimits = txn.Limits{MaxKeySize: 16, MaxValueSize: 32, MaxWriteSetSize: 256, MaxScanBatch: 4, MaxReadSetSize: 64}
 
 // stubOrderer is a member at a fixed applied seqno. Its Broadcast records the
 // entry and reports the configured verdict without applying anything, so the
