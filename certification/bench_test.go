@@ -93,3 +93,59 @@ func BenchmarkCertify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCertifyReadSet is BenchmarkCertify for serializable write-sets:
+// two writes and a read set of keys read (checked like writes) and of
+// scanned ranges (each a walk over the index's writes after the snapshot,
+// which lags the seqno by lag; past 4 ranges, one sort of those writes).
+func BenchmarkCertifyReadSet(b *testing.B) {
+	keys := benchKeys()
+	for _, bc := range []struct {
+		name  string
+		reads int
+		scans int
+		lag   uint64
+	}{
+		{"none", 0, 0, 1},
+		{"reads=2", 2, 0, 1},
+		{"reads=8", 8, 0, 1},
+		{"scans=1/lag=16", 0, 1, 16},
+		{"scans=1/lag=256", 0, 1, 256},
+		{"scans=16/lag=256", 0, 16, 256}, // sorted once, not walked 16 times
+		{"reads=8,scans=1/lag=256", 8, 1, 256},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := NewCertifier(DefaultConfig(), newMemStore())
+			if err != nil {
+				b.Fatal(err)
+			}
+			const n = 1 << 14
+			wss := benchWriteSets(keys, 2, n)
+			rng := rand.New(rand.NewPCG(3, 3))
+			for _, ws := range wss {
+				for range bc.reads {
+					ws.Reads = append(ws.Reads, keys[rng.IntN(len(keys))])
+				}
+				for range bc.scans {
+					i := rng.IntN(len(keys) - 100)
+					ws.Scans = append(ws.Scans, &writesetpb.KeyRange{Start: keys[i], End: keys[i+100]})
+				}
+			}
+			c.Resume(1)
+			b.ReportAllocs()
+			seq := uint64(bc.lag)
+			for i := 0; b.Loop(); i++ {
+				ws := wss[i%n]
+				seq++
+				ws.Snapshot = seq - bc.lag
+				ws.Id = binary.BigEndian.AppendUint64(ws.Id[:0], seq)
+				if _, err := c.Certify(ws, seq); err != nil {
+					b.Fatal(err)
+				}
+				if seq%64 == 0 {
+					c.Persisted(seq)
+				}
+			}
+		})
+	}
+}

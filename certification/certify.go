@@ -242,8 +242,12 @@ func (c *Certifier) decide(ws *writesetpb.WriteSet, seqno uint64) (Outcome, erro
 			return o, err
 		}
 	}
+	var recent []entry // with many ranges, the index's writes after snap, sorted once
+	if len(ws.GetScans()) > walkRanges {
+		recent = c.idx.recent(snap)
+	}
 	for _, r := range ws.GetScans() {
-		key, last, ok, err := c.writtenIn(r.GetStart(), r.GetEnd(), snap, seqno)
+		key, last, ok, err := c.writtenIn(r.GetStart(), r.GetEnd(), snap, seqno, recent)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -253,6 +257,11 @@ func (c *Certifier) decide(ws *writesetpb.WriteSet, seqno uint64) (Outcome, erro
 	}
 	return Outcome{Seqno: seqno, Verdict: Commit}, nil
 }
+
+// walkRanges is how many scanned ranges a write-set may have for each to be
+// checked by a walk over the index's writes after its snapshot; with more,
+// those writes are sorted once and each range is a binary search.
+const walkRanges = 4
 
 // checkKey returns a Conflict outcome if key was written after snap and
 // before seqno, and the zero Outcome otherwise.
@@ -319,8 +328,18 @@ func (c *Certifier) lastWrite(key []byte, snap, seqno uint64) (uint64, bool, err
 // snap is at or above the floor, every write after snap: it answers alone
 // then. Otherwise storage answers too, and the first key of the two
 // answers wins; either way the key and seqno are the same.
-func (c *Certifier) writtenIn(start, end []byte, snap, seqno uint64) ([]byte, uint64, bool, error) {
-	key, last, ok := c.idx.writtenIn(start, end, snap)
+//
+// recent, when not nil, is the index's writes after snap as index.recent
+// returns them, searched instead of walking the index.
+func (c *Certifier) writtenIn(start, end []byte, snap, seqno uint64, recent []entry) ([]byte, uint64, bool, error) {
+	var key []byte
+	var last uint64
+	var ok bool
+	if recent != nil {
+		key, last, ok = firstIn(recent, start, end)
+	} else {
+		key, last, ok = c.idx.writtenIn(start, end, snap)
+	}
 	if snap >= c.floor {
 		return key, last, ok, nil
 	}

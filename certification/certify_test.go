@@ -237,6 +237,8 @@ func TestCertifyReadSet(t *testing.T) {
 		{"an open-ended range", step{ws: reading(ws("r", 2, "z"), nil, "e", ""), want: Conflict, key: "f", at: 3}},
 		{"a range beside the writes", step{ws: reading(ws("r", 0, "z"), nil, "g", "k", "c", "d"), want: Commit}},
 		{"a range ends before its end key", step{ws: reading(ws("r", 1, "z"), nil, "e", "f"), want: Commit}},
+		{"many ranges: the first that holds a write", step{ws: reading(ws("r", 1, "z"), nil, "g", "k", "c", "d", "x", "y", "p", "q", "a", "e", "e", ""), want: Conflict, key: "a2", at: 2}},
+		{"many ranges beside the writes", step{ws: reading(ws("r", 1, "z"), nil, "g", "k", "c", "d", "x", "y", "p", "q", "e", "f"), want: Commit}},
 		{"reads are checked before ranges", step{ws: reading(ws("r", 1, "z"), []string{"f"}, "a", "e"), want: Conflict, key: "f", at: 3}},
 		{"an empty read key is invalid", step{ws: reading(ws("r", 1, "z"), []string{""}), want: InvalidWriteSet}},
 		{"a reversed range is invalid", step{ws: reading(ws("r", 1, "z"), nil, "e", "a"), want: InvalidWriteSet}},

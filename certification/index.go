@@ -1,5 +1,10 @@
 package certification
 
+import (
+	"slices"
+	"strings"
+)
+
 // index remembers recent committed writes (key → seqno) and the outcomes
 // of ids not yet in storage (id → Outcome) so certification rarely reads
 // storage. It is a cache: an entry is only dropped once storage holds it
@@ -66,6 +71,31 @@ func (x *index) writtenIn(start, end []byte, after uint64) ([]byte, uint64, bool
 		return nil, 0, false
 	}
 	return []byte(first), at, true
+}
+
+// recent returns the keys written after seqno after that the index holds,
+// each once with the seqno of its newest write here, in key order: for
+// write-sets that scanned many ranges, one sort instead of a walk per range.
+func (x *index) recent(after uint64) []entry {
+	seen := make(map[string]bool)
+	var out []entry
+	for i := len(x.order) - 1; i >= x.head && x.order[i].seqno > after; i-- {
+		if e := x.order[i]; !seen[e.key] {
+			seen[e.key] = true
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	return out
+}
+
+// firstIn is writtenIn over what recent returned.
+func firstIn(recent []entry, start, end []byte) ([]byte, uint64, bool) {
+	i, _ := slices.BinarySearchFunc(recent, start, func(e entry, k []byte) int { return strings.Compare(e.key, string(k)) })
+	if i == len(recent) || (len(end) > 0 && recent[i].key >= string(end)) {
+		return nil, 0, false
+	}
+	return []byte(recent[i].key), recent[i].seqno, true
 }
 
 func (x *index) empty() bool { return len(x.order) == x.head && len(x.fresh) == 0 }

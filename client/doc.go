@@ -1,7 +1,7 @@
 // Package client is the Go client of a Galena cluster: transactions with
-// snapshot isolation over gRPC, automatic retry of conflicts, endpoint
-// failover and session causality. It depends only on the wire contract in
-// package api.
+// snapshot isolation or, on request, serializable, over gRPC, automatic
+// retry of conflicts, endpoint failover and session causality. It depends
+// only on the wire contract in package api.
 //
 // # Transactions
 //
@@ -22,6 +22,30 @@
 //		}
 //		return tx.Put([]byte("k"), append(v, '!'))
 //	})
+//
+// # Isolation
+//
+// By default a transaction runs under snapshot isolation: its commit fails
+// only when a key it writes was written after its snapshot. That still
+// allows write skew: two transactions each read what the other writes and
+// both commit, as two on-call doctors who each check the other is on call
+// before going off. With Serializable (per transaction) or
+// Config.Serializable (the client's default), the write-set also carries
+// the keys the transaction read and the ranges it scanned, and its commit
+// fails with ErrConflict when any of them was written after its snapshot
+// too; the *ConflictError says whether the key was written, read
+// (ConflictError.Read) or in a scanned range (ConflictError.Range).
+// Serializable transactions then behave as if each ran alone at its commit's
+// seqno; one that writes nothing needs no certification, its snapshot being
+// a point of that order. SnapshotIsolation overrides the client's default.
+//
+//	err := c.Update(ctx, func(tx *client.Txn) error {
+//		v, err := tx.Get(ctx, []byte("oncall/bob"))
+//		if err != nil || string(v) != "on" {
+//			return err
+//		}
+//		return tx.Put([]byte("oncall/alice"), []byte("off"))
+//	}, client.Serializable())
 //
 // # Commit outcomes
 //

@@ -189,3 +189,33 @@ func ExampleClient_Watch() {
 		fmt.Printf("seqno %d: %d keys\n", e.Seqno, len(copyOf))
 	}
 }
+
+// A doctor may go off call only while another stays on. Under snapshot
+// isolation two doctors doing this at once on different members can both
+// commit (write skew: each wrote only its own key), leaving nobody on
+// call. Serializable, the second commit conflicts on the key it read, and
+// Update reruns it on a snapshot where the first has gone off call.
+func ExampleSerializable() {
+	c, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:7001"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+
+	goOffCall := func(me, other string) error {
+		return c.Update(ctx, func(tx *client.Txn) error {
+			v, err := tx.Get(ctx, []byte("oncall/"+other))
+			if err != nil {
+				return err
+			}
+			if string(v) != "on" {
+				return errors.New(other + " is off call: " + me + " stays")
+			}
+			return tx.Put([]byte("oncall/"+me), []byte("off"))
+		}, client.Serializable())
+	}
+	if err := goOffCall("alice", "bob"); err != nil {
+		log.Print(err)
+	}
+}

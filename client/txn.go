@@ -228,7 +228,9 @@ func (tx *Txn) writeSet() (*writesetpb.WriteSet, error) {
 		ws.Writes = append(ws.Writes, &writesetpb.Write{Key: []byte(k), Value: w.value, Delete: w.del})
 	}
 	for _, k := range slices.Sorted(maps.Keys(tx.reads)) {
-		ws.Reads = append(ws.Reads, []byte(k))
+		if _, written := tx.writes[k]; !written { // its write is checked alike
+			ws.Reads = append(ws.Reads, []byte(k))
+		}
 	}
 	return ws, nil
 }

@@ -591,8 +591,8 @@ func TestPrefixEnd(t *testing.T) {
 }
 
 // A serializable transaction's write-set carries what it read from its
-// snapshot: each key once, in key order (a miss too, not its own writes),
-// and the ranges it scanned, a scan stopped by its limit only up to its
+// snapshot: each key once, in key order (a miss too; not a key it also
+// writes, whose write is certified alike), and the ranges it scanned, a scan stopped by its limit only up to its
 // last key. Under snapshot isolation, the client's default unless
 // Config.Serializable, it carries none.
 func TestSerializableReadSet(t *testing.T) {
@@ -607,6 +607,12 @@ func TestSerializableReadSet(t *testing.T) {
 				}
 			}
 			if err := tx.Put([]byte("w"), []byte("x")); err != nil {
+				return err
+			}
+			if _, err := tx.Get(ctx, []byte("b")); err != nil { // read, then written
+				return err
+			}
+			if err := tx.Put([]byte("b"), []byte("x")); err != nil {
 				return err
 			}
 			if _, err := tx.Get(ctx, []byte("w")); err != nil { // its own write

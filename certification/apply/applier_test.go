@@ -73,7 +73,7 @@ func randomLog(t *testing.T, r *rand.Rand, n int) []groupcomm.Entry {
 				for k := 0; k < r.IntN(3); k++ {
 					w.Reads = append(w.Reads, []byte(fmt.Sprintf("k%d", r.IntN(12))))
 				}
-				if r.IntN(2) == 0 {
+				for range r.IntN(2) * (1 + r.IntN(6)) { // sometimes more ranges than are walked
 					a, b := r.IntN(12), r.IntN(12)
 					kr := &writesetpb.KeyRange{Start: []byte(fmt.Sprintf("k%d", min(a, b)))}
 					if a != b {
@@ -298,11 +298,12 @@ func TestRestartReplaysNothingTwice(t *testing.T) {
 	a, st = openApplier(t, dir, &got, 64)
 	stop := boundary(log, 170)
 	deliverInBatches(t, a, rand.New(rand.NewPCG(2, 2)), log[:stop])
+	at, _ := a.Digest() // the last batch may end with a Raft entry of its own
 	st.Close()
 	a, st = openApplier(t, dir, &got, 64)
 	defer st.Close()
-	if a.Applied() != positionOf(log[stop-1]) {
-		t.Fatalf("applied after restart = %+v, want %+v", a.Applied(), positionOf(log[stop-1]))
+	if a.Applied() != at {
+		t.Fatalf("applied after restart = %+v, want %+v", a.Applied(), at)
 	}
 	deliverInBatches(t, a, rand.New(rand.NewPCG(3, 3)), log[boundary(log, 100):]) // overlap: replayed entries
 	if _, d := a.Digest(); d != want || dump(t, st) != wantContents {

@@ -76,6 +76,23 @@ func TestBenchLocal(t *testing.T) {
 	}
 }
 
+// --serializable runs the transactions serializable, and says so.
+func TestBenchSerializable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	code, stdout, stderr := runCLI(t, "bench", "--local", "--workload", "skew", "--serializable",
+		"--duration", "1s", "--warmup", "0s", "--clients", "4", "--keys", "1000", "--json")
+	if code != 0 {
+		t.Fatalf("exit code %d, stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	results := decodeBench(t, stdout)
+	if len(results) != 1 || results[0].Workload != workloadSkew || !results[0].Serializable {
+		t.Fatalf("results %+v; want one serializable skew", results)
+	}
+	checkBenchResult(t, results[0])
+}
+
 func TestBenchEndpoints(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
