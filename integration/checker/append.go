@@ -15,6 +15,8 @@ type AppendConfig struct {
 	RealTime bool
 	// Serializable: every transaction that appended ran serializable
 	// (client.Serializable), so G2 cycles are anomalies too, not allowed.
+	// Read-only transactions are never certified; that they too fit the
+	// serial order, at their snapshot, is part of what this checks.
 	Serializable bool
 }
 
