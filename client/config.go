@@ -12,6 +12,10 @@ import (
 const (
 	DefaultDialTimeout     = 2 * time.Second
 	DefaultMaxCallSize     = 20 << 20 // 20 MiB
+	// DefaultMaxValueSize and DefaultMaxWriteSetSize are a member's
+	// default limits (txn.DefaultLimits).
+	DefaultMaxValueSize    = 1 << 20  // 1 MiB
+	DefaultMaxWriteSetSize = 16 << 20 // 16 MiB
 	DefaultConflictBackoff = 2 * time.Millisecond
 	DefaultWatchTimeout    = 5 * time.Second
 	// MaxConflictBackoff caps the doubling of Config.ConflictBackoff.
@@ -42,9 +46,15 @@ type Config struct {
 	// says otherwise (see Serializable and SnapshotIsolation); without it
 	// they run under snapshot isolation.
 	Serializable bool
-	// MaxCallSize is the largest gRPC message sent or received, in bytes. A
-	// write-set over it fails with ErrTooLarge.
+	// MaxCallSize is the largest gRPC message sent or received, in bytes.
 	MaxCallSize int
+	// MaxValueSize and MaxWriteSetSize are the members' limits on a value
+	// and on a write-set, encoded (1 MiB and 16 MiB, their defaults): Put
+	// and Commit refuse more with ErrTooLarge, saying which limit, before
+	// anything is sent. Set them to the members' own if those differ. (A
+	// write-set over MaxCallSize fails with ErrTooLarge too.)
+	MaxValueSize    int
+	MaxWriteSetSize int
 	// Logger receives the client's logs; nil logs nothing.
 	Logger *zap.Logger
 	// ConflictBackoff is Update's first wait after a conflict; it doubles,
@@ -73,6 +83,8 @@ func DefaultConfig() Config {
 	return Config{
 		DialTimeout:     DefaultDialTimeout,
 		MaxCallSize:     DefaultMaxCallSize,
+		MaxValueSize:    DefaultMaxValueSize,
+		MaxWriteSetSize: DefaultMaxWriteSetSize,
 		ConflictBackoff: DefaultConflictBackoff,
 		WatchTimeout:    DefaultWatchTimeout,
 	}
@@ -86,6 +98,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxCallSize == 0 {
 		c.MaxCallSize = d.MaxCallSize
+	}
+	if c.MaxValueSize == 0 {
+		c.MaxValueSize = d.MaxValueSize
+	}
+	if c.MaxWriteSetSize == 0 {
+		c.MaxWriteSetSize = d.MaxWriteSetSize
 	}
 	if c.ConflictBackoff == 0 {
 		c.ConflictBackoff = d.ConflictBackoff
@@ -111,8 +129,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: config: no endpoints", ErrInvalidArgument)
 	case c.DialTimeout < 0:
 		return fmt.Errorf("%w: config: negative DialTimeout %v", ErrInvalidArgument, c.DialTimeout)
-	case c.MaxCallSize < 0:
-		return fmt.Errorf("%w: config: negative MaxCallSize %d", ErrInvalidArgument, c.MaxCallSize)
+	case c.MaxCallSize < 0 || c.MaxValueSize < 0 || c.MaxWriteSetSize < 0:
+		return fmt.Errorf("%w: config: negative MaxCallSize, MaxValueSize or MaxWriteSetSize", ErrInvalidArgument)
 	case c.ConflictBackoff < 0:
 		return fmt.Errorf("%w: config: negative ConflictBackoff %v", ErrInvalidArgument, c.ConflictBackoff)
 	case c.WatchTimeout < 0:

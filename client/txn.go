@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/api/writesetpb"
@@ -112,7 +114,7 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 	}
 	if w, ok := tx.writes[string(key)]; ok {
 		if w.del {
-			return nil, ErrNotFound
+			return nil, notFound(key)
 		}
 		return bytes.Clone(w.value), nil
 	}
@@ -129,7 +131,7 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 	tx.pin(resp.GetSnapshot())
 	tx.noteRead(key)
 	if !resp.GetFound() {
-		return nil, ErrNotFound
+		return nil, notFound(key)
 	}
 	if resp.Value == nil {
 		return []byte{}, nil
@@ -137,12 +139,19 @@ func (tx *Txn) Get(ctx context.Context, key []byte) ([]byte, error) {
 	return resp.Value, nil
 }
 
+// notFound is ErrNotFound for key.
+func notFound(key []byte) error { return fmt.Errorf("%w: %q", ErrNotFound, key) }
+
 // Put buffers a write of key=value; value may be empty. Key and value are
-// copied. It returns ErrReadOnly inside View and ErrInvalidKey for an empty
-// key; it makes no round trip.
+// copied. It returns ErrReadOnly inside View, ErrInvalidKey for an empty
+// key and ErrTooLarge for a value over Config.MaxValueSize; it makes no
+// round trip.
 func (tx *Txn) Put(key, value []byte) error {
 	if err := tx.checkWrite(key); err != nil {
 		return err
+	}
+	if max := tx.c.cfg.MaxValueSize; len(value) > max {
+		return fmt.Errorf("%w: value of %d bytes for key %q exceeds the %d-byte limit of a value (Config.MaxValueSize)", ErrTooLarge, len(value), key, max)
 	}
 	tx.buffer(key, write{value: bytes.Clone(nonNil(value))})
 	return nil
@@ -197,6 +206,9 @@ func (tx *Txn) Commit(ctx context.Context) (CommitInfo, error) {
 		return CommitInfo{Seqno: tx.snapshot}, nil
 	}
 	ws, err := tx.writeSet()
+	if n, max := proto.Size(ws), tx.c.cfg.MaxWriteSetSize; err == nil && n > max {
+		err = fmt.Errorf("%w: write-set of %d bytes (%d writes) exceeds the %d-byte limit of a write-set (Config.MaxWriteSetSize)", ErrTooLarge, n, len(ws.Writes), max)
+	}
 	if err == nil && ws.Snapshot == 0 {
 		ws.Origin, err = tx.c.origin(ctx)
 	}
