@@ -10,8 +10,8 @@ import (
 
 // Defaults used by DefaultConfig and for zero fields of a Config given to New.
 const (
-	DefaultDialTimeout     = 2 * time.Second
-	DefaultMaxCallSize     = 20 << 20 // 20 MiB
+	DefaultDialTimeout = 2 * time.Second
+	DefaultMaxCallSize = 20 << 20 // 20 MiB
 	// DefaultMaxValueSize and DefaultMaxWriteSetSize are a member's
 	// default limits (txn.DefaultLimits).
 	DefaultMaxValueSize    = 1 << 20  // 1 MiB
