@@ -24,14 +24,15 @@ var isolations = []struct {
 // interleave runs two transactions, each on its own member, so that both
 // read before either commits: read, then write what read returned, for
 // each; then it commits the first and the second, in that order, and
-// returns the second's commit error.
+// returns the second's commit error. Their snapshots are linearizable:
+// they see what the test wrote before, through whichever member.
 func interleave(t *testing.T, ctx context.Context, c1, c2 *client.Client, opt client.TxnOption,
 	read func(*client.Txn) (any, error), write func(*client.Txn, any) error) error {
 	t.Helper()
 	var txs [2]*client.Txn
 	var seen [2]any
 	for i, c := range []*client.Client{c1, c2} {
-		tx, err := c.Begin(ctx, opt)
+		tx, err := c.Begin(ctx, opt, client.Linearizable())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -196,7 +197,7 @@ func TestSerializableDoctorsUnderLoad(t *testing.T) {
 						return err
 					}
 					return tx.Put(doctor(p, d), []byte("off"))
-				}, client.Serializable())
+				}, client.Serializable(), client.Linearizable()) // sees the setup through either member
 			}()
 		}
 	}
