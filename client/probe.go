@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 )
 
@@ -21,10 +23,11 @@ type MemberStatus struct {
 	Arbitrator bool
 	RaftState  string // Leader, Follower, Candidate or Shutdown
 	LeaderID   string // "" when the member knows no leader
-	// AppliedSeqno is the highest seqno the member applied; CommitIndex
-	// and LastIndex are its Raft log's, and ApplyLag is CommitIndex minus
-	// AppliedSeqno: committed entries it has yet to apply.
-	AppliedSeqno, CommitIndex, LastIndex, ApplyLag uint64
+	// Term is the member's current Raft term. AppliedSeqno is the highest
+	// seqno the member applied, AppliedIndex the log index it was reached
+	// at; CommitIndex and LastIndex are its Raft log's, and ApplyLag the
+	// committed entries it has yet to apply.
+	Term, AppliedSeqno, AppliedIndex, CommitIndex, LastIndex, ApplyLag uint64
 	// LastContact is how long ago the member last heard from the leader;
 	// negative when it never did.
 	LastContact time.Duration
@@ -41,6 +44,59 @@ type MemberStatus struct {
 	// CertExpires is when the member's TLS certificate expires; zero
 	// without TLS.
 	CertExpires time.Time
+	// DataBytes is the size of the member's data directory when it last
+	// measured it; Version is its binary's version.
+	DataBytes int64
+	Version   string
+}
+
+// MarshalJSON writes s as `galena status --json` prints it and a member's
+// /status serves it: snake_case names (id, address, raft_state, term,
+// applied_seqno, ...), last_contact_ms in milliseconds (-1: never),
+// cert_expires in RFC 3339, role data or arbitrator, and cluster_size, the
+// members of the configuration s knows.
+func (s MemberStatus) MarshalJSON() ([]byte, error) {
+	j := api.StatusView{
+		ID: s.ID, Address: s.Addr, ClusterID: s.ClusterID, RaftState: s.RaftState, LeaderID: s.LeaderID,
+		Term: s.Term, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex, AppliedIndex: s.AppliedIndex,
+		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1, Commits: s.Commits, CertFailures: s.CertFailures,
+		State: s.State, Error: s.Error, ClusterSize: len(s.Members), DataBytes: s.DataBytes, Version: s.Version,
+	}
+	if s.RaftState != "" {
+		j.Role = "data"
+		if s.Arbitrator {
+			j.Role = "arbitrator"
+		}
+	}
+	if s.LastContact >= 0 {
+		j.LastContactMs = s.LastContact.Milliseconds()
+	}
+	if !s.CertExpires.IsZero() {
+		j.CertExpires = s.CertExpires.Format(time.RFC3339)
+	}
+	return json.Marshal(j)
+}
+
+// StatusOf is the MemberStatus of a member's Status answer.
+func StatusOf(r *galenapb.StatusResponse) MemberStatus {
+	s := MemberStatus{
+		ID: r.GetId(), Addr: r.GetAddress(), ClusterID: r.GetClusterId(), Arbitrator: r.GetArbitrator(),
+		RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(), Term: r.GetTerm(),
+		AppliedSeqno: r.GetAppliedSeqno(), AppliedIndex: r.GetAppliedIndex(), CommitIndex: r.GetCommitIndex(),
+		LastIndex: r.GetLastIndex(), ApplyLag: r.GetApplyLag(),
+		LastContact: -1, Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
+		DataBytes: r.GetDataBytes(), Version: r.GetVersion(),
+	}
+	if ms := r.GetLastContactMs(); ms >= 0 {
+		s.LastContact = time.Duration(ms) * time.Millisecond
+	}
+	if u := r.GetCertExpiryUnix(); u != 0 {
+		s.CertExpires = time.Unix(u, 0).UTC()
+	}
+	for _, m := range r.GetMembers() {
+		s.Members = append(s.Members, memberOf(m))
+	}
+	return s
 }
 
 // MemberDigest is one member's running digest of what it applied: equal
@@ -85,7 +141,7 @@ func (c *Client) Status(ctx context.Context, addr string) (MemberStatus, error) 
 	if err != nil {
 		return MemberStatus{}, err
 	}
-	return statusOf(resp), nil
+	return StatusOf(resp), nil
 }
 
 // Digest asks the member at addr for its digest and recent checkpoints,
@@ -163,23 +219,4 @@ func probeError(addr string, err error) error {
 		return fmt.Errorf("%w: %s: %w", sentinel, addr, err)
 	}
 	return fmt.Errorf("client: %s: %w", addr, err)
-}
-
-func statusOf(r *galenapb.StatusResponse) MemberStatus {
-	s := MemberStatus{
-		ID: r.GetId(), Addr: r.GetAddress(), ClusterID: r.GetClusterId(), Arbitrator: r.GetArbitrator(),
-		RaftState: r.GetRaftState(), LeaderID: r.GetLeaderId(),
-		AppliedSeqno: r.GetAppliedSeqno(), CommitIndex: r.GetCommitIndex(), LastIndex: r.GetLastIndex(), ApplyLag: r.GetApplyLag(),
-		LastContact: -1, Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
-	}
-	if ms := r.GetLastContactMs(); ms >= 0 {
-		s.LastContact = time.Duration(ms) * time.Millisecond
-	}
-	if u := r.GetCertExpiryUnix(); u != 0 {
-		s.CertExpires = time.Unix(u, 0).UTC()
-	}
-	for _, m := range r.GetMembers() {
-		s.Members = append(s.Members, memberOf(m))
-	}
-	return s
 }

@@ -19,6 +19,7 @@ type Status struct {
 	ID          string
 	Addr        string
 	RaftState   string // Leader, Follower, Candidate, Shutdown
+	Term        uint64 // the current Raft term
 	LeaderID    string
 	LeaderAddr  string
 	Primary     bool          // part of a majority with a live leader
@@ -74,8 +75,8 @@ func (g *Group) Status() Status {
 	at := g.fsm.position() // index and seqno of one moment
 	st := Status{
 		ID: g.cfg.ID, Addr: g.cfg.Addr,
-		RaftState: g.raft.State().String(),
-		LeaderID:  string(id), LeaderAddr: string(addr),
+		RaftState: g.raft.State().String(), Term: g.raft.CurrentTerm(),
+		LeaderID: string(id), LeaderAddr: string(addr),
 		AppliedSeqno: at.Seqno,
 		AppliedIndex: at.Index,
 		CommitIndex:  g.raft.CommitIndex(),

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/node/rpc"
@@ -93,11 +95,31 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		State: s.State, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex,
 		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
 		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members), CertExpiryUnix: n.certNotAfter.Load(),
+		Term: s.Term, DataBytes: n.dataBytes.Load(), Version: ThisBuild().Version,
 	}
 	if s.LastContact >= 0 {
 		resp.LastContactMs = s.LastContact.Milliseconds()
 	}
 	return resp
+}
+
+// statusView is r as /status serves it: the fields, names and units of
+// `galena status --json`.
+func statusView(r *galenapb.StatusResponse) api.StatusView {
+	v := api.StatusView{
+		ID: r.Id, Address: r.Address, ClusterID: r.ClusterId, Role: "data", RaftState: r.RaftState, LeaderID: r.LeaderId,
+		Term: r.Term, CommitIndex: r.CommitIndex, LastIndex: r.LastIndex, AppliedIndex: r.AppliedIndex,
+		AppliedSeqno: r.AppliedSeqno, ApplyLag: r.ApplyLag, LastContactMs: r.LastContactMs, Commits: r.Commits,
+		CertFailures: r.CertFailures, State: r.State, Error: r.Error, ClusterSize: len(r.Members),
+		DataBytes: r.DataBytes, Version: r.Version,
+	}
+	if r.Arbitrator {
+		v.Role = "arbitrator"
+	}
+	if r.CertExpiryUnix != 0 {
+		v.CertExpires = time.Unix(r.CertExpiryUnix, 0).UTC().Format(time.RFC3339)
+	}
+	return v
 }
 
 // httpHandler serves the member's port: /healthz and /readyz to anyone;
@@ -108,7 +130,7 @@ func (n *Node) httpHandler() http.Handler {
 	n.handleProbes(mux)
 	mux.Handle("/status", n.httpRole(security.RoleRead, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(n.Status())
+		json.NewEncoder(w).Encode(statusView(n.statusProto()))
 	})))
 	if h := n.metricsHandler(); h != nil {
 		mux.Handle("/metrics", n.httpRole(security.RoleRead, h))

@@ -1458,7 +1458,10 @@ type StatusResponse struct {
 	AppliedIndex uint64 `protobuf:"varint,17,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// when the member's TLS certificate expires, in Unix seconds; 0 without
 	// TLS
-	CertExpiryUnix int64 `protobuf:"varint,18,opt,name=cert_expiry_unix,json=certExpiryUnix,proto3" json:"cert_expiry_unix,omitempty"`
+	CertExpiryUnix int64  `protobuf:"varint,18,opt,name=cert_expiry_unix,json=certExpiryUnix,proto3" json:"cert_expiry_unix,omitempty"`
+	Term           uint64 `protobuf:"varint,19,opt,name=term,proto3" json:"term,omitempty"`                            // the member's current Raft term
+	DataBytes      int64  `protobuf:"varint,20,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"` // its data directory's size, as last measured
+	Version        string `protobuf:"bytes,21,opt,name=version,proto3" json:"version,omitempty"`                       // the version of the member's binary
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -1617,6 +1620,27 @@ func (x *StatusResponse) GetCertExpiryUnix() int64 {
 		return x.CertExpiryUnix
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetDataBytes() int64 {
+	if x != nil {
+		return x.DataBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 type MemberListRequest struct {
@@ -2321,7 +2345,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xc8\x04\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x95\x05\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -2346,7 +2370,11 @@ const file_galena_proto_rawDesc = "" +
 	"\x0flast_contact_ms\x18\x0f \x01(\x03R\rlastContactMs\x12\x14\n" +
 	"\x05error\x18\x10 \x01(\tR\x05error\x12#\n" +
 	"\rapplied_index\x18\x11 \x01(\x04R\fappliedIndex\x12(\n" +
-	"\x10cert_expiry_unix\x18\x12 \x01(\x03R\x0ecertExpiryUnix\"\x13\n" +
+	"\x10cert_expiry_unix\x18\x12 \x01(\x03R\x0ecertExpiryUnix\x12\x12\n" +
+	"\x04term\x18\x13 \x01(\x04R\x04term\x12\x1d\n" +
+	"\n" +
+	"data_bytes\x18\x14 \x01(\x03R\tdataBytes\x12\x18\n" +
+	"\aversion\x18\x15 \x01(\tR\aversion\"\x13\n" +
 	"\x11MemberListRequest\"}\n" +
 	"\x12MemberListResponse\x12\x1d\n" +
 	"\n" +

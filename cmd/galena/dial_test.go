@@ -80,9 +80,12 @@ func TestHungMemberCommands(t *testing.T) {
 	mustRun(hung, "member", "list")
 
 	const unreachable = "not connected within 2s (--dial-timeout)"
-	out := mustRun("n4", "status", "--json")
+	code, out, errs := cli("--timeout", "20s", "status", "--json")
+	if code != 1 || !strings.Contains(errs, "not every member is SYNCED: n4 UNREACHABLE") {
+		t.Fatalf("status with n4 hung: exit %d, stderr %q; want 1, naming n4", code, errs)
+	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m memberStatus
+		var m statusRow
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("status line %q: %v", line, err)
 		}

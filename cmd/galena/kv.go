@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -291,11 +290,23 @@ func keyArgs(n cobra.PositionalArgs) cobra.PositionalArgs {
 
 func newGetCmd(g *globalFlags) *cobra.Command {
 	var stale, raw bool
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "get KEY",
 		Short: "Print the value of a key",
-		Args:  keyArgs(cobra.ExactArgs(1)),
+		Long: `Print the value of a key. -w simple (the default) prints the value and a
+newline (--raw: the value's bytes alone); -w json prints {"key":...,"value":...}
+(key_base64 or value_base64 for bytes that are not UTF-8); -w table prints
+KEY and VALUE columns.`,
+		Args: keyArgs(cobra.ExactArgs(1)),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			format, err := out.get(cmd)
+			if err != nil {
+				return err
+			}
+			if raw && format != formatSimple {
+				return usagef("--raw prints the value alone: it goes with -w simple only")
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				v, err := c.Get(ctx, []byte(args[0]), readOptions(stale)...)
 				if errors.Is(err, client.ErrNotFound) {
@@ -303,6 +314,13 @@ func newGetCmd(g *globalFlags) *cobra.Command {
 				}
 				if err != nil {
 					return staleHint(err, stale)
+				}
+				if format != formatSimple {
+					kw := newKVWriter(cmd.OutOrStdout(), format)
+					if err := kw.write([]byte(args[0]), v); err != nil {
+						return err
+					}
+					return kw.flush()
 				}
 				if !raw {
 					v = append(v, '\n')
@@ -314,6 +332,7 @@ func newGetCmd(g *globalFlags) *cobra.Command {
 	}
 	staleFlag(cmd, &stale)
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the value's bytes exactly, without a newline after them (to pipe into a file)")
+	addOutputFlags(cmd, &out, formatSimple)
 	return cmd
 }
 
@@ -363,43 +382,71 @@ type scanFlags struct {
 	rangeFlags
 	limit int
 	stale bool
+	out   outputFlags
 }
 
 func newScanCmd(g *globalFlags) *cobra.Command {
 	var f scanFlags
 	cmd := &cobra.Command{
 		Use:   "scan",
-		Short: "Print key<TAB>value lines of a key range, in key order",
-		Args:  cobra.NoArgs,
+		Short: "Print the keys of a range and their values, in key order",
+		Long: `Print the keys of a range and their values, in key order, read at one
+snapshot. -w simple (the default) prints key<TAB>value lines: a key or value
+that is not UTF-8 or holds a tab, a line break or another control character,
+or starts with a double quote, is printed Go-quoted ("a\tb"), so every line
+splits at its tab whatever the bytes. -w json prints one {"key":...,"value":...}
+object per line (key_base64 or value_base64 for bytes that are not UTF-8);
+-w table prints KEY and VALUE columns.`,
+		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
 			if f.limit < 0 {
 				return usagef("--limit must not be negative, got %d", f.limit)
+			}
+			format, err := f.out.get(cmd)
+			if err != nil {
+				return err
 			}
 			start, end, err := f.bounds(cmd)
 			if err != nil {
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				return staleHint(scan(ctx, c, cmd, start, end, f.limit, readOptions(f.stale)), f.stale)
+				return staleHint(scan(ctx, c, newKVWriter(cmd.OutOrStdout(), format), start, end, f.limit, readOptions(f.stale)), f.stale)
 			})
 		}),
 	}
 	addRangeFlags(cmd, &f.rangeFlags, "scan")
 	cmd.Flags().IntVar(&f.limit, "limit", 0, "at most this many keys; 0: no limit")
 	staleFlag(cmd, &f.stale)
+	addOutputFlags(cmd, &f.out, formatSimple)
 	return cmd
 }
 
-func scan(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end []byte, limit int, opts []client.TxnOption) error {
-	return c.View(ctx, func(tx *client.Txn) error {
-		kvs, err := tx.Scan(ctx, start, end, limit)
-		if err != nil {
+// scan writes the keys of [start, end), at most limit of them (0: all),
+// read in pages at one snapshot.
+func scan(ctx context.Context, c *client.Client, kw *kvWriter, start, end []byte, limit int, opts []client.TxnOption) error {
+	err := c.View(ctx, func(tx *client.Txn) error {
+		if limit > 0 {
+			kvs, err := tx.Scan(ctx, start, end, limit)
+			for _, kv := range kvs {
+				if err := kw.write(kv.Key, kv.Value); err != nil {
+					return err
+				}
+			}
 			return err
 		}
-		w := bufio.NewWriter(cmd.OutOrStdout())
-		for _, kv := range kvs {
-			fmt.Fprintf(w, "%s\t%s\n", kv.Key, kv.Value)
+		for kv, err := range tx.All(ctx, start, end) {
+			if err != nil {
+				return err
+			}
+			if err := kw.write(kv.Key, kv.Value); err != nil {
+				return err
+			}
 		}
-		return w.Flush()
+		return nil
 	}, opts...)
+	if err != nil {
+		return err
+	}
+	return kw.flush()
 }

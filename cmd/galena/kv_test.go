@@ -58,12 +58,12 @@ func TestCommandsAgainstCluster(t *testing.T) {
 
 	c.Stop(2)
 	code, out, errs = cli("status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d, stderr %s", code, errs)
+	if code != 1 || !strings.Contains(errs, "not every member is SYNCED: n3 UNREACHABLE") {
+		t.Fatalf("status --json with n3 stopped: exit %d, stderr %s; want 1, naming n3", code, errs)
 	}
 	states := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var m memberStatus
+		var m statusRow
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}

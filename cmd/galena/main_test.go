@@ -275,3 +275,16 @@ func TestPercentiles(t *testing.T) {
 		t.Errorf("empty: %v %v", p50, p99)
 	}
 }
+
+// statusRow is what the tests read of one line of `galena status --json`.
+type statusRow struct {
+	ID            string `json:"id"`
+	State         string `json:"state"`
+	Error         string `json:"error"`
+	LastContactMs int64  `json:"last_contact_ms"`
+	Term          uint64 `json:"term"`
+	ClusterSize   int    `json:"cluster_size"`
+	Role          string `json:"role"`
+	ClusterID     string `json:"cluster_id"`
+	RaftState     string `json:"raft_state"`
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
-	"text/tabwriter"
+	"sync"
 
 	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
@@ -29,30 +28,52 @@ and passes it to the leader.`,
 }
 
 func newMemberListCmd(g *globalFlags) *cobra.Command {
-	var asJSON bool
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the members of the cluster",
 		Long: `List the members of the cluster as the first reachable endpoint knows them:
 id, address, whether the member votes (a non-voter is catching up before its
-promotion) and which one leads (*). --json prints one object with the
-cluster id, the leader's id and the members.`,
+promotion), which one leads (*) and whether it answers now (each is asked
+for its status, waiting at most --dial-timeout to connect). -w json prints
+one object with the cluster id, the leader's id and the members; -w simple
+prints the rows without the header, tab-separated.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			format, err := out.get(cmd)
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
 				m, err := c.Members(ctx)
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printMembersJSON(cmd.OutOrStdout(), m)
+				reachable := reachability(ctx, prober{c: c, dialTimeout: g.dialTimeout}, m.Members)
+				if format == formatJSON {
+					return printMembersJSON(cmd.OutOrStdout(), m, reachable)
 				}
-				return printMembersTable(cmd.OutOrStdout(), m)
+				return printMembersTable(cmd.OutOrStdout(), format, m, reachable)
 			})
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the membership as one JSON object")
+	addOutputFlags(cmd, &out, formatTable)
 	return cmd
+}
+
+// reachability asks every member for its status at once and reports which
+// answered.
+func reachability(ctx context.Context, p prober, members []client.Member) []bool {
+	ok := make([]bool, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		wg.Go(func() {
+			_, err := p.status(ctx, m.Addr)
+			ok[i] = err == nil
+		})
+	}
+	wg.Wait()
+	return ok
 }
 
 func newMemberAddCmd(g *globalFlags) *cobra.Command {
@@ -130,10 +151,11 @@ func explainChange(err error) error {
 
 // memberJSON is one member in `galena member list --json`.
 type memberJSON struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Voter   bool   `json:"voter"`
-	Leader  bool   `json:"leader"`
+	ID        string `json:"id"`
+	Address   string `json:"address"`
+	Voter     bool   `json:"voter"`
+	Leader    bool   `json:"leader"`
+	Reachable bool   `json:"reachable"`
 }
 
 // membershipJSON is the output of `galena member list --json`.
@@ -143,35 +165,23 @@ type membershipJSON struct {
 	Members   []memberJSON `json:"members"`
 }
 
-func printMembersJSON(w io.Writer, m client.Membership) error {
+func printMembersJSON(w io.Writer, m client.Membership, reachable []bool) error {
 	out := membershipJSON{ClusterID: m.ClusterID, LeaderID: m.LeaderID, Members: []memberJSON{}}
-	for _, mb := range m.Members {
-		out.Members = append(out.Members, memberJSON{ID: mb.ID, Address: mb.Addr, Voter: mb.Voter, Leader: mb.ID == m.LeaderID})
+	for i, mb := range m.Members {
+		out.Members = append(out.Members, memberJSON{ID: mb.ID, Address: mb.Addr, Voter: mb.Voter, Leader: mb.ID == m.LeaderID, Reachable: reachable[i]})
 	}
 	return json.NewEncoder(w).Encode(out)
 }
 
-func printMembersTable(w io.Writer, m client.Membership) error {
-	var buf bytes.Buffer
-	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tVOTER\tLEADER")
-	for _, mb := range m.Members {
-		voter, leader := "no", ""
-		if mb.Voter {
-			voter = "yes"
-		}
+func printMembersTable(w io.Writer, format string, m client.Membership, reachable []bool) error {
+	yes := map[bool]string{true: "yes", false: "no"}
+	var rows [][]string
+	for i, mb := range m.Members {
+		leader := ""
 		if mb.ID == m.LeaderID {
 			leader = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", mb.ID, mb.Addr, voter, leader)
+		rows = append(rows, []string{mb.ID, mb.Addr, yes[mb.Voter], leader, yes[reachable[i]]})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for line := range strings.Lines(buf.String()) {
-		if _, err := fmt.Fprintln(w, strings.TrimRight(line, " \n")); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeTable(w, format, []string{"ID", "ADDRESS", "VOTER", "LEADER", "REACHABLE"}, rows)
 }

@@ -56,15 +56,15 @@ func TestMemberCommands(t *testing.T) {
 
 	code, out, errs := cli("member", "list")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	if code != 0 || len(lines) != 4 || !regexp.MustCompile(`^ID +ADDRESS +VOTER +LEADER$`).MatchString(lines[0]) {
+	if code != 0 || len(lines) != 4 || !regexp.MustCompile(`^ID +ADDRESS +VOTER +LEADER +REACHABLE$`).MatchString(lines[0]) {
 		t.Fatalf("member list: exit %d, stdout:\n%s\nstderr: %s", code, out, errs)
 	}
 	for i, line := range lines[1:] {
-		want := fmt.Sprintf(`^n%d +%s +yes`, i+1, regexp.QuoteMeta(eps[i]))
+		want := fmt.Sprintf(`^n%d +%s +yes +`, i+1, regexp.QuoteMeta(eps[i]))
 		if i == leader {
-			want += ` +\*$`
+			want += `\* +yes$`
 		} else {
-			want += `$`
+			want += `yes$`
 		}
 		if !regexp.MustCompile(want).MatchString(line) {
 			t.Errorf("row %q does not match %s", line, want)
@@ -155,16 +155,16 @@ func TestCheckAndStatusWithArbitrator(t *testing.T) {
 
 	code, out, errs = cli("status")
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
-	header := regexp.MustCompile(`^ID +ADDRESS +ROLE +RAFT +APPLIED +LAG +CONTACT +COMMITS +CERT_FAIL +STATE$`)
+	header := regexp.MustCompile(`^ID +ADDRESS +ROLE +RAFT +TERM +INDEX +APPLIED +LAG +CONTACT +COMMITS +CERT_FAIL +DATA +STATE$`)
 	if code != 0 || len(lines) != 5 || !header.MatchString(lines[0]) {
 		t.Fatalf("status: exit %d, stdout:\n%s\nstderr: %s", code, out, errs)
 	}
 	for _, line := range lines[1:] {
 		f := strings.Fields(line)
 		role := map[bool]string{true: roleArbitrator, false: roleData}[f[0] == "n4"]
-		contactOK := f[6] != "-" || f[3] == "Leader"
+		contactOK := f[8] != "-" || f[3] == "Leader"
 		if f[3] != "Leader" {
-			_, err := time.ParseDuration(f[6])
+			_, err := time.ParseDuration(f[8])
 			contactOK = err == nil
 		}
 		if f[2] != role || !contactOK {
@@ -179,11 +179,11 @@ func TestCheckAndStatusWithArbitrator(t *testing.T) {
 		t.Fatalf("check with n3 stopped: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	code, out, errs = cli("status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d, stderr %s", code, errs)
+	if code != 1 || !strings.Contains(errs, "not every member is SYNCED: n3 UNREACHABLE") {
+		t.Fatalf("status --json with n3 down: exit %d, stderr %s; want 1, naming n3", code, errs)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		var r memberStatus
+		var r statusRow
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}

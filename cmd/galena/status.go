@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,9 +8,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/galenadb/galena/client"
 	"github.com/spf13/cobra"
 )
@@ -20,8 +19,12 @@ import (
 // connected: a probe takes at most --dial-timeout to connect, then this.
 const statusCallTimeout = 3 * time.Second
 
-// stateUnreachable is the state shown for a member that did not answer.
-const stateUnreachable = "UNREACHABLE"
+// stateUnreachable is the state shown for a member that did not answer;
+// stateSynced that of a member that is caught up and in the majority.
+const (
+	stateUnreachable = "UNREACHABLE"
+	stateSynced      = "SYNCED"
+)
 
 // Member roles shown by `galena status` and `galena check`.
 const (
@@ -29,45 +32,38 @@ const (
 	roleArbitrator = "arbitrator"
 )
 
-// memberStatus is one row of `galena status`.
-type memberStatus struct {
-	ID            string `json:"id"`
-	Address       string `json:"address"`
-	ClusterID     string `json:"cluster_id,omitempty"`
-	Role          string `json:"role,omitempty"` // data or arbitrator
-	RaftState     string `json:"raft_state,omitempty"`
-	LeaderID      string `json:"leader_id,omitempty"`
-	AppliedSeqno  uint64 `json:"applied_seqno"`
-	ApplyLag      uint64 `json:"apply_lag"`
-	LastContactMs int64  `json:"last_contact_ms"` // since the leader was last heard from; -1 never
-	Commits       uint64 `json:"commits"`
-	CertFailures  uint64 `json:"cert_failures"`
-	State         string `json:"state"`
-	Error         string `json:"error,omitempty"` // why it stopped, or why it did not answer
-	// CertExpires is when the member's TLS certificate expires (RFC 3339),
-	// "" without TLS.
-	CertExpires string `json:"cert_expires,omitempty"`
-}
-
 func newStatusCmd(g *globalFlags) *cobra.Command {
-	var asJSON bool
+	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the state of every member of the cluster",
 		Long: `Show the state of every member of the cluster: the members are those listed
 by the first endpoint to answer; each is asked for its own status. A member
 not connected within --dial-timeout (down, or stopped and not answering) is
-shown UNREACHABLE.
+shown UNREACHABLE. The exit status is 1 unless every member is SYNCED.
 
-Columns: ROLE is data or arbitrator (votes, stores no data); APPLIED is the
-highest seqno the member applied and LAG how many committed entries it has
-yet to apply; CONTACT is how long ago a follower last heard from the leader
-("-" on the leader and before any contact); STATE is SYNCED, JOINED (applying
-a backlog), JOINING, NON_PRIMARY (cut off from the majority), FAILED or
-UNREACHABLE; with TLS, CERT_EXPIRES is when the member's certificate
-expires. A member's error, if any, follows the table.`,
+Columns: ROLE is data or arbitrator (votes, stores no data); TERM is the
+member's Raft term and INDEX its Raft commit index; APPLIED is the highest
+seqno it applied (a seqno numbers each write-set in the commit order; Raft's
+own entries, such as a new leader's, take one too, so APPLIED runs ahead of
+COMMITS) and LAG how many committed entries it has yet to apply; CONTACT is
+how long ago a follower last heard from the leader ("-" on the leader and
+before any contact); COMMITS and CERT_FAIL count the write-sets it certified
+as committed and as conflicts since it started; DATA is the size of its data
+directory; STATE is SYNCED, JOINED (applying a backlog), JOINING, DONOR,
+NON_PRIMARY (cut off from the majority), FAILED or UNREACHABLE; with TLS,
+CERT_EXPIRES is when the member's certificate expires. A member's error, if
+any, follows the table.
+
+-w json prints one object per member, with the names and units of a
+member's /status page (and its Raft indexes, cluster size and version);
+-w simple prints the table's rows without the header, tab-separated.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			format, err := out.get(cmd)
+			if err != nil {
+				return err
+			}
 			eps, err := g.endpointList()
 			if err != nil {
 				return err
@@ -77,28 +73,47 @@ expires. A member's error, if any, follows the table.`,
 				if err != nil {
 					return err
 				}
-				if asJSON {
-					return printStatusJSON(cmd.OutOrStdout(), rows)
+				if format == formatJSON {
+					err = printStatusJSON(cmd.OutOrStdout(), rows)
+				} else {
+					err = printStatusTable(cmd.OutOrStdout(), format, rows)
 				}
-				return printStatusTable(cmd.OutOrStdout(), rows)
+				if err != nil {
+					return err
+				}
+				return notSynced(rows)
 			})
 		}),
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object per member")
+	addOutputFlags(cmd, &out, formatTable)
 	return cmd
+}
+
+// notSynced fails, naming them, when some members are not SYNCED.
+func notSynced(rows []client.MemberStatus) error {
+	var not []string
+	for _, r := range rows {
+		if r.State != stateSynced {
+			not = append(not, r.ID+" "+r.State)
+		}
+	}
+	if len(not) == 0 {
+		return nil
+	}
+	return fmt.Errorf("not every member is SYNCED: %s", strings.Join(not, ", "))
 }
 
 // clusterStatus asks the endpoints for the member list, then every member
 // for its status.
-func clusterStatus(ctx context.Context, p prober, eps []string) ([]memberStatus, error) {
+func clusterStatus(ctx context.Context, p prober, eps []string) ([]client.MemberStatus, error) {
 	first, err := firstStatus(ctx, p, eps)
 	if err != nil {
 		return nil, err
 	}
 	if len(first.Members) == 0 {
-		return []memberStatus{rowOf(first)}, nil
+		return []client.MemberStatus{first}, nil
 	}
-	rows := make([]memberStatus, len(first.Members))
+	rows := make([]client.MemberStatus, len(first.Members))
 	var wg sync.WaitGroup
 	for i, m := range first.Members {
 		wg.Go(func() { rows[i] = memberRow(ctx, p, m) })
@@ -138,28 +153,12 @@ func firstStatus(ctx context.Context, p prober, eps []string) (client.MemberStat
 }
 
 // memberRow is the status row of member m.
-func memberRow(ctx context.Context, p prober, m client.Member) memberStatus {
+func memberRow(ctx context.Context, p prober, m client.Member) client.MemberStatus {
 	st, err := p.status(ctx, m.Addr)
 	if err != nil {
-		return memberStatus{ID: m.ID, Address: m.Addr, LastContactMs: -1, State: stateUnreachable, Error: cause(err)}
+		return client.MemberStatus{ID: m.ID, Addr: m.Addr, LastContact: -1, State: stateUnreachable, Error: cause(err)}
 	}
-	return rowOf(st)
-}
-
-func rowOf(s client.MemberStatus) memberStatus {
-	row := memberStatus{
-		ID: s.ID, Address: s.Addr, ClusterID: s.ClusterID, Role: roleOf(s.Arbitrator),
-		RaftState: s.RaftState, LeaderID: s.LeaderID,
-		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1,
-		Commits: s.Commits, CertFailures: s.CertFailures, State: s.State, Error: s.Error,
-	}
-	if s.LastContact >= 0 {
-		row.LastContactMs = s.LastContact.Milliseconds()
-	}
-	if !s.CertExpires.IsZero() {
-		row.CertExpires = s.CertExpires.Format(time.RFC3339)
-	}
-	return row
+	return st
 }
 
 func roleOf(arbitrator bool) string {
@@ -170,38 +169,42 @@ func roleOf(arbitrator bool) string {
 }
 
 // contact formats how long ago a follower heard from the leader.
-func (r memberStatus) contact() string {
-	if r.LastContactMs < 0 || r.RaftState == "Leader" { // unreachable rows have -1
+func contact(r client.MemberStatus) string {
+	if r.LastContact < 0 || r.RaftState == "Leader" {
 		return "-"
 	}
-	return (time.Duration(r.LastContactMs) * time.Millisecond).String()
+	return r.LastContact.Round(time.Millisecond).String()
 }
 
-func printStatusTable(w io.Writer, rows []memberStatus) error {
-	tls := slices.ContainsFunc(rows, func(r memberStatus) bool { return r.CertExpires != "" })
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprint(tw, "ID\tADDRESS\tROLE\tRAFT\tAPPLIED\tLAG\tCONTACT\tCOMMITS\tCERT_FAIL\tSTATE")
+func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) error {
+	tls := slices.ContainsFunc(rows, func(r client.MemberStatus) bool { return !r.CertExpires.IsZero() })
+	header := []string{"ID", "ADDRESS", "ROLE", "RAFT", "TERM", "INDEX", "APPLIED", "LAG", "CONTACT", "COMMITS", "CERT_FAIL", "DATA", "STATE"}
 	if tls {
-		fmt.Fprint(tw, "\tCERT_EXPIRES")
+		header = append(header, "CERT_EXPIRES")
 	}
-	fmt.Fprintln(tw)
+	var lines [][]string
 	for _, r := range rows {
+		var line []string
 		if r.State == stateUnreachable {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t%s", r.ID, r.Address, r.State)
+			line = []string{r.ID, r.Addr, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", r.State}
 		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s", r.ID, r.Address, r.Role, r.RaftState,
-				r.AppliedSeqno, r.ApplyLag, r.contact(), r.Commits, r.CertFailures, r.State)
+			line = []string{r.ID, r.Addr, roleOf(r.Arbitrator), r.RaftState, fmt.Sprint(r.Term), fmt.Sprint(r.CommitIndex),
+				fmt.Sprint(r.AppliedSeqno), fmt.Sprint(r.ApplyLag), contact(r), fmt.Sprint(r.Commits), fmt.Sprint(r.CertFailures),
+				strings.ReplaceAll(humanize.IBytes(uint64(max(r.DataBytes, 0))), " ", ""), r.State}
 		}
 		if tls {
-			fmt.Fprintf(tw, "\t%s", cmp.Or(r.CertExpires, "-"))
+			line = append(line, "-")
+			if !r.CertExpires.IsZero() {
+				line[len(line)-1] = r.CertExpires.Format(time.RFC3339)
+			}
 		}
-		fmt.Fprintln(tw)
+		lines = append(lines, line)
 	}
-	if err := tw.Flush(); err != nil {
+	if err := writeTable(w, format, header, lines); err != nil {
 		return err
 	}
 	for _, r := range rows {
-		if r.Error != "" {
+		if r.Error != "" && format == formatTable {
 			if _, err := fmt.Fprintf(w, "%s: %s\n", r.ID, r.Error); err != nil {
 				return err
 			}
@@ -210,7 +213,7 @@ func printStatusTable(w io.Writer, rows []memberStatus) error {
 	return nil
 }
 
-func printStatusJSON(w io.Writer, rows []memberStatus) error {
+func printStatusJSON(w io.Writer, rows []client.MemberStatus) error {
 	enc := json.NewEncoder(w)
 	for _, r := range rows {
 		if err := enc.Encode(r); err != nil {

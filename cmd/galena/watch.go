@@ -98,32 +98,14 @@ func watch(ctx context.Context, c *client.Client, cmd *cobra.Command, start, end
 
 // watchLine is one line of `galena watch`.
 type watchLine struct {
-	Seqno   uint64        `json:"seqno"`
-	Changes []watchChange `json:"changes"`
-}
-
-type watchChange struct {
-	Key         string  `json:"key,omitempty"`
-	KeyBase64   string  `json:"key_base64,omitempty"`
-	Value       *string `json:"value,omitempty"`
-	ValueBase64 string  `json:"value_base64,omitempty"`
-	Deleted     bool    `json:"deleted,omitempty"`
+	Seqno   uint64   `json:"seqno"`
+	Changes []jsonKV `json:"changes"`
 }
 
 func jsonEvent(e client.Event) watchLine {
-	l := watchLine{Seqno: e.Seqno, Changes: make([]watchChange, len(e.Changes))}
+	l := watchLine{Seqno: e.Seqno, Changes: make([]jsonKV, len(e.Changes))}
 	for i, c := range e.Changes {
-		wc := &l.Changes[i]
-		wc.Key, wc.KeyBase64 = textOrBase64(c.Key)
-		if c.Deleted {
-			wc.Deleted = true
-		} else {
-			v, b64 := textOrBase64(c.Value)
-			if b64 == "" {
-				wc.Value = &v // an empty value too
-			}
-			wc.ValueBase64 = b64
-		}
+		l.Changes[i] = newJSONKV(c.Key, c.Value, c.Deleted)
 	}
 	return l
 }

@@ -1,0 +1,30 @@
+package api
+
+// StatusView is a member's status in JSON, as `galena status --json`
+// prints it (client.MemberStatus) and the member's /status serves it:
+// snake_case names, durations in milliseconds, times in RFC 3339. Role is
+// data or arbitrator; ClusterSize counts the members of the configuration
+// the member knows.
+type StatusView struct {
+	ID            string `json:"id"`
+	Address       string `json:"address"`
+	ClusterID     string `json:"cluster_id,omitempty"`
+	Role          string `json:"role,omitempty"` // data or arbitrator
+	RaftState     string `json:"raft_state,omitempty"`
+	LeaderID      string `json:"leader_id,omitempty"`
+	Term          uint64 `json:"term"`
+	CommitIndex   uint64 `json:"commit_index"`
+	LastIndex     uint64 `json:"last_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	AppliedSeqno  uint64 `json:"applied_seqno"`
+	ApplyLag      uint64 `json:"apply_lag"`
+	LastContactMs int64  `json:"last_contact_ms"` // -1: never
+	Commits       uint64 `json:"commits"`
+	CertFailures  uint64 `json:"cert_failures"`
+	State         string `json:"state"`
+	Error         string `json:"error,omitempty"`
+	ClusterSize   int    `json:"cluster_size"`
+	DataBytes     int64  `json:"data_bytes"`
+	Version       string `json:"version,omitempty"`
+	CertExpires   string `json:"cert_expires,omitempty"`
+}
