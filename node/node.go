@@ -52,8 +52,11 @@ type Node struct {
 	// certNotAfter is when the member's TLS certificate expires (Unix
 	// seconds), 0 without TLS.
 	certNotAfter atomic.Int64
-	ctx          context.Context // cancelled by Close: ends the member's own goroutines and calls
-	cancel       context.CancelFunc
+	// started is set once New has succeeded: Close says the member stopped
+	// only then.
+	started bool
+	ctx     context.Context // cancelled by Close: ends the member's own goroutines and calls
+	cancel  context.CancelFunc
 
 	registered  []prometheus.Collector // on cfg.Registerer until Close
 	certifyTime prometheus.Histogram
@@ -96,6 +99,7 @@ func New(cfg Config) (*Node, error) {
 			n.Close()
 			return nil, err
 		}
+		n.started = true
 		return n, nil
 	}
 	if err == nil {
@@ -131,6 +135,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.lg.Info("member started", zap.String("addr", n.addr), zap.String("cluster", groupcomm.FormatClusterID(n.clusterID)),
 		zap.Bool("arbitrator", cfg.Arbitrator), zap.Uint64("applied", n.group.Applied()))
+	n.started = true
 	return n, nil
 }
 
@@ -427,7 +432,9 @@ func (n *Node) close() error {
 	if n.raftSink != nil {
 		uninstallRaftMetrics(n.cfg.Registerer, n.raftSink)
 	}
-	n.lg.Info("member stopped")
+	if n.started {
+		n.lg.Info("member stopped")
+	}
 	return errors.Join(errs...)
 }
 

@@ -18,6 +18,9 @@ import (
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/nodetest"
 	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -357,5 +360,26 @@ func TestLinearizableReadOnAnotherMember(t *testing.T) {
 			t.Fatalf("round %d: linearizable read on %s = %q, %v; want %q written through %s", i, r, got, err, val, w)
 		}
 		reader.Close()
+	}
+}
+
+// A member that fails to start says why (New's error) and logs nothing of
+// stopping: it never started.
+func TestFailedStartLogsNoStop(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	core, logs := observer.New(zapcore.InfoLevel)
+	cfg := nodetest.Config(t, "n1", t.TempDir())
+	cfg.Addr, cfg.Logger = busy.Addr().String(), zap.New(core)
+	cfg.InitialCluster = []node.Peer{{ID: "n1", Addr: cfg.Addr}}
+	if n, err := node.New(cfg); err == nil {
+		n.Close()
+		t.Fatal("a member started on an address in use")
+	}
+	if logs.FilterMessage("member stopped").Len() != 0 || logs.FilterMessage("member started").Len() != 0 {
+		t.Fatalf("a member that failed to start logged %v", logs.All())
 	}
 }
