@@ -33,8 +33,10 @@ const (
 var benchWorkloads = []string{workloadPut, workloadRMW, workloadHot, workloadRead, workloadBank, workloadSkew}
 
 const (
-	benchHotKeys   = 100
-	benchKeyPrefix = "bench/k"
+	benchHotKeys = 100
+	// benchPrefix holds every key bench writes.
+	benchPrefix    = "bench/"
+	benchKeyPrefix = benchPrefix + "k"
 	// benchMaxValue is the largest --value-size: a member's default
 	// MaxValueSize.
 	benchMaxValue = 1 << 20
@@ -46,7 +48,7 @@ const (
 )
 
 // benchBank are the accounts of the bank workload.
-var benchBank = bank.Config{Prefix: "bench/acct/", Accounts: 100, Initial: 1000, MaxTransfer: 5}
+var benchBank = bank.Config{Prefix: benchPrefix + "acct/", Accounts: 100, Initial: 1000, MaxTransfer: 5}
 
 func benchKey(i int) []byte { return fmt.Appendf(nil, "%s%08d", benchKeyPrefix, i) }
 
@@ -85,6 +87,7 @@ type benchOptions struct {
 	Load         loadFlag
 	Watchers     int // watches open on the first endpoint during put
 	Serializable bool
+	Keep         bool // leave the keys under bench/ when done
 }
 
 func (o benchOptions) validate() error {
@@ -162,9 +165,9 @@ one after the other (the first five are the reference harness kvbench's):
 
 Each of --clients clients is a client.Client bound to one endpoint only
 (client i to endpoint i mod the number of endpoints; it does not fail over,
-as in kvbench) and runs one transaction after another. Every transaction is tried once, as kvbench does: a certification
-conflict counts as an abort and is not retried (the client goes on with new
-random keys), so the latency percentiles are those of single committed
+as in kvbench) and runs one transaction after another. Every transaction is
+tried once, as kvbench does: a certification conflict is counted (CONFLICTS)
+and not retried (the client goes on with new random keys), so the latency percentiles are those of single committed
 attempts, from Begin to the commit's answer (for read, of the read). An
 error is any failure other than a conflict. Transactions that end during
 --warmup are not counted. The key space is preloaded before timing
@@ -173,7 +176,7 @@ its accounts.
 
 A progress line goes to stderr once a second; the results go to stdout as a
 table, or with --json as one JSON object per workload: workload, clients,
-keys, value_size, duration_s, commits, commits_per_s, aborts, abort_ratio,
+keys, value_size, duration_s, commits, commits_per_s, conflicts, conflict_ratio,
 errors, p50_ms, p99_ms, p999_ms, first_error, for bank bank_ok and
 bank_detail, and with --watchers watchers, watch_events, watch_missed,
 watch_p50_ms, watch_p99_ms and watch_error.
@@ -214,35 +217,36 @@ Exit status 1 when any workload had errors or the bank total did not hold.`,
 	fl.Var(&o.Load, "load", "preload the key space before timing; auto loads it for rmw, hot and read")
 	fl.Lookup("load").NoOptDefVal = "true"
 	fl.IntVar(&o.Watchers, "watchers", 0, "watches to open on the first endpoint during put, each on a slice of the keys")
+	fl.BoolVar(&o.Keep, "keep", false, "leave the keys the run wrote under "+benchPrefix+" (by default, against --endpoints, every key under it is deleted at the end)")
 	fl.BoolVar(&o.Serializable, "serializable", false, "run every transaction serializable (client.Config.Serializable) instead of under snapshot isolation")
 	return cmd
 }
 
 // benchResult is one workload's outcome, printed as is by --json.
 type benchResult struct {
-	Workload     string  `json:"workload"`
-	Serializable bool    `json:"serializable,omitempty"`
-	Clients      int     `json:"clients"`
-	Keys         int     `json:"keys"`
-	ValueSize    int     `json:"value_size"`
-	DurationS    float64 `json:"duration_s"`
-	Commits      int64   `json:"commits"`
-	CommitsPerS  float64 `json:"commits_per_s"`
-	Aborts       int64   `json:"aborts"` // certification conflicts, not retried
-	AbortRatio   float64 `json:"abort_ratio"`
-	Errors       int64   `json:"errors"`
-	P50ms        float64 `json:"p50_ms"`
-	P99ms        float64 `json:"p99_ms"`
-	P999ms       float64 `json:"p999_ms"`
-	FirstError   string  `json:"first_error,omitempty"`
-	BankOK       *bool   `json:"bank_ok,omitempty"`
-	BankDetail   string  `json:"bank_detail,omitempty"`
-	Watchers     int     `json:"watchers,omitempty"`
-	WatchEvents  int64   `json:"watch_events,omitempty"`
-	WatchMissed  int64   `json:"watch_missed,omitempty"`
-	WatchP50ms   float64 `json:"watch_p50_ms,omitempty"`
-	WatchP99ms   float64 `json:"watch_p99_ms,omitempty"`
-	WatchError   string  `json:"watch_error,omitempty"`
+	Workload      string  `json:"workload"`
+	Serializable  bool    `json:"serializable,omitempty"`
+	Clients       int     `json:"clients"`
+	Keys          int     `json:"keys"`
+	ValueSize     int     `json:"value_size"`
+	DurationS     float64 `json:"duration_s"`
+	Commits       int64   `json:"commits"`
+	CommitsPerS   float64 `json:"commits_per_s"`
+	Conflicts     int64   `json:"conflicts"` // certification conflicts, not retried
+	ConflictRatio float64 `json:"conflict_ratio"`
+	Errors        int64   `json:"errors"`
+	P50ms         float64 `json:"p50_ms"`
+	P99ms         float64 `json:"p99_ms"`
+	P999ms        float64 `json:"p999_ms"`
+	FirstError    string  `json:"first_error,omitempty"`
+	BankOK        *bool   `json:"bank_ok,omitempty"`
+	BankDetail    string  `json:"bank_detail,omitempty"`
+	Watchers      int     `json:"watchers,omitempty"`
+	WatchEvents   int64   `json:"watch_events,omitempty"`
+	WatchMissed   int64   `json:"watch_missed,omitempty"`
+	WatchP50ms    float64 `json:"watch_p50_ms,omitempty"`
+	WatchP99ms    float64 `json:"watch_p99_ms,omitempty"`
+	WatchError    string  `json:"watch_error,omitempty"`
 }
 
 // failure is the result's error: errors, or a bank total that did not hold.
@@ -300,6 +304,8 @@ func runBench(ctx context.Context, o benchOptions, g *globalFlags, out, errOut i
 	}
 	if r.local != nil {
 		err = errors.Join(err, r.checkLocal(ctx))
+	} else if !o.Keep {
+		err = errors.Join(err, r.removeKeys(ctx))
 	}
 	for _, res := range results {
 		err = errors.Join(err, res.failure())
@@ -322,9 +328,50 @@ type benchRun struct {
 	loaded      int              // keys benchKey(0..loaded-1) are written
 }
 
+// removeKeys deletes every key under benchPrefix, in transactions of
+// removeBatch keys, and says how many.
+func (r *benchRun) removeKeys(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
+	defer cancel()
+	cfg := r.clientConfig()
+	cfg.Endpoints = r.eps
+	cl, err := client.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	start, end := []byte(benchPrefix), client.PrefixEnd([]byte(benchPrefix))
+	removed := 0
+	for {
+		kvs, more, err := cl.Scan(ctx, start, end, removeBatch)
+		if err == nil && len(kvs) > 0 {
+			err = cl.Update(ctx, func(tx *client.Txn) error {
+				for _, kv := range kvs {
+					if err := tx.Delete(kv.Key); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("removing the keys under %s (%d removed; --keep leaves them): %w", benchPrefix, removed, err)
+		}
+		removed += len(kvs)
+		if !more {
+			break
+		}
+	}
+	fmt.Fprintf(r.errOut, "galena bench: removed the %d keys under %s\n", removed, benchPrefix)
+	return nil
+}
+
+// removeBatch is how many keys one transaction of removeKeys deletes.
+const removeBatch = 10000
+
 // startLocal starts the in-process cluster and waits for its leader.
 func (r *benchRun) startLocal(ctx context.Context) (*localCluster, error) {
-	c, err := startLocal(r.errOut)
+	c, err := startLocal(r.errOut, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -540,7 +587,7 @@ func (r *benchRun) result(w string, lr loadResult) benchResult {
 	res := benchResult{
 		Workload: w, Serializable: r.o.Serializable, Clients: r.o.Clients, Keys: r.o.keySpace(w), ValueSize: r.o.ValueSize,
 		DurationS: lr.Elapsed.Seconds(),
-		Commits:   lr.Commits, Aborts: lr.Conflicts, Errors: lr.Errors, FirstError: lr.FirstError,
+		Commits:   lr.Commits, Conflicts: lr.Conflicts, Errors: lr.Errors, FirstError: lr.FirstError,
 	}
 	if w == workloadBank {
 		res.ValueSize = 0
@@ -548,8 +595,8 @@ func (r *benchRun) result(w string, lr loadResult) benchResult {
 	if lr.Elapsed > 0 {
 		res.CommitsPerS = float64(res.Commits) / lr.Elapsed.Seconds()
 	}
-	if n := res.Commits + res.Aborts; n > 0 {
-		res.AbortRatio = float64(res.Aborts) / float64(n)
+	if n := res.Commits + res.Conflicts; n > 0 {
+		res.ConflictRatio = float64(res.Conflicts) / float64(n)
 	}
 	lat := lr.Latencies
 	res.P50ms, res.P99ms, res.P999ms = ms(rank(lat, 0.5)), ms(rank(lat, 0.99)), ms(rank(lat, 0.999))
@@ -666,16 +713,16 @@ func (r *benchRun) checkBank(ctx context.Context) (ok bool, detail string) {
 
 // printBench prints one row per workload, then each failure's detail.
 func printBench(w io.Writer, results []benchResult) error {
-	const row = "%-8s %10s %9s %8s %7s %8s %8s %9s %6s\n"
+	const row = "%-8s %10s %9s %10s %7s %8s %8s %9s %6s\n"
 	var b strings.Builder
-	fmt.Fprintf(&b, row, "WORKLOAD", "COMMITS/S", "COMMITS", "ABORTS", "ERRORS", "P50 MS", "P99 MS", "P99.9 MS", "CHECK")
+	fmt.Fprintf(&b, row, "WORKLOAD", "COMMITS/S", "COMMITS", "CONFLICTS", "ERRORS", "P50 MS", "P99 MS", "P99.9 MS", "CHECK")
 	for _, r := range results {
 		check := "-"
 		if r.BankOK != nil {
 			check = map[bool]string{true: "ok", false: "FAILED"}[*r.BankOK]
 		}
 		fmt.Fprintf(&b, row, r.Workload, fmt.Sprintf("%.1f", r.CommitsPerS), strconv.FormatInt(r.Commits, 10),
-			strconv.FormatInt(r.Aborts, 10), strconv.FormatInt(r.Errors, 10),
+			strconv.FormatInt(r.Conflicts, 10), strconv.FormatInt(r.Errors, 10),
 			fmt.Sprintf("%.2f", r.P50ms), fmt.Sprintf("%.2f", r.P99ms), fmt.Sprintf("%.2f", r.P999ms), check)
 	}
 	for _, r := range results {

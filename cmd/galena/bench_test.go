@@ -120,6 +120,21 @@ func TestBenchEndpoints(t *testing.T) {
 	if !strings.Contains(stderr, "warming up") || !strings.Contains(stderr, "read: loaded 500 keys") {
 		t.Errorf("no warm-up or load line on stderr")
 	}
+	// It removed what it wrote: 500 keys and 100 accounts.
+	if !strings.Contains(stderr, "removed the 600 keys under bench/") {
+		t.Errorf("no removal line on stderr")
+	}
+	if code, out, errs := runCLI(t, "--endpoints", eps, "scan", "--prefix", "bench/"); code != 0 || out != "" {
+		t.Errorf("after bench: scan bench/ exit %d, stdout %q, stderr %q; want nothing left", code, out, errs)
+	}
+	code, _, stderr = runCLI(t, "--endpoints", eps, "bench", "--workload", "put", "--keep",
+		"--duration", "300ms", "--warmup", "0s", "--clients", "2", "--keys", "50")
+	if code != 0 || strings.Contains(stderr, "removed") {
+		t.Fatalf("bench --keep: exit %d, stderr:\n%s", code, stderr)
+	}
+	if code, out, _ := runCLI(t, "--endpoints", eps, "scan", "--prefix", "bench/", "--limit", "1"); code != 0 || out == "" {
+		t.Errorf("bench --keep left nothing under bench/")
+	}
 }
 
 func TestBenchFlagsRejected(t *testing.T) {
@@ -189,7 +204,7 @@ func TestBenchResultFailure(t *testing.T) {
 		r    benchResult
 		want string // "" for no failure
 	}{
-		{"clean", benchResult{Workload: "put", Commits: 10, Aborts: 3}, ""},
+		{"clean", benchResult{Workload: "put", Commits: 10, Conflicts: 3}, ""},
 		{"bank ok", benchResult{Workload: "bank", Commits: 10, BankOK: &yes}, ""},
 		{"errors", benchResult{Workload: "rmw", Errors: 2, FirstError: "boom"}, "rmw: 2 errors (first: boom)"},
 		{"bank total", benchResult{Workload: "bank", BankOK: &no, BankDetail: "n1: 99 in 100 accounts"}, "bank: the total did not hold: n1: 99 in 100 accounts"},
@@ -212,14 +227,14 @@ func TestPrintBench(t *testing.T) {
 	var b bytes.Buffer
 	err := printBench(&b, []benchResult{
 		{Workload: "put", CommitsPerS: 1234.56, Commits: 6172, P50ms: 1.5, P99ms: 9.25, P999ms: 20},
-		{Workload: "bank", CommitsPerS: 10, Commits: 50, Aborts: 7, Errors: 1, FirstError: "boom", BankOK: &yes, BankDetail: "total 100000"},
+		{Workload: "bank", CommitsPerS: 10, Commits: 50, Conflicts: 7, Errors: 1, FirstError: "boom", BankOK: &yes, BankDetail: "total 100000"},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `WORKLOAD  COMMITS/S   COMMITS   ABORTS  ERRORS   P50 MS   P99 MS  P99.9 MS  CHECK
-put          1234.6      6172        0       0     1.50     9.25     20.00      -
-bank           10.0        50        7       1     0.00     0.00      0.00     ok
+	want := `WORKLOAD  COMMITS/S   COMMITS  CONFLICTS  ERRORS   P50 MS   P99 MS  P99.9 MS  CHECK
+put          1234.6      6172          0       0     1.50     9.25     20.00      -
+bank           10.0        50          7       1     0.00     0.00      0.00     ok
 bank: 1 errors, the first: boom
 bank: total 100000
 `

@@ -37,6 +37,7 @@ type demoOptions struct {
 	Exit     bool          // stop after the report instead of serving
 	Accounts int           // accounts, each starting with initialBalance
 	Clients  int           // concurrent transfer loops, spread over the members
+	BasePort int           // n1's port; 0: ports the system picks
 }
 
 func (o demoOptions) validate() error {
@@ -47,6 +48,8 @@ func (o demoOptions) validate() error {
 		return usagef("--accounts must be in 2..10000, got %d", o.Accounts)
 	case o.Clients < 1:
 		return usagef("--clients must be at least 1, got %d", o.Clients)
+	case o.BasePort < 0 || o.BasePort > 65535-demoMembers+1:
+		return usagef("--base-port must be in 1..%d (or 0: any free ports), got %d", 65535-demoMembers+1, o.BasePort)
 	}
 	return nil
 }
@@ -70,6 +73,8 @@ Ctrl-C so other galena commands can talk to it.`,
 	fl.BoolVar(&o.Exit, "exit", false, "stop after the report instead of serving until Ctrl-C")
 	fl.IntVar(&o.Accounts, "accounts", 20, "number of accounts")
 	fl.IntVar(&o.Clients, "clients", 12, "concurrent clients, spread evenly over the members")
+	fl.IntVar(&o.BasePort, "base-port", 0, "listen on 127.0.0.1 from this port on (7001: n1 on 7001, n2 on 7002, n3 on 7003, "+
+		"where the other commands look by default); 0: any free ports")
 	return cmd
 }
 
@@ -85,7 +90,7 @@ func runDemo(ctx context.Context, o demoOptions, out, errOut io.Writer) (bankRep
 	}
 	tty := isTerminal(errOut)
 	errOut = &lockedWriter{w: errOut}
-	c, err := startLocal(errOut)
+	c, err := startLocal(errOut, o.BasePort)
 	if err != nil {
 		return bankReport{}, err
 	}
@@ -216,12 +221,13 @@ type localCluster struct {
 	logLevel zap.AtomicLevel // silenced while the members stop
 }
 
-// startLocal starts demoMembers members on loopback with data in a new
-// temporary directory; they log warnings and errors to logOut.
-func startLocal(logOut io.Writer) (*localCluster, error) {
+// startLocal starts demoMembers members on loopback, from basePort on (0:
+// any free ports), with data in a new temporary directory; they log
+// warnings and errors to logOut.
+func startLocal(logOut io.Writer, basePort int) (*localCluster, error) {
 	lvl := zap.NewAtomicLevelAt(zap.WarnLevel)
 	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
-	c, err := local.Start(local.Config{Members: demoMembers, Member: func(_ int, cfg *node.Config) {
+	c, err := local.Start(local.Config{Members: demoMembers, BasePort: basePort, Member: func(_ int, cfg *node.Config) {
 		// Raft timeouts shortened for loopback.
 		cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -94,17 +95,34 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
-	root.CompletionOptions.DisableDefaultCmd = true
 	root.Version = version()
 	root.SetVersionTemplate("galena {{.Version}}\n")
 	g := addGlobalFlags(root)
 	root.AddCommand(
-		newStartCmd(),
-		newDemoCmd(),
 		newPutCmd(g), newGetCmd(g), newDelCmd(g), newScanCmd(g), newWatchCmd(g),
 		newStatusCmd(g), newMemberCmd(g), newCheckCmd(g), newBenchCmd(g),
-		newBackupCmd(g), newRestoreCmd(),
-		newCertCmd(), newVersionCmd(),
+		newBackupCmd(g),
 	)
+	// The client flags are the root's, for `galena --endpoints X get k`;
+	// the help of the commands that use none leaves them out.
+	for _, cmd := range []*cobra.Command{newStartCmd(), newDemoCmd(), newRestoreCmd(), newCertCmd(), newVersionCmd()} {
+		cmd.SetUsageTemplate(withoutGlobalFlags(root.UsageTemplate()))
+		root.AddCommand(cmd)
+	}
 	return root
+}
+
+// withoutGlobalFlags is a usage template without its section of inherited
+// (global) flags.
+func withoutGlobalFlags(tmpl string) string {
+	const open = "{{if .HasAvailableInheritedFlags}}"
+	i := strings.Index(tmpl, open)
+	if i < 0 {
+		return tmpl
+	}
+	j := strings.Index(tmpl[i:], "{{end}}")
+	if j < 0 {
+		return tmpl
+	}
+	return tmpl[:i] + tmpl[i+j+len("{{end}}"):]
 }

@@ -288,3 +288,27 @@ type statusRow struct {
 	ClusterID     string `json:"cluster_id"`
 	RaftState     string `json:"raft_state"`
 }
+
+// The client flags show in the help of the commands that talk to a
+// cluster, not in that of start, demo, cert or version; completion scripts
+// are there.
+func TestHelpAndCompletion(t *testing.T) {
+	for _, args := range [][]string{{"get", "--help"}, {"member", "list", "--help"}, {"bench", "--help"}} {
+		if code, out, _ := runCLI(t, args...); code != 0 || !strings.Contains(out, "--endpoints") {
+			t.Errorf("galena %v: exit %d; want the client flags in:\n%s", args, code, out)
+		}
+	}
+	for _, args := range [][]string{{"cert", "node", "--help"}, {"demo", "--help"}, {"start", "--help"}, {"version", "--help"}} {
+		if code, out, _ := runCLI(t, args...); code != 0 || strings.Contains(out, "--endpoints") || strings.Contains(out, "--dial-timeout") {
+			t.Errorf("galena %v: exit %d; want no client flags in:\n%s", args, code, out)
+		}
+	}
+	for _, shell := range []string{"bash", "zsh", "fish"} {
+		if code, out, _ := runCLI(t, "completion", shell); code != 0 || !strings.Contains(out, "galena") {
+			t.Errorf("galena completion %s: exit %d, %d bytes", shell, code, len(out))
+		}
+	}
+	if code, _, errs := runCLI(t, "demo", "--base-port", "65535"); code != 2 || !strings.Contains(errs, "--base-port must be in") {
+		t.Errorf("demo --base-port 65535: exit %d, stderr %q; want a usage error", code, errs)
+	}
+}

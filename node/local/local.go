@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/galenadb/galena/node"
@@ -31,6 +32,9 @@ type Config struct {
 	// Dir holds the members' data directories, one per member named by
 	// its id. Empty: a new temporary directory, which Close removes.
 	Dir string
+	// BasePort, if set, is member n1's port on 127.0.0.1; n2 listens on the
+	// next, and so on. 0: ports the system picks.
+	BasePort int
 	// Member, if set, adjusts the configuration of member i of Start
 	// before it starts. The configuration is node.DefaultConfig() with ID,
 	// Addr, Listener, DataDir and InitialCluster set.
@@ -40,8 +44,11 @@ type Config struct {
 // Validate reports the first problem of c as an error wrapping
 // ErrInvalidConfig.
 func (c Config) Validate() error {
-	if c.Members < 1 {
+	switch {
+	case c.Members < 1:
 		return fmt.Errorf("%w: %d Members, want at least 1", ErrInvalidConfig, c.Members)
+	case c.BasePort < 0 || c.BasePort+c.Members-1 > 65535:
+		return fmt.Errorf("%w: BasePort %d: the %d members need ports up to 65535", ErrInvalidConfig, c.BasePort, c.Members)
 	}
 	return nil
 }
@@ -73,7 +80,7 @@ func Start(cfg Config) (*Cluster, error) {
 		}
 		c.dir, c.tempDir = dir, true
 	}
-	lns, peers, err := listenLoopback(cfg.Members)
+	lns, peers, err := listenLoopback(cfg.Members, cfg.BasePort)
 	if err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
@@ -94,12 +101,17 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// listenLoopback opens n loopback listeners and names their members.
-func listenLoopback(n int) ([]net.Listener, []node.Peer, error) {
+// listenLoopback opens n loopback listeners, from base on (0: on ports the
+// system picks), and names their members.
+func listenLoopback(n, base int) ([]net.Listener, []node.Peer, error) {
 	var lns []net.Listener
 	var peers []node.Peer
 	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		port := 0
+		if base > 0 {
+			port = base + i
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			closeAll(lns)
 			return nil, nil, fmt.Errorf("local: %w", err)
