@@ -179,6 +179,9 @@ func explain(err error, eps []string, timeout time.Duration) error {
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, client.ErrNotPrimary):
+		// A member answered, and refused: the cause is its refusal.
+		return fmt.Errorf("not primary: the members that answered (of %s) are cut off from the majority, or no leader is elected yet: %s", list, cause(err))
 	case errors.Is(err, client.ErrUnavailable) && strings.Contains(cause(err), "server preface"):
 		// A TLS member closes a connection that does not start a handshake.
 		return fmt.Errorf("no endpoint reachable (%s): %s (if the members use TLS, pass --tls-ca)", list, cause(err))

@@ -72,6 +72,18 @@ func TestCommandsAgainstCluster(t *testing.T) {
 	if len(states) != 3 || states["n3"] != stateUnreachable || states["n1"] == stateUnreachable {
 		t.Errorf("states %v; want n3 %s and n1, n2 answering", states, stateUnreachable)
 	}
+
+	// With n2 stopped too, n1 is cut off: what it answers is the cause.
+	c.Stop(1)
+	n1 := c.Endpoints()[0]
+	c.WaitFor(30*time.Second, "n1 to be NON_PRIMARY", func() bool {
+		_, out, _ := runCLI(t, "--endpoints", n1, "status", "-w", "json")
+		return strings.Contains(out, `"id":"n1"`) && strings.Contains(out, `"state":"NON_PRIMARY"`)
+	})
+	code, _, errs = runCLI(t, "--endpoints", n1, "--timeout", "2s", "get", "k")
+	if code != 1 || !strings.HasPrefix(errs, "galena: not primary: the members that answered (of "+n1+") are cut off from the majority") {
+		t.Fatalf("get through a member cut off: exit %d, stderr %q", code, errs)
+	}
 }
 
 // explain says that a write without an answer may have been applied, from

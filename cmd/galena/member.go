@@ -141,12 +141,27 @@ func checkMemberArgs(id, addr string) error {
 	return nil
 }
 
-// explainChange rewords a membership change without an answer.
+// explainChange rewords a membership change without an answer, or one
+// refused for naming a member that is not there or one that is: the cause
+// first, in the command's terms.
 func explainChange(err error) error {
-	if errors.Is(err, client.ErrIndeterminate) {
+	switch {
+	case errors.Is(err, client.ErrIndeterminate):
 		return fmt.Errorf("no answer: the change may or may not have been made; check with 'galena member list': %w", err)
+	case errors.Is(err, client.ErrMemberNotFound):
+		return fmt.Errorf("no member %s in the cluster (galena member list shows the members)", lastPart(err))
+	case errors.Is(err, client.ErrMemberExists):
+		return fmt.Errorf("%s (galena member list shows the members)", lastPart(err))
 	}
 	return err
+}
+
+// lastPart is the innermost part of err's message, after the prefixes of
+// the layers it went through ("client: member not found: groupcomm: no
+// such member: n9" → "n9").
+func lastPart(err error) string {
+	msg := err.Error()
+	return msg[strings.LastIndex(msg, ": ")+2:]
 }
 
 // memberJSON is one member in `galena member list --json`.

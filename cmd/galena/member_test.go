@@ -87,12 +87,12 @@ func TestMemberCommands(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"member", "add", "n4", closedAddr(t)}, "galena: client: member already exists: "},
-		{[]string{"member", "add", "n5", eps[0]}, "galena: client: member already exists: "},
-		{[]string{"member", "remove", "n9"}, "galena: client: member not found: "},
+		{[]string{"member", "add", "n4", closedAddr(t)}, "galena: id n4 is in use by the member at " + spare + " (galena member list shows the members)\n"},
+		{[]string{"member", "add", "n5", eps[0]}, "galena: address " + eps[0] + " belongs to member n1 (galena member list shows the members)\n"},
+		{[]string{"member", "remove", "n9"}, "galena: no member n9 in the cluster (galena member list shows the members)\n"},
 	}
 	for _, r := range refusals {
-		if code, out, errs := cli(r.args...); code != 1 || out != "" || !strings.HasPrefix(errs, r.want) {
+		if code, out, errs := cli(r.args...); code != 1 || out != "" || errs != r.want {
 			t.Errorf("galena %v: exit %d, stdout %q, stderr %q; want 1 and %q", r.args, code, out, errs, r.want)
 		}
 	}
