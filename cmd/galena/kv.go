@@ -256,9 +256,30 @@ func putValue(cmd *cobra.Command, args []string) ([]byte, error) {
 }
 
 // staleFlag adds --stale to a read command.
-func staleFlag(cmd *cobra.Command, stale *bool) {
-	cmd.Flags().BoolVar(stale, "stale", false,
+// readFlags are the flags of how get and scan read.
+type readFlags struct {
+	stale, linearizable bool
+}
+
+func addReadFlags(cmd *cobra.Command, f *readFlags) {
+	cmd.Flags().BoolVar(&f.stale, "stale", false,
 		"let a member cut off from the majority (NON_PRIMARY) answer from its own, possibly outdated, state")
+	cmd.Flags().BoolVar(&f.linearizable, "linearizable", false,
+		"see every commit acknowledged before the command began, whichever member took it (one round trip to the leader more); "+
+			"without it, a read sees at least what the member it asks has applied")
+}
+
+// options are the transaction options of f, or a usage error.
+func (f readFlags) options() ([]client.TxnOption, error) {
+	switch {
+	case f.stale && f.linearizable:
+		return nil, usagef("--stale (a cut-off member's own state) and --linearizable (every acknowledged commit) exclude each other")
+	case f.stale:
+		return []client.TxnOption{client.AllowStale()}, nil
+	case f.linearizable:
+		return []client.TxnOption{client.Linearizable()}, nil
+	}
+	return nil, nil
 }
 
 // staleHint points at --stale when a read failed because the members tried
@@ -268,14 +289,6 @@ func staleHint(err error, stale bool) error {
 		return fmt.Errorf("%w (--stale reads a cut-off member's own, possibly outdated, state)", err)
 	}
 	return err
-}
-
-// readOptions are the transaction options of a read command.
-func readOptions(stale bool) []client.TxnOption {
-	if stale {
-		return []client.TxnOption{client.AllowStale()}
-	}
-	return nil
 }
 
 // keyArgs checks args with n, and that the first, a KEY, is not empty.
@@ -292,7 +305,8 @@ func keyArgs(n cobra.PositionalArgs) cobra.PositionalArgs {
 }
 
 func newGetCmd(g *globalFlags) *cobra.Command {
-	var stale, raw bool
+	var rf readFlags
+	var raw bool
 	var out outputFlags
 	cmd := &cobra.Command{
 		Use:   "get KEY",
@@ -310,13 +324,17 @@ KEY and VALUE columns.`,
 			if raw && format != formatSimple {
 				return usagef("--raw prints the value alone: it goes with -w simple only")
 			}
+			opts, err := rf.options()
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				v, err := c.Get(ctx, []byte(args[0]), readOptions(stale)...)
+				v, err := c.Get(ctx, []byte(args[0]), opts...)
 				if errors.Is(err, client.ErrNotFound) {
 					return fmt.Errorf("key not found: %s", args[0])
 				}
 				if err != nil {
-					return staleHint(err, stale)
+					return staleHint(err, rf.stale)
 				}
 				if format != formatSimple {
 					kw := newKVWriter(cmd.OutOrStdout(), format)
@@ -333,7 +351,7 @@ KEY and VALUE columns.`,
 			})
 		}),
 	}
-	staleFlag(cmd, &stale)
+	addReadFlags(cmd, &rf)
 	cmd.Flags().BoolVar(&raw, "raw", false, "print the value's bytes exactly, without a newline after them (to pipe into a file)")
 	addOutputFlags(cmd, &out, formatSimple)
 	return cmd
@@ -384,7 +402,7 @@ func (f rangeFlags) bounds(cmd *cobra.Command) (start, end []byte, err error) {
 type scanFlags struct {
 	rangeFlags
 	limit int
-	stale bool
+	read  readFlags
 	out   outputFlags
 }
 
@@ -413,14 +431,18 @@ object per line (key_base64 or value_base64 for bytes that are not UTF-8);
 			if err != nil {
 				return err
 			}
+			opts, err := f.read.options()
+			if err != nil {
+				return err
+			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				return staleHint(scan(ctx, c, newKVWriter(cmd.OutOrStdout(), format), start, end, f.limit, readOptions(f.stale)), f.stale)
+				return staleHint(scan(ctx, c, newKVWriter(cmd.OutOrStdout(), format), start, end, f.limit, opts), f.read.stale)
 			})
 		}),
 	}
 	addRangeFlags(cmd, &f.rangeFlags, "scan")
 	cmd.Flags().IntVar(&f.limit, "limit", 0, "at most this many keys; 0: no limit")
-	staleFlag(cmd, &f.stale)
+	addReadFlags(cmd, &f.read)
 	addOutputFlags(cmd, &f.out, formatSimple)
 	return cmd
 }

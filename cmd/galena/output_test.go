@@ -56,6 +56,7 @@ func TestOutputFormats(t *testing.T) {
 		want string
 	}{
 		{[]string{"get", "o/plain"}, "hello\n"},
+		{[]string{"get", "--linearizable", "o/plain"}, "hello\n"},
 		{[]string{"get", "o/plain", "-w", "json"}, `{"key":"o/plain","value":"hello"}` + "\n"},
 		{[]string{"get", "o/bin", "--json"}, `{"key":"o/bin","value_base64":"/wA="}` + "\n"},
 		{[]string{"get", "o/plain", "-w", "table"}, "KEY      VALUE\no/plain  hello\n"},
@@ -83,7 +84,7 @@ func TestOutputFormats(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "n3\t"+c.Endpoints()[2]+"\tyes\t\tno\n") {
 		t.Fatalf("member list -w simple with n3 stopped: exit %d, stdout %q, stderr %q; want n3 not reachable", code, out, errs)
 	}
-	for _, bad := range [][]string{{"get", "k", "-w", "yaml"}, {"scan", "-w", "table", "--json"}, {"get", "k", "--raw", "-w", "json"}} {
+	for _, bad := range [][]string{{"get", "k", "-w", "yaml"}, {"scan", "-w", "table", "--json"}, {"get", "k", "--raw", "-w", "json"}, {"get", "k", "--stale", "--linearizable"}} {
 		if code, _, errs := cli(bad...); code != 2 || errs == "" {
 			t.Errorf("galena %v: exit %d, stderr %q; want a usage error", bad, code, errs)
 		}
