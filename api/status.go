@@ -27,4 +27,10 @@ type StatusView struct {
 	DataBytes     int64  `json:"data_bytes"`
 	Version       string `json:"version,omitempty"`
 	CertExpires   string `json:"cert_expires,omitempty"`
+	// TransferPhase is sending, receiving or restoring while the member
+	// takes part in a state transfer, with the bytes done of the total
+	// (0 while receiving).
+	TransferPhase string `json:"transfer_phase,omitempty"`
+	TransferBytes int64  `json:"transfer_bytes,omitempty"`
+	TransferTotal int64  `json:"transfer_total,omitempty"`
 }

@@ -48,6 +48,17 @@ type MemberStatus struct {
 	// measured it; Version is its binary's version.
 	DataBytes int64
 	Version   string
+	// Transfer is the state transfer the member takes part in, if any.
+	Transfer Transfer
+}
+
+// Transfer is the progress of a state transfer on one member: Phase is
+// "sending" (a donor), "receiving" or "restoring" (a joiner), "" when none
+// runs; Bytes were sent, received or restored, of Total, the snapshot's
+// size (0 while receiving: only the sender knows it).
+type Transfer struct {
+	Phase        string
+	Bytes, Total int64
 }
 
 // MarshalJSON writes s as `galena status --json` prints it and a member's
@@ -61,6 +72,7 @@ func (s MemberStatus) MarshalJSON() ([]byte, error) {
 		Term: s.Term, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex, AppliedIndex: s.AppliedIndex,
 		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, Error: s.Error, ClusterSize: len(s.Members), DataBytes: s.DataBytes, Version: s.Version,
+		TransferPhase: s.Transfer.Phase, TransferBytes: s.Transfer.Bytes, TransferTotal: s.Transfer.Total,
 	}
 	if s.RaftState != "" {
 		j.Role = "data"
@@ -86,6 +98,7 @@ func StatusOf(r *galenapb.StatusResponse) MemberStatus {
 		LastIndex: r.GetLastIndex(), ApplyLag: r.GetApplyLag(),
 		LastContact: -1, Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
 		DataBytes: r.GetDataBytes(), Version: r.GetVersion(),
+		Transfer: Transfer{Phase: r.GetTransferPhase(), Bytes: r.GetTransferBytes(), Total: r.GetTransferTotal()},
 	}
 	if ms := r.GetLastContactMs(); ms >= 0 {
 		s.LastContact = time.Duration(ms) * time.Millisecond

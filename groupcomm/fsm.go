@@ -278,6 +278,7 @@ type fsmSnapshot struct {
 }
 
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	markLocal(sink)
 	if err := s.writeTo(sink); err != nil {
 		sink.Cancel()
 		return err

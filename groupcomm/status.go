@@ -45,6 +45,9 @@ type Status struct {
 	Member     bool // this member is in the configuration it knows of
 	Donor      bool // sending a snapshot to a member too far behind for the log
 	Restoring  bool // receiving state: restoring a snapshot
+	// Transfer is the progress of a state transfer this member takes part
+	// in, as donor or joiner.
+	Transfer Transfer
 	// WaitingForData is set on a data member that is too far behind the
 	// leader for its log and was offered only an arbitrator's snapshot,
 	// which holds no data: it waits for a data member to lead.
@@ -86,6 +89,7 @@ func (g *Group) Status() Status {
 		BatchedEntries: g.app.entries.Load(), BatchedCommands: g.app.commands.Load(),
 	}
 	st.WaitingForData = g.snaps.waitingForData(st.AppliedIndex)
+	st.Transfer = g.snaps.transfer(st.Restoring)
 	if g.cfg.Arbitrator {
 		st.RetainedFrom = g.cache.keepFrom.Load()
 	}

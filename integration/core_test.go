@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -219,16 +220,21 @@ type statusRow struct {
 }
 
 // statusRows runs `galena status --json` and returns one row per member (it
-// fails the test unless there is one per member) and the raw output.
+// fails the test unless there is one per member) and the raw output. The
+// command exits 0 when every member is SYNCED, else 1 naming the others.
 func statusRows(t *testing.T, c *harness.Cluster) ([]statusRow, string) {
 	t.Helper()
 	r := c.CLI("status", "--json")
-	if r.Err != nil || r.Code != 0 {
-		t.Fatalf("%v\nwant exit 0", r)
+	if r.Err != nil {
+		t.Fatal(r)
 	}
 	rows := decodeStatus(t, r.Stdout)
 	if len(rows) != c.Size() {
 		t.Fatalf("status lists %d members, want %d:\n%s", len(rows), c.Size(), r.Stdout)
+	}
+	synced := !slices.ContainsFunc(rows, func(row statusRow) bool { return row.State != harness.StateSynced })
+	if synced != (r.Code == 0) || (!synced && (r.Code != 1 || !strings.Contains(r.Stderr, "not every member is SYNCED"))) {
+		t.Fatalf("%v\nwant exit 0 exactly when every member is SYNCED, else 1 saying so", r)
 	}
 	return rows, r.Stdout
 }

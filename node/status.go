@@ -96,6 +96,7 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		ClusterId: groupcomm.FormatClusterID(s.ClusterID), Arbitrator: s.Arbitrator, ApplyLag: s.ApplyLag,
 		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members), CertExpiryUnix: n.certNotAfter.Load(),
 		Term: s.Term, DataBytes: n.dataBytes.Load(), Version: ThisBuild().Version,
+		TransferPhase: s.Transfer.Phase, TransferBytes: s.Transfer.Bytes, TransferTotal: s.Transfer.Total,
 	}
 	if s.LastContact >= 0 {
 		resp.LastContactMs = s.LastContact.Milliseconds()
@@ -112,6 +113,7 @@ func statusView(r *galenapb.StatusResponse) api.StatusView {
 		AppliedSeqno: r.AppliedSeqno, ApplyLag: r.ApplyLag, LastContactMs: r.LastContactMs, Commits: r.Commits,
 		CertFailures: r.CertFailures, State: r.State, Error: r.Error, ClusterSize: len(r.Members),
 		DataBytes: r.DataBytes, Version: r.Version,
+		TransferPhase: r.TransferPhase, TransferBytes: r.TransferBytes, TransferTotal: r.TransferTotal,
 	}
 	if r.Arbitrator {
 		v.Role = "arbitrator"

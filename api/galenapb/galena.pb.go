@@ -1462,8 +1462,15 @@ type StatusResponse struct {
 	Term           uint64 `protobuf:"varint,19,opt,name=term,proto3" json:"term,omitempty"`                            // the member's current Raft term
 	DataBytes      int64  `protobuf:"varint,20,opt,name=data_bytes,json=dataBytes,proto3" json:"data_bytes,omitempty"` // its data directory's size, as last measured
 	Version        string `protobuf:"bytes,21,opt,name=version,proto3" json:"version,omitempty"`                       // the version of the member's binary
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// a state transfer this member takes part in: "sending" (donor),
+	// "receiving" or "restoring" (joiner), "" for none; bytes sent, received
+	// or restored, of the snapshot's total (0 while receiving: only the
+	// sender knows it)
+	TransferPhase string `protobuf:"bytes,22,opt,name=transfer_phase,json=transferPhase,proto3" json:"transfer_phase,omitempty"`
+	TransferBytes int64  `protobuf:"varint,23,opt,name=transfer_bytes,json=transferBytes,proto3" json:"transfer_bytes,omitempty"`
+	TransferTotal int64  `protobuf:"varint,24,opt,name=transfer_total,json=transferTotal,proto3" json:"transfer_total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1641,6 +1648,27 @@ func (x *StatusResponse) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *StatusResponse) GetTransferPhase() string {
+	if x != nil {
+		return x.TransferPhase
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetTransferBytes() int64 {
+	if x != nil {
+		return x.TransferBytes
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetTransferTotal() int64 {
+	if x != nil {
+		return x.TransferTotal
+	}
+	return 0
 }
 
 type MemberListRequest struct {
@@ -2345,7 +2373,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x95\x05\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x8a\x06\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -2374,7 +2402,10 @@ const file_galena_proto_rawDesc = "" +
 	"\x04term\x18\x13 \x01(\x04R\x04term\x12\x1d\n" +
 	"\n" +
 	"data_bytes\x18\x14 \x01(\x03R\tdataBytes\x12\x18\n" +
-	"\aversion\x18\x15 \x01(\tR\aversion\"\x13\n" +
+	"\aversion\x18\x15 \x01(\tR\aversion\x12%\n" +
+	"\x0etransfer_phase\x18\x16 \x01(\tR\rtransferPhase\x12%\n" +
+	"\x0etransfer_bytes\x18\x17 \x01(\x03R\rtransferBytes\x12%\n" +
+	"\x0etransfer_total\x18\x18 \x01(\x03R\rtransferTotal\"\x13\n" +
 	"\x11MemberListRequest\"}\n" +
 	"\x12MemberListResponse\x12\x1d\n" +
 	"\n" +

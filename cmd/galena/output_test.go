@@ -90,3 +90,26 @@ func TestOutputFormats(t *testing.T) {
 		}
 	}
 }
+
+// A state transfer in status: each side's phase and bytes, with the total
+// where known; a joiner receiving takes its one donor's.
+func TestTransferOf(t *testing.T) {
+	donor := client.MemberStatus{Transfer: client.Transfer{Phase: "sending", Bytes: 30 << 20, Total: 120 << 20}}
+	joiner := client.MemberStatus{Transfer: client.Transfer{Phase: "receiving", Bytes: 24 << 20}}
+	rows := []client.MemberStatus{donor, joiner, {}}
+	for _, tc := range []struct {
+		t    client.Transfer
+		rows []client.MemberStatus
+		want string
+	}{
+		{donor.Transfer, rows, "sending:30MiB/120MiB(25%)"},
+		{joiner.Transfer, rows, "receiving:24MiB/120MiB(20%)"},
+		{joiner.Transfer, []client.MemberStatus{joiner}, "receiving:24MiB"},
+		{client.Transfer{Phase: "restoring", Bytes: 60 << 20, Total: 120 << 20}, nil, "restoring:60MiB/120MiB(50%)"},
+		{client.Transfer{}, rows, "-"},
+	} {
+		if got := transferOf(tc.t, tc.rows); got != tc.want {
+			t.Errorf("transferOf(%+v) = %q; want %q", tc.t, got, tc.want)
+		}
+	}
+}

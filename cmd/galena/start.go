@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/security"
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,7 +107,7 @@ network.`,
 				return err
 			}
 			setGCPercent()
-			return serve(cmd.Context(), cfg, f.tls.files())
+			return serve(cmd.Context(), cfg, f.tls.files(), cmd.ErrOrStderr())
 		}),
 	}
 	fl := cmd.Flags()
@@ -327,12 +328,20 @@ type member interface {
 // serve runs a member until ctx is done (exit 0), it is removed from the
 // cluster (exit 0) or fails (exit 1): its apply loop failed, or its disk
 // filled. On SIGHUP it reloads its TLS files, certs (nil: it has none).
-func serve(ctx context.Context, cfg node.Config, certs *security.Files) error {
+// A member joining with a terminal on errOut shows the state transfer's
+// progress there.
+func serve(ctx context.Context, cfg node.Config, certs *security.Files, errOut io.Writer) error {
 	lg := cfg.Logger
 	defer lg.Sync()
 	n, err := node.New(cfg)
 	if err != nil {
 		return err
+	}
+	if cfg.Join != "" && isTerminal(errOut) {
+		pctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); joinProgress(pctx, n, errOut) }()
+		defer func() { stop(); <-done }()
 	}
 	if certs != nil {
 		logCAs(lg, certs.CA)
@@ -342,6 +351,41 @@ func serve(ctx context.Context, cfg node.Config, certs *security.Files) error {
 	defer signal.Stop(hup)
 	return serveUntil(ctx, lg, n, hup, certs)
 }
+
+// joinProgress prints, every joinProgressEvery until the member is
+// SYNCED or ctx ends, how far its state transfer has come.
+func joinProgress(ctx context.Context, n *node.Node, w io.Writer) {
+	t := time.NewTicker(joinProgressEvery)
+	defer t.Stop()
+	var last int64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := n.Status()
+		if st.State == node.StateSynced {
+			fmt.Fprintf(w, "galena: joined: %s is SYNCED at seqno %d\n", st.ID, st.AppliedSeqno)
+			return
+		}
+		if tr := st.Transfer; tr.Phase != "" {
+			rate := humanize.IBytes(uint64(max(tr.Bytes-last, 0)) * uint64(time.Second) / uint64(joinProgressEvery))
+			line := fmt.Sprintf("galena: joining: %s %s (%s/s)", tr.Phase, humanize.IBytes(uint64(tr.Bytes)), rate)
+			if tr.Total > 0 {
+				line += fmt.Sprintf(", %d%% of %s", min(100, 100*tr.Bytes/tr.Total), humanize.IBytes(uint64(tr.Total)))
+			}
+			fmt.Fprintln(w, line)
+			last = tr.Bytes
+		} else {
+			fmt.Fprintf(w, "galena: joining: %s, applied seqno %d, %d entries to apply\n", st.State, st.AppliedSeqno, st.ApplyLag)
+			last = 0
+		}
+	}
+}
+
+// joinProgressEvery is how often a joining member shows its progress.
+const joinProgressEvery = 2 * time.Second
 
 // serveUntil waits for ctx or the member's fatal error, then closes it;
 // meanwhile it reloads the member's TLS files, certs, at each value from

@@ -178,9 +178,13 @@ func contact(r client.MemberStatus) string {
 
 func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) error {
 	tls := slices.ContainsFunc(rows, func(r client.MemberStatus) bool { return !r.CertExpires.IsZero() })
+	transfers := slices.ContainsFunc(rows, func(r client.MemberStatus) bool { return r.Transfer.Phase != "" })
 	header := []string{"ID", "ADDRESS", "ROLE", "RAFT", "TERM", "INDEX", "APPLIED", "LAG", "CONTACT", "COMMITS", "CERT_FAIL", "DATA", "STATE"}
 	if tls {
 		header = append(header, "CERT_EXPIRES")
+	}
+	if transfers {
+		header = append(header, "TRANSFER")
 	}
 	var lines [][]string
 	for _, r := range rows {
@@ -198,6 +202,9 @@ func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) er
 				line[len(line)-1] = r.CertExpires.Format(time.RFC3339)
 			}
 		}
+		if transfers {
+			line = append(line, transferOf(r.Transfer, rows))
+		}
 		lines = append(lines, line)
 	}
 	if err := writeTable(w, format, header, lines); err != nil {
@@ -211,6 +218,31 @@ func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) er
 		}
 	}
 	return nil
+}
+
+// transferOf formats a member's state transfer: its phase, the bytes done
+// and, when known, of what total. A joiner receiving does not know the
+// total; when exactly one member sends, it is that member's.
+func transferOf(t client.Transfer, rows []client.MemberStatus) string {
+	if t.Phase == "" {
+		return "-"
+	}
+	if t.Total == 0 && t.Phase == "receiving" {
+		var senders []client.Transfer
+		for _, r := range rows {
+			if r.Transfer.Phase == "sending" {
+				senders = append(senders, r.Transfer)
+			}
+		}
+		if len(senders) == 1 {
+			t.Total = senders[0].Total
+		}
+	}
+	size := func(n int64) string { return strings.ReplaceAll(humanize.IBytes(uint64(max(n, 0))), " ", "") }
+	if t.Total <= 0 {
+		return fmt.Sprintf("%s:%s", t.Phase, size(t.Bytes))
+	}
+	return fmt.Sprintf("%s:%s/%s(%d%%)", t.Phase, size(t.Bytes), size(t.Total), min(100, 100*t.Bytes/t.Total))
 }
 
 func printStatusJSON(w io.Writer, rows []client.MemberStatus) error {
