@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/api/galenapb"
+	"github.com/galenadb/galena/security"
 )
 
 func TestMain(m *testing.M) {
@@ -112,6 +114,24 @@ func lastReq[T proto.Message](t *testing.T, n *fakeNode, method string) T {
 	return calls[len(calls)-1].(T)
 }
 
+// expiredTLS is a client configuration whose certificate has expired.
+func expiredTLS(t *testing.T) *tls.Config {
+	t.Helper()
+	ca, err := security.NewCA(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ca.Issue(security.Leaf{Name: "late", Role: security.RoleRead, ValidFor: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pair.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return security.ClientConfig(&cert, ca.Pool())
+}
+
 func TestNewValidatesConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -123,6 +143,7 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"negative call size", Config{Endpoints: []string{"a:1"}, MaxCallSize: -1}},
 		{"negative backoff", Config{Endpoints: []string{"a:1"}, ConflictBackoff: -1}},
 		{"negative retries", Config{Endpoints: []string{"a:1"}, MaxConflictRetries: -1}},
+		{"expired certificate", Config{Endpoints: []string{"a:1"}, TLS: expiredTLS(t)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := New(tc.cfg)

@@ -2,6 +2,7 @@ package client
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -142,6 +143,28 @@ func (c Config) Validate() error {
 		if ep == "" {
 			return fmt.Errorf("%w: config: endpoint %d is empty", ErrInvalidArgument, i)
 		}
+	}
+	return c.checkCertificate(time.Now())
+}
+
+// checkCertificate refuses a client certificate that is not valid at now:
+// members would refuse it, with only a TLS alert to say why.
+func (c Config) checkCertificate(now time.Time) error {
+	if c.TLS == nil || len(c.TLS.Certificates) == 0 || len(c.TLS.Certificates[0].Certificate) == 0 {
+		return nil
+	}
+	leaf := c.TLS.Certificates[0].Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.TLS.Certificates[0].Certificate[0]); err != nil {
+			return fmt.Errorf("%w: config: the client certificate: %v", ErrInvalidArgument, err)
+		}
+	}
+	switch {
+	case now.After(leaf.NotAfter):
+		return fmt.Errorf("%w: config: the client certificate %q expired at %s", ErrInvalidArgument, leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
+	case now.Before(leaf.NotBefore):
+		return fmt.Errorf("%w: config: the client certificate %q is valid only from %s: check this host's clock", ErrInvalidArgument, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -88,10 +88,13 @@ func (c *Config) secure() {
 }
 
 // secured returns copies of a member's configurations that offer the ALPN
-// protocols gRPC and HTTP need and make this member check that a member it
-// dials presents a member certificate.
+// protocols gRPC and HTTP need, issue no session tickets (a resumed session
+// would skip the check of a client's chain against the CAs trusted now; see
+// security.ServerConfig), and make this member check that a member it dials
+// presents a member certificate.
 func secured(server, peer *tls.Config) (*tls.Config, *tls.Config) {
 	server = server.Clone()
+	server.SessionTicketsDisabled = true
 	for _, p := range security.ServerNextProtos {
 		if !slices.Contains(server.NextProtos, p) {
 			server.NextProtos = append(server.NextProtos, p)

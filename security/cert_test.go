@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -296,5 +297,45 @@ func TestCheckValidity(t *testing.T) {
 	}
 	if err := CheckValidity(c, c.NotBefore.Add(-time.Hour)); err == nil || !strings.Contains(err.Error(), "check this host's clock") {
 		t.Fatalf("before NotBefore: %v", err)
+	}
+}
+
+// A member's port issues no session tickets: a client that keeps a session
+// cache still makes a full handshake, its chain verified, every time (the
+// control, with tickets on, resumes).
+func TestNoSessionResumption(t *testing.T) {
+	ca := newCA(t)
+	mc, _ := issue(t, ca, Leaf{Name: "n1", Role: RoleMember, Hosts: []string{"127.0.0.1"}})
+	cc, _ := issue(t, ca, Leaf{Name: "alice", Role: RoleAdmin})
+	for _, tickets := range []bool{false, true} {
+		server := ServerConfig(mc, ca.Pool())
+		server.SessionTicketsDisabled = !tickets
+		client := ClientConfig(&cc, ca.Pool())
+		client.ServerName, client.ClientSessionCache = "127.0.0.1", tls.NewLRUClientSessionCache(4)
+		resumed := false
+		for range 2 {
+			a, b := tcpPair(t)
+			done := make(chan error, 1)
+			go func() {
+				srv := tls.Server(a, server)
+				if err := srv.Handshake(); err != nil {
+					done <- err
+					return
+				}
+				_, err := srv.Write([]byte{1}) // after the tickets, if any
+				done <- err
+			}()
+			cl := tls.Client(b, client)
+			if _, err := io.ReadFull(cl, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			resumed = cl.ConnectionState().DidResume
+		}
+		if resumed != tickets {
+			t.Errorf("with tickets %v, the second connection resumed: %v", tickets, resumed)
+		}
 	}
 }

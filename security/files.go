@@ -187,13 +187,19 @@ var ServerNextProtos = []string{"http/1.1", "h2"}
 // and verifies a certificate signed by cas when one is presented
 // (tls.VerifyClientCertIfGiven). Whether one is required depends on the
 // protocol, which is known only after the handshake: the member decides.
+// It issues no session tickets: a resumed session skips the verification
+// of the client's certificate chain, so once a member stops trusting a CA
+// (see node.Node.SetTLS) a ticket could let in a certificate it signed.
+// Members and clients keep their connections, so resumption would save
+// little.
 func ServerConfig(cert tls.Certificate, cas *x509.CertPool) *tls.Config {
 	return &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientCAs:    cas,
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		NextProtos:   append([]string(nil), ServerNextProtos...),
-		MinVersion:   tls.VersionTLS12,
+		Certificates:           []tls.Certificate{cert},
+		ClientCAs:              cas,
+		ClientAuth:             tls.VerifyClientCertIfGiven,
+		NextProtos:             append([]string(nil), ServerNextProtos...),
+		MinVersion:             tls.VersionTLS12,
+		SessionTicketsDisabled: true,
 	}
 }
 

@@ -3,7 +3,11 @@ package local
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,8 +22,42 @@ func TestMain(m *testing.M) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if _, err := Start(Config{}); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("Start of no members = %v; want ErrInvalidConfig", err)
+	for _, cfg := range []Config{{}, {Members: 3, BasePort: -1}, {Members: 3, BasePort: 65534}} {
+		if _, err := Start(cfg); !errors.Is(err, ErrInvalidConfig) {
+			t.Fatalf("Start(%+v) = %v; want ErrInvalidConfig", cfg, err)
+		}
+	}
+}
+
+// With a BasePort the members listen on it and the ports after it; one
+// that is taken fails the start and leaves nothing open.
+func TestBasePort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := taken.Addr().(*net.TCPAddr).Port
+	if _, err := Start(Config{Members: 2, BasePort: port - 1}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("Start over a taken port = %v; want it refused", err)
+	}
+	taken.Close()
+	// The freed port and the one before it, unless something took them
+	// meanwhile: then try again.
+	var c *Cluster
+	for try := 0; c == nil; try++ {
+		if c, err = Start(Config{Members: 2, BasePort: port - 1, Member: func(_ int, cfg *node.Config) {
+			cfg.Logger = zaptest.NewLogger(t).Named(cfg.ID)
+		}}); err != nil && try == 5 {
+			t.Fatal(err)
+		}
+	}
+	defer c.Close()
+	if want := []string{fmt.Sprintf("127.0.0.1:%d", port-1), fmt.Sprintf("127.0.0.1:%d", port)}; !slices.Equal(c.Endpoints(), want) {
+		t.Fatalf("endpoints %v; want %v", c.Endpoints(), want)
 	}
 }
 
