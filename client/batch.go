@@ -135,9 +135,15 @@ func (b *batchKV) call(ctx context.Context, c *galenapb.BatchCall, opts []grpc.C
 		return nil, r.err
 	}
 	if e := r.reply.GetError(); e != nil {
-		return nil, status.ErrorProto(&spb.Status{Code: e.GetCode(), Message: e.GetMessage(), Details: e.GetDetails()})
+		return nil, callErr(e)
 	}
 	return r.reply, nil
+}
+
+// callErr is the gRPC status error a member sent as a call's error on a
+// stream.
+func callErr(e *galenapb.CallError) error {
+	return status.ErrorProto(&spb.Status{Code: e.GetCode(), Message: e.GetMessage(), Details: e.GetDetails()})
 }
 
 // open returns the stream, opening one if none is open. While the

@@ -61,6 +61,18 @@ type Transfer struct {
 	Bytes, Total int64
 }
 
+// Role is "data" or "arbitrator" (votes, stores no data); "" for a status
+// without the member's answer.
+func (s MemberStatus) Role() string {
+	switch {
+	case s.RaftState == "":
+		return ""
+	case s.Arbitrator:
+		return "arbitrator"
+	}
+	return "data"
+}
+
 // MarshalJSON writes s as `galena status --json` prints it and a member's
 // /status serves it: snake_case names (id, address, raft_state, term,
 // applied_seqno, ...), last_contact_ms in milliseconds (-1: never),
@@ -68,17 +80,11 @@ type Transfer struct {
 // members of the configuration s knows.
 func (s MemberStatus) MarshalJSON() ([]byte, error) {
 	j := api.StatusView{
-		ID: s.ID, Address: s.Addr, ClusterID: s.ClusterID, RaftState: s.RaftState, LeaderID: s.LeaderID,
+		ID: s.ID, Address: s.Addr, ClusterID: s.ClusterID, Role: s.Role(), RaftState: s.RaftState, LeaderID: s.LeaderID,
 		Term: s.Term, CommitIndex: s.CommitIndex, LastIndex: s.LastIndex, AppliedIndex: s.AppliedIndex,
 		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, Error: s.Error, ClusterSize: len(s.Members), DataBytes: s.DataBytes, Version: s.Version,
 		TransferPhase: s.Transfer.Phase, TransferBytes: s.Transfer.Bytes, TransferTotal: s.Transfer.Total,
-	}
-	if s.RaftState != "" {
-		j.Role = "data"
-		if s.Arbitrator {
-			j.Role = "arbitrator"
-		}
 	}
 	if s.LastContact >= 0 {
 		j.LastContactMs = s.LastContact.Milliseconds()

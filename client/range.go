@@ -93,20 +93,20 @@ func (tx *Txn) DeleteRange(ctx context.Context, start, end []byte) (int, error) 
 	case bytes.Compare(start, end) >= 0:
 		return 0, fmt.Errorf("%w: DeleteRange of the empty range [%q, %q)", ErrInvalidArgument, start, end)
 	}
-	var keys [][]byte
+	// A key is deleted once its page is read: the pages after it start
+	// after it, so the buffered delete does not hide what they read.
+	n := 0
 	for kv, err := range tx.All(ctx, start, end) {
+		if err == nil {
+			err = tx.Delete(kv.Key)
+		}
 		if err != nil {
 			return 0, err
 		}
-		keys = append(keys, kv.Key)
-	}
-	for _, k := range keys {
-		if err := tx.Delete(k); err != nil {
-			return 0, err
-		}
+		n++
 	}
 	tx.scans = append(tx.scans, &writesetpb.KeyRange{Start: bytes.Clone(start), End: bytes.Clone(end)})
-	return len(keys), nil
+	return n, nil
 }
 
 // DeleteRange deletes every key in [start, end) in a transaction of its own

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -200,7 +199,7 @@ func (s *watchSub) push(u *galenapb.WatchUpdate) {
 		return
 	}
 	if e := u.GetError(); e != nil {
-		s.err = status.ErrorProto(&spb.Status{Code: e.GetCode(), Message: e.GetMessage(), Details: e.GetDetails()})
+		s.err = callErr(e)
 	} else if s.size += updateSize(u); s.size > maxSubBuffer && len(s.updates) > 0 {
 		s.err, s.updates = errSubBehind, nil
 	} else {

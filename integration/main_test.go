@@ -90,7 +90,7 @@ func ensureSamePrefix(t *testing.T, c *harness.Cluster, prefix string, want map[
 		if !c.Running(i) || c.Member(i).Arbitrator() {
 			continue
 		}
-		kvs, err := workload.Contents(t.Context(), c.Endpoint(i), prefix)
+		kvs, err := workload.Contents(t.Context(), c.Endpoint(i), prefix, c.Options().ClientTLS)
 		if err != nil {
 			t.Fatal(err)
 		}

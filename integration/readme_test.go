@@ -38,11 +38,7 @@ func TestReadmeQuickstart(t *testing.T) {
 	setup, console := codeBlock(t, quick, "sh"), codeBlock(t, quick, "console")
 
 	dir := t.TempDir()
-	bin, err := os.ReadFile(galenaBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "galena"), bin, 0o755); err != nil {
+	if err := os.Symlink(galenaBin, filepath.Join(dir, "galena")); err != nil {
 		t.Fatal(err)
 	}
 	var remap []string // README text → this run's
@@ -74,11 +70,14 @@ func TestReadmeQuickstart(t *testing.T) {
 	start := exec.Command("bash", "-e", "-c", strings.Join(script, "\n"))
 	start.Dir, start.Stdout, start.Stderr = dir, outFile, outFile
 	start.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the members too: killed as a group
-	if err := start.Run(); err != nil {
+	if err := start.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(-start.Process.Pid, syscall.SIGKILL) }) // whatever the script started
+	if err := start.Wait(); err != nil {
 		out, _ := os.ReadFile(outFile.Name())
 		t.Fatalf("the quickstart's setup: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { syscall.Kill(-start.Process.Pid, syscall.SIGKILL) })
 	run := func(command string) (string, error) {
 		c := exec.Command("bash", "-c", env+"\n"+command)
 		c.Dir = dir

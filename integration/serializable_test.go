@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,20 +18,21 @@ import (
 
 // isolations are the two ways a transaction may run, by name.
 var isolations = []struct {
-	name string
-	opt  client.TxnOption
-}{{"snapshot isolation", client.SnapshotIsolation()}, {"serializable", client.Serializable()}}
+	name         string
+	opt          client.TxnOption
+	serializable bool
+}{{"snapshot isolation", client.SnapshotIsolation(), false}, {"serializable", client.Serializable(), true}}
 
 // interleave runs two transactions, each on its own member, so that both
-// read before either commits: read, then write what read returned, for
-// each; then it commits the first and the second, in that order, and
-// returns the second's commit error. Their snapshots are linearizable:
+// read before either commits: read, then write(tx, i, what read returned)
+// for transaction i; then it commits the first and the second, in that
+// order, and returns the second's commit error. Their snapshots are linearizable:
 // they see what the test wrote before, through whichever member.
 func interleave(t *testing.T, ctx context.Context, c1, c2 *client.Client, opt client.TxnOption,
-	read func(*client.Txn) (any, error), write func(*client.Txn, any) error) error {
+	read func(*client.Txn) (int, error), write func(tx *client.Txn, i, seen int) error) error {
 	t.Helper()
 	var txs [2]*client.Txn
-	var seen [2]any
+	var seen [2]int
 	for i, c := range []*client.Client{c1, c2} {
 		tx, err := c.Begin(ctx, opt, client.Linearizable())
 		if err != nil {
@@ -43,7 +45,7 @@ func interleave(t *testing.T, ctx context.Context, c1, c2 *client.Client, opt cl
 		txs[i] = tx
 	}
 	for i, tx := range txs {
-		if err := write(tx, seen[i]); err != nil {
+		if err := write(tx, i, seen[i]); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -72,13 +74,12 @@ func TestSerializableWriteSkew(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var me int
-			read := func(tx *client.Txn) (any, error) { // how many are on call
+			read := func(tx *client.Txn) (int, error) { // how many are on call
 				on := 0
 				for _, d := range doctors {
 					v, err := tx.Get(ctx, []byte(d))
 					if err != nil {
-						return nil, err
+						return 0, err
 					}
 					if string(v) == "on" {
 						on++
@@ -86,13 +87,11 @@ func TestSerializableWriteSkew(t *testing.T) {
 				}
 				return on, nil
 			}
-			write := func(tx *client.Txn, on any) error { // go off call if another is on
-				d := doctors[me]
-				me++
-				if on.(int) < 2 {
+			write := func(tx *client.Txn, i, on int) error { // doctor i goes off call if another is on
+				if on < 2 {
 					return nil
 				}
-				return tx.Put([]byte(d), []byte("off"))
+				return tx.Put([]byte(doctors[i]), []byte("off"))
 			}
 			err := interleave(t, ctx, c1, c2, iso.opt, read, write)
 			onCall := 0
@@ -107,9 +106,9 @@ func TestSerializableWriteSkew(t *testing.T) {
 			}
 			var ce *client.ConflictError
 			switch {
-			case iso.name == "snapshot isolation" && (err != nil || onCall != 0):
+			case !iso.serializable && (err != nil || onCall != 0):
 				t.Fatalf("under snapshot isolation: second commit %v, %d on call; want the write skew (both off)", err, onCall)
-			case iso.name == "serializable" && (!errors.As(err, &ce) || !ce.Read || string(ce.Key) != doctors[0] || onCall != 1):
+			case iso.serializable && (!errors.As(err, &ce) || !ce.Read || string(ce.Key) != doctors[0] || onCall != 1):
 				t.Fatalf("serializable: second commit %v, %d on call; want a conflict on %s, read, and one on call", err, onCall, doctors[0])
 			}
 			if err != nil {
@@ -132,18 +131,15 @@ func TestSerializablePhantom(t *testing.T) {
 		t.Run(iso.name, func(t *testing.T) {
 			slot := []byte("booking/" + iso.name + "/slot1/")
 			names := []string{"ada", "bo"}
-			var me int
-			read := func(tx *client.Txn) (any, error) { // the slot's bookings
+			read := func(tx *client.Txn) (int, error) { // the slot's bookings
 				kvs, err := tx.Scan(ctx, slot, client.PrefixEnd(slot), 0)
 				return len(kvs), err
 			}
-			write := func(tx *client.Txn, booked any) error { // book if free
-				name := names[me]
-				me++
-				if booked.(int) > 0 {
+			write := func(tx *client.Txn, i, booked int) error { // client i books if free
+				if booked > 0 {
 					return nil
 				}
-				return tx.Put(append(slices.Clone(slot), name...), []byte("booked"))
+				return tx.Put(append(slices.Clone(slot), names[i]...), []byte("booked"))
 			}
 			err := interleave(t, ctx, c1, c2, iso.opt, read, write)
 			var kvs []client.KV
@@ -155,9 +151,9 @@ func TestSerializablePhantom(t *testing.T) {
 			}
 			var ce *client.ConflictError
 			switch {
-			case iso.name == "snapshot isolation" && (err != nil || len(kvs) != 2):
+			case !iso.serializable && (err != nil || len(kvs) != 2):
 				t.Fatalf("under snapshot isolation: second commit %v, %d bookings; want the phantom (two)", err, len(kvs))
-			case iso.name == "serializable" && (!errors.As(err, &ce) || ce.Range == nil || string(ce.Key) != string(slot)+names[0] || len(kvs) != 1):
+			case iso.serializable && (!errors.As(err, &ce) || ce.Range == nil || string(ce.Key) != string(slot)+names[0] || len(kvs) != 1):
 				t.Fatalf("serializable: second commit %v, %d bookings; want a conflict in the range scanned on %s%s, and one booking",
 					err, len(kvs), slot, names[0])
 			}
@@ -185,6 +181,7 @@ func TestSerializableDoctorsUnderLoad(t *testing.T) {
 		}
 	}
 	var wg sync.WaitGroup
+	var attempts atomic.Int64
 	errs := make(chan error, 2*pairs)
 	for p := range pairs {
 		for d := range 2 {
@@ -192,6 +189,7 @@ func TestSerializableDoctorsUnderLoad(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				errs <- clients[d].Update(ctx, func(tx *client.Txn) error {
+					attempts.Add(1)
 					other, err := tx.Get(ctx, doctor(p, 1-d))
 					if err != nil || string(other) != "on" {
 						return err
@@ -208,7 +206,13 @@ func TestSerializableDoctorsUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	kvs, err := workload.Contents(ctx, c.Endpoint(2), "oncall-load/")
+	// Pairs that ran at once conflicted, and Update ran one side again:
+	// without that, the run tested nothing.
+	if n := attempts.Load(); n <= 2*pairs {
+		t.Fatalf("%d attempts for %d transactions: no two doctors of a pair overlapped", n, 2*pairs)
+	}
+	converge(t, c) // the member read below holds every commit
+	kvs, err := workload.Contents(ctx, c.Endpoint(2), "oncall-load/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

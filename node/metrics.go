@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -112,7 +113,8 @@ type Build struct {
 }
 
 // ThisBuild is the running binary's Build.
-func ThisBuild() Build {
+// It is read once: every status answer carries the version.
+var ThisBuild = sync.OnceValue(func() Build {
 	b := Build{Version: "unknown", Revision: "unknown", GoVersion: runtime.Version()}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
@@ -132,7 +134,7 @@ func ThisBuild() Build {
 		b.Revision += "+changes"
 	}
 	return b
-}
+})
 
 // buildLabels are galena_build_info's labels.
 func buildLabels() prometheus.Labels {

@@ -262,13 +262,13 @@ func (n *Node) secureListener() {
 		zap.String("listen", addr.String()))
 }
 
-// certWarnAhead is how long before its certificate expires a member warns
-// when it starts.
-const certWarnAhead = 30 * 24 * time.Hour
+// CertWarnAhead is how long before a certificate (its own, or a CA's it
+// trusts) expires a member logs it as a warning.
+const CertWarnAhead = 30 * 24 * time.Hour
 
 // noteCertificate records when the certificate of the member's server
 // configuration expires (galena_tls_certificate_expiry_timestamp_seconds)
-// and logs msg with it: a warning when that is less than certWarnAhead away.
+// and logs msg with it: a warning when that is less than CertWarnAhead away.
 func (n *Node) noteCertificate(server *tls.Config, msg string) {
 	leaf, err := leafOf(server.Certificates)
 	if leaf == nil {
@@ -280,7 +280,7 @@ func (n *Node) noteCertificate(server *tls.Config, msg string) {
 	n.certNotAfter.Store(leaf.NotAfter.Unix())
 	left := time.Until(leaf.NotAfter)
 	log := n.lg.Info
-	if left < certWarnAhead {
+	if left < CertWarnAhead {
 		log = n.lg.Warn
 	}
 	log(msg, zap.String("subject", leaf.Subject.CommonName), zap.String("serial", leaf.SerialNumber.Text(16)),

@@ -94,6 +94,14 @@ func TestWatchKeepsACopyAcrossMemberFailure(t *testing.T) {
 	seen := map[uint64]string{}
 	last := listed
 	for seen[last] != "w/end=end" {
+		select { // a writer that failed would leave Next waiting for its end
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("writer: %v", err)
+			}
+			done <- nil
+		default:
+		}
 		e, err := w.Next()
 		if err != nil {
 			t.Fatalf("Next after seqno %d: %v", last, err)
@@ -217,7 +225,11 @@ func TestWatchSlowReaderIsCutAndResumes(t *testing.T) {
 			t.Fatalf("Next after %d events: %v", n, err)
 		}
 		if e.Seqno <= prev || len(e.Changes) != keys || !bytes.HasPrefix(e.Changes[0].Key, fmt.Appendf(nil, "slow/%03d/", n)) {
-			t.Fatalf("event %d: seqno %d after %d, %d changes, first key %q", n, e.Seqno, prev, len(e.Changes), e.Changes[0].Key)
+			var first []byte
+			if len(e.Changes) > 0 {
+				first = e.Changes[0].Key
+			}
+			t.Fatalf("event %d: seqno %d after %d, %d changes, first key %q", n, e.Seqno, prev, len(e.Changes), first)
 		}
 		prev = e.Seqno
 	}

@@ -91,15 +91,15 @@ type Files struct {
 	Cert, Key, CA string
 }
 
-// load reads the files; the certificate is nil when f.Cert and f.Key are
-// both empty.
-func (f Files) load() (*tls.Certificate, *x509.CertPool, error) {
+// load reads the files: the certificate (nil when f.Cert and f.Key are
+// both empty), the pool of the CAs and the CAs themselves.
+func (f Files) load() (*tls.Certificate, *x509.CertPool, []*x509.Certificate, error) {
 	if f.CA == "" {
-		return nil, nil, errors.New("security: a CA certificate file is required")
+		return nil, nil, nil, errors.New("security: a CA certificate file is required")
 	}
 	cas, err := ReadCAs(f.CA)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	for _, ca := range cas {
@@ -107,18 +107,18 @@ func (f Files) load() (*tls.Certificate, *x509.CertPool, error) {
 	}
 	switch {
 	case f.Cert == "" && f.Key == "":
-		return nil, pool, nil
+		return nil, pool, cas, nil
 	case f.Cert == "" || f.Key == "":
-		return nil, nil, errors.New("security: a certificate and its key go together: give both or neither")
+		return nil, nil, nil, errors.New("security: a certificate and its key go together: give both or neither")
 	}
 	cert, err := tls.LoadX509KeyPair(f.Cert, f.Key)
 	if err != nil {
-		return nil, nil, fmt.Errorf("security: %w", err)
+		return nil, nil, nil, fmt.Errorf("security: %w", err)
 	}
 	if err := CheckValidity(cert.Leaf, time.Now()); err != nil {
-		return nil, nil, fmt.Errorf("%w (%s)", err, f.Cert)
+		return nil, nil, nil, fmt.Errorf("%w (%s)", err, f.Cert)
 	}
-	return &cert, pool, nil
+	return &cert, pool, cas, nil
 }
 
 // ReadCAs reads the certificates of a CA file, a bundle of one or more PEM
@@ -153,25 +153,32 @@ func ReadCAs(path string) ([]*x509.Certificate, error) {
 // returns the configurations of its port and of its connections to other
 // members (see ServerConfig and PeerConfig).
 func (f Files) Member() (server, peer *tls.Config, err error) {
-	cert, pool, err := f.load()
+	server, peer, _, err = f.MemberCAs()
+	return server, peer, err
+}
+
+// MemberCAs is Member, and the CAs the configurations trust, as read from
+// f.CA in the same load.
+func (f Files) MemberCAs() (server, peer *tls.Config, cas []*x509.Certificate, err error) {
+	cert, pool, cas, err := f.load()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cert == nil {
-		return nil, nil, errors.New("security: a member needs a certificate and its key")
+		return nil, nil, nil, errors.New("security: a member needs a certificate and its key")
 	}
 	if r, err := RoleOf(cert.Leaf); err != nil {
-		return nil, nil, fmt.Errorf("security: %s is not a member certificate: %w", f.Cert, err)
+		return nil, nil, nil, fmt.Errorf("security: %s is not a member certificate: %w", f.Cert, err)
 	} else if r != RoleMember {
-		return nil, nil, fmt.Errorf("security: %s is not a member certificate (its role is %v): make one with galena cert node", f.Cert, r)
+		return nil, nil, nil, fmt.Errorf("security: %s is not a member certificate (its role is %v): make one with galena cert node", f.Cert, r)
 	}
-	return ServerConfig(*cert, pool), PeerConfig(*cert, pool), nil
+	return ServerConfig(*cert, pool), PeerConfig(*cert, pool), cas, nil
 }
 
 // Client loads a client's configuration: the CA to verify members with and,
 // if f names one, the client's certificate.
 func (f Files) Client() (*tls.Config, error) {
-	cert, pool, err := f.load()
+	cert, pool, _, err := f.load()
 	if err != nil {
 		return nil, err
 	}

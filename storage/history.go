@@ -96,9 +96,10 @@ func (s *Store) Changes(start, end []byte, after, upTo uint64, maxBytes int) (ch
 			changes, through, size = cutChanges(changes, maxBytes)
 		}
 	}
-	sortChanges(changes)
 	if size > maxBytes {
-		changes, through, _ = cutChanges(changes, maxBytes)
+		changes, through, _ = cutChanges(changes, maxBytes) // sorts them
+	} else {
+		sortChanges(changes)
 	}
 	// A sync during the scan may have forgotten deletes (forget.go) that
 	// the scan then skipped: the floor only rises, so look again.

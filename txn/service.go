@@ -1,7 +1,6 @@
 package txn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -243,11 +242,8 @@ func (s *Service) Get(ctx context.Context, key []byte, r ReadAt) (val []byte, fo
 // Scan reads up to limit keys of [start, end) at a snapshot; more is set when
 // the response stopped at MaxScanBatch before limit or the end of the range.
 func (s *Service) Scan(ctx context.Context, start, end []byte, limit int, r ReadAt) (kvs []storage.KV, more bool, at uint64, err error) {
-	if len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize {
-		return nil, false, 0, fmt.Errorf("%w: scan bound over %d bytes", ErrTooLarge, s.cfg.Limits.MaxKeySize)
-	}
-	if len(end) > 0 && string(start) >= string(end) {
-		return nil, false, 0, fmt.Errorf("%w: scan start %q is not before end %q", ErrInvalidArgument, start, end)
+	if err := s.checkRange(start, end); err != nil {
+		return nil, false, 0, err
 	}
 	if limit < 0 {
 		return nil, false, 0, fmt.Errorf("%w: negative limit", ErrInvalidArgument)
@@ -476,14 +472,10 @@ func (s *Service) validateReadSet(ws *writesetpb.WriteSet) error {
 		size += len(k)
 	}
 	for _, r := range ws.GetScans() {
-		start, end := r.GetStart(), r.GetEnd()
-		switch {
-		case len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize:
-			return fmt.Errorf("%w: read set: a scanned range's bound exceeds the %d-byte key limit", ErrTooLarge, s.cfg.Limits.MaxKeySize)
-		case len(end) > 0 && bytes.Compare(start, end) >= 0:
-			return fmt.Errorf("%w: read set: scanned range [%q, %q) is empty", ErrInvalidWriteSet, start, end)
+		if err := s.checkRange(r.GetStart(), r.GetEnd()); err != nil {
+			return fmt.Errorf("read set: %w", err)
 		}
-		size += len(start) + len(end)
+		size += len(r.GetStart()) + len(r.GetEnd())
 	}
 	if n := len(ws.GetReads()) + len(ws.GetScans()); size+n*readSetOverhead > s.cfg.Limits.MaxReadSetSize {
 		return fmt.Errorf("%w: read set of %d keys and ranges (%d bytes) exceeds the %d-byte limit: a serializable transaction may read at most that much",

@@ -186,7 +186,7 @@ func TestCommitValidation(t *testing.T) {
 		{"empty key read", reads(wset("k"), 1, ""), ErrInvalidKey},
 		{"key read too long", reads(wset("k"), 1, "123456789"), ErrTooLarge},
 		{"range bound too long", scans(wset("k"), "123456789", ""), ErrTooLarge},
-		{"empty range", scans(wset("k"), "b", "a"), ErrInvalidWriteSet},
+		{"empty range", scans(wset("k"), "b", "a"), ErrInvalidArgument},
 		{"read set too large", reads(wset("k"), 1, "a", "b", "c", "d", "e"), ErrTooLarge},
 	}
 	for _, tc := range cases {

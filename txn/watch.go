@@ -14,11 +14,8 @@ import (
 )
 
 // Change is one write of a committed write-set to a watched key: a put of
-// Value, or a delete.
-type Change struct {
-	Key, Value []byte
-	Delete     bool
-}
+// Value, or a delete; the write as the apply path applied it.
+type Change = storage.Write
 
 // Event is one committed write-set's writes to a watched range, in key
 // order (a key the write-set wrote twice shows its last write). A
@@ -153,7 +150,8 @@ func (s *Service) sendEvents(send WatchSend, events []Event, progress uint64) er
 	return nil
 }
 
-// checkRange checks the range of a watch as Scan checks its own.
+// checkRange checks a range read, scanned or watched: bounds no longer than
+// a key, start before end (an empty end: no upper bound).
 func (s *Service) checkRange(start, end []byte) error {
 	if len(start) > s.cfg.Limits.MaxKeySize || len(end) > s.cfg.Limits.MaxKeySize {
 		return fmt.Errorf("%w: range bound over %d bytes", ErrTooLarge, s.cfg.Limits.MaxKeySize)
@@ -261,7 +259,7 @@ func (f *feed) publish(recs []storage.Record, seqno uint64) {
 					w.building.Seqno = r.Seqno
 					f.touched = append(f.touched, w)
 				}
-				w.building.Changes = append(w.building.Changes, Change{Key: wr.Key, Value: wr.Value, Delete: wr.Delete})
+				w.building.Changes = append(w.building.Changes, wr)
 			}
 		}
 		for _, w := range f.touched {

@@ -353,6 +353,8 @@ func TestWatchMaxWatches(t *testing.T) {
 		t.Fatalf("a second watch with MaxWatches 1: %v, want ErrOverloaded", err)
 	}
 	first.cancel()
-	first.ended()
+	if err := first.ended(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a cancelled watch ended with %v, want context.Canceled", err)
+	}
 	fx.watch("", "", 1).until(1)
 }

@@ -329,7 +329,8 @@ type benchRun struct {
 }
 
 // removeKeys deletes every key under benchPrefix, in transactions of
-// removeBatch keys, and says how many.
+// at most removeBatch keys (fewer when the values are large), and says how
+// many.
 func (r *benchRun) removeKeys(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), setupTimeout)
 	defer cancel()
@@ -341,9 +342,11 @@ func (r *benchRun) removeKeys(ctx context.Context) error {
 	}
 	defer cl.Close()
 	start, end := []byte(benchPrefix), client.PrefixEnd([]byte(benchPrefix))
+	// Scan reads the values too: a batch holds what loading one does.
+	batch := max(1, min(removeBatch, loadBatchBytes/(r.o.ValueSize+len(benchKey(0)))))
 	removed := 0
 	for {
-		kvs, more, err := cl.Scan(ctx, start, end, removeBatch)
+		kvs, more, err := cl.Scan(ctx, start, end, batch)
 		if err == nil && len(kvs) > 0 {
 			err = cl.Update(ctx, func(tx *client.Txn) error {
 				for _, kv := range kvs {

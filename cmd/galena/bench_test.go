@@ -90,6 +90,11 @@ func TestBenchSerializable(t *testing.T) {
 	if len(results) != 1 || results[0].Workload != workloadSkew || !results[0].Serializable {
 		t.Fatalf("results %+v; want one serializable skew", results)
 	}
+	// The result only echoes the flag: what makes the transactions
+	// serializable is the clients' configuration.
+	if r := (&benchRun{o: benchOptions{Serializable: true}}); !r.clientConfig().Serializable {
+		t.Fatal("--serializable does not reach the clients' configuration")
+	}
 	checkBenchResult(t, results[0])
 }
 

@@ -22,14 +22,9 @@ const (
 	watchDrain = 30 * time.Second
 )
 
-// ack is a commit's seqno and when its writer learned it committed.
+// ack is a seqno and a time: when a commit's writer learned it committed,
+// or when a watch returned its event (an arrival).
 type ack struct {
-	seqno uint64
-	at    time.Time
-}
-
-// arrival is an event's seqno and when its watch returned it.
-type arrival struct {
 	seqno uint64
 	at    time.Time
 }
@@ -42,7 +37,7 @@ type benchWatch struct {
 	wg       sync.WaitGroup
 	clients  []*client.Client
 	events   atomic.Int64
-	arrivals [][]arrival // one slice per watch, its own
+	arrivals [][]ack // one slice per watch, its own
 	mu       sync.Mutex
 	failure  error // the first watch that ended early, and why
 }
@@ -50,7 +45,7 @@ type benchWatch struct {
 // startWatches opens n watches on ep and returns once every one started.
 func startWatches(ctx context.Context, n, keys int, ep string, cfg client.Config) (*benchWatch, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	bw := &benchWatch{cancel: cancel, arrivals: make([][]arrival, n)}
+	bw := &benchWatch{cancel: cancel, arrivals: make([][]ack, n)}
 	var err error
 	if bw.clients, err = pinnedClients((n+watchersPerClient-1)/watchersPerClient, []string{ep}, cfg); err != nil {
 		cancel()
@@ -97,7 +92,7 @@ func (bw *benchWatch) follow(ctx context.Context, w *client.Watcher, i int) {
 			}
 			return
 		}
-		bw.arrivals[i] = append(bw.arrivals[i], arrival{e.Seqno, time.Now()})
+		bw.arrivals[i] = append(bw.arrivals[i], ack{e.Seqno, time.Now()})
 		bw.events.Add(1)
 	}
 }
@@ -125,11 +120,10 @@ func (bw *benchWatch) finish(ctx context.Context, res *benchResult, acks []ack) 
 		ackAt[a.seqno] = a.at
 	}
 	var lat []time.Duration
-	seen := make(map[uint64]bool, len(acks))
 	for _, as := range bw.arrivals {
 		for _, a := range as {
-			if at, ok := ackAt[a.seqno]; ok && !seen[a.seqno] {
-				seen[a.seqno] = true
+			if at, ok := ackAt[a.seqno]; ok { // its first arrival
+				delete(ackAt, a.seqno)
 				lat = append(lat, max(a.at.Sub(at), 0))
 			}
 		}
@@ -137,7 +131,7 @@ func (bw *benchWatch) finish(ctx context.Context, res *benchResult, acks []ack) 
 	slices.Sort(lat)
 	res.Watchers = len(bw.arrivals)
 	res.WatchEvents = bw.events.Load()
-	res.WatchMissed = int64(len(acks) - len(seen))
+	res.WatchMissed = int64(len(ackAt)) // acknowledged, never arrived
 	res.WatchP50ms, res.WatchP99ms = ms(rank(lat, 0.5)), ms(rank(lat, 0.99))
 	if err := bw.err(); err != nil {
 		res.WatchError = err.Error()

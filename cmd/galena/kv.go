@@ -255,7 +255,6 @@ func putValue(cmd *cobra.Command, args []string) ([]byte, error) {
 	return v, nil
 }
 
-// staleFlag adds --stale to a read command.
 // readFlags are the flags of how get and scan read.
 type readFlags struct {
 	stale, linearizable bool

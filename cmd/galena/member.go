@@ -93,7 +93,7 @@ first.)`,
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := explainChange(c.AddMember(ctx, id, addr)); err != nil {
+				if err := explainChange(c.AddMember(ctx, id, addr), id); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "added %s at %s as a non-voter\n", id, addr)
@@ -116,7 +116,7 @@ voter cannot be removed.`,
 				return err
 			}
 			return g.withClient(cmd, func(ctx context.Context, c *client.Client) error {
-				if err := explainChange(c.RemoveMember(ctx, args[0])); err != nil {
+				if err := explainChange(c.RemoveMember(ctx, args[0]), args[0]); err != nil {
 					return err
 				}
 				_, err := fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", args[0])
@@ -141,15 +141,15 @@ func checkMemberArgs(id, addr string) error {
 	return nil
 }
 
-// explainChange rewords a membership change without an answer, or one
+// explainChange rewords a change of member id without an answer, or one
 // refused for naming a member that is not there or one that is: the cause
 // first, in the command's terms.
-func explainChange(err error) error {
+func explainChange(err error, id string) error {
 	switch {
 	case errors.Is(err, client.ErrIndeterminate):
 		return fmt.Errorf("no answer: the change may or may not have been made; check with 'galena member list': %w", err)
 	case errors.Is(err, client.ErrMemberNotFound):
-		return fmt.Errorf("no member %s in the cluster (galena member list shows the members)", lastPart(err))
+		return fmt.Errorf("no member %s in the cluster (galena member list shows the members)", id)
 	case errors.Is(err, client.ErrMemberExists):
 		return fmt.Errorf("%s (galena member list shows the members)", lastPart(err))
 	}
@@ -157,8 +157,8 @@ func explainChange(err error) error {
 }
 
 // lastPart is the innermost part of err's message, after the prefixes of
-// the layers it went through ("client: member not found: groupcomm: no
-// such member: n9" → "n9").
+// the layers it went through ("client: member already exists: groupcomm:
+// already a member: id n1 is in use by ..." → "id n1 is in use by ...").
 func lastPart(err error) string {
 	msg := err.Error()
 	return msg[strings.LastIndex(msg, ": ")+2:]

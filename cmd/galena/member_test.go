@@ -161,7 +161,7 @@ func TestCheckAndStatusWithArbitrator(t *testing.T) {
 	}
 	for _, line := range lines[1:] {
 		f := strings.Fields(line)
-		role := map[bool]string{true: roleArbitrator, false: roleData}[f[0] == "n4"]
+		role := map[bool]string{true: "arbitrator", false: "data"}[f[0] == "n4"]
 		contactOK := f[8] != "-" || f[3] == "Leader"
 		if f[3] != "Leader" {
 			_, err := time.ParseDuration(f[8])
@@ -192,7 +192,7 @@ func TestCheckAndStatusWithArbitrator(t *testing.T) {
 			if r.State != stateUnreachable || r.Error == "" || r.LastContactMs != -1 {
 				t.Errorf("stopped member: %+v", r)
 			}
-		case r.Role != map[bool]string{true: roleArbitrator, false: roleData}[r.ID == "n4"] || r.ClusterID == "":
+		case r.Role != map[bool]string{true: "arbitrator", false: "data"}[r.ID == "n4"] || r.ClusterID == "":
 			t.Errorf("member %s: role %q, cluster id %q", r.ID, r.Role, r.ClusterID)
 		case r.RaftState == "Follower" && r.LastContactMs < 0:
 			t.Errorf("follower %s: last_contact_ms %d", r.ID, r.LastContactMs)

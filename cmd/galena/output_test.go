@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,6 +80,25 @@ func TestOutputFormats(t *testing.T) {
 	var row statusRow
 	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &row); code != 0 || err != nil || row.Term == 0 || row.ClusterSize != 3 {
 		t.Fatalf("status -w json: exit %d, first row %+v (%v); want its term and a cluster of 3", code, row, err)
+	}
+
+	// status -w json and a member's /status speak alike: the same fields.
+	resp, err := http.Get("http://" + c.Endpoints()[0] + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page, line map[string]any
+	err = json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ = cli("--endpoints", c.Endpoints()[0], "status", "-w", "json")
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &line); err != nil {
+		t.Fatal(err)
+	}
+	if pk, lk := slices.Sorted(maps.Keys(page)), slices.Sorted(maps.Keys(line)); !slices.Equal(pk, lk) || page["id"] != line["id"] || page["role"] != line["role"] {
+		t.Fatalf("/status has fields %v (%v, %v), status -w json %v (%v, %v)", pk, page["id"], page["role"], lk, line["id"], line["role"])
 	}
 
 	c.Stop(2)

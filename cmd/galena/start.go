@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -344,7 +345,12 @@ func serve(ctx context.Context, cfg node.Config, certs *security.Files, errOut i
 		defer func() { stop(); <-done }()
 	}
 	if certs != nil {
-		logCAs(lg, certs.CA)
+		// The file was read moments ago, when the member was configured.
+		if cas, err := security.ReadCAs(certs.CA); err != nil {
+			lg.Warn("cannot read the CA file", zap.String("ca", certs.CA), zap.Error(err))
+		} else {
+			logCAs(lg, certs.CA, cas)
+		}
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -423,7 +429,7 @@ func reloadTLS(lg *zap.Logger, n member, certs *security.Files) {
 		lg.Info("SIGHUP: this member serves without TLS; nothing to reload")
 		return
 	}
-	server, peer, err := certs.Member()
+	server, peer, cas, err := certs.MemberCAs()
 	if err == nil {
 		err = n.SetTLS(server, peer)
 	}
@@ -432,26 +438,18 @@ func reloadTLS(lg *zap.Logger, n member, certs *security.Files) {
 			zap.String("cert", certs.Cert), zap.String("ca", certs.CA), zap.Error(err))
 		return
 	}
-	logCAs(lg, certs.CA)
+	logCAs(lg, certs.CA, cas) // those loaded, whatever the file holds by now
 }
 
-// logCAs logs the CA certificates the member trusts, as read from path.
-func logCAs(lg *zap.Logger, path string) {
-	cas, err := security.ReadCAs(path)
-	if err != nil {
-		lg.Warn("cannot read the CA file", zap.String("ca", path), zap.Error(err))
-		return
-	}
+// logCAs logs the CA certificates the member trusts, read from path: a
+// warning for one that expires within node.CertWarnAhead.
+func logCAs(lg *zap.Logger, path string, cas []*x509.Certificate) {
 	for _, ca := range cas {
 		log := lg.Info
-		if time.Until(ca.NotAfter) < caWarnAhead {
+		if time.Until(ca.NotAfter) < node.CertWarnAhead {
 			log = lg.Warn
 		}
 		log("trusted CA", zap.String("ca", path), zap.String("subject", ca.Subject.CommonName),
 			zap.String("serial", ca.SerialNumber.Text(16)), zap.Time("expires", ca.NotAfter))
 	}
 }
-
-// caWarnAhead is how long before a trusted CA expires its log line is a
-// warning.
-const caWarnAhead = 30 * 24 * time.Hour

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/galenadb/galena/client"
+	"github.com/galenadb/galena/node"
 	"github.com/spf13/cobra"
 )
 
@@ -19,18 +20,8 @@ import (
 // connected: a probe takes at most --dial-timeout to connect, then this.
 const statusCallTimeout = 3 * time.Second
 
-// stateUnreachable is the state shown for a member that did not answer;
-// stateSynced that of a member that is caught up and in the majority.
-const (
-	stateUnreachable = "UNREACHABLE"
-	stateSynced      = "SYNCED"
-)
-
-// Member roles shown by `galena status` and `galena check`.
-const (
-	roleData       = "data"
-	roleArbitrator = "arbitrator"
-)
+// stateUnreachable is the state shown for a member that did not answer.
+const stateUnreachable = "UNREACHABLE"
 
 func newStatusCmd(g *globalFlags) *cobra.Command {
 	var out outputFlags
@@ -93,7 +84,7 @@ member's /status page (and its Raft indexes, cluster size and version);
 func notSynced(rows []client.MemberStatus) error {
 	var not []string
 	for _, r := range rows {
-		if r.State != stateSynced {
+		if r.State != node.StateSynced {
 			not = append(not, r.ID+" "+r.State)
 		}
 	}
@@ -161,13 +152,6 @@ func memberRow(ctx context.Context, p prober, m client.Member) client.MemberStat
 	return st
 }
 
-func roleOf(arbitrator bool) string {
-	if arbitrator {
-		return roleArbitrator
-	}
-	return roleData
-}
-
 // contact formats how long ago a follower heard from the leader.
 func contact(r client.MemberStatus) string {
 	if r.LastContact < 0 || r.RaftState == "Leader" {
@@ -192,9 +176,9 @@ func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) er
 		if r.State == stateUnreachable {
 			line = []string{r.ID, r.Addr, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", r.State}
 		} else {
-			line = []string{r.ID, r.Addr, roleOf(r.Arbitrator), r.RaftState, fmt.Sprint(r.Term), fmt.Sprint(r.CommitIndex),
+			line = []string{r.ID, r.Addr, r.Role(), r.RaftState, fmt.Sprint(r.Term), fmt.Sprint(r.CommitIndex),
 				fmt.Sprint(r.AppliedSeqno), fmt.Sprint(r.ApplyLag), contact(r), fmt.Sprint(r.Commits), fmt.Sprint(r.CertFailures),
-				strings.ReplaceAll(humanize.IBytes(uint64(max(r.DataBytes, 0))), " ", ""), r.State}
+				size(r.DataBytes), r.State}
 		}
 		if tls {
 			line = append(line, "-")
@@ -220,6 +204,9 @@ func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) er
 	return nil
 }
 
+// size is n bytes in binary units, without a space (a table field).
+func size(n int64) string { return strings.ReplaceAll(humanize.IBytes(uint64(max(n, 0))), " ", "") }
+
 // transferOf formats a member's state transfer: its phase, the bytes done
 // and, when known, of what total. A joiner receiving does not know the
 // total; when exactly one member sends, it is that member's.
@@ -238,7 +225,6 @@ func transferOf(t client.Transfer, rows []client.MemberStatus) string {
 			t.Total = senders[0].Total
 		}
 	}
-	size := func(n int64) string { return strings.ReplaceAll(humanize.IBytes(uint64(max(n, 0))), " ", "") }
 	if t.Total <= 0 {
 		return fmt.Sprintf("%s:%s", t.Phase, size(t.Bytes))
 	}

@@ -72,9 +72,11 @@ func TestWatchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = tx.Put([]byte("user/1"), []byte("ada"))
-	_ = tx.Put([]byte("user/2"), []byte{0xff, 0x00})
-	_ = tx.Put([]byte("other"), []byte("x"))
+	for k, v := range map[string][]byte{"user/1": []byte("ada"), "user/2": {0xff, 0x00}, "other": []byte("x")} {
+		if err := tx.Put([]byte(k), v); err != nil {
+			t.Fatal(err)
+		}
+	}
 	first, err := tx.Commit(ctx)
 	if err != nil {
 		t.Fatal(err)

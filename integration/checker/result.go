@@ -85,6 +85,19 @@ func (r Result) Kinds() []string {
 // paragraph.
 func (r Result) String() string {
 	var b strings.Builder
+	b.WriteString(r.Summary())
+	for _, a := range r.Anomalies {
+		b.WriteString("\n" + a.String())
+	}
+	for _, a := range r.Allowed {
+		b.WriteString("\nallowed " + a.String())
+	}
+	return b.String()
+}
+
+// Summary is the first line of String: the verdict and the counts.
+func (r Result) Summary() string {
+	var b strings.Builder
 	if r.Valid {
 		b.WriteString("valid")
 	} else {
@@ -92,12 +105,6 @@ func (r Result) String() string {
 	}
 	for _, k := range slices.Sorted(maps.Keys(r.Counts)) {
 		fmt.Fprintf(&b, " %s=%d", k, r.Counts[k])
-	}
-	for _, a := range r.Anomalies {
-		b.WriteString("\n" + a.String())
-	}
-	for _, a := range r.Allowed {
-		b.WriteString("\nallowed " + a.String())
 	}
 	return b.String()
 }

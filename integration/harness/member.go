@@ -160,8 +160,9 @@ func (m *Member) HTTPStatus() (map[string]any, error) {
 	hc := http.Client{Timeout: httpStatusTimeout}
 	scheme := "http://"
 	if cfg := m.c.opts.ClientTLS; cfg != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: cfg.Clone()}
-		scheme = "https://"
+		tr := &http.Transport{TLSClientConfig: cfg.Clone()}
+		defer tr.CloseIdleConnections()
+		hc.Transport, scheme = tr, "https://"
 	}
 	resp, err := hc.Get(scheme + m.addr + "/status")
 	if err != nil {

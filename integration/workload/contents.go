@@ -3,6 +3,7 @@ package workload
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,9 +18,9 @@ const contentsTimeout = 30 * time.Second
 // Contents reads every key under prefix ("" for every key) and its value
 // from the member at endpoint, in key order, through a client bound to that
 // member alone: a new session, so it reads whatever the member has applied.
-// It gives up after 30s.
-func Contents(ctx context.Context, endpoint, prefix string) ([]client.KV, error) {
-	cl, err := client.New(client.Config{Endpoints: []string{endpoint}, DialTimeout: runDialTimeout})
+// It gives up after 30s. tlsCfg, if set, is the client's TLS.
+func Contents(ctx context.Context, endpoint, prefix string, tlsCfg *tls.Config) ([]client.KV, error) {
+	cl, err := client.New(client.Config{Endpoints: []string{endpoint}, DialTimeout: runDialTimeout, TLS: tlsCfg})
 	if err != nil {
 		return nil, fmt.Errorf("workload: contents of %s: %w", endpoint, err)
 	}

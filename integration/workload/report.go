@@ -145,15 +145,8 @@ const (
 // first anomalies (each capped), and how many allowed patterns of each kind
 // (such as G2 cycles under snapshot isolation) were seen.
 func describeResult(res checker.Result) string {
-	short := res // the counts alone: String says "valid" and them
-	short.Valid, short.Anomalies, short.Allowed = true, nil, nil
-	head := short.String()
-	if !res.Valid {
-		head = fmt.Sprintf("invalid: %d anomalies %v", len(res.Anomalies), res.Kinds()) +
-			strings.TrimPrefix(head, "valid")
-	}
 	var b strings.Builder
-	b.WriteString(head)
+	b.WriteString(res.Summary())
 	for i, a := range res.Anomalies {
 		if i == reportAnomalies {
 			fmt.Fprintf(&b, "\n  ... %d more anomalies (see the history)", len(res.Anomalies)-i)

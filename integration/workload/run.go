@@ -341,7 +341,7 @@ func readFinal(base context.Context, c Cluster, w workload, rec *recorder, cfg R
 			return final, err
 		}
 		final.Reads = append(final.Reads, reads...)
-		kvs, err := Contents(base, c.Endpoint(i), "")
+		kvs, err := Contents(base, c.Endpoint(i), "", nil)
 		if err != nil {
 			return final, err
 		}

@@ -63,6 +63,18 @@ func TestWorkloadChecksCatchAnomalies(t *testing.T) {
 	final = []checker.Op{do(rec, 6, "n3", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "0", List: []int{2}}}}))}
 	check("append", &appendWorkload{}, h, finalState{Reads: final}, checker.KindLostAppend)
 
+	// Write skew: G2, allowed by append, an anomaly of append-ser.
+	rec = newRecorder()
+	first, second := rec.invoke(0, "n1", nil), rec.invoke(1, "n2", nil) // at once
+	first.completeOp(ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "x"}, {F: checker.MopRead, Key: "y"}, {F: checker.MopAppend, Key: "x", Value: 1}}}))
+	second.completeOp(ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "x"}, {F: checker.MopRead, Key: "y"}, {F: checker.MopAppend, Key: "y", Value: 2}}}))
+	h = rec.history()
+	final = []checker.Op{do(rec, 6, "n3", ok(&checker.TxnOp{Mops: []checker.MicroOp{{F: checker.MopRead, Key: "x", List: []int{1}}, {F: checker.MopRead, Key: "y", List: []int{2}}}}))}
+	check("append-ser", &appendWorkload{Serializable: true}, h, finalState{Reads: final}, checker.KindG2)
+	if res, err := (&appendWorkload{}).Check(h, finalState{Reads: final}); err != nil || !res.Valid || len(res.Allowed) == 0 {
+		t.Errorf("append: the write skew is %v (%v); want valid, with an allowed G2", res, err)
+	}
+
 	rec = newRecorder()
 	do(rec, 0, "n1", ok(&checker.WatchOp{F: checker.WatchCommit, Seqno: 11,
 		Writes: []checker.WatchChange{{Key: "watch/a/1", Value: "v1"}}}))

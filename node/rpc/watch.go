@@ -158,11 +158,14 @@ type outbox struct {
 	updates []sizedUpdate
 	size    int
 	ready   chan struct{} // signalled when updates arrive
-	drained chan struct{} // signalled when the sender took them
+	// drained is closed, and replaced, each time the sender takes the
+	// updates: every watch waiting for room (waiting of them) wakes.
+	drained chan struct{}
+	waiting int
 }
 
 func newOutbox() *outbox {
-	return &outbox{ready: make(chan struct{}, 1), drained: make(chan struct{}, 1)}
+	return &outbox{ready: make(chan struct{}, 1), drained: make(chan struct{})}
 }
 
 // put queues the updates of watch id that carry events and progress: as
@@ -201,13 +204,31 @@ func (o *outbox) queue(ctx context.Context, u *galenapb.WatchUpdate, n int) erro
 			signal(o.ready)
 			return nil
 		}
+		drained := o.drained
+		o.waiting++
 		o.mu.Unlock()
 		select {
-		case <-o.drained:
+		case <-drained:
 		case <-ctx.Done():
-			return ctx.Err()
+		}
+		o.mu.Lock()
+		o.waiting--
+		o.mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return err
 		}
 	}
+}
+
+// take empties the outbox and wakes every watch waiting for room.
+func (o *outbox) take() []sizedUpdate {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	updates := o.updates
+	o.updates, o.size = nil, 0
+	close(o.drained)
+	o.drained = make(chan struct{})
+	return updates
 }
 
 // sendLoop sends what is queued, in messages of about maxWatchMessage,
@@ -220,11 +241,7 @@ func (o *outbox) sendLoop(ctx context.Context, stream galenapb.KV_WatchServer) e
 		case <-o.ready:
 		}
 		runtime.Gosched() // let the other watches woken by the same batch queue theirs
-		o.mu.Lock()
-		updates := o.updates
-		o.updates, o.size = nil, 0
-		o.mu.Unlock()
-		signal(o.drained)
+		updates := o.take()
 		for len(updates) > 0 {
 			resp := &galenapb.WatchResponse{}
 			size := 0

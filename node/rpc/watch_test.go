@@ -3,8 +3,11 @@ package rpc
 import (
 	"bytes"
 	"context"
+	"runtime"
 	"testing"
+	"time"
 
+	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/txn"
 	"google.golang.org/protobuf/proto"
 )
@@ -38,5 +41,41 @@ func TestOutboxPutSplitsBetweenEvents(t *testing.T) {
 	}
 	if len(o.updates) != 4 || len(seqnos) != 10 || seqnos[0] != 1 || seqnos[9] != 10 {
 		t.Fatalf("%d updates carrying seqnos %v; want 4 carrying 1..10 (three 300 KiB events each)", len(o.updates), seqnos)
+	}
+}
+
+// Once the sender takes what a full outbox holds, every watch waiting for
+// room queues its update, not only one of them.
+func TestOutboxTakeWakesEveryWaiter(t *testing.T) {
+	o := newOutbox()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := o.queue(ctx, &galenapb.WatchUpdate{Id: 1}, maxWatchOutbox); err != nil { // fills it
+		t.Fatal(err)
+	}
+	const waiters = 3
+	queued := make(chan error, waiters)
+	for i := range waiters {
+		go func() { queued <- o.queue(ctx, &galenapb.WatchUpdate{Id: uint64(2 + i)}, 10) }()
+	}
+	for deadline := time.Now().Add(time.Minute); ; { // until all three wait for room
+		o.mu.Lock()
+		n := o.waiting
+		o.mu.Unlock()
+		if n == waiters {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d watches waiting for room after a minute", n, waiters)
+		}
+		runtime.Gosched()
+	}
+	if got := o.take(); len(got) != 1 {
+		t.Fatalf("took %d updates; want the one that filled the outbox", len(got))
+	}
+	for range waiters {
+		if err := <-queued; err != nil {
+			t.Fatalf("a waiting watch did not queue after one take: %v", err)
+		}
 	}
 }
