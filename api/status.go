@@ -33,4 +33,11 @@ type StatusView struct {
 	TransferPhase string `json:"transfer_phase,omitempty"`
 	TransferBytes int64  `json:"transfer_bytes,omitempty"`
 	TransferTotal int64  `json:"transfer_total,omitempty"`
+	// On the leader: the member whose backlog holds commits back now and
+	// that backlog, the time commits were held back while this member led,
+	// and the members reported lagging (see docs/regions.md).
+	FlowControlPausedBy string   `json:"flow_control_paused_by,omitempty"`
+	FlowControlBacklog  uint64   `json:"flow_control_backlog,omitempty"`
+	FlowControlPausedMs int64    `json:"flow_control_paused_ms"`
+	FlowControlLagging  []string `json:"flow_control_lagging,omitempty"`
 }

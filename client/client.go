@@ -250,6 +250,18 @@ func (c *Client) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// Seen returns the highest seqno this session has seen: a token another
+// Client can take with Observe, so that its reads do not go back behind
+// what this one saw. An application that serves a user from several
+// regions carries it in the user's session (a cookie, say): the user's
+// next request, in another region, then sees the user's own writes.
+func (c *Client) Seen() uint64 { return c.seen.Load() }
+
+// Observe raises the session's highest seen seqno to seqno, a token from
+// Seen: the session's next transactions read state at least that new,
+// waiting, on a member that has not applied it yet, until it has.
+func (c *Client) Observe(seqno uint64) { c.observe(seqno) }
+
 // observe raises the session's highest seen seqno to seq.
 func (c *Client) observe(seq uint64) {
 	for {

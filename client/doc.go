@@ -72,7 +72,8 @@
 // The client remembers the highest seqno it has seen (snapshots read and
 // commits) and asks every new transaction's first read and every commit to
 // wait until the serving member has applied it, so a session never observes
-// the cluster going backwards, even across members.
+// the cluster going backwards, even across members. Seen and Observe carry
+// a session from one Client to another (a user moving between regions).
 //
 // # Elections
 //

@@ -50,6 +50,9 @@ type MemberStatus struct {
 	Version   string
 	// Transfer is the state transfer the member takes part in, if any.
 	Transfer Transfer
+	// FlowControl is, on the leader, whether a member applying too far
+	// behind holds commits back.
+	FlowControl FlowControl
 }
 
 // Transfer is the progress of a state transfer on one member: Phase is
@@ -59,6 +62,18 @@ type MemberStatus struct {
 type Transfer struct {
 	Phase        string
 	Bytes, Total int64
+}
+
+// FlowControl is a leader's flow control: PausedBy is the member whose
+// backlog (Backlog log entries) holds new commits back now, "" while they
+// flow; Paused is how long they were held back while the member led;
+// Lagging are the members that held them back too long, which commits no
+// longer wait for until they catch up.
+type FlowControl struct {
+	PausedBy string
+	Backlog  uint64
+	Paused   time.Duration
+	Lagging  []string
 }
 
 // Role is "data" or "arbitrator" (votes, stores no data); "" for a status
@@ -85,6 +100,8 @@ func (s MemberStatus) MarshalJSON() ([]byte, error) {
 		AppliedSeqno: s.AppliedSeqno, ApplyLag: s.ApplyLag, LastContactMs: -1, Commits: s.Commits, CertFailures: s.CertFailures,
 		State: s.State, Error: s.Error, ClusterSize: len(s.Members), DataBytes: s.DataBytes, Version: s.Version,
 		TransferPhase: s.Transfer.Phase, TransferBytes: s.Transfer.Bytes, TransferTotal: s.Transfer.Total,
+		FlowControlPausedBy: s.FlowControl.PausedBy, FlowControlBacklog: s.FlowControl.Backlog,
+		FlowControlPausedMs: s.FlowControl.Paused.Milliseconds(), FlowControlLagging: s.FlowControl.Lagging,
 	}
 	if s.LastContact >= 0 {
 		j.LastContactMs = s.LastContact.Milliseconds()
@@ -105,6 +122,8 @@ func StatusOf(r *galenapb.StatusResponse) MemberStatus {
 		LastContact: -1, Commits: r.GetCommits(), CertFailures: r.GetCertFailures(), State: r.GetState(), Error: r.GetError(),
 		DataBytes: r.GetDataBytes(), Version: r.GetVersion(),
 		Transfer: Transfer{Phase: r.GetTransferPhase(), Bytes: r.GetTransferBytes(), Total: r.GetTransferTotal()},
+		FlowControl: FlowControl{PausedBy: r.GetFlowControlPausedBy(), Backlog: r.GetFlowControlBacklog(),
+			Paused: time.Duration(r.GetFlowControlPausedMs()) * time.Millisecond, Lagging: r.GetFlowControlLagging()},
 	}
 	if ms := r.GetLastContactMs(); ms >= 0 {
 		s.LastContact = time.Duration(ms) * time.Millisecond

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"go.uber.org/zap"
 )
 
@@ -54,26 +53,15 @@ func (arbitratorSnapshot) Release()                         {}
 // safe: it orders entries like any leader, and data members refuse its
 // header-only snapshots.
 func (g *Group) handOff() {
-	t := time.NewTicker(g.cfg.HeartbeatTimeout / 2)
-	defer t.Stop()
-	var next time.Time
-	for {
-		select {
-		case <-g.closing:
-			return
-		case now := <-t.C:
-			if g.raft.State() != raft.Leader || now.Before(next) {
-				continue
-			}
-			next = now.Add(g.cfg.ElectionTimeout)
-			if err := g.raft.LeadershipTransfer().Error(); err != nil {
-				g.lg.Warn("arbitrator leads and could not hand leadership over yet", zap.Error(err))
-				continue
-			}
-			addr, id := g.raft.LeaderWithID()
-			g.lg.Info("arbitrator handed leadership over", zap.String("to", string(id)), zap.String("addr", string(addr)))
+	g.whileLeading(g.cfg.HeartbeatTimeout/2, func(now time.Time) time.Time {
+		if err := g.raft.LeadershipTransfer().Error(); err != nil {
+			g.lg.Warn("arbitrator leads and could not hand leadership over yet", zap.Error(err))
+			return now.Add(g.cfg.ElectionTimeout)
 		}
-	}
+		addr, id := g.raft.LeaderWithID()
+		g.lg.Info("arbitrator handed leadership over", zap.String("to", string(id)), zap.String("addr", string(addr)))
+		return now.Add(g.cfg.ElectionTimeout)
+	})
 }
 
 // RetainLog keeps the log entries at and above index from when a snapshot

@@ -184,7 +184,7 @@ func (a *appender) submit(ctx context.Context, data []byte, forwarded, queueOnly
 		a.kick <- struct{}{}
 		return c, nil
 	}
-	a.hand()
+	a.hand(false)
 	a.mu.Lock()
 	if len(a.q) == 0 {
 		a.busy = false
@@ -205,7 +205,12 @@ func (a *appender) run() {
 			return
 		}
 		for more := true; more; {
-			a.hand()
+			a.hand(true)
+			select {
+			case <-a.g.closing:
+				return // what is left was never sent: its callers stop on closing
+			default:
+			}
 			a.mu.Lock()
 			more = len(a.q) > 0
 			a.busy = more
@@ -216,9 +221,25 @@ func (a *appender) run() {
 
 // hand takes the next entry's commands from the queue, as many as the
 // bounds allow, and hands the entry to Raft. Raft takes it only when its
-// leader loop is free, so commands queue meanwhile. The caller is busy.
-func (a *appender) hand() {
+// leader loop is free, so commands queue meanwhile. While flow control
+// holds commits back, it waits for it with wait, else leaves the queue to
+// run. The caller is busy.
+func (a *appender) hand(wait bool) {
+	if wait {
+		a.g.fc.wait(a.g.closing)
+		select {
+		case <-a.g.closing:
+			return // its callers stop on closing; held ones were never sent
+		default:
+		}
+	} else if a.g.fc.paused() {
+		return
+	}
 	a.mu.Lock()
+	if len(a.q) == 0 {
+		a.mu.Unlock()
+		return // withdrawn while flow control held it
+	}
 	k, n := 0, 0
 	for ; k < len(a.q) && k < a.max; k++ {
 		if k > 0 && n+len(a.q[k].data) > a.maxLen {
@@ -250,6 +271,19 @@ func (a *appender) hand() {
 	for _, c := range batch {
 		c.entry <- e
 	}
+}
+
+// withdraw takes c out of the queue if it is still there, which makes its
+// command never sent, and reports whether it did.
+func (a *appender) withdraw(c *appendCall) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := slices.Index(a.q, c)
+	if i < 0 {
+		return false
+	}
+	a.q = slices.Delete(a.q, i, i+1)
+	return true
 }
 
 // An entry's Data is the key that finds it again when it reaches the FSM:

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"time"
 
 	"go.uber.org/zap"
@@ -73,6 +74,29 @@ type Config struct {
 	// warning.
 	Authorize func(net.Conn) error
 
+	// FlowControlLimit is the backlog, in log entries not yet applied, at
+	// which a voter that keeps data makes the leader hold new commits back
+	// until it is down to half (see flowcontrol.go); 0 turns flow control
+	// off. It needs Peers. FlowControlMaxPause is how long one member may
+	// hold commits back before it is reported as lagging and commits stop
+	// waiting for it.
+	FlowControlLimit    uint64
+	FlowControlMaxPause time.Duration
+
+	// LeaderPreference lists member ids in the order they should lead: a
+	// leader hands leadership over to the first listed voter that ranks
+	// above it (unlisted members rank below every listed one), answers and
+	// has caught up. Give every member the same list; it needs Peers.
+	// Empty: leadership stays where elections put it.
+	LeaderPreference []string
+	// LeaderFollowsWrites makes leadership follow the commits: a leader
+	// hands it over to the data voter that originated at least two thirds
+	// of the commits of the last LeaderFollowWindow (and at least
+	// followMin of them), once that voter has caught up. It needs Peers,
+	// and excludes LeaderPreference.
+	LeaderFollowsWrites bool
+	LeaderFollowWindow  time.Duration
+
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
@@ -84,6 +108,14 @@ type Config struct {
 	DialTimeout       time.Duration
 
 	MaxAppendEntries int
+	// MaxAppendsInFlight is how many AppendEntries requests the leader may
+	// have sent a follower and not yet heard answered. At 2 (raft's
+	// default) the leader sends the next while it waits for the previous
+	// one, which suits a LAN, where a round trip is short and a deeper
+	// pipeline only cuts the batches smaller. Across a long link a commit
+	// would wait for a slot, up to a round trip, before it is even sent:
+	// WANConfig allows more.
+	MaxAppendsInFlight int
 	// MaxAppendBytes bounds what one Raft AppendEntries carries: a larger
 	// one is sent as several, each of at most MaxAppendBytes or one entry.
 	// A follower catching up decodes at most max(MaxAppendBytes, one entry)
@@ -109,20 +141,41 @@ const DefaultMaxAppendBytes = 8 << 20
 // DefaultConfig returns settings fit for a LAN.
 func DefaultConfig() Config {
 	return Config{
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		NotPrimaryTimeout:  2 * time.Second,
-		DialTimeout:        2 * time.Second,
-		MaxAppendEntries:   256,
-		MaxAppendBytes:     DefaultMaxAppendBytes,
-		MaxBatch:           256,
-		MaxBatchBytes:      1 << 20,
-		SnapshotThreshold:  16384,
-		SnapshotInterval:   5 * time.Second, // how often raft checks SnapshotThreshold
-		TrailingLogs:       10240,
+		HeartbeatTimeout:    1000 * time.Millisecond,
+		ElectionTimeout:     1000 * time.Millisecond,
+		LeaderLeaseTimeout:  500 * time.Millisecond,
+		CommitTimeout:       5 * time.Millisecond,
+		NotPrimaryTimeout:   2 * time.Second,
+		DialTimeout:         2 * time.Second,
+		MaxAppendEntries:    256,
+		MaxAppendsInFlight:  2,
+		FlowControlLimit:    256,
+		FlowControlMaxPause: 30 * time.Second,
+		LeaderFollowWindow:  30 * time.Second,
+		MaxAppendBytes:      DefaultMaxAppendBytes,
+		MaxBatch:            256,
+		MaxBatchBytes:       1 << 20,
+		SnapshotThreshold:   16384,
+		SnapshotInterval:    5 * time.Second, // how often raft checks SnapshotThreshold
+		TrailingLogs:        10240,
 	}
+}
+
+// WANConfig returns DefaultConfig with settings for members whose round
+// trips take 100-300 ms (members in different regions). Elections wait
+// longer, so that a round trip or two of jitter does not look like a dead
+// leader: a follower starts one after 2-4 s without hearing from the
+// leader (heartbeats go every 200 ms), a leader steps down when a majority
+// has not answered for 1 s, and a member counts itself cut off after 4 s.
+// The leader keeps up to 64 appends in flight to each follower, so a
+// commit leaves at once instead of waiting for the previous round trip.
+func WANConfig() Config {
+	c := DefaultConfig()
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 2*time.Second, 2*time.Second, time.Second
+	c.NotPrimaryTimeout = 4 * time.Second
+	c.DialTimeout = 5 * time.Second
+	c.MaxAppendsInFlight = 64
+	return c
 }
 
 // Validate reports a configuration that cannot work.
@@ -142,10 +195,23 @@ func (c Config) Validate() error {
 		return errors.New("groupcomm: NotPrimaryTimeout and DialTimeout must be positive")
 	case c.MaxAppendEntries <= 0 || c.MaxAppendEntries > 1024:
 		return errors.New("groupcomm: MaxAppendEntries must be in 1..1024")
+	case c.MaxAppendsInFlight < 1 || c.MaxAppendsInFlight > 1024:
+		return fmt.Errorf("groupcomm: MaxAppendsInFlight must be in 1..1024, got %d", c.MaxAppendsInFlight)
 	case c.MaxAppendBytes <= 0:
 		return fmt.Errorf("groupcomm: MaxAppendBytes must be positive, got %d", c.MaxAppendBytes)
 	case c.MaxBatch <= 0 || c.MaxBatchBytes <= 0:
 		return fmt.Errorf("groupcomm: MaxBatch and MaxBatchBytes must be positive, got %d and %d", c.MaxBatch, c.MaxBatchBytes)
+	}
+	if c.FlowControlLimit > 0 && c.FlowControlMaxPause <= 0 {
+		return fmt.Errorf("groupcomm: FlowControlMaxPause must be positive with flow control on, got %v", c.FlowControlMaxPause)
+	}
+	if c.LeaderFollowsWrites && (len(c.LeaderPreference) > 0 || c.LeaderFollowWindow <= 0) {
+		return errors.New("groupcomm: LeaderFollowsWrites needs a positive LeaderFollowWindow and no LeaderPreference")
+	}
+	for i, id := range c.LeaderPreference {
+		if id == "" || slices.Contains(c.LeaderPreference[:i], id) {
+			return fmt.Errorf("groupcomm: LeaderPreference %q: ids must be non-empty and listed once", c.LeaderPreference)
+		}
 	}
 	return validatePeers(c.ID, c.Addr, c.Bootstrap)
 }

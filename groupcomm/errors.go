@@ -14,6 +14,10 @@ var (
 	// ErrClosed: the Group is closed (or closing). The entry was not ordered
 	// unless Broadcast said ErrIndeterminate.
 	ErrClosed = errors.New("groupcomm: closed")
+	// ErrHeldBack: flow control held the entry back on the leader until
+	// the caller gave up (a member applies too far behind). The entry was
+	// not ordered.
+	ErrHeldBack = errors.New("groupcomm: held back by flow control")
 	// ErrStopped: the apply loop stopped on a fatal error; the member can no
 	// longer vouch for its state.
 	ErrStopped = errors.New("groupcomm: apply loop stopped")

@@ -19,7 +19,9 @@ import (
 // Forwarding: a follower sends entries to the leader over one long-lived
 // connection per leader, pipelined (many requests in flight) and batched (the
 // writer flushes once per burst). The leader answers each with the entry's
-// index once it is committed, in request order.
+// index once it is committed, in request order, and each read index as
+// soon as it is known, whatever entries are still to be answered (flow
+// control may hold them): the follower matches answers by id.
 //
 //	request:  id uint64 | len uint32 | data
 //	response: id uint64 | index uint64 | code uint8 | len uint32 | message
@@ -310,11 +312,16 @@ func (g *Group) serveForward(nc net.Conn) {
 	stop := context.AfterFunc(g.ctx, func() { nc.Close() })
 	defer stop()
 	defer nc.Close()
-	q := make(chan raftCall, 1024)
-	if !g.goTracked(func() { g.respondForward(nc, q) }) {
+	q, reads := make(chan raftCall, 1024), make(chan raftCall, 1024)
+	w := &fwdWriter{nc: nc, w: bufio.NewWriterSize(nc, 16<<10), held: g.fc.paused}
+	if !g.goTracked(func() { w.respond(q) }) {
 		return
 	}
 	defer close(q)
+	if !g.goTracked(func() { w.respond(reads) }) {
+		return
+	}
+	defer close(reads)
 	r := bufio.NewReaderSize(nc, 64<<10)
 	var hdr [12]byte
 	for {
@@ -339,6 +346,8 @@ func (g *Group) serveForward(nc net.Conn) {
 		case g.raft.State() != raft.Leader:
 		case n == 0:
 			call.f = g.readIndexFuture()
+			reads <- call
+			continue
 		case refuse != nil:
 			g.lg.Warn("refused a forwarded entry", zap.String("from", nc.RemoteAddr().String()), zap.Error(refuse))
 			call.f = refused{}
@@ -400,9 +409,19 @@ func (a forwardedAppend) wait() (uint64, uint64, error) {
 	}
 }
 
-// respondForward answers forwarded entries in order as they commit.
-func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
-	w := bufio.NewWriterSize(nc, 16<<10)
+// fwdWriter writes the answers of one stream, from two responders: one
+// for the entries, one for the read indexes.
+type fwdWriter struct {
+	nc   net.Conn
+	held func() bool // flow control holds entries back: the next may be long
+	mu   sync.Mutex
+	w    *bufio.Writer
+}
+
+// respond answers the calls of q in order as each is known; it flushes
+// once q is empty, or while flow control holds the entries still to be
+// answered back.
+func (fw *fwdWriter) respond(q <-chan raftCall) {
 	var hdr [21]byte
 	var term [8]byte
 	for call := range q {
@@ -425,12 +444,14 @@ func (g *Group) respondForward(nc net.Conn, q <-chan raftCall) {
 		binary.BigEndian.PutUint64(hdr[8:16], idx)
 		hdr[16] = code
 		binary.BigEndian.PutUint32(hdr[17:], uint32(len(msg)))
-		w.Write(hdr[:])
-		w.Write(msg)
-		if len(q) == 0 {
-			if err := w.Flush(); err != nil {
-				nc.Close() // the reader sees it and stops; keep draining q
+		fw.mu.Lock()
+		fw.w.Write(hdr[:])
+		fw.w.Write(msg)
+		if len(q) == 0 || fw.held() {
+			if err := fw.w.Flush(); err != nil {
+				fw.nc.Close() // the reader sees it and stops; keep draining q
 			}
 		}
+		fw.mu.Unlock()
 	}
 }

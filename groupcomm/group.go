@@ -28,9 +28,13 @@ type Group struct {
 	cache  *logCache // logs, with recent entries in memory
 	fwd    *forwarder
 	app    *appender // group commit, used while leading
+	fc     *flowControl
 	notes  *notifier // commit notices for entries this member forwarded
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
+
+	// originated counts the commands Broadcast ordered (PeerState).
+	originated atomic.Uint64
 
 	// leaderIndex is the leader's read index as a follower last learned it
 	// (watchLeaderIndex): a follower's own commit index stops at the end of
@@ -95,6 +99,15 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	if cfg.Peers != nil && cfg.Arbitrator {
 		g.goTracked(g.retainForDataMembers)
 	}
+	if cfg.Peers != nil && cfg.FlowControlLimit > 0 {
+		g.goTracked(g.fc.run)
+	}
+	if cfg.Peers != nil && len(cfg.LeaderPreference) > 0 {
+		g.goTracked(g.preferLeader)
+	}
+	if cfg.Peers != nil && cfg.LeaderFollowsWrites {
+		g.goTracked(g.followWrites)
+	}
 	return g, nil
 }
 
@@ -119,9 +132,10 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	g.snaps = snaps
 	g.stream = newStreamLayer(ln.Addr(), g.cfg.ClusterID, g.cfg.Dial)
 	g.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"),
+		Stream: g.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hl.Named("net"), MaxRPCsInFlight: g.cfg.MaxAppendsInFlight,
 	})
 	g.app = newAppender(g)
+	g.fc = newFlowControl(g)
 	g.fsm = newFSM(d, g.lg, func(err error) {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
 		// serve snapshots: shut its raft down (not from the apply goroutine,
@@ -221,11 +235,21 @@ func (g *Group) goTracked(fn func()) bool {
 // that carries it once that entry has been delivered on this member. A
 // follower forwards data to the leader. On error the entry was not ordered,
 // unless the error is ErrIndeterminate.
+//
+// Without a leader to reach, it waits for one, and refuses with
+// ErrNotPrimary once NotPrimaryTimeout has passed since this member last
+// heard from a leader (or since the call, if it never did): a member cut
+// off for longer refuses at once, and does not forward to a leader it has
+// not heard from for a HeartbeatTimeout (Raft's own suspicion), so that
+// what it refuses was never sent.
 func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
 	}
 	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
+	if lc := g.lastContact(); lc >= 0 && g.raft.State() != raft.Leader {
+		deadline = deadline.Add(-lc)
+	}
 	for {
 		idx, err := g.order(ctx, data)
 		if errors.Is(err, ErrNotLeader) {
@@ -237,6 +261,7 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
+		g.originated.Add(1)
 		if _, err := g.fsm.waitIndex(ctx, idx, g.closing); err != nil {
 			return idx, fmt.Errorf("%w: ordered at index %d but not yet applied here: %v", ErrIndeterminate, idx, err)
 		}
@@ -254,11 +279,11 @@ func (g *Group) order(ctx context.Context, data []byte) (uint64, error) {
 	if g.raft.State() == raft.Leader {
 		return g.applyLocal(ctx, data)
 	}
-	addr, _ := g.raft.LeaderWithID()
+	addr := g.reachableLeader()
 	if addr == "" {
 		return 0, ErrNotLeader
 	}
-	return g.fwd.forward(ctx, string(addr), data)
+	return g.fwd.forward(ctx, addr, data)
 }
 
 // applyLocal appends data as the leader, in the next entry the appender
@@ -269,6 +294,12 @@ func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 		return 0, err
 	}
 	e, err := c.wait(ctx, g.closing)
+	if err != nil && g.app.withdraw(c) {
+		if ctx.Err() == nil {
+			return 0, ErrClosed
+		}
+		return 0, fmt.Errorf("%w until %v: %s", ErrHeldBack, ctx.Err(), g.fc.reason())
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -292,6 +323,17 @@ func translateApplyErr(err error) error {
 	}
 }
 
+// reachableLeader returns the address of the leader a follower forwards
+// to: "" when it knows none, or has not heard from it for a
+// HeartbeatTimeout, after which Raft itself starts an election.
+func (g *Group) reachableLeader() string {
+	addr, _ := g.raft.LeaderWithID()
+	if lc := g.lastContact(); lc > g.cfg.HeartbeatTimeout {
+		return ""
+	}
+	return string(addr)
+}
+
 // awaitLeader pauses before the next attempt to reach a leader, and gives up
 // with ErrNotPrimary at deadline.
 func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
@@ -303,7 +345,7 @@ func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
 		}
 		select {
 		case <-t.C:
-			if addr, _ := g.raft.LeaderWithID(); addr != "" {
+			if g.raft.State() == raft.Leader || g.reachableLeader() != "" {
 				return nil
 			}
 		case <-ctx.Done():
@@ -408,6 +450,10 @@ func (g *Group) WaitIndex(ctx context.Context, idx uint64) (uint64, error) {
 
 // Applied is the highest seqno delivered on this member.
 func (g *Group) Applied() uint64 { return g.fsm.position().Seqno }
+
+// Originated returns how many commands this member has ordered through
+// Broadcast since it started.
+func (g *Group) Originated() uint64 { return g.originated.Load() }
 
 // AppliedIndex is the highest log index delivered on this member.
 func (g *Group) AppliedIndex() uint64 { return g.fsm.position().Index }

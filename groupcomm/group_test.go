@@ -347,6 +347,18 @@ func TestNotPrimaryWithoutMajority(t *testing.T) {
 	if alone.g.Status().Primary {
 		t.Fatal("a member alone reports itself primary")
 	}
+	// Cut off for longer than NotPrimaryTimeout already, it refuses at once:
+	// the bound counts from when it last heard from a leader.
+	waitFor(t, "a not-primary timeout since the leader was heard", func() bool {
+		return alone.g.lastContact() > alone.cfg.NotPrimaryTimeout
+	})
+	start = time.Now()
+	if _, err := alone.g.Broadcast(ctx, []byte("y")); !errors.Is(err, ErrNotPrimary) {
+		t.Fatalf("second Broadcast = %v, want ErrNotPrimary", err)
+	}
+	if d := time.Since(start); d >= alone.cfg.NotPrimaryTimeout {
+		t.Fatalf("a member cut off for longer than %v took %v to refuse", alone.cfg.NotPrimaryTimeout, d)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -361,6 +373,10 @@ func TestConfigValidate(t *testing.T) {
 		"self elsewhere":   func(c *Config) { c.Bootstrap = []Peer{{"a", "127.0.0.1:9"}} },
 		"zero max entries": func(c *Config) { c.MaxAppendEntries = 0 },
 		"zero max bytes":   func(c *Config) { c.MaxAppendBytes = 0 },
+		"zero in flight":   func(c *Config) { c.MaxAppendsInFlight = 0 },
+		"no max pause":     func(c *Config) { c.FlowControlMaxPause = 0 },
+		"preferred twice":  func(c *Config) { c.LeaderPreference = []string{"a", "b", "a"} },
+		"preferred empty":  func(c *Config) { c.LeaderPreference = []string{""} },
 	}
 	for name, edit := range cases {
 		c := ok
@@ -371,6 +387,11 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	wan := WANConfig()
+	wan.ID, wan.Addr, wan.Dir = ok.ID, ok.Addr, ok.Dir
+	if err := wan.Validate(); err != nil {
+		t.Fatalf("WANConfig: %v", err)
 	}
 }
 

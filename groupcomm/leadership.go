@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -106,4 +107,175 @@ func (t donorTransport) InstallSnapshot(id raft.ServerID, target raft.ServerAddr
 		lg.Info("state transfer: snapshot sent", zap.Duration("took", time.Since(start)))
 	}
 	return err
+}
+
+// Leadership preference. Every commit goes through the leader, so a
+// commit taken by a member in another region pays a round trip to it on
+// top of the leader's own round trip to a majority. Config.LeaderPreference
+// puts leadership where most commits start: a leader that ranks below a
+// listed voter hands leadership over to the first such voter that answers
+// and has applied within preferLag entries of the leader's log, so that it
+// takes over at once. A transfer that fails stalls commits for up to an
+// election timeout, so after one the leader waits preferBackoff before it
+// tries again.
+const (
+	preferLag     = 1024
+	preferBackoff = 30 * time.Second
+)
+
+// rank is id's place in the leadership preference: an unlisted member
+// ranks below every listed one.
+func (g *Group) rank(id string) int {
+	if i := slices.Index(g.cfg.LeaderPreference, id); i >= 0 {
+		return i
+	}
+	return len(g.cfg.LeaderPreference)
+}
+
+// preferLeader runs the leadership preference until the group closes.
+func (g *Group) preferLeader() {
+	g.whileLeading(askInterval, func(now time.Time) time.Time {
+		m, ok := g.preferredLeader()
+		if !ok {
+			return now
+		}
+		err := g.raft.LeadershipTransferToServer(raft.ServerID(m.ID), raft.ServerAddress(m.Addr)).Error()
+		if err != nil {
+			g.lg.Warn("could not hand leadership over to the preferred member", zap.String("to", m.ID), zap.Error(err))
+			return now.Add(preferBackoff)
+		}
+		g.lg.Info("leadership handed over to the preferred member", zap.String("to", m.ID))
+		return now
+	})
+}
+
+// whileLeading calls fn every interval while this member leads, until the
+// group closes; fn returns the time before which it is not to be called
+// again.
+func (g *Group) whileLeading(interval time.Duration, fn func(now time.Time) (next time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var next time.Time
+	for {
+		select {
+		case <-g.closing:
+			return
+		case now := <-t.C:
+			if g.raft.State() == raft.Leader && !now.Before(next) {
+				next = fn(now)
+			}
+		}
+	}
+}
+
+// preferredLeader returns the first voter of the preference that ranks
+// above this member, answers, keeps data and has caught up.
+func (g *Group) preferredLeader() (Member, bool) {
+	ms, err := g.Members()
+	if err != nil {
+		return Member{}, false
+	}
+	self := g.rank(g.cfg.ID)
+	for _, id := range g.cfg.LeaderPreference[:min(self, len(g.cfg.LeaderPreference))] {
+		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id && m.Voter })
+		if i < 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, askTimeout)
+		st, err := g.cfg.Peers.Applied(ctx, ms[i])
+		cancel()
+		if err == nil && !st.Arbitrator && st.Applied+preferLag >= g.raft.LastIndex() {
+			return ms[i], true
+		}
+	}
+	return Member{}, false
+}
+
+// Leadership that follows the writes (Config.LeaderFollowsWrites): the
+// leader asks every member how many commands it has ordered, every
+// askInterval, and compares with what they said a window earlier. When a
+// data voter other than itself originated at least followShare of the
+// window's commands, and the window held at least followMin of them, it
+// hands leadership over to that voter, once caught up. The new leader
+// starts with no window of its own, so leadership moves at most once per
+// window; balanced load moves it nowhere.
+const (
+	followShare = 2.0 / 3
+	followMin   = 100
+)
+
+// writeSample is what the members said at one time.
+type writeSample struct {
+	at     time.Time
+	states map[string]PeerState
+}
+
+// followWrites runs leadership that follows the writes until the group
+// closes.
+func (g *Group) followWrites() {
+	window := g.cfg.LeaderFollowWindow
+	var samples []writeSample
+	g.whileLeading(askInterval, func(now time.Time) time.Time {
+		ms, err := g.Members()
+		if err != nil {
+			return now
+		}
+		ctx, cancel := context.WithTimeout(g.ctx, askTimeout)
+		states := askApplied(ctx, g.cfg.Peers, g.cfg.ID, ms)
+		cancel()
+		states[g.cfg.ID] = PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}
+		if len(samples) > 0 && now.Sub(samples[len(samples)-1].at) > window {
+			samples = nil // not leading meanwhile: start a new window
+		}
+		samples = append(samples, writeSample{at: now, states: states})
+		for len(samples) > 1 && now.Sub(samples[1].at) >= window {
+			samples = samples[1:]
+		}
+		if now.Sub(samples[0].at) < window {
+			return now
+		}
+		m, share, ok := writesLeader(samples[0].states, states, ms, g.raft.LastIndex())
+		if !ok || m.ID == g.cfg.ID {
+			return now
+		}
+		err = g.raft.LeadershipTransferToServer(raft.ServerID(m.ID), raft.ServerAddress(m.Addr)).Error()
+		if err != nil {
+			g.lg.Warn("could not hand leadership over to the member originating most commits", zap.String("to", m.ID), zap.Error(err))
+			return now.Add(preferBackoff)
+		}
+		g.lg.Info("leadership handed over to the member originating most commits", zap.String("to", m.ID),
+			zap.String("share", fmt.Sprintf("%.0f%%", 100*share)), zap.Duration("window", window))
+		samples = nil
+		return now
+	})
+}
+
+// writesLeader returns the data voter of ms that originated at least
+// followShare of the commands between the answers then and now, and its
+// share, if the window held at least followMin commands and that voter has
+// applied within preferLag entries of last. A member that restarted in
+// between counts from zero.
+func writesLeader(then, now map[string]PeerState, ms []Member, last uint64) (Member, float64, bool) {
+	var total, most uint64
+	var top Member
+	for _, m := range ms {
+		was, ok1 := then[m.ID]
+		is, ok2 := now[m.ID]
+		if !ok1 || !ok2 || is.Arbitrator || !m.Voter {
+			continue
+		}
+		n := is.Originated
+		if n >= was.Originated {
+			n -= was.Originated
+		}
+		total += n
+		if n > most {
+			most, top = n, m
+		}
+	}
+	share := float64(most) / float64(max(total, 1))
+	if total < followMin || share < followShare || now[top.ID].Applied+preferLag < last {
+		return Member{}, 0, false
+	}
+	return top, share, true
 }

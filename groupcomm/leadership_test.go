@@ -40,3 +40,68 @@ func TestTransferLeadership(t *testing.T) {
 		t.Fatalf("TransferLeadership after Close = %v, want ErrClosed", err)
 	}
 }
+
+// With a leadership preference, leadership moves to the first listed
+// member, wherever the election put it, and back to it after it was handed
+// away.
+func TestLeaderPreference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a group")
+	}
+	peers := &groupPeers{groups: map[string]*Group{}}
+	ms := startGroupWith(t, 3, func(_ int, cfg *Config) {
+		cfg.Peers, cfg.LeaderPreference = peers, []string{"m2", "m1"}
+	})
+	for _, m := range ms {
+		peers.add(m.g)
+	}
+	leads := func(i int) func() bool { return func() bool { return ms[i].g.Status().RaftState == "Leader" } }
+	waitFor(t, "m2 to lead", leads(2))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	term := ms[2].g.Status().Term
+	if err := ms[2].g.TransferLeadership(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The new leader ranks below m2 and hands leadership back: two terms
+	// later, m2 leads again.
+	waitFor(t, "m2 to lead again", func() bool { return leads(2)() && ms[2].g.Status().Term >= term+2 })
+	if _, err := ms[0].g.Broadcast(ctx, []byte("through m2")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestWritesLeader(t *testing.T) {
+	ms := []Member{{ID: "eu", Voter: true}, {ID: "asia", Voter: true}, {ID: "me", Voter: true}, {ID: "new"}}
+	st := func(originated ...uint64) map[string]PeerState {
+		out := map[string]PeerState{"eu": {Applied: 1000, Originated: originated[0]}, "asia": {Applied: 1000, Originated: originated[1]},
+			"me": {Applied: 1000, Arbitrator: true, Originated: originated[2]}, "new": {Applied: 1000, Originated: originated[3]}}
+		return out
+	}
+	base := st(100, 100, 100, 0)
+	for _, c := range []struct {
+		name string
+		now  map[string]PeerState
+		last uint64
+		want string // "" for none
+	}{
+		{"two thirds", st(300, 200, 100, 0), 1000, "eu"},
+		{"just under two thirds", st(299, 201, 100, 0), 1000, ""},
+		{"balanced", st(250, 250, 100, 0), 1000, ""},
+		{"too few", st(166, 100, 100, 0), 1000, ""},
+		{"an arbitrator does not count", st(100, 100, 9000, 0), 1000, ""},
+		{"a non-voter does not count", st(100, 160, 100, 5000), 1000, ""},
+		{"behind", st(100, 400, 100, 0), 1000 + preferLag + 1, ""},
+		{"restarted: counts from zero", st(10, 400, 100, 0), 1000, "asia"},
+	} {
+		m, share, ok := writesLeader(base, c.now, ms, c.last)
+		if got := map[bool]string{true: m.ID}[ok]; got != c.want {
+			t.Errorf("%s: %q (share %.2f), want %q", c.name, got, share, c.want)
+		}
+	}
+	then := map[string]PeerState{"asia": {Originated: 100}}
+	now := map[string]PeerState{"eu": {Originated: 900}, "asia": {Originated: 150}}
+	if m, _, ok := writesLeader(then, now, ms, 0); ok {
+		t.Errorf("%s chosen: a member missing from the first answers counted", m.ID)
+	}
+}

@@ -29,10 +29,20 @@ type Peers interface {
 	// the id of the leader it knows ("" for none). It fails for a member of
 	// another cluster.
 	Configuration(ctx context.Context, addr string) (ms []Member, leaderID string, err error)
-	// Applied returns the applied index of member m, asked at m.Addr, and
-	// whether it is an arbitrator (it holds no data). It fails if another
-	// member answers there.
-	Applied(ctx context.Context, m Member) (applied uint64, arbitrator bool, err error)
+	// Applied returns what member m, asked at m.Addr, says of itself: its
+	// applied index, whether it is an arbitrator (it holds no data) and the
+	// commands it has ordered. It fails if another member answers there.
+	Applied(ctx context.Context, m Member) (PeerState, error)
+}
+
+// PeerState is what a member says of itself (Peers.Applied).
+type PeerState struct {
+	Applied    uint64 // the last log index delivered there
+	Arbitrator bool   // it holds no data
+	// Originated counts the commands it has ordered (Broadcast) since it
+	// started: the commits its clients made there, and its checkpoint
+	// announcements.
+	Originated uint64
 }
 
 const (

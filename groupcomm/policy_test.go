@@ -35,15 +35,15 @@ func (f fakePeers) Configuration(_ context.Context, addr string) ([]Member, stri
 	return c.ms, c.leader, c.err
 }
 
-func (f fakePeers) Applied(_ context.Context, m Member) (uint64, bool, error) {
+func (f fakePeers) Applied(_ context.Context, m Member) (PeerState, error) {
 	if f.arbs[m.ID] {
-		return 0, true, nil
+		return PeerState{Arbitrator: true}, nil
 	}
 	a, ok := f.applied[m.ID]
 	if !ok {
-		return 0, false, errors.New("unreachable")
+		return PeerState{}, errors.New("unreachable")
 	}
-	return a, false, nil
+	return PeerState{Applied: a}, nil
 }
 
 var (
@@ -208,12 +208,12 @@ func (p *groupPeers) Configuration(_ context.Context, addr string) ([]Member, st
 	return st.Members, st.LeaderID, nil
 }
 
-func (p *groupPeers) Applied(_ context.Context, m Member) (uint64, bool, error) {
+func (p *groupPeers) Applied(_ context.Context, m Member) (PeerState, error) {
 	g, err := p.at(m.Addr)
 	if err != nil {
-		return 0, false, err
+		return PeerState{}, err
 	}
-	return g.AppliedIndex(), g.cfg.Arbitrator, nil
+	return PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}, nil
 }
 
 // A member started with Join asks to be added, then to be promoted once

@@ -48,12 +48,12 @@ func retainFrom(ctx context.Context, peers Peers, self string, ms []Member, appl
 			continue
 		}
 		a, ok := answers[m.ID]
-		if ok && a.arbitrator {
+		if ok && a.Arbitrator {
 			delete(applied, m.ID)
 			continue
 		}
 		if ok {
-			applied[m.ID] = a.applied
+			applied[m.ID] = a.Applied
 		}
 		from = min(from, applied[m.ID])
 	}
@@ -63,31 +63,26 @@ func retainFrom(ctx context.Context, peers Peers, self string, ms []Member, appl
 	return from
 }
 
-type appliedAnswer struct {
-	applied    uint64
-	arbitrator bool
-}
-
 // askApplied asks every member in ms other than self for its applied
 // index, concurrently; members that do not answer within askInterval are
 // left out.
-func askApplied(ctx context.Context, peers Peers, self string, ms []Member) map[string]appliedAnswer {
+func askApplied(ctx context.Context, peers Peers, self string, ms []Member) map[string]PeerState {
 	ctx, cancel := context.WithTimeout(ctx, askInterval)
 	defer cancel()
 	var mu sync.Mutex
-	out := map[string]appliedAnswer{}
+	out := map[string]PeerState{}
 	var wg sync.WaitGroup
 	for _, m := range ms {
 		if m.ID == self {
 			continue
 		}
 		wg.Go(func() {
-			applied, arb, err := peers.Applied(ctx, m)
+			st, err := peers.Applied(ctx, m)
 			if err != nil {
 				return
 			}
 			mu.Lock()
-			out[m.ID] = appliedAnswer{applied: applied, arbitrator: arb}
+			out[m.ID] = st
 			mu.Unlock()
 		})
 	}

@@ -59,6 +59,10 @@ type Status struct {
 	// member handed to Raft while leading, and the commands they carried
 	// (group commit); their ratio is the mean batch.
 	BatchedEntries, BatchedCommands uint64
+	// FlowControl is, on the leader, whether a member's backlog holds
+	// commits back, and, on any member, how long it did while this member
+	// led.
+	FlowControl FlowControl
 }
 
 // SyncedLag is how many committed entries a member may still have to
@@ -87,6 +91,7 @@ func (g *Group) Status() Status {
 		ClusterID:    g.cfg.ClusterID, Arbitrator: g.cfg.Arbitrator,
 		Donor: g.snaps.open.Load() > 0, Restoring: g.fsm.restoring.Load(),
 		BatchedEntries: g.app.entries.Load(), BatchedCommands: g.app.commands.Load(),
+		FlowControl: g.fc.state(time.Now()),
 	}
 	st.WaitingForData = g.snaps.waitingForData(st.AppliedIndex)
 	st.Transfer = g.snaps.transfer(st.Restoring)

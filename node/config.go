@@ -157,6 +157,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// WANConfig returns DefaultConfig with the group settings of members in
+// different regions, whose round trips take 100-300 ms (see
+// groupcomm.WANConfig).
+func WANConfig() Config {
+	c := DefaultConfig()
+	c.Group = groupcomm.WANConfig()
+	return c
+}
+
 // validateIdentity checks the member's id and address.
 func (c Config) validateIdentity() error {
 	switch {

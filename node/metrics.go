@@ -26,6 +26,7 @@ type collector struct {
 	commits, failures, recvQueue, minReadable   *prometheus.Desc
 	batchedEntries, batchedCommands             *prometheus.Desc
 	dataBytes, quotaBytes                       *prometheus.Desc
+	fcPaused, fcActive, fcLagging               *prometheus.Desc
 }
 
 func newCollector(n *Node) *collector {
@@ -57,12 +58,17 @@ func newCollector(n *Node) *collector {
 			"each carrying the write-sets (and checkpoint announcements) queued together."),
 		batchedCommands: d("galena_group_commit_commands_total", "Write-sets and checkpoint announcements in those entries: "+
 			"divided by galena_group_commit_entries_total, the mean batch."),
+		fcPaused: d("galena_flow_control_paused_seconds_total", "Seconds this member, leading, held new commits back because a member "+
+			"applied too far behind (flow control, --flow-control-limit); its rate is the fraction of time commits waited."),
+		fcActive: d("galena_flow_control_active", "1 while this member, leading, holds commits back for a member too far behind, else 0."),
+		fcLagging: d("galena_flow_control_lagging_members", "Members that held commits back longer than --flow-control-max-pause: "+
+			"commits no longer wait for them, and they stay behind until they catch up. Alert on anything above 0."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.state, c.leader, c.build, c.certExpiry, c.primary, c.size, c.applied, c.lag, c.contact, c.commits, c.failures, c.recvQueue,
-		c.minReadable, c.dataBytes, c.quotaBytes, c.batchedEntries, c.batchedCommands} {
+		c.minReadable, c.dataBytes, c.quotaBytes, c.batchedEntries, c.batchedCommands, c.fcPaused, c.fcActive, c.fcLagging} {
 		ch <- d
 	}
 }
@@ -103,6 +109,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.failures, s.CertFailures)
 	counter(c.batchedEntries, s.BatchedEntries)
 	counter(c.batchedCommands, s.BatchedCommands)
+	ch <- prometheus.MustNewConstMetric(c.fcPaused, prometheus.CounterValue, s.FlowControl.Paused.Seconds())
+	active := 0.0
+	if s.FlowControl.PausedBy != "" {
+		active = 1
+	}
+	gauge(c.fcActive, active)
+	gauge(c.fcLagging, float64(len(s.FlowControl.Lagging)))
 }
 
 // Build describes the build a binary runs: the module's version, the

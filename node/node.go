@@ -35,6 +35,7 @@ type Node struct {
 	applier *apply.Applier
 	group   *groupcomm.Group
 	svc     *txn.Service
+	conns   peerConns // to other members' Cluster service, for Applied
 	grpc    *grpc.Server
 	http    *http.Server
 	plainLn net.Listener // MetricsAddr's; nil without it
@@ -419,6 +420,7 @@ func (n *Node) close() error {
 	if n.group != nil {
 		errs = append(errs, n.group.Close())
 	}
+	n.conns.reset(true) // after the group: its policy asks through them
 	if n.mux != nil {
 		n.mux.Close()
 	}

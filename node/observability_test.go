@@ -96,7 +96,8 @@ func TestMetricsMoveWithCommits(t *testing.T) {
 
 	for _, name := range []string{"galena_local_state", "galena_local_recv_queue", "galena_apply_lag", "galena_inflight_commits", "galena_inflight_commit_bytes",
 		"galena_commits_overloaded_total", "galena_certification_duration_seconds_count", "galena_last_contact_seconds",
-		"galena_min_readable_seqno"} {
+		"galena_min_readable_seqno", "galena_flow_control_paused_seconds_total", "galena_flow_control_active",
+		"galena_flow_control_lagging_members"} {
 		if _, ok := sum(after, name); !ok {
 			t.Errorf("no series %s", name)
 		}

@@ -2,10 +2,14 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"sync"
 
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
+	"google.golang.org/grpc"
 )
 
 // clusterPeers answers the questions groupcomm's membership policy asks of
@@ -41,24 +45,78 @@ func (p clusterPeers) Configuration(ctx context.Context, addr string) ([]groupco
 	return ms, ml.GetLeaderId(), nil
 }
 
-// Applied returns member m's applied log index, and whether it is an
-// arbitrator (it has no digest). A member that predates group commit
-// answers no index: its seqnos are its log indexes.
-func (p clusterPeers) Applied(ctx context.Context, m groupcomm.Member) (uint64, bool, error) {
+// Applied returns member m's applied log index, whether it is an
+// arbitrator (it has no digest) and the commands it has ordered. A member
+// that predates group commit answers no index: its seqnos are its log
+// indexes.
+func (p clusterPeers) Applied(ctx context.Context, m groupcomm.Member) (groupcomm.PeerState, error) {
 	var d *galenapb.DigestResponse
-	err := p.n.cfg.withCluster(ctx, m.Addr, func(ctx context.Context, cc galenapb.ClusterClient) (err error) {
-		d, err = cc.Digest(ctx, &galenapb.DigestRequest{})
-		return err
-	})
+	cc, err := p.n.conns.get(p.n.cfg, m.Addr)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		defer cancel()
+		d, err = galenapb.NewClusterClient(cc).Digest(ctx, &galenapb.DigestRequest{PositionOnly: true})
+	}
 	switch {
 	case err != nil:
-		return 0, false, err
+		return groupcomm.PeerState{}, err
 	case d.GetId() != m.ID:
-		return 0, false, fmt.Errorf("node: %s answers as %s, not %s", m.Addr, d.GetId(), m.ID)
+		return groupcomm.PeerState{}, fmt.Errorf("node: %s answers as %s, not %s", m.Addr, d.GetId(), m.ID)
 	}
-	arbitrator := len(d.GetDigest()) == 0
-	if d.GetAppliedIndex() == 0 {
-		return d.GetAppliedSeqno(), arbitrator, nil
+	st := groupcomm.PeerState{Applied: d.GetAppliedIndex(), Arbitrator: len(d.GetDigest()) == 0, Originated: d.GetOriginated()}
+	if st.Applied == 0 {
+		st.Applied = d.GetAppliedSeqno()
 	}
-	return d.GetAppliedIndex(), arbitrator, nil
+	return st, nil
+}
+
+// peerConns keeps a gRPC connection per member address for Applied, which
+// flow control asks of every member ten times a second: a connection per
+// question would cost a handshake (several round trips across regions)
+// each time. SetTLS drops them, so that the next question dials with the
+// new pair.
+type peerConns struct {
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+var errPeerConnsClosed = errors.New("node: closed")
+
+// get returns the connection to addr, made with cfg's peer credentials and
+// dialer.
+func (p *peerConns) get(cfg Config, addr string) (*grpc.ClientConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, errPeerConnsClosed
+	}
+	if cc := p.conns[addr]; cc != nil {
+		return cc, nil
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(cfg.peerCredentials())}
+	if dial := cfg.PeerDial; dial != nil {
+		opts = append(opts, grpc.WithContextDialer(func(_ context.Context, addr string) (net.Conn, error) {
+			return dial(addr, cfg.Group.DialTimeout)
+		}))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+addr, opts...) // the dialer gets addr as the member named it
+	if err != nil {
+		return nil, err
+	}
+	if p.conns == nil {
+		p.conns = map[string]*grpc.ClientConn{}
+	}
+	p.conns[addr] = cc
+	return cc, nil
+}
+
+// reset closes every connection; with closing, for good.
+func (p *peerConns) reset(closing bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cc := range p.conns {
+		cc.Close()
+	}
+	p.conns, p.closed = nil, p.closed || closing
 }

@@ -39,6 +39,7 @@ var _ rpc.Member = clusterMember{}
 
 func (m clusterMember) Group() groupcomm.Status              { return m.n.group.Status() }
 func (m clusterMember) Members() ([]groupcomm.Member, error) { return m.n.group.Members() }
+func (m clusterMember) Originated() uint64                   { return m.n.group.Originated() }
 func (m clusterMember) AddMember(ctx context.Context, id, addr string, voter bool) error {
 	return m.n.group.AddMember(ctx, id, addr, voter)
 }

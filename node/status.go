@@ -97,6 +97,8 @@ func (n *Node) statusProto() *galenapb.StatusResponse {
 		LastContactMs: -1, Error: s.Error, Members: rpc.MembersProto(s.Members), CertExpiryUnix: n.certNotAfter.Load(),
 		Term: s.Term, DataBytes: n.dataBytes.Load(), Version: ThisBuild().Version,
 		TransferPhase: s.Transfer.Phase, TransferBytes: s.Transfer.Bytes, TransferTotal: s.Transfer.Total,
+		FlowControlPausedBy: s.FlowControl.PausedBy, FlowControlBacklog: s.FlowControl.Backlog,
+		FlowControlPausedMs: s.FlowControl.Paused.Milliseconds(), FlowControlLagging: s.FlowControl.Lagging,
 	}
 	if s.LastContact >= 0 {
 		resp.LastContactMs = s.LastContact.Milliseconds()
@@ -114,6 +116,8 @@ func statusView(r *galenapb.StatusResponse) api.StatusView {
 		CertFailures: r.CertFailures, State: r.State, Error: r.Error, ClusterSize: len(r.Members),
 		DataBytes: r.DataBytes, Version: r.Version,
 		TransferPhase: r.TransferPhase, TransferBytes: r.TransferBytes, TransferTotal: r.TransferTotal,
+		FlowControlPausedBy: r.FlowControlPausedBy, FlowControlBacklog: r.FlowControlBacklog,
+		FlowControlPausedMs: r.FlowControlPausedMs, FlowControlLagging: r.FlowControlLagging,
 	}
 	if r.Arbitrator {
 		v.Role = "arbitrator"

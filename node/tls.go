@@ -149,6 +149,7 @@ func (n *Node) SetTLS(server, peer *tls.Config) error {
 	}
 	server, peer = secured(server, peer)
 	n.cfg.live.cur.Store(&tlsPair{server: server, peer: peer})
+	n.conns.reset(false)
 	n.noteCertificate(server, "TLS configuration replaced")
 	return nil
 }

@@ -396,6 +396,8 @@ func broadcastErr(err error) error {
 		return fmt.Errorf("%w: %v", ErrIndeterminate, err)
 	case errors.Is(err, groupcomm.ErrNotPrimary):
 		return fmt.Errorf("%w: %v", ErrNotPrimary, err)
+	case errors.Is(err, groupcomm.ErrHeldBack):
+		return fmt.Errorf("%w: %v", ErrOverloaded, err)
 	case errors.Is(err, groupcomm.ErrClosed), errors.Is(err, groupcomm.ErrStopped):
 		return fmt.Errorf("%w: %v", ErrShuttingDown, err)
 	}

@@ -1469,8 +1469,16 @@ type StatusResponse struct {
 	TransferPhase string `protobuf:"bytes,22,opt,name=transfer_phase,json=transferPhase,proto3" json:"transfer_phase,omitempty"`
 	TransferBytes int64  `protobuf:"varint,23,opt,name=transfer_bytes,json=transferBytes,proto3" json:"transfer_bytes,omitempty"`
 	TransferTotal int64  `protobuf:"varint,24,opt,name=transfer_total,json=transferTotal,proto3" json:"transfer_total,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// flow control, on the leader: the member whose backlog (in log
+	// entries) holds new commits back now ("" when they flow), how long they
+	// were held back while this member led, and the members reported lagging
+	// (they held commits back too long; commits no longer wait for them)
+	FlowControlPausedBy string   `protobuf:"bytes,25,opt,name=flow_control_paused_by,json=flowControlPausedBy,proto3" json:"flow_control_paused_by,omitempty"`
+	FlowControlBacklog  uint64   `protobuf:"varint,26,opt,name=flow_control_backlog,json=flowControlBacklog,proto3" json:"flow_control_backlog,omitempty"`
+	FlowControlPausedMs int64    `protobuf:"varint,27,opt,name=flow_control_paused_ms,json=flowControlPausedMs,proto3" json:"flow_control_paused_ms,omitempty"`
+	FlowControlLagging  []string `protobuf:"bytes,28,rep,name=flow_control_lagging,json=flowControlLagging,proto3" json:"flow_control_lagging,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -1669,6 +1677,34 @@ func (x *StatusResponse) GetTransferTotal() int64 {
 		return x.TransferTotal
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetFlowControlPausedBy() string {
+	if x != nil {
+		return x.FlowControlPausedBy
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetFlowControlBacklog() uint64 {
+	if x != nil {
+		return x.FlowControlBacklog
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetFlowControlPausedMs() int64 {
+	if x != nil {
+		return x.FlowControlPausedMs
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetFlowControlLagging() []string {
+	if x != nil {
+		return x.FlowControlLagging
+	}
+	return nil
 }
 
 type MemberListRequest struct {
@@ -1979,7 +2015,10 @@ func (x *MemberRemoveResponse) GetMembers() []*Member {
 }
 
 type DigestRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// answer the id, the applied position, the digest and originated only:
+	// no state, no checkpoints (what a leader asks ten times a second)
+	PositionOnly  bool `protobuf:"varint,1,opt,name=position_only,json=positionOnly,proto3" json:"position_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2012,6 +2051,13 @@ func (x *DigestRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use DigestRequest.ProtoReflect.Descriptor instead.
 func (*DigestRequest) Descriptor() ([]byte, []int) {
 	return file_galena_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *DigestRequest) GetPositionOnly() bool {
+	if x != nil {
+		return x.PositionOnly
+	}
+	return false
 }
 
 // Checkpoint is the running digest after every entry at or below seqno.
@@ -2079,7 +2125,10 @@ type DigestResponse struct {
 	State       string        `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
 	// the raft log index applied_seqno was reached at; 0 from a member that
 	// predates group commit, whose seqnos are its log indexes
-	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// the write-sets (and checkpoint announcements) this member has ordered
+	// since it started: a leader that follows the writes compares them
+	Originated    uint64 `protobuf:"varint,7,opt,name=originated,proto3" json:"originated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2152,6 +2201,13 @@ func (x *DigestResponse) GetState() string {
 func (x *DigestResponse) GetAppliedIndex() uint64 {
 	if x != nil {
 		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *DigestResponse) GetOriginated() uint64 {
+	if x != nil {
+		return x.Originated
 	}
 	return 0
 }
@@ -2373,7 +2429,7 @@ const file_galena_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
-	"\x05voter\x18\x03 \x01(\bR\x05voter\"\x8a\x06\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\"\xd8\a\n" +
 	"\x0eStatusResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1d\n" +
@@ -2405,7 +2461,11 @@ const file_galena_proto_rawDesc = "" +
 	"\aversion\x18\x15 \x01(\tR\aversion\x12%\n" +
 	"\x0etransfer_phase\x18\x16 \x01(\tR\rtransferPhase\x12%\n" +
 	"\x0etransfer_bytes\x18\x17 \x01(\x03R\rtransferBytes\x12%\n" +
-	"\x0etransfer_total\x18\x18 \x01(\x03R\rtransferTotal\"\x13\n" +
+	"\x0etransfer_total\x18\x18 \x01(\x03R\rtransferTotal\x123\n" +
+	"\x16flow_control_paused_by\x18\x19 \x01(\tR\x13flowControlPausedBy\x120\n" +
+	"\x14flow_control_backlog\x18\x1a \x01(\x04R\x12flowControlBacklog\x123\n" +
+	"\x16flow_control_paused_ms\x18\x1b \x01(\x03R\x13flowControlPausedMs\x120\n" +
+	"\x14flow_control_lagging\x18\x1c \x03(\tR\x12flowControlLagging\"\x13\n" +
 	"\x11MemberListRequest\"}\n" +
 	"\x12MemberListResponse\x12\x1d\n" +
 	"\n" +
@@ -2425,19 +2485,23 @@ const file_galena_proto_rawDesc = "" +
 	"\x13MemberRemoveRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"C\n" +
 	"\x14MemberRemoveResponse\x12+\n" +
-	"\amembers\x18\x01 \x03(\v2\x11.galena.v1.MemberR\amembers\"\x0f\n" +
-	"\rDigestRequest\":\n" +
+	"\amembers\x18\x01 \x03(\v2\x11.galena.v1.MemberR\amembers\"4\n" +
+	"\rDigestRequest\x12#\n" +
+	"\rposition_only\x18\x01 \x01(\bR\fpositionOnly\":\n" +
 	"\n" +
 	"Checkpoint\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x04R\x05seqno\x12\x16\n" +
-	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xd1\x01\n" +
+	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xf1\x01\n" +
 	"\x0eDigestResponse\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12#\n" +
 	"\rapplied_seqno\x18\x02 \x01(\x04R\fappliedSeqno\x12\x16\n" +
 	"\x06digest\x18\x03 \x01(\fR\x06digest\x127\n" +
 	"\vcheckpoints\x18\x04 \x03(\v2\x15.galena.v1.CheckpointR\vcheckpoints\x12\x14\n" +
 	"\x05state\x18\x05 \x01(\tR\x05state\x12#\n" +
-	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\"\x0f\n" +
+	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x1e\n" +
+	"\n" +
+	"originated\x18\a \x01(\x04R\n" +
+	"originated\"\x0f\n" +
 	"\rBackupRequest\"\x8f\x01\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +

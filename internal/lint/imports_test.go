@@ -100,12 +100,13 @@ var rules = map[string]rule{
 
 	"internal/atomicfile": {notImport: []string{module}},
 	"internal/cputime":    {notImport: []string{module}},
+	"internal/netem":      {notImport: []string{module}},
 	"internal/lint":       {notImport: []string{module}},
 }
 
 // leaves are packages of the module that import none of it, so that any
 // package may use them whatever its rules above.
-var leaves = map[string]bool{module + "internal/atomicfile": true, module + "internal/cputime": true}
+var leaves = map[string]bool{module + "internal/atomicfile": true, module + "internal/cputime": true, module + "internal/netem": true}
 
 // pkg is what the tests read of `go list -json`.
 type pkg struct {

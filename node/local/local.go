@@ -26,9 +26,11 @@ var (
 
 // Config configures a local cluster.
 type Config struct {
-	// Members is how many members bootstrap the cluster, n1 to nN: at
-	// least 1.
+	// Members is how many members bootstrap the cluster, n1 to nN unless
+	// IDs names them: at least 1.
 	Members int
+	// IDs, if set, are the members' ids, one per member.
+	IDs []string
 	// Dir holds the members' data directories, one per member named by
 	// its id. Empty: a new temporary directory, which Close removes.
 	Dir string
@@ -49,6 +51,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %d Members, want at least 1", ErrInvalidConfig, c.Members)
 	case c.BasePort < 0 || c.BasePort+c.Members-1 > 65535:
 		return fmt.Errorf("%w: BasePort %d: the %d members need ports up to 65535", ErrInvalidConfig, c.BasePort, c.Members)
+	case c.IDs != nil && len(c.IDs) != c.Members:
+		return fmt.Errorf("%w: %d IDs for %d Members", ErrInvalidConfig, len(c.IDs), c.Members)
 	}
 	return nil
 }
@@ -80,7 +84,11 @@ func Start(cfg Config) (*Cluster, error) {
 		}
 		c.dir, c.tempDir = dir, true
 	}
-	lns, peers, err := listenLoopback(cfg.Members, cfg.BasePort)
+	ids := cfg.IDs
+	for i := len(ids); i < cfg.Members; i++ {
+		ids = append(ids, fmt.Sprintf("n%d", i+1))
+	}
+	lns, peers, err := listenLoopback(ids, cfg.BasePort)
 	if err != nil {
 		return nil, errors.Join(err, c.Close())
 	}
@@ -101,12 +109,12 @@ func Start(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
-// listenLoopback opens n loopback listeners, from base on (0: on ports the
-// system picks), and names their members.
-func listenLoopback(n, base int) ([]net.Listener, []node.Peer, error) {
+// listenLoopback opens a loopback listener for each member of ids, from
+// base on (0: on ports the system picks).
+func listenLoopback(ids []string, base int) ([]net.Listener, []node.Peer, error) {
 	var lns []net.Listener
 	var peers []node.Peer
-	for i := range n {
+	for i, id := range ids {
 		port := 0
 		if base > 0 {
 			port = base + i
@@ -117,7 +125,7 @@ func listenLoopback(n, base int) ([]net.Listener, []node.Peer, error) {
 			return nil, nil, fmt.Errorf("local: %w", err)
 		}
 		lns = append(lns, ln)
-		peers = append(peers, node.Peer{ID: fmt.Sprintf("n%d", i+1), Addr: ln.Addr().String()})
+		peers = append(peers, node.Peer{ID: id, Addr: ln.Addr().String()})
 	}
 	return lns, peers, nil
 }

@@ -40,6 +40,9 @@ type Member interface {
 	// digest of the outcomes up to it and the recent checkpoints; ok is false on an arbitrator,
 	// which has no data.
 	Applied() (at groupcomm.Position, digest [32]byte, cps []certification.Checkpoint, ok bool)
+	// Originated counts the commands the member has ordered since it
+	// started (groupcomm.Group.Originated).
+	Originated() uint64
 	// Removed stops the member: a change it served removed it.
 	Removed()
 	// Backup writes a consistent copy of the member's state to w, as
@@ -141,15 +144,22 @@ func (c *Cluster) MemberRemove(ctx context.Context, req *galenapb.MemberRemoveRe
 	return &galenapb.MemberRemoveResponse{Members: c.members()}, nil
 }
 
-// Digest answers the member's applied seqno, running digest and recent
-// checkpoints; an arbitrator answers only its id and state.
-func (c *Cluster) Digest(context.Context, *galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
-	resp := &galenapb.DigestResponse{Id: c.cfg.ID, State: c.m.State()}
+// Digest answers the member's applied seqno, running digest, the commands
+// it originated, its state and recent checkpoints (not the last two when
+// asked for the position only); an arbitrator answers no position.
+func (c *Cluster) Digest(_ context.Context, req *galenapb.DigestRequest) (*galenapb.DigestResponse, error) {
+	resp := &galenapb.DigestResponse{Id: c.cfg.ID, Originated: c.m.Originated()}
+	if !req.GetPositionOnly() {
+		resp.State = c.m.State()
+	}
 	at, d, cps, ok := c.m.Applied()
 	if !ok {
 		return resp, nil
 	}
 	resp.AppliedSeqno, resp.AppliedIndex, resp.Digest = at.Seqno, at.Index, d[:]
+	if req.GetPositionOnly() {
+		return resp, nil
+	}
 	for _, cp := range cps {
 		resp.Checkpoints = append(resp.Checkpoints, &galenapb.Checkpoint{Seqno: cp.Seqno, Digest: append([]byte(nil), cp.Digest[:]...)})
 	}

@@ -39,6 +39,7 @@ func (m *fakeMember) Group() groupcomm.Status {
 }
 
 func (m *fakeMember) Members() ([]groupcomm.Member, error) { return m.Group().Members, nil }
+func (m *fakeMember) Originated() uint64                   { return 7 }
 
 func (m *fakeMember) AddMember(_ context.Context, id, addr string, _ bool) error {
 	if !m.leads {

@@ -1,0 +1,313 @@
+package groupcomm
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/zap"
+)
+
+// Flow control (Galera's gcs.fc_limit). A commit waits for a majority, not
+// for every member to apply it, so a member that applies slowly (a slow
+// disk, a slow link, a busy machine) would fall further and further
+// behind while the others commit: its reads go stale, and a member that
+// falls behind the log's retention needs a state transfer.
+//
+// The leader asks every voter that keeps data for its applied index, every
+// fcInterval. When a voter's backlog (the leader's last log index less
+// what the voter applied) passes Config.FlowControlLimit entries, the
+// leader stops handing new entries to Raft: commits queue (and their
+// callers may give up: a queued command was never sent) until every such
+// backlog is down to half the limit. Commits go on at the pace of the
+// slowest member, as in Galera.
+//
+// A member counts only once it has been within half the limit (caught up),
+// so a member that restarts or joins with a large backlog does not stop
+// the cluster while it catches up, and a member that does not answer does
+// not count. A member that keeps commits paused longer than
+// Config.FlowControlMaxPause is reported (a warning, and Status.Lagging)
+// and no longer counts until it has caught up again: one sick member does
+// not stop the cluster for good, and it is not silently stale either.
+const fcInterval = 100 * time.Millisecond
+
+// flowControl is the leader's flow control. Its state is read by the
+// appender and Status; run owns the decisions.
+type flowControl struct {
+	g        *Group
+	limit    uint64
+	maxPause time.Duration
+
+	mu      sync.Mutex
+	resumed chan struct{} // closed while commits flow; open while paused
+	by      string        // the member whose backlog paused commits
+	backlog uint64        // its backlog when last heard
+	since   time.Time     // paused since
+	lagging []string      // members released after pausing too long
+	total   time.Duration // paused so far, before since
+	counted []string      // the members that count: caught up since this member leads
+
+	isPaused atomic.Bool
+}
+
+func newFlowControl(g *Group) *flowControl {
+	open := make(chan struct{})
+	close(open)
+	return &flowControl{g: g, limit: g.cfg.FlowControlLimit, maxPause: g.cfg.FlowControlMaxPause, resumed: open}
+}
+
+// wait returns once commits may flow, or closing is closed.
+func (f *flowControl) wait(closing <-chan struct{}) {
+	f.mu.Lock()
+	ch := f.resumed
+	f.mu.Unlock()
+	select {
+	case <-ch:
+	case <-closing:
+	}
+}
+
+// paused reports whether commits are held back now.
+func (f *flowControl) paused() bool { return f.isPaused.Load() }
+
+// FlowControl is the state of a leader's flow control.
+type FlowControl struct {
+	// PausedBy is the member whose backlog holds commits back now, and
+	// Backlog its backlog in log entries; empty when commits flow.
+	PausedBy string
+	Backlog  uint64
+	// Paused is how long commits were held back since this member started.
+	Paused time.Duration
+	// Lagging are the members that held commits back longer than
+	// FlowControlMaxPause; commits no longer wait for them until they
+	// catch up.
+	Lagging []string
+}
+
+func (f *flowControl) state(now time.Time) FlowControl {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := FlowControl{Paused: f.total, Lagging: slices.Clone(f.lagging)}
+	if f.by != "" {
+		st.PausedBy, st.Backlog, st.Paused = f.by, f.backlog, f.total+now.Sub(f.since)
+	}
+	return st
+}
+
+// set pauses commits for member by, backlog entries behind, or, with by
+// empty, lets them flow.
+func (f *flowControl) set(by string, backlog uint64, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case by != "" && f.by == "":
+		f.resumed, f.since = make(chan struct{}), now
+		f.g.lg.Debug("flow control: commits paused", zap.String("member", by), zap.Uint64("backlog", backlog))
+	case by == "" && f.by != "":
+		close(f.resumed)
+		f.total += now.Sub(f.since)
+		f.g.lg.Debug("flow control: commits resumed", zap.Duration("paused", now.Sub(f.since)))
+	}
+	f.by, f.backlog = by, backlog
+	f.isPaused.Store(by != "")
+}
+
+// run decides, every fcInterval, until the group closes.
+func (f *flowControl) run() {
+	t := time.NewTicker(fcInterval)
+	defer t.Stop()
+	ps := newPollers(f.g)
+	defer ps.stop()
+	for {
+		select {
+		case <-f.g.closing:
+			f.set("", 0, time.Now())
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		ms, err := f.g.Members()
+		if f.g.raft.State() != raft.Leader || err != nil {
+			ps.sync(nil)
+			f.set("", 0, now)
+			f.mu.Lock()
+			f.lagging, f.counted = nil, nil
+			f.mu.Unlock()
+			continue
+		}
+		ps.sync(ms)
+		by, backlog := f.worst(ms, ps.answers(now), now)
+		switch {
+		case by == "" || backlog <= f.limit/2 || backlog <= f.limit && !f.paused():
+			f.set("", 0, now)
+		case f.paused() && now.Sub(f.pausedSince()) > f.maxPause:
+			f.release(by)
+			f.g.lg.Warn("flow control: a member has been too far behind for too long; commits no longer wait for it until it catches up",
+				zap.String("member", by), zap.Uint64("backlog", backlog), zap.Duration("held", now.Sub(f.pausedSince())))
+			f.set("", 0, now)
+		default:
+			f.set(by, backlog, now)
+		}
+	}
+}
+
+// reason says who holds commits back, for an error.
+func (f *flowControl) reason() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.by == "" {
+		return "no member holds them back now"
+	}
+	return fmt.Sprintf("%s is %d log entries behind (limit %d)", f.by, f.backlog, f.limit)
+}
+
+// pausedSince is when commits were last held back.
+func (f *flowControl) pausedSince() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.since
+}
+
+// release stops counting member id and reports it lagging.
+func (f *flowControl) release(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.counted = slices.DeleteFunc(f.counted, func(c string) bool { return c == id })
+	if !slices.Contains(f.lagging, id) {
+		f.lagging = append(f.lagging, id)
+	}
+}
+
+// counts reports whether member id's backlog can hold commits back.
+func (f *flowControl) counts(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.counted, id)
+}
+
+// worst returns, of the voters in ms that keep data, the one with the
+// largest backlog among those that count, given the members' latest
+// answers. A member within half the limit counts from then on (and is no
+// longer lagging); one without a fresh answer no longer counts, so that it
+// must catch up again once it answers; members no longer in ms are
+// forgotten.
+func (f *flowControl) worst(ms []Member, answers map[string]PeerState, now time.Time) (string, uint64) {
+	if !f.g.cfg.Arbitrator {
+		answers[f.g.cfg.ID] = PeerState{Applied: f.g.AppliedIndex()}
+	}
+	last := f.g.raft.LastIndex()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	in := func(id string) bool { return slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id }) }
+	f.lagging = slices.DeleteFunc(f.lagging, func(id string) bool { return !in(id) })
+	f.counted = slices.DeleteFunc(f.counted, func(id string) bool { _, ok := answers[id]; return !ok })
+	var by string
+	var worst uint64
+	for _, m := range ms {
+		a, ok := answers[m.ID]
+		if !ok || a.Arbitrator || !m.Voter {
+			continue
+		}
+		backlog := last - min(a.Applied, last)
+		if backlog <= f.limit/2 && !slices.Contains(f.counted, m.ID) {
+			f.counted = append(f.counted, m.ID)
+			f.lagging = slices.DeleteFunc(f.lagging, func(id string) bool { return id == m.ID })
+		}
+		if slices.Contains(f.counted, m.ID) && (by == "" || backlog > worst) {
+			by, worst = m.ID, backlog
+		}
+	}
+	return by, worst
+}
+
+// fcFresh is how old an answer may be and still count.
+const fcFresh = time.Second
+
+// pollers ask each other member for its applied index every fcInterval,
+// each on its own, so that a member that does not answer does not slow the
+// questions to the others; the latest answer of each is kept.
+type pollers struct {
+	g    *Group
+	mu   sync.Mutex
+	last map[string]polled
+	live map[string]context.CancelFunc // by member id
+	wg   sync.WaitGroup
+}
+
+type polled struct {
+	st PeerState
+	at time.Time
+}
+
+func newPollers(g *Group) *pollers {
+	return &pollers{g: g, last: map[string]polled{}, live: map[string]context.CancelFunc{}}
+}
+
+// sync runs a poller for each member of ms other than this one, and stops
+// the others.
+func (p *pollers) sync(ms []Member) {
+	want := map[string]Member{}
+	for _, m := range ms {
+		if m.ID != p.g.cfg.ID {
+			want[m.ID] = m
+		}
+	}
+	for id, cancel := range p.live {
+		if m, ok := want[id]; !ok || m.Addr == "" {
+			cancel()
+			delete(p.live, id)
+		}
+	}
+	for id, m := range want {
+		if _, ok := p.live[id]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(p.g.ctx)
+		p.live[id] = cancel
+		p.wg.Go(func() { p.poll(ctx, m) })
+	}
+}
+
+// poll asks m until ctx ends.
+func (p *pollers) poll(ctx context.Context, m Member) {
+	t := time.NewTicker(fcInterval)
+	defer t.Stop()
+	for {
+		ask, cancel := context.WithTimeout(ctx, fcFresh)
+		st, err := p.g.cfg.Peers.Applied(ask, m)
+		cancel()
+		if err == nil {
+			p.mu.Lock()
+			p.last[m.ID] = polled{st: st, at: time.Now()}
+			p.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// answers returns the answers younger than fcFresh at now.
+func (p *pollers) answers(now time.Time) map[string]PeerState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]PeerState{}
+	for id, a := range p.last {
+		if now.Sub(a.at) < fcFresh {
+			out[id] = a.st
+		}
+	}
+	return out
+}
+
+// stop stops every poller and waits for them.
+func (p *pollers) stop() {
+	p.sync(nil)
+	p.wg.Wait()
+}
