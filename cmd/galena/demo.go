@@ -56,14 +56,31 @@ func (o demoOptions) validate() error {
 
 func newDemoCmd() *cobra.Command {
 	var o demoOptions
+	var geo bool
+	g := geoOptions{Delays: defaultGeoDelays, Third: "arbitrator", Users: 40, Items: 20, Stock: 1000000, EUShare: 0.5}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a 3-member cluster in-process under a bank-transfer workload",
 		Long: `Run a 3-member cluster in-process under a bank-transfer workload, check that
 every member ends with the same total, then (unless --exit) keep serving until
-Ctrl-C so other galena commands can talk to it.`,
+Ctrl-C so other galena commands can talk to it.
+
+With --geo, run a shop instead, with members in three regions: eu and asia keep
+data and serve the users of their region; me, a place between them, runs an
+arbitrator (--third data: a third data member). Every connection between members
+is delayed as --delays says. Users change their profiles, read them, check out
+and move between regions; the report gives each region's commit and read
+latency, the floor a commit cannot beat, the conflicts retried, and checks that
+no acknowledged change was lost.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if geo {
+				if err := o.validate(); err != nil {
+					return err
+				}
+				_, err := runGeo(cmd.Context(), o, g, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				return err
+			}
 			_, err := runDemo(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			return err
 		}),
@@ -73,6 +90,14 @@ Ctrl-C so other galena commands can talk to it.`,
 	fl.BoolVar(&o.Exit, "exit", false, "stop after the report instead of serving until Ctrl-C")
 	fl.IntVar(&o.Accounts, "accounts", 20, "number of accounts")
 	fl.IntVar(&o.Clients, "clients", 12, "concurrent clients, spread evenly over the members")
+	fl.BoolVar(&geo, "geo", false, "run the shop across three simulated regions (eu, asia, me) instead of the bank")
+	fl.StringVar(&g.Delays, "delays", g.Delays, "with --geo: one-way delays between the regions")
+	fl.StringVar(&g.Third, "third", g.Third, "with --geo: what runs in me, arbitrator or data")
+	fl.StringVar(&g.Leader, "leader", "", "with --geo: the member that should lead (eu, asia or, with --third data, me), "+
+		"or writes: the leader follows the commits; empty: wherever the election puts it")
+	fl.Float64Var(&g.EUShare, "eu-share", g.EUShare, "with --geo: the fraction of the clients in eu; the others are in asia")
+	fl.IntVar(&g.Users, "users", g.Users, "with --geo: users, half in each region")
+	fl.IntVar(&g.Items, "items", g.Items, "with --geo: items in stock")
 	fl.IntVar(&o.BasePort, "base-port", 0, "listen on 127.0.0.1 from this port on (7001: n1 on 7001, n2 on 7002, n3 on 7003, "+
 		"where the other commands look by default); 0: any free ports")
 	return cmd

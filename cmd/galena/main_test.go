@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/galenadb/galena/node"
+	"github.com/spf13/pflag"
 )
 
 // runCLI runs a command line in-process and returns its exit code and output.
@@ -145,6 +146,9 @@ func TestStartFlagDefaults(t *testing.T) {
 	f.maxInflightBytes = *fl.Lookup("max-inflight-bytes").Value.(*byteSize)
 	f.retainSeqnos, _ = fl.GetUint64("retain-seqnos")
 	f.retainAge, _ = fl.GetDuration("retain-age")
+	f.network = fl.Lookup("network").Value.String()
+	f.flowControlLimit, _ = fl.GetUint64("flow-control-limit")
+	f.flowControlMaxPause, _ = fl.GetDuration("flow-control-max-pause")
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +158,50 @@ func TestStartFlagDefaults(t *testing.T) {
 		cfg.Group.NotPrimaryTimeout != d.Group.NotPrimaryTimeout || cfg.Group.SnapshotThreshold != d.Group.SnapshotThreshold ||
 		cfg.Group.TrailingLogs != d.Group.TrailingLogs || cfg.Apply.CheckpointInterval != d.Apply.CheckpointInterval ||
 		cfg.Txn.MaxInflightCommits != d.Txn.MaxInflightCommits || cfg.Txn.MaxInflightBytes != d.Txn.MaxInflightBytes || !cfg.RaftMetrics ||
-		cfg.Storage.Retain != d.Storage.Retain || cfg.Storage.RetainAge != d.Storage.RetainAge {
+		cfg.Storage.Retain != d.Storage.Retain || cfg.Storage.RetainAge != d.Storage.RetainAge ||
+		cfg.Group.FlowControlLimit != d.Group.FlowControlLimit || cfg.Group.FlowControlMaxPause != d.Group.FlowControlMaxPause ||
+		cfg.Group.MaxAppendsInFlight != d.Group.MaxAppendsInFlight || cfg.Group.LeaderPreference != nil {
 		t.Errorf("config %+v; want node.DefaultConfig's defaults joining 127.0.0.1:7001", cfg)
+	}
+}
+
+// --network wan presets the timeouts not given and the appends in flight;
+// a timeout given explicitly wins.
+func TestStartNetworkWAN(t *testing.T) {
+	cmd := newStartCmd()
+	args := []string{"--id", "eu", "--data", "/tmp/x", "--join", "127.0.0.1:7001", "--network", "wan", "--election-timeout", "5s",
+		"--leader-preference", "eu, asia", "--flow-control-limit", "64", "--flow-control-max-pause", "1m"}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, append([]string{"start"}, append(args[:len(args):len(args)], "--network", "moon")...)...)
+	if code != 2 || !strings.Contains(stderr, `--network must be lan or wan, got "moon"`) {
+		t.Errorf("--network moon: exit %d, %q", code, stderr)
+	}
+	code, _, stderr = runCLI(t, append([]string{"start"}, append(args[:len(args):len(args)], "--leader-follows-writes")...)...)
+	if code != 2 || !strings.Contains(stderr, "--leader-follows-writes and --leader-preference exclude each other") {
+		t.Errorf("--leader-follows-writes with --leader-preference: exit %d, %q", code, stderr)
+	}
+	fl := cmd.Flags()
+	f := startFlags{id: "eu", addr: "127.0.0.1:7009", data: "/tmp/x", join: "127.0.0.1:7001", clusterToken: "t", logLevel: "info", logFormat: "console",
+		network: "wan", set: map[string]bool{}, leaderPreference: "eu, asia", flowControlLimit: 64, flowControlMaxPause: time.Minute,
+		snapshotThreshold: 1, trailingLogs: 1, checkpointInterval: 1, retainSeqnos: 1, maxInflightCommits: 1, maxInflightBytes: 16 << 20}
+	fl.Visit(func(fl *pflag.Flag) { f.set[fl.Name] = true })
+	f.heartbeatTimeout, _ = fl.GetDuration("heartbeat-timeout")
+	f.electionTimeout, _ = fl.GetDuration("election-timeout")
+	f.notPrimaryTimeout, _ = fl.GetDuration("not-primary-timeout")
+	cfg, err := f.config(&bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := cfg.Group
+	if g.HeartbeatTimeout != 2*time.Second || g.ElectionTimeout != 5*time.Second || g.NotPrimaryTimeout != 4*time.Second ||
+		g.LeaderLeaseTimeout != time.Second || g.MaxAppendsInFlight != 64 {
+		t.Errorf("heartbeat %v election %v not-primary %v lease %v in flight %d; want 2s 5s 4s 1s 64",
+			g.HeartbeatTimeout, g.ElectionTimeout, g.NotPrimaryTimeout, g.LeaderLeaseTimeout, g.MaxAppendsInFlight)
+	}
+	if !slices.Equal(g.LeaderPreference, []string{"eu", "asia"}) || g.FlowControlLimit != 64 || g.FlowControlMaxPause != time.Minute {
+		t.Errorf("preference %q, flow control %d %v", g.LeaderPreference, g.FlowControlLimit, g.FlowControlMaxPause)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -35,6 +36,12 @@ type startFlags struct {
 	heartbeatTimeout               time.Duration
 	electionTimeout                time.Duration
 	notPrimaryTimeout              time.Duration
+	network                        string          // lan or wan: the preset of the timeouts above
+	set                            map[string]bool // the flags given on the command line
+	leaderPreference               string
+	leaderFollowsWrites            bool
+	flowControlLimit               uint64
+	flowControlMaxPause            time.Duration
 	snapshotThreshold              uint64
 	trailingLogs                   uint64
 	checkpointInterval             uint64
@@ -103,6 +110,8 @@ network.`,
     --tls-cert certs/n1.crt --tls-key certs/n1.key --tls-ca certs/ca.crt --client-cert-auth`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			f.set = map[string]bool{}
+			cmd.Flags().Visit(func(fl *pflag.Flag) { f.set[fl.Name] = true })
 			cfg, err := f.config(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -125,6 +134,18 @@ network.`,
 	fl.DurationVar(&f.heartbeatTimeout, "heartbeat-timeout", d.Group.HeartbeatTimeout, "Raft heartbeat timeout")
 	fl.DurationVar(&f.electionTimeout, "election-timeout", d.Group.ElectionTimeout, "Raft election timeout")
 	fl.DurationVar(&f.notPrimaryTimeout, "not-primary-timeout", d.Group.NotPrimaryTimeout, "how long without a majority before the member is NON_PRIMARY")
+	w := node.WANConfig().Group
+	fl.StringVar(&f.network, "network", "lan", fmt.Sprintf("lan, or wan for members in different regions (round trips of 100-300 ms): "+
+		"the timeouts not given default to heartbeat and election %v, not-primary %v, and the leader keeps up to %d appends in flight to each member",
+		w.HeartbeatTimeout, w.NotPrimaryTimeout, w.MaxAppendsInFlight))
+	fl.StringVar(&f.leaderPreference, "leader-preference", "", "member ids in the order they should lead, e.g. eu,asia: "+
+		"the leader hands over to the first one listed that is up and caught up (give every member the same list)")
+	fl.BoolVar(&f.leaderFollowsWrites, "leader-follows-writes", false, fmt.Sprintf("the leader hands over to the member "+
+		"whose clients made at least two thirds of the commits of the last %v (instead of --leader-preference)", d.Group.LeaderFollowWindow))
+	fl.Uint64Var(&f.flowControlLimit, "flow-control-limit", d.Group.FlowControlLimit, "log entries a member may be behind in applying "+
+		"before the leader holds new commits back until it is down to half (0: off)")
+	fl.DurationVar(&f.flowControlMaxPause, "flow-control-max-pause", d.Group.FlowControlMaxPause, "how long one member may hold commits back; "+
+		"then it is reported lagging and commits no longer wait for it until it catches up")
 	fl.Uint64Var(&f.snapshotThreshold, "snapshot-threshold", d.Group.SnapshotThreshold, "Raft log entries between snapshots")
 	fl.Uint64Var(&f.trailingLogs, "trailing-logs", d.Group.TrailingLogs, "Raft log entries kept after a snapshot, for lagging members")
 	fl.Uint64Var(&f.checkpointInterval, "checkpoint-interval", d.Apply.CheckpointInterval, "seqnos between digest checkpoints (see galena check)")
@@ -162,6 +183,13 @@ func setGCPercent() {
 // node.New checks.
 func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	cfg := node.DefaultConfig()
+	switch f.network {
+	case "wan":
+		cfg = node.WANConfig()
+	case "lan", "":
+	default:
+		return cfg, usagef("--network must be lan or wan, got %q", f.network)
+	}
 	cfg.ID, cfg.Addr, cfg.DataDir = f.id, f.addr, f.data
 	cfg.Join, cfg.Arbitrator = f.join, f.arbitrator
 	switch {
@@ -213,6 +241,10 @@ func (f startFlags) tuning(cfg *node.Config) error {
 	switch {
 	case f.notPrimaryTimeout <= 0:
 		return usagef("--not-primary-timeout must be positive, got %v", f.notPrimaryTimeout)
+	case f.leaderFollowsWrites && f.leaderPreference != "":
+		return usagef("--leader-follows-writes and --leader-preference exclude each other")
+	case f.flowControlLimit > 0 && f.flowControlMaxPause <= 0:
+		return usagef("--flow-control-max-pause must be positive, got %v", f.flowControlMaxPause)
 	case f.snapshotThreshold == 0:
 		return usagef("--snapshot-threshold must be positive")
 	case f.trailingLogs == 0:
@@ -230,7 +262,15 @@ func (f startFlags) tuning(cfg *node.Config) error {
 			byteSize(cfg.Txn.Limits.MaxWriteSetSize), f.maxInflightBytes)
 	}
 	cfg.Txn.MaxInflightCommits, cfg.Txn.MaxInflightBytes = f.maxInflightCommits, int(f.maxInflightBytes)
-	cfg.Group.NotPrimaryTimeout = f.notPrimaryTimeout
+	cfg.Group.NotPrimaryTimeout = f.preset("not-primary-timeout", f.notPrimaryTimeout, cfg.Group.NotPrimaryTimeout)
+	cfg.Group.FlowControlLimit, cfg.Group.FlowControlMaxPause = f.flowControlLimit, f.flowControlMaxPause
+	cfg.Group.LeaderFollowsWrites = f.leaderFollowsWrites
+	if f.leaderPreference != "" {
+		cfg.Group.LeaderPreference = strings.Split(f.leaderPreference, ",")
+		for i, id := range cfg.Group.LeaderPreference {
+			cfg.Group.LeaderPreference[i] = strings.TrimSpace(id)
+		}
+	}
 	cfg.Group.SnapshotThreshold, cfg.Group.TrailingLogs = f.snapshotThreshold, f.trailingLogs
 	cfg.Apply.CheckpointInterval = f.checkpointInterval
 	cfg.Storage.Retain, cfg.Storage.RetainAge = f.retainSeqnos, f.retainAge
@@ -248,11 +288,21 @@ func (f startFlags) timeouts(cfg *node.Config) error {
 		return usagef("--election-timeout must be positive, got %v", f.electionTimeout)
 	}
 	g := &cfg.Group
-	g.HeartbeatTimeout, g.ElectionTimeout = f.heartbeatTimeout, f.electionTimeout
+	g.HeartbeatTimeout = f.preset("heartbeat-timeout", f.heartbeatTimeout, g.HeartbeatTimeout)
+	g.ElectionTimeout = f.preset("election-timeout", f.electionTimeout, g.ElectionTimeout)
 	if g.LeaderLeaseTimeout > g.HeartbeatTimeout {
 		g.LeaderLeaseTimeout = g.HeartbeatTimeout / 2
 	}
 	return nil
+}
+
+// preset is the value of the timeout flag name: v, unless --network wan
+// and the flag was not given, then the preset's.
+func (f startFlags) preset(name string, v, preset time.Duration) time.Duration {
+	if f.network == "wan" && !f.set[name] {
+		return preset
+	}
+	return v
 }
 
 // byteSize is a flag value in bytes: a number with an optional KiB, MiB or

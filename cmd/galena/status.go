@@ -201,7 +201,34 @@ func printStatusTable(w io.Writer, format string, rows []client.MemberStatus) er
 			}
 		}
 	}
+	if format != formatTable {
+		return nil
+	}
+	for _, r := range rows {
+		if line := flowControlOf(r); line != "" {
+			if _, err := fmt.Fprintln(w, line); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// flowControlOf says, for the leader's row, whether and how long its flow
+// control held commits back; "" if it never did.
+func flowControlOf(r client.MemberStatus) string {
+	fc := r.FlowControl
+	if fc.Paused == 0 && fc.PausedBy == "" && len(fc.Lagging) == 0 {
+		return ""
+	}
+	line := fmt.Sprintf("flow control: %s held commits back %v in all", r.ID, fc.Paused.Round(time.Millisecond))
+	if fc.PausedBy != "" {
+		line += fmt.Sprintf("; holding them now for %s, %d entries behind", fc.PausedBy, fc.Backlog)
+	}
+	if len(fc.Lagging) > 0 {
+		line += fmt.Sprintf("; LAGGING (too far behind too long, not waited for): %s", strings.Join(fc.Lagging, ", "))
+	}
+	return line
 }
 
 // size is n bytes in binary units, without a space (a table field).

@@ -184,6 +184,14 @@ func (nw *Net) Isolate(i int) {
 	nw.split([]int{i}, rest)
 }
 
+// Cut blocks the links between members a and b, both ways, until Heal, and
+// leaves every other link alone: while both still reach a third member,
+// the network is not transitive (as bridge makes it).
+func (nw *Net) Cut(a, b int) {
+	nw.block(a, b)
+	nw.block(b, a)
+}
+
 // split partitions the members into groups: every link between members of
 // different groups is blocked both ways. A member in no group is a group of
 // its own.
