@@ -27,9 +27,9 @@ import (
 // slowest member, as in Galera.
 //
 // A member counts only once it has been within half the limit (caught up),
-// so a member that restarts or joins with a large backlog does not stop
-// the cluster while it catches up, and a member that does not answer does
-// not count. A member that keeps commits paused longer than
+// and stops counting when it has not answered for fcFresh, so a member
+// that restarts, joins or comes back from a partition with a large backlog
+// does not stop the cluster while it catches up. A member that keeps commits paused longer than
 // Config.FlowControlMaxPause is reported (a warning, and Status.Lagging)
 // and no longer counts until it has caught up again: one sick member does
 // not stop the cluster for good, and it is not silently stale either.

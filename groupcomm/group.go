@@ -246,10 +246,7 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
 	}
-	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
-	if lc := g.lastContact(); lc >= 0 && g.raft.State() != raft.Leader {
-		deadline = deadline.Add(-lc)
-	}
+	deadline := g.notPrimaryDeadline()
 	for {
 		idx, err := g.order(ctx, data)
 		if errors.Is(err, ErrNotLeader) {
@@ -323,6 +320,17 @@ func translateApplyErr(err error) error {
 	}
 }
 
+// notPrimaryDeadline is when a call that finds no leader to reach gives up
+// with ErrNotPrimary: NotPrimaryTimeout after this member last heard from
+// a leader, or from now if it never did (or leads).
+func (g *Group) notPrimaryDeadline() time.Time {
+	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
+	if lc := g.lastContact(); lc >= 0 && g.raft.State() != raft.Leader {
+		deadline = deadline.Add(-lc)
+	}
+	return deadline
+}
+
 // reachableLeader returns the address of the leader a follower forwards
 // to: "" when it knows none, or has not heard from it for a
 // HeartbeatTimeout, after which Raft itself starts an election.
@@ -363,7 +371,7 @@ func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
 // served after WaitIndex(ReadIndex()) is linearizable. Errors are as for
 // Broadcast; nothing is ever written.
 func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
-	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
+	deadline := g.notPrimaryDeadline()
 	for {
 		idx, err := g.readIndexOnce(ctx)
 		if errors.Is(err, ErrNotLeader) {
@@ -392,11 +400,11 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 		}
 		return f.Index(), nil
 	}
-	addr, _ := g.raft.LeaderWithID()
+	addr := g.reachableLeader()
 	if addr == "" {
 		return 0, ErrNotLeader
 	}
-	idx, err := g.fwd.forward(ctx, string(addr), nil)
+	idx, err := g.fwd.forward(ctx, addr, nil)
 	if errors.Is(err, ErrIndeterminate) {
 		return 0, ErrNotLeader // a read index has no side effect: ask again
 	}
