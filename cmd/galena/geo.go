@@ -152,14 +152,14 @@ func stockKey(i int) []byte   { return fmt.Appendf(nil, "shop/stock/%04d", i) }
 
 // regionStats is what one region's clients measured.
 type regionStats struct {
-	commits              map[string][]time.Duration // latencies of the commit calls, by the member that led as each ended
-	reads, moves         []time.Duration            // latencies: snapshot reads, a moved user's first read
-	conflicts, errors    int
-	firstError           error
-	missed               int // moved users who did not see their own change
-	acked                map[int][]string
-	maybe                map[int][]string // changes whose outcome is unknown
-	checkouts, uncertain map[int]int      // items taken, acknowledged and unknown
+	commits                map[string][]time.Duration // latencies of the commit calls, by the member that led as each ended
+	reads, linReads, moves []time.Duration            // latencies: snapshot reads, linearizable reads, a moved user's first read
+	conflicts, errors      int
+	firstError             error
+	missed                 int // moved users who did not see their own change
+	acked                  map[int][]string
+	maybe                  map[int][]string // changes whose outcome is unknown
+	checkouts, uncertain   map[int]int      // items taken, acknowledged and unknown
 }
 
 func newRegionStats() *regionStats {
@@ -178,7 +178,7 @@ func (s *regionStats) merge(o *regionStats) {
 	for l, lat := range o.commits {
 		s.commits[l] = append(s.commits[l], lat...)
 	}
-	s.reads, s.moves = append(s.reads, o.reads...), append(s.moves, o.moves...)
+	s.reads, s.linReads, s.moves = append(s.reads, o.reads...), append(s.linReads, o.linReads...), append(s.moves, o.moves...)
 	s.conflicts, s.missed = s.conflicts+o.conflicts, s.missed+o.missed
 	s.errors += o.errors
 	if s.firstError == nil {
@@ -220,8 +220,10 @@ func (s *shopper) run(ctx context.Context, until time.Time) {
 			_, _, err = s.change(ctx, s.cl)
 		case p < 60:
 			err = s.checkout(ctx)
+		case p < 90:
+			err = s.read(ctx, false)
 		case p < 95:
-			err = s.read(ctx)
+			err = s.read(ctx, true)
 		default:
 			err = s.move(ctx)
 		}
@@ -330,15 +332,25 @@ func (s *shopper) commit(ctx context.Context, cl *client.Client, fn func(tx *cli
 }
 
 // read reads a profile at a snapshot of the region's member.
-func (s *shopper) read(ctx context.Context) error {
+// With linearizable, it sees every commit acknowledged before it began,
+// wherever: it asks the leader.
+func (s *shopper) read(ctx context.Context, linearizable bool) error {
 	u := s.rnd.IntN(s.o.Users)
-	began := time.Now()
-	_, err := s.cl.Get(ctx, profileKey(u))
-	if err == nil || errors.Is(err, client.ErrNotFound) {
-		s.st.reads = append(s.st.reads, time.Since(began))
-		return nil
+	var opts []client.TxnOption
+	if linearizable {
+		opts = append(opts, client.Linearizable())
 	}
-	return err
+	began := time.Now()
+	_, err := s.cl.Get(ctx, profileKey(u), opts...)
+	if err != nil && !errors.Is(err, client.ErrNotFound) {
+		return err
+	}
+	if linearizable {
+		s.st.linReads = append(s.st.linReads, time.Since(began))
+	} else {
+		s.st.reads = append(s.st.reads, time.Since(began))
+	}
+	return nil
 }
 
 // move is a user who changes their profile here, then travels: their
@@ -393,6 +405,9 @@ type geoReport struct {
 	Unknown  int      // profile changes of unknown outcome
 	Checkout int      // checkouts acknowledged
 	Stock    []string // items whose stock does not add up, with why
+	// FlowPaused is how long flow control held commits back, summed over
+	// the members (each counts while it leads).
+	FlowPaused time.Duration
 }
 
 // runGeo is `galena demo --geo`.
@@ -612,6 +627,9 @@ func (r *geoReport) check(ctx context.Context, c *localCluster, g geoOptions) er
 		return err
 	}
 	r.Seqno = seq
+	for _, nd := range c.Nodes {
+		r.FlowPaused += nd.Status().FlowControl.Paused
+	}
 	all := newRegionStats()
 	for _, st := range r.Regions {
 		all.merge(st)
@@ -703,6 +721,13 @@ func (r *geoReport) print(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	var lin []string
+	for i, st := range r.Regions {
+		slices.Sort(st.linReads)
+		lin = append(lin, fmt.Sprintf("%s %d, p50 %s p99 %s", geoRegions[i], len(st.linReads), msf(rank(st.linReads, 0.5)), msf(rank(st.linReads, 0.99))))
+	}
+	fmt.Fprintf(w, "lin. reads  %s (each asks the leader, which checks with a majority that it still leads)\n", strings.Join(lin, "; "))
+	fmt.Fprintf(w, "flow        commits held back %v in all (flow control)\n", r.FlowPaused.Round(time.Millisecond))
 	var moves []time.Duration
 	missed := 0
 	for _, st := range r.Regions {

@@ -40,6 +40,9 @@ func TestDemoGeo(t *testing.T) {
 			t.Errorf("%s: a commit took %v, below the floor %v", geoRegions[i], slices.Min(lat), floor)
 		}
 		conflicts, moves = conflicts+st.conflicts, moves+len(st.moves)
+		if len(st.linReads) == 0 {
+			t.Errorf("%s: no linearizable read", geoRegions[i])
+		}
 		if st.missed > 0 {
 			t.Errorf("%s: %d moved users did not read their own change", geoRegions[i], st.missed)
 		}
