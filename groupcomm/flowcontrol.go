@@ -122,6 +122,7 @@ func (f *flowControl) run() {
 	defer t.Stop()
 	ps := newPollers(f.g)
 	defer ps.stop()
+	held := map[string]time.Duration{} // in the current pause, by member
 	for {
 		select {
 		case <-f.g.closing:
@@ -140,14 +141,20 @@ func (f *flowControl) run() {
 			continue
 		}
 		ps.sync(ms)
-		by, backlog := f.worst(ms, ps.answers(now), now)
+		by, backlog := f.worst(ms, ps.answers(now))
+		if f.paused() {
+			held[f.holder()] += fcInterval
+		} else {
+			clear(held)
+		}
 		switch {
 		case by == "" || backlog <= f.limit/2 || backlog <= f.limit && !f.paused():
 			f.set("", 0, now)
-		case f.paused() && now.Sub(f.pausedSince()) > f.maxPause:
+		case held[by] > f.maxPause:
 			f.release(by)
 			f.g.lg.Warn("flow control: a member has been too far behind for too long; commits no longer wait for it until it catches up",
-				zap.String("member", by), zap.Uint64("backlog", backlog), zap.Duration("held", now.Sub(f.pausedSince())))
+				zap.String("member", by), zap.Uint64("backlog", backlog), zap.Duration("held", held[by]))
+			delete(held, by)
 			f.set("", 0, now)
 		default:
 			f.set(by, backlog, now)
@@ -165,11 +172,11 @@ func (f *flowControl) reason() string {
 	return fmt.Sprintf("%s is %d log entries behind (limit %d)", f.by, f.backlog, f.limit)
 }
 
-// pausedSince is when commits were last held back.
-func (f *flowControl) pausedSince() time.Time {
+// holder is the member whose backlog holds commits back now.
+func (f *flowControl) holder() string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.since
+	return f.by
 }
 
 // release stops counting member id and reports it lagging.
@@ -192,10 +199,10 @@ func (f *flowControl) counts(id string) bool {
 // worst returns, of the voters in ms that keep data, the one with the
 // largest backlog among those that count, given the members' latest
 // answers. A member within half the limit counts from then on (and is no
-// longer lagging); one without a fresh answer no longer counts, so that it
-// must catch up again once it answers; members no longer in ms are
-// forgotten.
-func (f *flowControl) worst(ms []Member, answers map[string]PeerState, now time.Time) (string, uint64) {
+// longer lagging); one without a fresh answer, or no longer a voter, no
+// longer counts, so that it must catch up again first; members no longer
+// in ms are forgotten.
+func (f *flowControl) worst(ms []Member, answers map[string]PeerState) (string, uint64) {
 	if !f.g.cfg.Arbitrator {
 		answers[f.g.cfg.ID] = PeerState{Applied: f.g.AppliedIndex()}
 	}
@@ -203,8 +210,11 @@ func (f *flowControl) worst(ms []Member, answers map[string]PeerState, now time.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := func(id string) bool { return slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id }) }
+	voter := func(id string) bool {
+		return slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id && m.Voter })
+	}
 	f.lagging = slices.DeleteFunc(f.lagging, func(id string) bool { return !in(id) })
-	f.counted = slices.DeleteFunc(f.counted, func(id string) bool { _, ok := answers[id]; return !ok })
+	f.counted = slices.DeleteFunc(f.counted, func(id string) bool { _, ok := answers[id]; return !ok || !voter(id) })
 	var by string
 	var worst uint64
 	for _, m := range ms {
@@ -233,8 +243,8 @@ const fcFresh = time.Second
 type pollers struct {
 	g    *Group
 	mu   sync.Mutex
-	last map[string]polled
-	live map[string]context.CancelFunc // by member id
+	last map[string]polled             // by member id
+	live map[Member]context.CancelFunc // by member id and address
 	wg   sync.WaitGroup
 }
 
@@ -244,30 +254,33 @@ type polled struct {
 }
 
 func newPollers(g *Group) *pollers {
-	return &pollers{g: g, last: map[string]polled{}, live: map[string]context.CancelFunc{}}
+	return &pollers{g: g, last: map[string]polled{}, live: map[Member]context.CancelFunc{}}
 }
 
 // sync runs a poller for each member of ms other than this one, and stops
-// the others.
+// the others, forgetting their answers.
 func (p *pollers) sync(ms []Member) {
-	want := map[string]Member{}
+	want := map[Member]bool{}
 	for _, m := range ms {
-		if m.ID != p.g.cfg.ID {
-			want[m.ID] = m
+		if m.ID != p.g.cfg.ID && m.Addr != "" {
+			want[Member{ID: m.ID, Addr: m.Addr}] = true
 		}
 	}
-	for id, cancel := range p.live {
-		if m, ok := want[id]; !ok || m.Addr == "" {
+	for m, cancel := range p.live {
+		if !want[m] {
 			cancel()
-			delete(p.live, id)
+			delete(p.live, m)
+			p.mu.Lock()
+			delete(p.last, m.ID)
+			p.mu.Unlock()
 		}
 	}
-	for id, m := range want {
-		if _, ok := p.live[id]; ok {
+	for m := range want {
+		if _, ok := p.live[m]; ok {
 			continue
 		}
 		ctx, cancel := context.WithCancel(p.g.ctx)
-		p.live[id] = cancel
+		p.live[m] = cancel
 		p.wg.Go(func() { p.poll(ctx, m) })
 	}
 }

@@ -312,8 +312,11 @@ func (g *Group) serveForward(nc net.Conn) {
 	stop := context.AfterFunc(g.ctx, func() { nc.Close() })
 	defer stop()
 	defer nc.Close()
-	q, reads := make(chan raftCall, 1024), make(chan raftCall, 1024)
-	w := &fwdWriter{nc: nc, w: bufio.NewWriterSize(nc, 16<<10), held: g.fc.paused}
+	// More than a follower's commits in flight (txn's default 1024), so
+	// that entries held by flow control do not stop the reader before the
+	// read requests behind them.
+	q, reads := make(chan raftCall, 4096), make(chan raftCall, 1024)
+	w := &fwdWriter{nc: nc, w: bufio.NewWriterSize(nc, 16<<10)}
 	if !g.goTracked(func() { w.respond(q) }) {
 		return
 	}
@@ -370,8 +373,9 @@ type raftCall struct {
 // forwardResult is what the responder waits on: an append or a read index.
 type forwardResult interface {
 	// wait returns the index and, for an append, the entry's term once
-	// known, or the error Raft gave.
-	wait() (index, term uint64, err error)
+	// known, or the error Raft gave. It calls idle first if it has to
+	// wait for them.
+	wait(idle func()) (index, term uint64, err error)
 }
 
 // refused answers a forwarded entry the leader would not append: the
@@ -379,7 +383,7 @@ type forwardResult interface {
 // follower gets "never appended" and, after retrying, ErrNotPrimary.
 type refused struct{}
 
-func (refused) wait() (uint64, uint64, error) { return 0, 0, raft.ErrNotLeader }
+func (refused) wait(func()) (uint64, uint64, error) { return 0, 0, raft.ErrNotLeader }
 
 // forwardedAppend is a forwarded entry in the leader's group commit. The
 // follower is answered as soon as the entry commits, not once the leader
@@ -391,10 +395,22 @@ type forwardedAppend struct {
 	closing <-chan struct{}
 }
 
-func (a forwardedAppend) wait() (uint64, uint64, error) {
-	e, err := a.c.wait(context.Background(), a.closing)
-	if err != nil {
-		return 0, 0, err
+func (a forwardedAppend) wait(idle func()) (uint64, uint64, error) {
+	var e *appended
+	select {
+	case e = <-a.c.entry:
+	default:
+		idle() // not yet in an entry: flow control may hold it
+		var err error
+		if e, err = a.c.wait(context.Background(), a.closing); err != nil {
+			return 0, 0, err
+		}
+	}
+	select {
+	case <-e.committed:
+	case <-e.answered:
+	default:
+		idle()
 	}
 	select {
 	case <-e.committed:
@@ -412,22 +428,33 @@ func (a forwardedAppend) wait() (uint64, uint64, error) {
 // fwdWriter writes the answers of one stream, from two responders: one
 // for the entries, one for the read indexes.
 type fwdWriter struct {
-	nc   net.Conn
-	held func() bool // flow control holds entries back: the next may be long
-	mu   sync.Mutex
-	w    *bufio.Writer
+	nc net.Conn
+	mu sync.Mutex
+	w  *bufio.Writer
 }
 
-// respond answers the calls of q in order as each is known; it flushes
-// once q is empty, or while flow control holds the entries still to be
-// answered back.
+// flush sends what is buffered; a failure closes the connection, which the
+// reader sees and stops on (the responders keep draining their queues).
+func (fw *fwdWriter) flush() {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	if fw.w.Buffered() > 0 {
+		if err := fw.w.Flush(); err != nil {
+			fw.nc.Close()
+		}
+	}
+}
+
+// respond answers the calls of q in order as each is known. It flushes
+// once q is empty, and before it waits for a call that is not answered
+// yet, so that no answer waits in the buffer for a later one.
 func (fw *fwdWriter) respond(q <-chan raftCall) {
 	var hdr [21]byte
 	var term [8]byte
 	for call := range q {
 		code, idx, msg := fwdNotLeader, uint64(0), []byte(nil)
 		if call.f != nil {
-			i, t, err := call.f.wait()
+			i, t, err := call.f.wait(fw.flush)
 			switch {
 			case err == nil:
 				code, idx = fwdOK, i
@@ -447,11 +474,9 @@ func (fw *fwdWriter) respond(q <-chan raftCall) {
 		fw.mu.Lock()
 		fw.w.Write(hdr[:])
 		fw.w.Write(msg)
-		if len(q) == 0 || fw.held() {
-			if err := fw.w.Flush(); err != nil {
-				fw.nc.Close() // the reader sees it and stops; keep draining q
-			}
-		}
 		fw.mu.Unlock()
+		if len(q) == 0 {
+			fw.flush()
+		}
 	}
 }

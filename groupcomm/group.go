@@ -292,10 +292,13 @@ func (g *Group) applyLocal(ctx context.Context, data []byte) (uint64, error) {
 	}
 	e, err := c.wait(ctx, g.closing)
 	if err != nil && g.app.withdraw(c) {
-		if ctx.Err() == nil {
+		switch {
+		case ctx.Err() == nil:
 			return 0, ErrClosed
+		case g.fc.paused():
+			return 0, fmt.Errorf("%w until %v: %s", ErrHeldBack, ctx.Err(), g.fc.reason())
 		}
-		return 0, fmt.Errorf("%w until %v: %s", ErrHeldBack, ctx.Err(), g.fc.reason())
+		return 0, fmt.Errorf("groupcomm: not sent: %w", ctx.Err())
 	}
 	if err != nil {
 		return 0, err
@@ -443,7 +446,10 @@ func (r *readIndex) Index() uint64 { return r.idx }
 
 func (r *readIndex) Error() error { return r.f.Error() }
 
-func (r *readIndex) wait() (uint64, uint64, error) { return r.idx, 0, r.f.Error() }
+func (r *readIndex) wait(idle func()) (uint64, uint64, error) {
+	idle() // the leader's majority check takes a round trip
+	return r.idx, 0, r.f.Error()
+}
 
 // WaitApplied blocks until this member has delivered seqno.
 func (g *Group) WaitApplied(ctx context.Context, seqno uint64) error {

@@ -724,7 +724,11 @@ func (r *geoReport) print(w io.Writer) {
 	var lin []string
 	for i, st := range r.Regions {
 		slices.Sort(st.linReads)
-		lin = append(lin, fmt.Sprintf("%s %d, p50 %s p99 %s", geoRegions[i], len(st.linReads), msf(rank(st.linReads, 0.5)), msf(rank(st.linReads, 0.99))))
+		l := fmt.Sprintf("%s %d", geoRegions[i], len(st.linReads))
+		if len(st.linReads) > 0 {
+			l += fmt.Sprintf(", p50 %s p99 %s", msf(rank(st.linReads, 0.5)), msf(rank(st.linReads, 0.99)))
+		}
+		lin = append(lin, l)
 	}
 	fmt.Fprintf(w, "lin. reads  %s (each asks the leader, which checks with a majority that it still leads)\n", strings.Join(lin, "; "))
 	fmt.Fprintf(w, "flow        commits held back %v in all (flow control)\n", r.FlowPaused.Round(time.Millisecond))
