@@ -77,16 +77,15 @@ func (x *index) writtenIn(start, end []byte, after uint64) ([]byte, uint64, bool
 // each once with the seqno of its newest write here, in key order: for
 // write-sets that scanned many ranges, one sort instead of a walk per range.
 func (x *index) recent(after uint64) []entry {
-	seen := make(map[string]bool)
 	var out []entry
 	for i := len(x.order) - 1; i >= x.head && x.order[i].seqno > after; i-- {
-		if e := x.order[i]; !seen[e.key] {
-			seen[e.key] = true
+		if e := x.order[i]; x.keys[e.key] == e.seqno { // its newest write
 			out = append(out, e)
 		}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.key, b.key) })
-	return out
+	// A write-set that wrote a key twice left two entries of one seqno.
+	return slices.CompactFunc(out, func(a, b entry) bool { return a.key == b.key })
 }
 
 // firstIn is writtenIn over what recent returned.

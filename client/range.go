@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-
-	"github.com/galenadb/galena/api/writesetpb"
 )
 
 // pageSize is how many keys All and DeleteRange read per request.
@@ -105,7 +103,7 @@ func (tx *Txn) DeleteRange(ctx context.Context, start, end []byte) (int, error) 
 		}
 		n++
 	}
-	tx.scans = append(tx.scans, &writesetpb.KeyRange{Start: bytes.Clone(start), End: bytes.Clone(end)})
+	tx.addScan(start, end)
 	return n, nil
 }
 

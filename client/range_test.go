@@ -114,6 +114,17 @@ func TestDeleteRange(t *testing.T) {
 	if kvs, _, err := c.Scan(ctx, nil, nil, 0); err != nil || len(kvs) != 1 || string(kvs[0].Key) != "e" {
 		t.Fatalf("after DeleteRange: %d keys, %v; want e alone", len(kvs), err)
 	}
+	// Serializable, the pages read make one range, which the deleted range
+	// adds nothing to.
+	putKeys(t, c, "d/", 1500)
+	if _, err := Transact(ctx, c, func(tx *Txn) (int, error) { return tx.DeleteRange(ctx, []byte("d/"), PrefixEnd([]byte("d/"))) },
+		Serializable()); err != nil {
+		t.Fatal(err)
+	}
+	ws = lastReq[*galenapb.CommitRequest](t, n, "Commit").GetWriteSet()
+	if len(ws.Scans) != 1 || string(ws.Scans[0].Start) != "d/" || string(ws.Scans[0].End) != "d0" {
+		t.Fatalf("a serializable DeleteRange's ranges %v; want [d/, d0) alone", ws.Scans)
+	}
 	for _, tc := range []struct {
 		start, end string
 		want       error

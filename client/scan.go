@@ -66,15 +66,15 @@ type localWrite struct {
 func (tx *Txn) buffered(start, end []byte) ([]localWrite, int) {
 	var out []localWrite
 	deletes := 0
+	s, e := string(start), string(end) // compared without a copy per write
 	for k, w := range tx.writes {
-		key := []byte(k)
-		if bytes.Compare(key, start) < 0 || (len(end) > 0 && bytes.Compare(key, end) >= 0) {
+		if k < s || (e != "" && k >= e) {
 			continue
 		}
 		if w.del {
 			deletes++
 		}
-		out = append(out, localWrite{key: key, write: w})
+		out = append(out, localWrite{key: []byte(k), write: w})
 	}
 	slices.SortFunc(out, func(a, b localWrite) int { return bytes.Compare(a.key, b.key) })
 	return out, deletes

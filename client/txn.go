@@ -269,6 +269,24 @@ func (tx *Txn) noteScan(start, end []byte, got []KV, limit int) {
 	if limit > 0 && len(got) == limit {
 		end = append(bytes.Clone(got[len(got)-1].Key), 0)
 	}
+	tx.addScan(start, end)
+}
+
+// addScan adds [start, end) (no end: to the last key) to the ranges the
+// write-set carries. A range that continues the last one (the next page of
+// All) extends it, and one the last covers adds nothing, so paging through
+// a range costs the read set one range, not one per page.
+func (tx *Txn) addScan(start, end []byte) {
+	if n := len(tx.scans); n > 0 {
+		last := tx.scans[n-1]
+		switch {
+		case len(last.End) > 0 && bytes.Equal(last.End, start):
+			last.End = bytes.Clone(end)
+			return
+		case bytes.Compare(last.Start, start) <= 0 && (len(last.End) == 0 || len(end) > 0 && bytes.Compare(end, last.End) <= 0):
+			return
+		}
+	}
 	tx.scans = append(tx.scans, &writesetpb.KeyRange{Start: bytes.Clone(start), End: bytes.Clone(end)})
 }
 

@@ -340,8 +340,12 @@ func (s *Store) WrittenIn(start, end []byte, after, before uint64) (key []byte, 
 	defer txn.Discard()
 	opts := badger.DefaultIteratorOptions
 	// Each key's latest version at or below before-1, skipped when it is at
-	// or below after: tables holding nothing newer are not read.
-	opts.Prefix, opts.SinceTs, opts.PrefetchValues = []byte{spaceData}, after, false
+	// or below after: tables holding nothing newer are not read. The
+	// iterator skips to the next key written since, wherever it is, and
+	// reads one more ahead: the prefix the range's bounds share keeps it
+	// from going far past the range.
+	opts.Prefix = internalKey(spaceData, start[:commonPrefix(start, end)])
+	opts.SinceTs, opts.PrefetchValues = after, false
 	it := txn.NewIterator(opts)
 	defer it.Close()
 	it.Seek(internalKey(spaceData, start))
@@ -353,6 +357,19 @@ func (s *Store) WrittenIn(start, end []byte, after, before uint64) (key []byte, 
 		return nil, 0, false, nil
 	}
 	return bytes.Clone(item.Key()[1:]), item.Version(), true, nil
+}
+
+// commonPrefix is the length of the prefix every key of [start, end)
+// shares: that of start and end, none without an end.
+func commonPrefix(start, end []byte) int {
+	if len(end) == 0 {
+		return 0
+	}
+	n := 0
+	for n < len(start) && n < len(end) && start[n] == end[n] {
+		n++
+	}
+	return n
 }
 
 // LookupID returns the outcome stored for write-set id by a record with a
