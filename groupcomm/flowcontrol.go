@@ -131,8 +131,12 @@ func (f *flowControl) run() {
 		case <-t.C:
 		}
 		now := time.Now()
-		ms, err := f.g.Members()
-		if f.g.raft.State() != raft.Leader || err != nil {
+		var ms []Member
+		err := ErrNotLeader
+		if f.g.raft.State() == raft.Leader {
+			ms, err = f.g.Members()
+		}
+		if err != nil {
 			ps.sync(nil)
 			f.set("", 0, now)
 			f.mu.Lock()
@@ -285,18 +289,30 @@ func (p *pollers) sync(ms []Member) {
 	}
 }
 
-// poll asks m until ctx ends.
+// poll asks m until ctx ends. It logs when m has not answered for fcFresh
+// (it no longer counts), and when it answers again.
 func (p *pollers) poll(ctx context.Context, m Member) {
 	t := time.NewTicker(fcInterval)
 	defer t.Stop()
+	answering, lastOK := true, time.Now()
 	for {
 		ask, cancel := context.WithTimeout(ctx, fcFresh)
 		st, err := p.g.cfg.Peers.Applied(ask, m)
 		cancel()
-		if err == nil {
+		switch {
+		case err == nil:
+			lastOK = time.Now()
 			p.mu.Lock()
-			p.last[m.ID] = polled{st: st, at: time.Now()}
+			p.last[m.ID] = polled{st: st, at: lastOK}
 			p.mu.Unlock()
+			if !answering {
+				p.g.lg.Info("flow control: member answers again", zap.String("member", m.ID))
+			}
+			answering = true
+		case ctx.Err() == nil && answering && time.Since(lastOK) >= fcFresh:
+			p.g.lg.Warn("flow control: member does not answer; commits do not wait for it until it answers and catches up",
+				zap.String("member", m.ID), zap.String("addr", m.Addr), zap.Error(err))
+			answering = false
 		}
 		select {
 		case <-ctx.Done():

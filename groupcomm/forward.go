@@ -451,10 +451,11 @@ func (fw *fwdWriter) flush() {
 func (fw *fwdWriter) respond(q <-chan raftCall) {
 	var hdr [21]byte
 	var term [8]byte
+	flush := fw.flush
 	for call := range q {
 		code, idx, msg := fwdNotLeader, uint64(0), []byte(nil)
 		if call.f != nil {
-			i, t, err := call.f.wait(fw.flush)
+			i, t, err := call.f.wait(flush)
 			switch {
 			case err == nil:
 				code, idx = fwdOK, i

@@ -54,21 +54,22 @@ func (s *zapSink) Accept(name string, level hclog.Level, msg string, args ...int
 	if level = demote(level, msg, args); level < hclog.Info {
 		return
 	}
-	fields := make([]zap.Field, 0, len(args)/2+2)
+	skipped := 0
+	if level >= hclog.Warn {
+		var ok bool
+		if skipped, ok = s.due(msg, peerOf(args)); !ok {
+			return // before the fields are built: most repeats are dropped
+		}
+	}
+	fields := make([]zap.Field, 0, len(args)/2+3)
 	fields = append(fields, zap.String("component", name))
 	for i := 0; i+1 < len(args); i += 2 {
 		if k, ok := args[i].(string); ok {
 			fields = append(fields, field(k, args[i+1]))
 		}
 	}
-	if level >= hclog.Warn {
-		skipped, ok := s.due(msg, peerOf(args))
-		if !ok {
-			return
-		}
-		if skipped > 0 {
-			fields = append(fields, zap.Int("repeated", skipped), zap.Duration("over", repeatEvery))
-		}
+	if skipped > 0 {
+		fields = append(fields, zap.Int("repeated", skipped), zap.Duration("over", repeatEvery))
 	}
 	switch {
 	case level >= hclog.Error:

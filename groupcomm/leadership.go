@@ -175,8 +175,7 @@ func (g *Group) preferredLeader() (Member, bool) {
 	if err != nil {
 		return Member{}, false
 	}
-	self := g.rank(g.cfg.ID)
-	for _, id := range g.cfg.LeaderPreference[:min(self, len(g.cfg.LeaderPreference))] {
+	for _, id := range g.cfg.LeaderPreference[:g.rank(g.cfg.ID)] {
 		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id && m.Voter })
 		if i < 0 {
 			continue

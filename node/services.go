@@ -52,14 +52,21 @@ func (m clusterMember) Backup(w io.Writer) (groupcomm.Position, error) {
 }
 func (m clusterMember) Removed() { m.n.removed() }
 
-// Applied is the applier's position, digest and checkpoints; an
-// arbitrator has none.
-func (m clusterMember) Applied() (groupcomm.Position, [32]byte, []certification.Checkpoint, bool) {
+// Applied is the applier's position and digest; an arbitrator has none.
+func (m clusterMember) Applied() (groupcomm.Position, [32]byte, bool) {
 	if m.n.applier == nil {
-		return groupcomm.Position{}, [32]byte{}, nil, false
+		return groupcomm.Position{}, [32]byte{}, false
 	}
 	at, d := m.n.applier.Digest()
-	return at, d, m.n.applier.Checkpoints(), true
+	return at, d, true
+}
+
+// Checkpoints are the applier's recent checkpoints; an arbitrator has none.
+func (m clusterMember) Checkpoints() []certification.Checkpoint {
+	if m.n.applier == nil {
+		return nil
+	}
+	return m.n.applier.Checkpoints()
 }
 
 // txnStore is storage as the txn service reads it: the outcome stored

@@ -250,13 +250,23 @@ type localCluster struct {
 // any free ports), with data in a new temporary directory; they log
 // warnings and errors to logOut.
 func startLocal(logOut io.Writer, basePort int) (*localCluster, error) {
-	lvl := zap.NewAtomicLevelAt(zap.WarnLevel)
-	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
-	c, err := local.Start(local.Config{Members: demoMembers, BasePort: basePort, Member: func(_ int, cfg *node.Config) {
+	return startLocalWith(logOut, local.Config{Members: demoMembers, BasePort: basePort, Member: func(_ int, cfg *node.Config) {
 		// Raft timeouts shortened for loopback.
 		cfg.Group.HeartbeatTimeout, cfg.Group.ElectionTimeout, cfg.Group.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg
 	}})
+}
+
+// startLocalWith starts the members of lc, in a new temporary directory,
+// logging warnings and errors to logOut, each stopping within 2 s.
+func startLocalWith(logOut io.Writer, lc local.Config) (*localCluster, error) {
+	lvl := zap.NewAtomicLevelAt(zap.WarnLevel)
+	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
+	edit := lc.Member
+	lc.Member = func(i int, cfg *node.Config) {
+		edit(i, cfg)
+		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg
+	}
+	c, err := local.Start(lc)
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/galenadb/galena/internal/netem"
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/local"
-	"go.uber.org/zap"
 )
 
 // galena demo --geo: a shop with users in Europe and Asia. Members eu and
@@ -86,23 +85,23 @@ func parseGeoDelays(s string) (geoDelays, error) {
 	return d, nil
 }
 
-func (o geoOptions) validate() error {
+// validate checks o and returns its delays.
+func (o geoOptions) validate() (geoDelays, error) {
 	switch {
 	case o.Third != "arbitrator" && o.Third != "data":
-		return usagef("--third must be arbitrator or data, got %q", o.Third)
+		return geoDelays{}, usagef("--third must be arbitrator or data, got %q", o.Third)
 	case o.Leader != "" && o.Leader != "writes" && !slices.Contains(geoRegions, o.Leader):
-		return usagef("--leader must be eu, asia, me or writes, got %q", o.Leader)
+		return geoDelays{}, usagef("--leader must be eu, asia, me or writes, got %q", o.Leader)
 	case o.EUShare < 0 || o.EUShare > 1:
-		return usagef("--eu-share must be in 0..1, got %v", o.EUShare)
+		return geoDelays{}, usagef("--eu-share must be in 0..1, got %v", o.EUShare)
 	case o.Leader == "me" && o.Third == "arbitrator":
-		return usagef("--leader me needs --third data: an arbitrator hands leadership over")
+		return geoDelays{}, usagef("--leader me needs --third data: an arbitrator hands leadership over")
 	case o.Users < 1 || o.Users > 10000:
-		return usagef("--users must be in 1..10000, got %d", o.Users)
+		return geoDelays{}, usagef("--users must be in 1..10000, got %d", o.Users)
 	case o.Items < 1 || o.Items > 10000:
-		return usagef("--items must be in 1..10000, got %d", o.Items)
+		return geoDelays{}, usagef("--items must be in 1..10000, got %d", o.Items)
 	}
-	_, err := parseGeoDelays(o.Delays)
-	return err
+	return parseGeoDelays(o.Delays)
 }
 
 // floor is the least a commit taken by the member of region r can wait
@@ -202,8 +201,8 @@ func (s *regionStats) merge(o *regionStats) {
 type shopper struct {
 	region, id int
 	o          geoOptions
-	cl         *client.Client   // of its region's member
-	away       []*client.Client // of the other user regions' members, by region
+	cl         *client.Client // of its region's member
+	away       *client.Client // of the other region's member
 	st         *regionStats
 	leader     *atomic.Pointer[string] // the member leading now, as last seen
 	rnd        *rand.Rand
@@ -310,22 +309,15 @@ func (s *shopper) checkout(ctx context.Context) error {
 // conflicts and timing each commit call that succeeds.
 func (s *shopper) commit(ctx context.Context, cl *client.Client, fn func(tx *client.Txn) error) error {
 	for {
-		tx, err := cl.Begin(ctx)
-		if err != nil {
-			return err
-		}
-		if err := fn(tx); err != nil {
-			tx.Rollback()
-			return err
-		}
 		began := time.Now()
-		_, err = tx.Commit(ctx)
-		if err == nil {
+		committed, err := commitOnce(ctx, cl, fn)
+		switch {
+		case err != nil:
+			return err
+		case committed:
 			l := *s.leader.Load()
 			s.st.commits[l] = append(s.st.commits[l], time.Since(began))
-		}
-		if !errors.Is(err, client.ErrConflict) {
-			return err
+			return nil
 		}
 		s.st.conflicts++
 	}
@@ -361,7 +353,7 @@ func (s *shopper) move(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	there := s.away[s.rnd.IntN(len(s.away))]
+	there := s.away
 	there.Observe(s.cl.Seen())
 	began := time.Now()
 	var p profile
@@ -412,10 +404,10 @@ type geoReport struct {
 
 // runGeo is `galena demo --geo`.
 func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Writer) (geoReport, error) {
-	if err := g.validate(); err != nil {
+	delays, err := g.validate()
+	if err != nil {
 		return geoReport{}, err
 	}
-	delays, _ := parseGeoDelays(g.Delays) // validated
 	rep := geoReport{Delays: delays, Third: g.Third}
 	errOut = &lockedWriter{w: errOut}
 	c, err := startGeo(errOut, o.BasePort, delays, g)
@@ -431,7 +423,7 @@ func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Wri
 		return rep, err
 	}
 	if g.Leader != "" && g.Leader != "writes" {
-		if err := c.waitLeader(setup, g.Leader); err != nil {
+		if err := c.WaitLeader(setup, g.Leader); err != nil {
 			return rep, err
 		}
 	}
@@ -486,9 +478,7 @@ func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Wri
 // startGeo starts eu, asia and me on loopback, each connection between them
 // delayed as their regions' link, with the timeouts of a wide-area network.
 func startGeo(logOut io.Writer, basePort int, delays geoDelays, g geoOptions) (*localCluster, error) {
-	lvl := zap.NewAtomicLevelAt(zap.WarnLevel)
-	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
-	c, err := local.Start(local.Config{Members: len(geoRegions), IDs: geoRegions, BasePort: basePort, Member: func(i int, cfg *node.Config) {
+	return startLocalWith(logOut, local.Config{Members: len(geoRegions), IDs: geoRegions, BasePort: basePort, Member: func(i int, cfg *node.Config) {
 		var addrs []string
 		for _, p := range cfg.InitialCluster {
 			addrs = append(addrs, p.Addr)
@@ -503,25 +493,7 @@ func startGeo(logOut io.Writer, basePort int, delays geoDelays, g geoOptions) (*
 		default:
 			cfg.Group.LeaderPreference = []string{g.Leader}
 		}
-		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg
 	}})
-	if err != nil {
-		return nil, err
-	}
-	return &localCluster{Cluster: c, logLevel: lvl}, nil
-}
-
-// leader returns the id of the member that leads, as the first member that
-// knows one says.
-func (c *localCluster) leader() string {
-	for _, nd := range c.Nodes {
-		if nd != nil {
-			if id := nd.Status().LeaderID; id != "" {
-				return id
-			}
-		}
-	}
-	return "none"
 }
 
 // leaderWatch follows which member leads while the shop runs.
@@ -537,7 +509,10 @@ type leaderWatch struct {
 func (c *localCluster) watchLeader(seen *[]string) *leaderWatch {
 	w := &leaderWatch{done: make(chan struct{})}
 	look := func() {
-		l := c.leader()
+		l := c.Leader()
+		if l == "" {
+			l = "none"
+		}
 		if len(*seen) == 0 || (*seen)[len(*seen)-1] != l {
 			*seen = append(*seen, l)
 		}
@@ -566,55 +541,30 @@ func (w *leaderWatch) stop() {
 	w.wg.Wait()
 }
 
-// waitLeader waits until member id leads.
-func (c *localCluster) waitLeader(ctx context.Context, id string) error {
-	t := time.NewTicker(50 * time.Millisecond)
-	defer t.Stop()
-	for c.leader() != id {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to lead: %w", id, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
 // newShoppers returns n shoppers (at least 2), the share g.EUShare of them
 // in eu (at least one in each region) and the rest in asia, each with a
 // client of its region's member and one of the other's.
 func newShoppers(eps []string, n int, g geoOptions) ([]*shopper, func(), error) {
 	n = max(n, 2)
 	inEU := min(max(int(math.Round(float64(n)*g.EUShare)), 1), n-1)
-	var cls []*client.Client
-	closeAll := func() { closeClients(cls) }
-	pinned := func(region int) (*client.Client, error) {
-		cl, err := client.New(client.Config{Endpoints: []string{eps[region]}})
-		if err == nil {
-			cls = append(cls, cl)
+	regions := make([]int, n)
+	var pairs []string // each shopper's region's member, then the other's
+	for i := range regions {
+		if i >= inEU {
+			regions[i] = 1
 		}
-		return cl, err
+		pairs = append(pairs, eps[regions[i]], eps[1-regions[i]])
+	}
+	cls, err := pinnedClients(len(pairs), pairs, client.Config{})
+	if err != nil {
+		return nil, nil, err
 	}
 	var shoppers []*shopper
-	for i := range n {
-		region := 0
-		if i >= inEU {
-			region = 1
-		}
-		here, err := pinned(region)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		away, err := pinned(1 - region)
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		shoppers = append(shoppers, &shopper{region: region, id: i, o: g, cl: here, away: []*client.Client{away},
+	for i, region := range regions {
+		shoppers = append(shoppers, &shopper{region: region, id: i, o: g, cl: cls[2*i], away: cls[2*i+1],
 			st: newRegionStats(), rnd: rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))})
 	}
-	return shoppers, closeAll, nil
+	return shoppers, func() { closeClients(cls) }, nil
 }
 
 // check waits until every data member has applied the same seqno, then
@@ -670,7 +620,11 @@ func (r *geoReport) check(ctx context.Context, c *localCluster, g geoOptions) er
 				if err != nil {
 					return err
 				}
-				n, _ := strconv.Atoi(string(v))
+				n, err := strconv.Atoi(string(v))
+				if err != nil {
+					r.Stock = append(r.Stock, fmt.Sprintf("%s: item %d holds %q, not a count", nd.ID(), item, v))
+					continue
+				}
 				hi := g.Stock - all.checkouts[item]
 				if n > hi || n < hi-all.uncertain[item] || n < 0 {
 					r.Stock = append(r.Stock, fmt.Sprintf("%s: item %d holds %d, want %d (less up to %d of unknown outcome)", nd.ID(), item, n, hi, all.uncertain[item]))

@@ -87,7 +87,7 @@ func TestGeoDelays(t *testing.T) {
 		{Delays: defaultGeoDelays, Third: "data", Users: 0, Items: 1},
 		{Delays: defaultGeoDelays, Third: "data", Users: 1, Items: 1, EUShare: 1.5},
 	} {
-		if err := bad.validate(); err == nil {
+		if _, err := bad.validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}

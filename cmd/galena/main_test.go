@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/galenadb/galena/api"
 	"github.com/galenadb/galena/node"
-	"github.com/spf13/pflag"
 )
 
 // runCLI runs a command line in-process and returns its exit code and output.
@@ -184,12 +184,12 @@ func TestStartNetworkWAN(t *testing.T) {
 	}
 	fl := cmd.Flags()
 	f := startFlags{id: "eu", addr: "127.0.0.1:7009", data: "/tmp/x", join: "127.0.0.1:7001", clusterToken: "t", logLevel: "info", logFormat: "console",
-		network: "wan", set: map[string]bool{}, leaderPreference: "eu, asia", flowControlLimit: 64, flowControlMaxPause: time.Minute,
+		network: "wan", leaderPreference: "eu, asia", flowControlLimit: 64, flowControlMaxPause: time.Minute,
 		snapshotThreshold: 1, trailingLogs: 1, checkpointInterval: 1, retainSeqnos: 1, maxInflightCommits: 1, maxInflightBytes: 16 << 20}
-	fl.Visit(func(fl *pflag.Flag) { f.set[fl.Name] = true })
 	f.heartbeatTimeout, _ = fl.GetDuration("heartbeat-timeout")
 	f.electionTimeout, _ = fl.GetDuration("election-timeout")
 	f.notPrimaryTimeout, _ = fl.GetDuration("not-primary-timeout")
+	f.presetNetwork(fl) // as start's RunE does
 	cfg, err := f.config(&bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -322,18 +322,9 @@ func TestPercentiles(t *testing.T) {
 	}
 }
 
-// statusRow is what the tests read of one line of `galena status --json`.
-type statusRow struct {
-	ID            string `json:"id"`
-	State         string `json:"state"`
-	Error         string `json:"error"`
-	LastContactMs int64  `json:"last_contact_ms"`
-	Term          uint64 `json:"term"`
-	ClusterSize   int    `json:"cluster_size"`
-	Role          string `json:"role"`
-	ClusterID     string `json:"cluster_id"`
-	RaftState     string `json:"raft_state"`
-}
+// statusRow is one line of `galena status --json`: the shape /status
+// serves too.
+type statusRow = api.StatusView
 
 // The client flags show in the help of the commands that talk to a
 // cluster, not in that of start, demo, cert or version; completion scripts

@@ -36,8 +36,7 @@ type startFlags struct {
 	heartbeatTimeout               time.Duration
 	electionTimeout                time.Duration
 	notPrimaryTimeout              time.Duration
-	network                        string          // lan or wan: the preset of the timeouts above
-	set                            map[string]bool // the flags given on the command line
+	network                        string // lan or wan: the preset of the timeouts above
 	leaderPreference               string
 	leaderFollowsWrites            bool
 	flowControlLimit               uint64
@@ -110,8 +109,7 @@ network.`,
     --tls-cert certs/n1.crt --tls-key certs/n1.key --tls-ca certs/ca.crt --client-cert-auth`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			f.set = map[string]bool{}
-			cmd.Flags().Visit(func(fl *pflag.Flag) { f.set[fl.Name] = true })
+			f.presetNetwork(cmd.Flags())
 			cfg, err := f.config(cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -262,7 +260,7 @@ func (f startFlags) tuning(cfg *node.Config) error {
 			byteSize(cfg.Txn.Limits.MaxWriteSetSize), f.maxInflightBytes)
 	}
 	cfg.Txn.MaxInflightCommits, cfg.Txn.MaxInflightBytes = f.maxInflightCommits, int(f.maxInflightBytes)
-	cfg.Group.NotPrimaryTimeout = f.preset("not-primary-timeout", f.notPrimaryTimeout, cfg.Group.NotPrimaryTimeout)
+	cfg.Group.NotPrimaryTimeout = f.notPrimaryTimeout
 	cfg.Group.FlowControlLimit, cfg.Group.FlowControlMaxPause = f.flowControlLimit, f.flowControlMaxPause
 	cfg.Group.LeaderFollowsWrites = f.leaderFollowsWrites
 	if f.leaderPreference != "" {
@@ -288,21 +286,32 @@ func (f startFlags) timeouts(cfg *node.Config) error {
 		return usagef("--election-timeout must be positive, got %v", f.electionTimeout)
 	}
 	g := &cfg.Group
-	g.HeartbeatTimeout = f.preset("heartbeat-timeout", f.heartbeatTimeout, g.HeartbeatTimeout)
-	g.ElectionTimeout = f.preset("election-timeout", f.electionTimeout, g.ElectionTimeout)
+	g.HeartbeatTimeout, g.ElectionTimeout = f.heartbeatTimeout, f.electionTimeout
 	if g.LeaderLeaseTimeout > g.HeartbeatTimeout {
 		g.LeaderLeaseTimeout = g.HeartbeatTimeout / 2
 	}
 	return nil
 }
 
-// preset is the value of the timeout flag name: v, unless --network wan
-// and the flag was not given, then the preset's.
-func (f startFlags) preset(name string, v, preset time.Duration) time.Duration {
-	if f.network == "wan" && !f.set[name] {
-		return preset
+// presetNetwork gives the timeouts not set on the command line fl the
+// values of --network wan, when it is given.
+func (f *startFlags) presetNetwork(fl *pflag.FlagSet) {
+	if f.network != "wan" {
+		return
 	}
-	return v
+	w := node.WANConfig().Group
+	for name, v := range map[string]struct {
+		dst *time.Duration
+		wan time.Duration
+	}{
+		"heartbeat-timeout":   {&f.heartbeatTimeout, w.HeartbeatTimeout},
+		"election-timeout":    {&f.electionTimeout, w.ElectionTimeout},
+		"not-primary-timeout": {&f.notPrimaryTimeout, w.NotPrimaryTimeout},
+	} {
+		if !fl.Changed(name) {
+			*v.dst = v.wan
+		}
+	}
 }
 
 // byteSize is a flag value in bytes: a number with an optional KiB, MiB or

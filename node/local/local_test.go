@@ -96,6 +96,18 @@ func TestStartWaitClose(t *testing.T) {
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
+	leader := c.Leader()
+	if !slices.Contains([]string{"n1", "n2", "n3"}, leader) {
+		t.Fatalf("Leader() = %q once synced", leader)
+	}
+	if err := c.WaitLeader(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	none, stop := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer stop()
+	if err := c.WaitLeader(none, "n9"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitLeader for a member that is not there = %v, want its deadline", err)
+	}
 	if err := c.Stop(2); err != nil || c.Nodes[2] != nil {
 		t.Fatalf("Stop: %v", err)
 	}

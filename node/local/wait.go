@@ -49,6 +49,28 @@ func (c *Cluster) WaitSynced(ctx context.Context) error {
 	return nil
 }
 
+// Leader returns the id of the member that leads, as the first running
+// member that knows one says; "" when none does.
+func (c *Cluster) Leader() string {
+	for _, nd := range c.Nodes {
+		if nd != nil {
+			if id := nd.Status().LeaderID; id != "" {
+				return id
+			}
+		}
+	}
+	return ""
+}
+
+// WaitLeader waits until member id leads. It fails when a member fails or
+// ctx ends first.
+func (c *Cluster) WaitLeader(ctx context.Context, id string) error {
+	if err := c.poll(ctx, 20*time.Millisecond, func() bool { return c.Leader() == id }); err != nil {
+		return fmt.Errorf("waiting for %s to lead: %w", id, err)
+	}
+	return nil
+}
+
 // WaitSame waits until every running member that keeps data (not an
 // arbitrator) has applied the same seqno, and returns it once their
 // digests there agree; it fails with ErrDiverged when they do not, and

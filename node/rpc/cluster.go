@@ -36,10 +36,12 @@ type Member interface {
 	RemoveMember(ctx context.Context, id string) error
 	// State is the member's state (SYNCED, JOINING, ...).
 	State() string
-	// Applied is the applied position (log index and seqno), the running
-	// digest of the outcomes up to it and the recent checkpoints; ok is false on an arbitrator,
-	// which has no data.
-	Applied() (at groupcomm.Position, digest [32]byte, cps []certification.Checkpoint, ok bool)
+	// Applied is the applied position (log index and seqno) and the
+	// running digest of the outcomes up to it; ok is false on an
+	// arbitrator, which has no data.
+	Applied() (at groupcomm.Position, digest [32]byte, ok bool)
+	// Checkpoints are the recent checkpoints, oldest first.
+	Checkpoints() []certification.Checkpoint
 	// Originated counts the commands the member has ordered since it
 	// started (groupcomm.Group.Originated).
 	Originated() uint64
@@ -152,7 +154,7 @@ func (c *Cluster) Digest(_ context.Context, req *galenapb.DigestRequest) (*galen
 	if !req.GetPositionOnly() {
 		resp.State = c.m.State()
 	}
-	at, d, cps, ok := c.m.Applied()
+	at, d, ok := c.m.Applied()
 	if !ok {
 		return resp, nil
 	}
@@ -160,7 +162,7 @@ func (c *Cluster) Digest(_ context.Context, req *galenapb.DigestRequest) (*galen
 	if req.GetPositionOnly() {
 		return resp, nil
 	}
-	for _, cp := range cps {
+	for _, cp := range c.m.Checkpoints() {
 		resp.Checkpoints = append(resp.Checkpoints, &galenapb.Checkpoint{Seqno: cp.Seqno, Digest: append([]byte(nil), cp.Digest[:]...)})
 	}
 	return resp, nil

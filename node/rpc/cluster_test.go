@@ -73,9 +73,10 @@ func (m *fakeMember) RemoveMember(_ context.Context, id string) error {
 
 func (m *fakeMember) State() string { return "SYNCED" }
 
-func (m *fakeMember) Applied() (groupcomm.Position, [32]byte, []certification.Checkpoint, bool) {
-	return groupcomm.Position{}, [32]byte{}, nil, false
+func (m *fakeMember) Applied() (groupcomm.Position, [32]byte, bool) {
+	return groupcomm.Position{}, [32]byte{}, false
 }
+func (m *fakeMember) Checkpoints() []certification.Checkpoint { return nil }
 
 func (m *fakeMember) Backup(w io.Writer) (groupcomm.Position, error) {
 	if m.backup == nil {
