@@ -120,8 +120,6 @@ func (f *flowControl) set(by string, backlog uint64, now time.Time) {
 func (f *flowControl) run() {
 	t := time.NewTicker(fcInterval)
 	defer t.Stop()
-	ps := newPollers(f.g)
-	defer ps.stop()
 	held := map[string]time.Duration{} // in the current pause, by member
 	for {
 		select {
@@ -137,15 +135,13 @@ func (f *flowControl) run() {
 			ms, err = f.g.Members()
 		}
 		if err != nil {
-			ps.sync(nil)
 			f.set("", 0, now)
 			f.mu.Lock()
 			f.lagging, f.counted = nil, nil
 			f.mu.Unlock()
 			continue
 		}
-		ps.sync(ms)
-		by, backlog := f.worst(ms, ps.answers(now))
+		by, backlog := f.worst(ms, f.g.peers.answers(now))
 		if f.paused() {
 			held[f.holder()] += fcInterval
 		} else {
@@ -241,9 +237,11 @@ func (f *flowControl) worst(ms []Member, answers map[string]PeerState) (string, 
 // fcFresh is how old an answer may be and still count.
 const fcFresh = time.Second
 
-// pollers ask each other member for its applied index every fcInterval,
-// each on its own, so that a member that does not answer does not slow the
-// questions to the others; the latest answer of each is kept.
+// pollers ask each other member what it says of itself (PeerState) every
+// fcInterval while this member leads, each on its own, so that a member
+// that does not answer does not slow the questions to the others; the
+// latest answer of each is kept. Flow control, the leadership preference
+// and leadership that follows the writes read them.
 type pollers struct {
 	g    *Group
 	mu   sync.Mutex
@@ -335,8 +333,23 @@ func (p *pollers) answers(now time.Time) map[string]PeerState {
 	return out
 }
 
-// stop stops every poller and waits for them.
-func (p *pollers) stop() {
-	p.sync(nil)
-	p.wg.Wait()
+// run keeps a poller for every other member while this member leads, and
+// none otherwise, until the group closes.
+func (p *pollers) run() {
+	t := time.NewTicker(fcInterval)
+	defer t.Stop()
+	defer p.wg.Wait()
+	defer p.sync(nil)
+	for {
+		select {
+		case <-p.g.closing:
+			return
+		case <-t.C:
+		}
+		var ms []Member
+		if p.g.raft.State() == raft.Leader {
+			ms, _ = p.g.Members()
+		}
+		p.sync(ms)
+	}
 }

@@ -29,6 +29,7 @@ type Group struct {
 	fwd    *forwarder
 	app    *appender // group commit, used while leading
 	fc     *flowControl
+	peers  *pollers  // what the other members say of themselves, while leading
 	notes  *notifier // commit notices for entries this member forwarded
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
@@ -99,6 +100,9 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	if cfg.Peers != nil && cfg.Arbitrator {
 		g.goTracked(g.retainForDataMembers)
 	}
+	if cfg.Peers != nil && (cfg.FlowControlLimit > 0 || len(cfg.LeaderPreference) > 0 || cfg.LeaderFollowsWrites) {
+		g.goTracked(g.peers.run)
+	}
 	if cfg.Peers != nil && cfg.FlowControlLimit > 0 {
 		g.goTracked(g.fc.run)
 	}
@@ -136,6 +140,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	})
 	g.app = newAppender(g)
 	g.fc = newFlowControl(g)
+	g.peers = newPollers(g)
 	g.fsm = newFSM(d, g.lg, func(err error) {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
 		// serve snapshots: shut its raft down (not from the apply goroutine,

@@ -175,24 +175,23 @@ func (g *Group) preferredLeader() (Member, bool) {
 	if err != nil {
 		return Member{}, false
 	}
+	answers := g.peers.answers(time.Now())
 	for _, id := range g.cfg.LeaderPreference[:g.rank(g.cfg.ID)] {
 		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id && m.Voter })
 		if i < 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(g.ctx, askTimeout)
-		st, err := g.cfg.Peers.Applied(ctx, ms[i])
-		cancel()
-		if err == nil && !st.Arbitrator && st.Applied+preferLag >= g.raft.LastIndex() {
+		if st, ok := answers[id]; ok && !st.Arbitrator && st.Applied+preferLag >= g.raft.LastIndex() {
 			return ms[i], true
 		}
 	}
 	return Member{}, false
 }
 
-// Leadership that follows the writes (Config.LeaderFollowsWrites): the
-// leader asks every member how many commands it has ordered, every
-// askInterval, and compares with what they said a window earlier. When a
+// Leadership that follows the writes (Config.LeaderFollowsWrites): every
+// askInterval the leader takes how many commands each member has ordered,
+// from what the members last said of themselves (pollers), and compares
+// with what they said a window earlier. When a
 // data voter other than itself originated at least followShare of the
 // window's commands, and the window held at least followMin of them, it
 // hands leadership over to that voter, once caught up. The new leader
@@ -219,9 +218,7 @@ func (g *Group) followWrites() {
 		if err != nil {
 			return now
 		}
-		ctx, cancel := context.WithTimeout(g.ctx, askTimeout)
-		states := askApplied(ctx, g.cfg.Peers, g.cfg.ID, ms)
-		cancel()
+		states := g.peers.answers(now)
 		states[g.cfg.ID] = PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}
 		if len(samples) > 0 && now.Sub(samples[len(samples)-1].at) > window {
 			samples = nil // not leading meanwhile: start a new window
