@@ -251,11 +251,11 @@ func (g *Group) Broadcast(ctx context.Context, data []byte) (uint64, error) {
 	if len(data) == 0 {
 		return 0, errors.New("groupcomm: empty entry")
 	}
-	deadline := g.notPrimaryDeadline()
+	start := time.Now()
 	for {
 		idx, err := g.order(ctx, data)
 		if errors.Is(err, ErrNotLeader) {
-			if err := g.awaitLeader(ctx, deadline); err != nil {
+			if err := g.awaitLeader(ctx, start); err != nil {
 				return 0, err
 			}
 			continue
@@ -328,13 +328,18 @@ func translateApplyErr(err error) error {
 	}
 }
 
-// notPrimaryDeadline is when a call that finds no leader to reach gives up
-// with ErrNotPrimary: NotPrimaryTimeout after this member last heard from
-// a leader, or from now if it never did (or leads).
-func (g *Group) notPrimaryDeadline() time.Time {
-	deadline := time.Now().Add(g.cfg.NotPrimaryTimeout)
-	if lc := g.lastContact(); lc >= 0 && g.raft.State() != raft.Leader {
-		deadline = deadline.Add(-lc)
+// notPrimaryDeadline is when a call made at start that finds no leader to
+// reach gives up with ErrNotPrimary: NotPrimaryTimeout after this member
+// last heard from a leader, and at the latest NotPrimaryTimeout after start.
+// It is asked again at each attempt, so that a leader heard from while the
+// call waits (an append still in flight when the leader fell silent) moves
+// it on: a refusal then comes once this member no longer counts itself
+// primary, unless that contact came after the call began.
+func (g *Group) notPrimaryDeadline(start time.Time) time.Time {
+	deadline := start.Add(g.cfg.NotPrimaryTimeout)
+	lc := g.raft.LastContact()
+	if d := lc.Add(g.cfg.NotPrimaryTimeout); !lc.IsZero() && d.Before(deadline) && g.raft.State() != raft.Leader {
+		deadline = d
 	}
 	return deadline
 }
@@ -350,13 +355,13 @@ func (g *Group) reachableLeader() string {
 	return string(addr)
 }
 
-// awaitLeader pauses before the next attempt to reach a leader, and gives up
-// with ErrNotPrimary at deadline.
-func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
+// awaitLeader pauses before the next attempt, of a call made at start, to
+// reach a leader, and gives up with ErrNotPrimary at its notPrimaryDeadline.
+func (g *Group) awaitLeader(ctx context.Context, start time.Time) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if time.Now().After(deadline) {
+		if time.Now().After(g.notPrimaryDeadline(start)) {
 			return ErrNotPrimary
 		}
 		select {
@@ -379,11 +384,11 @@ func (g *Group) awaitLeader(ctx context.Context, deadline time.Time) error {
 // served after WaitIndex(ReadIndex()) is linearizable. Errors are as for
 // Broadcast; nothing is ever written.
 func (g *Group) ReadIndex(ctx context.Context) (uint64, error) {
-	deadline := g.notPrimaryDeadline()
+	start := time.Now()
 	for {
 		idx, err := g.readIndexOnce(ctx)
 		if errors.Is(err, ErrNotLeader) {
-			if err := g.awaitLeader(ctx, deadline); err != nil {
+			if err := g.awaitLeader(ctx, start); err != nil {
 				return 0, err
 			}
 			continue
