@@ -121,6 +121,7 @@ func (f *flowControl) run() {
 	t := time.NewTicker(fcInterval)
 	defer t.Stop()
 	held := map[string]time.Duration{} // in the current pause, by member
+	prev := time.Now()
 	for {
 		select {
 		case <-f.g.closing:
@@ -143,10 +144,11 @@ func (f *flowControl) run() {
 		}
 		by, backlog := f.worst(ms, f.g.peers.answers(now))
 		if f.paused() {
-			held[f.holder()] += fcInterval
+			held[f.holder()] += now.Sub(prev)
 		} else {
 			clear(held)
 		}
+		prev = now
 		switch {
 		case by == "" || backlog <= f.limit/2 || backlog <= f.limit && !f.paused():
 			f.set("", 0, now)
@@ -198,15 +200,11 @@ func (f *flowControl) counts(id string) bool {
 
 // worst returns, of the voters in ms that keep data, the one with the
 // largest backlog among those that count, given the members' latest
-// answers. A member within half the limit counts from then on (and is no
+// answers (this member's own among them). A member within half the limit counts from then on (and is no
 // longer lagging); one without a fresh answer, or no longer a voter, no
 // longer counts, so that it must catch up again first; members no longer
 // in ms are forgotten.
-func (f *flowControl) worst(ms []Member, answers map[string]PeerState) (string, uint64) {
-	if !f.g.cfg.Arbitrator {
-		answers[f.g.cfg.ID] = PeerState{Applied: f.g.AppliedIndex()}
-	}
-	last := f.g.raft.LastIndex()
+func (f *flowControl) worst(ms []Member, answers map[string]answer) (string, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	in := func(id string) bool { return slices.ContainsFunc(ms, func(m Member) bool { return m.ID == id }) }
@@ -222,7 +220,7 @@ func (f *flowControl) worst(ms []Member, answers map[string]PeerState) (string, 
 		if !ok || a.Arbitrator || !m.Voter {
 			continue
 		}
-		backlog := last - min(a.Applied, last)
+		backlog := a.backlog()
 		if backlog <= f.limit/2 && !slices.Contains(f.counted, m.ID) {
 			f.counted = append(f.counted, m.ID)
 			f.lagging = slices.DeleteFunc(f.lagging, func(id string) bool { return id == m.ID })
@@ -245,18 +243,28 @@ const fcFresh = time.Second
 type pollers struct {
 	g    *Group
 	mu   sync.Mutex
-	last map[string]polled             // by member id
+	last map[string]answer             // by member id
 	live map[Member]context.CancelFunc // by member id and address
 	wg   sync.WaitGroup
 }
 
-type polled struct {
-	st PeerState
-	at time.Time
+// answer is what a member last said of itself, with this member's last log
+// index when it asked: the member's backlog is measured against that, not
+// against entries appended since, which the answer could not cover.
+type answer struct {
+	PeerState
+	asked uint64    // this member's last log index when it asked
+	at    time.Time // when the answer came
 }
 
+// backlog is how many entries the member had still to apply.
+func (a answer) backlog() uint64 { return a.asked - min(a.Applied, a.asked) }
+
+// caughtUp reports whether the member had applied within lag entries.
+func (a answer) caughtUp(lag uint64) bool { return a.backlog() <= lag }
+
 func newPollers(g *Group) *pollers {
-	return &pollers{g: g, last: map[string]polled{}, live: map[Member]context.CancelFunc{}}
+	return &pollers{g: g, last: map[string]answer{}, live: map[Member]context.CancelFunc{}}
 }
 
 // sync runs a poller for each member of ms other than this one, and stops
@@ -294,6 +302,7 @@ func (p *pollers) poll(ctx context.Context, m Member) {
 	defer t.Stop()
 	answering, lastOK := true, time.Now()
 	for {
+		asked := p.g.raft.LastIndex()
 		ask, cancel := context.WithTimeout(ctx, fcFresh)
 		st, err := p.g.cfg.Peers.Applied(ask, m)
 		cancel()
@@ -301,7 +310,9 @@ func (p *pollers) poll(ctx context.Context, m Member) {
 		case err == nil:
 			lastOK = time.Now()
 			p.mu.Lock()
-			p.last[m.ID] = polled{st: st, at: lastOK}
+			if ctx.Err() == nil { // sync may have stopped this poller and forgotten m
+				p.last[m.ID] = answer{PeerState: st, asked: asked, at: lastOK}
+			}
 			p.mu.Unlock()
 			if !answering {
 				p.g.lg.Info("flow control: member answers again", zap.String("member", m.ID))
@@ -320,14 +331,15 @@ func (p *pollers) poll(ctx context.Context, m Member) {
 	}
 }
 
-// answers returns the answers younger than fcFresh at now.
-func (p *pollers) answers(now time.Time) map[string]PeerState {
+// answers returns the answers younger than fcFresh at now, and this
+// member's own.
+func (p *pollers) answers(now time.Time) map[string]answer {
+	out := map[string]answer{p.g.cfg.ID: {PeerState: p.g.selfState(), asked: p.g.raft.LastIndex(), at: now}}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := map[string]PeerState{}
 	for id, a := range p.last {
 		if now.Sub(a.at) < fcFresh {
-			out[id] = a.st
+			out[id] = a
 		}
 	}
 	return out

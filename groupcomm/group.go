@@ -243,7 +243,7 @@ func (g *Group) goTracked(fn func()) bool {
 //
 // Without a leader to reach, it waits for one, and refuses with
 // ErrNotPrimary once NotPrimaryTimeout has passed since this member last
-// heard from a leader (or since the call, if it never did): a member cut
+// heard from a leader, or since the call, whichever comes first: a member cut
 // off for longer refuses at once, and does not forward to a leader it has
 // not heard from for a HeartbeatTimeout (Raft's own suspicion), so that
 // what it refuses was never sent.
@@ -328,22 +328,6 @@ func translateApplyErr(err error) error {
 	}
 }
 
-// notPrimaryDeadline is when a call made at start that finds no leader to
-// reach gives up with ErrNotPrimary: NotPrimaryTimeout after this member
-// last heard from a leader, and at the latest NotPrimaryTimeout after start.
-// It is asked again at each attempt, so that a leader heard from while the
-// call waits (an append still in flight when the leader fell silent) moves
-// it on: a refusal then comes once this member no longer counts itself
-// primary, unless that contact came after the call began.
-func (g *Group) notPrimaryDeadline(start time.Time) time.Time {
-	deadline := start.Add(g.cfg.NotPrimaryTimeout)
-	lc := g.raft.LastContact()
-	if d := lc.Add(g.cfg.NotPrimaryTimeout); !lc.IsZero() && d.Before(deadline) && g.raft.State() != raft.Leader {
-		deadline = d
-	}
-	return deadline
-}
-
 // reachableLeader returns the address of the leader a follower forwards
 // to: "" when it knows none, or has not heard from it for a
 // HeartbeatTimeout, after which Raft itself starts an election.
@@ -356,12 +340,17 @@ func (g *Group) reachableLeader() string {
 }
 
 // awaitLeader pauses before the next attempt, of a call made at start, to
-// reach a leader, and gives up with ErrNotPrimary at its notPrimaryDeadline.
+// reach a leader. It gives up with ErrNotPrimary once NotPrimaryTimeout has
+// passed since start, or, on a member that does not lead, since it last
+// heard from a leader: asked at each attempt, so that a leader heard from
+// while the call waits (an append still in flight when the leader fell
+// silent) moves the refusal on.
 func (g *Group) awaitLeader(ctx context.Context, start time.Time) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if time.Now().After(g.notPrimaryDeadline(start)) {
+		silent := g.raft.State() != raft.Leader && g.lastContact() > g.cfg.NotPrimaryTimeout
+		if silent || time.Since(start) > g.cfg.NotPrimaryTimeout {
 			return ErrNotPrimary
 		}
 		select {
@@ -481,6 +470,11 @@ func (g *Group) Originated() uint64 { return g.originated.Load() }
 
 // AppliedIndex is the highest log index delivered on this member.
 func (g *Group) AppliedIndex() uint64 { return g.fsm.position().Index }
+
+// selfState is what this member says of itself (Peers.Applied).
+func (g *Group) selfState() PeerState {
+	return PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}
+}
 
 // Close stops the member: forwarding, Raft, the transport and the log store,
 // in that order. It is idempotent and returns after every goroutine exited.

@@ -181,7 +181,7 @@ func (g *Group) preferredLeader() (Member, bool) {
 		if i < 0 {
 			continue
 		}
-		if st, ok := answers[id]; ok && !st.Arbitrator && st.Applied+preferLag >= g.raft.LastIndex() {
+		if a, ok := answers[id]; ok && !a.Arbitrator && a.caughtUp(preferLag) {
 			return ms[i], true
 		}
 	}
@@ -205,7 +205,7 @@ const (
 // writeSample is what the members said at one time.
 type writeSample struct {
 	at     time.Time
-	states map[string]PeerState
+	states map[string]answer
 }
 
 // followWrites runs leadership that follows the writes until the group
@@ -219,7 +219,6 @@ func (g *Group) followWrites() {
 			return now
 		}
 		states := g.peers.answers(now)
-		states[g.cfg.ID] = PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}
 		if len(samples) > 0 && now.Sub(samples[len(samples)-1].at) > window {
 			samples = nil // not leading meanwhile: start a new window
 		}
@@ -230,7 +229,7 @@ func (g *Group) followWrites() {
 		if now.Sub(samples[0].at) < window {
 			return now
 		}
-		m, share, ok := writesLeader(samples[0].states, states, ms, g.raft.LastIndex())
+		m, share, ok := writesLeader(samples[0].states, states, ms)
 		if !ok || m.ID == g.cfg.ID {
 			return now
 		}
@@ -248,10 +247,10 @@ func (g *Group) followWrites() {
 
 // writesLeader returns the data voter of ms that originated at least
 // followShare of the commands between the answers then and now, and its
-// share, if the window held at least followMin commands and that voter has
-// applied within preferLag entries of last. A member that restarted in
-// between counts from zero.
-func writesLeader(then, now map[string]PeerState, ms []Member, last uint64) (Member, float64, bool) {
+// share, if the window held at least followMin commands and that voter had
+// applied within preferLag entries when last asked. A member that restarted
+// in between counts from zero.
+func writesLeader(then, now map[string]answer, ms []Member) (Member, float64, bool) {
 	var total, most uint64
 	var top Member
 	for _, m := range ms {
@@ -270,7 +269,7 @@ func writesLeader(then, now map[string]PeerState, ms []Member, last uint64) (Mem
 		}
 	}
 	share := float64(most) / float64(max(total, 1))
-	if total < followMin || share < followShare || now[top.ID].Applied+preferLag < last {
+	if total < followMin || share < followShare || !now[top.ID].caughtUp(preferLag) {
 		return Member{}, 0, false
 	}
 	return top, share, true

@@ -73,35 +73,39 @@ func TestLeaderPreference(t *testing.T) {
 
 func TestWritesLeader(t *testing.T) {
 	ms := []Member{{ID: "eu", Voter: true}, {ID: "asia", Voter: true}, {ID: "me", Voter: true}, {ID: "new"}}
-	st := func(originated ...uint64) map[string]PeerState {
-		out := map[string]PeerState{"eu": {Applied: 1000, Originated: originated[0]}, "asia": {Applied: 1000, Originated: originated[1]},
-			"me": {Applied: 1000, Arbitrator: true, Originated: originated[2]}, "new": {Applied: 1000, Originated: originated[3]}}
-		return out
+	// st is what the members said, each asked at index 5000 and having
+	// applied applied.
+	st := func(applied uint64, originated ...uint64) map[string]answer {
+		a := func(arbitrator bool, originated uint64) answer {
+			return answer{PeerState: PeerState{Applied: applied, Arbitrator: arbitrator, Originated: originated}, asked: 5000}
+		}
+		return map[string]answer{"eu": a(false, originated[0]), "asia": a(false, originated[1]),
+			"me": a(true, originated[2]), "new": a(false, originated[3])}
 	}
-	base := st(100, 100, 100, 0)
+	base := st(5000, 100, 100, 100, 0)
 	for _, c := range []struct {
 		name string
-		now  map[string]PeerState
-		last uint64
+		now  map[string]answer
 		want string // "" for none
 	}{
-		{"two thirds", st(300, 200, 100, 0), 1000, "eu"},
-		{"just under two thirds", st(299, 201, 100, 0), 1000, ""},
-		{"balanced", st(250, 250, 100, 0), 1000, ""},
-		{"too few", st(166, 100, 100, 0), 1000, ""},
-		{"an arbitrator does not count", st(100, 100, 9000, 0), 1000, ""},
-		{"a non-voter does not count", st(100, 160, 100, 5000), 1000, ""},
-		{"behind", st(100, 400, 100, 0), 1000 + preferLag + 1, ""},
-		{"restarted: counts from zero", st(10, 400, 100, 0), 1000, "asia"},
+		{"two thirds", st(5000, 300, 200, 100, 0), "eu"},
+		{"just under two thirds", st(5000, 299, 201, 100, 0), ""},
+		{"balanced", st(5000, 250, 250, 100, 0), ""},
+		{"too few", st(5000, 166, 100, 100, 0), ""},
+		{"an arbitrator does not count", st(5000, 100, 100, 9000, 0), ""},
+		{"a non-voter does not count", st(5000, 100, 160, 100, 5000), ""},
+		{"behind", st(5000-preferLag-1, 100, 400, 100, 0), ""},
+		{"just caught up", st(5000-preferLag, 100, 400, 100, 0), "asia"},
+		{"restarted: counts from zero", st(5000, 10, 400, 100, 0), "asia"},
 	} {
-		m, share, ok := writesLeader(base, c.now, ms, c.last)
+		m, share, ok := writesLeader(base, c.now, ms)
 		if got := map[bool]string{true: m.ID}[ok]; got != c.want {
 			t.Errorf("%s: %q (share %.2f), want %q", c.name, got, share, c.want)
 		}
 	}
-	then := map[string]PeerState{"asia": {Originated: 100}}
-	now := map[string]PeerState{"eu": {Originated: 900}, "asia": {Originated: 150}}
-	if m, _, ok := writesLeader(then, now, ms, 0); ok {
+	then := map[string]answer{"asia": {PeerState: PeerState{Originated: 100}}}
+	now := map[string]answer{"eu": {PeerState: PeerState{Originated: 900}}, "asia": {PeerState: PeerState{Originated: 150}}}
+	if m, _, ok := writesLeader(then, now, ms); ok {
 		t.Errorf("%s chosen: a member missing from the first answers counted", m.ID)
 	}
 }

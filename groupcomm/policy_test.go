@@ -213,7 +213,7 @@ func (p *groupPeers) Applied(_ context.Context, m Member) (PeerState, error) {
 	if err != nil {
 		return PeerState{}, err
 	}
-	return PeerState{Applied: g.AppliedIndex(), Arbitrator: g.cfg.Arbitrator, Originated: g.Originated()}, nil
+	return g.selfState(), nil
 }
 
 // A member started with Join asks to be added, then to be promoted once

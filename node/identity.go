@@ -12,7 +12,6 @@ import (
 	"github.com/galenadb/galena/api/galenapb"
 	"github.com/galenadb/galena/groupcomm"
 	"github.com/galenadb/galena/internal/atomicfile"
-	"google.golang.org/grpc"
 )
 
 // clusterIDFile, in the data directory, names the cluster the directory's
@@ -128,7 +127,7 @@ func (c Config) memberList(ctx context.Context, addr string) (*galenapb.MemberLi
 // withCluster runs fn against the Cluster service of the member at addr,
 // as a member: with TLS, it presents this member's certificate.
 func (c Config) withCluster(ctx context.Context, addr string, fn func(context.Context, galenapb.ClusterClient) error) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c.peerCredentials()))
+	conn, err := c.dialMember(addr)
 	if err != nil {
 		return err
 	}

@@ -51,7 +51,7 @@ func (p clusterPeers) Configuration(ctx context.Context, addr string) ([]groupco
 // indexes.
 func (p clusterPeers) Applied(ctx context.Context, m groupcomm.Member) (groupcomm.PeerState, error) {
 	var d *galenapb.DigestResponse
-	cc, err := p.n.conns.get(p.n.cfg, m.Addr)
+	cc, err := p.n.conns.get(&p.n.cfg, m.Addr)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 		defer cancel()
@@ -83,9 +83,8 @@ type peerConns struct {
 
 var errPeerConnsClosed = errors.New("node: closed")
 
-// get returns the connection to addr, made with cfg's peer credentials and
-// dialer.
-func (p *peerConns) get(cfg Config, addr string) (*grpc.ClientConn, error) {
+// get returns the connection to addr, made by cfg.dialMember.
+func (p *peerConns) get(cfg *Config, addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -94,13 +93,7 @@ func (p *peerConns) get(cfg Config, addr string) (*grpc.ClientConn, error) {
 	if cc := p.conns[addr]; cc != nil {
 		return cc, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(cfg.peerCredentials())}
-	if dial := cfg.PeerDial; dial != nil {
-		opts = append(opts, grpc.WithContextDialer(func(_ context.Context, addr string) (net.Conn, error) {
-			return dial(addr, cfg.Group.DialTimeout)
-		}))
-	}
-	cc, err := grpc.NewClient("passthrough:///"+addr, opts...) // the dialer gets addr as the member named it
+	cc, err := cfg.dialMember(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +102,20 @@ func (p *peerConns) get(cfg Config, addr string) (*grpc.ClientConn, error) {
 	}
 	p.conns[addr] = cc
 	return cc, nil
+}
+
+// dialMember returns a gRPC connection to the member at addr, as a member:
+// through PeerDial if set, and with TLS presenting this member's
+// certificate.
+func (c *Config) dialMember(addr string) (*grpc.ClientConn, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(c.peerCredentials())}
+	if dial := c.PeerDial; dial != nil {
+		timeout := c.Group.DialTimeout
+		opts = append(opts, grpc.WithContextDialer(func(_ context.Context, addr string) (net.Conn, error) {
+			return dial(addr, timeout)
+		}))
+	}
+	return grpc.NewClient("passthrough:///"+addr, opts...) // the dialer gets addr as the member named it
 }
 
 // reset closes every connection; with closing, for good.

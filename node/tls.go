@@ -134,9 +134,10 @@ func (l *liveTLS) listenerConfig() *tls.Config {
 // SetTLS replaces the member's TLS configurations (see Config.TLS and
 // Config.PeerTLS) without a restart: a renewed certificate, or a new CA
 // bundle while CAs are rotated. Connections accepted or dialled afterwards
-// use them; open ones keep what they were made with. The new pair must pass
-// the checks New makes; a member started without TLS cannot turn it on.
-// On error nothing changes.
+// use them; open ones keep what they were made with, except the kept
+// connections that ask other members of their progress, which are dropped
+// and dialled again. The new pair must pass the checks New makes; a member
+// started without TLS cannot turn it on. On error nothing changes.
 func (n *Node) SetTLS(server, peer *tls.Config) error {
 	if n.cfg.live == nil {
 		return errors.New("node: this member serves without TLS; turning TLS on needs a restart")

@@ -158,8 +158,8 @@ type outbox struct {
 	updates []sizedUpdate
 	size    int
 	ready   chan struct{} // signalled when updates arrive
-	// drained is closed, and replaced, each time the sender takes the
-	// updates: every watch waiting for room (waiting of them) wakes.
+	// drained is closed, and replaced, when the sender takes the updates
+	// while watches wait for room (waiting of them): all of them wake.
 	drained chan struct{}
 	waiting int
 }
@@ -226,8 +226,10 @@ func (o *outbox) take() []sizedUpdate {
 	defer o.mu.Unlock()
 	updates := o.updates
 	o.updates, o.size = nil, 0
-	close(o.drained)
-	o.drained = make(chan struct{})
+	if o.waiting > 0 {
+		close(o.drained)
+		o.drained = make(chan struct{})
+	}
 	return updates
 }
 
