@@ -484,3 +484,20 @@ func TestInvalidWriteSetDoesNotClaimItsID(t *testing.T) {
 		}
 	}
 }
+
+// A write-set that writes a key twice leaves one entry in the index: it
+// counts once towards the index's size, and recent lists it once.
+func TestIndexKeyWrittenTwiceInOneWriteSet(t *testing.T) {
+	x := newIndex(10)
+	x.putKey([]byte("a"), 5)
+	x.putKey([]byte("b"), 5)
+	x.putKey([]byte("a"), 5)
+	x.putKey([]byte("a"), 6)
+	if n := len(x.order) - x.head; n != 3 {
+		t.Errorf("%d entries, want 3: a@5, b@5, a@6", n)
+	}
+	got := x.recent(4)
+	if len(got) != 2 || got[0] != (entry{key: "a", seqno: 6}) || got[1] != (entry{key: "b", seqno: 5}) {
+		t.Errorf("recent(4) = %v, want a@6 and b@5", got)
+	}
+}

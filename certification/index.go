@@ -42,6 +42,9 @@ func (x *index) id(id []byte) (Outcome, bool) {
 
 func (x *index) putKey(k []byte, seqno uint64) {
 	ks := string(k) // one copy for the map and the eviction order
+	if s, ok := x.keys[ks]; ok && s == seqno {
+		return // a write-set that writes a key twice: one entry
+	}
 	x.keys[ks] = seqno
 	x.order = append(x.order, entry{seqno: seqno, key: ks})
 }
@@ -84,8 +87,7 @@ func (x *index) recent(after uint64) []entry {
 		}
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.key, b.key) })
-	// A write-set that wrote a key twice left two entries of one seqno.
-	return slices.CompactFunc(out, func(a, b entry) bool { return a.key == b.key })
+	return out
 }
 
 // firstIn is writtenIn over what recent returned.

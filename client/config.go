@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/galenadb/galena/security"
 	"go.uber.org/zap"
 )
 
@@ -160,11 +161,8 @@ func (c Config) checkCertificate(now time.Time) error {
 			return fmt.Errorf("%w: config: the client certificate: %v", ErrInvalidArgument, err)
 		}
 	}
-	switch {
-	case now.After(leaf.NotAfter):
-		return fmt.Errorf("%w: config: the client certificate %q expired at %s", ErrInvalidArgument, leaf.Subject.CommonName, leaf.NotAfter.UTC().Format(time.RFC3339))
-	case now.Before(leaf.NotBefore):
-		return fmt.Errorf("%w: config: the client certificate %q is valid only from %s: check this host's clock", ErrInvalidArgument, leaf.Subject.CommonName, leaf.NotBefore.UTC().Format(time.RFC3339))
+	if err := security.CheckValidity(leaf, now); err != nil {
+		return fmt.Errorf("%w: config: the client certificate: %v", ErrInvalidArgument, err)
 	}
 	return nil
 }

@@ -91,20 +91,23 @@ func (tx *Txn) DeleteRange(ctx context.Context, start, end []byte) (int, error) 
 	case bytes.Compare(start, end) >= 0:
 		return 0, fmt.Errorf("%w: DeleteRange of the empty range [%q, %q)", ErrInvalidArgument, start, end)
 	}
-	// A key is deleted once its page is read: the pages after it start
-	// after it, so the buffered delete does not hide what they read.
-	n := 0
+	// The keys are deleted once all are read: a read that fails leaves
+	// nothing buffered, and the pages do not look through ever more
+	// buffered deletes.
+	var keys [][]byte
 	for kv, err := range tx.All(ctx, start, end) {
-		if err == nil {
-			err = tx.Delete(kv.Key)
-		}
 		if err != nil {
 			return 0, err
 		}
-		n++
+		keys = append(keys, kv.Key)
+	}
+	for _, k := range keys {
+		if err := tx.Delete(k); err != nil { // the same checks for every key: fails on the first, if at all
+			return 0, err
+		}
 	}
 	tx.addScan(start, end)
-	return n, nil
+	return len(keys), nil
 }
 
 // DeleteRange deletes every key in [start, end) in a transaction of its own

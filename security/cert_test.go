@@ -162,14 +162,17 @@ func TestFiles(t *testing.T) {
 	}
 	member := write("n1", Leaf{Name: "n1", Role: RoleMember, Hosts: []string{"127.0.0.1"}})
 	client := write("alice", Leaf{Name: "alice", Role: RoleRead})
-	srv, peer, err := member.Member()
+	srv, peer, cas, err := member.Member()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(cas) != 1 || !cas[0].IsCA {
+		t.Fatalf("trusted CAs: %v", cas)
 	}
 	if srv.ClientAuth != tls.VerifyClientCertIfGiven || !slices.Contains(srv.NextProtos, "h2") || peer.RootCAs == nil || len(peer.Certificates) != 1 {
 		t.Fatalf("member configs: %+v %+v", srv, peer)
 	}
-	if _, _, err := client.Member(); err == nil {
+	if _, _, _, err := client.Member(); err == nil {
 		t.Fatal("a client certificate loaded as a member's")
 	}
 	if c, err := client.Client(); err != nil || len(c.Certificates) != 1 {

@@ -151,15 +151,9 @@ func ReadCAs(path string) ([]*x509.Certificate, error) {
 
 // Member loads a member's certificate (which must carry RoleMember) and
 // returns the configurations of its port and of its connections to other
-// members (see ServerConfig and PeerConfig).
-func (f Files) Member() (server, peer *tls.Config, err error) {
-	server, peer, _, err = f.MemberCAs()
-	return server, peer, err
-}
-
-// MemberCAs is Member, and the CAs the configurations trust, as read from
-// f.CA in the same load.
-func (f Files) MemberCAs() (server, peer *tls.Config, cas []*x509.Certificate, err error) {
+// members (see ServerConfig and PeerConfig), and the CAs they trust, as
+// read from f.CA in the same load.
+func (f Files) Member() (server, peer *tls.Config, cas []*x509.Certificate, err error) {
 	cert, pool, cas, err := f.load()
 	if err != nil {
 		return nil, nil, nil, err

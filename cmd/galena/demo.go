@@ -15,6 +15,7 @@ import (
 	"github.com/galenadb/galena/node"
 	"github.com/galenadb/galena/node/local"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 )
 
@@ -40,11 +41,13 @@ type demoOptions struct {
 	BasePort int           // n1's port; 0: ports the system picks
 }
 
-func (o demoOptions) validate() error {
+// validate checks the options of both demos; geo: the shop's, which has
+// no accounts.
+func (o demoOptions) validate(geo bool) error {
 	switch {
 	case o.Duration <= 0:
 		return usagef("--duration must be positive, got %v", o.Duration)
-	case o.Accounts < 2 || o.Accounts > 10000:
+	case !geo && (o.Accounts < 2 || o.Accounts > 10000):
 		return usagef("--accounts must be in 2..10000, got %d", o.Accounts)
 	case o.Clients < 1:
 		return usagef("--clients must be at least 1, got %d", o.Clients)
@@ -74,10 +77,10 @@ latency, the floor a commit cannot beat, the conflicts retried, and checks that
 no acknowledged change was lost.`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			if err := checkDemoFlags(cmd.Flags(), geo); err != nil {
+				return err
+			}
 			if geo {
-				if err := o.validate(); err != nil {
-					return err
-				}
 				_, err := runGeo(cmd.Context(), o, g, cmd.OutOrStdout(), cmd.ErrOrStderr())
 				return err
 			}
@@ -103,10 +106,31 @@ no acknowledged change was lost.`,
 	return cmd
 }
 
+// geoFlags are the flags of the shop alone; bankFlags those of the bank.
+var (
+	geoFlags  = []string{"delays", "third", "leader", "eu-share", "users", "items"}
+	bankFlags = []string{"accounts"}
+)
+
+// checkDemoFlags refuses a flag given that the chosen demo would ignore.
+func checkDemoFlags(fl *pflag.FlagSet, geo bool) error {
+	for _, name := range geoFlags {
+		if fl.Changed(name) && !geo {
+			return usagef("--%s applies only with --geo", name)
+		}
+	}
+	for _, name := range bankFlags {
+		if fl.Changed(name) && geo {
+			return usagef("--%s applies to the bank, not with --geo", name)
+		}
+	}
+	return nil
+}
+
 // runDemo is `galena demo`: the report goes to out, progress and member logs
 // to errOut. It fails if the members disagree or the money is not conserved.
 func runDemo(ctx context.Context, o demoOptions, out, errOut io.Writer) (bankReport, error) {
-	if err := o.validate(); err != nil {
+	if err := o.validate(false); err != nil {
 		return bankReport{}, err
 	}
 	b, err := bank.New(bank.Config{Prefix: accountPrefix, Accounts: o.Accounts, Initial: initialBalance, MaxTransfer: demoMaxTransfer})
@@ -263,7 +287,9 @@ func startLocalWith(logOut io.Writer, lc local.Config) (*localCluster, error) {
 	lg, _ := newLogger(lvl, "console", logOut) // a constant, valid format: cannot fail
 	edit := lc.Member
 	lc.Member = func(i int, cfg *node.Config) {
-		edit(i, cfg)
+		if edit != nil {
+			edit(i, cfg)
+		}
 		cfg.ShutdownTimeout, cfg.Logger = 2*time.Second, lg
 	}
 	c, err := local.Start(lc)

@@ -279,28 +279,33 @@ func (s *shopper) change(ctx context.Context, cl *client.Client) (user int, id s
 	return u, id, err
 }
 
+// errSoldOut ends a checkout that found no stock left: it commits nothing.
+var errSoldOut = errors.New("sold out")
+
 // checkout takes one of an item from stock, if any is left.
 func (s *shopper) checkout(ctx context.Context) error {
 	item := s.rnd.IntN(s.o.Items)
-	took := false
 	err := s.commit(ctx, s.cl, func(tx *client.Txn) error {
-		took = false
 		v, err := tx.Get(ctx, stockKey(item))
 		if err != nil {
 			return err
 		}
 		n, err := strconv.Atoi(string(v))
-		if err != nil || n <= 0 {
-			return err // sold out
+		switch {
+		case err != nil:
+			return err
+		case n <= 0:
+			return errSoldOut
 		}
-		took = true
 		return tx.Put(stockKey(item), strconv.AppendInt(nil, int64(n-1), 10))
 	})
 	switch {
-	case err == nil && took:
+	case err == nil:
 		s.st.checkouts[item]++
 	case errors.Is(err, client.ErrIndeterminate):
 		s.st.uncertain[item]++
+	case errors.Is(err, errSoldOut):
+		return nil
 	}
 	return err
 }
@@ -387,10 +392,8 @@ func readProfile(ctx context.Context, tx *client.Txn, u int) (profile, error) {
 // geoReport is what `galena demo --geo` measured and checked.
 type geoReport struct {
 	Delays   geoDelays
-	Third    string
 	Leaders  []string // the members that led while the shop ran, in turn
 	Regions  []*regionStats
-	Elapsed  time.Duration
 	Seqno    uint64 // applied by every data member when checked
 	Changes  int    // profile changes acknowledged
 	Lost     []string
@@ -404,11 +407,18 @@ type geoReport struct {
 
 // runGeo is `galena demo --geo`.
 func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Writer) (geoReport, error) {
+	if err := o.validate(true); err != nil {
+		return geoReport{}, err
+	}
 	delays, err := g.validate()
 	if err != nil {
 		return geoReport{}, err
 	}
-	rep := geoReport{Delays: delays, Third: g.Third}
+	inEU := int(math.Round(float64(o.Clients) * g.EUShare))
+	if inEU < 1 || inEU >= o.Clients {
+		return geoReport{}, usagef("--clients %d with --eu-share %v leaves a region without clients: each needs at least one", o.Clients, g.EUShare)
+	}
+	rep := geoReport{Delays: delays}
 	errOut = &lockedWriter{w: errOut}
 	c, err := startGeo(errOut, o.BasePort, delays, g)
 	if err != nil {
@@ -427,7 +437,7 @@ func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Wri
 			return rep, err
 		}
 	}
-	shoppers, closeAll, err := newShoppers(c.Endpoints(), o.Clients, g)
+	shoppers, closeAll, err := newShoppers(c.Endpoints(), o.Clients, inEU, g)
 	if err != nil {
 		return rep, err
 	}
@@ -442,10 +452,6 @@ func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Wri
 	}
 	leader := c.watchLeader(&rep.Leaders)
 	defer leader.stop()
-	inEU := 0
-	for _, s := range shoppers {
-		inEU += 1 - s.region
-	}
 	fmt.Fprintf(errOut, "running the shop for %v with %d clients in eu and %d in asia...\n", o.Duration, inEU, len(shoppers)-inEU)
 	began := time.Now()
 	var wg sync.WaitGroup
@@ -454,7 +460,6 @@ func runGeo(ctx context.Context, o demoOptions, g geoOptions, out, errOut io.Wri
 		wg.Go(func() { s.run(ctx, began.Add(o.Duration)) })
 	}
 	wg.Wait()
-	rep.Elapsed = time.Since(began)
 	leader.stop()
 	rep.Regions = []*regionStats{newRegionStats(), newRegionStats()}
 	for _, s := range shoppers {
@@ -541,12 +546,9 @@ func (w *leaderWatch) stop() {
 	w.wg.Wait()
 }
 
-// newShoppers returns n shoppers (at least 2), the share g.EUShare of them
-// in eu (at least one in each region) and the rest in asia, each with a
-// client of its region's member and one of the other's.
-func newShoppers(eps []string, n int, g geoOptions) ([]*shopper, func(), error) {
-	n = max(n, 2)
-	inEU := min(max(int(math.Round(float64(n)*g.EUShare)), 1), n-1)
+// newShoppers returns n shoppers, inEU of them in eu and the rest in asia,
+// each with a client of its region's member and one of the other's.
+func newShoppers(eps []string, n, inEU int, g geoOptions) ([]*shopper, func(), error) {
 	regions := make([]int, n)
 	var pairs []string // each shopper's region's member, then the other's
 	for i := range regions {

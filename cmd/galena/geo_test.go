@@ -92,3 +92,24 @@ func TestGeoDelays(t *testing.T) {
 		}
 	}
 }
+
+// A demo flag the chosen demo would ignore, or clients that leave a region
+// empty, are refused before anything starts.
+func TestDemoFlagsRefused(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--users", "3"}, "--users applies only with --geo"},
+		{[]string{"--leader", "eu"}, "--leader applies only with --geo"},
+		{[]string{"--geo", "--accounts", "5"}, "--accounts applies to the bank, not with --geo"},
+		{[]string{"--geo", "--clients", "1"}, "--clients 1 with --eu-share 0.5 leaves a region without clients"},
+		{[]string{"--geo", "--eu-share", "0"}, "--clients 12 with --eu-share 0 leaves a region without clients"},
+		{[]string{"--geo", "--clients", "0"}, "--clients must be at least 1"},
+	} {
+		code, _, stderr := runCLI(t, append([]string{"demo", "--exit"}, c.args...)...)
+		if code != 2 || !strings.Contains(stderr, c.want) {
+			t.Errorf("demo %v: exit %d, %q; want 2 and %q", c.args, code, stderr, c.want)
+		}
+	}
+}

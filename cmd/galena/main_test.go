@@ -126,30 +126,11 @@ func TestStartConfig(t *testing.T) {
 // The flags' defaults are node.DefaultConfig's, and --join alone is a
 // valid configuration.
 func TestStartFlagDefaults(t *testing.T) {
-	cmd := newStartCmd()
+	cmd, f := startCmd()
 	if err := cmd.ParseFlags([]string{"--id", "n4", "--data", "/tmp/x", "--join", "127.0.0.1:7001"}); err != nil {
 		t.Fatal(err)
 	}
-	var f startFlags
-	for name, dst := range map[string]*string{"id": &f.id, "addr": &f.addr, "data": &f.data, "join": &f.join,
-		"initial-cluster": &f.initialCluster, "cluster-token": &f.clusterToken, "log-level": &f.logLevel, "log-format": &f.logFormat} {
-		*dst = cmd.Flags().Lookup(name).Value.String()
-	}
-	fl := cmd.Flags()
-	f.heartbeatTimeout, _ = fl.GetDuration("heartbeat-timeout")
-	f.electionTimeout, _ = fl.GetDuration("election-timeout")
-	f.notPrimaryTimeout, _ = fl.GetDuration("not-primary-timeout")
-	f.snapshotThreshold, _ = fl.GetUint64("snapshot-threshold")
-	f.trailingLogs, _ = fl.GetUint64("trailing-logs")
-	f.checkpointInterval, _ = fl.GetUint64("checkpoint-interval")
-	f.maxInflightCommits, _ = fl.GetInt("max-inflight-commits")
-	f.maxInflightBytes = *fl.Lookup("max-inflight-bytes").Value.(*byteSize)
-	f.retainSeqnos, _ = fl.GetUint64("retain-seqnos")
-	f.retainAge, _ = fl.GetDuration("retain-age")
-	f.network = fl.Lookup("network").Value.String()
-	f.flowControlLimit, _ = fl.GetUint64("flow-control-limit")
-	f.flowControlMaxPause, _ = fl.GetDuration("flow-control-max-pause")
-	cfg, err := f.config(&bytes.Buffer{})
+	cfg, err := f.build(cmd.Flags(), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +149,7 @@ func TestStartFlagDefaults(t *testing.T) {
 // --network wan presets the timeouts not given and the appends in flight;
 // a timeout given explicitly wins.
 func TestStartNetworkWAN(t *testing.T) {
-	cmd := newStartCmd()
+	cmd, f := startCmd()
 	args := []string{"--id", "eu", "--data", "/tmp/x", "--join", "127.0.0.1:7001", "--network", "wan", "--election-timeout", "5s",
 		"--leader-preference", "eu, asia", "--flow-control-limit", "64", "--flow-control-max-pause", "1m"}
 	if err := cmd.ParseFlags(args); err != nil {
@@ -182,15 +163,7 @@ func TestStartNetworkWAN(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr, "--leader-follows-writes and --leader-preference exclude each other") {
 		t.Errorf("--leader-follows-writes with --leader-preference: exit %d, %q", code, stderr)
 	}
-	fl := cmd.Flags()
-	f := startFlags{id: "eu", addr: "127.0.0.1:7009", data: "/tmp/x", join: "127.0.0.1:7001", clusterToken: "t", logLevel: "info", logFormat: "console",
-		network: "wan", leaderPreference: "eu, asia", flowControlLimit: 64, flowControlMaxPause: time.Minute,
-		snapshotThreshold: 1, trailingLogs: 1, checkpointInterval: 1, retainSeqnos: 1, maxInflightCommits: 1, maxInflightBytes: 16 << 20}
-	f.heartbeatTimeout, _ = fl.GetDuration("heartbeat-timeout")
-	f.electionTimeout, _ = fl.GetDuration("election-timeout")
-	f.notPrimaryTimeout, _ = fl.GetDuration("not-primary-timeout")
-	f.presetNetwork(fl) // as start's RunE does
-	cfg, err := f.config(&bytes.Buffer{})
+	cfg, err := f.build(cmd.Flags(), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
@@ -34,29 +35,31 @@ func addTLSFlags(fl *pflag.FlagSet, f *tlsFlags) {
 }
 
 // apply sets the member's TLS configuration, and what its HTTP side
-// serves, from the flags.
-func (f tlsFlags) apply(cfg *node.Config) error {
+// serves, from the flags. It returns the CAs the member trusts, as loaded
+// (none without TLS).
+func (f tlsFlags) apply(cfg *node.Config) ([]*x509.Certificate, error) {
 	if f.listenMetrics != "" {
 		if _, _, err := net.SplitHostPort(f.listenMetrics); err != nil {
-			return usagef("--listen-metrics %q: want host:port: %v", f.listenMetrics, err)
+			return nil, usagef("--listen-metrics %q: want host:port: %v", f.listenMetrics, err)
 		}
 	}
 	cfg.EnablePprof, cfg.MetricsAddr = f.enablePprof, f.listenMetrics
 	switch {
 	case f.cert == "" && f.key == "" && f.ca == "":
 		if f.clientCertAuth {
-			return usagef("--client-cert-auth needs TLS: --tls-cert, --tls-key and --tls-ca")
+			return nil, usagef("--client-cert-auth needs TLS: --tls-cert, --tls-key and --tls-ca")
 		}
-		return nil
+		return nil, nil
 	case f.cert == "" || f.key == "" || f.ca == "":
-		return usagef("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
+		return nil, usagef("--tls-cert, --tls-key and --tls-ca go together: give all three or none")
 	}
+	var cas []*x509.Certificate
 	var err error
-	if cfg.TLS, cfg.PeerTLS, err = f.files().Member(); err != nil {
-		return usagef("--tls-*: %w", err)
+	if cfg.TLS, cfg.PeerTLS, cas, err = f.files().Member(); err != nil {
+		return nil, usagef("--tls-*: %w", err)
 	}
 	cfg.ClientCertAuth = f.clientCertAuth
-	return nil
+	return cas, nil
 }
 
 // files are the member's TLS files; nil when it serves without TLS.

@@ -198,7 +198,7 @@ func TestTLSClusterCLI(t *testing.T) {
 	dir := makeCerts(t, 4, map[string]string{"alice": "admin", "bob": "read"})
 	c := nodetest.MakeClusterWith(t, 3, func(i int, cfg *node.Config) {
 		f := tlsFlags{cert: filepath.Join(dir, cfg.ID+".crt"), key: filepath.Join(dir, cfg.ID+".key"), ca: filepath.Join(dir, "ca.crt"), clientCertAuth: true}
-		if err := f.apply(cfg); err != nil {
+		if _, err := f.apply(cfg); err != nil {
 			t.Fatal(err)
 		}
 	})

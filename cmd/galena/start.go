@@ -55,7 +55,13 @@ type startFlags struct {
 }
 
 func newStartCmd() *cobra.Command {
-	var f startFlags
+	cmd, _ := startCmd()
+	return cmd
+}
+
+// startCmd is `galena start`, and the flags it parses into.
+func startCmd() (*cobra.Command, *startFlags) {
+	f := new(startFlags)
 	cmd := &cobra.Command{
 		Use:   "start",
 		Short: "Run a cluster member until SIGINT or SIGTERM",
@@ -109,8 +115,7 @@ network.`,
     --tls-cert certs/n1.crt --tls-key certs/n1.key --tls-ca certs/ca.crt --client-cert-auth`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			f.presetNetwork(cmd.Flags())
-			cfg, err := f.config(cmd.ErrOrStderr())
+			cfg, err := f.build(cmd.Flags(), cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -155,9 +160,16 @@ network.`,
 		byteSize(d.Txn.Limits.MaxWriteSetSize).String()+"); more are refused at once, like --max-inflight-commits")
 	fl.Var(&f.quotaBytes, "quota-bytes", "how much the data directory may hold before the member refuses commits that put values "+
 		"(client.ErrNoSpace; deletes and reads go on, and it takes commits again once under); 0: "+fmt.Sprint(node.DefaultQuotaFraction*100)+"% of the filesystem's size")
-	addFaultFlags(fl, &f)
+	addFaultFlags(fl, f)
 	addTLSFlags(fl, &f.tls)
-	return cmd
+	return cmd, f
+}
+
+// build is the member's configuration from the flags parsed into f from
+// fl: with --network wan, the timeouts fl was not given are the preset's.
+func (f *startFlags) build(fl *pflag.FlagSet, logOut io.Writer) (node.Config, error) {
+	f.presetNetwork(fl)
+	return f.config(logOut)
 }
 
 // memberGCPercent is the member's garbage-collection target, unless the
@@ -211,7 +223,8 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	if err := f.tuning(&cfg); err != nil {
 		return cfg, err
 	}
-	if err := f.tls.apply(&cfg); err != nil {
+	cas, err := f.tls.apply(&cfg)
+	if err != nil {
 		return cfg, err
 	}
 	if err := applyFaults(f, &cfg); err != nil {
@@ -227,6 +240,7 @@ func (f startFlags) config(logOut io.Writer) (node.Config, error) {
 	if cfg.Logger, err = newLogger(lvl, f.logFormat, logOut); err != nil {
 		return cfg, err
 	}
+	logCAs(cfg.Logger, f.tls.ca, cas)
 	return cfg, nil
 }
 
@@ -403,14 +417,6 @@ func serve(ctx context.Context, cfg node.Config, certs *security.Files, errOut i
 		go func() { defer close(done); joinProgress(pctx, n, errOut) }()
 		defer func() { stop(); <-done }()
 	}
-	if certs != nil {
-		// The file was read moments ago, when the member was configured.
-		if cas, err := security.ReadCAs(certs.CA); err != nil {
-			lg.Warn("cannot read the CA file", zap.String("ca", certs.CA), zap.Error(err))
-		} else {
-			logCAs(lg, certs.CA, cas)
-		}
-	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -488,7 +494,7 @@ func reloadTLS(lg *zap.Logger, n member, certs *security.Files) {
 		lg.Info("SIGHUP: this member serves without TLS; nothing to reload")
 		return
 	}
-	server, peer, cas, err := certs.MemberCAs()
+	server, peer, cas, err := certs.Member()
 	if err == nil {
 		err = n.SetTLS(server, peer)
 	}
