@@ -120,9 +120,21 @@ func runJepsen(t *testing.T, name string, spec nemesis.FaultSpec) workload.Repor
 	cfg := workload.RunConfig{Workload: name, Duration: *jepsenDuration, Clients: *jepsenClients, Faults: faults, Seed: spec.Seed,
 		HistoryDir: historyDir(t, name)}
 	rep := workload.Run(t.Context(), c, cfg)
-	t.Logf("jepsen %s", rep.Summary())
+	checkRun(t, "jepsen", rep)
+	if withFaults && len(rep.FaultKinds()) == 0 {
+		t.Errorf("-jepsen.nemesis=%q: no fault was injected, took effect and was healed", spec.Nemesis)
+	}
+	return rep
+}
+
+// checkRun fails t unless rep is a valid run in which operations
+// succeeded: no error of the run, a check that decided and found no
+// anomaly, members with the same contents. label starts its log lines.
+func checkRun(t *testing.T, label string, rep workload.Report) {
+	t.Helper()
+	t.Logf("%s %s", label, rep.Summary())
 	if !rep.Valid() || testing.Verbose() {
-		t.Logf("jepsen report:\n%s", rep)
+		t.Logf("%s report:\n%s", label, rep)
 	}
 	for _, err := range rep.Errors {
 		t.Errorf("run: %v", err)
@@ -139,10 +151,6 @@ func runJepsen(t *testing.T, name string, spec nemesis.FaultSpec) workload.Repor
 	if rep.Ops.OK == 0 {
 		t.Errorf("no operation succeeded: ok/fail/info=%s", rep.Ops)
 	}
-	if withFaults && len(rep.FaultKinds()) == 0 {
-		t.Errorf("-jepsen.nemesis=%q: no fault was injected, took effect and was healed", spec.Nemesis)
-	}
-	return rep
 }
 
 // jepsenFaults injects the faults of a FaultSpec while a workload runs: the

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -73,7 +74,12 @@ func TestReadmeQuickstart(t *testing.T) {
 	if err := start.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { syscall.Kill(-start.Process.Pid, syscall.SIGKILL) }) // whatever the script started
+	t.Cleanup(func() { // whatever the script started, before dir is removed
+		syscall.Kill(-start.Process.Pid, syscall.SIGKILL)
+		if err := waitGroupGone(start.Process.Pid); err != nil {
+			t.Error(err)
+		}
+	})
 	if err := start.Wait(); err != nil {
 		out, _ := os.ReadFile(outFile.Name())
 		t.Fatalf("the quickstart's setup: %v\n%s", err, out)
@@ -139,4 +145,26 @@ func logsOf(dir string) string {
 		fmt.Fprintf(&b, "n%d.log:\n%s\n", i, data)
 	}
 	return b.String()
+}
+
+// waitGroupGone waits until no process of process group pgid runs: a
+// killed one has closed its files once it is a zombie, or gone.
+func waitGroupGone(pgid int) error {
+	return harness.WaitFor(time.Minute, func() error {
+		stats, err := filepath.Glob("/proc/[0-9]*/stat")
+		if err != nil {
+			return err
+		}
+		for _, p := range stats {
+			b, err := os.ReadFile(p)
+			i := bytes.LastIndexByte(b, ')') // after the command's name: state, parent, group
+			if err != nil || i < 0 {
+				continue // gone meanwhile
+			}
+			if f := strings.Fields(string(b[i+1:])); len(f) > 2 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+				return fmt.Errorf("%s: a process the quickstart started still runs after SIGKILL", p)
+			}
+		}
+		return nil
+	})
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -83,16 +81,22 @@ const (
 	regionsClients = 6
 	// regionsPrefix starts the keys of the schedule's own commits.
 	regionsPrefix = "regions/"
+	// regionsPreference is the members' --leader-preference: asia, then
+	// eu (the harness names member i n<i+1>). A data member leads once
+	// caught up, so that cutting asia from eu cuts the leader from a
+	// follower: while me leads, eu and asia send each other nothing.
+	regionsPreference = "n2,n1"
 	// regionsBaseDuration is the default of -jepsen.duration: a longer one
 	// stretches every phase of the schedule in proportion.
 	regionsBaseDuration = 6 * time.Second
 )
 
-// setRegionDelays puts regionLinks' delays on the links of nw, both ways.
+// setRegionDelays puts regionLinks' delays on the links of nw, both ways,
+// to stay: healing keeps them.
 func setRegionDelays(nw *nemesis.Net) {
 	for _, l := range regionLinks {
-		nw.Delay(l.a, l.b, l.delay)
-		nw.Delay(l.b, l.a, l.delay)
+		nw.BaseDelay(l.a, l.b, l.delay)
+		nw.BaseDelay(l.b, l.a, l.delay)
 	}
 }
 
@@ -109,8 +113,8 @@ func regionRTT(i int) time.Duration {
 }
 
 // TestRegionsUnderDelaysAndPartition runs three members as three regions,
-// eu, asia and me (between them), with one-way delays on every link and
-// wide-area timeouts, and runs the bank workload, then the list-append
+// eu, asia and me (between them), with one-way delays on every link,
+// wide-area timeouts and asia preferred as leader, and runs the bank workload, then the list-append
 // workload, with clients on every member, each under one schedule: delays
 // only; eu isolated from asia and me, the minority side, for some seconds;
 // healed (the delays stay); asia cut from eu but not from me, a
@@ -130,7 +134,7 @@ func TestRegionsUnderDelaysAndPartition(t *testing.T) {
 	seed := jepsenSeedOf(t)
 	c, nw := nemesis.NewCluster(t, harness.Options{Binary: galenaBin, Members: 3,
 		HeartbeatTimeout: regionsHeartbeat, ElectionTimeout: regionsElection,
-		ExtraArgs:   []string{"--network", "wan"},
+		ExtraArgs:   []string{"--network", "wan", "--leader-preference", regionsPreference},
 		WaitTimeout: 45 * time.Second}, 0)
 	setRegionDelays(nw)
 	t.Logf("regions: %s = eu, asia, me; links %v; schedule %+v", strings.Join(c.IDs(0, 1, 2), ", "), nw, plan)
@@ -152,7 +156,7 @@ func TestRegionsUnderDelaysAndPartition(t *testing.T) {
 				t.Fatal("the schedule never ran")
 			}
 			s.check(t)
-			s.checkHistory(t, readRegionsHistory(t, rep.HistoryDir))
+			s.checkHistory(t, rep.History)
 		})
 	}
 	ensureSamePrefix(t, c, regionsPrefix, want)
@@ -195,8 +199,8 @@ func (p regionsPut) String() string {
 // regionsSchedule is the workload.Faults of TestRegionsUnderDelaysAndPartition:
 // it runs the phases of plan in order, each for its planned time and until
 // what it waits for happened, sends commits of its own to probe each phase,
-// and records what it saw for check. The delays are on before it runs and
-// stay on: its heals, and HealAll, unblock every link and put them back.
+// and records what it saw for check. The delays are base delays of the
+// network, on before it runs: its heals, and HealAll, keep them.
 type regionsSchedule struct {
 	name    string // the workload's
 	c       *harness.Cluster
@@ -234,7 +238,7 @@ func (s *regionsSchedule) Run(ctx context.Context, _ time.Duration) ([]workload.
 	s.healed(ctx)
 	events = append(events, s.cutAsiaFromEU(ctx))
 	start := s.since()
-	regionsHold(ctx, s.plan.Tail)
+	harness.Idle(ctx, s.plan.Tail)
 	s.endPhase("healed again", start)
 	var errs []error
 	for _, e := range events {
@@ -248,15 +252,8 @@ func (s *regionsSchedule) Run(ctx context.Context, _ time.Duration) ([]workload.
 // HealAll implements workload.Faults: it unblocks every link, and keeps the
 // delays.
 func (s *regionsSchedule) HealAll() error {
-	s.heal()
-	return nil
-}
-
-// heal unblocks every link (and closes the connections that lost bytes)
-// and puts the delays back, which Net.Heal removed.
-func (s *regionsSchedule) heal() {
 	s.nw.Heal()
-	setRegionDelays(s.nw)
+	return nil
 }
 
 // since is the time since Run began.
@@ -293,7 +290,7 @@ func (s *regionsSchedule) delaysOnly(ctx context.Context) workload.FaultEvent {
 			s.latency[i] = s.put(ctx, s.via[i], "latency/"+regionNames[i], began, regionsPutTimeout)
 		})
 	}
-	regionsHold(ctx, s.plan.Delays)
+	harness.Idle(ctx, s.plan.Delays)
 	wg.Wait()
 	s.endPhase("delays only", start)
 	e := workload.FaultEvent{Time: start, Kind: "latency", Detail: "one way: eu-asia 100ms, eu-me 40ms, asia-me 60ms"}
@@ -331,14 +328,14 @@ func (s *regionsSchedule) isolateEU(ctx context.Context) workload.FaultEvent {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.refuseOnEU(ctx, at) })
 	wg.Go(func() { s.majorityPuts = s.putUntilOK(ctx, s.via[regionAsia], "isolated/through-asia", at) })
-	regionsHold(ctx, s.plan.Isolated)
+	harness.Idle(ctx, s.plan.Isolated)
 	wg.Wait()
 	end := s.since()
 	var dropped int64
 	for k, l := range links {
 		dropped += s.nw.Stats(l[0], l[1]).Dropped - before[k].Dropped
 	}
-	s.heal()
+	s.nw.Heal()
 	s.phases = append(s.phases, regionsPhase{name: "eu isolated", start: start, end: end})
 	s.logf("regions %s: eu isolated from %.1fs to %.1fs (leader %s)", s.name, start.Seconds(), end.Seconds(), s.leaderIsolated)
 	e := workload.FaultEvent{Time: start, Kind: "split", Detail: fmt.Sprintf("eu (%s) isolated from asia and me; leader %s",
@@ -382,19 +379,28 @@ func (s *regionsSchedule) healed(ctx context.Context) {
 			s.rejoined = time.Since(at)
 		}
 	}()
-	regionsHold(ctx, s.plan.Healed)
+	harness.Idle(ctx, s.plan.Healed)
 	<-done
 	s.endPhase("healed", start)
 }
 
 // cutAsiaFromEU blocks the links between asia and eu, both ways, while
 // both still reach me, for the planned time and until a commit through me
-// succeeded (or gave up), then heals. eu and asia talk only when one of
-// them leads or they hold an election, so when me leads the cut may drop
-// nothing; the links through me must carry traffic and drop none.
+// succeeded (or gave up), then heals. It waits first for asia or eu to lead
+// (regionsPreference), so that the cut stands between the leader and a
+// follower; the links through me must carry traffic and drop none.
 func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent {
-	ld := s.leader()
+	ld := -1
+	err := harness.WaitFor(regionsPutTimeout, func() error {
+		if ld = s.leader(); ld != regionEU && ld != regionAsia {
+			return fmt.Errorf("%s leads, not eu or asia", regionsMemberName(s.c, ld))
+		}
+		return nil
+	})
 	s.leaderCut = regionsMemberName(s.c, ld)
+	if err != nil {
+		return workload.FaultEvent{Time: s.since(), Kind: "bridge", Err: fmt.Errorf("before cutting asia from eu: %w", err)}
+	}
 	cut := [][2]int{{regionEU, regionAsia}, {regionAsia, regionEU}}
 	kept := [][2]int{{regionEU, regionME}, {regionME, regionEU}, {regionAsia, regionME}, {regionME, regionAsia}}
 	beforeCut, beforeKept := s.traffic(cut), s.traffic(kept)
@@ -403,7 +409,7 @@ func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent
 	at := time.Now()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.cutPuts = s.putUntilOK(ctx, s.via[regionME], "cut/through-me", at) })
-	regionsHold(ctx, s.plan.Cut)
+	harness.Idle(ctx, s.plan.Cut)
 	wg.Wait()
 	s.cutStates = s.states()
 	end := s.since()
@@ -416,7 +422,7 @@ func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent
 		keptDropped += st.Dropped - beforeKept[k].Dropped
 		keptBytes += st.Bytes - beforeKept[k].Bytes
 	}
-	s.heal()
+	s.nw.Heal()
 	s.phases = append(s.phases, regionsPhase{name: "asia cut from eu", start: start, end: end})
 	s.logf("regions %s: asia cut from eu from %.1fs to %.1fs (leader %s); at its end: %s",
 		s.name, start.Seconds(), end.Seconds(), s.leaderCut, s.cutStates)
@@ -429,8 +435,6 @@ func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent
 		e.Err = errors.New("no traffic on the links through me")
 	case cutDropped > 0:
 		e.Effect = fmt.Sprintf("%d bytes dropped between eu and asia, %d delivered through me", cutDropped, keptBytes)
-	case ld == regionME:
-		e.Effect = fmt.Sprintf("me leads: eu and asia had nothing to send each other; %d bytes delivered through me", keptBytes)
 	default:
 		e.Err = fmt.Errorf("no byte dropped between eu and asia while %s leads", s.leaderCut)
 	}
@@ -466,7 +470,7 @@ func (s *regionsSchedule) putUntilOK(ctx context.Context, cl *client.Client, key
 		if p.err == nil || time.Until(deadline) <= 0 || ctx.Err() != nil {
 			return puts
 		}
-		regionsHold(ctx, 100*time.Millisecond)
+		harness.Idle(ctx, 100*time.Millisecond)
 	}
 }
 
@@ -596,7 +600,7 @@ func (n regionsTally) String() string {
 func (s *regionsSchedule) tally(h []checker.Op, i int, p regionsPhase, strict bool) regionsTally {
 	n := regionsTally{errs: map[string]int{}}
 	for _, o := range h {
-		if o.Process >= regionsClients || o.Node != s.c.ID(i) || o.Complete == 0 {
+		if o.Node != s.c.ID(i) || o.Complete == 0 {
 			continue
 		}
 		inv, done := time.Duration(o.Invoke), time.Duration(o.Complete)
@@ -694,7 +698,7 @@ func (s *regionsSchedule) firstNotPrimary(h []checker.Op, i int, p regionsPhase)
 	first, ok := time.Duration(0), false
 	for _, o := range h {
 		done := time.Duration(o.Complete)
-		if o.Process >= regionsClients || o.Node != s.c.ID(i) || o.Type == checker.TypeOK ||
+		if o.Node != s.c.ID(i) || o.Type == checker.TypeOK ||
 			done < p.start || done > p.end || regionsErrKind(o.Error) != "not primary" {
 			continue
 		}
@@ -741,24 +745,9 @@ func regionsErrKind(text string) string {
 // operations, with the three faults injected, effective and healed.
 func checkRegionsReport(t *testing.T, rep workload.Report) {
 	t.Helper()
-	t.Logf("regions %s", rep.Summary())
-	if !rep.Valid() || testing.Verbose() {
-		t.Logf("report:\n%s", rep)
-	}
-	for _, err := range rep.Errors {
-		t.Errorf("run: %v", err)
-	}
-	switch {
-	case rep.CheckErr != nil:
-		t.Errorf("check could not decide: %v", rep.CheckErr)
-	case !rep.Result.Valid || rep.Anomalies() != 0:
-		t.Errorf("%d anomalies %v (history: %s)", rep.Anomalies(), rep.Result.Kinds(), rep.HistoryDir)
-	}
-	if rep.ContentsDiff != "" || rep.Members != len(regionNames) {
-		t.Errorf("contents of %d members compared at seqno %d: %q", rep.Members, rep.Seqno, rep.ContentsDiff)
-	}
-	if rep.Ops.OK == 0 {
-		t.Errorf("no operation succeeded: ok/fail/info=%s", rep.Ops)
+	checkRun(t, "regions", rep)
+	if rep.Members != len(regionNames) {
+		t.Errorf("contents of %d members compared, want %d", rep.Members, len(regionNames))
 	}
 	if kinds := rep.FaultKinds(); len(kinds) != 3 {
 		t.Errorf("faults injected, effective and healed: %v, want latency, split and bridge", kinds)
@@ -774,21 +763,6 @@ func checkRegionsReport(t *testing.T, rep workload.Report) {
 			t.Errorf("append: no ok transaction checked: %v", counts)
 		}
 	}
-}
-
-// readRegionsHistory reads the history workload.Run wrote in dir.
-func readRegionsHistory(t *testing.T, dir string) []checker.Op {
-	t.Helper()
-	f, err := os.Open(filepath.Join(dir, "history.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h, err := checker.ReadHistory(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 // regionsDirected is every link between the members, each direction.
@@ -809,14 +783,4 @@ func regionsMemberName(c *harness.Cluster, i int) string {
 		return "none"
 	}
 	return fmt.Sprintf("%s (%s)", regionNames[i], c.ID(i))
-}
-
-// regionsHold waits d, the planned length of a phase, or until ctx ends.
-func regionsHold(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }

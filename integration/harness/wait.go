@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -153,6 +154,17 @@ func (e permanentError) Unwrap() error { return e.err }
 // Permanent marks err, returned by a condition of WaitFor, as one that
 // waiting will not fix: WaitFor returns it at once.
 func Permanent(err error) error { return permanentError{err} }
+
+// Idle waits d, or until ctx ends: the pacing of schedules and clients, not
+// a wait for a condition (see WaitFor).
+func Idle(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
 
 // WaitFor calls cond every PollInterval until it returns nil, returns an
 // error marked Permanent (WaitFor then returns what it marks), or timeout

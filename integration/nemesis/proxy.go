@@ -67,6 +67,7 @@ type Net struct {
 type link struct {
 	blocked bool
 	delay   time.Duration
+	base    time.Duration // the delay Heal leaves (BaseDelay)
 }
 
 type linkCounters struct {
@@ -244,12 +245,20 @@ func (nw *Net) Delay(from, to int, d time.Duration) {
 	nw.set(from, to, func(l *link) { l.delay = d })
 }
 
-// Heal unblocks every link and removes every delay, and closes the
-// connections that lost bytes while blocked (their peers redial).
+// BaseDelay gives the link from member from to member to a delay d that
+// stays: Delay changes it only until Heal, which puts d back (members in
+// different regions). Its chunks count as delayed in LinkStats.
+func (nw *Net) BaseDelay(from, to int, d time.Duration) {
+	nw.set(from, to, func(l *link) { l.base, l.delay = d, d })
+}
+
+// Heal unblocks every link and takes every delay back to its base delay
+// (none unless BaseDelay), and closes the connections that lost bytes while
+// blocked (their peers redial).
 func (nw *Net) Heal() {
 	nw.mu.Lock()
-	for i := range nw.links {
-		nw.links[i] = link{}
+	for i, l := range nw.links {
+		nw.links[i] = link{delay: l.base, base: l.base}
 	}
 	var lossy []*pconn
 	for pc := range nw.conns {

@@ -95,6 +95,21 @@ func TestNetBlocksDelaysAndHeals(t *testing.T) {
 	if s := nw.Stats(0, 1); s.Delayed != 4 || s.Bytes != 5+4+4+4 { // hello, half, slow, fast
 		t.Errorf("link 0→1 after an echo without delay: %+v", s)
 	}
+
+	// A base delay stays through Heal; a delay put on top of it goes.
+	nw.BaseDelay(0, 1, delay)
+	nw.Delay(0, 1, 3*delay)
+	nw.Heal()
+	if l := nw.get(0, 1); l.delay != delay {
+		t.Errorf("link 0→1 after Heal is delayed %v, want its base delay %v", l.delay, delay)
+	}
+	began = time.Now()
+	if err := echoes(c, "base", delay+proxyWait); err != nil {
+		t.Fatalf("through a link with a base delay: %v", err)
+	}
+	if rtt := time.Since(began); rtt < delay {
+		t.Errorf("round trip over a link with a base delay of %v, healed, took %v", delay, rtt)
+	}
 	c.Close()
 }
 

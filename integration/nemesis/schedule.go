@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/galenadb/galena/integration/harness"
 )
 
 // Event is one fault of a Schedule's run.
@@ -166,7 +168,7 @@ func (s Schedule) next(ctx context.Context, n *Nemesis, i int, end time.Time) (e
 		defer cancel()
 	}
 	if i > 0 {
-		pause(ctx, n.duration(s.QuietMin, s.QuietMax))
+		harness.Idle(ctx, n.duration(s.QuietMin, s.QuietMax))
 	}
 	if ctx.Err() != nil {
 		return Event{}, false
@@ -192,7 +194,7 @@ func (s Schedule) step(ctx context.Context, n *Nemesis, k Kind) Event {
 		return e
 	}
 	e.Detail = f.Detail
-	pause(ctx, n.duration(s.FaultMin, s.FaultMax))
+	harness.Idle(ctx, n.duration(s.FaultMin, s.FaultMax))
 	effect, err := f.Effect()
 	e.Effect = effect
 	healErr := f.Heal()
@@ -201,16 +203,6 @@ func (s Schedule) step(ctx context.Context, n *Nemesis, k Kind) Event {
 	}
 	e.Err = errors.Join(err, healErr)
 	return e
-}
-
-// pause waits d or until ctx ends: the pacing of schedules and clients.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // FaultSpec says which faults one Jepsen run injects.

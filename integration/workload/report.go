@@ -34,6 +34,8 @@ type Report struct {
 	Members      int
 	Keys         int
 	ContentsDiff string
+	// History is the clients' ops; the final reads are not among them.
+	History []checker.Op
 	// HistoryDir holds history.jsonl (the clients' ops, then the final
 	// reads) and report.txt; empty when they were not written.
 	HistoryDir string

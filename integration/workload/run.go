@@ -170,7 +170,7 @@ func Run(ctx context.Context, c Cluster, cfg RunConfig) (rep Report) {
 	h, events, errs := runClients(base, c, w, rec, cfg)
 	rep.Faults = events
 	rep.Errors = append(rep.Errors, errs...)
-	rep.Ops = countOps(h)
+	rep.Ops, rep.History = countOps(h), h
 
 	if err := c.WaitReady(); err != nil {
 		fail(err)
