@@ -514,7 +514,7 @@ type leaderWatch struct {
 func (c *localCluster) watchLeader(seen *[]string) *leaderWatch {
 	w := &leaderWatch{done: make(chan struct{})}
 	look := func() {
-		l := c.Leader()
+		l := c.LeaderID()
 		if l == "" {
 			l = "none"
 		}

@@ -7,7 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +41,7 @@ func TestBasePort(t *testing.T) {
 	}
 	defer taken.Close()
 	port := taken.Addr().(*net.TCPAddr).Port
-	if _, err := Start(Config{Members: 2, BasePort: port - 1}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+	if _, err := Start(Config{Members: 2, BasePort: port - 1}); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Fatalf("Start over a taken port = %v; want it refused", err)
 	}
 	taken.Close()
@@ -96,9 +96,9 @@ func TestStartWaitClose(t *testing.T) {
 	if err := c.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
-	leader := c.Leader()
+	leader := c.LeaderID()
 	if !slices.Contains([]string{"n1", "n2", "n3"}, leader) {
-		t.Fatalf("Leader() = %q once synced", leader)
+		t.Fatalf("LeaderID() = %q once synced", leader)
 	}
 	if err := c.WaitLeader(ctx, leader); err != nil {
 		t.Fatal(err)

@@ -49,9 +49,9 @@ func (c *Cluster) WaitSynced(ctx context.Context) error {
 	return nil
 }
 
-// Leader returns the id of the member that leads, as the first running
+// LeaderID returns the id of the member that leads, as the first running
 // member that knows one says; "" when none does.
-func (c *Cluster) Leader() string {
+func (c *Cluster) LeaderID() string {
 	for _, nd := range c.Nodes {
 		if nd != nil {
 			if id := nd.Status().LeaderID; id != "" {
@@ -65,7 +65,7 @@ func (c *Cluster) Leader() string {
 // WaitLeader waits until member id leads. It fails when a member fails or
 // ctx ends first.
 func (c *Cluster) WaitLeader(ctx context.Context, id string) error {
-	if err := c.poll(ctx, 20*time.Millisecond, func() bool { return c.Leader() == id }); err != nil {
+	if err := c.poll(ctx, 20*time.Millisecond, func() bool { return c.LeaderID() == id }); err != nil {
 		return fmt.Errorf("waiting for %s to lead: %w", id, err)
 	}
 	return nil
