@@ -200,10 +200,10 @@ func (f *flowControl) counts(id string) bool {
 
 // worst returns, of the voters in ms that keep data, the one with the
 // largest backlog among those that count, given the members' latest
-// answers (this member's own among them). A member within half the limit counts from then on (and is no
-// longer lagging); one without a fresh answer, or no longer a voter, no
-// longer counts, so that it must catch up again first; members no longer
-// in ms are forgotten.
+// answers (this member's own among them). A member within half the limit
+// counts from then on (and is no longer lagging); one without a fresh
+// answer, or no longer a voter, no longer counts, so that it must catch up
+// again first; members no longer in ms are forgotten.
 func (f *flowControl) worst(ms []Member, answers map[string]answer) (string, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
