@@ -281,7 +281,10 @@ func (s *regionsSchedule) phase(name string) regionsPhase {
 func (s *regionsSchedule) delaysOnly(ctx context.Context) workload.FaultEvent {
 	ld := s.leader()
 	links := regionsDirected()
-	before := s.traffic(links)
+	before := make([]nemesis.LinkStats, len(links)) // each link's: the leader's must each have been slowed
+	for k, l := range links {
+		before[k] = s.nw.Stats(l.From, l.To)
+	}
 	start := s.since()
 	began := time.Now()
 	var wg sync.WaitGroup
@@ -293,13 +296,17 @@ func (s *regionsSchedule) delaysOnly(ctx context.Context) workload.FaultEvent {
 	harness.Idle(ctx, s.plan.Delays)
 	wg.Wait()
 	s.endPhase("delays only", start)
-	e := workload.FaultEvent{Time: start, Kind: "latency", Detail: "one way: eu-asia 100ms, eu-me 40ms, asia-me 60ms"}
+	var delays []string
+	for _, l := range regionLinks {
+		delays = append(delays, fmt.Sprintf("%s-%s %v", regionNames[l.a], regionNames[l.b], l.delay))
+	}
+	e := workload.FaultEvent{Time: start, Kind: "latency", Detail: "one way: " + strings.Join(delays, ", ")}
 	var late int64
 	var none []string
 	for k, l := range links {
-		d := s.nw.Stats(l[0], l[1]).Delayed - before[k].Delayed
+		d := s.nw.Stats(l.From, l.To).Sub(before[k]).Delayed
 		late += d
-		if d == 0 && ld >= 0 && (l[0] == ld || l[1] == ld) {
+		if d == 0 && ld >= 0 && (l.From == ld || l.To == ld) {
 			none = append(none, regionsLinkName(l))
 		}
 	}
@@ -320,8 +327,8 @@ func (s *regionsSchedule) delaysOnly(ctx context.Context) workload.FaultEvent {
 func (s *regionsSchedule) isolateEU(ctx context.Context) workload.FaultEvent {
 	ld := s.leader()
 	s.leaderIsolated = regionsMemberName(s.c, ld)
-	links := [][2]int{{regionEU, regionAsia}, {regionAsia, regionEU}, {regionEU, regionME}, {regionME, regionEU}}
-	before := s.traffic(links)
+	links := nemesis.CrossLinks([]int{regionEU}, []int{regionAsia, regionME})
+	before := s.nw.Traffic(links)
 	start := s.since()
 	s.nw.Isolate(regionEU)
 	at := time.Now()
@@ -331,10 +338,7 @@ func (s *regionsSchedule) isolateEU(ctx context.Context) workload.FaultEvent {
 	harness.Idle(ctx, s.plan.Isolated)
 	wg.Wait()
 	end := s.since()
-	var dropped int64
-	for k, l := range links {
-		dropped += s.nw.Stats(l[0], l[1]).Dropped - before[k].Dropped
-	}
+	dropped := s.nw.Traffic(links).Sub(before).Dropped
 	s.nw.Heal()
 	s.phases = append(s.phases, regionsPhase{name: "eu isolated", start: start, end: end})
 	s.logf("regions %s: eu isolated from %.1fs to %.1fs (leader %s)", s.name, start.Seconds(), end.Seconds(), s.leaderIsolated)
@@ -401,9 +405,9 @@ func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent
 	if err != nil {
 		return workload.FaultEvent{Time: s.since(), Kind: "bridge", Err: fmt.Errorf("before cutting asia from eu: %w", err)}
 	}
-	cut := [][2]int{{regionEU, regionAsia}, {regionAsia, regionEU}}
-	kept := [][2]int{{regionEU, regionME}, {regionME, regionEU}, {regionAsia, regionME}, {regionME, regionAsia}}
-	beforeCut, beforeKept := s.traffic(cut), s.traffic(kept)
+	cut := nemesis.CrossLinks([]int{regionEU}, []int{regionAsia})
+	kept := nemesis.CrossLinks([]int{regionME}, []int{regionEU, regionAsia})
+	beforeCut, beforeKept := s.nw.Traffic(cut), s.nw.Traffic(kept)
 	start := s.since()
 	s.nw.Cut(regionEU, regionAsia)
 	at := time.Now()
@@ -413,15 +417,9 @@ func (s *regionsSchedule) cutAsiaFromEU(ctx context.Context) workload.FaultEvent
 	wg.Wait()
 	s.cutStates = s.states()
 	end := s.since()
-	var cutDropped, keptDropped, keptBytes int64
-	for k, l := range cut {
-		cutDropped += s.nw.Stats(l[0], l[1]).Dropped - beforeCut[k].Dropped
-	}
-	for k, l := range kept {
-		st := s.nw.Stats(l[0], l[1])
-		keptDropped += st.Dropped - beforeKept[k].Dropped
-		keptBytes += st.Bytes - beforeKept[k].Bytes
-	}
+	cutDropped := s.nw.Traffic(cut).Sub(beforeCut).Dropped
+	keptSince := s.nw.Traffic(kept).Sub(beforeKept)
+	keptDropped, keptBytes := keptSince.Dropped, keptSince.Bytes
 	s.nw.Heal()
 	s.phases = append(s.phases, regionsPhase{name: "asia cut from eu", start: start, end: end})
 	s.logf("regions %s: asia cut from eu from %.1fs to %.1fs (leader %s); at its end: %s",
@@ -501,15 +499,6 @@ func (s *regionsSchedule) states() string {
 		parts[i] = fmt.Sprintf("%s %s (leader %s)", s.c.ID(i), st.GetState(), leader)
 	}
 	return strings.Join(parts, ", ")
-}
-
-// traffic is the Stats of every link of links, in order.
-func (s *regionsSchedule) traffic(links [][2]int) []nemesis.LinkStats {
-	st := make([]nemesis.LinkStats, len(links))
-	for k, l := range links {
-		st[k] = s.nw.Stats(l[0], l[1])
-	}
-	return st
 }
 
 // check checks what the schedule's own commits and waits saw.
@@ -766,15 +755,15 @@ func checkRegionsReport(t *testing.T, rep workload.Report) {
 }
 
 // regionsDirected is every link between the members, each direction.
-func regionsDirected() [][2]int {
-	var links [][2]int
+func regionsDirected() []nemesis.Link {
+	var links []nemesis.Link
 	for _, l := range regionLinks {
-		links = append(links, [2]int{l.a, l.b}, [2]int{l.b, l.a})
+		links = append(links, nemesis.CrossLinks([]int{l.a}, []int{l.b})...)
 	}
 	return links
 }
 
-func regionsLinkName(l [2]int) string { return regionNames[l[0]] + "→" + regionNames[l[1]] }
+func regionsLinkName(l nemesis.Link) string { return regionNames[l.From] + "→" + regionNames[l.To] }
 
 // regionsMemberName names member i by region and id, e.g. "me (n3)", or
 // "none" for -1.

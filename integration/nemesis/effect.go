@@ -74,34 +74,34 @@ func stopped(id string, p *harness.Process) (string, error) {
 	return fmt.Sprintf("%s (pid %d) stopped", id, pid), nil
 }
 
-// pair is a link between two members, from → to.
-type pair struct{ from, to int }
+// Link is the link from member From to member To.
+type Link struct{ From, To int }
 
-// crossLinks are the links between the members of a and those of b, both
+// CrossLinks are the links between the members of a and those of b, both
 // ways.
-func crossLinks(a, b []int) []pair {
-	var links []pair
+func CrossLinks(a, b []int) []Link {
+	var links []Link
 	for _, i := range a {
 		for _, j := range b {
-			links = append(links, pair{i, j}, pair{j, i})
+			links = append(links, Link{i, j}, Link{j, i})
 		}
 	}
 	return links
 }
 
-// traffic sums the Stats of links.
-func (nw *Net) traffic(links []pair) LinkStats {
+// Traffic sums the Stats of links.
+func (nw *Net) Traffic(links []Link) LinkStats {
 	var sum LinkStats
 	for _, l := range links {
-		sum = sum.add(nw.Stats(l.from, l.to))
+		sum = sum.add(nw.Stats(l.From, l.To))
 	}
 	return sum
 }
 
 // linkEffect reports whether links dropped bytes since before (their
 // traffic then), or, when slow, delivered bytes late.
-func (nw *Net) linkEffect(links []pair, before LinkStats, slow bool) (string, error) {
-	d := nw.traffic(links).sub(before)
+func (nw *Net) linkEffect(links []Link, before LinkStats, slow bool) (string, error) {
+	d := nw.Traffic(links).Sub(before)
 	switch {
 	case len(links) == 0:
 		return "", errors.New("no link to act on")

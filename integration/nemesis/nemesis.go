@@ -141,7 +141,7 @@ func (n *Nemesis) inject(k Kind) (*fault, error) {
 		if err != nil {
 			return nil, err
 		}
-		links := crossLinks([]int{ld}, n.others(ld))
+		links := CrossLinks([]int{ld}, n.others(ld))
 		f := n.netFault(k, links, "isolated leader %s", n.c.ID(ld))
 		n.net.Isolate(ld)
 		return f, nil
@@ -205,7 +205,7 @@ func (n *Nemesis) split() *fault {
 	p := n.perm()
 	k := 1 + n.intn((len(p)-1)/2)
 	minority, majority := p[:k], p[k:]
-	f := n.netFault(kindSplit, crossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
+	f := n.netFault(kindSplit, CrossLinks(minority, majority), "split %v | %v", n.c.IDs(minority...), n.c.IDs(majority...))
 	n.net.split(minority, majority)
 	return f
 }
@@ -221,10 +221,10 @@ func (n *Nemesis) bridge() (*fault, error) {
 	chain := n.perm()
 	at := slices.Index(chain, ld)
 	chain[0], chain[at] = chain[at], chain[0]
-	var links []pair
+	var links []Link
 	for a := range chain {
 		for b := a + 2; b < len(chain); b++ {
-			links = append(links, pair{chain[a], chain[b]}, pair{chain[b], chain[a]})
+			links = append(links, Link{chain[a], chain[b]}, Link{chain[b], chain[a]})
 		}
 	}
 	f := n.netFault(kindBridge, links, "bridge %s", strings.Join(n.c.IDs(chain...), "-"))
@@ -237,14 +237,14 @@ func (n *Nemesis) bridge() (*fault, error) {
 func (n *Nemesis) oneWay() *fault {
 	x := n.intn(n.c.Size())
 	mute := n.intn(2) == 0
-	var links []pair
+	var links []Link
 	for j := range n.c.Size() {
 		switch {
 		case j == x:
 		case mute:
-			links = append(links, pair{x, j})
+			links = append(links, Link{x, j})
 		default:
-			links = append(links, pair{j, x})
+			links = append(links, Link{j, x})
 		}
 	}
 	var f *fault
@@ -254,7 +254,7 @@ func (n *Nemesis) oneWay() *fault {
 		f = n.netFault(kindOneWay, links, "%s deaf: the others' traffic to it is dropped", n.c.ID(x))
 	}
 	for _, l := range links {
-		n.net.oneWay(l.from, l.to)
+		n.net.oneWay(l.From, l.To)
 	}
 	return f
 }
@@ -266,11 +266,11 @@ func (n *Nemesis) latency() *fault {
 	if n.intn(2) == 0 {
 		x = n.intn(n.c.Size())
 	}
-	var links []pair
+	var links []Link
 	for from := range n.c.Size() {
 		for to := range n.c.Size() {
 			if from != to && (x < 0 || from == x || to == x) {
-				links = append(links, pair{from, to})
+				links = append(links, Link{from, to})
 			}
 		}
 	}
@@ -281,7 +281,7 @@ func (n *Nemesis) latency() *fault {
 		f = n.netFault(kindLatency, links, "+%v on the links of %s", d, n.c.ID(x))
 	}
 	for _, l := range links {
-		n.net.Delay(l.from, l.to, d)
+		n.net.Delay(l.From, l.To, d)
 	}
 	return f
 }
@@ -289,9 +289,9 @@ func (n *Nemesis) latency() *fault {
 // netFault is a fault of kind k on links, which the caller blocks (or, for
 // latency, delays) once it returns: its effect is the bytes dropped (or
 // delivered late) on them from then on, and its heal heals the whole Net.
-func (n *Nemesis) netFault(k Kind, links []pair, format string, args ...any) *fault {
+func (n *Nemesis) netFault(k Kind, links []Link, format string, args ...any) *fault {
 	nw := n.net
-	before := nw.traffic(links)
+	before := nw.Traffic(links)
 	return &fault{Kind: k, Detail: fmt.Sprintf(format, args...),
 		heal: func() error {
 			nw.Heal()

@@ -89,8 +89,8 @@ func (s LinkStats) add(o LinkStats) LinkStats {
 		Delayed: s.Delayed + o.Delayed, Severed: s.Severed + o.Severed}
 }
 
-// sub returns s less o: what a link did between two readings.
-func (s LinkStats) sub(o LinkStats) LinkStats {
+// Sub returns s less o: what a link did between two readings.
+func (s LinkStats) Sub(o LinkStats) LinkStats {
 	return LinkStats{Conns: s.Conns - o.Conns, Bytes: s.Bytes - o.Bytes, Dropped: s.Dropped - o.Dropped,
 		Delayed: s.Delayed - o.Delayed, Severed: s.Severed - o.Severed}
 }
