@@ -54,7 +54,7 @@ func (arbitratorSnapshot) Release()                         {}
 // header-only snapshots.
 func (g *Group) handOff() {
 	g.whileLeading(g.cfg.HeartbeatTimeout/2, func(now time.Time) time.Time {
-		if err := g.raft.LeadershipTransfer().Error(); err != nil {
+		if err := g.futures.wait(g.raft.LeadershipTransfer); err != nil {
 			g.lg.Warn("arbitrator leads and could not hand leadership over yet", zap.Error(err))
 			return now.Add(g.cfg.ElectionTimeout)
 		}

@@ -119,7 +119,7 @@ type appendCall struct {
 // needs only to know it committed, and then applies it itself (see
 // forwardedAppend).
 type appended struct {
-	f     raft.ApplyFuture
+	f     *future
 	once  sync.Once
 	err   error
 	index uint64
@@ -134,13 +134,14 @@ type appended struct {
 }
 
 // answer waits for Raft's answer for the entry: committed and applied
-// here, or failed. Raft answers every entry, at the latest when it shuts
-// down.
+// here, or failed. Raft answers every entry while it runs, and Close waits
+// for those answers before it shuts Raft down (see futures).
 func (e *appended) answer() *appended {
 	e.once.Do(func() {
 		if e.err = e.f.Error(); e.err == nil {
-			e.index = e.f.Index()
-			if t, ok := e.f.Response().(*uint64); ok {
+			f := e.f.apply()
+			e.index = f.Index()
+			if t, ok := f.Response().(*uint64); ok {
 				e.term = *t
 			}
 		}
@@ -262,7 +263,7 @@ func (a *appender) hand(wait bool) {
 		e.committed, e.answered = make(chan struct{}), make(chan struct{})
 		a.watch(l.Data, e) // before Raft can commit it
 	}
-	e.f = a.g.raft.ApplyLog(l, 0)
+	e.f = a.g.futures.ask(func() raft.Future { return a.g.raft.ApplyLog(l, 0) })
 	if watch && !a.g.goTracked(func() { e.answer(); a.take(l.Data, e) }) {
 		a.take(l.Data, e) // closing: its waiters stop on the group's closing
 	}

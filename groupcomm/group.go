@@ -34,6 +34,10 @@ type Group struct {
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
+	// futures are those asked of Raft; Close has each answered before it
+	// shuts Raft down.
+	futures futures
+
 	// originated counts the commands Broadcast ordered (PeerState).
 	originated atomic.Uint64
 
@@ -143,12 +147,13 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	g.peers = newPollers(g)
 	g.fsm = newFSM(d, g.lg, func(err error) {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
-		// serve snapshots: shut its raft down (not from the apply goroutine,
-		// which Shutdown waits for).
+		// serve snapshots: shut its raft down once it has answered the
+		// futures asked of it (not from the apply goroutine, which Shutdown
+		// waits for, and which answers them).
 		// Its Raft connections are closed too: peers would otherwise wait
 		// out their I/O deadlines on a connection nothing serves.
 		if r := g.live.Load(); r != nil {
-			g.goTracked(func() { r.Shutdown(); g.stream.Close() })
+			g.goTracked(func() { g.futures.close(); r.Shutdown(); g.stream.Close() })
 		}
 		if fatal != nil {
 			fatal(err)
@@ -185,6 +190,10 @@ func (g *Group) raftConfig() *raft.Config {
 	rc.MaxAppendEntries = g.cfg.MaxAppendEntries
 	rc.BatchApplyCh = false     // the appender batches; see batch.go
 	rc.NoLegacyTelemetry = true // the per-peer copies of labelled series
+	// A leader that removes itself steps down rather than shutting Raft
+	// down under the futures it still owes (see futures); the membership
+	// policy then finds it removed.
+	rc.ShutdownOnRemove = false
 	if g.cfg.SnapshotThreshold > 0 {
 		rc.SnapshotThreshold = g.cfg.SnapshotThreshold
 	}
@@ -321,6 +330,8 @@ func translateApplyErr(err error) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return ErrNotLeader
+	case errors.Is(err, ErrClosed):
+		return ErrClosed // never asked of Raft: Close had begun
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
 	default:
@@ -395,7 +406,7 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 	if g.raft.State() == raft.Leader {
 		f := g.readIndexFuture()
 		switch err := f.Error(); {
-		case errors.Is(err, raft.ErrRaftShutdown):
+		case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
 			return 0, ErrClosed
 		case err != nil:
 			return 0, ErrNotLeader // lost leadership: ask the next leader
@@ -415,7 +426,7 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 
 // readIndexFuture takes the leader's last index, then verifies leadership.
 func (g *Group) readIndexFuture() *readIndex {
-	return &readIndex{idx: g.delivered(g.raft.LastIndex()), f: g.raft.VerifyLeader()}
+	return &readIndex{idx: g.delivered(g.raft.LastIndex()), f: g.futures.ask(g.raft.VerifyLeader)}
 }
 
 // delivered maps a log index to the highest index at or below it that the
@@ -438,7 +449,7 @@ func (g *Group) delivered(idx uint64) uint64 {
 
 type readIndex struct {
 	idx uint64
-	f   raft.Future
+	f   *future
 }
 
 func (r *readIndex) Index() uint64 { return r.idx }
@@ -497,6 +508,7 @@ func (g *Group) teardown() error {
 		g.fwd.close()
 	}
 	if g.raft != nil {
+		g.futures.close()
 		if err := g.raft.Shutdown().Error(); err != nil {
 			errs = append(errs, err)
 		}

@@ -31,10 +31,10 @@ func (g *Group) TransferLeadership(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	switch err := g.raft.LeadershipTransfer().Error(); {
+	switch err := g.futures.wait(g.raft.LeadershipTransfer); {
 	case errors.Is(err, raft.ErrNotLeader):
 		return nil // lost it meanwhile
-	case errors.Is(err, raft.ErrRaftShutdown):
+	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
 		return ErrClosed
 	case err != nil:
 		return fmt.Errorf("groupcomm: leadership transfer: %w", err)
@@ -132,6 +132,13 @@ func (g *Group) rank(id string) int {
 	return len(g.cfg.LeaderPreference)
 }
 
+// transferTo hands leadership over to m.
+func (g *Group) transferTo(m Member) error {
+	return g.futures.wait(func() raft.Future {
+		return g.raft.LeadershipTransferToServer(raft.ServerID(m.ID), raft.ServerAddress(m.Addr))
+	})
+}
+
 // preferLeader runs the leadership preference until the group closes.
 func (g *Group) preferLeader() {
 	g.whileLeading(askInterval, func(now time.Time) time.Time {
@@ -139,7 +146,7 @@ func (g *Group) preferLeader() {
 		if !ok {
 			return now
 		}
-		err := g.raft.LeadershipTransferToServer(raft.ServerID(m.ID), raft.ServerAddress(m.Addr)).Error()
+		err := g.transferTo(m)
 		if err != nil {
 			g.lg.Warn("could not hand leadership over to the preferred member", zap.String("to", m.ID), zap.Error(err))
 			return now.Add(preferBackoff)
@@ -233,7 +240,7 @@ func (g *Group) followWrites() {
 		if !ok || m.ID == g.cfg.ID {
 			return now
 		}
-		err = g.raft.LeadershipTransferToServer(raft.ServerID(m.ID), raft.ServerAddress(m.Addr)).Error()
+		err = g.transferTo(m)
 		if err != nil {
 			g.lg.Warn("could not hand leadership over to the member originating most commits", zap.String("to", m.ID), zap.Error(err))
 			return now.Add(preferBackoff)

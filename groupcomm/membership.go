@@ -71,13 +71,12 @@ func (g *Group) AddMember(ctx context.Context, id, addr string, voter bool) erro
 		return fmt.Errorf("%w: %s must first be added as a non-voter, then promoted", ErrUnknownMember, id)
 	}
 	timeout := changeTimeout(ctx)
-	var f raft.IndexFuture
+	add := g.raft.AddNonvoter
 	if voter {
-		f = g.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
-	} else {
-		f = g.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout)
+		add = g.raft.AddVoter
 	}
-	if err := f.Error(); err != nil {
+	err = g.futures.wait(func() raft.Future { return add(raft.ServerID(id), raft.ServerAddress(addr), 0, timeout) })
+	if err != nil {
 		return translateMembershipErr(err)
 	}
 	g.lg.Info("membership changed", zap.String("member", id), zap.String("addr", addr),
@@ -106,7 +105,9 @@ func (g *Group) RemoveMember(ctx context.Context, id string) error {
 	case voters == 0:
 		return fmt.Errorf("%w: %s is the only voter", ErrLastVoter, id)
 	}
-	if err := g.raft.RemoveServer(raft.ServerID(id), 0, changeTimeout(ctx)).Error(); err != nil {
+	timeout := changeTimeout(ctx)
+	err = g.futures.wait(func() raft.Future { return g.raft.RemoveServer(raft.ServerID(id), 0, timeout) })
+	if err != nil {
 		return translateMembershipErr(err)
 	}
 	g.lg.Info("membership changed", zap.String("member", id), zap.String("change", "removed"))
@@ -149,7 +150,7 @@ func translateMembershipErr(err error) error {
 		// still commit under the next leader, so it is not to be retried
 		// there as if refused.
 		return fmt.Errorf("%w: membership change: %v", ErrIndeterminate, err)
-	case errors.Is(err, raft.ErrRaftShutdown):
+	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
 		return ErrClosed
 	default:
 		return fmt.Errorf("groupcomm: membership change: %w", err)

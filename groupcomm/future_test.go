@@ -1,0 +1,102 @@
+package groupcomm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Once close has begun, a future is answered ErrClosed without asking Raft;
+// close answers those asked before it, whoever else waits on them.
+func TestFuturesClose(t *testing.T) {
+	var fs futures
+	answer := make(chan error, 1)
+	asked := fs.ask(func() raft.Future { return chanFuture(answer) })
+	waited := make(chan error, 1)
+	go func() { waited <- asked.Error() }()
+	closed := make(chan struct{})
+	go func() { fs.close(); close(closed) }()
+	waitFor(t, "close to begin", func() bool {
+		fs.mu.RLock()
+		defer fs.mu.RUnlock()
+		return fs.closed
+	})
+	if err := fs.wait(func() raft.Future { t.Fatal("Raft asked after close began"); return nil }); !errors.Is(err, ErrClosed) {
+		t.Fatalf("asked after close began: %v, want ErrClosed", err)
+	}
+	select {
+	case <-closed:
+		t.Fatal("close returned before Raft answered")
+	default:
+	}
+	answer <- raft.ErrLeadershipLost
+	<-closed
+	if err := <-waited; !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("the waiter got %v, want Raft's answer", err)
+	}
+	if len(fs.pending) != 0 {
+		t.Fatalf("%d futures still pending", len(fs.pending))
+	}
+}
+
+// chanFuture is answered with what is sent on it.
+type chanFuture chan error
+
+func (c chanFuture) Error() error { return <-c }
+
+// A leader whose FSM is behind when it closes still owes an answer for
+// each entry it committed; the responders of forwarded commits wait for
+// them, and Close for the responders. Close has them answered before it
+// shuts Raft down, which would leave the entries its FSM loop had not yet
+// taken unanswered for good.
+func TestCloseAnswersCommittedEntriesFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a group")
+	}
+	ms := startGroupWith(t, 3, func(_ int, cfg *Config) { cfg.MaxBatch = 1 })
+	l := leader(t, ms)
+	ld, f := ms[l], ms[(l+1)%3]
+	open := gate(t, ld) // the leader's FSM stops at the next entry
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Commits through the follower, each committed on its own, so that
+	// each reaches the leader's FSM loop apart: one waits at the gate,
+	// the others queue behind it.
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range n {
+		before := ld.g.raft.CommitIndex()
+		wg.Go(func() { f.g.Broadcast(ctx, fmt.Appendf(nil, "c%d", i)) })
+		waitFor(t, fmt.Sprintf("commit %d", i), func() bool { return ld.g.raft.CommitIndex() > before })
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- ld.g.Close() }()
+	waitFor(t, "Close to stop asking Raft, or to shut it down", func() bool {
+		ld.g.futures.mu.RLock()
+		defer ld.g.futures.mu.RUnlock()
+		return ld.g.futures.closed || ld.g.raft.State() == raft.Shutdown
+	})
+	open()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		// The test's cleanup would wait on the same Close: end here.
+		panic("Close did not return: a responder waits on an entry Raft will never answer")
+	}
+	wg.Wait()
+	delivered := ld.d.entries()
+	for i := range n {
+		if !strings.Contains(delivered, fmt.Sprintf(":c%d ", i)) {
+			t.Errorf("the leader closed before it delivered c%d", i)
+		}
+	}
+}
