@@ -134,8 +134,7 @@ type appended struct {
 }
 
 // answer waits for Raft's answer for the entry: committed and applied
-// here, or failed. Raft answers every entry while it runs, and Close waits
-// for those answers before it shuts Raft down (see futures).
+// here, or failed (see futures for a Raft that shuts down meanwhile).
 func (e *appended) answer() *appended {
 	e.once.Do(func() {
 		if e.err = e.f.Error(); e.err == nil {

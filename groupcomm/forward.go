@@ -463,7 +463,8 @@ func (fw *fwdWriter) respond(q <-chan raftCall) {
 					binary.BigEndian.PutUint64(term[:], t)
 					msg = term[:]
 				}
-			case errors.Is(translateApplyErr(err), ErrNotLeader):
+			case errors.Is(translateApplyErr(err), ErrNotLeader), errors.Is(err, errNotAsked):
+				// never appended: the follower asks the next leader
 			default:
 				code, msg = fwdIndeterminate, []byte(err.Error())
 			}

@@ -12,37 +12,60 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Once close has begun, a future is answered ErrClosed without asking Raft;
-// close answers those asked before it, whoever else waits on them.
-func TestFuturesClose(t *testing.T) {
-	var fs futures
+// Once stop has begun, a future is answered without asking Raft; stop
+// waits for Raft's answers to those asked before, and every caller of a
+// future gets Raft's answer.
+func TestFuturesStop(t *testing.T) {
+	fs := newFutures()
 	answer := make(chan error, 1)
 	asked := fs.ask(func() raft.Future { return chanFuture(answer) })
-	waited := make(chan error, 1)
-	go func() { waited <- asked.Error() }()
-	closed := make(chan struct{})
-	go func() { fs.close(); close(closed) }()
-	waitFor(t, "close to begin", func() bool {
+	waited := make(chan error, 2)
+	for range 2 {
+		go func() { waited <- asked.Error() }()
+	}
+	unanswered := make(chan int, 1)
+	go func() { unanswered <- fs.stop(time.Minute) }()
+	waitFor(t, "stop to begin", func() bool {
 		fs.mu.RLock()
 		defer fs.mu.RUnlock()
-		return fs.closed
+		return fs.stopped
 	})
-	if err := fs.wait(func() raft.Future { t.Fatal("Raft asked after close began"); return nil }); !errors.Is(err, ErrClosed) {
-		t.Fatalf("asked after close began: %v, want ErrClosed", err)
+	if err := fs.wait(func() raft.Future { t.Fatal("Raft asked after stop began"); return nil }); !errors.Is(err, errNotAsked) || !errors.Is(err, ErrClosed) {
+		t.Fatalf("asked after stop began: %v, want ErrClosed, not handed to Raft", err)
 	}
 	select {
-	case <-closed:
-		t.Fatal("close returned before Raft answered")
+	case <-unanswered:
+		t.Fatal("stop returned before Raft answered")
 	default:
 	}
 	answer <- raft.ErrLeadershipLost
-	<-closed
-	if err := <-waited; !errors.Is(err, raft.ErrLeadershipLost) {
-		t.Fatalf("the waiter got %v, want Raft's answer", err)
+	if n := <-unanswered; n != 0 {
+		t.Fatalf("stop left %d unanswered", n)
 	}
-	if len(fs.pending) != 0 {
-		t.Fatalf("%d futures still pending", len(fs.pending))
+	for range 2 {
+		if err := <-waited; !errors.Is(err, raft.ErrLeadershipLost) {
+			t.Fatalf("a caller got %v, want Raft's answer", err)
+		}
 	}
+}
+
+// A future Raft never answers holds its callers only until Raft has shut
+// down.
+func TestFuturesUnansweredAtShutdown(t *testing.T) {
+	fs := newFutures()
+	answer := make(chan error, 1)
+	asked := fs.ask(func() raft.Future { return chanFuture(answer) })
+	if n := fs.stop(10 * time.Millisecond); n != 1 {
+		t.Fatalf("stop: %d unanswered, want 1", n)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- asked.Error() }()
+	fs.shutDown()
+	if err := <-waited; !errors.Is(err, raft.ErrRaftShutdown) {
+		t.Fatalf("a caller got %v, want ErrRaftShutdown", err)
+	}
+	answer <- nil // lets the goroutine taking the answer end
+	<-asked.done
 }
 
 // chanFuture is answered with what is sent on it.
@@ -52,9 +75,9 @@ func (c chanFuture) Error() error { return <-c }
 
 // A leader whose FSM is behind when it closes still owes an answer for
 // each entry it committed; the responders of forwarded commits wait for
-// them, and Close for the responders. Close has them answered before it
-// shuts Raft down, which would leave the entries its FSM loop had not yet
-// taken unanswered for good.
+// them, and Close for the responders. Raft shut down first would leave the
+// entries its FSM loop had not yet taken unanswered for good: Close lets
+// Raft answer them first, and returns.
 func TestCloseAnswersCommittedEntriesFirst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a group")
@@ -80,7 +103,7 @@ func TestCloseAnswersCommittedEntriesFirst(t *testing.T) {
 	waitFor(t, "Close to stop asking Raft, or to shut it down", func() bool {
 		ld.g.futures.mu.RLock()
 		defer ld.g.futures.mu.RUnlock()
-		return ld.g.futures.closed || ld.g.raft.State() == raft.Shutdown
+		return ld.g.futures.stopped || ld.g.raft.State() == raft.Shutdown
 	})
 	open()
 	select {

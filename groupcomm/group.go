@@ -34,9 +34,10 @@ type Group struct {
 	snaps  *donorStore
 	live   atomic.Pointer[raft.Raft] // g.raft, for the apply loop's failure path
 
-	// futures are those asked of Raft; Close has each answered before it
-	// shuts Raft down.
-	futures futures
+	// futures are those asked of Raft; see stopRaft.
+	futures  *futures
+	stopOnce sync.Once
+	stopErr  error
 
 	// originated counts the commands Broadcast ordered (PeerState).
 	originated atomic.Uint64
@@ -81,7 +82,7 @@ func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, e
 	case cfg.Join != "" && cfg.Peers == nil:
 		return nil, errors.New("groupcomm: Join needs Peers to ask through")
 	}
-	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{})}
+	g := &Group{cfg: cfg, lg: cfg.Logger, closing: make(chan struct{}), futures: newFutures()}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if err := g.open(ln, d, fatal); err != nil {
 		g.cancel()
@@ -147,13 +148,12 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 	g.peers = newPollers(g)
 	g.fsm = newFSM(d, g.lg, func(err error) {
 		// A member whose apply loop stopped must not vote, lead, snapshot or
-		// serve snapshots: shut its raft down once it has answered the
-		// futures asked of it (not from the apply goroutine, which Shutdown
-		// waits for, and which answers them).
+		// serve snapshots: shut its raft down at once (not from the apply
+		// goroutine, which Shutdown waits for).
 		// Its Raft connections are closed too: peers would otherwise wait
 		// out their I/O deadlines on a connection nothing serves.
-		if r := g.live.Load(); r != nil {
-			g.goTracked(func() { g.futures.close(); r.Shutdown(); g.stream.Close() })
+		if g.live.Load() != nil {
+			g.goTracked(func() { g.stopRaft(0); g.stream.Close() })
 		}
 		if fatal != nil {
 			fatal(err)
@@ -330,8 +330,8 @@ func translateApplyErr(err error) error {
 	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrEnqueueTimeout),
 		errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		return ErrNotLeader
-	case errors.Is(err, ErrClosed):
-		return ErrClosed // never asked of Raft: Close had begun
+	case errors.Is(err, errNotAsked):
+		return ErrClosed // never handed to Raft
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: %v", ErrIndeterminate, ErrClosed)
 	default:
@@ -406,7 +406,7 @@ func (g *Group) readIndexOnce(ctx context.Context) (uint64, error) {
 	if g.raft.State() == raft.Leader {
 		f := g.readIndexFuture()
 		switch err := f.Error(); {
-		case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
+		case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errNotAsked):
 			return 0, ErrClosed
 		case err != nil:
 			return 0, ErrNotLeader // lost leadership: ask the next leader
@@ -502,14 +502,31 @@ func (g *Group) Close() error {
 	return g.closeErr
 }
 
+// stopRaft shuts Raft down once it has answered the futures asked of it,
+// or wait has passed, and then tells the callers of those left unanswered
+// (see futures). Close and the apply loop's failure path call it; the
+// later waits for the earlier.
+func (g *Group) stopRaft(wait time.Duration) error {
+	g.stopOnce.Do(func() {
+		if n := g.futures.stop(wait); n > 0 {
+			g.lg.Warn("shutting Raft down with requests it has not answered; their callers are told it shut down",
+				zap.Int("unanswered", n))
+		}
+		g.stopErr = g.raft.Shutdown().Error()
+		g.futures.shutDown()
+	})
+	return g.stopErr
+}
+
 func (g *Group) teardown() error {
 	var errs []error
 	if g.fwd != nil {
 		g.fwd.close()
 	}
 	if g.raft != nil {
-		g.futures.close()
-		if err := g.raft.Shutdown().Error(); err != nil {
+		// Two election timeouts: time for a leader without a majority to
+		// lose its lease, or a leadership transfer to end.
+		if err := g.stopRaft(2 * g.cfg.ElectionTimeout); err != nil {
 			errs = append(errs, err)
 		}
 	}

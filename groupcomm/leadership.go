@@ -34,7 +34,7 @@ func (g *Group) TransferLeadership(ctx context.Context) error {
 	switch err := g.futures.wait(g.raft.LeadershipTransfer); {
 	case errors.Is(err, raft.ErrNotLeader):
 		return nil // lost it meanwhile
-	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
+	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errNotAsked):
 		return ErrClosed
 	case err != nil:
 		return fmt.Errorf("groupcomm: leadership transfer: %w", err)

@@ -133,7 +133,7 @@ func (g *Group) leaderConfiguration() (raft.Configuration, error) {
 
 func changeTimeout(ctx context.Context) time.Duration {
 	if d, ok := ctx.Deadline(); ok {
-		return time.Until(d)
+		return max(time.Until(d), time.Nanosecond) // Raft waits without end on 0
 	}
 	return membershipTimeout
 }
@@ -150,7 +150,7 @@ func translateMembershipErr(err error) error {
 		// still commit under the next leader, so it is not to be retried
 		// there as if refused.
 		return fmt.Errorf("%w: membership change: %v", ErrIndeterminate, err)
-	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, ErrClosed):
+	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errNotAsked):
 		return ErrClosed
 	default:
 		return fmt.Errorf("groupcomm: membership change: %w", err)
