@@ -111,8 +111,8 @@ type appendCall struct {
 }
 
 // appended is one entry handed to Raft. Its commands' callers all wait for
-// Raft's answer; the first to ask takes it from the future (which allows
-// one reader) and the others share it.
+// Raft's answer; the first to ask reads the entry's index and term from it
+// and the others share them.
 //
 // An entry that carries a forwarded command is also told when it commits,
 // before this member applies it: the follower that forwarded the command

@@ -11,8 +11,9 @@ var (
 	// ErrIndeterminate: the entry may or may not have been ordered (leadership
 	// was lost, the connection to the leader broke, or ctx ended while waiting).
 	ErrIndeterminate = errors.New("groupcomm: outcome unknown")
-	// ErrClosed: the Group is closed (or closing). The entry was not ordered
-	// unless Broadcast said ErrIndeterminate.
+	// ErrClosed: the Group is closed (or closing), or its apply loop has
+	// stopped. The entry was not ordered unless Broadcast said
+	// ErrIndeterminate.
 	ErrClosed = errors.New("groupcomm: closed")
 	// ErrHeldBack: flow control held the entry back on the leader until
 	// the caller gave up (a member applies too far behind). The entry was

@@ -23,7 +23,8 @@ import (
 // answer (applied, or leadership lost) rather than the shutdown. A leader
 // that keeps its lease but cannot commit (a majority refusing its appends)
 // may never answer: the goroutines taking those answers are the only ones
-// that outlive Close, each blocked on a channel Raft will never use again.
+// that outlive Close, each blocked on a channel Raft will never use again
+// (in tests, goleak reports them).
 type futures struct {
 	// mu is held for reading while a future is asked for, and by stop to
 	// end that: no future is asked for once stop has begun.
@@ -102,9 +103,10 @@ func (f *future) Error() error {
 // apply is the future of an entry (ApplyLog's), once Error returned nil.
 func (f *future) apply() raft.ApplyFuture { return f.f.(raft.ApplyFuture) }
 
-// stop stops asking Raft for futures and waits for its answers to those
-// asked, for at most bound; it returns how many are still unanswered.
-// Raft must still run.
+// stop stops asking Raft for futures, once those being asked for are
+// handed out (Raft takes an entry when its leader loop is free), and waits
+// for its answers to them for at most bound; it returns how many are still
+// unanswered. Raft must still run.
 func (fs *futures) stop(bound time.Duration) int {
 	fs.mu.Lock()
 	fs.pmu.Lock()

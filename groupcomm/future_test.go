@@ -49,23 +49,30 @@ func TestFuturesStop(t *testing.T) {
 	}
 }
 
-// A future Raft never answers holds its callers only until Raft has shut
-// down.
+// Until Raft has shut down, a caller gets Raft's answer, however late; a
+// future Raft has not answered then is answered ErrRaftShutdown, and an
+// answer that came first is still the answer.
 func TestFuturesUnansweredAtShutdown(t *testing.T) {
 	fs := newFutures()
-	answer := make(chan error, 1)
-	asked := fs.ask(func() raft.Future { return chanFuture(answer) })
-	if n := fs.stop(10 * time.Millisecond); n != 1 {
-		t.Fatalf("stop: %d unanswered, want 1", n)
+	answerLate, answerNever := make(chan error, 1), make(chan error, 1)
+	late := fs.ask(func() raft.Future { return chanFuture(answerLate) })
+	never := fs.ask(func() raft.Future { return chanFuture(answerNever) })
+	if n := fs.stop(10 * time.Millisecond); n != 2 {
+		t.Fatalf("stop: %d unanswered, want 2", n)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- asked.Error() }()
+	answerLate <- raft.ErrLeadershipLost
+	if err := late.Error(); !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("answered after stop, before shutdown: %v, want Raft's answer", err)
+	}
 	fs.shutDown()
-	if err := <-waited; !errors.Is(err, raft.ErrRaftShutdown) {
-		t.Fatalf("a caller got %v, want ErrRaftShutdown", err)
+	if err := never.Error(); !errors.Is(err, raft.ErrRaftShutdown) {
+		t.Fatalf("never answered: %v, want ErrRaftShutdown", err)
 	}
-	answer <- nil // lets the goroutine taking the answer end
-	<-asked.done
+	if err := late.Error(); !errors.Is(err, raft.ErrLeadershipLost) {
+		t.Fatalf("answered before shutdown, asked after: %v, want Raft's answer", err)
+	}
+	answerNever <- nil // lets the goroutine taking the answer end
+	<-never.done
 }
 
 // chanFuture is answered with what is sent on it.

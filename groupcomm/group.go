@@ -61,6 +61,8 @@ type Group struct {
 // New starts a member on ln (a listener that only receives connections Match
 // accepts) and delivers committed entries to d. fatal, if non-nil, is called
 // when the apply loop stops on an error; the member is useless afterwards.
+// fatal runs on the apply loop, which Close waits for: it must not block,
+// nor call Close.
 // An arbitrator (cfg.Arbitrator) delivers nothing; its d must be nil.
 func New(cfg Config, ln net.Listener, d Deliverer, fatal func(error)) (*Group, error) {
 	if err := cfg.Validate(); err != nil {
@@ -153,7 +155,7 @@ func (g *Group) open(ln net.Listener, d Deliverer, fatal func(error)) error {
 		// Its Raft connections are closed too: peers would otherwise wait
 		// out their I/O deadlines on a connection nothing serves.
 		if g.live.Load() != nil {
-			g.goTracked(func() { g.stopRaft(0); g.stream.Close() })
+			g.goTracked(func() { g.stopRaft(0, func() { g.stream.Close() }) })
 		}
 		if fatal != nil {
 			fatal(err)
@@ -504,15 +506,20 @@ func (g *Group) Close() error {
 
 // stopRaft shuts Raft down once it has answered the futures asked of it,
 // or wait has passed, and then tells the callers of those left unanswered
-// (see futures). Close and the apply loop's failure path call it; the
-// later waits for the earlier.
-func (g *Group) stopRaft(wait time.Duration) error {
+// (see futures). begun, if set, runs once the shutdown has begun. Close
+// and the apply loop's failure path call it; the later waits for the
+// earlier.
+func (g *Group) stopRaft(wait time.Duration, begun func()) error {
 	g.stopOnce.Do(func() {
 		if n := g.futures.stop(wait); n > 0 {
 			g.lg.Warn("shutting Raft down with requests it has not answered; their callers are told it shut down",
 				zap.Int("unanswered", n))
 		}
-		g.stopErr = g.raft.Shutdown().Error()
+		f := g.raft.Shutdown()
+		if begun != nil {
+			begun()
+		}
+		g.stopErr = f.Error()
 		g.futures.shutDown()
 	})
 	return g.stopErr
@@ -526,7 +533,7 @@ func (g *Group) teardown() error {
 	if g.raft != nil {
 		// Two election timeouts: time for a leader without a majority to
 		// lose its lease, or a leadership transfer to end.
-		if err := g.stopRaft(2 * g.cfg.ElectionTimeout); err != nil {
+		if err := g.stopRaft(2*g.cfg.ElectionTimeout, nil); err != nil {
 			errs = append(errs, err)
 		}
 	}

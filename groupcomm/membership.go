@@ -150,8 +150,12 @@ func translateMembershipErr(err error) error {
 		// still commit under the next leader, so it is not to be retried
 		// there as if refused.
 		return fmt.Errorf("%w: membership change: %v", ErrIndeterminate, err)
-	case errors.Is(err, raft.ErrRaftShutdown), errors.Is(err, errNotAsked):
-		return ErrClosed
+	case errors.Is(err, errNotAsked):
+		return ErrClosed // never handed to Raft
+	case errors.Is(err, raft.ErrRaftShutdown):
+		// Raft shut down before it answered: the change may have
+		// committed.
+		return fmt.Errorf("%w: membership change: %v", ErrIndeterminate, err)
 	default:
 		return fmt.Errorf("groupcomm: membership change: %w", err)
 	}

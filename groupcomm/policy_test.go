@@ -271,14 +271,25 @@ func TestMembershipErrors(t *testing.T) {
 		{raft.ErrNotLeader, ErrNotLeader},
 		{raft.ErrLeadershipTransferInProgress, ErrNotLeader},
 		{raft.ErrLeadershipLost, ErrIndeterminate},
-		{raft.ErrRaftShutdown, ErrClosed},
+		{raft.ErrRaftShutdown, ErrIndeterminate}, // it may have committed
+		{errNotAsked, ErrClosed},
 	} {
 		got := translateMembershipErr(tc.raft)
 		if !errors.Is(got, tc.want) {
 			t.Errorf("%v became %v, want %v", tc.raft, got, tc.want)
 		}
-		if tc.want != ErrNotLeader && errors.Is(got, ErrNotLeader) {
+		if tc.want != ErrNotLeader && errors.Is(got, ErrNotLeader) || tc.want != ErrClosed && errors.Is(got, ErrClosed) {
 			t.Errorf("%v became %v, which reads as never appended", tc.raft, got)
 		}
+	}
+}
+
+// A change whose deadline has passed still asks Raft with a bound: Raft
+// reads a timeout of 0 as none.
+func TestChangeTimeoutPassedDeadline(t *testing.T) {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if d := changeTimeout(ctx); d <= 0 {
+		t.Fatalf("changeTimeout after the deadline: %v, want above 0", d)
 	}
 }
