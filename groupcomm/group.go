@@ -48,6 +48,13 @@ type Group struct {
 	// is.
 	leaderIndex atomic.Uint64
 
+	// leading is whether this member leads, and leftLead when it last
+	// stopped (Unix ns), both kept by watchLeader's observer: a leader
+	// hears from no leader, so Raft's last contact is stale from the
+	// moment it steps down until Raft refreshes it a little later.
+	leading  atomic.Bool
+	leftLead atomic.Int64
+
 	closing   chan struct{}
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc

@@ -64,6 +64,10 @@ func (g *Group) otherVoter() bool {
 func (g *Group) watchLeader() {
 	ch := make(chan raft.Observation, 16)
 	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		// Raft calls this as it changes state, right after State changes.
+		if s, ok := o.Data.(raft.RaftState); ok && g.leading.Swap(s == raft.Leader) && s != raft.Leader {
+			g.leftLead.Store(time.Now().UnixNano())
+		}
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
 	})

@@ -23,7 +23,7 @@ type Status struct {
 	LeaderID    string
 	LeaderAddr  string
 	Primary     bool          // part of a majority with a live leader
-	LastContact time.Duration // since the leader was last heard from (0 on the leader, -1 never)
+	LastContact time.Duration // since the leader was last heard from, or this member led (0 on the leader, -1 never)
 	// AppliedIndex is the last log index delivered here, AppliedSeqno the
 	// seqno reached there (see Position). Lags and the log are counted in
 	// log indexes.
@@ -150,13 +150,17 @@ func (g *Group) Primary() bool {
 	return g.primary(Status{RaftState: g.raft.State().String(), LeaderID: string(id), LastContact: g.lastContact()})
 }
 
-// lastContact is how long ago this member last heard from a leader; -1 if
-// it never has.
+// lastContact is how long ago this member last heard from a leader, or
+// led itself; -1 if it never has.
 func (g *Group) lastContact() time.Duration {
-	if lc := g.raft.LastContact(); !lc.IsZero() {
-		return time.Since(lc)
+	lc := g.raft.LastContact()
+	if left := g.leftLead.Load(); left != 0 && time.Unix(0, left).After(lc) {
+		lc = time.Unix(0, left)
 	}
-	return -1
+	if lc.IsZero() {
+		return -1
+	}
+	return time.Since(lc)
 }
 
 // Restoring reports whether this member is restoring a snapshot it received.
