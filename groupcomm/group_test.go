@@ -334,6 +334,13 @@ func TestNotPrimaryWithoutMajority(t *testing.T) {
 		}
 		m.close()
 	}
+	// A commit written into the forwarding stream as the leader closed it
+	// has an unknown outcome; this test is about the commits after that.
+	waitFor(t, "the stream to the closed leader to break", func() bool {
+		alone.g.fwd.mu.Lock()
+		defer alone.g.fwd.mu.Unlock()
+		return alone.g.fwd.conns[ms[ld].cfg.Addr] == nil
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	start := time.Now()
