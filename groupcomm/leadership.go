@@ -73,6 +73,7 @@ func (g *Group) watchLeader() {
 	})
 	g.raft.RegisterObserver(obs)
 	defer g.raft.DeregisterObserver(obs)
+	g.leading.Store(g.raft.State() == raft.Leader) // led before the observer saw it
 	for {
 		select {
 		case <-g.closing:
